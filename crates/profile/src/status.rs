@@ -1,0 +1,54 @@
+/// An ISO 7816-4 status word (SW1 SW2) as the profile uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatusWord(pub u16);
+
+impl StatusWord {
+    /// `9000`: success.
+    pub const OK: Self = Self(0x9000);
+    /// `9401`: insufficient balance.
+    pub const INSUFFICIENT_BALANCE: Self = Self(0x9401);
+    /// `9302`: MAC error.
+    pub const MAC_ERROR: Self = Self(0x9302);
+    /// `9402`: transaction counter at its maximum.
+    pub const COUNTER_AT_MAXIMUM: Self = Self(0x9402);
+    /// `9403`: key index not supported.
+    pub const KEY_INDEX_NOT_SUPPORTED: Self = Self(0x9403);
+    /// `9406`: the required MAC (transaction proof) is unavailable.
+    pub const PROOF_UNAVAILABLE: Self = Self(0x9406);
+    /// `6283`: application locked (blacklisted); the FCI is still returned.
+    pub const APPLICATION_LOCKED: Self = Self(0x6283);
+    /// `6A82`: file or application not found.
+    pub const FILE_NOT_FOUND: Self = Self(0x6A82);
+    /// `6A83`: record not found.
+    pub const RECORD_NOT_FOUND: Self = Self(0x6A83);
+    /// `6A86`: wrong P1/P2 (ISO 7816-4; not listed by the profile).
+    pub const WRONG_P1_P2: Self = Self(0x6A86);
+    /// `6B00`: offset outside the file (ISO 7816-4; not listed by the profile).
+    pub const WRONG_OFFSET: Self = Self(0x6B00);
+    /// `6985`: conditions of use not satisfied (e.g. DEBIT without INITIALIZE).
+    pub const CONDITIONS_NOT_SATISFIED: Self = Self(0x6985);
+    /// `6700`: wrong length.
+    pub const WRONG_LENGTH: Self = Self(0x6700);
+    /// `6D00`: instruction not supported.
+    pub const UNKNOWN_INSTRUCTION: Self = Self(0x6D00);
+    /// `6E00`: class not supported.
+    pub const UNKNOWN_CLASS: Self = Self(0x6E00);
+
+    /// The two bytes as sent after the response data.
+    pub const fn to_bytes(self) -> [u8; 2] {
+        self.0.to_be_bytes()
+    }
+
+    /// Splits an R-APDU into its data and status word; `None` when it is shorter than 2 bytes.
+    pub fn split(response: &[u8]) -> Option<(&[u8], StatusWord)> {
+        let at = response.len().checked_sub(2)?;
+        let (data, sw) = response.split_at(at);
+        Some((data, StatusWord(u16::from_be_bytes([sw[0], sw[1]]))))
+    }
+}
+
+impl core::fmt::Display for StatusWord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:04X}", self.0)
+    }
+}
