@@ -25,6 +25,9 @@ impl StatusWord {
     pub const WRONG_P1_P2: Self = Self(0x6A86);
     /// `6B00`: offset outside the file (ISO 7816-4; not listed by the profile).
     pub const WRONG_OFFSET: Self = Self(0x6B00);
+    /// `6981`: command incompatible with the file's structure (ISO 7816-4; not listed by the
+    /// profile), e.g. READ RECORD on a binary file.
+    pub const INCOMPATIBLE_FILE: Self = Self(0x6981);
     /// `6985`: conditions of use not satisfied (e.g. DEBIT without INITIALIZE).
     pub const CONDITIONS_NOT_SATISFIED: Self = Self(0x6985);
     /// `6700`: wrong length.

@@ -1,0 +1,88 @@
+use alloc::vec;
+use alloc::vec::Vec;
+
+use yitong_crypto::{card_key, Algorithm, Key16};
+use yitong_profile::files::{IssuerData, HOLDER_LEN, MANAGEMENT_LEN};
+
+use crate::layout::{self, IMAGE_LEN};
+use crate::state::{Keys, Purse};
+
+/// The issuer's master keys, from which each card's keys are diversified.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeys {
+    /// Cipher family of the issuer's keys.
+    pub algorithm: Algorithm,
+    /// Master load key.
+    pub dlk: Key16,
+    /// Master purchase key.
+    pub dpk: Key16,
+    /// Master TAC key.
+    pub dtk: Key16,
+}
+
+impl MasterKeys {
+    /// The card keys of the card `issuer` describes: each DIV(DIV(MK, issuer ID), ASN8).
+    pub fn for_card(&self, issuer: &IssuerData) -> [Key16; 3] {
+        let div = |mk: &Key16| card_key(self.algorithm, mk, issuer.issuer_id, issuer.asn8());
+        [div(&self.dlk), div(&self.dpk), div(&self.dtk)]
+    }
+}
+
+/// Everything written into a new card at issuance.
+#[derive(Clone)]
+pub struct CardSpec {
+    /// EF15.
+    pub issuer: IssuerData,
+    /// EF16 (zeros on an anonymous card).
+    pub holder: [u8; HOLDER_LEN],
+    /// EF17.
+    pub management: [u8; MANAGEMENT_LEN],
+    /// The issuer's master keys; the card receives its diversified keys.
+    pub master_keys: MasterKeys,
+    /// Version of the keys, reported by INITIALIZE.
+    pub key_version: u8,
+    /// Overdraft limit in fen (at most `FFFFFF`).
+    pub overdraft_limit_fen: u32,
+    /// Highest balance a load may reach, in fen.
+    pub balance_limit_fen: u32,
+}
+
+/// Default balance limit: 1,000 yuan, as city cards commonly cap it (profile choice).
+pub const BALANCE_LIMIT_FEN_DEFAULT: u32 = 100_000;
+/// Largest overdraft limit the 3-byte field carries.
+pub const OVERDRAFT_LIMIT_FEN_MAX: u32 = 0xFF_FFFF;
+
+impl CardSpec {
+    /// A new card's image: zero balance and counters, empty logs, no open trip.
+    ///
+    /// # Panics
+    /// When the overdraft limit exceeds [`OVERDRAFT_LIMIT_FEN_MAX`]; callers check it.
+    pub fn personalize(&self) -> Vec<u8> {
+        assert!(self.overdraft_limit_fen <= OVERDRAFT_LIMIT_FEN_MAX);
+        let mut image = vec![0u8; IMAGE_LEN];
+        image[..4].copy_from_slice(&layout::MAGIC);
+        image[4] = layout::VERSION;
+        image[layout::ISSUER..layout::HOLDER].copy_from_slice(&self.issuer.encode());
+        image[layout::HOLDER..layout::MANAGEMENT].copy_from_slice(&self.holder);
+        image[layout::MANAGEMENT..layout::KEYS].copy_from_slice(&self.management);
+        let [dlk, dpk, dtk] = self.master_keys.for_card(&self.issuer);
+        let keys = Keys {
+            algorithm: self.master_keys.algorithm,
+            key_version: self.key_version,
+            dlk,
+            dpk,
+            dtk,
+        };
+        image[layout::KEYS..layout::PURSE].copy_from_slice(&keys.encode());
+        let purse = Purse {
+            balance_fen: 0,
+            overdraft_limit_fen: self.overdraft_limit_fen,
+            online_counter: 0,
+            offline_counter: 0,
+            locked: false,
+            balance_limit_fen: self.balance_limit_fen,
+        };
+        image[layout::PURSE..layout::LOG].copy_from_slice(&purse.encode());
+        image
+    }
+}
