@@ -81,10 +81,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn ok(data: &[u8]) -> Self {
-        Reply {
-            data: data.to_vec(),
-            sw: StatusWord::OK,
-        }
+        Reply { data: data.to_vec(), sw: StatusWord::OK }
     }
 }
 
@@ -126,19 +123,11 @@ impl<S: Store, R: Rng> Card<S, R> {
         match journal::recover(&mut store) {
             Ok(()) => {}
             Err(RecoverError::PowerLoss) => return Err(PowerOnError::PowerLoss),
-            Err(RecoverError::Corrupt) => {
-                return Err(PowerOnError::Image(ImageError::Corrupt("journal")))
-            }
+            Err(RecoverError::Corrupt) => return Err(PowerOnError::Image(ImageError::Corrupt("journal"))),
         }
         // Recovery wrote what had been committed; check the result as well.
         state::validate(store.image()).map_err(PowerOnError::Image)?;
-        Ok(Card {
-            store,
-            rng,
-            selected: Selected::None,
-            pending: Pending::None,
-            powered: true,
-        })
+        Ok(Card { store, rng, selected: Selected::None, pending: Pending::None, powered: true })
     }
 
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
@@ -156,10 +145,7 @@ impl<S: Store, R: Rng> Card<S, R> {
         };
         let reply = match result {
             Ok(reply) => reply,
-            Err(Failure::Refused(e)) => Reply {
-                data: Vec::new(),
-                sw: e.into(),
-            },
+            Err(Failure::Refused(e)) => Reply { data: Vec::new(), sw: e.into() },
             Err(Failure::PowerLoss) => {
                 self.powered = false;
                 self.selected = Selected::None;

@@ -25,10 +25,7 @@ pub struct Journal {
 impl Journal {
     /// An empty transaction.
     pub fn new() -> Self {
-        Journal {
-            body: [0; JOURNAL_BODY_MAX],
-            len: 0,
-        }
+        Journal { body: [0; JOURNAL_BODY_MAX], len: 0 }
     }
 
     /// Stages `bytes` to be written at `offset`.
@@ -37,10 +34,7 @@ impl Journal {
     /// When the transaction outgrows the journal; `layout` asserts the largest one fits.
     pub fn stage(&mut self, offset: usize, bytes: &[u8]) {
         let end = self.len + JOURNAL_ENTRY_OVERHEAD + bytes.len();
-        assert!(
-            end <= JOURNAL_BODY_MAX,
-            "transaction larger than the journal"
-        );
+        assert!(end <= JOURNAL_BODY_MAX, "transaction larger than the journal");
         let offset = u16::try_from(offset).expect("image offsets fit u16");
         let len = u16::try_from(bytes.len()).expect("staged writes are short");
         self.body[self.len..self.len + 2].copy_from_slice(&offset.to_be_bytes());
@@ -160,13 +154,9 @@ mod tests {
                 assert_eq!(staged().commit(&mut s), Err(PowerLoss));
                 let mut after = s.into_inner();
                 recover(&mut after).unwrap();
-                let data =
-                    |s: &MemStore| (s.image()[10..13].to_vec(), s.image()[100..120].to_vec());
+                let data = |s: &MemStore| (s.image()[10..13].to_vec(), s.image()[100..120].to_vec());
                 let got = data(&after);
-                assert!(
-                    got == data(&old) || got == data(&new),
-                    "cut {cut} prefix {prefix}: {got:?}"
-                );
+                assert!(got == data(&old) || got == data(&new), "cut {cut} prefix {prefix}: {got:?}");
                 // Past the flag write (write 1) the new state must win.
                 if cut >= 2 || (cut == 1 && prefix > 0) {
                     assert_eq!(got, data(&new));
@@ -183,8 +173,7 @@ mod tests {
         assert_eq!(recover(&mut s), Err(RecoverError::Corrupt));
         // A committed entry pointing into the journal itself.
         let off = u16::try_from(JOURNAL).unwrap().to_be_bytes();
-        s.write(JOURNAL, &[COMMITTED, 0, 5, off[0], off[1], 0, 1, 9])
-            .unwrap();
+        s.write(JOURNAL, &[COMMITTED, 0, 5, off[0], off[1], 0, 1, 9]).unwrap();
         assert_eq!(recover(&mut s), Err(RecoverError::Corrupt));
         s.write(JOURNAL + 1, &[0xFF, 0xFF]).unwrap();
         assert_eq!(recover(&mut s), Err(RecoverError::Corrupt));

@@ -16,8 +16,8 @@
 //! | 2302 | 643 | journal: flag, body length, body |
 
 use yitong_profile::files::{
-    HOLDER_LEN, ISSUER_LEN, LOG_RECORDS_MAX, LOG_RECORD_LEN, MANAGEMENT_LEN, TRANSIT_RECORDS_MAX,
-    TRANSIT_RECORD_LEN, TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN,
+    HOLDER_LEN, ISSUER_LEN, LOG_RECORDS_MAX, LOG_RECORD_LEN, MANAGEMENT_LEN, TRANSIT_RECORDS_MAX, TRANSIT_RECORD_LEN,
+    TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN,
 };
 
 pub const MAGIC: [u8; 4] = *b"YTSE";
@@ -60,5 +60,4 @@ const LARGEST_TRANSACTION: usize = 7 * JOURNAL_ENTRY_OVERHEAD
     + PROOF_LEN;
 const _: () = assert!(LARGEST_TRANSACTION <= JOURNAL_BODY_MAX);
 const _: () = assert!(IMAGE_LEN == 2945);
-const _: () =
-    assert!(LOG_RECORDS_MAX <= u8::MAX as usize && TRIP_LOG_RECORDS_MAX <= u8::MAX as usize);
+const _: () = assert!(LOG_RECORDS_MAX <= u8::MAX as usize && TRIP_LOG_RECORDS_MAX <= u8::MAX as usize);

@@ -57,6 +57,7 @@ mod tests;
 pub use card::{Card, PowerOnError};
 pub use error::CardError;
 pub use layout::IMAGE_LEN;
-pub use personalize::{CardSpec, MasterKeys, BALANCE_LIMIT_FEN_DEFAULT, OVERDRAFT_LIMIT_FEN_MAX};
+pub use personalize::{CardSpec, BALANCE_LIMIT_FEN_DEFAULT, OVERDRAFT_LIMIT_FEN_MAX};
 pub use state::ImageError;
 pub use store::{MemStore, PowerLoss, Store, TearingStore};
+pub use yitong_crypto::MasterKeys;

@@ -1,32 +1,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use yitong_crypto::{card_key, Algorithm, Key16};
+use yitong_crypto::MasterKeys;
 use yitong_profile::files::{IssuerData, HOLDER_LEN, MANAGEMENT_LEN};
 
 use crate::layout::{self, IMAGE_LEN};
 use crate::state::{Keys, Purse};
-
-/// The issuer's master keys, from which each card's keys are diversified.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct MasterKeys {
-    /// Cipher family of the issuer's keys.
-    pub algorithm: Algorithm,
-    /// Master load key.
-    pub dlk: Key16,
-    /// Master purchase key.
-    pub dpk: Key16,
-    /// Master TAC key.
-    pub dtk: Key16,
-}
-
-impl MasterKeys {
-    /// The card keys of the card `issuer` describes: each DIV(DIV(MK, issuer ID), ASN8).
-    pub fn for_card(&self, issuer: &IssuerData) -> [Key16; 3] {
-        let div = |mk: &Key16| card_key(self.algorithm, mk, issuer.issuer_id, issuer.asn8());
-        [div(&self.dlk), div(&self.dpk), div(&self.dtk)]
-    }
-}
 
 /// Everything written into a new card at issuance.
 #[derive(Clone)]
@@ -65,13 +44,13 @@ impl CardSpec {
         image[layout::ISSUER..layout::HOLDER].copy_from_slice(&self.issuer.encode());
         image[layout::HOLDER..layout::MANAGEMENT].copy_from_slice(&self.holder);
         image[layout::MANAGEMENT..layout::KEYS].copy_from_slice(&self.management);
-        let [dlk, dpk, dtk] = self.master_keys.for_card(&self.issuer);
+        let k = self.master_keys.for_card(self.issuer.issuer_id, self.issuer.asn8());
         let keys = Keys {
             algorithm: self.master_keys.algorithm,
             key_version: self.key_version,
-            dlk,
-            dpk,
-            dtk,
+            dlk: k.dlk,
+            dpk: k.dpk,
+            dtk: k.dtk,
         };
         image[layout::KEYS..layout::PURSE].copy_from_slice(&keys.encode());
         let purse = Purse {

@@ -1,9 +1,7 @@
 //! READ BINARY, READ RECORD and GET BALANCE: what any reader may see without keys.
 
 use rand_core::Rng;
-use yitong_profile::apdu::{
-    Command, SFI_HOLDER, SFI_ISSUER, SFI_LOG, SFI_MANAGEMENT, SFI_TRANSIT, SFI_TRIP_LOG,
-};
+use yitong_profile::apdu::{Command, SFI_HOLDER, SFI_ISSUER, SFI_LOG, SFI_MANAGEMENT, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{TRANSIT_RECORDS_MAX, TRANSIT_RECORD_LEN};
 
 use crate::card::{Card, Failure, Reply};
@@ -52,9 +50,7 @@ impl<S: Store, R: Rng> Card<S, R> {
                 Some(&image[at..at + TRANSIT_RECORD_LEN])
             }
             SFI_TRANSIT => None,
-            SFI_ISSUER | SFI_HOLDER | SFI_MANAGEMENT => {
-                return Err(CardError::IncompatibleFile.into())
-            }
+            SFI_ISSUER | SFI_HOLDER | SFI_MANAGEMENT => return Err(CardError::IncompatibleFile.into()),
             _ => return Err(CardError::FileNotFound.into()),
         };
         let record = record.ok_or(CardError::RecordNotFound)?;
@@ -72,11 +68,7 @@ impl<S: Store, R: Rng> Card<S, R> {
         Self::check_le(cmd, 4)?;
         self.require_app()?;
         let purse = self.purse();
-        let value = if cmd.p1 == 0 {
-            purse.balance_fen.to_be_bytes()
-        } else {
-            purse.overdraft_limit_fen.to_be_bytes()
-        };
+        let value = if cmd.p1 == 0 { purse.balance_fen.to_be_bytes() } else { purse.overdraft_limit_fen.to_be_bytes() };
         Ok(Reply::ok(&value))
     }
 }

@@ -48,27 +48,13 @@ impl<S: Store, R: Rng> Card<S, R> {
             }
             _ => return Err(CardError::WrongP1P2.into()),
         };
-        Ok(if with_fci {
-            reply
-        } else {
-            Reply {
-                data: Vec::new(),
-                sw: reply.sw,
-            }
-        })
+        Ok(if with_fci { reply } else { Reply { data: Vec::new(), sw: reply.sw } })
     }
 
     fn select_app(&mut self) -> Reply {
         self.selected = Selected::App;
-        let sw = if self.purse().locked {
-            StatusWord::APPLICATION_LOCKED
-        } else {
-            StatusWord::OK
-        };
-        Reply {
-            data: self.adf_fci(),
-            sw,
-        }
+        let sw = if self.purse().locked { StatusWord::APPLICATION_LOCKED } else { StatusWord::OK };
+        Reply { data: self.adf_fci(), sw }
     }
 
     /// `6F { 84 AID, A5 { 9F0C EF15 } }`: the terminal learns serial, issuer and validity here.
@@ -105,10 +91,7 @@ fn ppse_fci() -> Vec<u8> {
 
 /// Appends a BER-TLV with a one-byte length; every FCI of the profile is shorter than 128 bytes.
 fn tlv(out: &mut Vec<u8>, tag: &[u8], value: &[u8]) {
-    let len = u8::try_from(value.len())
-        .ok()
-        .filter(|l| *l < 0x80)
-        .expect("FCI values are short");
+    let len = u8::try_from(value.len()).ok().filter(|l| *l < 0x80).expect("FCI values are short");
     out.extend_from_slice(tag);
     out.push(len);
     out.extend_from_slice(value);

@@ -1,9 +1,7 @@
 //! The persistent state of the application, read from and staged into the image.
 
 use yitong_crypto::{Algorithm, Key16};
-use yitong_profile::files::{
-    LOG_RECORDS_MAX, LOG_RECORD_LEN, TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN,
-};
+use yitong_profile::files::{LOG_RECORDS_MAX, LOG_RECORD_LEN, TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN};
 use yitong_profile::Reader;
 
 use crate::journal::Journal;
@@ -21,11 +19,7 @@ pub enum ImageError {
 impl core::fmt::Display for ImageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ImageError::NotAnImage => write!(
-                f,
-                "not a Yitong card image (layout version {})",
-                layout::VERSION
-            ),
+            ImageError::NotAnImage => write!(f, "not a Yitong card image (layout version {})", layout::VERSION),
             ImageError::Corrupt(what) => write!(f, "damaged card image: {what}"),
         }
     }
@@ -64,8 +58,7 @@ impl Keys {
     pub fn read(image: &[u8]) -> Result<Self, ImageError> {
         let mut r = Reader::new(&image[KEYS..KEYS + KEYS_LEN]);
         let bad = |_| ImageError::Corrupt("keys");
-        let algorithm = Algorithm::from_id(r.u8().map_err(bad)?)
-            .map_err(|_| ImageError::Corrupt("algorithm ID"))?;
+        let algorithm = Algorithm::from_id(r.u8().map_err(bad)?).map_err(|_| ImageError::Corrupt("algorithm ID"))?;
         Ok(Keys {
             algorithm,
             key_version: r.u8().map_err(bad)?,
@@ -175,16 +168,9 @@ pub struct Ring {
 }
 
 impl Ring {
-    pub const LOG: Ring = Ring {
-        base: LOG,
-        record_len: LOG_RECORD_LEN,
-        max: LOG_RECORDS_MAX as u8,
-    };
-    pub const TRIP_LOG: Ring = Ring {
-        base: TRIP_LOG,
-        record_len: TRIP_LOG_RECORD_LEN,
-        max: TRIP_LOG_RECORDS_MAX as u8,
-    };
+    pub const LOG: Ring = Ring { base: LOG, record_len: LOG_RECORD_LEN, max: LOG_RECORDS_MAX as u8 };
+    pub const TRIP_LOG: Ring =
+        Ring { base: TRIP_LOG, record_len: TRIP_LOG_RECORD_LEN, max: TRIP_LOG_RECORDS_MAX as u8 };
 
     fn head(&self, image: &[u8]) -> (u8, u8) {
         (image[self.base], image[self.base + 1])
@@ -200,8 +186,7 @@ impl Ring {
         if n == 0 || n > count {
             return None;
         }
-        let index =
-            (u16::from(newest) + u16::from(self.max) - u16::from(n - 1)) % u16::from(self.max);
+        let index = (u16::from(newest) + u16::from(self.max) - u16::from(n - 1)) % u16::from(self.max);
         let at = self.slot(index as u8);
         Some(&image[at..at + self.record_len])
     }
@@ -210,11 +195,7 @@ impl Ring {
     pub fn stage_append(&self, image: &[u8], journal: &mut Journal, record: &[u8]) {
         assert_eq!(record.len(), self.record_len);
         let (newest, count) = self.head(image);
-        let index = if count == 0 {
-            0
-        } else {
-            (newest + 1) % self.max
-        };
+        let index = if count == 0 { 0 } else { (newest + 1) % self.max };
         journal.stage(self.slot(index), record);
         journal.stage(self.base, &[index, (count + 1).min(self.max)]);
     }

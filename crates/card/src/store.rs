@@ -62,13 +62,7 @@ pub struct TearingStore {
 impl TearingStore {
     /// Wraps `inner`; with `None` it never cuts.
     pub fn new(inner: MemStore, writes_before_cut: Option<usize>, torn_prefix_len: usize) -> Self {
-        TearingStore {
-            inner,
-            writes_before_cut,
-            torn_prefix_len,
-            writes_done: 0,
-            cut: false,
-        }
+        TearingStore { inner, writes_before_cut, torn_prefix_len, writes_done: 0, cut: false }
     }
 
     /// Writes completed (or torn) so far.

@@ -28,12 +28,7 @@ fn spec(algorithm: Algorithm, overdraft_limit_fen: u32) -> CardSpec {
         issuer: IssuerData::decode(&h(EF15)).unwrap(),
         holder: [0; 55],
         management: [0; 60],
-        master_keys: MasterKeys {
-            algorithm,
-            dlk: [0x11; 16],
-            dpk: [0x22; 16],
-            dtk: [0x33; 16],
-        },
+        master_keys: MasterKeys { algorithm, dlk: [0x11; 16], dpk: [0x22; 16], dtk: [0x33; 16] },
         key_version: 0x01,
         overdraft_limit_fen,
         balance_limit_fen: 100_000,
@@ -61,7 +56,8 @@ fn sw(r: &[u8]) -> std::string::String {
 }
 
 fn keys(spec: &CardSpec) -> [[u8; 16]; 3] {
-    spec.master_keys.for_card(&spec.issuer)
+    let k = spec.master_keys.for_card(spec.issuer.issuer_id, spec.issuer.asn8());
+    [k.dlk, k.dpk, k.dtk]
 }
 
 fn date() -> ([u8; 4], [u8; 3]) {
@@ -84,13 +80,7 @@ fn load(card: &mut TestCard, spec: &CardSpec, amount: u32) -> Vec<u8> {
         u16::from_be_bytes([r[4], r[5]]),
     );
     let (d, t) = date();
-    let tx = Transaction {
-        amount_fen: amount,
-        transaction_type: 0x02,
-        terminal_id: TERMINAL,
-        date: d,
-        time: t,
-    };
+    let tx = Transaction { amount_fen: amount, transaction_type: 0x02, terminal_id: TERMINAL, date: d, time: t };
     let mut credit = h("805200000B");
     credit.extend_from_slice(&d);
     credit.extend_from_slice(&t);
@@ -109,14 +99,7 @@ fn init_purchase(card: &mut TestCard, p1: u8, amount: u32) -> Vec<u8> {
     card.process(&init).unwrap()
 }
 
-fn debit_apdu(
-    spec: &CardSpec,
-    init: &[u8],
-    amount: u32,
-    transaction_type: u8,
-    ttn: u32,
-    good_mac: bool,
-) -> Vec<u8> {
+fn debit_apdu(spec: &CardSpec, init: &[u8], amount: u32, transaction_type: u8, ttn: u32, good_mac: bool) -> Vec<u8> {
     let [_, dpk, _] = keys(spec);
     let sk = SessionKey::purchase(
         spec.master_keys.algorithm,
@@ -126,13 +109,7 @@ fn debit_apdu(
         ttn,
     );
     let (d, t) = date();
-    let tx = Transaction {
-        amount_fen: amount,
-        transaction_type,
-        terminal_id: TERMINAL,
-        date: d,
-        time: t,
-    };
+    let tx = Transaction { amount_fen: amount, transaction_type, terminal_id: TERMINAL, date: d, time: t };
     let mut mac1 = inputs::purchase_mac1(&sk, &tx);
     if !good_mac {
         mac1[0] ^= 1;
@@ -150,16 +127,16 @@ fn debit_apdu(
 fn ppse_fci_lists_the_tunion_adf() {
     let mut card = card_with(&spec(Algorithm::Des, 0));
     let r = send(&mut card, "00A404000E325041592E5359532E444446303100");
-    let expected = h("6F2E 840E325041592E5359532E4444463031 A51C BF0C19 6117 4F08A000000632010105 50084D4F545F545F4550 870101 9000");
+    let expected = h(
+        "6F2E 840E325041592E5359532E4444463031 A51C BF0C19 6117 4F08A000000632010105 50084D4F545F545F4550 870101 9000",
+    );
     assert_eq!(r, expected);
 }
 
 #[test]
 fn adf_fci_carries_ef15_under_9f0c() {
     let mut card = card_with(&spec(Algorithm::Des, 0));
-    let expected = h(&std::format!(
-        "6F2D 8408A000000632010105 A521 9F0C1E {EF15} 9000"
-    ));
+    let expected = h(&std::format!("6F2D 8408A000000632010105 A521 9F0C1E {EF15} 9000"));
     assert_eq!(send(&mut card, "00A4040008A00000063201010500"), expected);
     // By FID 1001 and by a partial AID (the RID) the same application answers.
     assert_eq!(send(&mut card, "00A40000021001"), expected);
@@ -176,20 +153,10 @@ fn adf_fci_carries_ef15_under_9f0c() {
 fn read_binary_serves_ef15_16_17_by_sfi() {
     let s = spec(Algorithm::Des, 0);
     let mut card = card_with(&s);
-    assert_eq!(
-        send(&mut card, "00B0950000"),
-        h("6985"),
-        "no application selected"
-    );
+    assert_eq!(send(&mut card, "00B0950000"), h("6985"), "no application selected");
     let mut card = selected(&s);
-    assert_eq!(
-        send(&mut card, "00B0950000"),
-        h(&std::format!("{EF15} 9000"))
-    );
-    assert_eq!(
-        send(&mut card, "00B095140A"),
-        h("20260101203512310000 9000")
-    );
+    assert_eq!(send(&mut card, "00B0950000"), h(&std::format!("{EF15} 9000")));
+    assert_eq!(send(&mut card, "00B095140A"), h("20260101203512310000 9000"));
     assert_eq!(send(&mut card, "00B0960000").len(), 55 + 2);
     assert_eq!(send(&mut card, "00B0970000").len(), 60 + 2);
     assert_eq!(send(&mut card, "00B0951F00"), h("6B00"));
@@ -207,39 +174,22 @@ fn load_answers_mac1_and_tac_and_logs_the_load() {
     // balance 0, online counter 0, key version 01, algorithm 00, card random 01020304.
     assert_eq!(&r[..12], &h("00000000 0000 01 00 01020304")[..]);
     let sk = SessionKey::load(Algorithm::Des, &dlk, [1, 2, 3, 4], 0);
-    let tx = Transaction {
-        amount_fen: 10_000,
-        transaction_type: 0x02,
-        terminal_id: TERMINAL,
-        date: [0; 4],
-        time: [0; 3],
-    };
+    let tx =
+        Transaction { amount_fen: 10_000, transaction_type: 0x02, terminal_id: TERMINAL, date: [0; 4], time: [0; 3] };
     assert_eq!(&r[12..16], &inputs::load_mac1(&sk, 0, &tx));
     assert_eq!(sw(&r), "9000");
 
-    let tx = Transaction {
-        date: [0x20, 0x26, 0x11, 0x25],
-        time: [0x08, 0x30, 0x00],
-        ..tx
-    };
+    let tx = Transaction { date: [0x20, 0x26, 0x11, 0x25], time: [0x08, 0x30, 0x00], ..tx };
     let mac2 = inputs::load_mac2(&sk, &tx);
-    let r = card
-        .process(&[&h("805200000B 20261125 083000")[..], &mac2, &[0x04]].concat())
-        .unwrap();
+    let r = card.process(&[&h("805200000B 20261125 083000")[..], &mac2, &[0x04]].concat()).unwrap();
     let tac = inputs::load_tac(&tac_key(Algorithm::Des, &dtk), 10_000, 0, &tx);
     assert_eq!(r, [&tac[..], &[0x90, 0x00]].concat());
 
     assert_eq!(send(&mut card, "805C000204"), h("00002710 9000"));
-    assert_eq!(
-        send(&mut card, "00B201C417"),
-        h("0001 000000 00002710 02 112233445566 20261125 083000 9000")
-    );
+    assert_eq!(send(&mut card, "00B201C417"), h("0001 000000 00002710 02 112233445566 20261125 083000 9000"));
     assert_eq!(send(&mut card, "00B202C417"), h("6A83"));
     // The proof of that load: MAC2 ‖ TAC for online counter 1.
-    assert_eq!(
-        send(&mut card, "805A0002020001 08"),
-        [&mac2[..], &tac, &[0x90, 0x00]].concat()
-    );
+    assert_eq!(send(&mut card, "805A0002020001 08"), [&mac2[..], &tac, &[0x90, 0x00]].concat());
     assert_eq!(send(&mut card, "805A0002020002 08"), h("9406"));
 }
 
@@ -256,38 +206,16 @@ fn purchase_debits_and_answers_tac_and_mac2() {
     let r = card.process(&debit).unwrap();
 
     let [_, dpk, dtk] = keys(&s);
-    let sk = SessionKey::purchase(
-        Algorithm::Des,
-        &dpk,
-        init[11..15].try_into().unwrap(),
-        0,
-        0x42,
-    );
+    let sk = SessionKey::purchase(Algorithm::Des, &dpk, init[11..15].try_into().unwrap(), 0, 0x42);
     let (d, t) = date();
-    let tx = Transaction {
-        amount_fen: 300,
-        transaction_type: 0x06,
-        terminal_id: TERMINAL,
-        date: d,
-        time: t,
-    };
+    let tx = Transaction { amount_fen: 300, transaction_type: 0x06, terminal_id: TERMINAL, date: d, time: t };
     let tac = inputs::purchase_tac(&tac_key(Algorithm::Des, &dtk), 0x42, &tx);
     let mac2 = inputs::purchase_mac2(&sk, 300);
     assert_eq!(r, [&tac[..], &mac2, &[0x90, 0x00]].concat());
     assert_eq!(send(&mut card, "805C000204"), h("000002BC 9000"));
-    assert_eq!(
-        send(&mut card, "00B201C417"),
-        h("0001 000000 0000012C 06 112233445566 20261125 083000 9000")
-    );
-    assert_eq!(
-        send(&mut card, "805A0006020001"),
-        [&mac2[..], &tac, &[0x90, 0x00]].concat()
-    );
-    assert_eq!(
-        send(&mut card, "805A0009020001"),
-        h("9406"),
-        "a single purchase is not a composite one"
-    );
+    assert_eq!(send(&mut card, "00B201C417"), h("0001 000000 0000012C 06 112233445566 20261125 083000 9000"));
+    assert_eq!(send(&mut card, "805A0006020001"), [&mac2[..], &tac, &[0x90, 0x00]].concat());
+    assert_eq!(send(&mut card, "805A0009020001"), h("9406"), "a single purchase is not a composite one");
 }
 
 #[test]
@@ -305,36 +233,18 @@ fn capp_purchase_commits_cached_records_with_the_debit() {
     assert_eq!(card.process(&update_1e).unwrap(), h("9000"));
     // A wrong MAC1: 9302, and neither the purse nor the cached records change.
     let before = card.store().image().to_vec();
-    assert_eq!(
-        card.process(&debit_apdu(&s, &init, 0, 0x09, 7, false))
-            .unwrap(),
-        h("9302")
-    );
+    assert_eq!(card.process(&debit_apdu(&s, &init, 0, 0x09, 7, false)).unwrap(), h("9302"));
     assert_eq!(card.store().image(), &before[..]);
-    assert_eq!(
-        send(&mut card, "00B202D480"),
-        [&[0u8; 128][..], &[0x90, 0x00]].concat()
-    );
+    assert_eq!(send(&mut card, "00B202D480"), [&[0u8; 128][..], &[0x90, 0x00]].concat());
 
     let init = init_purchase(&mut card, 0x03, 0);
     card.process(&update_1a).unwrap();
     card.process(&update_1e).unwrap();
-    let r = card
-        .process(&debit_apdu(&s, &init, 0, 0x09, 7, true))
-        .unwrap();
+    let r = card.process(&debit_apdu(&s, &init, 0, 0x09, 7, true)).unwrap();
     assert_eq!(sw(&r), "9000");
-    assert_eq!(
-        send(&mut card, "00B202D480"),
-        [&transit[..], &[0x90, 0x00]].concat()
-    );
-    assert_eq!(
-        send(&mut card, "00B201F430"),
-        [&trip[..], &[0x90, 0x00]].concat()
-    );
-    assert_eq!(
-        send(&mut card, "00B201C417"),
-        h("0001 000000 00000000 09 112233445566 20261125 083000 9000")
-    );
+    assert_eq!(send(&mut card, "00B202D480"), [&transit[..], &[0x90, 0x00]].concat());
+    assert_eq!(send(&mut card, "00B201F430"), [&trip[..], &[0x90, 0x00]].concat());
+    assert_eq!(send(&mut card, "00B201C417"), h("0001 000000 00000000 09 112233445566 20261125 083000 9000"));
 }
 
 #[test]
@@ -343,17 +253,9 @@ fn capp_cache_rejects_bad_updates() {
     let mut card = selected(&s);
     load(&mut card, &s, 1_000);
     let record = |apdu: &str, len: usize| [&h(apdu)[..], &alloc::vec![0u8; len]].concat();
-    assert_eq!(
-        card.process(&record("80DC02D080", 128)).unwrap(),
-        h("6985"),
-        "no purchase under way"
-    );
+    assert_eq!(card.process(&record("80DC02D080", 128)).unwrap(), h("6985"), "no purchase under way");
     init_purchase(&mut card, 0x01, 0);
-    assert_eq!(
-        card.process(&record("80DC02D080", 128)).unwrap(),
-        h("6985"),
-        "single purchase has no cache"
-    );
+    assert_eq!(card.process(&record("80DC02D080", 128)).unwrap(), h("6985"), "single purchase has no cache");
     for (apdu, len, expected) in [
         ("80DC02D07F", 127, "6700"),
         ("80DC04D080", 128, "6A83"),
@@ -363,11 +265,7 @@ fn capp_cache_rejects_bad_updates() {
         ("80DC02D480", 128, "6A86"),
     ] {
         init_purchase(&mut card, 0x03, 0);
-        assert_eq!(
-            sw(&card.process(&record(apdu, len)).unwrap()),
-            expected,
-            "{apdu}"
-        );
+        assert_eq!(sw(&card.process(&record(apdu, len)).unwrap()), expected, "{apdu}");
     }
 }
 
@@ -378,11 +276,7 @@ fn transaction_is_dropped_by_any_other_command() {
     load(&mut card, &s, 1_000);
     let init = init_purchase(&mut card, 0x01, 100);
     assert_eq!(send(&mut card, "805C000204"), h("000003E8 9000"));
-    assert_eq!(
-        card.process(&debit_apdu(&s, &init, 100, 0x06, 1, true))
-            .unwrap(),
-        h("6985")
-    );
+    assert_eq!(card.process(&debit_apdu(&s, &init, 100, 0x06, 1, true)).unwrap(), h("6985"));
     assert_eq!(send(&mut card, "805C000204"), h("000003E8 9000"));
 }
 
@@ -417,14 +311,8 @@ fn every_refusal_has_its_status_word_and_changes_nothing() {
         assert_eq!(card.store().image(), &before[..], "{apdu} changed the card");
     }
     // A wrong MAC2 on CREDIT FOR LOAD.
-    assert_eq!(
-        sw(&send(&mut card, "805000020B0100000064112233445566")),
-        "9000"
-    );
-    assert_eq!(
-        send(&mut card, "805200000B2026112508300001020304"),
-        h("9302")
-    );
+    assert_eq!(sw(&send(&mut card, "805000020B0100000064112233445566")), "9000");
+    assert_eq!(send(&mut card, "805200000B2026112508300001020304"), h("9302"));
     assert_eq!(card.store().image(), &before[..]);
 }
 
@@ -437,14 +325,8 @@ fn counters_at_maximum_refuse_with_9402() {
     image[layout::PURSE..layout::PURSE + 4].copy_from_slice(&1_000i32.to_be_bytes());
     let mut card = Card::power_on(MemStore::new(image), CountingRng(0)).unwrap();
     send(&mut card, "00A4040008A000000632010105");
-    assert_eq!(
-        send(&mut card, "805001020B0100000001112233445566"),
-        h("9402")
-    );
-    assert_eq!(
-        send(&mut card, "805000020B0100000001112233445566"),
-        h("9402")
-    );
+    assert_eq!(send(&mut card, "805001020B0100000001112233445566"), h("9402"));
+    assert_eq!(send(&mut card, "805000020B0100000001112233445566"), h("9402"));
 }
 
 #[test]
@@ -456,12 +338,7 @@ fn overdraft_lets_the_balance_go_negative_down_to_its_limit() {
     assert_eq!(sw(&init_purchase(&mut card, 0x01, 601)), "9401");
     let init = init_purchase(&mut card, 0x01, 550);
     assert_eq!(&init[6..9], &h("0001F4")[..]);
-    assert_eq!(
-        sw(&card
-            .process(&debit_apdu(&s, &init, 550, 0x06, 1, true))
-            .unwrap()),
-        "9000"
-    );
+    assert_eq!(sw(&card.process(&debit_apdu(&s, &init, 550, 0x06, 1, true)).unwrap()), "9000");
     // -450 fen in two's complement.
     assert_eq!(send(&mut card, "805C000204"), h("FFFFFE3E 9000"));
     assert_eq!(sw(&init_purchase(&mut card, 0x01, 51)), "9401");
@@ -476,14 +353,8 @@ fn locked_application_still_selects_and_reads_but_refuses_money() {
     assert_eq!(sw(&r), "6283");
     assert_eq!(r.len(), 47 + 2);
     assert_eq!(send(&mut card, "805C000204"), h("00000000 9000"));
-    assert_eq!(
-        send(&mut card, "805001020B0100000000112233445566"),
-        h("6283")
-    );
-    assert_eq!(
-        send(&mut card, "805000020B0100000064112233445566"),
-        h("6283")
-    );
+    assert_eq!(send(&mut card, "805001020B0100000000112233445566"), h("6283"));
+    assert_eq!(send(&mut card, "805000020B0100000064112233445566"), h("6283"));
 }
 
 #[test]
@@ -493,12 +364,7 @@ fn sm4_card_announces_algorithm_04_and_verifies_sm4_macs() {
     load(&mut card, &s, 800);
     let init = init_purchase(&mut card, 0x01, 200);
     assert_eq!(init[10], 0x04);
-    assert_eq!(
-        sw(&card
-            .process(&debit_apdu(&s, &init, 200, 0x06, 9, true))
-            .unwrap()),
-        "9000"
-    );
+    assert_eq!(sw(&card.process(&debit_apdu(&s, &init, 200, 0x06, 9, true)).unwrap()), "9000");
     assert_eq!(send(&mut card, "805C000204"), h("00000258 9000"));
 }
 

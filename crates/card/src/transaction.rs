@@ -4,9 +4,7 @@
 use rand_core::Rng;
 use yitong_crypto::inputs::{self, Transaction};
 use yitong_crypto::{tac_key, SessionKey};
-use yitong_profile::apdu::{
-    transaction_type, Command, LoadInit, PurchaseInit, KEY_INDEX, SFI_TRANSIT, SFI_TRIP_LOG,
-};
+use yitong_profile::apdu::{transaction_type, Command, LoadInit, PurchaseInit, KEY_INDEX, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{LogRecord, TRANSIT_RECORDS_MAX, TRANSIT_RECORD_LEN};
 use yitong_profile::Reader;
 
@@ -43,13 +41,10 @@ impl<S: Store, R: Rng> Card<S, R> {
             if purse.online_counter == u16::MAX {
                 return Err(CardError::CounterAtMaximum.into());
             }
-            if i64::from(purse.balance_fen) + i64::from(amount_fen)
-                > i64::from(purse.balance_limit_fen)
-            {
+            if i64::from(purse.balance_fen) + i64::from(amount_fen) > i64::from(purse.balance_limit_fen) {
                 return Err(CardError::ConditionsNotSatisfied.into());
             }
-            let session_key =
-                SessionKey::load(keys.algorithm, &keys.dlk, card_random, purse.online_counter);
+            let session_key = SessionKey::load(keys.algorithm, &keys.dlk, card_random, purse.online_counter);
             let t = Transaction {
                 amount_fen,
                 transaction_type: transaction_type::EP_LOAD,
@@ -101,21 +96,14 @@ impl<S: Store, R: Rng> Card<S, R> {
         Ok(Reply::ok(&answer.encode()))
     }
 
-    pub(crate) fn credit_for_load(
-        &mut self,
-        cmd: &Command<'_>,
-        pending: Pending,
-    ) -> Result<Reply, Failure> {
+    pub(crate) fn credit_for_load(&mut self, cmd: &Command<'_>, pending: Pending) -> Result<Reply, Failure> {
         if cmd.p1 != 0 || cmd.p2 != 0 {
             return Err(CardError::WrongP1P2.into());
         }
         let mut r = Reader::new(cmd.data);
-        let (Ok(date), Ok(time), Ok(mac2), true) = (
-            r.array::<4>(),
-            r.array::<3>(),
-            r.array::<4>(),
-            cmd.data.len() == 11,
-        ) else {
+        let (Ok(date), Ok(time), Ok(mac2), true) =
+            (r.array::<4>(), r.array::<3>(), r.array::<4>(), cmd.data.len() == 11)
+        else {
             return Err(CardError::WrongLength.into());
         };
         Self::check_le(cmd, 4)?;
@@ -135,21 +123,13 @@ impl<S: Store, R: Rng> Card<S, R> {
         let image = self.image();
         let keys = Keys::read(image).map_err(|_| CardError::ConditionsNotSatisfied)?;
         let mut purse = self.purse();
-        assert_eq!(
-            purse.online_counter, load.online_counter,
-            "counter moved inside a transaction"
-        );
+        assert_eq!(purse.online_counter, load.online_counter, "counter moved inside a transaction");
         let balance_after = purse
             .balance_fen
             .checked_add_unsigned(load.amount_fen)
             .filter(|b| i64::from(*b) <= i64::from(purse.balance_limit_fen))
             .ok_or(CardError::ConditionsNotSatisfied)?;
-        let tac = inputs::load_tac(
-            &tac_key(keys.algorithm, &keys.dtk),
-            balance_after as u32,
-            load.online_counter,
-            &t,
-        );
+        let tac = inputs::load_tac(&tac_key(keys.algorithm, &keys.dtk), balance_after as u32, load.online_counter, &t);
         let counter = load.online_counter + 1;
         purse.balance_fen = balance_after;
         purse.online_counter = counter;
@@ -166,22 +146,13 @@ impl<S: Store, R: Rng> Card<S, R> {
             time,
         };
         Ring::LOG.stage_append(image, &mut journal, &log.encode());
-        Proof {
-            transaction_type: transaction_type::EP_LOAD,
-            counter,
-            mac2,
-            tac,
-        }
-        .stage(&mut journal, layout::PROOF_ONLINE);
+        Proof { transaction_type: transaction_type::EP_LOAD, counter, mac2, tac }
+            .stage(&mut journal, layout::PROOF_ONLINE);
         self.commit(journal)?;
         Ok(Reply::ok(&tac))
     }
 
-    pub(crate) fn update_capp_data_cache(
-        &mut self,
-        cmd: &Command<'_>,
-        pending: Pending,
-    ) -> Result<Reply, Failure> {
+    pub(crate) fn update_capp_data_cache(&mut self, cmd: &Command<'_>, pending: Pending) -> Result<Reply, Failure> {
         if cmd.p2 & 0x07 != 0 {
             return Err(CardError::WrongP1P2.into());
         }
@@ -196,8 +167,7 @@ impl<S: Store, R: Rng> Card<S, R> {
                 if cmd.p1 == 0 || usize::from(cmd.p1) > TRANSIT_RECORDS_MAX {
                     return Err(CardError::RecordNotFound.into());
                 }
-                let record: [u8; TRANSIT_RECORD_LEN] =
-                    cmd.data.try_into().map_err(|_| CardError::WrongLength)?;
+                let record: [u8; TRANSIT_RECORD_LEN] = cmd.data.try_into().map_err(|_| CardError::WrongLength)?;
                 purchase.transit = Some((cmd.p1, record));
             }
             SFI_TRIP_LOG => {
@@ -212,22 +182,14 @@ impl<S: Store, R: Rng> Card<S, R> {
         Ok(Reply::ok(&[]))
     }
 
-    pub(crate) fn debit_for_purchase(
-        &mut self,
-        cmd: &Command<'_>,
-        pending: Pending,
-    ) -> Result<Reply, Failure> {
+    pub(crate) fn debit_for_purchase(&mut self, cmd: &Command<'_>, pending: Pending) -> Result<Reply, Failure> {
         if cmd.p1 != 0x01 || cmd.p2 != 0x00 {
             return Err(CardError::WrongP1P2.into());
         }
         let mut r = Reader::new(cmd.data);
-        let (Ok(ttn), Ok(date), Ok(time), Ok(mac1), true) = (
-            r.u32(),
-            r.array::<4>(),
-            r.array::<3>(),
-            r.array::<4>(),
-            cmd.data.len() == 15,
-        ) else {
+        let (Ok(ttn), Ok(date), Ok(time), Ok(mac1), true) =
+            (r.u32(), r.array::<4>(), r.array::<3>(), r.array::<4>(), cmd.data.len() == 15)
+        else {
             return Err(CardError::WrongLength.into());
         };
         Self::check_le(cmd, 8)?;
@@ -236,18 +198,10 @@ impl<S: Store, R: Rng> Card<S, R> {
         };
         let image = self.image();
         let keys = Keys::read(image).map_err(|_| CardError::ConditionsNotSatisfied)?;
-        let session_key = SessionKey::purchase(
-            keys.algorithm,
-            &keys.dpk,
-            purchase.card_random,
-            purchase.offline_counter,
-            ttn,
-        );
-        let transaction_type = if purchase.capp {
-            transaction_type::CAPP_PURCHASE
-        } else {
-            transaction_type::EP_PURCHASE
-        };
+        let session_key =
+            SessionKey::purchase(keys.algorithm, &keys.dpk, purchase.card_random, purchase.offline_counter, ttn);
+        let transaction_type =
+            if purchase.capp { transaction_type::CAPP_PURCHASE } else { transaction_type::EP_PURCHASE };
         let t = Transaction {
             amount_fen: purchase.amount_fen,
             transaction_type,
@@ -259,10 +213,7 @@ impl<S: Store, R: Rng> Card<S, R> {
             return Err(CardError::MacError.into());
         }
         let mut purse = self.purse();
-        assert_eq!(
-            purse.offline_counter, purchase.offline_counter,
-            "counter moved inside a transaction"
-        );
+        assert_eq!(purse.offline_counter, purchase.offline_counter, "counter moved inside a transaction");
         let balance_after = purse
             .balance_fen
             .checked_sub_unsigned(purchase.amount_fen)
@@ -287,21 +238,12 @@ impl<S: Store, R: Rng> Card<S, R> {
         };
         Ring::LOG.stage_append(image, &mut journal, &log.encode());
         if let Some((record, bytes)) = purchase.transit {
-            journal.stage(
-                layout::TRANSIT + (usize::from(record) - 1) * TRANSIT_RECORD_LEN,
-                &bytes,
-            );
+            journal.stage(layout::TRANSIT + (usize::from(record) - 1) * TRANSIT_RECORD_LEN, &bytes);
         }
         if let Some(bytes) = purchase.trip_log {
             Ring::TRIP_LOG.stage_append(image, &mut journal, &bytes);
         }
-        Proof {
-            transaction_type,
-            counter,
-            mac2,
-            tac,
-        }
-        .stage(&mut journal, layout::PROOF_OFFLINE);
+        Proof { transaction_type, counter, mac2, tac }.stage(&mut journal, layout::PROOF_OFFLINE);
         self.commit(journal)?;
         let mut answer = [0u8; 8];
         answer[..4].copy_from_slice(&tac);
@@ -312,9 +254,7 @@ impl<S: Store, R: Rng> Card<S, R> {
     pub(crate) fn get_transaction_prove(&mut self, cmd: &Command<'_>) -> Result<Reply, Failure> {
         let proof_at = match (cmd.p1, cmd.p2) {
             (0x00, transaction_type::EP_LOAD) => layout::PROOF_ONLINE,
-            (0x00, transaction_type::EP_PURCHASE | transaction_type::CAPP_PURCHASE) => {
-                layout::PROOF_OFFLINE
-            }
+            (0x00, transaction_type::EP_PURCHASE | transaction_type::CAPP_PURCHASE) => layout::PROOF_OFFLINE,
             _ => return Err(CardError::WrongP1P2.into()),
         };
         let counter: [u8; 2] = cmd.data.try_into().map_err(|_| CardError::WrongLength)?;

@@ -19,12 +19,7 @@ fn card() -> Card<MemStore, CountingRng> {
         },
         holder: [0; 55],
         management: [0; 60],
-        master_keys: MasterKeys {
-            algorithm: Algorithm::Des,
-            dlk: [1; 16],
-            dpk: [2; 16],
-            dtk: [3; 16],
-        },
+        master_keys: MasterKeys { algorithm: Algorithm::Des, dlk: [1; 16], dpk: [2; 16], dtk: [3; 16] },
         key_version: 1,
         overdraft_limit_fen: 300,
         balance_limit_fen: 100_000,

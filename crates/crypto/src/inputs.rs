@@ -27,10 +27,7 @@ struct Input {
 
 impl Input {
     fn new() -> Self {
-        Input {
-            buf: [0; 32],
-            len: 0,
-        }
+        Input { buf: [0; 32], len: 0 }
     }
     fn put(mut self, bytes: &[u8]) -> Self {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
@@ -59,12 +56,7 @@ pub fn load_mac2(key: &SessionKey, t: &Transaction) -> Mac4 {
 
 /// Load TAC: balance after ‖ online counter (as INITIALIZE FOR LOAD returned it) ‖ amount ‖ type ‖
 /// terminal ID ‖ date ‖ time, under the TAC key.
-pub fn load_tac(
-    tac_key: &SessionKey,
-    balance_after: u32,
-    online_counter: u16,
-    t: &Transaction,
-) -> Mac4 {
+pub fn load_tac(tac_key: &SessionKey, balance_after: u32, online_counter: u16, t: &Transaction) -> Mac4 {
     Input::new()
         .put(&balance_after.to_be_bytes())
         .put(&online_counter.to_be_bytes())
@@ -88,11 +80,7 @@ pub fn purchase_mac2(key: &SessionKey, amount_fen: u32) -> Mac4 {
 
 /// Purchase TAC: amount ‖ type ‖ terminal ID ‖ terminal transaction number ‖ date ‖ time, under the
 /// TAC key.
-pub fn purchase_tac(
-    tac_key: &SessionKey,
-    terminal_transaction_number: u32,
-    t: &Transaction,
-) -> Mac4 {
+pub fn purchase_tac(tac_key: &SessionKey, terminal_transaction_number: u32, t: &Transaction) -> Mac4 {
     Input::new()
         .put(&t.amount_fen.to_be_bytes())
         .put(&[t.transaction_type])

@@ -32,6 +32,44 @@ pub fn card_key(algorithm: Algorithm, master: &Key16, issuer_id: [u8; 8], asn8: 
     diversify(algorithm, &issuer_key, asn8)
 }
 
+/// An issuer's master keys, from which each card's keys are diversified with [`card_key`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeys {
+    /// Cipher family of the issuer's keys.
+    pub algorithm: Algorithm,
+    /// Master load key.
+    pub dlk: Key16,
+    /// Master purchase key.
+    pub dpk: Key16,
+    /// Master TAC key.
+    pub dtk: Key16,
+}
+
+impl core::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MasterKeys").field("algorithm", &self.algorithm).finish_non_exhaustive()
+    }
+}
+
+/// One card's keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CardKeys {
+    /// Load key.
+    pub dlk: Key16,
+    /// Purchase key.
+    pub dpk: Key16,
+    /// TAC key.
+    pub dtk: Key16,
+}
+
+impl MasterKeys {
+    /// The keys of the card with this issuer ID and application serial tail (ASN8).
+    pub fn for_card(&self, issuer_id: [u8; 8], asn8: [u8; 8]) -> CardKeys {
+        let div = |mk: &Key16| card_key(self.algorithm, mk, issuer_id, asn8);
+        CardKeys { dlk: div(&self.dlk), dpk: div(&self.dpk), dtk: div(&self.dtk) }
+    }
+}
+
 /// The key a card signs TACs with: the left 8 bytes of DTK XOR its right 8 bytes under DES;
 /// DTK itself under SM4 (profile choice).
 pub fn tac_key(algorithm: Algorithm, dtk: &Key16) -> SessionKey {
@@ -57,9 +95,7 @@ pub struct SessionKey {
 impl core::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Key material stays out of logs.
-        f.debug_struct("SessionKey")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -67,17 +103,11 @@ impl SessionKey {
     fn des(key: [u8; 8]) -> Self {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&key);
-        SessionKey {
-            algorithm: Algorithm::Des,
-            bytes,
-        }
+        SessionKey { algorithm: Algorithm::Des, bytes }
     }
 
     fn sm4(key: [u8; 16]) -> Self {
-        SessionKey {
-            algorithm: Algorithm::Sm4,
-            bytes: key,
-        }
+        SessionKey { algorithm: Algorithm::Sm4, bytes: key }
     }
 
     /// Derives a session key from 8 input bytes under a card key: 3DES_K(input) for DES; for SM4
@@ -95,19 +125,10 @@ impl SessionKey {
     }
 
     /// Load session key: E_DLK(card random ‖ online counter ‖ `8000`).
-    pub fn load(
-        algorithm: Algorithm,
-        dlk: &Key16,
-        card_random: [u8; 4],
-        online_counter: u16,
-    ) -> Self {
+    pub fn load(algorithm: Algorithm, dlk: &Key16, card_random: [u8; 4], online_counter: u16) -> Self {
         let c = online_counter.to_be_bytes();
         let r = card_random;
-        Self::derive(
-            algorithm,
-            dlk,
-            [r[0], r[1], r[2], r[3], c[0], c[1], 0x80, 0x00],
-        )
+        Self::derive(algorithm, dlk, [r[0], r[1], r[2], r[3], c[0], c[1], 0x80, 0x00])
     }
 
     /// Purchase (and composite purchase) session key: E_DPK(card random ‖ offline counter ‖ the low
@@ -122,11 +143,7 @@ impl SessionKey {
         let c = offline_counter.to_be_bytes();
         let t = terminal_transaction_number.to_be_bytes();
         let r = card_random;
-        Self::derive(
-            algorithm,
-            dpk,
-            [r[0], r[1], r[2], r[3], c[0], c[1], t[2], t[3]],
-        )
+        Self::derive(algorithm, dpk, [r[0], r[1], r[2], r[3], c[0], c[1], t[2], t[3]])
     }
 
     /// The algorithm this key belongs to.

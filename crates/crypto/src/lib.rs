@@ -25,5 +25,5 @@ mod keys;
 mod mac;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use keys::{card_key, diversify, tac_key, Key16, SessionKey};
+pub use keys::{card_key, diversify, tac_key, CardKeys, Key16, MasterKeys, SessionKey};
 pub use mac::{mac, Mac4};

@@ -29,14 +29,14 @@ pub fn mac(key: &SessionKey, data: &[u8]) -> Mac4 {
 
     let tag = match key.algorithm() {
         Algorithm::Des => {
-            let mut m = <CbcMac<des::Des> as KeyInit>::new_from_slice(key.as_bytes())
-                .expect("a DES session key is 8 bytes");
+            let mut m =
+                <CbcMac<des::Des> as KeyInit>::new_from_slice(key.as_bytes()).expect("a DES session key is 8 bytes");
             m.update(padded);
             first4(&m.finalize().into_bytes())
         }
         Algorithm::Sm4 => {
-            let mut m = <CbcMac<sm4::Sm4> as KeyInit>::new_from_slice(key.as_bytes())
-                .expect("an SM4 session key is 16 bytes");
+            let mut m =
+                <CbcMac<sm4::Sm4> as KeyInit>::new_from_slice(key.as_bytes()).expect("an SM4 session key is 16 bytes");
             m.update(padded);
             first4(&m.finalize().into_bytes())
         }

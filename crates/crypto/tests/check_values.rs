@@ -28,19 +28,13 @@ fn load_session_key_matches_published_value() {
 #[test]
 fn load_mac1_matches_published_value() {
     let key = SessionKey::load(Algorithm::Des, &h(KEY), h("11223344"), 0x0000);
-    assert_eq!(
-        inputs::load_mac1(&key, 0, &profile_transaction()),
-        h("2988AE5A")
-    );
+    assert_eq!(inputs::load_mac1(&key, 0, &profile_transaction()), h("2988AE5A"));
 }
 
 #[test]
 fn load_mac2_matches_published_value() {
     let key = SessionKey::load(Algorithm::Des, &h(KEY), h("11223344"), 0x0000);
-    assert_eq!(
-        inputs::load_mac2(&key, &profile_transaction()),
-        h("3A845BF0")
-    );
+    assert_eq!(inputs::load_mac2(&key, &profile_transaction()), h("3A845BF0"));
 }
 
 /// FIPS 46 / NBS SP 500-20 single-DES known answer: key 0123456789ABCDEF encrypts
@@ -86,10 +80,8 @@ fn des_diversification_halves_are_complements_of_input() {
     let x: [u8; 8] = h("0000000000000001");
     let out = diversify(Algorithm::Des, &key, x);
     let cipher = des::TdesEde2::new(&key.into());
-    let mut left: des::cipher::Block<des::TdesEde2> =
-        <[u8; 8]>::try_from(&out[..8]).unwrap().into();
-    let mut right: des::cipher::Block<des::TdesEde2> =
-        <[u8; 8]>::try_from(&out[8..]).unwrap().into();
+    let mut left: des::cipher::Block<des::TdesEde2> = <[u8; 8]>::try_from(&out[..8]).unwrap().into();
+    let mut right: des::cipher::Block<des::TdesEde2> = <[u8; 8]>::try_from(&out[8..]).unwrap().into();
     cipher.decrypt_block(&mut left);
     cipher.decrypt_block(&mut right);
     assert_eq!(left.as_slice(), x);
@@ -101,11 +93,7 @@ fn card_key_diversifies_issuer_first_then_serial() {
     let master: [u8; 16] = h(KEY);
     let issuer: [u8; 8] = h("0000100000000001");
     let asn8: [u8; 8] = h("0000000000012345");
-    let expected = diversify(
-        Algorithm::Des,
-        &diversify(Algorithm::Des, &master, issuer),
-        asn8,
-    );
+    let expected = diversify(Algorithm::Des, &diversify(Algorithm::Des, &master, issuer), asn8);
     assert_eq!(card_key(Algorithm::Des, &master, issuer, asn8), expected);
     assert_ne!(card_key(Algorithm::Des, &master, asn8, issuer), expected);
 }

@@ -94,14 +94,7 @@ impl<'a> Command<'a> {
                 }
             }
         };
-        Ok(Command {
-            cla,
-            ins,
-            p1,
-            p2,
-            data,
-            le,
-        })
+        Ok(Command { cla, ins, p1, p2, data, le })
     }
 }
 
@@ -144,21 +137,13 @@ pub fn get_balance() -> Vec<u8> {
 
 /// INITIALIZE FOR LOAD: `80 50 00 02 0B` key index ‖ amount ‖ terminal ID, Le `10`.
 pub fn initialize_for_load(amount_fen: u32, terminal_id: [u8; 6]) -> Vec<u8> {
-    apdu(
-        [0x80, 0x50, 0x00, 0x02],
-        &init_data(amount_fen, terminal_id),
-        Some(0x10),
-    )
+    apdu([0x80, 0x50, 0x00, 0x02], &init_data(amount_fen, terminal_id), Some(0x10))
 }
 
 /// INITIALIZE FOR PURCHASE (`80 50 01 02 0B`) or, with `capp`, FOR CAPP PURCHASE (`80 50 03 02 0B`).
 pub fn initialize_for_purchase(capp: bool, amount_fen: u32, terminal_id: [u8; 6]) -> Vec<u8> {
     let p1 = if capp { 0x03 } else { 0x01 };
-    apdu(
-        [0x80, 0x50, p1, 0x02],
-        &init_data(amount_fen, terminal_id),
-        Some(0x0F),
-    )
+    apdu([0x80, 0x50, p1, 0x02], &init_data(amount_fen, terminal_id), Some(0x0F))
 }
 
 fn init_data(amount_fen: u32, terminal_id: [u8; 6]) -> [u8; 11] {
@@ -186,12 +171,7 @@ pub fn update_capp_data_cache(sfi: u8, record: u8, data: &[u8]) -> Vec<u8> {
 
 /// DEBIT FOR PURCHASE / CAPP PURCHASE: `80 54 01 00 0F` terminal transaction number ‖ date ‖
 /// time ‖ MAC1, Le `08`.
-pub fn debit_for_purchase(
-    terminal_transaction_number: u32,
-    date: [u8; 4],
-    time: [u8; 3],
-    mac1: [u8; 4],
-) -> Vec<u8> {
+pub fn debit_for_purchase(terminal_transaction_number: u32, date: [u8; 4], time: [u8; 3], mac1: [u8; 4]) -> Vec<u8> {
     let mut d = [0u8; 15];
     d[..4].copy_from_slice(&terminal_transaction_number.to_be_bytes());
     d[4..8].copy_from_slice(&date);
@@ -202,11 +182,7 @@ pub fn debit_for_purchase(
 
 /// GET TRANSACTION PROVE: `80 5A 00 <type> 02 <counter>`, Le `08`.
 pub fn get_transaction_prove(transaction_type: u8, counter: u16) -> Vec<u8> {
-    apdu(
-        [0x80, 0x5A, 0x00, transaction_type],
-        &counter.to_be_bytes(),
-        Some(8),
-    )
+    apdu([0x80, 0x5A, 0x00, transaction_type], &counter.to_be_bytes(), Some(8))
 }
 
 /// The 16-byte answer to INITIALIZE FOR LOAD.
@@ -325,54 +301,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths() {
-        for bad in [
-            &[0x00, 0xA4, 0x00][..],
-            &[0x00, 0xA4, 0x00, 0x00, 0x03, 0x01],
-            &[0, 0, 0, 0, 0, 1, 2],
-        ] {
+        for bad in [&[0x00, 0xA4, 0x00][..], &[0x00, 0xA4, 0x00, 0x00, 0x03, 0x01], &[0, 0, 0, 0, 0, 1, 2]] {
             assert_eq!(Command::parse(bad), Err(ApduError::WrongLength));
         }
     }
 
     #[test]
     fn builders_match_the_profile_bytes() {
-        assert_eq!(
-            read_binary(SFI_ISSUER, 0, 0),
-            [0x00, 0xB0, 0x95, 0x00, 0x00]
-        );
-        assert_eq!(
-            read_record(SFI_LOG, 1, 0x17),
-            [0x00, 0xB2, 0x01, 0xC4, 0x17]
-        );
-        assert_eq!(
-            update_capp_data_cache(SFI_TRANSIT, 2, &[0; 128])[..5],
-            [0x80, 0xDC, 0x02, 0xD0, 0x80]
-        );
-        assert_eq!(
-            update_capp_data_cache(SFI_TRIP_LOG, 0, &[0; 48])[..5],
-            [0x80, 0xDC, 0x00, 0xF0, 0x30]
-        );
+        assert_eq!(read_binary(SFI_ISSUER, 0, 0), [0x00, 0xB0, 0x95, 0x00, 0x00]);
+        assert_eq!(read_record(SFI_LOG, 1, 0x17), [0x00, 0xB2, 0x01, 0xC4, 0x17]);
+        assert_eq!(update_capp_data_cache(SFI_TRANSIT, 2, &[0; 128])[..5], [0x80, 0xDC, 0x02, 0xD0, 0x80]);
+        assert_eq!(update_capp_data_cache(SFI_TRIP_LOG, 0, &[0; 48])[..5], [0x80, 0xDC, 0x00, 0xF0, 0x30]);
         assert_eq!(get_balance(), [0x80, 0x5C, 0x00, 0x02, 0x04]);
-        assert_eq!(
-            initialize_for_purchase(true, 1, [0; 6])[..5],
-            [0x80, 0x50, 0x03, 0x02, 0x0B]
-        );
-        assert_eq!(
-            initialize_for_purchase(false, 1, [0; 6])[..5],
-            [0x80, 0x50, 0x01, 0x02, 0x0B]
-        );
-        assert_eq!(
-            initialize_for_load(1, [0; 6])[..5],
-            [0x80, 0x50, 0x00, 0x02, 0x0B]
-        );
-        assert_eq!(
-            debit_for_purchase(1, [0; 4], [0; 3], [0; 4])[..5],
-            [0x80, 0x54, 0x01, 0x00, 0x0F]
-        );
-        assert_eq!(
-            credit_for_load([0; 4], [0; 3], [0; 4])[..5],
-            [0x80, 0x52, 0x00, 0x00, 0x0B]
-        );
+        assert_eq!(initialize_for_purchase(true, 1, [0; 6])[..5], [0x80, 0x50, 0x03, 0x02, 0x0B]);
+        assert_eq!(initialize_for_purchase(false, 1, [0; 6])[..5], [0x80, 0x50, 0x01, 0x02, 0x0B]);
+        assert_eq!(initialize_for_load(1, [0; 6])[..5], [0x80, 0x50, 0x00, 0x02, 0x0B]);
+        assert_eq!(debit_for_purchase(1, [0; 4], [0; 3], [0; 4])[..5], [0x80, 0x54, 0x01, 0x00, 0x0F]);
+        assert_eq!(credit_for_load([0; 4], [0; 3], [0; 4])[..5], [0x80, 0x52, 0x00, 0x00, 0x0B]);
         let mut ppse = alloc::vec![0x00, 0xA4, 0x04, 0x00, 0x0E];
         ppse.extend_from_slice(b"2PAY.SYS.DDF01");
         ppse.push(0);

@@ -32,14 +32,7 @@ impl From<Truncated> for InvalidDateTime {
 
 impl DateTime {
     /// A checked date and time.
-    pub fn new(
-        year: u16,
-        month: u8,
-        day: u8,
-        hour: u8,
-        minute: u8,
-        second: u8,
-    ) -> Result<Self, InvalidDateTime> {
+    pub fn new(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Result<Self, InvalidDateTime> {
         let valid = year <= 9999
             && (1..=12).contains(&month)
             && day >= 1
@@ -48,14 +41,7 @@ impl DateTime {
             && minute < 60
             && second < 60;
         if valid {
-            Ok(DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-            })
+            Ok(DateTime { year, month, day, hour, minute, second })
         } else {
             Err(InvalidDateTime)
         }
@@ -64,14 +50,7 @@ impl DateTime {
     /// Parses 4 BCD date bytes and 3 BCD time bytes.
     pub fn from_bcd(date: [u8; 4], time: [u8; 3]) -> Result<Self, InvalidDateTime> {
         let year = u16::from(bcd(date[0])?) * 100 + u16::from(bcd(date[1])?);
-        Self::new(
-            year,
-            bcd(date[2])?,
-            bcd(date[3])?,
-            bcd(time[0])?,
-            bcd(time[1])?,
-            bcd(time[2])?,
-        )
+        Self::new(year, bcd(date[2])?, bcd(date[3])?, bcd(time[0])?, bcd(time[1])?, bcd(time[2])?)
     }
 
     /// Parses the 7 bytes date ‖ time.
@@ -82,12 +61,7 @@ impl DateTime {
 
     /// BCD `YYYYMMDD`.
     pub fn date_bcd(&self) -> [u8; 4] {
-        [
-            to_bcd((self.year / 100) as u8),
-            to_bcd((self.year % 100) as u8),
-            to_bcd(self.month),
-            to_bcd(self.day),
-        ]
+        [to_bcd((self.year / 100) as u8), to_bcd((self.year % 100) as u8), to_bcd(self.month), to_bcd(self.day)]
     }
 
     /// BCD `hhmmss`.
@@ -113,12 +87,8 @@ impl DateTime {
                 _ => Err(InvalidDateTime),
             })
         };
-        let sep = |i: usize, allowed: &[u8]| {
-            b.get(i)
-                .filter(|c| allowed.contains(c))
-                .map(|_| ())
-                .ok_or(InvalidDateTime)
-        };
+        let sep =
+            |i: usize, allowed: &[u8]| b.get(i).filter(|c| allowed.contains(c)).map(|_| ()).ok_or(InvalidDateTime);
         sep(4, b"-")?;
         sep(7, b"-")?;
         sep(10, b" T")?;
@@ -160,6 +130,36 @@ impl DateTime {
             + i64::from(self.hour) * 3_600
             + i64::from(self.minute) * 60
             + i64::from(self.second)
+    }
+
+    /// The date and time `seconds` after 1970-01-01 00:00:00 (local), for years 0 to 9999.
+    pub fn from_seconds_since_epoch(seconds: i64) -> Result<Self, InvalidDateTime> {
+        let days = seconds.div_euclid(86_400);
+        let secs = seconds.rem_euclid(86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let narrow = |v: i64| u8::try_from(v).map_err(|_| InvalidDateTime);
+        Self::new(
+            u16::try_from(year).map_err(|_| InvalidDateTime)?,
+            narrow(month)?,
+            narrow(day)?,
+            narrow(secs / 3_600)?,
+            narrow(secs / 60 % 60)?,
+            narrow(secs % 60)?,
+        )
+    }
+
+    /// This time plus `seconds` (which may be negative).
+    pub fn plus_seconds(&self, seconds: i64) -> Result<Self, InvalidDateTime> {
+        Self::from_seconds_since_epoch(self.seconds_since_epoch() + seconds)
     }
 
     /// Day of the week, 0 = Monday … 6 = Sunday.
@@ -234,19 +234,15 @@ mod tests {
 
     #[test]
     fn epoch_arithmetic_and_weekdays() {
-        assert_eq!(
-            DateTime::new(1970, 1, 1, 0, 0, 0)
-                .unwrap()
-                .days_since_epoch(),
-            0
-        );
+        assert_eq!(DateTime::new(1970, 1, 1, 0, 0, 0).unwrap().days_since_epoch(), 0);
         // 2000-03-01 is day 11017 of the Unix epoch.
-        assert_eq!(
-            DateTime::new(2000, 3, 1, 0, 0, 0)
-                .unwrap()
-                .days_since_epoch(),
-            11_017
-        );
+        assert_eq!(DateTime::new(2000, 3, 1, 0, 0, 0).unwrap().days_since_epoch(), 11_017);
+        let t = DateTime::new(2028, 2, 28, 23, 59, 30).unwrap();
+        assert_eq!(t.plus_seconds(31).unwrap(), DateTime::new(2028, 2, 29, 0, 0, 1).unwrap());
+        assert_eq!(t.plus_seconds(86_400 + 30).unwrap(), DateTime::new(2028, 3, 1, 0, 0, 0).unwrap());
+        for s in [0, 951_782_400, 1_795_000_000, -86_400] {
+            assert_eq!(DateTime::from_seconds_since_epoch(s).unwrap().seconds_since_epoch(), s);
+        }
         // 2026-11-25 is a Wednesday.
         assert_eq!(DateTime::new(2026, 11, 25, 0, 0, 0).unwrap().weekday(), 2);
     }

@@ -359,15 +359,7 @@ impl TransitRecord {
         TripPoint::write(self.entry.as_ref(), &mut b[2..28]);
         TripPoint::write(self.last_exit.as_ref(), &mut b[28..54]);
         if let Some((year, month)) = self.month {
-            let d = DateTime {
-                year,
-                month,
-                day: 1,
-                hour: 0,
-                minute: 0,
-                second: 0,
-            }
-            .date_bcd();
+            let d = DateTime { year, month, day: 1, hour: 0, minute: 0, second: 0 }.date_bcd();
             b[54..57].copy_from_slice(&d[..3]);
         }
         b[57..61].copy_from_slice(&self.month_spent_fen.to_be_bytes());
@@ -397,14 +389,7 @@ impl TransitRecord {
         let month_spent_fen = r.u32()?;
         let month_rides = r.u16()?;
         r.take(TRANSIT_RECORD_LEN - 63)?;
-        Ok(TransitRecord {
-            mode,
-            entry,
-            last_exit,
-            month,
-            month_spent_fen,
-            month_rides,
-        })
+        Ok(TransitRecord { mode, entry, last_exit, month, month_spent_fen, month_rides })
     }
 
     /// The month-to-date spend as of `now`: zero once the calendar month has changed.
@@ -416,12 +401,13 @@ impl TransitRecord {
         }
     }
 
-    /// Adds a paid ride to the accumulator of `now`'s month, restarting it in a new month.
-    pub fn add_ride(&mut self, now: &DateTime, amount_fen: u32) {
-        let (spent, rides) = self.spent_in_month_of(now);
+    /// Adds `amount_fen` and `rides` to the accumulator of `now`'s month, restarting it in a new
+    /// month.
+    pub fn add_to_month(&mut self, now: &DateTime, amount_fen: u32, rides: u16) {
+        let (spent, counted) = self.spent_in_month_of(now);
         self.month = Some((now.year, now.month));
         self.month_spent_fen = spent.saturating_add(amount_fen);
-        self.month_rides = rides.saturating_add(1);
+        self.month_rides = counted.saturating_add(rides);
     }
 }
 
@@ -467,8 +453,8 @@ mod tests {
             time: [0x08, 0x30, 0x00],
         };
         let expected = [
-            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x09, 0x10, 0x11, 0x12, 0x13,
-            0x14, 0x15, 0x20, 0x26, 0x11, 0x25, 0x08, 0x30, 0x00,
+            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x09, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x20, 0x26,
+            0x11, 0x25, 0x08, 0x30, 0x00,
         ];
         assert_eq!(r.encode(), expected);
         assert_eq!(LogRecord::decode(&expected), Ok(r));
@@ -481,10 +467,7 @@ mod tests {
             trip_type: trip_type::EXIT,
             terminal_id: [1, 2, 3, 4, 5, 6],
             industry: industry::METRO,
-            station: StationId {
-                line: 1,
-                station: 0x0102,
-            },
+            station: StationId { line: 1, station: 0x0102 },
             amount_fen: 500,
             balance_after_fen: -20,
             at: at("2026-11-25 18:05:09"),
@@ -506,49 +489,33 @@ mod tests {
 
     #[test]
     fn transit_record_round_trips_and_empty_is_default() {
-        assert_eq!(
-            TransitRecord::decode(&[0; 128]),
-            Ok(TransitRecord::default())
-        );
+        assert_eq!(TransitRecord::decode(&[0; 128]), Ok(TransitRecord::default()));
         let entry = TripPoint {
             city: 0x1000,
-            station: StationId {
-                line: 1,
-                station: 3,
-            },
+            station: StationId { line: 1, station: 3 },
             terminal_id: [9; 6],
             at: at("2026-11-25 08:00:00"),
             amount_fen: 0,
         };
-        let mut rec = TransitRecord {
-            mode: 2,
-            entry: Some(entry),
-            ..Default::default()
-        };
-        rec.add_ride(&at("2026-11-25 09:00:00"), 400);
+        let mut rec = TransitRecord { mode: 2, entry: Some(entry), ..Default::default() };
+        rec.add_to_month(&at("2026-11-25 09:00:00"), 400, 1);
         let b = rec.encode();
         assert_eq!(b[1], 1);
         assert_eq!(&b[54..57], &[0x20, 0x26, 0x11]);
         assert_eq!(TransitRecord::decode(&b), Ok(rec));
         let mut bad = b;
         bad[1] = 7;
-        assert_eq!(
-            TransitRecord::decode(&bad),
-            Err(DecodeError::UnknownCode(7))
-        );
+        assert_eq!(TransitRecord::decode(&bad), Err(DecodeError::UnknownCode(7)));
     }
 
     #[test]
     fn month_accumulator_restarts_in_a_new_month() {
         let mut rec = TransitRecord::default();
-        rec.add_ride(&at("2026-11-30 23:00:00"), 600);
-        rec.add_ride(&at("2026-11-30 23:30:00"), 300);
+        rec.add_to_month(&at("2026-11-30 23:00:00"), 600, 1);
+        rec.add_to_month(&at("2026-11-30 23:30:00"), 300, 1);
         assert_eq!(rec.spent_in_month_of(&at("2026-11-30 23:59:00")), (900, 2));
         assert_eq!(rec.spent_in_month_of(&at("2026-12-01 00:00:00")), (0, 0));
-        rec.add_ride(&at("2026-12-01 07:00:00"), 500);
-        assert_eq!(
-            (rec.month, rec.month_spent_fen, rec.month_rides),
-            (Some((2026, 12)), 500, 1)
-        );
+        rec.add_to_month(&at("2026-12-01 07:00:00"), 500, 1);
+        assert_eq!((rec.month, rec.month_spent_fen, rec.month_rides), (Some((2026, 12)), 500, 1));
     }
 }

@@ -25,6 +25,7 @@ mod datetime;
 pub mod files;
 mod reader;
 mod status;
+pub mod tlv;
 
 pub use datetime::{DateTime, InvalidDateTime};
 pub use reader::{Reader, Truncated};

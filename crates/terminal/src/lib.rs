@@ -1,0 +1,56 @@
+//! The transit gate: metro entry and exit, bus validation and top-up, as sans-IO state machines
+//! that talk to a card through a [`CardChannel`] and to keys through a [`SecurityModule`].
+//!
+//! The principal type is [`Gate`]. Each tap reads the card's FCI (EF15: serial, issuer,
+//! validity), checks the hotlist and the dates, resolves any transaction this gate left in
+//! doubt with GET TRANSACTION PROVE, reads the EF1A metro record to choose entry or exit, asks
+//! the [`FarePolicy`] for the fare, and runs INITIALIZE FOR CAPP PURCHASE / UPDATE CAPP DATA
+//! CACHE (EF1A, EF1E) / DEBIT in six card APDUs, with MAC1 and the MAC2 check in the security
+//! module. Every completed transaction becomes a [`TapRecord`] for clearing. A
+//! [`TopUpTerminal`] loads cards with a [`LoadKeyHolder`].
+//!
+//! The gate does no I/O itself: [`run_tap`] drives it over a channel (a PC/SC reader, a socket,
+//! or, with the `in-process` feature, a `yitong-card` card in the same process), and the caller
+//! persists [`GateState`] when asked. Time is an input.
+//!
+//! ```
+//! # #[cfg(feature = "in-process")] {
+//! use yitong_terminal::{city::SampleCity, run_tap, Gate, GateConfig, GateMode, GateState, SoftwarePsam};
+//! let beijing = SampleCity::beijing();
+//! let xidan = beijing.station("Xidan").unwrap().clone();
+//! let config = GateConfig {
+//!     city: beijing.policy.clone(), mode: GateMode::Metro, station: xidan.id,
+//!     station_name: xidan.name.into(), hotlist: Default::default(),
+//! };
+//! let psam = SoftwarePsam::new([0x10, 0, 0, 0, 0, 1], 1);
+//! let gate = Gate::new(config, Box::new(psam), Box::new(beijing.fare), GateState::default());
+//! # let _ = (gate, run_tap::<yitong_terminal::InProcessChannel<yitong_card::MemStore, yitong_card::testing::CountingRng>>);
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod channel;
+pub mod city;
+mod driver;
+mod error;
+pub mod fare;
+mod gate;
+mod psam;
+mod record;
+mod topup;
+
+#[cfg(feature = "in-process")]
+pub use channel::InProcessChannel;
+pub use channel::{CardChannel, ChannelError};
+pub use driver::{run_load, run_tap, TAP_APDUS_MAX};
+pub use error::TapError;
+pub use fare::{FarePolicy, MetroTrip};
+pub use gate::{
+    Gate, GateConfig, GateMode, GateState, Next, PendingDebit, Refusal, Tap, TapOutcome, TapResult, OUTBOX_MAX,
+    PENDING_MAX,
+};
+pub use psam::{
+    IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
+};
+pub use record::{TapKind, TapRecord};
+pub use topup::{Load, TopUpTerminal};
