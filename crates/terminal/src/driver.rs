@@ -45,19 +45,23 @@ pub fn run_tap<C: CardChannel + ?Sized>(
     Err(TapError::BadResponse("tap did not end within its APDU budget"))
 }
 
-/// Loads `amount_fen` onto the card on `channel`.
+/// Loads `amount_fen` onto the card on `channel`; `persist` as for [`run_tap`].
 pub fn run_load<C: CardChannel + ?Sized>(
     terminal: &mut TopUpTerminal,
     channel: &mut C,
     now: DateTime,
     amount_fen: u32,
+    persist: &mut dyn FnMut(&TopUpTerminal) -> Result<(), String>,
 ) -> Result<TapOutcome, TapError> {
     let (mut load, mut next) = terminal.start_load(now, amount_fen);
     for _ in 0..TAP_APDUS_MAX {
-        let apdu = match next {
+        let (apdu, persist_first) = match next {
             Next::Done(outcome) => return Ok(outcome),
-            Next::Send { apdu, .. } => apdu,
+            Next::Send { apdu, persist_first } => (apdu, persist_first),
         };
+        if persist_first {
+            persist(terminal).map_err(TapError::Persist)?;
+        }
         let response = match channel.transmit(&apdu) {
             Ok(r) => r,
             Err(_) => return Err(terminal.card_lost(load)),

@@ -97,6 +97,8 @@ pub enum Refusal {
     NoFare(String),
     /// The gate's record store is full: upload before charging more.
     OutboxFull,
+    /// The load would take the balance past the card's limit.
+    BalanceLimit,
 }
 
 impl std::fmt::Display for Refusal {
@@ -112,6 +114,7 @@ impl std::fmt::Display for Refusal {
             Refusal::NotATransitCard => f.write_str("not a transit card"),
             Refusal::NoFare(why) => write!(f, "no fare: {why}"),
             Refusal::OutboxFull => f.write_str("gate record store full"),
+            Refusal::BalanceLimit => f.write_str("the load would pass the card's balance limit"),
         }
     }
 }

@@ -1,14 +1,17 @@
 //! A top-up terminal: INITIALIZE FOR LOAD, the load-key holder's MAC2, CREDIT FOR LOAD.
 //!
 //! Call order as for a gate tap: [`TopUpTerminal::start_load`], then
-//! [`TopUpTerminal::handle_response`] for each answer until [`Next::Done`].
+//! [`TopUpTerminal::handle_response`] for each answer until [`Next::Done`]; save
+//! [`TopUpTerminal::state`] when a `Send` says `persist_first`. A load whose CREDIT answer was
+//! lost stays pending; the card's next tap at this terminal resolves it with GET TRANSACTION
+//! PROVE (and then loads nothing more: the rider paid once).
 
 use yitong_profile::apdu::{self, transaction_type, LoadInit};
 use yitong_profile::files::IssuerData;
 use yitong_profile::{tlv, DateTime, StatusWord};
 
 use crate::error::TapError;
-use crate::gate::{Next, Refusal, TapOutcome, TapResult};
+use crate::gate::{GateState, Next, PendingDebit, Refusal, TapOutcome, TapResult, PENDING_MAX};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
 use crate::record::{TapKind, TapRecord};
 
@@ -18,11 +21,13 @@ pub struct TopUpTerminal {
     next_transaction_number: u32,
     city: String,
     host: Box<dyn LoadKeyHolder>,
+    state: GateState,
 }
 
 #[derive(Debug)]
 enum Stage {
     Select,
+    Prove { pending: Box<PendingDebit>, issuer: IssuerData },
     Initialize { issuer: IssuerData },
     Credit { record: Box<TapRecord> },
     Finished,
@@ -40,7 +45,27 @@ pub struct Load {
 impl TopUpTerminal {
     /// A terminal with this ID, numbering its loads from `next_transaction_number`.
     pub fn new(terminal_id: [u8; 6], next_transaction_number: u32, city: &str, host: Box<dyn LoadKeyHolder>) -> Self {
-        TopUpTerminal { terminal_id, next_transaction_number, city: city.into(), host }
+        TopUpTerminal { terminal_id, next_transaction_number, city: city.into(), host, state: GateState::default() }
+    }
+
+    /// Restores the state saved before a restart.
+    pub fn with_state(mut self, state: GateState) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Loads in doubt and records not yet uploaded: save it when asked.
+    pub fn state(&self) -> &GateState {
+        &self.state
+    }
+
+    /// Takes the completed records for upload.
+    pub fn drain_records(&mut self) -> Vec<TapRecord> {
+        std::mem::take(&mut self.state.outbox)
+    }
+
+    fn forget_pending(&mut self, card_serial: &str) {
+        self.state.pending.retain(|p| p.record.card_serial != card_serial);
     }
 
     /// The number the next load will use; persist it.
@@ -73,23 +98,41 @@ impl TopUpTerminal {
                 if !issuer.is_valid_on(&load.now) {
                     return Ok(refuse(Refusal::Expired, load.apdus));
                 }
-                load.stage = Stage::Initialize { issuer };
                 load.apdus += 1;
-                Ok(Next::Send {
-                    apdu: apdu::initialize_for_load(load.amount_fen, self.terminal_id),
-                    persist_first: false,
-                })
+                let serial = hex::encode_upper(issuer.serial);
+                if let Some(pending) = self.state.pending.iter().find(|p| p.record.card_serial == serial) {
+                    let counter = pending.counter_before.wrapping_add(1);
+                    load.stage = Stage::Prove { pending: Box::new(pending.clone()), issuer };
+                    return Ok(Next::Send {
+                        apdu: apdu::get_transaction_prove(transaction_type::EP_LOAD, counter),
+                        persist_first: false,
+                    });
+                }
+                Ok(self.initialize(load, issuer))
+            }
+            Stage::Prove { pending, issuer } => {
+                if sw == StatusWord::PROOF_UNAVAILABLE {
+                    // Not committed (only loads move the online counter, and only here): load anew.
+                    self.forget_pending(&pending.record.card_serial);
+                    load.apdus += 1;
+                    return Ok(self.initialize(load, issuer));
+                }
+                if sw != StatusWord::OK {
+                    return Err(TapError::UnexpectedStatus { command: "GET TRANSACTION PROVE", status: sw });
+                }
+                let proof =
+                    <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
+                self.forget_pending(&pending.record.card_serial);
+                let mut record = pending.record;
+                record.tac = Some(hex::encode_upper(&proof[4..]));
+                record.recovered = true;
+                Ok(Next::Done(self.completed(record, load.apdus)))
             }
             Stage::Initialize { issuer } => {
                 match sw {
                     StatusWord::APPLICATION_LOCKED => return Ok(refuse(Refusal::Locked, load.apdus)),
                     // Over the card's balance limit.
-                    StatusWord::CONDITIONS_NOT_SATISFIED => {
-                        return Ok(refuse(
-                            Refusal::NoFare("the load would pass the card's balance limit".into()),
-                            load.apdus,
-                        ))
-                    }
+                    StatusWord::CONDITIONS_NOT_SATISFIED => return Ok(refuse(Refusal::BalanceLimit, load.apdus)),
                     StatusWord::OK => {}
                     status => return Err(TapError::UnexpectedStatus { command: "INITIALIZE FOR LOAD", status }),
                 }
@@ -143,6 +186,11 @@ impl TopUpTerminal {
                     tac: None,
                     recovered: false,
                 };
+                self.forget_pending(&record.card_serial);
+                if self.state.pending.len() == PENDING_MAX {
+                    self.state.pending.remove(0);
+                }
+                self.state.pending.push(PendingDebit { counter_before: init.online_counter, record: record.clone() });
                 load.stage = Stage::Credit { record: Box::new(record) };
                 load.apdus += 1;
                 Ok(Next::Send {
@@ -151,22 +199,34 @@ impl TopUpTerminal {
                 })
             }
             Stage::Credit { mut record } => {
+                // Any answer settles the doubt.
+                self.forget_pending(&record.card_serial);
                 if sw != StatusWord::OK {
                     return Err(TapError::UnexpectedStatus { command: "CREDIT FOR LOAD", status: sw });
                 }
                 let tac = <[u8; 4]>::try_from(data).map_err(|_| TapError::BadResponse("CREDIT FOR LOAD answer"))?;
                 record.tac = Some(hex::encode_upper(tac));
-                Ok(Next::Done(TapOutcome {
-                    result: TapResult::Completed(TapKind::Load),
-                    amount_fen: record.amount_fen,
-                    balance_fen: Some(record.balance_after_fen),
-                    card_number: Some(record.card_number.clone()),
-                    records: vec![*record],
-                    apdus: load.apdus,
-                    alarm: None,
-                }))
+                Ok(Next::Done(self.completed(*record, load.apdus)))
             }
             Stage::Finished => Err(TapError::BadResponse("answer after the load ended")),
+        }
+    }
+
+    fn initialize(&mut self, load: &mut Load, issuer: IssuerData) -> Next {
+        load.stage = Stage::Initialize { issuer };
+        Next::Send { apdu: apdu::initialize_for_load(load.amount_fen, self.terminal_id), persist_first: false }
+    }
+
+    fn completed(&mut self, record: TapRecord, apdus: u32) -> TapOutcome {
+        self.state.outbox.push(record.clone());
+        TapOutcome {
+            result: TapResult::Completed(TapKind::Load),
+            amount_fen: record.amount_fen,
+            balance_fen: Some(record.balance_after_fen),
+            card_number: Some(record.card_number.clone()),
+            records: vec![record],
+            apdus,
+            alarm: None,
         }
     }
 

@@ -1,0 +1,284 @@
+//! Metro entry and exit, bus, top-up and recovery through the real card, byte for byte.
+
+mod support;
+
+use support::{at, Fault, World};
+use yitong_crypto::inputs::{self, Transaction};
+use yitong_crypto::tac_key;
+use yitong_profile::files::{StationId, TransitRecord};
+use yitong_terminal::{Refusal, TapError, TapKind, TapRecord, TapResult};
+
+fn h<const N: usize>(s: &str) -> [u8; N] {
+    hex::decode(s).unwrap().try_into().unwrap()
+}
+
+/// Recomputes a record's TAC from the issuer's master DTK, as the back office will.
+fn tac_verifies(record: &TapRecord) -> bool {
+    let card = support::master().for_card(h(&record.issuer_id), h::<10>(&record.card_serial)[2..].try_into().unwrap());
+    let t = yitong_profile::DateTime::parse(&record.at).unwrap();
+    let tx = Transaction {
+        amount_fen: record.amount_fen,
+        transaction_type: record.transaction_type,
+        terminal_id: h(&record.terminal_id),
+        date: t.date_bcd(),
+        time: t.time_bcd(),
+    };
+    let key = tac_key(support::master().algorithm, &card.dtk);
+    let tac = match record.kind {
+        TapKind::Load => inputs::load_tac(&key, record.balance_after_fen as u32, record.counter - 1, &tx),
+        _ => inputs::purchase_tac(&key, record.terminal_transaction_number, &tx),
+    };
+    record.tac.as_deref() == Some(hex::encode_upper(tac).as_str())
+}
+
+#[test]
+fn entry_then_exit_charges_the_distance_band() {
+    let mut w = World::new();
+    w.load(5_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    let entry = w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    assert_eq!(entry.result, TapResult::Completed(TapKind::Entry));
+    assert_eq!((entry.amount_fen, entry.balance_fen), (0, Some(5_000)));
+    // Xidan (17,700 m) to Guomao (23,900 m): 6,200 m, past the 6,099 m edge: 4 yuan.
+    let exit = w.tap("Guomao", at("2026-11-25 08:20:00")).unwrap();
+    assert_eq!(exit.result, TapResult::Completed(TapKind::Exit));
+    assert_eq!((exit.amount_fen, exit.balance_fen), (400, Some(4_600)));
+    assert_eq!(w.balance(), 4_600);
+    assert_eq!(
+        w.records.iter().map(|r| (r.kind, r.amount_fen)).collect::<Vec<_>>(),
+        [(TapKind::Load, 5_000), (TapKind::Entry, 0), (TapKind::Exit, 400)]
+    );
+
+    // The exit's trip log record, written out by hand from the profile's EF1E layout.
+    let expected_exit = hex::decode(concat!(
+        "04",               // exit
+        "10000000000C0000", // terminal ID of gate 12 (Guomao), padded to 8
+        "01",               // metro
+        "00010070000000",   // line 1, station 112
+        "00000190",         // 400 fen
+        "000011F8",         // balance after: 4,600 fen
+        "20261125082000",   // date and time
+        "1000",             // Beijing
+        "424A4D4554524F00", // "BJMETRO"
+        "000000000000",
+        "9000"
+    ))
+    .unwrap();
+    let answers = w.read(&["00B201F430", "00B202F430", "00B202D480", "00B201C417"]);
+    assert_eq!(answers[0], expected_exit);
+    assert_eq!(&answers[1][..1], &[0x03], "the entry is the older trip log record");
+    let transit = TransitRecord::decode(&answers[2][..128]).unwrap();
+    assert_eq!(transit.entry, None);
+    assert_eq!(transit.last_exit.unwrap().station, StationId { line: 1, station: 112 });
+    assert_eq!((transit.month, transit.month_spent_fen, transit.month_rides), (Some((2026, 11)), 400, 1));
+    // EF18: counter 2, no overdraft, 400 fen, composite purchase, at the exit gate.
+    assert_eq!(
+        answers[3],
+        hex::decode("0002000000000001900910000000000C20261125082000 9000".replace(' ', "")).unwrap()
+    );
+}
+
+#[test]
+fn every_record_carries_a_tac_the_back_office_can_verify() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    w.tap("Pingguoyuan", at("2026-11-25 08:00:00")).unwrap();
+    w.tap("Guomao", at("2026-11-25 08:45:00")).unwrap();
+    w.bus(at("2026-11-25 09:10:00")).unwrap();
+    assert_eq!(w.records.len(), 4);
+    for r in &w.records {
+        assert!(tac_verifies(r), "{r:?}");
+    }
+    let mut forged = w.records[2].clone();
+    forged.amount_fen -= 1;
+    assert!(!tac_verifies(&forged));
+    // Pingguoyuan to Guomao is 23,900 m: 6 yuan; the bus is flat 1 yuan.
+    assert_eq!(w.records[2].amount_fen, 600);
+    assert_eq!((w.records[3].kind, w.records[3].amount_fen, w.records[3].transaction_type), (TapKind::Single, 100, 6));
+    assert_eq!(w.balance(), 2_000 - 600 - 100);
+}
+
+#[test]
+fn apdu_budget_is_six_card_commands_per_metro_tap() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    for (station, time) in [("Xidan", "08:00:00"), ("Dongdan", "08:10:00")] {
+        let i = w.gate_index(station);
+        let (outcome, sent) = w.with_channel(Fault::None, |w, ch| {
+            let o = yitong_terminal::run_tap(&mut w.gates[i], ch, at(&format!("2026-11-25 {time}")), &mut |_| Ok(()));
+            (o.unwrap(), ch.apdus())
+        });
+        assert_eq!((outcome.apdus, sent), (6, 6), "{station}");
+    }
+    let bus = w.bus(at("2026-11-25 09:00:00")).unwrap();
+    assert_eq!(bus.apdus, 3);
+}
+
+#[test]
+fn lost_debit_answer_is_recovered_at_the_next_tap_without_a_second_charge() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    let lost = w.tap_gate(guomao, at("2026-11-25 08:20:00"), Fault::DropDebitAnswer);
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    assert_eq!(w.balance(), 600, "the card committed the exit");
+    assert_eq!(w.gates[guomao].state().pending.len(), 1);
+    assert_eq!(w.records.len(), 2, "no record until the doubt is resolved");
+
+    let again = w.tap_gate(guomao, at("2026-11-25 08:20:05"), Fault::None).unwrap();
+    assert_eq!(again.result, TapResult::Completed(TapKind::Exit));
+    assert_eq!((again.amount_fen, again.balance_fen, again.apdus), (400, Some(600), 2));
+    assert_eq!(w.balance(), 600, "not charged twice");
+    assert!(w.gates[guomao].state().pending.is_empty());
+    let exit = w.records.last().unwrap();
+    assert!(exit.recovered && tac_verifies(exit));
+    assert_eq!(exit.counter, 2);
+    // The next tap there is a fresh entry.
+    let entry = w.tap("Guomao", at("2026-11-25 18:00:00")).unwrap();
+    assert_eq!(entry.result, TapResult::Completed(TapKind::Entry));
+}
+
+#[test]
+fn debit_that_never_committed_is_charged_once_at_the_next_tap() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    // Power lost at the first write of the exit's commit: nothing committed.
+    let lost = w.tap_gate(guomao, at("2026-11-25 08:20:00"), Fault::CutAtWrite(0, 3));
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    assert_eq!(w.balance(), 1_000);
+    let again = w.tap_gate(guomao, at("2026-11-25 08:20:05"), Fault::None).unwrap();
+    assert_eq!((again.result, again.amount_fen), (TapResult::Completed(TapKind::Exit), 400));
+    assert_eq!(w.balance(), 600);
+    assert_eq!(w.records.iter().filter(|r| r.kind == TapKind::Exit).count(), 1);
+}
+
+#[test]
+fn proof_overwritten_elsewhere_still_yields_a_record() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::DropDebitAnswer).unwrap_err();
+    // The rider walks to another gate: it exits there (same station, 3 yuan), then takes a bus.
+    w.tap("Fuxingmen", at("2026-11-25 08:30:00")).unwrap();
+    w.bus(at("2026-11-25 09:00:00")).unwrap();
+    let back = w.tap_gate(xidan, at("2026-11-25 18:00:00"), Fault::None).unwrap();
+    assert_eq!(back.result, TapResult::Completed(TapKind::Entry));
+    let entries: Vec<_> = w.records.iter().filter(|r| r.kind == TapKind::Entry).collect();
+    assert_eq!(entries.len(), 2);
+    assert!(entries[0].recovered && entries[0].tac.is_none() && entries[0].counter == 1);
+    let debits: i64 = w.records.iter().filter(|r| r.kind != TapKind::Load).map(|r| i64::from(r.amount_fen)).sum();
+    assert_eq!(w.balance(), 2_000 - debits);
+}
+
+#[test]
+fn gates_refuse_without_charging() {
+    // Below the 3 yuan needed to enter.
+    let mut w = World::new();
+    w.load(200, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    let r = w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    assert_eq!(r.result, TapResult::Refused(Refusal::BelowMinimumBalance));
+
+    // Enough to enter, not to exit: refused, still inside; a top-up lets it out.
+    let mut w = World::new();
+    w.load(300, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    w.tap("Pingguoyuan", at("2026-11-25 08:00:00")).unwrap();
+    let r = w.tap("Guomao", at("2026-11-25 08:45:00")).unwrap();
+    assert_eq!(r.result, TapResult::Refused(Refusal::InsufficientBalance));
+    assert_eq!(w.balance(), 300);
+    w.load(500, at("2026-11-25 08:46:00"), Fault::None).unwrap();
+    let r = w.tap("Guomao", at("2026-11-25 08:47:00")).unwrap();
+    assert_eq!((r.result, r.amount_fen, r.balance_fen), (TapResult::Completed(TapKind::Exit), 600, Some(200)));
+
+    // Outside the validity dates.
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    assert_eq!(w.tap("Xidan", at("2031-01-01 08:00:00")).unwrap().result, TapResult::Refused(Refusal::Expired));
+    assert_eq!(w.tap("Xidan", at("2025-12-31 08:00:00")).unwrap().result, TapResult::Refused(Refusal::NotYetValid));
+
+    // Hotlisted.
+    let mut w = World::new();
+    let i = w.gate_index("Xidan");
+    let city = w.city.clone();
+    let mut hot = support::gate(&city, yitong_terminal::GateMode::Metro, city.stations[i].id, "西单", 9);
+    let mut config = hot.config().clone();
+    config.hotlist.insert(support::SERIAL);
+    hot =
+        yitong_terminal::Gate::new(config, Box::new(support::psam(9)), Box::new(city.fare.clone()), Default::default());
+    w.gates[i] = hot;
+    assert_eq!(w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result, TapResult::Refused(Refusal::Hotlisted));
+
+    // Locked application.
+    let mut image = support::card_image(support::issuer());
+    let mut card =
+        yitong_card::Card::power_on(yitong_card::MemStore::new(image.clone()), yitong_card::testing::CountingRng(0))
+            .unwrap();
+    card.block_application().unwrap();
+    image = card.into_store().into_bytes();
+    let mut w = World::with_card(image);
+    assert_eq!(w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result, TapResult::Refused(Refusal::Locked));
+
+    // A card of an issuer the gate holds no keys for.
+    // (An overdraft lets it pass the minimum-balance check without a load.)
+    let mut other = support::issuer();
+    other.issuer_id = [0, 0, 0x29, 0, 0, 0, 0, 9];
+    let spec = yitong_card::CardSpec {
+        issuer: other,
+        holder: [0; 55],
+        management: [0; 60],
+        master_keys: support::master(),
+        key_version: 1,
+        overdraft_limit_fen: 1_000,
+        balance_limit_fen: 100_000,
+    };
+    let mut w = World::with_card(spec.personalize());
+    assert_eq!(
+        w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result,
+        TapResult::Refused(Refusal::IssuerNotAccepted)
+    );
+    assert!(w.records.is_empty());
+}
+
+#[test]
+fn same_station_exit_and_month_accumulator() {
+    let mut w = World::new();
+    w.load(10_000, at("2026-11-30 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-30 08:00:00")).unwrap();
+    assert_eq!(w.tap("Xidan", at("2026-11-30 08:10:00")).unwrap().amount_fen, 300);
+    w.tap("Wukesong", at("2026-11-30 18:00:00")).unwrap();
+    // Wukesong (9,100 m) to Fuxingmen (16,100 m): 7,000 m, 4 yuan.
+    assert_eq!(w.tap("Fuxingmen", at("2026-11-30 18:30:00")).unwrap().amount_fen, 400);
+    let rec = TransitRecord::decode(&w.read(&["00B202D480"])[0][..128]).unwrap();
+    assert_eq!((rec.month, rec.month_spent_fen, rec.month_rides), (Some((2026, 11)), 700, 2));
+    // A new month starts the accumulator again.
+    w.tap("Xidan", at("2026-12-01 08:00:00")).unwrap();
+    w.tap("Guomao", at("2026-12-01 08:30:00")).unwrap();
+    let rec = TransitRecord::decode(&w.read(&["00B202D480"])[0][..128]).unwrap();
+    assert_eq!((rec.month, rec.month_spent_fen, rec.month_rides), (Some((2026, 12)), 400, 1));
+}
+
+#[test]
+fn top_up_refuses_loads_past_the_balance_limit() {
+    let mut w = World::new();
+    w.load(99_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let r = w.load(2_000, at("2026-11-25 07:01:00"), Fault::None).unwrap();
+    assert!(matches!(r.result, TapResult::Refused(_)));
+    assert_eq!(w.balance(), 99_000);
+    assert!(tac_verifies(&w.records[0]));
+}
+
+#[test]
+fn records_serialize_as_json_lines() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let line = serde_json::to_string(&w.records[1]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "entry");
+    assert_eq!(v["station"], "西单");
+    assert_eq!(v["card_serial"], "10000000000000123456");
+    assert_eq!(v["terminal_id"], "100000000007");
+    let back: TapRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, w.records[1]);
+}
