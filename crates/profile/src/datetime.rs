@@ -24,6 +24,14 @@ pub struct DateTime {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidDateTime;
 
+impl core::fmt::Display for InvalidDateTime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("not a valid date and time")
+    }
+}
+
+impl core::error::Error for InvalidDateTime {}
+
 impl From<Truncated> for InvalidDateTime {
     fn from(_: Truncated) -> Self {
         InvalidDateTime

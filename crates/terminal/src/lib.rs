@@ -35,6 +35,7 @@ mod driver;
 mod error;
 pub mod fare;
 mod gate;
+mod inspect;
 mod psam;
 mod record;
 mod topup;
@@ -49,6 +50,7 @@ pub use gate::{
     Gate, GateConfig, GateMode, GateState, Next, PendingDebit, Refusal, Tap, TapOutcome, TapResult, OUTBOX_MAX,
     PENDING_MAX,
 };
+pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
 pub use psam::{
     IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
 };

@@ -71,6 +71,9 @@ pub trait SecurityModule {
     fn purchase_mac1(&mut self, request: &Mac1Request) -> Result<(u32, Mac4), SamError>;
     /// Checks the card's MAC2 for the session of the last MAC1.
     fn verify_purchase_mac2(&mut self, mac2: Mac4) -> Result<(), SamError>;
+    /// The number the next MAC1 will use. A hardware PSAM keeps it itself; a software module's
+    /// owner saves it with the gate state.
+    fn next_transaction_number(&self) -> u32;
 }
 
 /// One issuer's keys as a security module holds them.
@@ -101,11 +104,6 @@ impl SoftwarePsam {
     /// Adds (or replaces) an issuer's master keys.
     pub fn add_issuer(&mut self, issuer_id: [u8; 8], keys: IssuerKeys) {
         self.issuers.insert(issuer_id, keys);
-    }
-
-    /// The number the next MAC1 will use; persist it after every transaction.
-    pub fn next_transaction_number(&self) -> u32 {
-        self.next_transaction_number
     }
 
     fn card_keys(
@@ -143,6 +141,10 @@ impl SecurityModule for SoftwarePsam {
         };
         self.session = Some((key, r.amount_fen));
         Ok((ttn, inputs::purchase_mac1(&key, &t)))
+    }
+
+    fn next_transaction_number(&self) -> u32 {
+        self.next_transaction_number
     }
 
     fn verify_purchase_mac2(&mut self, mac2: Mac4) -> Result<(), SamError> {

@@ -1,0 +1,146 @@
+//! `yitong bench tap`: APDUs and microseconds per metro tap, card and gate in one process.
+//!
+//! Figures, not a pass/fail test: the DES card is the baseline, and the SM4 card's time is given
+//! as a ratio of it, both measured in this run. The card's share of each tap is timed inside the
+//! channel, so the rest is the gate and its software PSAM.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use yitong_card::{Card, CardSpec, MemStore};
+use yitong_crypto::Algorithm;
+use yitong_profile::files::{IssuerData, StationId};
+use yitong_profile::DateTime;
+use yitong_terminal::city::SampleCity;
+use yitong_terminal::{run_load, run_tap, CardChannel, ChannelError, GateMode, InProcessChannel, TapResult};
+
+use crate::cardfile;
+use crate::cmd_gate::{build_gate, build_topup};
+use crate::keys::KeySet;
+use crate::terminals::TerminalEntry;
+
+#[derive(Args)]
+pub struct TapBenchArgs {
+    /// Metro trips (an entry and an exit each) per card algorithm.
+    #[arg(long, default_value_t = 20_000)]
+    pub trips: u32,
+}
+
+/// Times the card's side of each exchange.
+struct TimedChannel<C> {
+    inner: C,
+    card_time: Duration,
+}
+
+impl<C: CardChannel> CardChannel for TimedChannel<C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let start = Instant::now();
+        let r = self.inner.transmit(command);
+        self.card_time += start.elapsed();
+        r
+    }
+}
+
+struct Figures {
+    taps: u32,
+    apdus_entry: u32,
+    apdus_exit: u32,
+    total: Duration,
+    card: Duration,
+}
+
+impl Figures {
+    fn per_tap_us(&self, d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6 / f64::from(self.taps)
+    }
+}
+
+fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
+    let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], algorithm)?;
+    let spec = CardSpec {
+        issuer: IssuerData {
+            issuer_id: keys.issuer_id,
+            app_type: 0x02,
+            app_version: 0x01,
+            serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99],
+            valid_from: [0x20, 0x20, 0x01, 0x01],
+            valid_to: [0x20, 0x99, 0x12, 0x31],
+        },
+        holder: [0; 55],
+        management: [0; 60],
+        master_keys: keys.master,
+        key_version: keys.key_version,
+        overdraft_limit_fen: 0,
+        balance_limit_fen: 100_000,
+    };
+    let card = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };
+    let city = SampleCity::beijing();
+    let station = |name: &str| city.station(name).map(|s| s.id).unwrap_or(StationId { line: 1, station: 101 });
+    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan"), "西单", TerminalEntry::default());
+    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao"), "国贸", TerminalEntry::default());
+    let mut topup = build_topup(&keys, TerminalEntry::default());
+
+    let mut now = DateTime::parse("2026-11-25 06:00:00").expect("valid time");
+    run_load(&mut topup, &mut channel.inner, now, 10_000, &mut |_| Ok(()))?;
+    let mut spent_fen = 0u32;
+    let mut figures = Figures { taps: 0, apdus_entry: 0, apdus_exit: 0, total: Duration::ZERO, card: Duration::ZERO };
+    for _ in 0..trips {
+        now = now.plus_seconds(60)?;
+        for (gate, is_entry) in [(&mut entry_gate, true), (&mut exit_gate, false)] {
+            let card_before = channel.card_time;
+            let start = Instant::now();
+            let outcome = run_tap(gate, &mut channel, now, &mut |_| Ok(()))?;
+            figures.total += start.elapsed();
+            figures.card += channel.card_time - card_before;
+            figures.taps += 1;
+            if let TapResult::Refused(why) = &outcome.result {
+                anyhow::bail!("bench tap refused: {why}");
+            }
+            if is_entry {
+                figures.apdus_entry = outcome.apdus;
+            } else {
+                figures.apdus_exit = outcome.apdus;
+            }
+            spent_fen += outcome.amount_fen;
+            gate.drain_records();
+        }
+        // Top up what was spent, outside the timed taps.
+        if spent_fen >= 5_000 {
+            run_load(&mut topup, &mut channel.inner, now, spent_fen, &mut |_| Ok(()))?;
+            topup.drain_records();
+            spent_fen = 0;
+        }
+    }
+    Ok(figures)
+}
+
+pub fn tap(args: &TapBenchArgs) -> anyhow::Result<()> {
+    if args.trips == 0 {
+        anyhow::bail!("--trips: must be at least 1");
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("note: a debug build; run `cargo run --release -p yitong-cli -- bench tap` for real figures");
+    }
+    let des = run(Algorithm::Des, args.trips)?;
+    let sm4 = run(Algorithm::Sm4, args.trips)?;
+    let goal_us = 50.0;
+    println!("metro taps, card and gate in one process ({} trips per algorithm)", args.trips);
+    println!(
+        "  card APDUs per tap    entry {}, exit {}   (PSAM APDUs: 0, software module)",
+        des.apdus_entry, des.apdus_exit
+    );
+    for (name, f) in [("DES (baseline)", &des), ("SM4", &sm4)] {
+        let total = f.per_tap_us(f.total);
+        let card = f.per_tap_us(f.card);
+        println!(
+            "  {name:<15} {total:>7.2} µs/tap   card {card:>6.2} µs ({:>4.1}%)   gate+PSAM {:>6.2} µs   {:.2}× the {goal_us} µs goal",
+            100.0 * card / total,
+            total - card,
+            total / goal_us
+        );
+    }
+    println!("  SM4 / DES             {:.2}×", sm4.total.as_secs_f64() / des.total.as_secs_f64());
+    Ok(())
+}

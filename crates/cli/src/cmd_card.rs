@@ -1,0 +1,246 @@
+//! `yitong keys new`, `yitong card issue|show|load`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use yitong_card::{CardSpec, OVERDRAFT_LIMIT_FEN_MAX};
+use yitong_crypto::Algorithm;
+use yitong_profile::files::IssuerData;
+use yitong_terminal::city::SampleCity;
+use yitong_terminal::{read_card, run_load, InProcessChannel, TapError};
+
+use crate::keys::{parse_hex, KeySet};
+use crate::terminals::{append_records, TerminalEntry, TerminalsFile};
+use crate::{cardfile, money, output, time, AlgorithmArg, Incomplete, KeysNewArgs};
+
+/// Default file of the CLI's simulated terminals' state.
+pub const STATE_DEFAULT: &str = "yitong-terminals.json";
+
+pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&args.out, args.force)?;
+    let issuer_id = parse_hex(&args.issuer_id, "--issuer-id")?;
+    let algorithm = match args.algorithm {
+        AlgorithmArg::Des => Algorithm::Des,
+        AlgorithmArg::Sm4 => Algorithm::Sm4,
+    };
+    let keys = KeySet::generate(issuer_id, algorithm)?;
+    cardfile::write_atomically(&args.out, keys.to_toml().as_bytes())?;
+    println!(
+        "wrote a DEVELOPMENT key set ({}, issuer {}) to {}: random keys in clear text, for tests and demos only",
+        crate::keys::algorithm_name(algorithm),
+        args.issuer_id.to_uppercase(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct IssueArgs {
+    /// Issuer key file (`yitong keys new`).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Application serial, 20 hex digits (the printed card number is its last 19).
+    #[arg(long)]
+    pub serial: String,
+    /// Where to write the card image.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// First valid day, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// Last valid day, YYYY-MM-DD (default: 31 December, ten years on).
+    #[arg(long)]
+    pub valid_to: Option<String>,
+    /// Overdraft limit in yuan.
+    #[arg(long, default_value = "0")]
+    pub overdraft: String,
+    /// Highest balance a load may reach, in yuan.
+    #[arg(long, default_value = "1000")]
+    pub balance_limit: String,
+    /// Replace an existing image (its balance is lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&args.out, args.force)?;
+    let keys = KeySet::read(&args.keys)?;
+    let serial: [u8; 10] = parse_hex(&args.serial, "--serial")?;
+    let today = time::now_shanghai();
+    let valid_from = match &args.valid_from {
+        Some(d) => time::parse_day(d, "--valid-from")?,
+        None => today.date_bcd(),
+    };
+    let valid_to = match &args.valid_to {
+        Some(d) => time::parse_day(d, "--valid-to")?,
+        None => time::parse_day(&format!("{}-12-31", today.year + 10), "--valid-to")?,
+    };
+    if valid_to < valid_from {
+        bail!("--valid-to: the card would expire before it becomes valid");
+    }
+    let overdraft_limit_fen = money::parse_yuan(&args.overdraft, "--overdraft")?;
+    if overdraft_limit_fen > OVERDRAFT_LIMIT_FEN_MAX {
+        bail!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan(OVERDRAFT_LIMIT_FEN_MAX.into()));
+    }
+    let balance_limit_fen = money::parse_yuan(&args.balance_limit, "--balance-limit")?;
+    if balance_limit_fen > i32::MAX as u32 {
+        bail!("--balance-limit: too large for the card's signed balance");
+    }
+    let issuer =
+        IssuerData { issuer_id: keys.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to };
+    let spec = CardSpec {
+        issuer,
+        holder: [0; 55],
+        management: management_file(&issuer),
+        master_keys: keys.master,
+        key_version: keys.key_version,
+        overdraft_limit_fen,
+        balance_limit_fen,
+    };
+    cardfile::write_atomically(&args.out, &spec.personalize())?;
+    println!("issued card {} to {}", issuer.card_number(), args.out.display());
+    Ok(())
+}
+
+/// EF17: country 156 (China), city code, T-Union interoperability flag, adult card type.
+fn management_file(issuer: &IssuerData) -> [u8; 60] {
+    let mut ef17 = [0u8; 60];
+    ef17[..4].copy_from_slice(&[0x00, 0x00, 0x01, 0x56]);
+    ef17[6..8].copy_from_slice(&issuer.city_code().to_be_bytes());
+    ef17[8..10].copy_from_slice(&[0x00, 0x01]);
+    ef17[10] = 0x01;
+    ef17
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The card image.
+    pub card: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
+    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
+    let report = read_card(&mut channel).with_context(|| format!("cannot read {}", args.card.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let names = station_names(&report.city_code);
+        print!("{}", output::report_text(&report, &names));
+    }
+    Ok(())
+}
+
+/// Names stations of the card's city where a sample network knows them.
+pub fn station_names(city_code: &str) -> impl Fn(u16, u16) -> String {
+    let city = (city_code == "1000").then(SampleCity::beijing);
+    move |line, station| {
+        let known = city.as_ref().and_then(|c| c.station_by_id(yitong_profile::files::StationId { line, station }));
+        match known {
+            Some(s) => format!("{} ({})", s.name, s.alias),
+            None => format!("line {line} station {station}"),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The card image.
+    pub card: PathBuf,
+    /// Issuer key file: the top-up host's load keys.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Amount in yuan.
+    #[arg(long)]
+    pub amount: String,
+    /// Local time of the load, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Terminal state file (transaction numbers, loads in doubt).
+    #[arg(long, default_value = STATE_DEFAULT)]
+    pub state: PathBuf,
+    /// Append the clearing record as a JSON line to this file.
+    #[arg(long)]
+    pub records: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
+    let keys = KeySet::read(&args.keys)?;
+    let amount_fen = money::parse_yuan(&args.amount, "--amount")?;
+    if amount_fen == 0 {
+        bail!("--amount: must be more than 0 yuan");
+    }
+    let now = time::at_or_now(args.at.as_deref())?;
+    let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
+    let mut terminals = TerminalsFile::read(&args.state)?;
+    let mut terminal = crate::cmd_gate::build_topup(&keys, terminals.entry(&terminal_id));
+    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
+    let state_path = args.state.clone();
+    let result = run_load(&mut terminal, &mut channel, now, amount_fen, &mut |t| {
+        save_terminal(&mut terminals, &state_path, &terminal_id, t.next_transaction_number(), t.state().clone())
+    });
+    cardfile::save(&args.card, channel.card())?;
+    drain_if(args.records.as_deref(), || terminal.drain_records())?;
+    save_terminal(
+        &mut terminals,
+        &args.state,
+        &terminal_id,
+        terminal.next_transaction_number(),
+        terminal.state().clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    report_outcome(result, args.json)
+}
+
+/// Takes the records and appends them to `path`; without a path they stay in the state file.
+pub fn drain_if(path: Option<&Path>, drain: impl FnOnce() -> Vec<yitong_terminal::TapRecord>) -> anyhow::Result<()> {
+    match path {
+        Some(path) => append_records(path, &drain()),
+        None => Ok(()),
+    }
+}
+
+pub fn save_terminal(
+    terminals: &mut TerminalsFile,
+    path: &Path,
+    terminal_id: &[u8; 6],
+    next_transaction_number: u32,
+    state: yitong_terminal::GateState,
+) -> Result<(), String> {
+    terminals.set(terminal_id, TerminalEntry { next_transaction_number, state });
+    terminals.write(path).map_err(|e| format!("{e:#}"))
+}
+
+/// Prints an outcome; a transaction left in doubt is exit code 1.
+pub fn report_outcome(result: Result<yitong_terminal::TapOutcome, TapError>, json: bool) -> anyhow::Result<()> {
+    match result {
+        Ok(outcome) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&output::outcome_json(&outcome))?);
+            } else {
+                println!("{}", output::outcome_text(&outcome));
+            }
+            Ok(())
+        }
+        Err(e @ TapError::CardLost { .. }) => {
+            if json {
+                println!("{}", serde_json::json!({ "result": "interrupted", "reason": e.to_string() }));
+            }
+            Err(Incomplete(e.to_string()).into())
+        }
+        Err(e) => Err(e).context("the transaction failed"),
+    }
+}
+
+fn refuse_overwrite(path: &Path, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!("--out: {} exists; pass --force to replace it", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `yitong gate tap`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use yitong_profile::files::StationId;
+use yitong_terminal::city::SampleCity;
+use yitong_terminal::{
+    run_tap, Gate, GateConfig, GateMode, InProcessChannel, SoftwareLoadHost, SoftwarePsam, TopUpTerminal,
+};
+
+use crate::cmd_card::{drain_if, report_outcome, save_terminal, STATE_DEFAULT};
+use crate::keys::KeySet;
+use crate::terminals::{TerminalEntry, TerminalsFile};
+use crate::{cardfile, time};
+
+#[derive(Args)]
+pub struct TapArgs {
+    /// The card image.
+    pub card: PathBuf,
+    /// Issuer key file: the gate's PSAM holds its master purchase key.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// City.
+    #[arg(long, default_value = "beijing")]
+    pub city: String,
+    /// Metro station (Chinese or English name). Required unless --bus.
+    #[arg(long, required_unless_present = "bus")]
+    pub station: Option<String>,
+    /// A bus validator on this route instead of a metro gate.
+    #[arg(long, value_name = "ROUTE", conflicts_with = "station")]
+    pub bus: Option<u16>,
+    /// Local time of the tap, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Append clearing records as JSON lines to this file (else they stay in the state file).
+    #[arg(long)]
+    pub records: Option<PathBuf>,
+    /// Terminal state file (transaction numbers, taps in doubt, records not yet written out).
+    #[arg(long, default_value = STATE_DEFAULT)]
+    pub state: PathBuf,
+    /// Test aid: the card commits DEBIT but its answer is lost, as when a phone is pulled away.
+    #[arg(long)]
+    pub simulate_pull_away: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
+    let keys = KeySet::read(&args.keys)?;
+    let city = SampleCity::named(&args.city)
+        .with_context(|| format!("--city: unknown city `{}`; known: {}", args.city, SampleCity::NAMES.join(", ")))?;
+    let (mode, station, station_name) = match (args.bus, &args.station) {
+        (Some(route), _) => (GateMode::Bus, StationId { line: route, station: 0 }, String::new()),
+        (None, Some(name)) => {
+            let s = city.station(name).with_context(|| {
+                let names: Vec<String> = city.stations.iter().map(|s| format!("{} ({})", s.name, s.alias)).collect();
+                format!("--station: no station `{name}` in {}; stations: {}", args.city, names.join(", "))
+            })?;
+            (GateMode::Metro, s.id, s.name.to_string())
+        }
+        (None, None) => anyhow::bail!("--station: required for a metro gate (or pass --bus ROUTE)"),
+    };
+    let now = time::at_or_now(args.at.as_deref())?;
+    let terminal_id = terminal_id(city.policy.city_code, mode, station);
+
+    let mut terminals = TerminalsFile::read(&args.state)?;
+    let entry = terminals.entry(&terminal_id);
+    let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
+
+    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
+    if args.simulate_pull_away {
+        channel.drop_next_debit_answer();
+    }
+    let state_path = args.state.clone();
+    let result = run_tap(&mut gate, &mut channel, now, &mut |g| {
+        save_terminal(
+            &mut terminals,
+            &state_path,
+            &terminal_id,
+            g.security_module().next_transaction_number(),
+            g.state().clone(),
+        )
+    });
+    // The card may have committed whatever the gate saw: keep its image first.
+    cardfile::save(&args.card, channel.card())?;
+    drain_if(args.records.as_deref(), || gate.drain_records())?;
+    save_terminal(
+        &mut terminals,
+        &args.state,
+        &terminal_id,
+        gate.security_module().next_transaction_number(),
+        gate.state().clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    report_outcome(result, args.json)
+}
+
+/// A gate of `city` whose software PSAM holds `keys`, restarted from its saved entry.
+pub fn build_gate(
+    city: &SampleCity,
+    keys: &KeySet,
+    mode: GateMode,
+    station: StationId,
+    station_name: &str,
+    saved: TerminalEntry,
+) -> Gate {
+    let terminal_id = terminal_id(city.policy.city_code, mode, station);
+    let mut psam = SoftwarePsam::new(terminal_id, saved.next_transaction_number);
+    psam.add_issuer(keys.issuer_id, keys.issuer_keys());
+    let config = GateConfig {
+        city: city.policy.clone(),
+        mode,
+        station,
+        station_name: station_name.into(),
+        hotlist: Default::default(),
+    };
+    Gate::new(config, Box::new(psam), Box::new(city.fare.clone()), saved.state)
+}
+
+/// A top-up terminal of the issuer's city whose load host holds `keys`.
+pub fn build_topup(keys: &KeySet, saved: TerminalEntry) -> TopUpTerminal {
+    let mut host = SoftwareLoadHost::new();
+    host.add_issuer(keys.issuer_id, keys.issuer_keys());
+    TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, "", Box::new(host))
+        .with_state(saved.state)
+}
+
+/// The simulated top-up terminal's ID: the issuer's city code, then `FFFF0001`.
+pub fn topup_terminal_id(keys: &KeySet) -> [u8; 6] {
+    [keys.issuer_id[2], keys.issuer_id[3], 0xFF, 0xFF, 0x00, 0x01]
+}
+
+/// A simulated gate's terminal ID: city code, then line and station (a bus: `B0`, route).
+pub fn terminal_id(city_code: u16, mode: GateMode, station: StationId) -> [u8; 6] {
+    let [c0, c1] = city_code.to_be_bytes();
+    let [l0, l1] = station.line.to_be_bytes();
+    let [s0, s1] = station.station.to_be_bytes();
+    match mode {
+        GateMode::Metro => [c0, c1, l0, l1, s0, s1],
+        GateMode::Bus => [c0, c1, 0xB0, 0x00, l0, l1],
+    }
+}

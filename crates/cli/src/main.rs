@@ -1,0 +1,145 @@
+//! `yitong`: issue development keys and card images, read and load cards, tap them at metro
+//! gates and bus validators, run the scripted demo and the benchmarks.
+//!
+//! Exit codes: 0 done (a refused tap is a normal outcome), 1 a tap or load that did not complete
+//! (card removed), 2 bad input or a failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod bench;
+mod cardfile;
+mod cmd_card;
+mod cmd_gate;
+mod demo;
+mod keys;
+mod money;
+mod output;
+mod terminals;
+mod time;
+
+#[derive(Parser)]
+#[command(name = "yitong", version, about = "Phone transit cards: card images, gates, top-up, demo and benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Issuer key sets.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Card images: issue, show, load.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Gates and validators.
+    #[command(subcommand)]
+    Gate(GateCommand),
+    /// Benchmarks printed as figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// A scripted day of one phone card, in memory: issue, load, metro entry and exit, a bus
+    /// ride, and a tap interrupted after DEBIT and recovered at the next tap.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Writes a new random DEVELOPMENT issuer key set (master DLK, DPK, DTK) as TOML.
+    New(KeysNewArgs),
+}
+
+/// Arguments of `yitong keys new`.
+#[derive(Args)]
+pub struct KeysNewArgs {
+    /// Where to write the key file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Issuer ID, 16 hex digits; the city code sits at digits 5-8 (1000 is Beijing).
+    #[arg(long, default_value = "0000100000000001")]
+    pub issuer_id: String,
+    /// Cipher family of the keys.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Des)]
+    pub algorithm: AlgorithmArg,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--algorithm`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    /// Two-key 3DES (algorithm ID 00).
+    Des,
+    /// SM4 (algorithm ID 04).
+    Sm4,
+}
+
+#[derive(Subcommand)]
+enum CardCommand {
+    /// Personalizes a new card image with keys diversified from the issuer's master keys.
+    Issue(cmd_card::IssueArgs),
+    /// Reads a card image through APDUs as a reader would: identity, balance, counters, trips, logs.
+    Show(cmd_card::ShowArgs),
+    /// Loads money onto a card at a top-up terminal.
+    Load(cmd_card::LoadArgs),
+}
+
+#[derive(Subcommand)]
+enum GateCommand {
+    /// Taps a card at a metro gate (entry or exit by the card's state) or, with --bus, a bus validator.
+    Tap(cmd_gate::TapArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// APDUs and microseconds per tap, card and gate in one process.
+    Tap(bench::TapBenchArgs),
+}
+
+/// Arguments of `yitong demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Do not print the APDUs.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A tap or load that did not complete: exit code 1.
+#[derive(Debug)]
+pub struct Incomplete(pub String);
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(KeysCommand::New(args)) => cmd_card::keys_new(&args),
+        Command::Card(CardCommand::Issue(args)) => cmd_card::issue(&args),
+        Command::Card(CardCommand::Show(args)) => cmd_card::show(&args),
+        Command::Card(CardCommand::Load(args)) => cmd_card::load(&args),
+        Command::Gate(GateCommand::Tap(args)) => cmd_gate::tap(&args),
+        Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Incomplete>().is_some() => {
+            eprintln!("yitong: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("yitong: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

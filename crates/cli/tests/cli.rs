@@ -1,0 +1,334 @@
+//! The `yitong` binary end to end: files on disk, exit codes, JSON output and error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Self {
+        Dir { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_yitong")).args(args).current_dir(self.dir.path()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// A key set and a card loaded with `yuan`.
+    fn card(&self, yuan: &str) {
+        self.ok(&["keys", "new", "--out", "keys.toml"]);
+        self.ok(&[
+            "card",
+            "issue",
+            "--keys",
+            "keys.toml",
+            "--serial",
+            "10000000000000123456",
+            "--out",
+            "card.se",
+            "--valid-from",
+            "2026-01-01",
+            "--valid-to",
+            "2030-12-31",
+        ]);
+        if yuan != "0" {
+            self.ok(&[
+                "card",
+                "load",
+                "card.se",
+                "--keys",
+                "keys.toml",
+                "--amount",
+                yuan,
+                "--at",
+                "2026-11-25 07:00:00",
+                "--records",
+                "taps.jsonl",
+            ]);
+        }
+    }
+
+    fn tap(&self, station: &str, at: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "gate",
+            "tap",
+            "card.se",
+            "--keys",
+            "keys.toml",
+            "--city",
+            "beijing",
+            "--station",
+            station,
+            "--at",
+            at,
+            "--records",
+            "taps.jsonl",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn keys_new_writes_a_marked_development_key_set() {
+    let d = Dir::new();
+    let out = d.ok(&["keys", "new", "--out", "keys.toml", "--issuer-id", "0000290000000007", "--algorithm", "sm4"]);
+    assert!(out.contains("DEVELOPMENT"));
+    let text = std::fs::read_to_string(d.path("keys.toml")).unwrap();
+    assert!(text.starts_with("# Yitong DEVELOPMENT key set"));
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["issuer_id"].as_str(), Some("0000290000000007"));
+    assert_eq!(v["algorithm"].as_str(), Some("sm4"));
+    for k in ["dlk", "dpk", "dtk"] {
+        let key = v["master"][k].as_str().unwrap();
+        assert_eq!(key.len(), 32);
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+    // Not overwritten without --force.
+    let again = d.run(&["keys", "new", "--out", "keys.toml"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--force"));
+}
+
+#[test]
+fn issue_load_and_show_through_apdus() {
+    let d = Dir::new();
+    d.card("50");
+    let v = d.json(&["card", "show", "card.se", "--json"]);
+    assert_eq!(v["serial"], "10000000000000123456");
+    assert_eq!(v["card_number"], "0000000000000123456");
+    assert_eq!(v["issuer_id"], "0000100000000001");
+    assert_eq!(v["valid_from"], "2026-01-01");
+    assert_eq!(v["valid_to"], "2030-12-31");
+    assert_eq!(v["balance_fen"], 5_000);
+    assert_eq!(v["online_counter"], 1);
+    assert_eq!(v["offline_counter"], 0);
+    assert_eq!(v["metro"]["inside"], false);
+    assert_eq!(v["log"][0]["type"], "load");
+    assert_eq!(v["log"][0]["amount_fen"], 5_000);
+    assert_eq!(v["log"][0]["counter"], 1);
+    assert_eq!(v["log"][0]["terminal_id"], "1000FFFF0001");
+    assert_eq!(v["log"][0]["at"], "2026-11-25 07:00:00");
+    let text = d.ok(&["card", "show", "card.se"]);
+    assert!(text.contains("balance       50.00 yuan"), "{text}");
+}
+
+#[test]
+fn entry_and_exit_charge_and_write_records() {
+    let d = Dir::new();
+    d.card("20");
+    let entry = stdout_json(&d.tap("西单", "2026-11-25 08:00:00", &[]));
+    assert_eq!(
+        (entry["result"].as_str(), entry["amount_fen"].as_u64(), entry["balance_fen"].as_i64()),
+        (Some("entry"), Some(0), Some(2_000))
+    );
+    let show = d.json(&["card", "show", "card.se", "--json"]);
+    assert_eq!(show["metro"]["inside"], true);
+    let exit = stdout_json(&d.tap("Guomao", "2026-11-25 08:30:00", &[]));
+    assert_eq!(
+        (exit["result"].as_str(), exit["amount_fen"].as_u64(), exit["balance_fen"].as_i64()),
+        (Some("exit"), Some(400), Some(1_600))
+    );
+    let lines = records(&d.path("taps.jsonl"));
+    assert_eq!(lines.iter().map(|r| r["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["load", "entry", "exit"]);
+    assert_eq!(lines[2]["station"], "国贸");
+    assert_eq!(lines[2]["counter"], 2);
+    assert_eq!(lines[2]["tac"].as_str().unwrap().len(), 8);
+    // The two gates numbered their own transactions from 1.
+    assert_eq!(lines[1]["terminal_transaction_number"], 1);
+    assert_eq!(lines[2]["terminal_transaction_number"], 1);
+    let show = d.json(&["card", "show", "card.se", "--json"]);
+    assert_eq!(show["balance_fen"], 1_600);
+    assert_eq!(show["log"][0]["type"], "composite");
+    assert_eq!(show["trips"][0]["type"], "exit");
+}
+
+#[test]
+fn pulled_away_tap_is_recovered_without_a_second_charge() {
+    let d = Dir::new();
+    d.card("20");
+    d.tap("Xidan", "2026-11-25 08:00:00", &[]);
+    let lost = d.tap("Guomao", "2026-11-25 08:30:00", &["--simulate-pull-away"]);
+    assert_eq!(lost.status.code(), Some(1), "{}", stderr(&lost));
+    assert_eq!(stdout_json(&lost)["result"], "interrupted");
+    assert_eq!(records(&d.path("taps.jsonl")).len(), 2, "no exit record while in doubt");
+    // The card committed the exit.
+    assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_600);
+    let again = stdout_json(&d.tap("Guomao", "2026-11-25 08:30:05", &[]));
+    assert_eq!(
+        (again["result"].as_str(), again["amount_fen"].as_u64(), again["recovered"].as_bool()),
+        (Some("exit"), Some(400), Some(true))
+    );
+    assert_eq!(again["balance_fen"], 1_600);
+    assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_600);
+    let lines = records(&d.path("taps.jsonl"));
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["recovered"], true);
+}
+
+#[test]
+fn refusals_are_outcomes_not_errors() {
+    let d = Dir::new();
+    d.card("0");
+    let out = d.tap("Xidan", "2026-11-25 08:00:00", &[]);
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    assert_eq!(v["result"], "refused");
+    assert_eq!(v["reason"], "balance below the minimum to enter");
+    let bus = d.json(&[
+        "gate",
+        "tap",
+        "card.se",
+        "--keys",
+        "keys.toml",
+        "--bus",
+        "1",
+        "--at",
+        "2026-11-25 08:00:00",
+        "--json",
+    ]);
+    assert_eq!(bus["reason"], "insufficient balance");
+}
+
+#[test]
+fn bad_input_names_the_field_and_never_panics() {
+    let d = Dir::new();
+    d.card("10");
+    let cases: &[(&[&str], &str)] = &[
+        (&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "abc"], "--amount"),
+        (&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "1.234"], "--amount"),
+        (&["card", "issue", "--keys", "keys.toml", "--serial", "12", "--out", "x.se"], "--serial"),
+        (&["card", "issue", "--keys", "keys.toml", "--serial", "1000000000000012345Z", "--out", "x.se"], "--serial"),
+        (
+            &[
+                "card",
+                "issue",
+                "--keys",
+                "keys.toml",
+                "--serial",
+                "10000000000000123456",
+                "--out",
+                "x.se",
+                "--valid-to",
+                "2030-02-30",
+            ],
+            "--valid-to",
+        ),
+        (
+            &[
+                "card",
+                "issue",
+                "--keys",
+                "keys.toml",
+                "--serial",
+                "10000000000000123456",
+                "--out",
+                "x.se",
+                "--overdraft",
+                "200000",
+            ],
+            "--overdraft",
+        ),
+        (&["gate", "tap", "card.se", "--keys", "keys.toml", "--station", "Atlantis"], "--station"),
+        (&["gate", "tap", "card.se", "--keys", "keys.toml", "--city", "gotham", "--station", "Xidan"], "--city"),
+        (&["gate", "tap", "card.se", "--keys", "keys.toml", "--station", "Xidan", "--at", "yesterday"], "--at"),
+        (&["keys", "new", "--out", "k2.toml", "--issuer-id", "XYZ"], "--issuer-id"),
+        (&["card", "show", "missing.se"], "missing.se"),
+    ];
+    for (args, needle) in cases {
+        let out = d.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A load past the balance limit is refused, and leaves the card as it was.
+    let out = d.ok(&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "2000"]);
+    assert!(out.contains("refused") && out.contains("balance limit"), "{out}");
+    assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_000);
+
+    // Damaged files.
+    std::fs::write(d.path("junk.se"), b"not a card").unwrap();
+    let out = d.run(&["card", "show", "junk.se"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a Yitong card image"), "{}", stderr(&out));
+    std::fs::write(d.path("bad.toml"), "issuer_id = 5").unwrap();
+    let out = d.run(&["card", "load", "card.se", "--keys", "bad.toml", "--amount", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_station_error_lists_the_stations() {
+    let d = Dir::new();
+    d.card("10");
+    let out = d.tap("Atlantis", "2026-11-25 08:00:00", &[]);
+    assert!(stderr(&out).contains("西单 (Xidan)"), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_runs_a_day_and_conserves_money() {
+    let d = Dir::new();
+    let out = d.ok(&["demo"]);
+    assert!(out.contains("GET TRANSACTION PROVE"));
+    assert!(out.contains("(recovered from an interrupted tap)"));
+    assert!(out.contains("loads 50.00 yuan, fares 11.00 yuan, card balance 39.00 yuan"), "{out}");
+    assert!(out.trim_end().ends_with("Every fen accounted for: balance = loads - fares."));
+}
+
+#[test]
+fn bench_tap_prints_figures() {
+    let d = Dir::new();
+    let out = d.ok(&["bench", "tap", "--trips", "20"]);
+    assert!(out.contains("entry 6, exit 6"), "{out}");
+    assert!(out.contains("µs/tap"), "{out}");
+    assert!(out.contains("SM4 / DES"), "{out}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let d = Dir::new();
+    for args in [
+        &["--help"][..],
+        &["keys", "new", "--help"],
+        &["card", "issue", "--help"],
+        &["card", "show", "--help"],
+        &["card", "load", "--help"],
+        &["gate", "tap", "--help"],
+        &["bench", "tap", "--help"],
+        &["demo", "--help"],
+    ] {
+        assert!(d.ok(args).contains("Usage"), "{args:?}");
+    }
+}
