@@ -228,7 +228,7 @@ pub fn report_outcome(result: Result<yitong_terminal::TapOutcome, TapError>, jso
             }
             Ok(())
         }
-        Err(e @ TapError::CardLost { .. }) => {
+        Err(e @ (TapError::CardLost { .. } | TapError::AnswerInDoubt { .. })) => {
             if json {
                 println!("{}", serde_json::json!({ "result": "interrupted", "reason": e.to_string() }));
             }

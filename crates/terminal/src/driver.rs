@@ -8,8 +8,9 @@ use crate::error::TapError;
 use crate::gate::{Gate, Next, TapOutcome};
 use crate::topup::TopUpTerminal;
 
-/// APDUs a tap may exchange before the driver gives up: a full tap needs 7 at most.
-pub const TAP_APDUS_MAX: u32 = 16;
+/// APDUs a tap may exchange before the driver gives up: a full tap needs 6, resolving a doubt
+/// one more, or up to 11 more when the card's log must be searched.
+pub const TAP_APDUS_MAX: u32 = 24;
 
 /// Runs one tap of the card on `channel` at `gate`. `persist` is called with the gate before
 /// each money command; if it fails, the command is not sent.

@@ -14,6 +14,15 @@ pub enum TapError {
         /// Whether a DEBIT (or CREDIT) was sent without its answer.
         debit_in_doubt: bool,
     },
+    /// DEBIT (or CREDIT) was answered with something other than a well-formed success. The card
+    /// may have committed: the gate keeps the transaction in doubt and resolves it at the card's
+    /// next tap, where GET TRANSACTION PROVE tells the truth.
+    AnswerInDoubt {
+        /// The command.
+        command: &'static str,
+        /// The status word received.
+        status: StatusWord,
+    },
     /// The reader failed.
     Channel(ChannelError),
     /// The card answered a status word the flow does not expect.
@@ -38,6 +47,12 @@ impl std::fmt::Display for TapError {
                 write!(f, "card removed after DEBIT was sent; the next tap of this card here resolves it")
             }
             TapError::CardLost { debit_in_doubt: false } => write!(f, "card removed; nothing was charged"),
+            TapError::AnswerInDoubt { command, status } => {
+                write!(
+                    f,
+                    "{command} answered {status} without a valid proof; the next tap of this card here resolves it"
+                )
+            }
             TapError::Channel(e) => e.fmt(f),
             TapError::UnexpectedStatus { command, status } => write!(f, "{command} answered {status}"),
             TapError::BadResponse(what) => write!(f, "malformed card answer: {what}"),

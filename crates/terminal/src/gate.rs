@@ -10,10 +10,10 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_TRANSIT, SFI_TRIP_LOG};
+use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_LOG, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{
-    industry, trip_type, IssuerData, StationId, TransitRecord, TripLogRecord, TripPoint, TRANSIT_RECORD_LEN,
-    TRANSIT_RECORD_METRO,
+    industry, trip_type, IssuerData, LogRecord, StationId, TransitRecord, TripLogRecord, TripPoint, LOG_RECORDS_MAX,
+    LOG_RECORD_LEN, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
 };
 use yitong_profile::{tlv, DateTime, StatusWord};
 
@@ -179,8 +179,9 @@ struct Plan {
 enum Stage {
     Select,
     Prove { card: CardInfo, pending: PendingDebit },
-    ReadTransit { card: CardInfo, unresolved: Option<PendingDebit> },
-    Initialize { card: CardInfo, unresolved: Option<PendingDebit>, plan: Plan },
+    SearchLog { card: CardInfo, pending: PendingDebit, record: u8 },
+    ReadTransit { card: CardInfo },
+    Initialize { card: CardInfo, plan: Plan },
     UpdateTransit { trip_log: Vec<u8>, debit: Vec<u8> },
     UpdateTripLog { debit: Vec<u8> },
     Debit,
@@ -252,8 +253,9 @@ impl Gate {
         let next = match stage {
             Stage::Select => self.on_select(tap, data, sw),
             Stage::Prove { card, pending } => self.on_prove(tap, card, pending, data, sw),
-            Stage::ReadTransit { card, unresolved } => self.on_transit(tap, card, unresolved, data, sw),
-            Stage::Initialize { card, unresolved, plan } => self.on_initialize(tap, card, unresolved, plan, data, sw),
+            Stage::SearchLog { card, pending, record } => self.on_log_record(tap, card, pending, record, data, sw),
+            Stage::ReadTransit { card } => self.on_transit(tap, card, data, sw),
+            Stage::Initialize { card, plan } => self.on_initialize(tap, card, plan, data, sw),
             Stage::UpdateTransit { trip_log, debit } => {
                 expect_ok("UPDATE CAPP DATA CACHE (EF1A)", sw)?;
                 tap.stage = Stage::UpdateTripLog { debit };
@@ -307,23 +309,18 @@ impl Gate {
             tap.stage = Stage::Prove { card, pending };
             return Ok(send(prove));
         }
-        self.after_select(tap, card, None)
+        self.after_select(tap, card)
     }
 
-    fn after_select(
-        &mut self,
-        tap: &mut Tap,
-        card: CardInfo,
-        unresolved: Option<PendingDebit>,
-    ) -> Result<Next, TapError> {
+    fn after_select(&mut self, tap: &mut Tap, card: CardInfo) -> Result<Next, TapError> {
         match self.config.mode {
             GateMode::Metro => {
-                tap.stage = Stage::ReadTransit { card, unresolved };
+                tap.stage = Stage::ReadTransit { card };
                 Ok(send(apdu::read_record(SFI_TRANSIT, TRANSIT_RECORD_METRO, TRANSIT_RECORD_LEN as u8)))
             }
             GateMode::Bus => {
                 let plan = Plan { kind: TapKind::Single, amount_fen: self.config.city.bus_fare_fen, transit: None };
-                self.initialize(tap, card, unresolved, plan)
+                self.initialize(tap, card, plan)
             }
         }
     }
@@ -337,8 +334,10 @@ impl Gate {
         sw: StatusWord,
     ) -> Result<Next, TapError> {
         if sw == StatusWord::PROOF_UNAVAILABLE {
-            // Not committed, or committed and since overwritten: INITIALIZE's counter tells.
-            return self.after_select(tap, card, Some(pending));
+            // Not committed, or committed and its proof since replaced by later transactions
+            // elsewhere: the card's own log tells.
+            tap.stage = Stage::SearchLog { card, pending, record: 1 };
+            return Ok(send(apdu::read_record(SFI_LOG, 1, LOG_RECORD_LEN as u8)));
         }
         expect_ok("GET TRANSACTION PROVE", sw)?;
         let [m0, m1, m2, m3, t0, t1, t2, t3] =
@@ -361,14 +360,54 @@ impl Gate {
         Ok(Next::Done(outcome))
     }
 
-    fn on_transit(
+    /// Looks for the doubtful transaction in EF18, newest first: found (same terminal, time,
+    /// amount and type), it committed and is recorded without its TAC; past it or the log's end,
+    /// it never committed. Either way this tap then goes on as a new one.
+    fn on_log_record(
         &mut self,
         tap: &mut Tap,
         card: CardInfo,
-        unresolved: Option<PendingDebit>,
+        pending: PendingDebit,
+        record: u8,
         data: &[u8],
         sw: StatusWord,
     ) -> Result<Next, TapError> {
+        let log = match sw {
+            StatusWord::RECORD_NOT_FOUND => None,
+            _ => {
+                expect_ok("READ RECORD (EF18)", sw)?;
+                Some(LogRecord::decode(data).map_err(|_| TapError::BadResponse("EF18 record"))?)
+            }
+        };
+        let p = &pending.record;
+        let matches = |l: &LogRecord| {
+            hex::encode_upper(l.terminal_id) == p.terminal_id
+                && l.at().map(|t| t.to_string()).as_deref() == Ok(p.at.as_str())
+                && l.amount_fen == p.amount_fen
+                && l.transaction_type == p.transaction_type
+        };
+        match log {
+            Some(l) if matches(&l) => {
+                self.forget_pending(&p.card_serial);
+                let mut found = pending.record;
+                found.counter = l.counter;
+                found.recovered = true;
+                self.state.outbox.push(found.clone());
+                tap.records.push(found);
+                self.after_select(tap, card)
+            }
+            Some(l) if l.counter > pending.counter_before && usize::from(record) < LOG_RECORDS_MAX => {
+                tap.stage = Stage::SearchLog { card, pending, record: record + 1 };
+                Ok(send(apdu::read_record(SFI_LOG, record + 1, LOG_RECORD_LEN as u8)))
+            }
+            _ => {
+                self.forget_pending(&p.card_serial);
+                self.after_select(tap, card)
+            }
+        }
+    }
+
+    fn on_transit(&mut self, tap: &mut Tap, card: CardInfo, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         expect_ok("READ RECORD (EF1A)", sw)?;
         let transit = TransitRecord::decode(data).map_err(|_| TapError::BadResponse("EF1A metro record"))?;
         let plan = match transit.entry {
@@ -394,19 +433,13 @@ impl Gate {
                 Plan { kind: TapKind::Exit, amount_fen: fare.saturating_sub(entry.amount_fen), transit: Some(transit) }
             }
         };
-        self.initialize(tap, card, unresolved, plan)
+        self.initialize(tap, card, plan)
     }
 
-    fn initialize(
-        &mut self,
-        tap: &mut Tap,
-        card: CardInfo,
-        unresolved: Option<PendingDebit>,
-        plan: Plan,
-    ) -> Result<Next, TapError> {
+    fn initialize(&mut self, tap: &mut Tap, card: CardInfo, plan: Plan) -> Result<Next, TapError> {
         let capp = self.config.mode == GateMode::Metro;
         let command = apdu::initialize_for_purchase(capp, plan.amount_fen, self.sam.terminal_id());
-        tap.stage = Stage::Initialize { card, unresolved, plan };
+        tap.stage = Stage::Initialize { card, plan };
         Ok(send(command))
     }
 
@@ -414,7 +447,6 @@ impl Gate {
         &mut self,
         tap: &mut Tap,
         card: CardInfo,
-        unresolved: Option<PendingDebit>,
         plan: Plan,
         data: &[u8],
         sw: StatusWord,
@@ -425,17 +457,6 @@ impl Gate {
             _ => expect_ok("INITIALIZE FOR PURCHASE", sw)?,
         }
         let init = PurchaseInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR PURCHASE answer"))?;
-        if let Some(pending) = unresolved {
-            self.forget_pending(&pending.record.card_serial);
-            if init.offline_counter != pending.counter_before {
-                // It committed, and later transactions elsewhere replaced its proof: record it
-                // without a TAC so clearing still sees the money move.
-                let mut record = pending.record;
-                record.recovered = true;
-                self.state.outbox.push(record.clone());
-                tap.records.push(record);
-            }
-        }
         let available = i64::from(init.balance_fen) + i64::from(init.overdraft_limit_fen);
         if plan.kind == TapKind::Entry && available < i64::from(self.config.city.metro_min_entry_balance_fen) {
             return Ok(tap.refuse(Refusal::BelowMinimumBalance));
@@ -542,11 +563,13 @@ impl Gate {
 
     fn on_debit(&mut self, tap: &mut Tap, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         let mut record = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
-        // Any answer settles the doubt: the card either committed (9000) or refused.
+        // Only a well-formed success settles the doubt here: a refusal may be a garbled success,
+        // and GET TRANSACTION PROVE at the next tap costs one APDU and never lies.
+        let answer = <[u8; 8]>::try_from(data).ok().filter(|_| sw == StatusWord::OK);
+        let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
+            return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
+        };
         self.forget_pending(&record.card_serial);
-        expect_ok("DEBIT FOR PURCHASE", sw)?;
-        let [t0, t1, t2, t3, m0, m1, m2, m3] =
-            <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("DEBIT answer"))?;
         let mac2 = [m0, m1, m2, m3];
         record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
         record.mac2 = Some(hex::encode_upper(mac2));

@@ -199,12 +199,12 @@ impl TopUpTerminal {
                 })
             }
             Stage::Credit { mut record } => {
-                // Any answer settles the doubt.
+                // As for a gate's DEBIT: only a well-formed success settles the doubt.
+                let answer = <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK);
+                let Some(tac) = answer else {
+                    return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
+                };
                 self.forget_pending(&record.card_serial);
-                if sw != StatusWord::OK {
-                    return Err(TapError::UnexpectedStatus { command: "CREDIT FOR LOAD", status: sw });
-                }
-                let tac = <[u8; 4]>::try_from(data).map_err(|_| TapError::BadResponse("CREDIT FOR LOAD answer"))?;
                 record.tac = Some(hex::encode_upper(tac));
                 Ok(Next::Done(self.completed(*record, load.apdus)))
             }

@@ -1,0 +1,94 @@
+//! Property test: whatever a card answers — random bytes, or real answers with bytes flipped or
+//! cut — the gate neither panics nor records money that did not move as recorded.
+
+mod support;
+
+use proptest::prelude::*;
+use support::{at, World};
+use yitong_terminal::{run_tap, CardChannel, ChannelError, TapResult};
+
+/// Answers each command with the real card's answer, or with a corruption of it.
+struct Hostile<'a, C> {
+    inner: &'a mut C,
+    faults: Vec<Option<(usize, u8, usize)>>,
+    n: usize,
+}
+
+impl<C: CardChannel> CardChannel for Hostile<'_, C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let mut r = self.inner.transmit(command)?;
+        if let Some(Some((at, xor, cut))) = self.faults.get(self.n) {
+            if !r.is_empty() {
+                let i = at % r.len();
+                r[i] ^= xor;
+            }
+            r.truncate(r.len().saturating_sub(*cut));
+        }
+        self.n += 1;
+        Ok(r)
+    }
+}
+
+/// Answers everything with the given byte strings.
+struct Random(Vec<Vec<u8>>, usize);
+
+impl CardChannel for Random {
+    fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.1 += 1;
+        self.0.get(self.1 - 1).cloned().ok_or(ChannelError::CardRemoved)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_answers_never_panic(answers in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..140), 0..8)) {
+        let mut w = World::new();
+        let mut channel = Random(answers, 0);
+        let _ = run_tap(&mut w.gates[0], &mut channel, at("2026-11-25 08:00:00"), &mut |_| Ok(()));
+        let _ = run_tap(&mut w.bus, &mut channel, at("2026-11-25 08:00:00"), &mut |_| Ok(()));
+    }
+
+    #[test]
+    fn corrupted_answers_never_panic_and_records_match_the_card(
+        faults in prop::collection::vec(proptest::option::weighted(0.3, (any::<usize>(), 1u8..=255, 0usize..3)), 6),
+        entered in any::<bool>(),
+    ) {
+        let mut w = World::new();
+        w.load(2_000, at("2026-11-25 07:00:00"), support::Fault::None).unwrap();
+        if entered {
+            w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+        }
+        let before = w.balance();
+        let records_before = w.records.len();
+        let gate = w.gate_index("Guomao");
+        let result = w.with_channel(support::Fault::None, |w, ch| {
+            let mut hostile = Hostile { inner: ch, faults: faults.clone(), n: 0 };
+            let r = run_tap(&mut w.gates[gate], &mut hostile, at("2026-11-25 08:30:00"), &mut |_| Ok(()));
+            w.records.extend(w.gates[gate].drain_records());
+            r
+        });
+        let after = w.balance();
+        let recorded: i64 = w.records[records_before..].iter().map(|r| i64::from(r.amount_fen)).sum();
+        // Whatever the gate saw, what it recorded is what the card lost, unless the gate was left
+        // in doubt (then the next tap there settles it, as the recovery tests prove).
+        let in_doubt = !w.gates[gate].state().pending.is_empty();
+        if !in_doubt {
+            prop_assert_eq!(before - after, recorded, "{:?}", result);
+        }
+        if let Ok(o) = &result {
+            if let TapResult::Completed(_) = o.result {
+                prop_assert!(!o.records.is_empty());
+            }
+        }
+        // The next clean tap settles any doubt and the books balance.
+        let _ = w.tap_gate(gate, at("2026-11-25 08:31:00"), support::Fault::None);
+        let total: i64 = w.records[records_before..].iter().map(|r| i64::from(r.amount_fen)).sum();
+        // Only a doubt filed under a garbled serial can remain: its MAC1 used the wrong card key,
+        // so it never committed.
+        let real = hex::encode_upper(support::SERIAL);
+        prop_assert!(w.gates[gate].state().pending.iter().all(|p| p.record.card_serial != real));
+        prop_assert_eq!(before - w.balance(), total);
+    }
+}
