@@ -24,6 +24,9 @@ pub struct TapBenchArgs {
     /// Metro trips (an entry and an exit each) per card algorithm.
     #[arg(long, default_value_t = 20_000)]
     pub trips: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Times the card's side of each exchange.
@@ -126,6 +129,28 @@ pub fn tap(args: &TapBenchArgs) -> anyhow::Result<()> {
     let des = run(Algorithm::Des, args.trips)?;
     let sm4 = run(Algorithm::Sm4, args.trips)?;
     let goal_us = 50.0;
+    if args.json {
+        let figures = |f: &Figures| {
+            serde_json::json!({
+                "us_per_tap": f.per_tap_us(f.total),
+                "card_us_per_tap": f.per_tap_us(f.card),
+                "gate_us_per_tap": f.per_tap_us(f.total) - f.per_tap_us(f.card),
+            })
+        };
+        let v = serde_json::json!({
+            "trips": args.trips,
+            "apdus_per_entry": des.apdus_entry,
+            "apdus_per_exit": des.apdus_exit,
+            "psam_apdus_per_tap": 0,
+            "des": figures(&des),
+            "sm4": figures(&sm4),
+            "sm4_over_des": sm4.total.as_secs_f64() / des.total.as_secs_f64(),
+            "goal_us_per_tap": goal_us,
+            "release_build": !cfg!(debug_assertions),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     println!("metro taps, card and gate in one process ({} trips per algorithm)", args.trips);
     println!(
         "  card APDUs per tap    entry {}, exit {}   (PSAM APDUs: 0, software module)",

@@ -314,6 +314,9 @@ fn bench_tap_prints_figures() {
     assert!(out.contains("entry 6, exit 6"), "{out}");
     assert!(out.contains("µs/tap"), "{out}");
     assert!(out.contains("SM4 / DES"), "{out}");
+    let v = d.json(&["bench", "tap", "--trips", "5", "--json"]);
+    assert_eq!((v["apdus_per_entry"].as_u64(), v["apdus_per_exit"].as_u64()), (Some(6), Some(6)));
+    assert!(v["des"]["us_per_tap"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
