@@ -32,6 +32,19 @@ pub const BALANCE_LIMIT_FEN_DEFAULT: u32 = 100_000;
 pub const OVERDRAFT_LIMIT_FEN_MAX: u32 = 0xFF_FFFF;
 
 impl CardSpec {
+    /// An anonymous card of `issuer` with no overdraft and the default balance limit.
+    pub fn new(issuer: IssuerData, master_keys: MasterKeys, key_version: u8) -> Self {
+        CardSpec {
+            issuer,
+            holder: [0; HOLDER_LEN],
+            management: [0; MANAGEMENT_LEN],
+            master_keys,
+            key_version,
+            overdraft_limit_fen: 0,
+            balance_limit_fen: BALANCE_LIMIT_FEN_DEFAULT,
+        }
+    }
+
     /// A new card's image: zero balance and counters, empty logs, no open trip.
     ///
     /// # Panics

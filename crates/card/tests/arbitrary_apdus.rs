@@ -8,22 +8,16 @@ use yitong_crypto::Algorithm;
 use yitong_profile::files::IssuerData;
 
 fn card() -> Card<MemStore, CountingRng> {
-    let spec = CardSpec {
-        issuer: IssuerData {
-            issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1],
-            app_type: 2,
-            app_version: 1,
-            serial: [0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34],
-            valid_from: [0x20, 0x26, 1, 1],
-            valid_to: [0x20, 0x36, 0x12, 0x31],
-        },
-        holder: [0; 55],
-        management: [0; 60],
-        master_keys: MasterKeys { algorithm: Algorithm::Des, dlk: [1; 16], dpk: [2; 16], dtk: [3; 16] },
-        key_version: 1,
-        overdraft_limit_fen: 300,
-        balance_limit_fen: 100_000,
+    let issuer = IssuerData {
+        issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1],
+        app_type: 2,
+        app_version: 1,
+        serial: [0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34],
+        valid_from: [0x20, 0x26, 1, 1],
+        valid_to: [0x20, 0x36, 0x12, 0x31],
     };
+    let master = MasterKeys { algorithm: Algorithm::Des, dlk: [1; 16], dpk: [2; 16], dtk: [3; 16] };
+    let spec = CardSpec { overdraft_limit_fen: 300, ..CardSpec::new(issuer, master, 1) };
     Card::power_on(MemStore::new(spec.personalize()), CountingRng(7)).unwrap()
 }
 

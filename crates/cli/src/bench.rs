@@ -60,22 +60,15 @@ impl Figures {
 
 fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], algorithm)?;
-    let spec = CardSpec {
-        issuer: IssuerData {
-            issuer_id: keys.issuer_id,
-            app_type: 0x02,
-            app_version: 0x01,
-            serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99],
-            valid_from: [0x20, 0x20, 0x01, 0x01],
-            valid_to: [0x20, 0x99, 0x12, 0x31],
-        },
-        holder: [0; 55],
-        management: [0; 60],
-        master_keys: keys.master,
-        key_version: keys.key_version,
-        overdraft_limit_fen: 0,
-        balance_limit_fen: 100_000,
+    let issuer = IssuerData {
+        issuer_id: keys.issuer_id,
+        app_type: 0x02,
+        app_version: 0x01,
+        serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99],
+        valid_from: [0x20, 0x20, 0x01, 0x01],
+        valid_to: [0x20, 0x99, 0x12, 0x31],
     };
+    let spec = CardSpec::new(issuer, keys.master, keys.key_version);
     let card = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };

@@ -90,13 +90,10 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     let issuer =
         IssuerData { issuer_id: keys.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to };
     let spec = CardSpec {
-        issuer,
-        holder: [0; 55],
         management: management_file(&issuer),
-        master_keys: keys.master,
-        key_version: keys.key_version,
         overdraft_limit_fen,
         balance_limit_fen,
+        ..CardSpec::new(issuer, keys.master, keys.key_version)
     };
     cardfile::write_atomically(&args.out, &spec.personalize())?;
     println!("issued card {} to {}", issuer.card_number(), args.out.display());

@@ -35,15 +35,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         valid_from: today.date_bcd(),
         valid_to: time::parse_day(&format!("{}-12-31", today.year + 10), "valid-to")?,
     };
-    let spec = CardSpec {
-        issuer,
-        holder: [0; 55],
-        management: [0; 60],
-        master_keys: keys.master,
-        key_version: keys.key_version,
-        overdraft_limit_fen: 0,
-        balance_limit_fen: 100_000,
-    };
+    let spec = CardSpec::new(issuer, keys.master, keys.key_version);
     let card: FileCard = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -223,15 +223,8 @@ fn gates_refuse_without_charging() {
     // (An overdraft lets it pass the minimum-balance check without a load.)
     let mut other = support::issuer();
     other.issuer_id = [0, 0, 0x29, 0, 0, 0, 0, 9];
-    let spec = yitong_card::CardSpec {
-        issuer: other,
-        holder: [0; 55],
-        management: [0; 60],
-        master_keys: support::master(),
-        key_version: 1,
-        overdraft_limit_fen: 1_000,
-        balance_limit_fen: 100_000,
-    };
+    let spec =
+        yitong_card::CardSpec { overdraft_limit_fen: 1_000, ..yitong_card::CardSpec::new(other, support::master(), 1) };
     let mut w = World::with_card(spec.personalize());
     assert_eq!(
         w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result,

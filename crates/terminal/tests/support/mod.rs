@@ -32,16 +32,7 @@ pub fn issuer() -> IssuerData {
 }
 
 pub fn card_image(issuer: IssuerData) -> Vec<u8> {
-    CardSpec {
-        issuer,
-        holder: [0; 55],
-        management: [0; 60],
-        master_keys: master(),
-        key_version: 1,
-        overdraft_limit_fen: 0,
-        balance_limit_fen: 100_000,
-    }
-    .personalize()
+    CardSpec::new(issuer, master(), 1).personalize()
 }
 
 pub fn at(s: &str) -> DateTime {
