@@ -1,0 +1,92 @@
+//! The fare engine: metro networks, shortest-path distances and the fare rules of the cities.
+//!
+//! The principal type is [`City`]: a [`CityProfile`] (issuer, card AIDs, time zone, metro and bus
+//! rules, read from a documented TOML file) with a [`FareEngine`] over its network. The engine
+//! computes the shortest network distance between every pair of stations once, when the city
+//! loads ([`DistanceTable`], Dijkstra from every station), then prices a trip with the city's
+//! rules: distance bands with grace, lines priced apart (a tram, airport expresses), same-station
+//! and overstay charges, the monthly discount from the spend the card carries, and the
+//! early-morning discount. Networks come from the built-in samples, from a Beijing-Subway-Tools
+//! folder ([`import::bst`]) or from a GTFS feed, whose Fares v2 tables price journeys themselves
+//! ([`import::gtfs`]).
+//!
+//! The crate does no I/O besides reading the files it is pointed at; it knows nothing of cards.
+//! The gate plugs a [`City`] into its `FarePolicy` (`yitong-terminal`).
+//!
+//! ```
+//! use yitong_fare::{City, Trip};
+//! use yitong_profile::DateTime;
+//! let beijing = City::builtin("beijing").unwrap();
+//! let engine = beijing.engine().unwrap();
+//! let at = DateTime::parse("2026-11-25 08:00").unwrap();
+//! let from = engine.network().lookup("Xidan").unwrap();
+//! let to = engine.network().lookup("国贸").unwrap();
+//! let quote = engine.quote(&Trip { from, to, entry_at: at, exit_at: at, month_spent_fen: 0 }).unwrap();
+//! assert_eq!((quote.distance_m, quote.fare_fen), (6_200, 400));
+//! ```
+#![forbid(unsafe_code)]
+
+mod city;
+mod distance;
+mod engine;
+mod error;
+pub mod import;
+mod network;
+mod rules;
+
+pub use city::{BusRules, CityProfile, BUILTIN_CITIES};
+pub use distance::{DistanceTable, Hop};
+pub use engine::{FareEngine, Leg, Quote, Trip, LEGS_MAX};
+pub use error::{LoadError, QuoteError};
+pub use network::{Line, LineIndex, Network, NetworkBuilder, Station, StationIndex, STATIONS_MAX};
+pub use rules::{percent_of, BandTable, LineRule, MetroRules, MonthlyTier, OffPeak, Overstay, Pricing};
+
+/// A city ready to price trips: its profile and, when it has a metro, the fare engine over its
+/// network.
+#[derive(Clone, Debug)]
+pub struct City {
+    profile: CityProfile,
+    engine: Option<FareEngine>,
+}
+
+impl City {
+    /// A built-in city with its sample network.
+    pub fn builtin(name: &str) -> Result<Self, LoadError> {
+        let profile = CityProfile::builtin(name).ok_or_else(|| {
+            let known: Vec<&str> = BUILTIN_CITIES.iter().map(|(n, _)| *n).collect();
+            LoadError::new(name, format!("unknown city; known: {}", known.join(", ")))
+        })??;
+        let network = match &profile.network {
+            Some(n) => Some(import::bst::sample(n).ok_or_else(|| LoadError::new(n, "no such sample network"))??),
+            None => None,
+        };
+        Self::new(profile, network, None)
+    }
+
+    /// A city over `network` (its own sample, or an imported one). `off_peak_stations`, when
+    /// given (from reference data), replaces the city file's list.
+    pub fn new(mut profile: CityProfile, network: Option<Network>, off_peak_stations: Option<Vec<String>>) -> Result<Self, LoadError> {
+        let file = format!("cities/{}.toml", profile.name);
+        let engine = match (profile.metro.as_mut(), network) {
+            (Some(rules), Some(network)) => {
+                if let (Some(o), Some(stations)) = (rules.off_peak.as_mut(), off_peak_stations) {
+                    o.stations = stations;
+                }
+                Some(FareEngine::new(network, rules.clone(), &file)?)
+            }
+            (None, Some(_)) => return Err(LoadError::new(file, "this city has no metro rules for a network")),
+            (_, None) => None,
+        };
+        Ok(City { profile, engine })
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &CityProfile {
+        &self.profile
+    }
+
+    /// The fare engine, when the city has a metro.
+    pub fn engine(&self) -> Option<&FareEngine> {
+        self.engine.as_ref()
+    }
+}
