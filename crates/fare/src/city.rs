@@ -279,8 +279,9 @@ fn metro_rules(m: MetroFile) -> Result<MetroRules, (String, String)> {
     let off_peak = match m.off_peak {
         None => None,
         Some(o) => {
-            let before = parse_hhmm(&o.weekdays_before)
-                .ok_or_else(|| ("metro.off_peak.weekdays_before".to_string(), format!("`{}` is not HH:MM", o.weekdays_before)))?;
+            let before = parse_hhmm(&o.weekdays_before).ok_or_else(|| {
+                ("metro.off_peak.weekdays_before".to_string(), format!("`{}` is not HH:MM", o.weekdays_before))
+            })?;
             if o.percent > 100 {
                 return Err(("metro.off_peak.percent".into(), "more than 100".into()));
             }
@@ -294,7 +295,11 @@ fn metro_rules(m: MetroFile) -> Result<MetroRules, (String, String)> {
         overstay: m.overstay.map(|o| Overstay { after_minutes: o.after_minutes, surcharge_fen: o.surcharge_fen }),
         main,
         lines,
-        monthly: m.monthly.into_iter().map(|t| MonthlyTier { from_spent_fen: t.from_spent_fen, percent: t.percent }).collect(),
+        monthly: m
+            .monthly
+            .into_iter()
+            .map(|t| MonthlyTier { from_spent_fen: t.from_spent_fen, percent: t.percent })
+            .collect(),
         off_peak,
     })
 }
@@ -315,11 +320,12 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
 /// The first line of `text` where `key` is assigned, for error messages.
 fn find_line(text: &str, key: &str) -> Option<usize> {
     let key = key.split('[').next().unwrap_or(key);
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -341,7 +347,8 @@ mod tests {
     #[test]
     fn malformed_files_name_file_line_and_field() {
         let good = BUILTIN_CITIES[0].1;
-        let e = CityProfile::parse(&good.replace("city_code = \"1000\"", "city_code = \"10x0\""), "b.toml").unwrap_err();
+        let e =
+            CityProfile::parse(&good.replace("city_code = \"1000\"", "city_code = \"10x0\""), "b.toml").unwrap_err();
         assert_eq!((e.file.as_str(), e.field.as_deref()), ("b.toml", Some("city_code")));
         assert!(e.line.is_some(), "{e}");
         let e = CityProfile::parse("name = 5", "c.toml").unwrap_err();

@@ -137,7 +137,10 @@ mod tests {
         // B to C: B-E (300 m) then walk E-C (0 m) beats the 1 km segment.
         assert_eq!(t.distance_m(1, 2), Some(300));
         let path = t.path(1, 2).unwrap();
-        assert_eq!(path, [Hop { station: 1, line: None }, Hop { station: 4, line: Some(1) }, Hop { station: 2, line: None }]);
+        assert_eq!(
+            path,
+            [Hop { station: 1, line: None }, Hop { station: 4, line: Some(1) }, Hop { station: 2, line: None }]
+        );
         // Without line L, no transfer either.
         let only_ring = DistanceTable::build(&n, &[true, false]);
         assert_eq!(only_ring.distance_m(1, 2), Some(1_000));

@@ -122,7 +122,8 @@ impl FareEngine {
         }];
         for (rule, allowed) in specials {
             let table = DistanceTable::build(&network, &allowed);
-            let connectors = (0..network.stations().len()).filter(|&s| table.contains(s) && groups[0].table.contains(s)).collect();
+            let connectors =
+                (0..network.stations().len()).filter(|&s| table.contains(s) && groups[0].table.contains(s)).collect();
             groups.push(Group { name: rule.name, pricing: rule.pricing, monthly: rule.monthly, table, connectors });
         }
         assert!(groups.len() <= usize::from(u8::MAX));
@@ -201,7 +202,9 @@ impl FareEngine {
         let mut best: Option<[Option<Leg>; LEGS_MAX]> = None;
         let mut consider = |legs: [Option<Leg>; LEGS_MAX]| {
             let key = |l: &[Option<Leg>; LEGS_MAX]| {
-                l.iter().flatten().fold((0u64, 0u64), |(f, d), leg| (f + u64::from(leg.fare_fen), d + u64::from(leg.distance_m)))
+                l.iter()
+                    .flatten()
+                    .fold((0u64, 0u64), |(f, d), leg| (f + u64::from(leg.fare_fen), d + u64::from(leg.distance_m)))
             };
             if best.as_ref().is_none_or(|b| key(&legs) < key(b)) {
                 best = Some(legs);
@@ -236,7 +239,9 @@ impl FareEngine {
                 }
                 for &x in &special.connectors {
                     for &y in &self.groups[t].connectors {
-                        if let (Some(a), Some(b), Some(c)) = (self.leg(s, from, x), self.leg(0, x, y), self.leg(t, y, to)) {
+                        if let (Some(a), Some(b), Some(c)) =
+                            (self.leg(s, from, x), self.leg(0, x, y), self.leg(t, y, to))
+                        {
                             consider([Some(a), Some(b), Some(c)]);
                         }
                     }
@@ -248,10 +253,8 @@ impl FareEngine {
 
     fn price(&self, trip: &Trip, legs: [Option<Leg>; LEGS_MAX]) -> Quote {
         let rules = &self.rules;
-        let off_peak = rules
-            .off_peak
-            .as_ref()
-            .filter(|o| self.off_peak_station[trip.from] && o.applies_at(&trip.entry_at));
+        let off_peak =
+            rules.off_peak.as_ref().filter(|o| self.off_peak_station[trip.from] && o.applies_at(&trip.entry_at));
         let monthly_percent = rules.monthly_percent(trip.month_spent_fen);
         let (mut base, mut distance_m, mut counted, mut not_counted) = (0u32, 0u32, 0u32, 0u32);
         for leg in legs.iter().flatten() {
@@ -273,10 +276,8 @@ impl FareEngine {
         // The monthly discount applies to what counts towards the month, rounded once.
         let counted = percent_of(counted, monthly_percent);
         let stayed_s = trip.exit_at.seconds_since_epoch() - trip.entry_at.seconds_since_epoch();
-        let overstay_fen = rules
-            .overstay
-            .filter(|o| stayed_s > i64::from(o.after_minutes) * 60)
-            .map_or(0, |o| o.surcharge_fen);
+        let overstay_fen =
+            rules.overstay.filter(|o| stayed_s > i64::from(o.after_minutes) * 60).map_or(0, |o| o.surcharge_fen);
         let month_counted_fen = counted.saturating_add(overstay_fen);
         Quote {
             fare_fen: month_counted_fen.saturating_add(not_counted),

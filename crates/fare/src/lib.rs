@@ -65,7 +65,11 @@ impl City {
 
     /// A city over `network` (its own sample, or an imported one). `off_peak_stations`, when
     /// given (from reference data), replaces the city file's list.
-    pub fn new(mut profile: CityProfile, network: Option<Network>, off_peak_stations: Option<Vec<String>>) -> Result<Self, LoadError> {
+    pub fn new(
+        mut profile: CityProfile,
+        network: Option<Network>,
+        off_peak_stations: Option<Vec<String>>,
+    ) -> Result<Self, LoadError> {
         let file = format!("cities/{}.toml", profile.name);
         let engine = match (profile.metro.as_mut(), network) {
             (Some(rules), Some(network)) => {

@@ -281,7 +281,9 @@ mod tests {
         assert_eq!(n.lookup("甲"), Ok(0));
         assert_eq!(n.lookup("jia"), Ok(0));
         assert_eq!(n.lookup("BING"), Ok(2));
-        assert!(matches!(n.lookup("乙"), Err(QuoteError::AmbiguousStation { candidates, .. }) if candidates.len() == 2));
+        assert!(
+            matches!(n.lookup("乙"), Err(QuoteError::AmbiguousStation { candidates, .. }) if candidates.len() == 2)
+        );
         match n.lookup("Bingg") {
             Err(QuoteError::UnknownStation { suggestions, .. }) => assert_eq!(suggestions, ["Bing"]),
             other => panic!("{other:?}"),

@@ -20,7 +20,9 @@ impl BandTable {
         for (i, w) in self.bands.windows(2).enumerate() {
             match (w[0].0, w[1].0) {
                 (None, _) => return Err(format!("band {} has no upper edge but is not the last", i + 1)),
-                (Some(a), Some(b)) if a >= b => return Err(format!("band {} does not end after band {}", i + 2, i + 1)),
+                (Some(a), Some(b)) if a >= b => {
+                    return Err(format!("band {} does not end after band {}", i + 2, i + 1))
+                }
                 _ => {}
             }
             if w[1].1 < w[0].1 {
@@ -160,9 +162,13 @@ mod tests {
 
     #[test]
     fn open_ended_and_stepped_band_tables() {
-        let daxing = BandTable { bands: vec![(Some(20_000), 1_000), (Some(30_000), 2_500), (None, 3_500)], beyond: None };
+        let daxing =
+            BandTable { bands: vec![(Some(20_000), 1_000), (Some(30_000), 2_500), (None, 3_500)], beyond: None };
         daxing.validate().unwrap();
-        assert_eq!([0, 20_000, 20_001, 30_000, 30_001, 90_000].map(|d| daxing.fare_fen(d)), [1_000, 1_000, 2_500, 2_500, 3_500, 3_500]);
+        assert_eq!(
+            [0, 20_000, 20_001, 30_000, 30_001, 90_000].map(|d| daxing.fare_fen(d)),
+            [1_000, 1_000, 2_500, 2_500, 3_500, 3_500]
+        );
         let bad = BandTable { bands: vec![(Some(100), 300)], beyond: None };
         assert!(bad.validate().is_err());
         let bad = BandTable { bands: vec![(Some(100), 300), (Some(100), 400)], beyond: Some((10, 1)) };

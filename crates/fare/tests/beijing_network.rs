@@ -181,7 +181,11 @@ fn early_morning_discount_on_weekdays_at_listed_stations() {
     assert_eq!(q("2026-11-25 06:59:59").fare_fen, 150, "Wednesday before 07:00");
     assert!(q("2026-11-25 06:59:59").off_peak);
     assert_eq!(q("2026-11-25 07:00:00").fare_fen, 300);
-    assert_eq!(quote_at(e, "土桥", "九棵树", "2026-11-28 06:00:00", "2026-11-28 06:30:00", 0).fare_fen, 300, "Saturday");
+    assert_eq!(
+        quote_at(e, "土桥", "九棵树", "2026-11-28 06:00:00", "2026-11-28 06:30:00", 0).fare_fen,
+        300,
+        "Saturday"
+    );
     // Not from a station off the list, even early: 国贸 - 大望路 1,385 m.
     assert_eq!(quote_at(e, "国贸", "大望路", "2026-11-25 06:00:00", "2026-11-25 06:30:00", 0).fare_fen, 300);
     // Stacked with the monthly discount: 50 % then 80 % of 3 yuan = 1.20 yuan.

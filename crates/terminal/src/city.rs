@@ -1,12 +1,9 @@
-//! A city's gate policy, and the built-in sample network of the demo.
+//! What a gate needs of its city besides the fare engine, and how stations become card codes.
 
-use std::collections::BTreeMap;
-
+use yitong_fare::{City, CityProfile, QuoteError};
 use yitong_profile::files::StationId;
 
-use crate::fare::{Band, DistanceBandFare};
-
-/// What a gate needs to know of its city besides the fare table.
+/// A city's gate policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CityPolicy {
     /// Name, lower case (`beijing`).
@@ -23,94 +20,26 @@ pub struct CityPolicy {
     pub bus_fare_fen: u32,
 }
 
-/// A station of a sample network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SampleStation {
-    /// Chinese name.
-    pub name: &'static str,
-    /// English name.
-    pub alias: &'static str,
-    /// Line and station number.
-    pub id: StationId,
-    /// Position along the line, metres from its first station.
-    pub position_m: u32,
-}
-
-/// A city with a small hand-written network, for the demo and tests: not real network data.
-#[derive(Clone, Debug)]
-pub struct SampleCity {
-    /// The gate policy.
-    pub policy: CityPolicy,
-    /// Stations.
-    pub stations: Vec<SampleStation>,
-    /// Fare bands.
-    pub fare: DistanceBandFare,
-}
-
-impl SampleCity {
-    /// The sample city named `name` (`beijing` is the only one so far).
-    pub fn named(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "beijing" | "北京" => Some(Self::beijing()),
-            _ => None,
+impl From<&CityProfile> for CityPolicy {
+    fn from(p: &CityProfile) -> Self {
+        CityPolicy {
+            name: p.name.clone(),
+            city_code: p.city_code,
+            institution: p.institution,
+            metro_entry_charge_fen: p.metro.as_ref().map_or(0, |m| m.entry_charge_fen),
+            metro_min_entry_balance_fen: p.metro.as_ref().map_or(0, |m| m.min_entry_balance_fen),
+            bus_fare_fen: p.bus.flat_fare_fen,
         }
     }
+}
 
-    /// Names of the sample cities.
-    pub const NAMES: &'static [&'static str] = &["beijing"];
-
-    /// Beijing: Line 1 west of Guomao, positions written by hand (approximate, a SAMPLE — real
-    /// networks are imported by the fare engine), with Beijing's published distance bands.
-    pub fn beijing() -> Self {
-        const LINE_1: [(&str, &str, u32); 12] = [
-            ("苹果园", "Pingguoyuan", 0),
-            ("八宝山", "Babaoshan", 5_900),
-            ("五棵松", "Wukesong", 9_100),
-            ("公主坟", "Gongzhufen", 11_800),
-            ("军事博物馆", "Military Museum", 13_100),
-            ("复兴门", "Fuxingmen", 16_100),
-            ("西单", "Xidan", 17_700),
-            ("天安门西", "Tian'anmen West", 18_100),
-            ("王府井", "Wangfujing", 19_800),
-            ("东单", "Dongdan", 20_500),
-            ("建国门", "Jianguomen", 21_800),
-            ("国贸", "Guomao", 23_900),
-        ];
-        let stations: Vec<SampleStation> = LINE_1
-            .iter()
-            .zip(101u16..)
-            .map(|(&(name, alias, position_m), number)| SampleStation {
-                name,
-                alias,
-                id: StationId { line: 1, station: number },
-                position_m,
-            })
-            .collect();
-        let positions = stations.iter().map(|s| (s.id, s.position_m)).collect::<BTreeMap<_, _>>();
-        let bands = [(6_099, 300), (12_099, 400), (22_099, 500), (32_099, 600)]
-            .map(|(max_distance_m, fare_fen)| Band { max_distance_m, fare_fen })
-            .to_vec();
-        SampleCity {
-            policy: CityPolicy {
-                name: "beijing".into(),
-                city_code: 0x1000,
-                institution: *b"BJMETRO\0",
-                metro_entry_charge_fen: 0,
-                metro_min_entry_balance_fen: 300,
-                bus_fare_fen: 100,
-            },
-            stations,
-            fare: DistanceBandFare::new(positions, bands, 20_000, 100),
-        }
-    }
-
-    /// The station called `name` (Chinese or English, case-insensitive).
-    pub fn station(&self, name: &str) -> Option<&SampleStation> {
-        self.stations.iter().find(|s| s.name == name || s.alias.eq_ignore_ascii_case(name))
-    }
-
-    /// The station with this ID.
-    pub fn station_by_id(&self, id: StationId) -> Option<&SampleStation> {
-        self.stations.iter().find(|s| s.id == id)
-    }
+/// A metro station as gates write it: the code of its first line and its station code, with its
+/// name.
+pub fn station_id(city: &City, name: &str) -> Result<(StationId, String), QuoteError> {
+    let engine = city.engine().ok_or_else(|| QuoteError::NoFare(format!("{} has no metro", city.profile().name)))?;
+    let network = engine.network();
+    let index = network.lookup(name)?;
+    let station = &network.stations()[index];
+    let line = station.lines.first().map_or(0, |&l| network.lines()[l].code);
+    Ok((StationId { line, station: station.code }, station.name.clone()))
 }

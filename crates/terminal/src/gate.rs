@@ -172,6 +172,8 @@ struct CardInfo {
 struct Plan {
     kind: TapKind,
     amount_fen: u32,
+    /// What the metro month accumulator adds.
+    month_counted_fen: u32,
     transit: Option<TransitRecord>,
 }
 
@@ -319,7 +321,8 @@ impl Gate {
                 Ok(send(apdu::read_record(SFI_TRANSIT, TRANSIT_RECORD_METRO, TRANSIT_RECORD_LEN as u8)))
             }
             GateMode::Bus => {
-                let plan = Plan { kind: TapKind::Single, amount_fen: self.config.city.bus_fare_fen, transit: None };
+                let amount_fen = self.config.city.bus_fare_fen;
+                let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None };
                 self.initialize(tap, card, plan)
             }
         }
@@ -411,11 +414,10 @@ impl Gate {
         expect_ok("READ RECORD (EF1A)", sw)?;
         let transit = TransitRecord::decode(data).map_err(|_| TapError::BadResponse("EF1A metro record"))?;
         let plan = match transit.entry {
-            None => Plan {
-                kind: TapKind::Entry,
-                amount_fen: self.config.city.metro_entry_charge_fen,
-                transit: Some(transit),
-            },
+            None => {
+                let amount_fen = self.config.city.metro_entry_charge_fen;
+                Plan { kind: TapKind::Entry, amount_fen, month_counted_fen: amount_fen, transit: Some(transit) }
+            }
             Some(entry) => {
                 let trip = MetroTrip {
                     city_code: self.config.city.city_code,
@@ -430,7 +432,9 @@ impl Gate {
                     Err(e) => return Ok(tap.refuse(Refusal::NoFare(e.0))),
                 };
                 // What the entry gate charged counts towards the fare (profile choice).
-                Plan { kind: TapKind::Exit, amount_fen: fare.saturating_sub(entry.amount_fen), transit: Some(transit) }
+                let amount_fen = fare.fare_fen.saturating_sub(entry.amount_fen);
+                let month_counted_fen = fare.month_counted_fen.min(amount_fen);
+                Plan { kind: TapKind::Exit, amount_fen, month_counted_fen, transit: Some(transit) }
             }
         };
         self.initialize(tap, card, plan)
@@ -527,15 +531,15 @@ impl Gate {
         let trip_type = match plan.kind {
             TapKind::Entry => {
                 transit.entry = Some(point);
-                if plan.amount_fen > 0 {
-                    transit.add_to_month(&tap.now, plan.amount_fen, 0);
+                if plan.month_counted_fen > 0 {
+                    transit.add_to_month(&tap.now, plan.month_counted_fen, 0);
                 }
                 trip_type::ENTRY
             }
             _ => {
                 transit.entry = None;
                 transit.last_exit = Some(point);
-                transit.add_to_month(&tap.now, plan.amount_fen, 1);
+                transit.add_to_month(&tap.now, plan.month_counted_fen, 1);
                 trip_type::EXIT
             }
         };

@@ -15,15 +15,15 @@
 //!
 //! ```
 //! # #[cfg(feature = "in-process")] {
-//! use yitong_terminal::{city::SampleCity, run_tap, Gate, GateConfig, GateMode, GateState, SoftwarePsam};
-//! let beijing = SampleCity::beijing();
-//! let xidan = beijing.station("Xidan").unwrap().clone();
+//! use yitong_terminal::{city, run_tap, Gate, GateConfig, GateMode, GateState, SoftwarePsam};
+//! let beijing = yitong_fare::City::builtin("beijing").unwrap();
+//! let (station, station_name) = city::station_id(&beijing, "Xidan").unwrap();
 //! let config = GateConfig {
-//!     city: beijing.policy.clone(), mode: GateMode::Metro, station: xidan.id,
-//!     station_name: xidan.name.into(), hotlist: Default::default(),
+//!     city: beijing.profile().into(), mode: GateMode::Metro, station, station_name,
+//!     hotlist: Default::default(),
 //! };
 //! let psam = SoftwarePsam::new([0x10, 0, 0, 0, 0, 1], 1);
-//! let gate = Gate::new(config, Box::new(psam), Box::new(beijing.fare), GateState::default());
+//! let gate = Gate::new(config, Box::new(psam), Box::new(beijing), GateState::default());
 //! # let _ = (gate, run_tap::<yitong_terminal::InProcessChannel<yitong_card::MemStore, yitong_card::testing::CountingRng>>);
 //! # }
 //! ```
@@ -45,7 +45,7 @@ pub use channel::InProcessChannel;
 pub use channel::{CardChannel, ChannelError};
 pub use driver::{run_load, run_tap, TAP_APDUS_MAX};
 pub use error::TapError;
-pub use fare::{FarePolicy, MetroTrip};
+pub use fare::{FareError, FarePolicy, MetroFare, MetroTrip};
 pub use gate::{
     Gate, GateConfig, GateMode, GateState, Next, PendingDebit, Refusal, Tap, TapOutcome, TapResult, OUTBOX_MAX,
     PENDING_MAX,

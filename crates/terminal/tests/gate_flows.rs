@@ -53,7 +53,7 @@ fn entry_then_exit_charges_the_distance_band() {
         "04",               // exit
         "10000000000C0000", // terminal ID of gate 12 (Guomao), padded to 8
         "01",               // metro
-        "00010070000000",   // line 1, station 112
+        "0001000C000000",   // line 1, station 12 (国贸 is the 12th station of networks/beijing.json)
         "00000190",         // 400 fen
         "000011F8",         // balance after: 4,600 fen
         "20261125082000",   // date and time
@@ -68,7 +68,7 @@ fn entry_then_exit_charges_the_distance_band() {
     assert_eq!(&answers[1][..1], &[0x03], "the entry is the older trip log record");
     let transit = TransitRecord::decode(&answers[2][..128]).unwrap();
     assert_eq!(transit.entry, None);
-    assert_eq!(transit.last_exit.unwrap().station, StationId { line: 1, station: 112 });
+    assert_eq!(transit.last_exit.unwrap().station, StationId { line: 1, station: 12 });
     assert_eq!((transit.month, transit.month_spent_fen, transit.month_rides), (Some((2026, 11)), 400, 1));
     // EF18: counter 2, no overdraft, 400 fen, composite purchase, at the exit gate.
     assert_eq!(
@@ -201,11 +201,10 @@ fn gates_refuse_without_charging() {
     let mut w = World::new();
     let i = w.gate_index("Xidan");
     let city = w.city.clone();
-    let mut hot = support::gate(&city, yitong_terminal::GateMode::Metro, city.stations[i].id, "西单", 9);
+    let mut hot = support::gate(&city, yitong_terminal::GateMode::Metro, w.stations[i].0, "西单", 9);
     let mut config = hot.config().clone();
     config.hotlist.insert(support::SERIAL);
-    hot =
-        yitong_terminal::Gate::new(config, Box::new(support::psam(9)), Box::new(city.fare.clone()), Default::default());
+    hot = yitong_terminal::Gate::new(config, Box::new(support::psam(9)), Box::new(city), Default::default());
     w.gates[i] = hot;
     assert_eq!(w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result, TapResult::Refused(Refusal::Hotlisted));
 
@@ -274,4 +273,28 @@ fn records_serialize_as_json_lines() {
     assert_eq!(v["terminal_id"], "100000000007");
     let back: TapRecord = serde_json::from_str(&line).unwrap();
     assert_eq!(back, w.records[1]);
+}
+
+#[test]
+fn exits_are_priced_by_the_city_fare_engine_with_the_cards_month_spend() {
+    let mut w = World::new();
+    w.load(30_000, at("2026-11-02 06:00:00"), Fault::None).unwrap();
+    // Sample network: 3号航站楼 - 东直门 on the airport express (28,000 + 3,000 m: 25 yuan), then
+    // 东直门 - 朝阳门 - 建国门 (2,800 + 1,700) and Line 1 建国门 - 东单 - 王府井 - 天安门西 - 西单
+    // (1,300 + 700 + 1,700 + 400): 8,600 m, 4 yuan. Only the 4 yuan count towards the month.
+    w.tap("PEK T3", at("2026-11-02 07:00:00")).unwrap();
+    let exit = w.tap("Xidan", at("2026-11-02 08:00:00")).unwrap();
+    assert_eq!(exit.amount_fen, 2_900);
+    let rec = TransitRecord::decode(&w.read(&["00B202D480"])[0][..128]).unwrap();
+    assert_eq!((rec.month_spent_fen, rec.month_rides), (400, 1));
+    // Pingguoyuan - Guomao, 23,900 m, 6 yuan, until the month's spend reaches 100 yuan:
+    // 400 + 16 × 600 = 10,000 fen; the 17th ride then costs 80 %: 4.80 yuan.
+    let mut now = at("2026-11-03 09:00:00");
+    for ride in 1..=17 {
+        w.tap("Pingguoyuan", now).unwrap();
+        let exit = w.tap("Guomao", now.plus_seconds(1_800).unwrap()).unwrap();
+        assert_eq!(exit.amount_fen, if ride <= 16 { 600 } else { 480 }, "ride {ride}");
+        now = now.plus_seconds(86_400).unwrap();
+    }
+    assert_eq!(w.balance(), 30_000 - 2_900 - 16 * 600 - 480);
 }

@@ -24,10 +24,10 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         2 => (1u32..3_000).prop_map(Step::Load),
-        5 => (0usize..12).prop_map(Step::Metro),
+        5 => (0usize..20).prop_map(Step::Metro),
         1 => Just(Step::Bus),
-        1 => (0usize..12).prop_map(Step::LostAnswer),
-        1 => ((0usize..12), (0usize..12)).prop_map(|(g, w)| Step::PowerCut(g, w)),
+        1 => (0usize..20).prop_map(Step::LostAnswer),
+        1 => ((0usize..20), (0usize..20)).prop_map(|(g, w)| Step::PowerCut(g, w)),
     ]
 }
 

@@ -45,8 +45,8 @@ struct TransferFile {
 
 /// Parses a `network.json`; `file` names it in errors.
 pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, LoadError> {
-    let raw: NetworkFile = serde_json::from_str(text)
-        .map_err(|e| LoadError::new(file, e.to_string()).at_line(e.line()))?;
+    let raw: NetworkFile =
+        serde_json::from_str(text).map_err(|e| LoadError::new(file, e.to_string()).at_line(e.line()))?;
     let at = |what: String| LoadError::new(file, what);
     let mut b = NetworkBuilder::new(name, raw.sample);
     for (li, line) in raw.lines.iter().enumerate() {
@@ -54,7 +54,9 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         let mut stops = Vec::with_capacity(line.stations.len());
         let mut segments = Vec::with_capacity(line.stations.len());
         for (si, s) in line.stations.iter().enumerate() {
-            stops.push(b.station(&s.name, &s.aliases).map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?);
+            stops.push(
+                b.station(&s.name, &s.aliases).map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?,
+            );
             match (si, s.dist_m, line.is_loop) {
                 (0, Some(_), false) => {
                     return Err(at("the first station of a line that is not a loop has no distance".into())
@@ -72,7 +74,8 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         // On a loop the first station's distance closes the ring: store it last.
         segments.sort_by_key(|(i, _)| *i);
         let segments: Vec<u32> = segments.into_iter().map(|(_, d)| d).collect();
-        b.line(&line.name, &line.aliases, line.is_loop, stops, segments).map_err(|e| at(e).in_field(field("stations")))?;
+        b.line(&line.name, &line.aliases, line.is_loop, stops, segments)
+            .map_err(|e| at(e).in_field(field("stations")))?;
     }
     for (i, t) in raw.virtual_transfers.iter().enumerate() {
         let find = |n: &str, f: &str| {
@@ -165,7 +168,8 @@ mod tests {
         let text = r#"{"lines": [{"name": "L", "stations": [{"name": "A"}, {"name": "B"}]}]}"#;
         let e = parse_network(text, "t", "t.json").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("lines[0] (L).stations[1].dist_m"));
-        let text = r#"{"lines": [{"name": "L", "stations": [{"name": "A", "dist_m": 3}, {"name": "B", "dist_m": 5}]}]}"#;
+        let text =
+            r#"{"lines": [{"name": "L", "stations": [{"name": "A", "dist_m": 3}, {"name": "B", "dist_m": 5}]}]}"#;
         let e = parse_network(text, "t", "t.json").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("lines[0] (L).stations[0].dist_m"));
     }

@@ -2,12 +2,14 @@
 //! the card keeps its image between taps, as a phone's secure element does.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use yitong_card::testing::CountingRng;
 use yitong_card::{Card, CardSpec, MasterKeys, MemStore, TearingStore};
 use yitong_crypto::Algorithm;
 use yitong_profile::files::{IssuerData, StationId};
 use yitong_profile::DateTime;
-use yitong_terminal::city::SampleCity;
+
+use yitong_fare::City;
 use yitong_terminal::{
     run_load, run_tap, Gate, GateConfig, GateMode, GateState, InProcessChannel, IssuerKeys, SoftwareLoadHost,
     SoftwarePsam, TapError, TapOutcome, TapRecord, TopUpTerminal,
@@ -52,7 +54,9 @@ pub enum Fault {
 }
 
 pub struct World {
-    pub city: SampleCity,
+    pub city: Arc<City>,
+    /// Every station of the sample network, in network order, with its gate in `gates`.
+    pub stations: Vec<(StationId, String)>,
     pub gates: Vec<Gate>,
     pub bus: Gate,
     pub topup: TopUpTerminal,
@@ -69,10 +73,15 @@ pub fn psam(n: u8) -> SoftwarePsam {
     psam
 }
 
-pub fn gate(city: &SampleCity, mode: GateMode, station: StationId, name: &str, n: u8) -> Gate {
-    let config =
-        GateConfig { city: city.policy.clone(), mode, station, station_name: name.into(), hotlist: Default::default() };
-    Gate::new(config, Box::new(psam(n)), Box::new(city.fare.clone()), GateState::default())
+pub fn gate(city: &Arc<City>, mode: GateMode, station: StationId, name: &str, n: u8) -> Gate {
+    let config = GateConfig {
+        city: city.profile().into(),
+        mode,
+        station,
+        station_name: name.into(),
+        hotlist: Default::default(),
+    };
+    Gate::new(config, Box::new(psam(n)), Box::new(Arc::clone(city)), GateState::default())
 }
 
 impl World {
@@ -81,18 +90,21 @@ impl World {
     }
 
     pub fn with_card(card: Vec<u8>) -> Self {
-        let city = SampleCity::beijing();
+        let city = Arc::new(City::builtin("beijing").unwrap());
+        let network = city.engine().unwrap().network();
+        let stations: Vec<(StationId, String)> =
+            network.stations().iter().map(|s| yitong_terminal::city::station_id(&city, &s.name).unwrap()).collect();
         let gates =
-            city.stations.iter().zip(1u8..).map(|(s, n)| gate(&city, GateMode::Metro, s.id, s.name, n)).collect();
+            stations.iter().zip(1u8..).map(|((id, name), n)| gate(&city, GateMode::Metro, *id, name, n)).collect();
         let bus = gate(&city, GateMode::Bus, StationId { line: 300, station: 1 }, "", 0xB0);
         let mut host = SoftwareLoadHost::new();
         host.add_issuer(ISSUER_ID, IssuerKeys { key_version: 1, master: master() });
         let topup = TopUpTerminal::new([0x20, 0, 0, 0, 0, 1], 1, "beijing", Box::new(host));
-        World { city, gates, bus, topup, card, records: Vec::new(), randoms: 0x1000, last_writes: 0 }
+        World { city, stations, gates, bus, topup, card, records: Vec::new(), randoms: 0x1000, last_writes: 0 }
     }
 
     pub fn gate_index(&self, name: &str) -> usize {
-        self.city.stations.iter().position(|s| s.alias == name || s.name == name).unwrap()
+        self.city.engine().unwrap().network().lookup(name).unwrap()
     }
 
     /// Powers the card on from its image, runs `f`, keeps the image the run left.
