@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use yitong_card::{Card, CardSpec, MemStore};
 use yitong_crypto::Algorithm;
-use yitong_profile::files::{IssuerData, StationId};
+use yitong_profile::files::IssuerData;
 use yitong_profile::DateTime;
-use yitong_terminal::city::SampleCity;
 use yitong_terminal::{run_load, run_tap, CardChannel, ChannelError, GateMode, InProcessChannel, TapResult};
 
 use crate::cardfile;
@@ -72,10 +71,10 @@ fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
     let card = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };
-    let city = SampleCity::beijing();
-    let station = |name: &str| city.station(name).map(|s| s.id).unwrap_or(StationId { line: 1, station: 101 });
-    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan"), "西单", TerminalEntry::default());
-    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao"), "国贸", TerminalEntry::default());
+    let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
+    let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
+    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
+    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
     let mut topup = build_topup(&keys, TerminalEntry::default());
 
     let mut now = DateTime::parse("2026-11-25 06:00:00").expect("valid time");

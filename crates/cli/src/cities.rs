@@ -11,7 +11,8 @@ use yitong_fare::{City, CityProfile, BUILTIN_CITIES};
 pub fn load(name: &str, city_file: Option<&Path>, network_dir: Option<&Path>) -> anyhow::Result<Arc<City>> {
     let profile = match city_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("--city-file: cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--city-file: cannot read {}", path.display()))?;
             CityProfile::parse(&text, &path.display().to_string())?
         }
         None => match CityProfile::builtin(name) {

@@ -7,7 +7,6 @@ use clap::Args;
 use yitong_card::{CardSpec, OVERDRAFT_LIMIT_FEN_MAX};
 use yitong_crypto::Algorithm;
 use yitong_profile::files::IssuerData;
-use yitong_terminal::city::SampleCity;
 use yitong_terminal::{read_card, run_load, InProcessChannel, TapError};
 
 use crate::keys::{parse_hex, KeySet};
@@ -133,11 +132,18 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
 
 /// Names stations of the card's city where a sample network knows them.
 pub fn station_names(city_code: &str) -> impl Fn(u16, u16) -> String {
-    let city = (city_code == "1000").then(SampleCity::beijing);
+    let city = yitong_fare::BUILTIN_CITIES
+        .iter()
+        .filter_map(|(name, _)| yitong_fare::City::builtin(name).ok())
+        .find(|c| format!("{:04X}", c.profile().city_code) == city_code);
     move |line, station| {
-        let known = city.as_ref().and_then(|c| c.station_by_id(yitong_profile::files::StationId { line, station }));
+        let network = city.as_ref().and_then(|c| c.engine()).map(|e| e.network());
+        let known = network.and_then(|n| n.station_by_code(station).map(|i| &n.stations()[i]));
         match known {
-            Some(s) => format!("{} ({})", s.name, s.alias),
+            Some(s) => match s.aliases.first() {
+                Some(alias) => format!("{} ({alias})", s.name),
+                None => s.name.clone(),
+            },
             None => format!("line {line} station {station}"),
         }
     }

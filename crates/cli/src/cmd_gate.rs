@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
+use std::sync::Arc;
 use yitong_profile::files::StationId;
-use yitong_terminal::city::SampleCity;
+
+use yitong_fare::City;
 use yitong_terminal::{
     run_tap, Gate, GateConfig, GateMode, InProcessChannel, SoftwareLoadHost, SoftwarePsam, TopUpTerminal,
 };
@@ -13,7 +14,7 @@ use yitong_terminal::{
 use crate::cmd_card::{drain_if, report_outcome, save_terminal, STATE_DEFAULT};
 use crate::keys::KeySet;
 use crate::terminals::{TerminalEntry, TerminalsFile};
-use crate::{cardfile, time};
+use crate::{cardfile, cities, time};
 
 #[derive(Args)]
 pub struct TapArgs {
@@ -22,9 +23,16 @@ pub struct TapArgs {
     /// Issuer key file: the gate's PSAM holds its master purchase key.
     #[arg(long)]
     pub keys: PathBuf,
-    /// City.
+    /// City (a built-in profile: beijing, shanghai, shenzhen, …).
     #[arg(long, default_value = "beijing")]
     pub city: String,
+    /// A city file (TOML) instead of the built-in profile.
+    #[arg(long)]
+    pub city_file: Option<PathBuf>,
+    /// The metro network: a Beijing-Subway-Tools folder or a GTFS feed (default: the city's
+    /// built-in sample).
+    #[arg(long)]
+    pub network: Option<PathBuf>,
     /// Metro station (Chinese or English name). Required unless --bus.
     #[arg(long, required_unless_present = "bus")]
     pub station: Option<String>,
@@ -50,21 +58,19 @@ pub struct TapArgs {
 
 pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let keys = KeySet::read(&args.keys)?;
-    let city = SampleCity::named(&args.city)
-        .with_context(|| format!("--city: unknown city `{}`; known: {}", args.city, SampleCity::NAMES.join(", ")))?;
+    let city = cities::load(&args.city, args.city_file.as_deref(), args.network.as_deref())?;
     let (mode, station, station_name) = match (args.bus, &args.station) {
         (Some(route), _) => (GateMode::Bus, StationId { line: route, station: 0 }, String::new()),
         (None, Some(name)) => {
-            let s = city.station(name).with_context(|| {
-                let names: Vec<String> = city.stations.iter().map(|s| format!("{} ({})", s.name, s.alias)).collect();
-                format!("--station: no station `{name}` in {}; stations: {}", args.city, names.join(", "))
+            let (id, label) = yitong_terminal::city::station_id(&city, name).map_err(|e| {
+                anyhow::anyhow!("--station: {e} (`yitong fare stations --city {}` lists them)", args.city)
             })?;
-            (GateMode::Metro, s.id, s.name.to_string())
+            (GateMode::Metro, id, label)
         }
         (None, None) => anyhow::bail!("--station: required for a metro gate (or pass --bus ROUTE)"),
     };
     let now = time::at_or_now(args.at.as_deref())?;
-    let terminal_id = terminal_id(city.policy.city_code, mode, station);
+    let terminal_id = terminal_id(city.profile().city_code, mode, station);
 
     let mut terminals = TerminalsFile::read(&args.state)?;
     let entry = terminals.entry(&terminal_id);
@@ -100,24 +106,24 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
 
 /// A gate of `city` whose software PSAM holds `keys`, restarted from its saved entry.
 pub fn build_gate(
-    city: &SampleCity,
+    city: &Arc<City>,
     keys: &KeySet,
     mode: GateMode,
     station: StationId,
     station_name: &str,
     saved: TerminalEntry,
 ) -> Gate {
-    let terminal_id = terminal_id(city.policy.city_code, mode, station);
+    let terminal_id = terminal_id(city.profile().city_code, mode, station);
     let mut psam = SoftwarePsam::new(terminal_id, saved.next_transaction_number);
     psam.add_issuer(keys.issuer_id, keys.issuer_keys());
     let config = GateConfig {
-        city: city.policy.clone(),
+        city: city.profile().into(),
         mode,
         station,
         station_name: station_name.into(),
         hotlist: Default::default(),
     };
-    Gate::new(config, Box::new(psam), Box::new(city.fare.clone()), saved.state)
+    Gate::new(config, Box::new(psam), Box::new(Arc::clone(city)), saved.state)
 }
 
 /// A top-up terminal of the issuer's city whose load host holds `keys`.

@@ -5,7 +5,6 @@ use yitong_card::{Card, CardSpec, MemStore};
 use yitong_crypto::Algorithm;
 use yitong_profile::files::{IssuerData, StationId};
 use yitong_profile::DateTime;
-use yitong_terminal::city::SampleCity;
 use yitong_terminal::{read_card, run_load, run_tap, GateMode, InProcessChannel, TapKind, TapOutcome, TapRecord};
 
 use crate::cardfile::{self, FileCard};
@@ -24,7 +23,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         DateTime::parse(&format!("{:04}-{:02}-{:02} {hhmmss}", today.year, today.month, today.day)).context("demo time")
     };
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], Algorithm::Des)?;
-    let beijing = SampleCity::beijing();
+    let beijing = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     println!("Yitong demo: one phone card's day in Beijing (sample network, development keys, all in memory)\n");
 
     let issuer = IssuerData {
@@ -52,8 +51,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     step(args, &mut channel, "2. Top up 50 yuan over the air", &loaded);
 
     let station = |name: &str| -> anyhow::Result<(StationId, String)> {
-        let s = beijing.station(name).with_context(|| format!("demo station {name}"))?;
-        Ok((s.id, s.name.to_string()))
+        yitong_terminal::city::station_id(&beijing, name).with_context(|| format!("demo station {name}"))
     };
     let gate_at = |name: &str| -> anyhow::Result<yitong_terminal::Gate> {
         let (id, label) = station(name)?;

@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod cardfile;
+mod cities;
 mod cmd_card;
+mod cmd_fare;
 mod cmd_gate;
 mod demo;
 mod keys;
@@ -38,6 +40,9 @@ enum Command {
     /// Gates and validators.
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Fares: quotes and stations of a city's network.
+    #[command(subcommand)]
+    Fare(FareCommand),
     /// Benchmarks printed as figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,6 +100,14 @@ enum GateCommand {
 }
 
 #[derive(Subcommand)]
+enum FareCommand {
+    /// The fare, distance and path of a metro trip.
+    Quote(cmd_fare::QuoteArgs),
+    /// The stations of a city's network.
+    Stations(cmd_fare::StationsArgs),
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// APDUs and microseconds per tap, card and gate in one process.
     Tap(bench::TapBenchArgs),
@@ -106,6 +119,24 @@ pub struct DemoArgs {
     /// Do not print the APDUs.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `yitong … | head` closes stdout early; `println!` then panics. Exit quietly instead, as
+/// command-line tools do.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// A tap or load that did not complete: exit code 1.
@@ -121,6 +152,7 @@ impl std::fmt::Display for Incomplete {
 impl std::error::Error for Incomplete {}
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(KeysCommand::New(args)) => cmd_card::keys_new(&args),
@@ -128,6 +160,8 @@ fn main() -> ExitCode {
         Command::Card(CardCommand::Show(args)) => cmd_card::show(&args),
         Command::Card(CardCommand::Load(args)) => cmd_card::load(&args),
         Command::Gate(GateCommand::Tap(args)) => cmd_gate::tap(&args),
+        Command::Fare(FareCommand::Quote(args)) => cmd_fare::quote(&args),
+        Command::Fare(FareCommand::Stations(args)) => cmd_fare::stations(&args),
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
         Command::Demo(args) => demo::run(&args),
     };

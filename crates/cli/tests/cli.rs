@@ -290,11 +290,13 @@ fn bad_input_names_the_field_and_never_panics() {
 }
 
 #[test]
-fn unknown_station_error_lists_the_stations() {
+fn unknown_station_error_suggests_names() {
     let d = Dir::new();
     d.card("10");
     let out = d.tap("Atlantis", "2026-11-25 08:00:00", &[]);
-    assert!(stderr(&out).contains("西单 (Xidan)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("yitong fare stations --city beijing"), "{}", stderr(&out));
+    let out = d.tap("Xidann", "2026-11-25 08:00:00", &[]);
+    assert!(stderr(&out).contains("did you mean Xidan"), "{}", stderr(&out));
 }
 
 #[test]
@@ -334,4 +336,107 @@ fn every_command_has_help() {
     ] {
         assert!(d.ok(args).contains("Usage"), "{args:?}");
     }
+}
+
+#[test]
+fn fare_quote_and_stations() {
+    let d = Dir::new();
+    let v = d.json(&[
+        "fare",
+        "quote",
+        "--city",
+        "beijing",
+        "--from",
+        "Xidan",
+        "--to",
+        "国贸",
+        "--at",
+        "2026-11-25 08:00",
+        "--json",
+    ]);
+    // Sample network: 西单 - 天安门西 400 - 王府井 1,700 - 东单 700 - 建国门 1,300 - 国贸 2,100 = 6,200 m.
+    assert_eq!((v["fare_fen"].as_u64(), v["distance_m"].as_u64()), (Some(400), Some(6_200)));
+    assert_eq!(v["path"][0]["station"], "西单");
+    assert_eq!(v["path"][5]["station"], "国贸");
+    assert_eq!(v["sample_network"], true);
+    let v = d.json(&[
+        "fare",
+        "quote",
+        "--from",
+        "Xidan",
+        "--to",
+        "Guomao",
+        "--at",
+        "2026-11-25 08:00",
+        "--month-spent",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(v["fare_fen"], 320);
+    let text = d.ok(&["fare", "stations", "--city", "shenzhen"]);
+    assert!(text.contains("罗湖 (Luohu)"), "{text}");
+    let v = d.json(&["fare", "stations", "--json"]);
+    assert!(v.as_array().unwrap().iter().any(|s| s["name"] == "西单"));
+    // A GTFS feed that prices itself.
+    let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/../fare/tests/feeds/metro_bus");
+    let v = d.json(&[
+        "fare",
+        "quote",
+        "--network",
+        feed,
+        "--from",
+        "Anding",
+        "--to",
+        "Donghu",
+        "--at",
+        "2026-11-25 10:00",
+        "--json",
+    ]);
+    assert_eq!((v["fare_fen"].as_u64(), v["fare_product_id"].as_str()), (Some(500), Some("metro_5")));
+    // Bad input.
+    for (args, needle) in [
+        (&["fare", "quote", "--from", "Xidann", "--to", "Guomao"][..], "did you mean Xidan"),
+        (&["fare", "quote", "--city", "gotham", "--from", "a", "--to", "b"], "--city"),
+        (&["fare", "quote", "--city", "jilin", "--from", "a", "--to", "b"], "no metro"),
+        (&["fare", "quote", "--from", "Xidan", "--to", "Guomao", "--month-spent", "x"], "--month-spent"),
+        (&["fare", "quote", "--network", "/nonexistent", "--from", "a", "--to", "b"], "--network"),
+    ] {
+        let out = d.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    std::fs::write(d.path("city.toml"), "name = \"x\"\nbogus = 1\n").unwrap();
+    let out = d.run(&["fare", "quote", "--city-file", "city.toml", "--from", "a", "--to", "b"]);
+    assert!(stderr(&out).contains("city.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn gate_tap_on_an_imported_network() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/beijing-subway");
+    if !std::path::Path::new(data).join("network.json").exists() {
+        eprintln!("skipped: no Beijing reference data at {data}");
+        return;
+    }
+    let d = Dir::new();
+    d.card("50");
+    let tap = |station: &str, at: &str| {
+        d.json(&[
+            "gate",
+            "tap",
+            "card.se",
+            "--keys",
+            "keys.toml",
+            "--network",
+            data,
+            "--station",
+            station,
+            "--at",
+            at,
+            "--json",
+        ])
+    };
+    tap("北京南站", "2026-11-25 10:00:00");
+    // Line 4: 北京南站 - 马家堡 1,480 - 角门西 827 - 公益西桥 989 - 新宫 2,798 = 6,094 m: 3 yuan.
+    let exit = tap("新宫", "2026-11-25 10:20:00");
+    assert_eq!((exit["result"].as_str(), exit["amount_fen"].as_u64()), (Some("exit"), Some(300)));
 }

@@ -1,0 +1,187 @@
+//! `yitong fare quote` and `yitong fare stations`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::json;
+use yitong_fare::import::gtfs::{Feed, JourneyLeg};
+use yitong_fare::Trip;
+
+use crate::{cities, money, time};
+
+/// Where the network and the rules come from.
+#[derive(Args)]
+pub struct NetworkArgs {
+    /// City (a built-in profile: beijing, shanghai, shenzhen, guangzhou, wuhan, jilin, tianjin,
+    /// chengdu, hangzhou, chongqing).
+    #[arg(long, default_value = "beijing")]
+    pub city: String,
+    /// A city file (TOML) instead of the built-in profile.
+    #[arg(long)]
+    pub city_file: Option<PathBuf>,
+    /// A Beijing-Subway-Tools folder (network.json, fare_rules.json5) or a GTFS feed folder;
+    /// default: the city's built-in sample network.
+    #[arg(long)]
+    pub network: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    pub source: NetworkArgs,
+    /// Entry station (Chinese or English name, or a GTFS stop ID).
+    #[arg(long)]
+    pub from: String,
+    /// Exit station.
+    #[arg(long)]
+    pub to: String,
+    /// Entry time, "YYYY-MM-DD HH:MM" (default: now, Asia/Shanghai).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Exit time (default: the entry time), for the overstay surcharge.
+    #[arg(long)]
+    pub exit_at: Option<String>,
+    /// Yuan paid on the card's metro rides this calendar month, for the monthly discount.
+    #[arg(long, default_value = "0")]
+    pub month_spent: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StationsArgs {
+    #[command(flatten)]
+    pub source: NetworkArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn quote(args: &QuoteArgs) -> anyhow::Result<()> {
+    let entry_at = time::at_or_now(args.at.as_deref())?;
+    let exit_at = match &args.exit_at {
+        Some(t) => time::at_or_now(Some(t)).context("--exit-at")?,
+        None => entry_at,
+    };
+    let month_spent_fen = money::parse_yuan(&args.month_spent, "--month-spent")?;
+    if let Some(feed) = gtfs_with_fares(&args.source)? {
+        let leg = JourneyLeg { from: args.from.clone(), to: args.to.clone(), departure: entry_at, arrival: exit_at };
+        let q = feed.quote_journey(&[leg]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let l = &q.legs[0];
+        if args.json {
+            let v = json!({ "fare_fen": q.total, "currency": q.currency, "distance_m": l.distance_m, "stops": l.stops,
+                "fare_product_id": l.fare_product_id, "network_id": l.network_id });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!(
+                "{} {}: {} m, {} stops, product {}",
+                money::yuan(q.total.into()),
+                q.currency,
+                l.distance_m,
+                l.stops,
+                l.fare_product_id
+            );
+        }
+        return Ok(());
+    }
+    let city = cities::load(&args.source.city, args.source.city_file.as_deref(), args.source.network.as_deref())?;
+    let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
+    let network = engine.network();
+    let from = network.lookup(&args.from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to = network.lookup(&args.to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let q = engine.quote(&Trip { from, to, entry_at, exit_at, month_spent_fen }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = engine.path(&q);
+    let station = |i: usize| network.stations()[i].name.clone();
+    let line = |l: Option<usize>| l.map(|l| network.lines()[l].name.clone());
+    if args.json {
+        let v = json!({
+            "fare_fen": q.fare_fen,
+            "distance_m": q.distance_m,
+            "base_fare_fen": q.base_fare_fen,
+            "monthly_percent": q.monthly_percent,
+            "off_peak": q.off_peak,
+            "overstay_fen": q.overstay_fen,
+            "month_counted_fen": q.month_counted_fen,
+            "legs": q.legs().map(|l| json!({ "rule": engine.group_name(l.group), "from": station(l.from), "to": station(l.to),
+                "distance_m": l.distance_m, "fare_fen": l.fare_fen })).collect::<Vec<_>>(),
+            "path": path.iter().map(|h| json!({ "station": station(h.station), "line": line(h.line) })).collect::<Vec<_>>(),
+            "sample_network": network.is_sample(),
+            "example_values": city.profile().example_values,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{} yuan, {:.1} km", money::yuan(q.fare_fen.into()), f64::from(q.distance_m) / 1000.0);
+    let mut route = String::new();
+    let mut current: Option<String> = None;
+    for hop in &path {
+        let l = line(hop.line);
+        if l.is_some() && l != current {
+            route.push_str(&format!(" —{}→ ", l.clone().unwrap_or_default()));
+            current = l;
+        } else if !route.is_empty() {
+            route.push_str(" → ");
+        }
+        route.push_str(&station(hop.station));
+    }
+    println!("  {route}");
+    for l in q.legs() {
+        println!("  {}: {} m, {} yuan", engine.group_name(l.group), l.distance_m, money::yuan(l.fare_fen.into()));
+    }
+    if q.off_peak {
+        println!("  early-morning discount");
+    }
+    if q.monthly_percent != 100 {
+        println!("  monthly discount: {} % of the fare", q.monthly_percent);
+    }
+    if q.overstay_fen > 0 {
+        println!("  overstay: {} yuan more", money::yuan(q.overstay_fen.into()));
+    }
+    if network.is_sample() {
+        println!("  (sample network: import a real one with --network)");
+    }
+    if city.profile().example_values {
+        println!("  ({}'s fares are example values, not checked against the published rules)", city.profile().name);
+    }
+    Ok(())
+}
+
+/// A GTFS feed that prices journeys itself, when `--network` points at one.
+fn gtfs_with_fares(source: &NetworkArgs) -> anyhow::Result<Option<Feed>> {
+    match &source.network {
+        Some(dir) if dir.join("stops.txt").exists() => {
+            let feed = Feed::load_dir(dir)?;
+            Ok(feed.has_fares().then_some(feed))
+        }
+        _ => Ok(None),
+    }
+}
+
+pub fn stations(args: &StationsArgs) -> anyhow::Result<()> {
+    let city = cities::load(&args.source.city, args.source.city_file.as_deref(), args.source.network.as_deref())?;
+    let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
+    let network = engine.network();
+    let rows: Vec<_> = network
+        .stations()
+        .iter()
+        .map(|s| {
+            let lines: Vec<&str> = s.lines.iter().map(|&l| network.lines()[l].name.as_str()).collect();
+            (s, lines)
+        })
+        .collect();
+    if args.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(s, lines)| json!({ "code": s.code, "name": s.name, "aliases": s.aliases, "lines": lines }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (s, lines) in rows {
+            let alias = s.aliases.first().map(|a| format!(" ({a})")).unwrap_or_default();
+            println!("{:>5}  {}{alias}  [{}]", s.code, s.name, lines.join(", "));
+        }
+    }
+    Ok(())
+}
