@@ -26,6 +26,13 @@ pub struct NetworkArgs {
     pub network: Option<PathBuf>,
 }
 
+impl NetworkArgs {
+    /// The city these arguments name.
+    pub fn load(&self) -> anyhow::Result<std::sync::Arc<yitong_fare::City>> {
+        cities::load(&self.city, self.city_file.as_deref(), self.network.as_deref())
+    }
+}
+
 #[derive(Args)]
 pub struct QuoteArgs {
     #[command(flatten)]
@@ -86,7 +93,7 @@ pub fn quote(args: &QuoteArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let city = cities::load(&args.source.city, args.source.city_file.as_deref(), args.source.network.as_deref())?;
+    let city = args.source.load()?;
     let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
     let network = engine.network();
     let from = network.lookup(&args.from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
@@ -160,7 +167,7 @@ fn gtfs_with_fares(source: &NetworkArgs) -> anyhow::Result<Option<Feed>> {
 }
 
 pub fn stations(args: &StationsArgs) -> anyhow::Result<()> {
-    let city = cities::load(&args.source.city, args.source.city_file.as_deref(), args.source.network.as_deref())?;
+    let city = args.source.load()?;
     let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
     let network = engine.network();
     let rows: Vec<_> = network

@@ -14,7 +14,7 @@ use yitong_terminal::{
 use crate::cmd_card::{drain_if, report_outcome, save_terminal, STATE_DEFAULT};
 use crate::keys::KeySet;
 use crate::terminals::{TerminalEntry, TerminalsFile};
-use crate::{cardfile, cities, time};
+use crate::{cardfile, time};
 
 #[derive(Args)]
 pub struct TapArgs {
@@ -23,16 +23,8 @@ pub struct TapArgs {
     /// Issuer key file: the gate's PSAM holds its master purchase key.
     #[arg(long)]
     pub keys: PathBuf,
-    /// City (a built-in profile: beijing, shanghai, shenzhen, …).
-    #[arg(long, default_value = "beijing")]
-    pub city: String,
-    /// A city file (TOML) instead of the built-in profile.
-    #[arg(long)]
-    pub city_file: Option<PathBuf>,
-    /// The metro network: a Beijing-Subway-Tools folder or a GTFS feed (default: the city's
-    /// built-in sample).
-    #[arg(long)]
-    pub network: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: crate::cmd_fare::NetworkArgs,
     /// Metro station (Chinese or English name). Required unless --bus.
     #[arg(long, required_unless_present = "bus")]
     pub station: Option<String>,
@@ -58,12 +50,12 @@ pub struct TapArgs {
 
 pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let keys = KeySet::read(&args.keys)?;
-    let city = cities::load(&args.city, args.city_file.as_deref(), args.network.as_deref())?;
+    let city = args.source.load()?;
     let (mode, station, station_name) = match (args.bus, &args.station) {
         (Some(route), _) => (GateMode::Bus, StationId { line: route, station: 0 }, String::new()),
         (None, Some(name)) => {
             let (id, label) = yitong_terminal::city::station_id(&city, name).map_err(|e| {
-                anyhow::anyhow!("--station: {e} (`yitong fare stations --city {}` lists them)", args.city)
+                anyhow::anyhow!("--station: {e} (`yitong fare stations --city {}` lists them)", args.source.city)
             })?;
             (GateMode::Metro, id, label)
         }

@@ -5,12 +5,68 @@ use yitong_profile::DateTime;
 
 use crate::channel::{CardChannel, ChannelError};
 use crate::error::TapError;
-use crate::gate::{Gate, Next, TapOutcome};
-use crate::topup::TopUpTerminal;
+use crate::gate::{Gate, Next, Tap, TapOutcome};
+use crate::topup::{Load, TopUpTerminal};
 
 /// APDUs a tap may exchange before the driver gives up: a full tap needs 6, resolving a doubt
 /// one more, or up to 11 more when the card's log must be searched.
 pub const TAP_APDUS_MAX: u32 = 24;
+
+/// A terminal whose transaction the driver runs: the gate and the top-up terminal.
+trait Flow {
+    type Transaction;
+    fn handle_response(&mut self, transaction: &mut Self::Transaction, response: &[u8]) -> Result<Next, TapError>;
+    fn card_lost(&mut self, transaction: Self::Transaction) -> TapError;
+}
+
+impl Flow for Gate {
+    type Transaction = Tap;
+    fn handle_response(&mut self, tap: &mut Tap, response: &[u8]) -> Result<Next, TapError> {
+        Gate::handle_response(self, tap, response)
+    }
+    fn card_lost(&mut self, tap: Tap) -> TapError {
+        Gate::card_lost(self, tap)
+    }
+}
+
+impl Flow for TopUpTerminal {
+    type Transaction = Load;
+    fn handle_response(&mut self, load: &mut Load, response: &[u8]) -> Result<Next, TapError> {
+        TopUpTerminal::handle_response(self, load, response)
+    }
+    fn card_lost(&mut self, load: Load) -> TapError {
+        TopUpTerminal::card_lost(self, load)
+    }
+}
+
+fn drive<F: Flow, C: CardChannel + ?Sized>(
+    flow: &mut F,
+    mut transaction: F::Transaction,
+    mut next: Next,
+    channel: &mut C,
+    persist: &mut dyn FnMut(&F) -> Result<(), String>,
+) -> Result<TapOutcome, TapError> {
+    for _ in 0..TAP_APDUS_MAX {
+        let (apdu, persist_first) = match next {
+            Next::Done(outcome) => return Ok(outcome),
+            Next::Send { apdu, persist_first } => (apdu, persist_first),
+        };
+        if persist_first {
+            persist(flow).map_err(TapError::Persist)?;
+        }
+        let response = match channel.transmit(&apdu) {
+            Ok(r) => r,
+            Err(ChannelError::CardRemoved) => return Err(flow.card_lost(transaction)),
+            Err(e) => {
+                let lost = flow.card_lost(transaction);
+                let in_doubt = matches!(lost, TapError::CardLost { debit_in_doubt: true });
+                return Err(if in_doubt { lost } else { TapError::Channel(e) });
+            }
+        };
+        next = flow.handle_response(&mut transaction, &response)?;
+    }
+    Err(TapError::BadResponse("the transaction did not end within its APDU budget"))
+}
 
 /// Runs one tap of the card on `channel` at `gate`. `persist` is called with the gate before
 /// each money command; if it fails, the command is not sent.
@@ -20,30 +76,8 @@ pub fn run_tap<C: CardChannel + ?Sized>(
     now: DateTime,
     persist: &mut dyn FnMut(&Gate) -> Result<(), String>,
 ) -> Result<TapOutcome, TapError> {
-    let (mut tap, mut next) = gate.start_tap(now);
-    for _ in 0..TAP_APDUS_MAX {
-        let (apdu, persist_first) = match next {
-            Next::Done(outcome) => return Ok(outcome),
-            Next::Send { apdu, persist_first } => (apdu, persist_first),
-        };
-        if persist_first {
-            persist(gate).map_err(TapError::Persist)?;
-        }
-        let response = match channel.transmit(&apdu) {
-            Ok(r) => r,
-            Err(ChannelError::CardRemoved) => return Err(gate.card_lost(tap)),
-            Err(e) => {
-                let lost = gate.card_lost(tap);
-                return Err(if matches!(lost, TapError::CardLost { debit_in_doubt: true }) {
-                    lost
-                } else {
-                    TapError::Channel(e)
-                });
-            }
-        };
-        next = gate.handle_response(&mut tap, &response)?;
-    }
-    Err(TapError::BadResponse("tap did not end within its APDU budget"))
+    let (tap, next) = gate.start_tap(now);
+    drive(gate, tap, next, channel, persist)
 }
 
 /// Loads `amount_fen` onto the card on `channel`; `persist` as for [`run_tap`].
@@ -54,20 +88,6 @@ pub fn run_load<C: CardChannel + ?Sized>(
     amount_fen: u32,
     persist: &mut dyn FnMut(&TopUpTerminal) -> Result<(), String>,
 ) -> Result<TapOutcome, TapError> {
-    let (mut load, mut next) = terminal.start_load(now, amount_fen);
-    for _ in 0..TAP_APDUS_MAX {
-        let (apdu, persist_first) = match next {
-            Next::Done(outcome) => return Ok(outcome),
-            Next::Send { apdu, persist_first } => (apdu, persist_first),
-        };
-        if persist_first {
-            persist(terminal).map_err(TapError::Persist)?;
-        }
-        let response = match channel.transmit(&apdu) {
-            Ok(r) => r,
-            Err(_) => return Err(terminal.card_lost(load)),
-        };
-        next = terminal.handle_response(&mut load, &response)?;
-    }
-    Err(TapError::BadResponse("load did not end within its APDU budget"))
+    let (load, next) = terminal.start_load(now, amount_fen);
+    drive(terminal, load, next, channel, persist)
 }
