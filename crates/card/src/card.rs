@@ -130,6 +130,22 @@ impl<S: Store, R: Rng> Card<S, R> {
         Ok(Card { store, rng, selected: Selected::None, pending: Pending::None, powered: true })
     }
 
+    /// A power cycle (or reset) in the field: RAM state is lost, any interrupted commit is
+    /// finished, and the card answers again.
+    pub fn reset(&mut self) -> Result<(), PowerOnError> {
+        self.selected = Selected::None;
+        self.pending = Pending::None;
+        self.powered = false;
+        match journal::recover(&mut self.store) {
+            Ok(()) => {}
+            Err(RecoverError::PowerLoss) => return Err(PowerOnError::PowerLoss),
+            Err(RecoverError::Corrupt) => return Err(PowerOnError::Image(ImageError::Corrupt("journal"))),
+        }
+        state::validate(self.store.image()).map_err(PowerOnError::Image)?;
+        self.powered = true;
+        Ok(())
+    }
+
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
     ///
     /// `Err(PowerLoss)` means the card went silent mid-command: whatever it had committed stays,

@@ -398,3 +398,16 @@ fn damaged_images_do_not_power_on() {
     bad[layout::LOG] = 10;
     assert!(Card::power_on(MemStore::new(bad), CountingRng(0)).is_err());
 }
+
+#[test]
+fn reset_drops_the_transaction_and_deselects() {
+    let s = spec(Algorithm::Des, 0);
+    let mut card = selected(&s);
+    load(&mut card, &s, 1_000);
+    let init = init_purchase(&mut card, 0x01, 100);
+    card.reset().unwrap();
+    assert_eq!(send(&mut card, "805C000204"), h("6985"), "nothing selected after a reset");
+    send(&mut card, "00A4040008A000000632010105");
+    assert_eq!(card.process(&debit_apdu(&s, &init, 100, 0x06, 1, true)).unwrap(), h("6985"));
+    assert_eq!(send(&mut card, "805C000204"), h("000003E8 9000"));
+}

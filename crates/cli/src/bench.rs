@@ -161,3 +161,115 @@ pub fn tap(args: &TapBenchArgs) -> anyhow::Result<()> {
     println!("  SM4 / DES             {:.2}×", sm4.total.as_secs_f64() / des.total.as_secs_f64());
     Ok(())
 }
+
+/// Arguments of `yitong bench pcsc`.
+#[derive(Args)]
+pub struct PcscBenchArgs {
+    /// The vpcd reader to use.
+    #[arg(long, default_value = "Virtual PCD 00 00")]
+    pub reader: String,
+    /// That reader's vpcd port.
+    #[arg(long, default_value_t = yitong_reader::vpcd::PORT_DEFAULT)]
+    pub port: u16,
+    /// GET BALANCE round trips to time.
+    #[arg(long, default_value_t = 2_000)]
+    pub apdus: u32,
+    /// Metro trips (entry and exit) to time.
+    #[arg(long, default_value_t = 100)]
+    pub trips: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(not(feature = "pcsc"))]
+pub fn pcsc(_: &PcscBenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!(crate::cmd_reader::NO_PCSC)
+}
+
+/// `yitong bench pcsc`: a card served to vpcd from a thread of this process, reached through
+/// pcscd like any reader: APDU round trips, then entry+exit taps.
+#[cfg(feature = "pcsc")]
+pub fn pcsc(args: &PcscBenchArgs) -> anyhow::Result<()> {
+    use yitong_reader::pcsc_channel::Readers;
+    use yitong_reader::vpcd::{self, VirtualCard};
+
+    if args.apdus == 0 || !(1..=200).contains(&args.trips) {
+        anyhow::bail!("--apdus: at least 1; --trips: 1 to 200 (the card's balance limit bounds the loads)");
+    }
+    let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], Algorithm::Des)?;
+    let issuer = IssuerData {
+        issuer_id: keys.issuer_id,
+        app_type: 0x02,
+        app_version: 0x01,
+        serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x88, 0x88],
+        valid_from: [0x20, 0x20, 0x01, 0x01],
+        valid_to: [0x20, 0x99, 0x12, 0x31],
+    };
+    let image = CardSpec::new(issuer, keys.master, keys.key_version).personalize();
+    let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let port = args.port;
+    std::thread::spawn(move || {
+        let mut virtual_card = VirtualCard::new(card, false);
+        vpcd::serve(&mut virtual_card, "127.0.0.1", port, &mut |_| Ok(()), &mut |_| {}, &|| true)
+    });
+    let readers = Readers::establish()?;
+    let name = readers.resolve(&args.reader)?;
+    let mut channel = readers.wait_for_card(&name, std::time::Duration::from_secs(10))?;
+
+    channel.transmit(&yitong_profile::apdu::select_by_name(&yitong_profile::apdu::AID_TUNION))?;
+    let mut round_trips = Vec::with_capacity(args.apdus as usize);
+    for _ in 0..args.apdus {
+        let start = Instant::now();
+        channel.transmit(&yitong_profile::apdu::get_balance())?;
+        round_trips.push(start.elapsed());
+    }
+    round_trips.sort();
+    let median = round_trips[round_trips.len() / 2];
+    let p99 = round_trips[(round_trips.len() * 99 / 100).min(round_trips.len() - 1)];
+
+    let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
+    let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
+    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
+    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
+    let mut topup = build_topup(&keys, TerminalEntry::default());
+    let mut now = DateTime::parse("2026-11-25 06:00:00").expect("valid time");
+    run_load(&mut topup, &mut channel, now, args.trips * 400 + 300, &mut |_| Ok(()))?;
+    let mut trip_times = Vec::with_capacity(args.trips as usize);
+    for _ in 0..args.trips {
+        now = now.plus_seconds(60)?;
+        let start = Instant::now();
+        for gate in [&mut entry_gate, &mut exit_gate] {
+            let outcome = run_tap(gate, &mut channel, now, &mut |_| Ok(()))?;
+            if let TapResult::Refused(why) = outcome.result {
+                anyhow::bail!("bench tap refused: {why}");
+            }
+        }
+        trip_times.push(start.elapsed());
+    }
+    trip_times.sort();
+    let trip_median = trip_times[trip_times.len() / 2];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    if args.json {
+        let v = serde_json::json!({
+            "reader": channel.reader(),
+            "apdus": args.apdus,
+            "apdu_median_us": us(median),
+            "apdu_p99_us": us(p99),
+            "trips": args.trips,
+            "entry_exit_median_us": us(trip_median),
+            "goal_apdu_median_us": 200.0,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("through pcscd and vpcd on {} ({} APDUs, {} trips)", channel.reader(), args.apdus, args.trips);
+        println!(
+            "  APDU round trip   median {:>8.1} µs   p99 {:>8.1} µs   ({:.2}× the 200 µs goal)",
+            us(median),
+            us(p99),
+            us(median) / 200.0
+        );
+        println!("  entry + exit      median {:>8.1} µs   (12 card APDUs)", us(trip_median));
+    }
+    Ok(())
+}

@@ -18,8 +18,15 @@ use crate::{cardfile, time};
 
 #[derive(Args)]
 pub struct TapArgs {
-    /// The card image.
-    pub card: PathBuf,
+    /// The card image (or --reader).
+    #[arg(required_unless_present = "reader")]
+    pub card: Option<PathBuf>,
+    /// Tap the card presented on this PC/SC reader (name, part of it, or index) instead of an image.
+    #[arg(long, conflicts_with_all = ["card", "simulate_pull_away"])]
+    pub reader: Option<String>,
+    /// Seconds to wait for a card on --reader.
+    #[arg(long, default_value_t = 30)]
+    pub wait: u64,
     /// Issuer key file: the gate's PSAM holds its master purchase key.
     #[arg(long)]
     pub keys: PathBuf,
@@ -68,22 +75,25 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let entry = terminals.entry(&terminal_id);
     let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
 
-    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
-    if args.simulate_pull_away {
-        channel.drop_next_debit_answer();
-    }
     let state_path = args.state.clone();
-    let result = run_tap(&mut gate, &mut channel, now, &mut |g| {
-        save_terminal(
-            &mut terminals,
-            &state_path,
-            &terminal_id,
-            g.security_module().next_transaction_number(),
-            g.state().clone(),
-        )
-    });
-    // The card may have committed whatever the gate saw: keep its image first.
-    cardfile::save(&args.card, channel.card())?;
+    let mut persist = |g: &Gate| {
+        let ttn = g.security_module().next_transaction_number();
+        save_terminal(&mut terminals, &state_path, &terminal_id, ttn, g.state().clone())
+    };
+    let result = match (&args.reader, &args.card) {
+        (Some(reader), _) => tap_on_reader(&mut gate, reader, args.wait, now, &mut persist)?,
+        (None, Some(path)) => {
+            let mut channel = InProcessChannel::new(cardfile::open(path)?);
+            if args.simulate_pull_away {
+                channel.drop_next_debit_answer();
+            }
+            let result = run_tap(&mut gate, &mut channel, now, &mut persist);
+            // The card may have committed whatever the gate saw: keep its image first.
+            cardfile::save(path, channel.card())?;
+            result
+        }
+        (None, None) => anyhow::bail!("give a card image or --reader"),
+    };
     drain_if(args.records.as_deref(), || gate.drain_records())?;
     save_terminal(
         &mut terminals,
@@ -94,6 +104,29 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     report_outcome(result, args.json)
+}
+
+#[cfg(feature = "pcsc")]
+fn tap_on_reader(
+    gate: &mut Gate,
+    reader: &str,
+    wait_s: u64,
+    now: yitong_profile::DateTime,
+    persist: &mut dyn FnMut(&Gate) -> Result<(), String>,
+) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
+    let mut channel = crate::cmd_reader::connect(reader, wait_s)?;
+    Ok(run_tap(gate, &mut channel, now, persist))
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn tap_on_reader(
+    _: &mut Gate,
+    _: &str,
+    _: u64,
+    _: yitong_profile::DateTime,
+    _: &mut dyn FnMut(&Gate) -> Result<(), String>,
+) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
+    anyhow::bail!(crate::cmd_reader::NO_PCSC)
 }
 
 /// A gate of `city` whose software PSAM holds `keys`, restarted from its saved entry.

@@ -15,6 +15,7 @@ mod cities;
 mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
+mod cmd_reader;
 mod demo;
 mod keys;
 mod money;
@@ -40,6 +41,9 @@ enum Command {
     /// Gates and validators.
     #[command(subcommand)]
     Gate(GateCommand),
+    /// PC/SC readers.
+    #[command(subcommand)]
+    Reader(ReaderCommand),
     /// Fares: quotes and stations of a city's network.
     #[command(subcommand)]
     Fare(FareCommand),
@@ -91,6 +95,18 @@ enum CardCommand {
     Show(cmd_card::ShowArgs),
     /// Loads money onto a card at a top-up terminal.
     Load(cmd_card::LoadArgs),
+    /// Serves a card image as a contactless card in the vsmartcard virtual reader (vpcd), so that
+    /// pcscd shows it in "Virtual PCD 00 00" and any PC/SC application can talk to it.
+    ServeVpcd(cmd_reader::ServeArgs),
+    /// Reads a real card (or a served one) on a PC/SC reader, without keys: number, issuer,
+    /// validity, balance, transaction log.
+    Read(cmd_reader::ReadArgs),
+}
+
+#[derive(Subcommand)]
+enum ReaderCommand {
+    /// Lists PC/SC readers.
+    List(cmd_reader::ListArgs),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +127,8 @@ enum FareCommand {
 enum BenchCommand {
     /// APDUs and microseconds per tap, card and gate in one process.
     Tap(bench::TapBenchArgs),
+    /// APDU round trips and taps through pcscd and the vpcd virtual reader (needs --features pcsc).
+    Pcsc(bench::PcscBenchArgs),
 }
 
 /// Arguments of `yitong demo`.
@@ -159,10 +177,14 @@ fn main() -> ExitCode {
         Command::Card(CardCommand::Issue(args)) => cmd_card::issue(&args),
         Command::Card(CardCommand::Show(args)) => cmd_card::show(&args),
         Command::Card(CardCommand::Load(args)) => cmd_card::load(&args),
+        Command::Card(CardCommand::ServeVpcd(args)) => cmd_reader::serve(&args),
+        Command::Card(CardCommand::Read(args)) => cmd_reader::read(&args),
+        Command::Reader(ReaderCommand::List(args)) => cmd_reader::list(&args),
         Command::Gate(GateCommand::Tap(args)) => cmd_gate::tap(&args),
         Command::Fare(FareCommand::Quote(args)) => cmd_fare::quote(&args),
         Command::Fare(FareCommand::Stations(args)) => cmd_fare::stations(&args),
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
+        Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {
