@@ -7,9 +7,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use yitong_card::{Card, CardSpec, MemStore};
+use yitong_card::{Card, MemStore};
 use yitong_crypto::Algorithm;
-use yitong_profile::files::IssuerData;
 use yitong_profile::DateTime;
 use yitong_terminal::{run_load, run_tap, CardChannel, ChannelError, GateMode, InProcessChannel, TapResult};
 
@@ -17,6 +16,11 @@ use crate::cardfile;
 use crate::cmd_gate::{build_gate, build_topup};
 use crate::keys::KeySet;
 use crate::terminals::TerminalEntry;
+
+/// The benchmarks' card: valid through the century.
+const BENCH_SERIAL: [u8; 10] = [0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99];
+const BENCH_VALID_FROM: [u8; 4] = [0x20, 0x20, 0x01, 0x01];
+const BENCH_VALID_TO: [u8; 4] = [0x20, 0x99, 0x12, 0x31];
 
 #[derive(Args)]
 pub struct TapBenchArgs {
@@ -59,17 +63,8 @@ impl Figures {
 
 fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], algorithm)?;
-    let issuer = IssuerData {
-        issuer_id: keys.issuer_id,
-        app_type: 0x02,
-        app_version: 0x01,
-        serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99],
-        valid_from: [0x20, 0x20, 0x01, 0x01],
-        valid_to: [0x20, 0x99, 0x12, 0x31],
-    };
-    let spec = CardSpec::new(issuer, keys.master, keys.key_version);
-    let card = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO);
+    let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };
     let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
@@ -198,15 +193,7 @@ pub fn pcsc(args: &PcscBenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--apdus: at least 1; --trips: 1 to 200 (the card's balance limit bounds the loads)");
     }
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], Algorithm::Des)?;
-    let issuer = IssuerData {
-        issuer_id: keys.issuer_id,
-        app_type: 0x02,
-        app_version: 0x01,
-        serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x88, 0x88],
-        valid_from: [0x20, 0x20, 0x01, 0x01],
-        valid_to: [0x20, 0x99, 0x12, 0x31],
-    };
-    let image = CardSpec::new(issuer, keys.master, keys.key_version).personalize();
+    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO);
     let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let port = args.port;
     std::thread::spawn(move || {

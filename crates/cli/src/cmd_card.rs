@@ -86,8 +86,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     if balance_limit_fen > i32::MAX as u32 {
         bail!("--balance-limit: too large for the card's signed balance");
     }
-    let issuer =
-        IssuerData { issuer_id: keys.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to };
+    let issuer = keys.issuer_data(serial, valid_from, valid_to);
     let spec = CardSpec {
         management: management_file(&issuer),
         overdraft_limit_fen,

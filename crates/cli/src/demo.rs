@@ -1,9 +1,9 @@
 //! `yitong demo`: one phone card's day, in memory, every APDU shown.
 
 use anyhow::{bail, Context};
-use yitong_card::{Card, CardSpec, MemStore};
+use yitong_card::{Card, MemStore};
 use yitong_crypto::Algorithm;
-use yitong_profile::files::{IssuerData, StationId};
+use yitong_profile::files::StationId;
 use yitong_profile::DateTime;
 use yitong_terminal::{read_card, run_load, run_tap, GateMode, InProcessChannel, TapKind, TapOutcome, TapRecord};
 
@@ -26,17 +26,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let beijing = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     println!("Yitong demo: one phone card's day in Beijing (sample network, development keys, all in memory)\n");
 
-    let issuer = IssuerData {
-        issuer_id: keys.issuer_id,
-        app_type: 0x02,
-        app_version: 0x01,
-        serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01],
-        valid_from: today.date_bcd(),
-        valid_to: time::parse_day(&format!("{}-12-31", today.year + 10), "valid-to")?,
-    };
-    let spec = CardSpec::new(issuer, keys.master, keys.key_version);
-    let card: FileCard = Card::power_on(MemStore::new(spec.personalize()), cardfile::system_rng()?)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let valid_to = time::parse_day(&format!("{}-12-31", today.year + 10), "valid-to")?;
+    let issuer = keys.issuer_data([0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01], today.date_bcd(), valid_to);
+    let image = keys.card_image(issuer.serial, issuer.valid_from, issuer.valid_to);
+    let card: FileCard =
+        Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "1. Issue card {} to the phone's secure element (keys diversified from the issuer's master keys)",
         issuer.card_number()

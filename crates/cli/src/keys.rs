@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use yitong_card::CardSpec;
 use yitong_crypto::{Algorithm, MasterKeys};
+use yitong_profile::files::IssuerData;
 use yitong_terminal::IssuerKeys;
 
 /// The TOML file, as written.
@@ -53,6 +55,16 @@ impl KeySet {
             key_version: 1,
             master: MasterKeys { algorithm, dlk: key(0), dpk: key(1), dtk: key(2) },
         })
+    }
+
+    /// EF15 of an e-purse card of this issuer.
+    pub fn issuer_data(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> IssuerData {
+        IssuerData { issuer_id: self.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to }
+    }
+
+    /// A new card image of this issuer, anonymous, with the default limits.
+    pub fn card_image(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> Vec<u8> {
+        CardSpec::new(self.issuer_data(serial, valid_from, valid_to), self.master, self.key_version).personalize()
     }
 
     pub fn to_toml(self) -> String {

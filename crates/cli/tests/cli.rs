@@ -1,92 +1,11 @@
 //! The `yitong` binary end to end: files on disk, exit codes, JSON output and error messages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
 
 use serde_json::Value;
-
-struct Dir {
-    dir: tempfile::TempDir,
-}
-
-impl Dir {
-    fn new() -> Self {
-        Dir { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_yitong")).args(args).current_dir(self.dir.path()).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    /// A key set and a card loaded with `yuan`.
-    fn card(&self, yuan: &str) {
-        self.ok(&["keys", "new", "--out", "keys.toml"]);
-        self.ok(&[
-            "card",
-            "issue",
-            "--keys",
-            "keys.toml",
-            "--serial",
-            "10000000000000123456",
-            "--out",
-            "card.se",
-            "--valid-from",
-            "2026-01-01",
-            "--valid-to",
-            "2030-12-31",
-        ]);
-        if yuan != "0" {
-            self.ok(&[
-                "card",
-                "load",
-                "card.se",
-                "--keys",
-                "keys.toml",
-                "--amount",
-                yuan,
-                "--at",
-                "2026-11-25 07:00:00",
-                "--records",
-                "taps.jsonl",
-            ]);
-        }
-    }
-
-    fn tap(&self, station: &str, at: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "gate",
-            "tap",
-            "card.se",
-            "--keys",
-            "keys.toml",
-            "--city",
-            "beijing",
-            "--station",
-            station,
-            "--at",
-            at,
-            "--records",
-            "taps.jsonl",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
-    }
-}
+use support::{records, Dir};
 
 fn stdout_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
@@ -94,10 +13,6 @@ fn stdout_json(out: &Output) -> Value {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -414,7 +329,7 @@ fn fare_quote_and_stations() {
 fn gate_tap_on_an_imported_network() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/beijing-subway");
     if !std::path::Path::new(data).join("network.json").exists() {
-        eprintln!("skipped: no Beijing reference data at {data}");
+        skip(&format!("no Beijing reference data at {data}"));
         return;
     }
     let d = Dir::new();
@@ -439,4 +354,10 @@ fn gate_tap_on_an_imported_network() {
     // Line 4: 北京南站 - 马家堡 1,480 - 角门西 827 - 公益西桥 989 - 新宫 2,798 = 6,094 m: 3 yuan.
     let exit = tap("新宫", "2026-11-25 10:20:00");
     assert_eq!((exit["result"].as_str(), exit["amount_fen"].as_u64()), (Some("exit"), Some(300)));
+}
+
+/// Says why a test did not run, past libtest's output capture, so that the log shows it.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }

@@ -6,21 +6,20 @@
 //! (`.ci/run` provides both); otherwise each test prints why it is skipped. The tests share the
 //! reader "Virtual PCD 00 00" and run one at a time.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{records, yitong, Dir};
 
 const READER: &str = "Virtual PCD 00 00";
 const PORT: &str = "35963";
 
 static READER_LOCK: Mutex<()> = Mutex::new(());
-
-fn yitong() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_yitong"))
-}
 
 /// Why these tests cannot run here, if they cannot.
 fn skip_reason() -> Option<String> {
@@ -38,96 +37,37 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-struct Workspace {
-    dir: tempfile::TempDir,
+/// Taps the card on the virtual reader.
+fn tap(d: &Dir, station: &str, at: &str) -> Output {
+    d.run(&[
+        "gate",
+        "tap",
+        "--reader",
+        READER,
+        "--keys",
+        "keys.toml",
+        "--station",
+        station,
+        "--at",
+        at,
+        "--records",
+        "taps.jsonl",
+        "--json",
+        "--wait",
+        "15",
+    ])
 }
 
-impl Workspace {
-    /// Keys and a card with `yuan` loaded.
-    fn new(yuan: &str) -> Self {
-        let w = Workspace { dir: tempfile::tempdir().unwrap() };
-        w.ok(&["keys", "new", "--out", "keys.toml"]);
-        w.ok(&[
-            "card",
-            "issue",
-            "--keys",
-            "keys.toml",
-            "--serial",
-            "10000000000000654321",
-            "--out",
-            "card.se",
-            "--valid-from",
-            "2026-01-01",
-        ]);
-        w.ok(&[
-            "card",
-            "load",
-            "card.se",
-            "--keys",
-            "keys.toml",
-            "--amount",
-            yuan,
-            "--at",
-            "2026-11-25 07:00:00",
-            "--records",
-            "taps.jsonl",
-        ]);
-        w
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        yitong().args(args).current_dir(self.dir.path()).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn tap(&self, station: &str, at: &str) -> Output {
-        self.run(&[
-            "gate",
-            "tap",
-            "--reader",
-            READER,
-            "--keys",
-            "keys.toml",
-            "--station",
-            station,
-            "--at",
-            at,
-            "--records",
-            "taps.jsonl",
-            "--json",
-            "--wait",
-            "15",
-        ])
-    }
-
-    /// Serves the card to vpcd until dropped.
-    fn serve(&self, extra: &[&str]) -> Served {
-        let child = yitong()
-            .args(["card", "serve-vpcd", "card.se", "--port", PORT])
-            .args(extra)
-            .current_dir(self.dir.path())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Served(child)
-    }
-
-    fn records(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.path("taps.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
+/// Serves the card to vpcd until dropped.
+fn serve(d: &Dir, extra: &[&str]) -> Served {
+    let child = yitong()
+        .args(["card", "serve-vpcd", "card.se", "--port", PORT])
+        .args(extra)
+        .current_dir(d.dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Served(child)
 }
 
 struct Served(Child);
@@ -163,15 +103,16 @@ fn json(out: &Output) -> Value {
 fn entry_and_exit_through_pcsc() {
     let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+        skip(&why);
         return;
     }
-    let w = Workspace::new("20");
-    let _served = w.serve(&[]);
-    let entry = json(&w.tap("Xidan", "2026-11-25 08:00:00"));
+    let w = Dir::new();
+    w.card("20");
+    let _served = serve(&w, &[]);
+    let entry = json(&tap(&w, "Xidan", "2026-11-25 08:00:00"));
     assert_eq!((entry["result"].as_str(), entry["amount_fen"].as_u64()), (Some("entry"), Some(0)));
     // Sample network: 西单 - 国贸 6,200 m, 4 yuan.
-    let exit = json(&w.tap("Guomao", "2026-11-25 08:30:00"));
+    let exit = json(&tap(&w, "Guomao", "2026-11-25 08:30:00"));
     assert_eq!(
         (exit["result"].as_str(), exit["amount_fen"].as_u64(), exit["balance_fen"].as_i64()),
         (Some("exit"), Some(400), Some(1_600))
@@ -183,37 +124,38 @@ fn entry_and_exit_through_pcsc() {
     // `card read` decodes the served card.
     let read: Value = serde_json::from_str(&w.ok(&["card", "read", "--reader", READER, "--json"])).unwrap();
     assert_eq!((read["scheme"].as_str(), read["balance_fen"].as_i64()), (Some("T-Union"), Some(1_600)));
-    assert_eq!(read["card_number"], "0000000000000654321");
+    assert_eq!(read["card_number"], "0000000000000123456");
 }
 
 #[test]
 fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
     let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+        skip(&why);
         return;
     }
-    let w = Workspace::new("20");
+    let w = Dir::new();
+    w.card("20");
     {
-        let _served = w.serve(&[]);
-        json(&w.tap("Xidan", "2026-11-25 08:00:00"));
+        let _served = serve(&w, &[]);
+        json(&tap(&w, "Xidan", "2026-11-25 08:00:00"));
     }
     {
-        let mut vanishing = w.serve(&["--vanish-after-debit"]);
-        let lost = w.tap("Guomao", "2026-11-25 08:30:00");
+        let mut vanishing = serve(&w, &["--vanish-after-debit"]);
+        let lost = tap(&w, "Guomao", "2026-11-25 08:30:00");
         assert_eq!(lost.status.code(), Some(1), "{}", String::from_utf8_lossy(&lost.stderr));
         assert_eq!(json(&lost)["result"], "interrupted");
         vanishing.wait_exit(Duration::from_secs(10));
     }
-    assert_eq!(w.records().len(), 2, "no exit record while in doubt");
-    let _served = w.serve(&[]);
-    let again = json(&w.tap("Guomao", "2026-11-25 08:30:05"));
+    assert_eq!(records(&w.path("taps.jsonl")).len(), 2, "no exit record while in doubt");
+    let _served = serve(&w, &[]);
+    let again = json(&tap(&w, "Guomao", "2026-11-25 08:30:05"));
     assert_eq!(
         (again["result"].as_str(), again["amount_fen"].as_u64(), again["recovered"].as_bool()),
         (Some("exit"), Some(400), Some(true))
     );
     assert_eq!(again["balance_fen"], 1_600);
-    let records = w.records();
+    let records = records(&w.path("taps.jsonl"));
     assert_eq!(records.len(), 3);
     assert_eq!((records[2]["kind"].as_str(), records[2]["recovered"].as_bool()), (Some("exit"), Some(true)));
     let shown: Value = serde_json::from_str(&w.ok(&["card", "show", "card.se", "--json"])).unwrap();
@@ -224,27 +166,28 @@ fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
 fn independent_pyscard_client_reads_what_the_gate_wrote() {
     let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+        skip(&why);
         return;
     }
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| Command::new(p).args(["-c", "import smartcard"]).output().is_ok_and(|o| o.status.success()));
     let Some(python) = python else {
-        eprintln!("skipped: no python3 with pyscard (Debian python3-pyscard)");
+        skip("no python3 with pyscard (Debian python3-pyscard)");
         return;
     };
-    let w = Workspace::new("30");
-    let _served = w.serve(&[]);
-    json(&w.tap("Pingguoyuan", "2026-11-25 08:00:00"));
-    json(&w.tap("Guomao", "2026-11-25 08:45:00"));
+    let w = Dir::new();
+    w.card("30");
+    let _served = serve(&w, &[]);
+    json(&tap(&w, "Pingguoyuan", "2026-11-25 08:00:00"));
+    json(&tap(&w, "Guomao", "2026-11-25 08:45:00"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pyscard_client.py");
     let out = Command::new(python).args([script, READER]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     // 苹果园 - 国贸 is 23,900 m on the sample network: 6 yuan.
     assert_eq!(seen["balance_fen"], 3_000 - 600);
-    let records = w.records();
+    let records = records(&w.path("taps.jsonl"));
     let log = seen["log"].as_array().unwrap();
     assert_eq!(log.len(), records.len());
     // Newest first on the card, oldest first in the clearing file.
@@ -254,4 +197,10 @@ fn independent_pyscard_client_reads_what_the_gate_wrote() {
         assert_eq!(card["type"], record["transaction_type"]);
         assert_eq!(card["terminal_id"], record["terminal_id"]);
     }
+}
+
+/// Says why a test did not run, past libtest's output capture, so that the log shows it.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }

@@ -1,0 +1,100 @@
+//! A temporary folder to run `yitong` in, with a key set and a loaded card.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        yitong().args(args).current_dir(self.dir.path()).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// A key set and a card loaded with `yuan`.
+    pub fn card(&self, yuan: &str) {
+        self.ok(&["keys", "new", "--out", "keys.toml"]);
+        self.ok(&[
+            "card",
+            "issue",
+            "--keys",
+            "keys.toml",
+            "--serial",
+            "10000000000000123456",
+            "--out",
+            "card.se",
+            "--valid-from",
+            "2026-01-01",
+            "--valid-to",
+            "2030-12-31",
+        ]);
+        if yuan != "0" {
+            self.ok(&[
+                "card",
+                "load",
+                "card.se",
+                "--keys",
+                "keys.toml",
+                "--amount",
+                yuan,
+                "--at",
+                "2026-11-25 07:00:00",
+                "--records",
+                "taps.jsonl",
+            ]);
+        }
+    }
+
+    pub fn tap(&self, station: &str, at: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "gate",
+            "tap",
+            "card.se",
+            "--keys",
+            "keys.toml",
+            "--city",
+            "beijing",
+            "--station",
+            station,
+            "--at",
+            at,
+            "--records",
+            "taps.jsonl",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+/// The binary under test.
+pub fn yitong() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_yitong"))
+}
+
+/// Clearing records written to `taps.jsonl`.
+pub fn records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
