@@ -41,6 +41,9 @@ pub struct TapArgs {
     /// Local time of the tap, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
     #[arg(long)]
     pub at: Option<String>,
+    /// Hotlist: application serials (20 hex digits) to refuse, one per line, `#` comments.
+    #[arg(long)]
+    pub hotlist: Option<PathBuf>,
     /// Append clearing records as JSON lines to this file (else they stay in the state file).
     #[arg(long)]
     pub records: Option<PathBuf>,
@@ -74,6 +77,9 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let mut terminals = TerminalsFile::read(&args.state)?;
     let entry = terminals.entry(&terminal_id);
     let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
+    if let Some(path) = &args.hotlist {
+        gate.set_hotlist(read_hotlist(path)?);
+    }
 
     let state_path = args.state.clone();
     let mut persist = |g: &Gate| {
@@ -127,6 +133,23 @@ fn tap_on_reader(
     _: &mut dyn FnMut(&Gate) -> Result<(), String>,
 ) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
     anyhow::bail!(crate::cmd_reader::NO_PCSC)
+}
+
+/// Reads a hotlist file: one 20-hex-digit application serial per line; blank lines and `#`
+/// comments are skipped.
+fn read_hotlist(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<[u8; 10]>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--hotlist: cannot read {}: {e}", path.display()))?;
+    let mut serials = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let serial = crate::keys::parse_hex(line, &format!("--hotlist: {}:{}", path.display(), i + 1))?;
+        serials.insert(serial);
+    }
+    Ok(serials)
 }
 
 /// A gate of `city` whose software PSAM holds `keys`, restarted from its saved entry.

@@ -361,3 +361,16 @@ fn skip(why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
+
+#[test]
+fn hotlisted_cards_are_refused() {
+    let d = Dir::new();
+    d.card("10");
+    std::fs::write(d.path("hot.txt"), "# stolen\n10000000000000123456\n\n").unwrap();
+    let v = stdout_json(&d.tap("Xidan", "2026-11-25 08:00:00", &["--hotlist", "hot.txt"]));
+    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("refused"), Some("card on the hotlist")));
+    std::fs::write(d.path("bad.txt"), "1234\n").unwrap();
+    let out = d.tap("Xidan", "2026-11-25 08:00:00", &["--hotlist", "bad.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.txt:1"), "{}", stderr(&out));
+}

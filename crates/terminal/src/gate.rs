@@ -231,6 +231,11 @@ impl Gate {
         &self.config
     }
 
+    /// Replaces the hotlist (as the back office distributes a new one).
+    pub fn set_hotlist(&mut self, serials: BTreeSet<[u8; 10]>) {
+        self.config.hotlist = serials;
+    }
+
     /// Takes the completed records for upload (oldest first); save the state afterwards.
     pub fn drain_records(&mut self) -> Vec<TapRecord> {
         std::mem::take(&mut self.state.outbox)
