@@ -60,6 +60,10 @@ pub struct PendingDebit {
     pub record: TapRecord,
 }
 
+/// Seconds after an interrupted DEBIT within which the card's next tap at the gate completes that
+/// passage (the barrier opens for it); later taps settle it and go on as new taps.
+pub const RECOVERY_WINDOW_S: i64 = 120;
+
 /// Clearing records a gate holds before they are uploaded; past this it refuses taps.
 pub const OUTBOX_MAX: usize = 100_000;
 
@@ -356,6 +360,13 @@ impl Gate {
         record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
         record.recovered = true;
         self.state.outbox.push(record.clone());
+        // A rider back within the window is finishing that passage; later, the old transaction is
+        // only settled and this tap is a new one.
+        let started = DateTime::parse(&record.at).map(|t| t.seconds_since_epoch()).unwrap_or(i64::MIN);
+        if tap.now.seconds_since_epoch().saturating_sub(started) > RECOVERY_WINDOW_S {
+            tap.records.push(record);
+            return self.after_select(tap, card);
+        }
         let outcome = TapOutcome {
             result: TapResult::Completed(record.kind),
             amount_fen: record.amount_fen,
