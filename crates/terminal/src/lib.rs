@@ -48,7 +48,7 @@ pub use error::TapError;
 pub use fare::{FareError, FarePolicy, MetroFare, MetroTrip};
 pub use gate::{
     Gate, GateConfig, GateMode, GateState, Next, PendingDebit, Refusal, Tap, TapOutcome, TapResult, OUTBOX_MAX,
-    PENDING_MAX,
+    PENDING_MAX, RECOVERY_WINDOW_S,
 };
 pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
 pub use psam::{
