@@ -131,10 +131,7 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
 
 /// Names stations of the card's city where a sample network knows them.
 pub fn station_names(city_code: &str) -> impl Fn(u16, u16) -> String {
-    let city = yitong_fare::BUILTIN_CITIES
-        .iter()
-        .filter_map(|(name, _)| yitong_fare::City::builtin(name).ok())
-        .find(|c| format!("{:04X}", c.profile().city_code) == city_code);
+    let city = u16::from_str_radix(city_code, 16).ok().and_then(yitong_fare::City::builtin_by_code);
     move |line, station| {
         let network = city.as_ref().and_then(|c| c.engine()).map(|e| e.network());
         let known = network.and_then(|n| n.station_by_code(station).map(|i| &n.stations()[i]));

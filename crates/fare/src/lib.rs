@@ -63,6 +63,14 @@ impl City {
         Self::new(profile, network, None)
     }
 
+    /// The built-in city whose cards carry `city_code`, with its sample network.
+    pub fn builtin_by_code(city_code: u16) -> Option<Self> {
+        BUILTIN_CITIES
+            .iter()
+            .filter_map(|(name, _)| City::builtin(name).ok())
+            .find(|c| c.profile.city_code == city_code)
+    }
+
     /// A city over `network` (its own sample, or an imported one). `off_peak_stations`, when
     /// given (from reference data), replaces the city file's list.
     pub fn new(
