@@ -178,7 +178,9 @@ pub fn build_gate(
 pub fn build_topup(keys: &KeySet, saved: TerminalEntry) -> TopUpTerminal {
     let mut host = SoftwareLoadHost::new();
     host.add_issuer(keys.issuer_id, keys.issuer_keys());
-    TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, "", Box::new(host))
+    let city_code = u16::from_be_bytes([keys.issuer_id[2], keys.issuer_id[3]]);
+    let city = yitong_fare::City::builtin_by_code(city_code).map(|c| c.profile().name.clone()).unwrap_or_default();
+    TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, &city, Box::new(host))
         .with_state(saved.state)
 }
 

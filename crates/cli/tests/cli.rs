@@ -78,6 +78,7 @@ fn entry_and_exit_charge_and_write_records() {
     let lines = records(&d.path("taps.jsonl"));
     assert_eq!(lines.iter().map(|r| r["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["load", "entry", "exit"]);
     assert_eq!(lines[2]["station"], "国贸");
+    assert_eq!((lines[0]["city"].as_str(), lines[0]["city_code"].as_str()), (Some("beijing"), Some("1000")));
     assert_eq!(lines[2]["counter"], 2);
     assert_eq!(lines[2]["tac"].as_str().unwrap().len(), 8);
     // The two gates numbered their own transactions from 1.
