@@ -138,6 +138,7 @@ pub fn serve<S: Store, R: rand_core::Rng>(
     keep_going: &dyn Fn() -> bool,
 ) -> Stopped {
     let mut saved = card.image().to_vec();
+    let mut unreachable = false;
     loop {
         if !keep_going() {
             return Stopped::Asked;
@@ -145,11 +146,19 @@ pub fn serve<S: Store, R: rand_core::Rng>(
         let stream = match TcpStream::connect((host, port)) {
             Ok(s) => s,
             Err(e) => {
-                log(&format!("cannot reach vpcd at {host}:{port} ({e}); retrying"));
+                // Say it once per outage, not twice a second.
+                if !unreachable {
+                    log(&format!(
+                        "cannot reach vpcd at {host}:{port} ({e}); retrying every {} ms",
+                        RECONNECT_DELAY.as_millis()
+                    ));
+                    unreachable = true;
+                }
                 std::thread::sleep(RECONNECT_DELAY);
                 continue;
             }
         };
+        unreachable = false;
         log(&format!("connected to vpcd at {host}:{port}"));
         match session(card, stream, &mut saved, save) {
             Ok(Some(stopped)) => return stopped,
