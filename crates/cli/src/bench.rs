@@ -10,7 +10,9 @@ use clap::Args;
 use yitong_card::{Card, MemStore};
 use yitong_crypto::Algorithm;
 use yitong_profile::DateTime;
-use yitong_terminal::{run_load, run_tap, CardChannel, ChannelError, GateMode, InProcessChannel, TapResult};
+use yitong_terminal::{
+    run_load, run_tap, CardChannel, ChannelError, Gate, GateMode, InProcessChannel, TapResult, TopUpTerminal,
+};
 
 use crate::cardfile;
 use crate::cmd_gate::{build_gate, build_topup};
@@ -61,16 +63,22 @@ impl Figures {
     }
 }
 
+/// The benchmarks' terminals: an entry gate at 西单, an exit gate at 国贸 (6.2 km, 4 yuan on the
+/// sample network) and a top-up terminal, all holding `keys`.
+fn bench_terminals(keys: &KeySet) -> anyhow::Result<(Gate, Gate, TopUpTerminal)> {
+    let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
+    let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
+    let entry = build_gate(&city, keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
+    let exit = build_gate(&city, keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
+    Ok((entry, exit, build_topup(keys, TerminalEntry::default())))
+}
+
 fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], algorithm)?;
     let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO);
     let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };
-    let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
-    let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
-    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
-    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
-    let mut topup = build_topup(&keys, TerminalEntry::default());
+    let (mut entry_gate, mut exit_gate, mut topup) = bench_terminals(&keys)?;
 
     let mut now = DateTime::parse("2026-11-25 06:00:00").expect("valid time");
     run_load(&mut topup, &mut channel.inner, now, 10_000, &mut |_| Ok(()))?;
@@ -215,11 +223,7 @@ pub fn pcsc(args: &PcscBenchArgs) -> anyhow::Result<()> {
     let median = round_trips[round_trips.len() / 2];
     let p99 = round_trips[(round_trips.len() * 99 / 100).min(round_trips.len() - 1)];
 
-    let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
-    let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
-    let mut entry_gate = build_gate(&city, &keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
-    let mut exit_gate = build_gate(&city, &keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
-    let mut topup = build_topup(&keys, TerminalEntry::default());
+    let (mut entry_gate, mut exit_gate, mut topup) = bench_terminals(&keys)?;
     let mut now = DateTime::parse("2026-11-25 06:00:00").expect("valid time");
     run_load(&mut topup, &mut channel, now, args.trips * 400 + 300, &mut |_| Ok(()))?;
     let mut trip_times = Vec::with_capacity(args.trips as usize);

@@ -95,17 +95,26 @@ impl Drop for Served {
     }
 }
 
+/// The shared virtual reader, held until dropped; `None` (with the reason printed) where these
+/// tests cannot run.
+fn take_reader() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match skip_reason() {
+        Some(why) => {
+            skip(&why);
+            None
+        }
+        None => Some(guard),
+    }
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
 fn entry_and_exit_through_pcsc() {
-    let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = skip_reason() {
-        skip(&why);
-        return;
-    }
+    let Some(_reader) = take_reader() else { return };
     let w = Dir::new();
     w.card("20");
     let _served = serve(&w, &[]);
@@ -129,11 +138,7 @@ fn entry_and_exit_through_pcsc() {
 
 #[test]
 fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
-    let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = skip_reason() {
-        skip(&why);
-        return;
-    }
+    let Some(_reader) = take_reader() else { return };
     let w = Dir::new();
     w.card("20");
     {
@@ -164,11 +169,7 @@ fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
 
 #[test]
 fn independent_pyscard_client_reads_what_the_gate_wrote() {
-    let _lock = READER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = skip_reason() {
-        skip(&why);
-        return;
-    }
+    let Some(_reader) = take_reader() else { return };
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| Command::new(p).args(["-c", "import smartcard"]).output().is_ok_and(|o| o.status.success()));
