@@ -1,6 +1,6 @@
 //! What a gate needs of its city besides the fare engine, and how stations become card codes.
 
-use yitong_fare::{City, CityProfile, QuoteError};
+use yitong_fare::{BusRules, City, CityProfile, QuoteError};
 use yitong_profile::files::StationId;
 
 /// A city's gate policy.
@@ -16,8 +16,8 @@ pub struct CityPolicy {
     pub metro_entry_charge_fen: u32,
     /// Balance (plus overdraft) a card needs to enter the metro.
     pub metro_min_entry_balance_fen: u32,
-    /// Flat bus fare.
-    pub bus_fare_fen: u32,
+    /// Bus fares: flat, with a transfer discount where the city has one.
+    pub bus: BusRules,
 }
 
 impl From<&CityProfile> for CityPolicy {
@@ -28,7 +28,7 @@ impl From<&CityProfile> for CityPolicy {
             institution: p.institution,
             metro_entry_charge_fen: p.metro.as_ref().map_or(0, |m| m.entry_charge_fen),
             metro_min_entry_balance_fen: p.metro.as_ref().map_or(0, |m| m.min_entry_balance_fen),
-            bus_fare_fen: p.bus.flat_fare_fen,
+            bus: p.bus.clone(),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_LOG, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{
     industry, trip_type, IssuerData, LogRecord, StationId, TransitRecord, TripLogRecord, TripPoint, LOG_RECORDS_MAX,
-    LOG_RECORD_LEN, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
+    LOG_RECORD_LEN, TRANSIT_RECORD_BUS, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
 };
 use yitong_profile::{tlv, DateTime, StatusWord};
 
@@ -324,16 +324,26 @@ impl Gate {
     }
 
     fn after_select(&mut self, tap: &mut Tap, card: CardInfo) -> Result<Next, TapError> {
-        match self.config.mode {
-            GateMode::Metro => {
+        match self.transit_record() {
+            Some(record) => {
                 tap.stage = Stage::ReadTransit { card };
-                Ok(send(apdu::read_record(SFI_TRANSIT, TRANSIT_RECORD_METRO, TRANSIT_RECORD_LEN as u8)))
+                Ok(send(apdu::read_record(SFI_TRANSIT, record, TRANSIT_RECORD_LEN as u8)))
             }
-            GateMode::Bus => {
-                let amount_fen = self.config.city.bus_fare_fen;
+            None => {
+                let amount_fen = self.config.city.bus.flat_fare_fen;
                 let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None };
                 self.initialize(tap, card, plan)
             }
+        }
+    }
+
+    /// The EF1A record this gate keeps: the metro's, or the bus's where the city's transfer
+    /// discount needs the last boarding (profile choice; else a bus is a single purchase).
+    fn transit_record(&self) -> Option<u8> {
+        match self.config.mode {
+            GateMode::Metro => Some(TRANSIT_RECORD_METRO),
+            GateMode::Bus if self.config.city.bus.transfer_window_minutes > 0 => Some(TRANSIT_RECORD_BUS),
+            GateMode::Bus => None,
         }
     }
 
@@ -428,7 +438,13 @@ impl Gate {
 
     fn on_transit(&mut self, tap: &mut Tap, card: CardInfo, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         expect_ok("READ RECORD (EF1A)", sw)?;
-        let transit = TransitRecord::decode(data).map_err(|_| TapError::BadResponse("EF1A metro record"))?;
+        let transit = TransitRecord::decode(data).map_err(|_| TapError::BadResponse("EF1A record"))?;
+        if self.config.mode == GateMode::Bus {
+            let previous = transit.last_exit.as_ref().map(|p| &p.at);
+            let amount_fen = self.config.city.bus.fare_fen(previous, &tap.now);
+            let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: Some(transit) };
+            return self.initialize(tap, card, plan);
+        }
         let plan = match transit.entry {
             None => {
                 let amount_fen = self.config.city.metro_entry_charge_fen;
@@ -457,7 +473,7 @@ impl Gate {
     }
 
     fn initialize(&mut self, tap: &mut Tap, card: CardInfo, plan: Plan) -> Result<Next, TapError> {
-        let capp = self.config.mode == GateMode::Metro;
+        let capp = plan.transit.is_some();
         let command = apdu::initialize_for_purchase(capp, plan.amount_fen, self.sam.terminal_id());
         tap.stage = Stage::Initialize { card, plan };
         Ok(send(command))
@@ -543,8 +559,15 @@ impl Gate {
             at: tap.now,
             amount_fen: plan.amount_fen,
         };
-        transit.mode = TRANSIT_RECORD_METRO;
+        let record_number = self.transit_record().expect("a transit record was read");
+        transit.mode = record_number;
         let trip_type = match plan.kind {
+            TapKind::Single => {
+                // The bus record keeps the last boarding for the next transfer.
+                transit.last_exit = Some(point);
+                transit.add_to_month(&tap.now, plan.amount_fen, 1);
+                trip_type::SINGLE
+            }
             TapKind::Entry => {
                 transit.entry = Some(point);
                 if plan.month_counted_fen > 0 {
@@ -562,7 +585,7 @@ impl Gate {
         let trip_log = TripLogRecord {
             trip_type,
             terminal_id,
-            industry: industry::METRO,
+            industry: if self.config.mode == GateMode::Bus { industry::BUS } else { industry::METRO },
             station: self.config.station,
             amount_fen: plan.amount_fen,
             balance_after_fen: i32::try_from(balance_after)
@@ -573,7 +596,7 @@ impl Gate {
         };
         tap.stage =
             Stage::UpdateTransit { trip_log: apdu::update_capp_data_cache(SFI_TRIP_LOG, 0, &trip_log.encode()), debit };
-        Ok(send(apdu::update_capp_data_cache(SFI_TRANSIT, TRANSIT_RECORD_METRO, &transit.encode())))
+        Ok(send(apdu::update_capp_data_cache(SFI_TRANSIT, record_number, &transit.encode())))
     }
 
     fn send_debit(&mut self, tap: &mut Tap, debit: Vec<u8>) -> Result<Next, TapError> {

@@ -314,3 +314,26 @@ fn a_late_return_settles_the_old_transaction_and_taps_anew() {
     assert!(later.records[0].recovered && tac_verifies(&later.records[0]));
     assert_eq!(w.balance(), 700);
 }
+
+#[test]
+fn bus_transfer_discount_where_the_city_has_one() {
+    use std::sync::Arc;
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    // Shanghai's file: 2 yuan, 1 yuan off a bus boarded within 120 minutes of the last one.
+    let shanghai = Arc::new(yitong_fare::City::builtin("shanghai").unwrap());
+    w.bus = support::gate(&shanghai, yitong_terminal::GateMode::Bus, StationId { line: 71, station: 0 }, "", 0xB1);
+    let first = w.bus(at("2026-11-25 08:00:00")).unwrap();
+    assert_eq!((first.amount_fen, first.apdus), (200, 6));
+    assert_eq!(w.bus(at("2026-11-25 10:00:00")).unwrap().amount_fen, 100, "120 minutes after");
+    assert_eq!(w.bus(at("2026-11-25 12:00:01")).unwrap().amount_fen, 200, "past the window");
+    assert_eq!(w.balance(), 1_000 - 500);
+    // EF1A record 1 keeps the last boarding; EF1E logs single rides on a bus.
+    let answers = w.read(&["00B201D480", "00B201F430"]);
+    let bus = TransitRecord::decode(&answers[0][..128]).unwrap();
+    assert_eq!((bus.mode, bus.last_exit.unwrap().at, bus.month_rides), (1, at("2026-11-25 12:00:01"), 3));
+    assert_eq!((answers[1][0], answers[1][9]), (0x06, 0x02));
+    for r in &w.records[1..] {
+        assert!(tac_verifies(r), "{r:?}");
+    }
+}

@@ -53,7 +53,11 @@ fn assert_conserved(w: &mut World) {
 }
 
 fn tear_every_write(name: &str, entered: bool, flow: Flow, kind: TapKind) {
-    let mut clean = setup(entered);
+    tear_every_write_from(name, &|| setup(entered), flow, kind);
+}
+
+fn tear_every_write_from(name: &str, setup: &dyn Fn() -> World, flow: Flow, kind: TapKind) {
+    let mut clean = setup();
     let before = clean.visible_state();
     flow(&mut clean, Fault::None).unwrap();
     let writes = clean.last_writes;
@@ -64,7 +68,7 @@ fn tear_every_write(name: &str, entered: bool, flow: Flow, kind: TapKind) {
     let mut committed = 0;
     for cut in 0..writes {
         for prefix in [0, 1, 64] {
-            let mut w = setup(entered);
+            let mut w = setup();
             let result = flow(&mut w, Fault::CutAtWrite(cut, prefix));
             assert!(
                 matches!(result, Err(TapError::CardLost { debit_in_doubt: true })),
@@ -105,4 +109,18 @@ fn exit_survives_every_cut() {
 #[test]
 fn bus_survives_every_cut() {
     tear_every_write("bus", false, bus, TapKind::Single);
+}
+
+/// A bus validator of a city with a transfer discount: a composite purchase updating EF1A's bus
+/// record and EF1E in the same commit.
+#[test]
+fn bus_with_transfer_record_survives_every_cut() {
+    let setup = || {
+        let mut w = setup(false);
+        let shanghai = std::sync::Arc::new(yitong_fare::City::builtin("shanghai").unwrap());
+        let route = yitong_profile::files::StationId { line: 71, station: 0 };
+        w.bus = support::gate(&shanghai, yitong_terminal::GateMode::Bus, route, "", 0xB1);
+        w
+    };
+    tear_every_write_from("bus with transfer record", &setup, bus, TapKind::Single);
 }
