@@ -136,3 +136,26 @@ fn unknown_stations_and_unmatched_legs_are_errors() {
     assert!(e.contains("did you mean Anding"), "{e}");
     assert!(f.quote_journey(&[]).is_err());
 }
+
+#[test]
+fn transfer_types_and_counts() {
+    let f = feed("transfers");
+    // Three local rides: the first transfer costs A + AB + B (2.00 + 0.50 + 2.00); transfer_count 1
+    // allows no second one, so the third ride is a plain 2.00.
+    let legs = [
+        leg("Xiyuan", "Yuquan", "08:00:00", "08:02:00"),
+        leg("Yuquan", "Zhongxin", "08:05:00", "08:07:00"),
+        leg("Zhongxin", "Yuquan", "08:10:00", "08:12:00"),
+    ];
+    let q = f.quote_journey(&legs).unwrap();
+    assert_eq!(q.total, 650);
+    assert_eq!(q.legs.iter().map(|l| l.transfer_adjustment).collect::<Vec<_>>(), [0, 50, 0]);
+    // Local then express: type 2, the combination product replaces both fares (6.00, not 7.00).
+    let q = f
+        .quote_journey(&[
+            leg("Xiyuan", "Zhongxin", "08:00:00", "08:04:00"),
+            leg("Zhongxin", "Wangjing", "08:10:00", "08:20:00"),
+        ])
+        .unwrap();
+    assert_eq!((q.total, q.legs[1].network_id.as_deref()), (600, Some("express")));
+}
