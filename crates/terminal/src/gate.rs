@@ -77,6 +77,29 @@ pub struct GateState {
     pub outbox: Vec<TapRecord>,
 }
 
+impl GateState {
+    /// The transaction in doubt for this card, if any.
+    pub fn pending_for(&self, card_serial: &str) -> Option<&PendingDebit> {
+        self.pending.iter().find(|p| p.record.card_serial == card_serial)
+    }
+
+    /// Remembers a transaction in doubt (one per card), forgetting the oldest past
+    /// [`PENDING_MAX`].
+    pub fn remember(&mut self, pending: PendingDebit) {
+        self.forget(&pending.record.card_serial);
+        if self.pending.len() == PENDING_MAX {
+            self.pending.remove(0);
+        }
+        self.pending.push(pending);
+        assert!(self.pending.len() <= PENDING_MAX);
+    }
+
+    /// The doubt about this card is settled.
+    pub fn forget(&mut self, card_serial: &str) {
+        self.pending.retain(|p| p.record.card_serial != card_serial);
+    }
+}
+
 /// Why a gate kept its barrier closed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,12 +334,10 @@ impl Gate {
         }
         let card = CardInfo { issuer };
         let serial = hex::encode_upper(issuer.serial);
-        if let Some(i) = self.state.pending.iter().position(|p| p.record.card_serial == serial) {
-            let pending = self.state.pending.remove(i);
+        // The doubt stays remembered until settled, so that a second loss still knows it.
+        if let Some(pending) = self.state.pending_for(&serial).cloned() {
             let prove =
                 apdu::get_transaction_prove(pending.record.transaction_type, pending.counter_before.wrapping_add(1));
-            // Put it back until resolved, so that a second loss still remembers it.
-            self.state.pending.push(pending.clone());
             tap.stage = Stage::Prove { card, pending };
             return Ok(send(prove));
         }
@@ -364,7 +385,7 @@ impl Gate {
         expect_ok("GET TRANSACTION PROVE", sw)?;
         let [m0, m1, m2, m3, t0, t1, t2, t3] =
             <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-        self.forget_pending(&pending.record.card_serial);
+        self.state.forget(&pending.record.card_serial);
         let mut record = pending.record;
         record.mac2 = Some(hex::encode_upper([m0, m1, m2, m3]));
         record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
@@ -417,7 +438,7 @@ impl Gate {
         };
         match log {
             Some(l) if matches(&l) => {
-                self.forget_pending(&p.card_serial);
+                self.state.forget(&p.card_serial);
                 let mut found = pending.record;
                 found.counter = l.counter;
                 found.recovered = true;
@@ -430,7 +451,7 @@ impl Gate {
                 Ok(send(apdu::read_record(SFI_LOG, record + 1, LOG_RECORD_LEN as u8)))
             }
             _ => {
-                self.forget_pending(&p.card_serial);
+                self.state.forget(&p.card_serial);
                 self.after_select(tap, card)
             }
         }
@@ -548,7 +569,7 @@ impl Gate {
             recovered: false,
         };
         let debit = apdu::debit_for_purchase(ttn, tap.now.date_bcd(), tap.now.time_bcd(), mac1);
-        self.remember_pending(PendingDebit { counter_before: init.offline_counter, record: record.clone() });
+        self.state.remember(PendingDebit { counter_before: init.offline_counter, record: record.clone() });
         tap.draft = Some(record);
 
         let Some(mut transit) = plan.transit else { return self.send_debit(tap, debit) };
@@ -612,7 +633,7 @@ impl Gate {
         let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
             return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
         };
-        self.forget_pending(&record.card_serial);
+        self.state.forget(&record.card_serial);
         let mac2 = [m0, m1, m2, m3];
         record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
         record.mac2 = Some(hex::encode_upper(mac2));
@@ -629,19 +650,6 @@ impl Gate {
             apdus: tap.apdus,
             alarm,
         }))
-    }
-
-    fn remember_pending(&mut self, pending: PendingDebit) {
-        self.forget_pending(&pending.record.card_serial);
-        if self.state.pending.len() == PENDING_MAX {
-            self.state.pending.remove(0);
-        }
-        self.state.pending.push(pending);
-        assert!(self.state.pending.len() <= PENDING_MAX);
-    }
-
-    fn forget_pending(&mut self, card_serial: &str) {
-        self.state.pending.retain(|p| p.record.card_serial != card_serial);
     }
 }
 

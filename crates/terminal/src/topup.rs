@@ -11,7 +11,7 @@ use yitong_profile::files::IssuerData;
 use yitong_profile::{tlv, DateTime, StatusWord};
 
 use crate::error::TapError;
-use crate::gate::{GateState, Next, PendingDebit, Refusal, TapOutcome, TapResult, PENDING_MAX};
+use crate::gate::{GateState, Next, PendingDebit, Refusal, TapOutcome, TapResult};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
 use crate::record::{TapKind, TapRecord};
 
@@ -64,10 +64,6 @@ impl TopUpTerminal {
         std::mem::take(&mut self.state.outbox)
     }
 
-    fn forget_pending(&mut self, card_serial: &str) {
-        self.state.pending.retain(|p| p.record.card_serial != card_serial);
-    }
-
     /// The number the next load will use; persist it.
     pub fn next_transaction_number(&self) -> u32 {
         self.next_transaction_number
@@ -100,7 +96,7 @@ impl TopUpTerminal {
                 }
                 load.apdus += 1;
                 let serial = hex::encode_upper(issuer.serial);
-                if let Some(pending) = self.state.pending.iter().find(|p| p.record.card_serial == serial) {
+                if let Some(pending) = self.state.pending_for(&serial) {
                     let counter = pending.counter_before.wrapping_add(1);
                     load.stage = Stage::Prove { pending: Box::new(pending.clone()), issuer };
                     return Ok(Next::Send {
@@ -113,7 +109,7 @@ impl TopUpTerminal {
             Stage::Prove { pending, issuer } => {
                 if sw == StatusWord::PROOF_UNAVAILABLE {
                     // Not committed (only loads move the online counter, and only here): load anew.
-                    self.forget_pending(&pending.record.card_serial);
+                    self.state.forget(&pending.record.card_serial);
                     load.apdus += 1;
                     return Ok(self.initialize(load, issuer));
                 }
@@ -122,7 +118,7 @@ impl TopUpTerminal {
                 }
                 let proof =
                     <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-                self.forget_pending(&pending.record.card_serial);
+                self.state.forget(&pending.record.card_serial);
                 let mut record = pending.record;
                 record.tac = Some(hex::encode_upper(&proof[4..]));
                 record.recovered = true;
@@ -186,11 +182,7 @@ impl TopUpTerminal {
                     tac: None,
                     recovered: false,
                 };
-                self.forget_pending(&record.card_serial);
-                if self.state.pending.len() == PENDING_MAX {
-                    self.state.pending.remove(0);
-                }
-                self.state.pending.push(PendingDebit { counter_before: init.online_counter, record: record.clone() });
+                self.state.remember(PendingDebit { counter_before: init.online_counter, record: record.clone() });
                 load.stage = Stage::Credit { record: Box::new(record) };
                 load.apdus += 1;
                 Ok(Next::Send {
@@ -204,7 +196,7 @@ impl TopUpTerminal {
                 let Some(tac) = answer else {
                     return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
                 };
-                self.forget_pending(&record.card_serial);
+                self.state.forget(&record.card_serial);
                 record.tac = Some(hex::encode_upper(tac));
                 Ok(Next::Done(self.completed(*record, load.apdus)))
             }
