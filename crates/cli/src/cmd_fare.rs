@@ -151,6 +151,7 @@ pub fn quote(args: &QuoteArgs) -> anyhow::Result<()> {
     }
     if city.profile().example_values {
         println!("  ({}'s fares are example values, not checked against the published rules)", city.profile().name);
+        println!("  {}", city.profile().notes);
     }
     Ok(())
 }

@@ -46,6 +46,8 @@ pub struct CityProfile {
     pub time_zone: String,
     /// True when the fare numbers are example values, not checked against published rules.
     pub example_values: bool,
+    /// Sources, and what the file leaves out.
+    pub notes: String,
     /// The card issuer.
     pub issuer: String,
     /// Acceptor institution code written into trip records.
@@ -70,7 +72,6 @@ struct CityFile {
     #[serde(default)]
     example_values: bool,
     #[serde(default)]
-    #[allow(dead_code)]
     notes: String,
     issuer: String,
     institution: String,
@@ -230,6 +231,7 @@ impl CityProfile {
             city_code,
             time_zone: raw.time_zone,
             example_values: raw.example_values,
+            notes: raw.notes,
             issuer: raw.issuer,
             institution,
             card_aids,

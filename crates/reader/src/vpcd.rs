@@ -176,6 +176,7 @@ fn session<S: Store, R: rand_core::Rng>(
     save: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<Option<Stopped>> {
     stream.set_nodelay(true)?;
+    let trace = std::env::var_os("YITONG_VPCD_TRACE").is_some();
     let mut payload = vec![0u8; MESSAGE_LEN_MAX];
     loop {
         // vpcd writes the length and the payload separately: without quick ACKs Linux delays
@@ -195,7 +196,7 @@ fn session<S: Store, R: rand_core::Rng>(
         SockRef::from(&stream).set_tcp_quickack(true)?;
         stream.read_exact(&mut payload[..len])?;
         let answer = card.handle(&payload[..len]);
-        if std::env::var_os("YITONG_VPCD_TRACE").is_some() {
+        if trace {
             eprintln!("vpcd > {} < {answer:?}", hex::encode_upper(&payload[..len]));
         }
         if card.image() != saved.as_slice() {
