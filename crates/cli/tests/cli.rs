@@ -141,41 +141,16 @@ fn refusals_are_outcomes_not_errors() {
 fn bad_input_names_the_field_and_never_panics() {
     let d = Dir::new();
     d.card("10");
+    let issue = |flag: &'static str, value: &'static str| {
+        ["card", "issue", "--keys", "keys.toml", "--serial", "10000000000000123456", "--out", "x.se", flag, value]
+    };
     let cases: &[(&[&str], &str)] = &[
         (&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "abc"], "--amount"),
         (&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "1.234"], "--amount"),
         (&["card", "issue", "--keys", "keys.toml", "--serial", "12", "--out", "x.se"], "--serial"),
         (&["card", "issue", "--keys", "keys.toml", "--serial", "1000000000000012345Z", "--out", "x.se"], "--serial"),
-        (
-            &[
-                "card",
-                "issue",
-                "--keys",
-                "keys.toml",
-                "--serial",
-                "10000000000000123456",
-                "--out",
-                "x.se",
-                "--valid-to",
-                "2030-02-30",
-            ],
-            "--valid-to",
-        ),
-        (
-            &[
-                "card",
-                "issue",
-                "--keys",
-                "keys.toml",
-                "--serial",
-                "10000000000000123456",
-                "--out",
-                "x.se",
-                "--overdraft",
-                "200000",
-            ],
-            "--overdraft",
-        ),
+        (&issue("--valid-to", "2030-02-30"), "--valid-to"),
+        (&issue("--overdraft", "200000"), "--overdraft"),
         (&["gate", "tap", "card.se", "--keys", "keys.toml", "--station", "Atlantis"], "--station"),
         (&["gate", "tap", "card.se", "--keys", "keys.toml", "--city", "gotham", "--station", "Xidan"], "--city"),
         (&["gate", "tap", "card.se", "--keys", "keys.toml", "--station", "Xidan", "--at", "yesterday"], "--at"),

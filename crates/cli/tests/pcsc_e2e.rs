@@ -39,23 +39,7 @@ fn skip_reason() -> Option<String> {
 
 /// Taps the card on the virtual reader.
 fn tap(d: &Dir, station: &str, at: &str) -> Output {
-    d.run(&[
-        "gate",
-        "tap",
-        "--reader",
-        READER,
-        "--keys",
-        "keys.toml",
-        "--station",
-        station,
-        "--at",
-        at,
-        "--records",
-        "taps.jsonl",
-        "--json",
-        "--wait",
-        "15",
-    ])
+    d.tap_from(&["--reader", READER], station, at, &["--wait", "15"])
 }
 
 /// Serves the card to vpcd until dropped.

@@ -67,23 +67,18 @@ impl Dir {
         }
     }
 
+    /// Taps the card image at a Beijing metro gate.
     pub fn tap(&self, station: &str, at: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "gate",
-            "tap",
-            "card.se",
-            "--keys",
-            "keys.toml",
-            "--city",
-            "beijing",
-            "--station",
-            station,
-            "--at",
-            at,
-            "--records",
-            "taps.jsonl",
-            "--json",
-        ];
+        self.tap_from(&["card.se"], station, at, extra)
+    }
+
+    /// Taps a card given by `source` (an image, or `--reader NAME`) at a Beijing metro gate,
+    /// recording to `taps.jsonl`, with JSON output.
+    pub fn tap_from(&self, source: &[&str], station: &str, at: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["gate", "tap"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&["--keys", "keys.toml", "--city", "beijing", "--station", station]);
+        args.extend_from_slice(&["--at", at, "--records", "taps.jsonl", "--json"]);
         args.extend_from_slice(extra);
         self.run(&args)
     }
