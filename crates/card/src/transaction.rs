@@ -12,7 +12,7 @@ use crate::card::{Card, Failure, LoadPending, Pending, PurchasePending, Reply};
 use crate::error::CardError;
 use crate::journal::Journal;
 use crate::layout;
-use crate::state::{Keys, Proof, Ring};
+use crate::state::{Keys, Proof, Purse, Ring};
 use crate::store::Store;
 
 impl<S: Store, R: Rng> Card<S, R> {
@@ -134,8 +134,6 @@ impl<S: Store, R: Rng> Card<S, R> {
         purse.balance_fen = balance_after;
         purse.online_counter = counter;
 
-        let mut journal = Journal::new();
-        purse.stage(&mut journal);
         let log = LogRecord {
             counter,
             overdraft_limit_fen: purse.overdraft_limit_fen,
@@ -145,9 +143,8 @@ impl<S: Store, R: Rng> Card<S, R> {
             date,
             time,
         };
-        Ring::LOG.stage_append(image, &mut journal, &log.encode());
-        Proof { transaction_type: transaction_type::EP_LOAD, counter, mac2, tac }
-            .stage(&mut journal, layout::PROOF_ONLINE);
+        let proof = Proof { transaction_type: transaction_type::EP_LOAD, counter, mac2, tac };
+        let journal = stage_commit(image, &purse, &log, &proof, layout::PROOF_ONLINE);
         self.commit(journal)?;
         Ok(Reply::ok(&tac))
     }
@@ -225,8 +222,6 @@ impl<S: Store, R: Rng> Card<S, R> {
         purse.balance_fen = balance_after;
         purse.offline_counter = counter;
 
-        let mut journal = Journal::new();
-        purse.stage(&mut journal);
         let log = LogRecord {
             counter,
             overdraft_limit_fen: purse.overdraft_limit_fen,
@@ -236,14 +231,15 @@ impl<S: Store, R: Rng> Card<S, R> {
             date,
             time,
         };
-        Ring::LOG.stage_append(image, &mut journal, &log.encode());
+        let proof = Proof { transaction_type, counter, mac2, tac };
+        let mut journal = stage_commit(image, &purse, &log, &proof, layout::PROOF_OFFLINE);
+        // The composite purchase's cached records commit with the debit.
         if let Some((record, bytes)) = purchase.transit {
             journal.stage(layout::TRANSIT + (usize::from(record) - 1) * TRANSIT_RECORD_LEN, &bytes);
         }
         if let Some(bytes) = purchase.trip_log {
             Ring::TRIP_LOG.stage_append(image, &mut journal, &bytes);
         }
-        Proof { transaction_type, counter, mac2, tac }.stage(&mut journal, layout::PROOF_OFFLINE);
         self.commit(journal)?;
         let mut answer = [0u8; 8];
         answer[..4].copy_from_slice(&tac);
@@ -268,4 +264,14 @@ impl<S: Store, R: Rng> Card<S, R> {
         answer[4..].copy_from_slice(&proof.tac);
         Ok(Reply::ok(&answer))
     }
+}
+
+/// Stages what every money commit writes: the purse, its EF18 record, and the proof GET
+/// TRANSACTION PROVE will answer.
+fn stage_commit(image: &[u8], purse: &Purse, log: &LogRecord, proof: &Proof, proof_at: usize) -> Journal {
+    let mut journal = Journal::new();
+    purse.stage(&mut journal);
+    Ring::LOG.stage_append(image, &mut journal, &log.encode());
+    proof.stage(&mut journal, proof_at);
+    journal
 }
