@@ -162,13 +162,7 @@ fn read_pboc<C: CardChannel + ?Sized>(channel: &mut C, scheme: &str, atr: &str) 
         else {
             break;
         };
-        card.log.push(LogEntry {
-            counter: r.counter,
-            amount_fen: r.amount_fen,
-            kind: format!("{:02X}", r.transaction_type),
-            terminal_id: hex::encode_upper(r.terminal_id),
-            at: r.at().map(|t| t.to_string()).unwrap_or_else(|_| hex::encode_upper([&r.date[..], &r.time].concat())),
-        });
+        card.log.push(LogEntry::from(r));
     }
     Ok(card)
 }

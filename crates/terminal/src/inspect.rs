@@ -165,7 +165,7 @@ pub fn read_card<C: CardChannel + ?Sized>(channel: &mut C) -> Result<CardReport,
     };
     let log = records(SFI_LOG, LOG_RECORDS_MAX, LOG_RECORD_LEN)?
         .iter()
-        .map(|d| LogRecord::decode(d).map(log_entry).map_err(|_| TapError::BadResponse("EF18 record")))
+        .map(|d| LogRecord::decode(d).map(LogEntry::from).map_err(|_| TapError::BadResponse("EF18 record")))
         .collect::<Result<_, _>>()?;
     let trips = records(SFI_TRIP_LOG, TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN)?
         .iter()
@@ -222,18 +222,20 @@ fn visit(p: yitong_profile::files::TripPoint) -> StationVisit {
     }
 }
 
-fn log_entry(r: LogRecord) -> LogEntry {
-    LogEntry {
-        counter: r.counter,
-        amount_fen: r.amount_fen,
-        kind: match r.transaction_type {
-            0x02 => "load".into(),
-            0x06 => "purchase".into(),
-            0x09 => "composite".into(),
-            other => format!("{other:02X}"),
-        },
-        terminal_id: hex::encode_upper(r.terminal_id),
-        at: r.at().map(|t| t.to_string()).unwrap_or_else(|_| hex::encode_upper([&r.date[..], &r.time].concat())),
+impl From<LogRecord> for LogEntry {
+    fn from(r: LogRecord) -> Self {
+        LogEntry {
+            counter: r.counter,
+            amount_fen: r.amount_fen,
+            kind: match r.transaction_type {
+                0x02 => "load".into(),
+                0x06 => "purchase".into(),
+                0x09 => "composite".into(),
+                other => format!("{other:02X}"),
+            },
+            terminal_id: hex::encode_upper(r.terminal_id),
+            at: r.at().map(|t| t.to_string()).unwrap_or_else(|_| hex::encode_upper([&r.date[..], &r.time].concat())),
+        }
     }
 }
 
