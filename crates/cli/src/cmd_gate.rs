@@ -167,6 +167,7 @@ pub fn build_gate(
     let config = GateConfig {
         city: city.profile().into(),
         mode,
+        direction: Default::default(),
         station,
         station_name: station_name.into(),
         hotlist: Default::default(),

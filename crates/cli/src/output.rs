@@ -1,7 +1,7 @@
 //! How outcomes and card reports are printed, for people and as JSON.
 
 use serde_json::json;
-use yitong_terminal::{CardReport, TapOutcome, TapResult};
+use yitong_terminal::{CardReport, RecordStatus, TapOutcome, TapResult};
 
 use crate::money::yuan;
 
@@ -15,10 +15,15 @@ pub fn outcome_json(o: &TapOutcome) -> serde_json::Value {
         "amount_fen": o.amount_fen,
         "balance_fen": o.balance_fen,
         "card_number": o.card_number,
-        "recovered": o.records.iter().any(|r| r.recovered),
+        "recovered": o.records.iter().any(|r| r.status == RecordStatus::Recovered),
+        "unconfirmed": o.records.iter().any(|r| r.status == RecordStatus::Unconfirmed),
         "apdus": o.apdus,
         "records": o.records,
     });
+    if let Some(fare) = &o.fare {
+        v["fare"] = json!(fare);
+        v["fare_explained"] = json!(fare.to_string());
+    }
     if let Some(reason) = reason {
         v["reason"] = json!(reason);
     }
@@ -33,17 +38,33 @@ pub fn outcome_text(o: &TapOutcome) -> String {
     let mut line = match &o.result {
         TapResult::Completed(kind) => {
             let kind = serde_json::to_value(kind).expect("kind serializes");
-            let recovered =
-                if o.records.iter().any(|r| r.recovered) { " (recovered from an interrupted tap)" } else { "" };
-            format!(
+            let recovered = if o.records.iter().any(|r| r.status == RecordStatus::Recovered) {
+                " (recovered from an interrupted tap)"
+            } else {
+                ""
+            };
+            let mut line = format!(
                 "{} card {card}: {} yuan, balance {} yuan{recovered}",
                 kind.as_str().unwrap_or("?"),
                 yuan(i64::from(o.amount_fen)),
                 o.balance_fen.map(yuan).unwrap_or_else(|| "?".into())
-            )
+            );
+            if let Some(fare) = &o.fare {
+                line.push_str(&format!("\n  fare: {fare}"));
+            }
+            line
         }
         TapResult::Refused(why) => format!("refused card {card}: {why}"),
     };
+    for r in o.records.iter().filter(|r| r.status == RecordStatus::Unconfirmed) {
+        line.push_str(&format!(
+            "\nan earlier {} of {} yuan (counter {}) could not be confirmed from the card: recorded as unconfirmed \
+             for the back office",
+            serde_json::to_value(r.kind).expect("kind serializes").as_str().unwrap_or("?"),
+            yuan(i64::from(r.amount_fen)),
+            r.counter
+        ));
+    }
     if let Some(alarm) = &o.alarm {
         line.push_str(&format!("\nALARM: {alarm}"));
     }

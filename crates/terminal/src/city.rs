@@ -18,7 +18,22 @@ pub struct CityPolicy {
     pub metro_min_entry_balance_fen: u32,
     /// Bus fares: flat, with a transfer discount where the city has one.
     pub bus: BusRules,
+    /// Seconds after an entry within which another tap at an entry gate of the same station is
+    /// refused as a double tap rather than charged as a same-station exit.
+    pub double_tap_window_s: u32,
+    /// Charged at an exit whose entry is of another city or of a station the network does not
+    /// know; `None`: such exits are refused and the rider sent to the service desk.
+    pub incomplete_trip_fare_fen: Option<u32>,
+    /// The highest balance any card may hold; a card reporting more is refused as suspect.
+    pub card_balance_max_fen: u32,
 }
+
+/// Default of [`CityPolicy::double_tap_window_s`].
+pub const DOUBLE_TAP_WINDOW_S_DEFAULT: u32 = 300;
+
+/// Default of [`CityPolicy::card_balance_max_fen`]: 1,000 yuan, the limit T-Union issuers set
+/// (and the card's personalization default).
+pub const CARD_BALANCE_MAX_FEN_DEFAULT: u32 = 100_000;
 
 impl From<&CityProfile> for CityPolicy {
     fn from(p: &CityProfile) -> Self {
@@ -29,6 +44,9 @@ impl From<&CityProfile> for CityPolicy {
             metro_entry_charge_fen: p.metro.as_ref().map_or(0, |m| m.entry_charge_fen),
             metro_min_entry_balance_fen: p.metro.as_ref().map_or(0, |m| m.min_entry_balance_fen),
             bus: p.bus.clone(),
+            double_tap_window_s: DOUBLE_TAP_WINDOW_S_DEFAULT,
+            incomplete_trip_fare_fen: None,
+            card_balance_max_fen: CARD_BALANCE_MAX_FEN_DEFAULT,
         }
     }
 }

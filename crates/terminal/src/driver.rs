@@ -5,7 +5,8 @@ use yitong_profile::DateTime;
 
 use crate::channel::{CardChannel, ChannelError};
 use crate::error::TapError;
-use crate::gate::{Gate, Next, Tap, TapOutcome};
+use crate::gate::{Gate, Tap};
+use crate::outcome::{Next, TapOutcome};
 use crate::topup::{Load, TopUpTerminal};
 
 /// APDUs a tap may exchange before the driver gives up: a full tap needs 6, resolving a doubt
@@ -17,6 +18,7 @@ trait Flow {
     type Transaction;
     fn handle_response(&mut self, transaction: &mut Self::Transaction, response: &[u8]) -> Result<Next, TapError>;
     fn card_lost(&mut self, transaction: Self::Transaction) -> TapError;
+    fn money_command_unsent(&mut self, transaction: &mut Self::Transaction);
 }
 
 impl Flow for Gate {
@@ -27,6 +29,9 @@ impl Flow for Gate {
     fn card_lost(&mut self, tap: Tap) -> TapError {
         Gate::card_lost(self, tap)
     }
+    fn money_command_unsent(&mut self, tap: &mut Tap) {
+        Gate::money_command_unsent(self, tap)
+    }
 }
 
 impl Flow for TopUpTerminal {
@@ -36,6 +41,9 @@ impl Flow for TopUpTerminal {
     }
     fn card_lost(&mut self, load: Load) -> TapError {
         TopUpTerminal::card_lost(self, load)
+    }
+    fn money_command_unsent(&mut self, load: &mut Load) {
+        TopUpTerminal::money_command_unsent(self, load)
     }
 }
 
@@ -52,7 +60,11 @@ fn drive<F: Flow, C: CardChannel + ?Sized>(
             Next::Send { apdu, persist_first } => (apdu, persist_first),
         };
         if persist_first {
-            persist(flow).map_err(TapError::Persist)?;
+            if let Err(e) = persist(flow) {
+                // Not sent: no doubt may outlive the failed save.
+                flow.money_command_unsent(&mut transaction);
+                return Err(TapError::Persist(e));
+            }
         }
         let response = match channel.transmit(&apdu) {
             Ok(r) => r,

@@ -23,6 +23,12 @@ pub enum TapError {
         /// The status word received.
         status: StatusWord,
     },
+    /// The card refused the terminal's MAC (`9302`) and committed nothing: the keys the
+    /// terminal holds are not this card's. No doubt is kept.
+    MacRejected {
+        /// The command.
+        command: &'static str,
+    },
     /// The reader failed.
     Channel(ChannelError),
     /// The card answered a status word the flow does not expect.
@@ -53,6 +59,11 @@ impl std::fmt::Display for TapError {
                     "{command} answered {status} without a valid proof; the next tap of this card here resolves it"
                 )
             }
+            TapError::MacRejected { command } => write!(
+                f,
+                "{command} answered 9302: the card rejected the terminal's MAC, so the keys here do not \
+                 match this card's issuer keys (nothing was charged)"
+            ),
             TapError::Channel(e) => e.fmt(f),
             TapError::UnexpectedStatus { command, status } => write!(f, "{command} answered {status}"),
             TapError::BadResponse(what) => write!(f, "malformed card answer: {what}"),

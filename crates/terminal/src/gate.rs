@@ -1,31 +1,30 @@
-//! The gate: configuration, the transactions it must resolve, and the tap state machine.
+//! The gate: configuration and the tap state machine.
 //!
 //! Call order for one tap: [`Gate::start_tap`] gives the first command; send each
 //! [`Next::Send`] to the card and feed its answer to [`Gate::handle_response`] until
 //! [`Next::Done`]; if the card goes away, call [`Gate::card_lost`] instead. When a `Send` says
 //! `persist_first`, save the gate ([`Gate::state`]) before sending: it is the DEBIT, and the gate
-//! must remember it if the answer never comes. [`crate::run_tap`] does all of this over a
+//! must remember it if the answer never comes; if saving fails, call
+//! [`Gate::money_command_unsent`] and do not send it. [`crate::run_tap`] does all of this over a
 //! [`crate::CardChannel`].
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
 use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_LOG, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{
-    industry, trip_type, IssuerData, LogRecord, StationId, TransitRecord, TripLogRecord, TripPoint, LOG_RECORDS_MAX,
-    LOG_RECORD_LEN, TRANSIT_RECORD_BUS, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
+    industry, trip_type, IssuerData, LogRecord, StationId, TransitRecord, TripLogRecord, TripPoint, LOG_RECORD_LEN,
+    TRANSIT_RECORD_BUS, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
 };
-use yitong_profile::{tlv, DateTime, StatusWord};
+use yitong_profile::{DateTime, StatusWord};
 
 use crate::city::CityPolicy;
+use crate::doubt::{judge_counter, judge_log_record, Verdict};
 use crate::error::TapError;
-use crate::fare::{FarePolicy, MetroTrip};
+use crate::fare::{FarePolicy, MetroFare, MetroTrip};
+use crate::outcome::{send, Next, Refusal, TapOutcome, TapResult};
 use crate::psam::{Mac1Request, SamError, SecurityModule};
-use crate::record::{TapKind, TapRecord};
-
-/// Interrupted transactions a gate remembers; the oldest is forgotten past this (its card has
-/// surely left, and the back office still sees the commit in the card's next records).
-pub const PENDING_MAX: usize = 64;
+use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
+use crate::state::{GateState, PendingDebit};
 
 /// What the gate does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +35,18 @@ pub enum GateMode {
     Bus,
 }
 
+/// Which way a metro gate lets riders through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Into the paid area only.
+    In,
+    /// Out of the paid area only.
+    Out,
+    /// Either way, by the card's trip state.
+    #[default]
+    Both,
+}
+
 /// A gate's fixed configuration.
 #[derive(Clone, Debug)]
 pub struct GateConfig {
@@ -43,6 +54,8 @@ pub struct GateConfig {
     pub city: CityPolicy,
     /// Metro or bus.
     pub mode: GateMode,
+    /// Which way a metro gate lets riders through (ignored by bus validators).
+    pub direction: Direction,
     /// Where the gate stands (line and station; for a bus, the route as line).
     pub station: StationId,
     /// The station's name, for records.
@@ -51,148 +64,9 @@ pub struct GateConfig {
     pub hotlist: BTreeSet<[u8; 10]>,
 }
 
-/// A DEBIT sent whose answer never came.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingDebit {
-    /// The offline counter INITIALIZE returned.
-    pub counter_before: u16,
-    /// The record, complete but for MAC2 and TAC.
-    pub record: TapRecord,
-}
-
 /// Seconds after an interrupted DEBIT within which the card's next tap at the gate completes that
 /// passage (the barrier opens for it); later taps settle it and go on as new taps.
 pub const RECOVERY_WINDOW_S: i64 = 120;
-
-/// Clearing records a gate holds before they are uploaded; past this it refuses taps.
-pub const OUTBOX_MAX: usize = 100_000;
-
-/// What a gate must keep across restarts besides its security module's state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateState {
-    /// Interrupted transactions, oldest first.
-    pub pending: Vec<PendingDebit>,
-    /// Completed records not yet handed to the uploader, oldest first.
-    #[serde(default)]
-    pub outbox: Vec<TapRecord>,
-}
-
-impl GateState {
-    /// The transaction in doubt for this card, if any.
-    pub fn pending_for(&self, card_serial: &str) -> Option<&PendingDebit> {
-        self.pending.iter().find(|p| p.record.card_serial == card_serial)
-    }
-
-    /// Remembers a transaction in doubt (one per card), forgetting the oldest past
-    /// [`PENDING_MAX`].
-    pub fn remember(&mut self, pending: PendingDebit) {
-        self.forget(&pending.record.card_serial);
-        if self.pending.len() == PENDING_MAX {
-            self.pending.remove(0);
-        }
-        self.pending.push(pending);
-        assert!(self.pending.len() <= PENDING_MAX);
-    }
-
-    /// The doubt about this card is settled.
-    pub fn forget(&mut self, card_serial: &str) {
-        self.pending.retain(|p| p.record.card_serial != card_serial);
-    }
-}
-
-/// Why a gate kept its barrier closed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Refusal {
-    /// The application is locked (`6283`).
-    Locked,
-    /// The card is on the hotlist.
-    Hotlisted,
-    /// Past its last valid day.
-    Expired,
-    /// Before its first valid day.
-    NotYetValid,
-    /// Not enough balance for the fare (`9401`).
-    InsufficientBalance,
-    /// Below the minimum balance to enter.
-    BelowMinimumBalance,
-    /// The gate holds no keys for the card's issuer.
-    IssuerNotAccepted,
-    /// No transit application answered.
-    NotATransitCard,
-    /// No fare could be computed for the trip.
-    NoFare(String),
-    /// The gate's record store is full: upload before charging more.
-    OutboxFull,
-    /// The load would take the balance past the card's limit.
-    BalanceLimit,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Locked => f.write_str("card locked"),
-            Refusal::Hotlisted => f.write_str("card on the hotlist"),
-            Refusal::Expired => f.write_str("card expired"),
-            Refusal::NotYetValid => f.write_str("card not yet valid"),
-            Refusal::InsufficientBalance => f.write_str("insufficient balance"),
-            Refusal::BelowMinimumBalance => f.write_str("balance below the minimum to enter"),
-            Refusal::IssuerNotAccepted => f.write_str("card issuer not accepted here"),
-            Refusal::NotATransitCard => f.write_str("not a transit card"),
-            Refusal::NoFare(why) => write!(f, "no fare: {why}"),
-            Refusal::OutboxFull => f.write_str("gate record store full"),
-            Refusal::BalanceLimit => f.write_str("the load would pass the card's balance limit"),
-        }
-    }
-}
-
-/// How a tap ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TapResult {
-    /// The transaction committed (or was found committed): the barrier opens.
-    Completed(TapKind),
-    /// The barrier stays closed; nothing was charged.
-    Refused(Refusal),
-}
-
-/// The end of a tap.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TapOutcome {
-    /// What happened.
-    pub result: TapResult,
-    /// Charged by this tap, in fen.
-    pub amount_fen: u32,
-    /// The card's balance afterwards, when the gate learnt it.
-    pub balance_fen: Option<i64>,
-    /// The printed card number, when the card was read.
-    pub card_number: Option<String>,
-    /// Clearing records produced: this tap's, and any interrupted one resolved on the way.
-    pub records: Vec<TapRecord>,
-    /// Card APDUs exchanged.
-    pub apdus: u32,
-    /// Something the operator must see though the tap completed (a MAC2 that did not verify).
-    pub alarm: Option<String>,
-}
-
-/// The next thing to do in a tap.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Next {
-    /// Send this APDU to the card; with `persist_first`, save [`Gate::state`] before.
-    Send {
-        /// The command APDU.
-        apdu: Vec<u8>,
-        /// The command moves money: make the gate's state durable first.
-        persist_first: bool,
-    },
-    /// The tap is over.
-    Done(TapOutcome),
-}
-
-/// The card as the FCI showed it.
-#[derive(Clone, Debug)]
-struct CardInfo {
-    issuer: IssuerData,
-}
 
 /// What the gate will charge, decided from the card's state.
 #[derive(Clone, Debug)]
@@ -202,18 +76,19 @@ struct Plan {
     /// What the metro month accumulator adds.
     month_counted_fen: u32,
     transit: Option<TransitRecord>,
+    fare: Option<MetroFare>,
 }
 
 #[derive(Debug)]
 enum Stage {
     Select,
-    Prove { card: CardInfo, pending: PendingDebit },
-    SearchLog { card: CardInfo, pending: PendingDebit, record: u8 },
-    ReadTransit { card: CardInfo },
-    Initialize { card: CardInfo, plan: Plan },
-    UpdateTransit { trip_log: Vec<u8>, debit: Vec<u8> },
-    UpdateTripLog { debit: Vec<u8> },
-    Debit,
+    Prove { card: IssuerData, pending: PendingDebit },
+    SearchLog { card: IssuerData, pending: PendingDebit, number: u8, newer_seen: bool },
+    ReadTransit { card: IssuerData },
+    Initialize { card: IssuerData, plan: Plan },
+    UpdateTransit { trip_log: Vec<u8>, debit: Vec<u8>, fare: Option<MetroFare> },
+    UpdateTripLog { debit: Vec<u8>, fare: Option<MetroFare> },
+    Debit { fare: Option<MetroFare> },
     Finished,
 }
 
@@ -225,8 +100,10 @@ pub struct Tap {
     apdus: u32,
     card_number: Option<String>,
     records: Vec<TapRecord>,
-    /// The record of the DEBIT under way, to finish with its TAC.
-    draft: Option<TapRecord>,
+    /// A doubt the card's log could not settle: the counter INITIALIZE returns decides it.
+    undecided: Option<PendingDebit>,
+    /// The DEBIT under way, to finish with its TAC.
+    draft: Option<PendingDebit>,
 }
 
 /// A metro gate or bus validator with its security module and fare policy.
@@ -263,20 +140,36 @@ impl Gate {
         self.config.hotlist = serials;
     }
 
-    /// Takes the completed records for upload (oldest first); save the state afterwards.
+    /// Takes the records for upload (oldest first); save the state afterwards.
     pub fn drain_records(&mut self) -> Vec<TapRecord> {
         std::mem::take(&mut self.state.outbox)
     }
 
     /// Starts a tap at local time `now`.
     pub fn start_tap(&mut self, now: DateTime) -> (Tap, Next) {
-        let tap = Tap { now, stage: Stage::Select, apdus: 1, card_number: None, records: Vec::new(), draft: None };
+        let tap = Tap {
+            now,
+            stage: Stage::Select,
+            apdus: 1,
+            card_number: None,
+            records: Vec::new(),
+            undecided: None,
+            draft: None,
+        };
         (tap, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
 
     /// The card went silent. Returns the error to report; a DEBIT in doubt stays pending.
     pub fn card_lost(&mut self, tap: Tap) -> TapError {
-        TapError::CardLost { debit_in_doubt: matches!(tap.stage, Stage::Debit) }
+        TapError::CardLost { debit_in_doubt: matches!(tap.stage, Stage::Debit { .. }) }
+    }
+
+    /// The state could not be saved before DEBIT, which is therefore not sent: no doubt starts.
+    pub fn money_command_unsent(&mut self, tap: &mut Tap) {
+        if let Some(draft) = tap.draft.take() {
+            self.state.forget(&draft.record.card_serial);
+        }
+        tap.stage = Stage::Finished;
     }
 
     /// Feeds the card's answer to the last command.
@@ -287,19 +180,21 @@ impl Gate {
         let next = match stage {
             Stage::Select => self.on_select(tap, data, sw),
             Stage::Prove { card, pending } => self.on_prove(tap, card, pending, data, sw),
-            Stage::SearchLog { card, pending, record } => self.on_log_record(tap, card, pending, record, data, sw),
+            Stage::SearchLog { card, pending, number, newer_seen } => {
+                self.on_log_record(tap, card, pending, number, newer_seen, data, sw)
+            }
             Stage::ReadTransit { card } => self.on_transit(tap, card, data, sw),
             Stage::Initialize { card, plan } => self.on_initialize(tap, card, plan, data, sw),
-            Stage::UpdateTransit { trip_log, debit } => {
+            Stage::UpdateTransit { trip_log, debit, fare } => {
                 expect_ok("UPDATE CAPP DATA CACHE (EF1A)", sw)?;
-                tap.stage = Stage::UpdateTripLog { debit };
+                tap.stage = Stage::UpdateTripLog { debit, fare };
                 Ok(send(trip_log))
             }
-            Stage::UpdateTripLog { debit } => {
+            Stage::UpdateTripLog { debit, fare } => {
                 expect_ok("UPDATE CAPP DATA CACHE (EF1E)", sw)?;
-                self.send_debit(tap, debit)
+                self.send_debit(tap, debit, fare)
             }
-            Stage::Debit => self.on_debit(tap, data, sw),
+            Stage::Debit { fare } => self.on_debit(tap, fare, data, sw),
             Stage::Finished => return Err(TapError::BadResponse("answer after the tap ended")),
         }?;
         if let Next::Send { .. } = next {
@@ -309,33 +204,19 @@ impl Gate {
     }
 
     fn on_select(&mut self, tap: &mut Tap, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
-        if sw == StatusWord::APPLICATION_LOCKED {
-            return Ok(tap.refuse(Refusal::Locked));
-        }
-        if sw != StatusWord::OK {
-            return Ok(tap.refuse(Refusal::NotATransitCard));
-        }
-        let ef15 =
-            tlv::find(data, &[&[0x6F], &[0xA5], &[0x9F, 0x0C]]).ok_or(TapError::BadResponse("FCI without 9F0C"))?;
-        let issuer = IssuerData::decode(ef15).map_err(|_| TapError::BadResponse("EF15 in the FCI"))?;
-        tap.card_number = Some(issuer.card_number());
-        if self.state.outbox.len() >= OUTBOX_MAX {
+        let card = match crate::fci::read(data, sw)? {
+            Ok(card) => card,
+            Err(why) => return Ok(tap.refuse(why)),
+        };
+        tap.card_number = Some(card.card_number());
+        if self.state.outbox_full() {
             return Ok(tap.refuse(Refusal::OutboxFull));
         }
-        if self.config.hotlist.contains(&issuer.serial) {
-            return Ok(tap.refuse(Refusal::Hotlisted));
+        if let Err(why) = crate::fci::check(&card, &self.config.hotlist, &tap.now) {
+            return Ok(tap.refuse(why));
         }
-        let today = tap.now.date_bcd();
-        if today < issuer.valid_from {
-            return Ok(tap.refuse(Refusal::NotYetValid));
-        }
-        if today > issuer.valid_to {
-            return Ok(tap.refuse(Refusal::Expired));
-        }
-        let card = CardInfo { issuer };
-        let serial = hex::encode_upper(issuer.serial);
         // The doubt stays remembered until settled, so that a second loss still knows it.
-        if let Some(pending) = self.state.pending_for(&serial).cloned() {
+        if let Some(pending) = self.state.pending_for(&card.serial).cloned() {
             let prove =
                 apdu::get_transaction_prove(pending.record.transaction_type, pending.counter_before.wrapping_add(1));
             tap.stage = Stage::Prove { card, pending };
@@ -344,7 +225,7 @@ impl Gate {
         self.after_select(tap, card)
     }
 
-    fn after_select(&mut self, tap: &mut Tap, card: CardInfo) -> Result<Next, TapError> {
+    fn after_select(&mut self, tap: &mut Tap, card: IssuerData) -> Result<Next, TapError> {
         match self.transit_record() {
             Some(record) => {
                 tap.stage = Stage::ReadTransit { card };
@@ -352,7 +233,8 @@ impl Gate {
             }
             None => {
                 let amount_fen = self.config.city.bus.flat_fare_fen;
-                let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None };
+                let plan =
+                    Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None, fare: None };
                 self.initialize(tap, card, plan)
             }
         }
@@ -371,7 +253,7 @@ impl Gate {
     fn on_prove(
         &mut self,
         tap: &mut Tap,
-        card: CardInfo,
+        card: IssuerData,
         pending: PendingDebit,
         data: &[u8],
         sw: StatusWord,
@@ -379,121 +261,163 @@ impl Gate {
         if sw == StatusWord::PROOF_UNAVAILABLE {
             // Not committed, or committed and its proof since replaced by later transactions
             // elsewhere: the card's own log tells.
-            tap.stage = Stage::SearchLog { card, pending, record: 1 };
+            tap.stage = Stage::SearchLog { card, pending, number: 1, newer_seen: false };
             return Ok(send(apdu::read_record(SFI_LOG, 1, LOG_RECORD_LEN as u8)));
         }
         expect_ok("GET TRANSACTION PROVE", sw)?;
         let [m0, m1, m2, m3, t0, t1, t2, t3] =
             <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-        self.state.forget(&pending.record.card_serial);
-        let mut record = pending.record;
-        record.mac2 = Some(hex::encode_upper([m0, m1, m2, m3]));
-        record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
-        record.recovered = true;
-        self.state.outbox.push(record.clone());
+        // The proof of the counter may be another session's, if ours never committed and another
+        // gate's took its counter: only our session's MAC2 verifies.
+        let mac2 = [m0, m1, m2, m3];
+        let verdict = match self.sam.check_proof_mac2(&pending.record, mac2) {
+            Ok(()) => Verdict::Committed,
+            Err(SamError::MacMismatch) => Verdict::NotCommitted,
+            Err(_) => Verdict::Unknown,
+        };
+        let Some(record) = self.settle(tap, &pending, verdict, Some((mac2, [t0, t1, t2, t3]))) else {
+            return self.after_select(tap, card);
+        };
         // A rider back within the window is finishing that passage; later, the old transaction is
         // only settled and this tap is a new one.
-        let started = DateTime::parse(&record.at).map(|t| t.seconds_since_epoch()).unwrap_or(i64::MIN);
-        if tap.now.seconds_since_epoch().saturating_sub(started) > RECOVERY_WINDOW_S {
-            tap.records.push(record);
+        let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
+        if record.status != RecordStatus::Recovered || elapsed_s > RECOVERY_WINDOW_S {
             return self.after_select(tap, card);
         }
-        let outcome = TapOutcome {
+        Ok(Next::Done(TapOutcome {
             result: TapResult::Completed(record.kind),
             amount_fen: record.amount_fen,
             balance_fen: Some(record.balance_after_fen),
             card_number: tap.card_number.clone(),
-            records: vec![record],
+            records: std::mem::take(&mut tap.records),
             apdus: tap.apdus,
+            fare: None,
             alarm: None,
-        };
-        Ok(Next::Done(outcome))
+        }))
     }
 
-    /// Looks for the doubtful transaction in EF18, newest first: found (same terminal, time,
-    /// amount and type), it committed and is recorded without its TAC; past it or the log's end,
-    /// it never committed. Either way this tap then goes on as a new one.
+    #[allow(clippy::too_many_arguments)]
     fn on_log_record(
         &mut self,
         tap: &mut Tap,
-        card: CardInfo,
+        card: IssuerData,
         pending: PendingDebit,
-        record: u8,
+        number: u8,
+        newer_seen: bool,
         data: &[u8],
         sw: StatusWord,
     ) -> Result<Next, TapError> {
-        let log = match sw {
-            StatusWord::RECORD_NOT_FOUND => None,
-            _ => {
-                expect_ok("READ RECORD (EF18)", sw)?;
-                Some(LogRecord::decode(data).map_err(|_| TapError::BadResponse("EF18 record"))?)
+        let log = read_log_record(data, sw)?;
+        match judge_log_record(&pending, number, log.as_ref(), newer_seen) {
+            Verdict::ReadNext { newer_seen } => {
+                tap.stage = Stage::SearchLog { card, pending, number: number + 1, newer_seen };
+                Ok(send(apdu::read_record(SFI_LOG, number + 1, LOG_RECORD_LEN as u8)))
             }
-        };
-        let p = &pending.record;
-        let matches = |l: &LogRecord| {
-            hex::encode_upper(l.terminal_id) == p.terminal_id
-                && l.at().map(|t| t.to_string()).as_deref() == Ok(p.at.as_str())
-                && l.amount_fen == p.amount_fen
-                && l.transaction_type == p.transaction_type
-        };
-        match log {
-            Some(l) if matches(&l) => {
-                self.state.forget(&p.card_serial);
-                let mut found = pending.record;
-                found.counter = l.counter;
-                found.recovered = true;
-                self.state.outbox.push(found.clone());
-                tap.records.push(found);
+            Verdict::AskCounter => {
+                tap.undecided = Some(pending);
                 self.after_select(tap, card)
             }
-            Some(l) if l.counter > pending.counter_before && usize::from(record) < LOG_RECORDS_MAX => {
-                tap.stage = Stage::SearchLog { card, pending, record: record + 1 };
-                Ok(send(apdu::read_record(SFI_LOG, record + 1, LOG_RECORD_LEN as u8)))
-            }
-            _ => {
-                self.state.forget(&p.card_serial);
+            verdict => {
+                self.settle(tap, &pending, verdict, None);
                 self.after_select(tap, card)
             }
         }
     }
 
-    fn on_transit(&mut self, tap: &mut Tap, card: CardInfo, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
+    /// Ends a doubt by the card's verdict: a recovered or unconfirmed record (returned, and kept
+    /// for upload), or nothing when the card proved it never committed.
+    fn settle(
+        &mut self,
+        tap: &mut Tap,
+        pending: &PendingDebit,
+        verdict: Verdict,
+        proof: Option<([u8; 4], [u8; 4])>,
+    ) -> Option<TapRecord> {
+        settle(&mut self.state, &mut tap.records, pending, verdict, proof)
+    }
+
+    fn on_transit(&mut self, tap: &mut Tap, card: IssuerData, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         expect_ok("READ RECORD (EF1A)", sw)?;
         let transit = TransitRecord::decode(data).map_err(|_| TapError::BadResponse("EF1A record"))?;
         if self.config.mode == GateMode::Bus {
             let previous = transit.last_exit.as_ref().map(|p| &p.at);
             let amount_fen = self.config.city.bus.fare_fen(previous, &tap.now);
-            let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: Some(transit) };
+            let plan =
+                Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: Some(transit), fare: None };
             return self.initialize(tap, card, plan);
         }
-        let plan = match transit.entry {
-            None => {
-                let amount_fen = self.config.city.metro_entry_charge_fen;
-                Plan { kind: TapKind::Entry, amount_fen, month_counted_fen: amount_fen, transit: Some(transit) }
-            }
-            Some(entry) => {
-                let trip = MetroTrip {
-                    city_code: self.config.city.city_code,
-                    entry: entry.station,
-                    entry_at: entry.at,
-                    exit: self.config.station,
-                    exit_at: tap.now,
-                    month_spent_fen: transit.spent_in_month_of(&entry.at).0,
-                };
-                let fare = match self.fare.metro_fare(&trip) {
-                    Ok(fare) => fare,
-                    Err(e) => return Ok(tap.refuse(Refusal::NoFare(e.0))),
-                };
-                // What the entry gate charged counts towards the fare (profile choice).
-                let amount_fen = fare.fare_fen.saturating_sub(entry.amount_fen);
-                let month_counted_fen = fare.month_counted_fen.min(amount_fen);
-                Plan { kind: TapKind::Exit, amount_fen, month_counted_fen, transit: Some(transit) }
-            }
-        };
-        self.initialize(tap, card, plan)
+        match self.metro_plan(tap, transit) {
+            Ok(plan) => self.initialize(tap, card, plan),
+            Err(why) => Ok(tap.refuse(why)),
+        }
     }
 
-    fn initialize(&mut self, tap: &mut Tap, card: CardInfo, plan: Plan) -> Result<Next, TapError> {
+    /// Entry or exit, and what it charges, from the card's metro record and the gate's direction.
+    fn metro_plan(&self, tap: &Tap, transit: TransitRecord) -> Result<Plan, Refusal> {
+        let city = &self.config.city;
+        let direction = self.config.direction;
+        let Some(entry) = transit.entry else {
+            if direction == Direction::Out {
+                return Err(Refusal::NoEntry);
+            }
+            let amount_fen = city.metro_entry_charge_fen;
+            return Ok(Plan {
+                kind: TapKind::Entry,
+                amount_fen,
+                month_counted_fen: amount_fen,
+                transit: Some(transit),
+                fare: None,
+            });
+        };
+        let entry_station = (entry.city == city.city_code).then(|| self.fare.station_name(entry.station)).flatten();
+        let Some(entry_name) = entry_station else {
+            // Another city's entry, or a station this network does not know: an incomplete trip.
+            let label = foreign_label(&entry);
+            if direction == Direction::In {
+                return Err(Refusal::OpenTrip { entry: label, at: entry.at });
+            }
+            let Some(fare_fen) = city.incomplete_trip_fare_fen else {
+                return Err(Refusal::IncompleteTrip { entry: label });
+            };
+            let fare = MetroFare { fare_fen, incomplete_trip: true, ..MetroFare::default() };
+            return Ok(Plan {
+                kind: TapKind::Exit,
+                amount_fen: fare_fen,
+                month_counted_fen: 0,
+                transit: Some(transit),
+                fare: Some(fare),
+            });
+        };
+        let elapsed_s = tap.now.seconds_since_epoch() - entry.at.seconds_since_epoch();
+        if elapsed_s < 0 {
+            return Err(Refusal::TimeBackwards { entry_at: entry.at });
+        }
+        let double_tap = entry.station.station == self.config.station.station
+            && elapsed_s <= i64::from(city.double_tap_window_s)
+            && direction != Direction::Out;
+        if double_tap {
+            return Err(Refusal::AlreadyEntered { station: entry_name, at: entry.at });
+        }
+        if direction == Direction::In {
+            return Err(Refusal::OpenTrip { entry: entry_name, at: entry.at });
+        }
+        let trip = MetroTrip {
+            city_code: city.city_code,
+            entry: entry.station,
+            entry_at: entry.at,
+            exit: self.config.station,
+            exit_at: tap.now,
+            month_spent_fen: transit.spent_in_month_of(&entry.at).0,
+        };
+        let mut fare = self.fare.metro_fare(&trip).map_err(|e| Refusal::NoFare(e.0))?;
+        // What the entry gate charged counts towards the fare (profile choice).
+        fare.entry_charged_fen = entry.amount_fen.min(fare.fare_fen);
+        let amount_fen = fare.fare_fen - fare.entry_charged_fen;
+        let month_counted_fen = fare.month_counted_fen.min(amount_fen);
+        Ok(Plan { kind: TapKind::Exit, amount_fen, month_counted_fen, transit: Some(transit), fare: Some(fare) })
+    }
+
+    fn initialize(&mut self, tap: &mut Tap, card: IssuerData, plan: Plan) -> Result<Next, TapError> {
         let capp = plan.transit.is_some();
         let command = apdu::initialize_for_purchase(capp, plan.amount_fen, self.sam.terminal_id());
         tap.stage = Stage::Initialize { card, plan };
@@ -503,7 +427,7 @@ impl Gate {
     fn on_initialize(
         &mut self,
         tap: &mut Tap,
-        card: CardInfo,
+        card: IssuerData,
         plan: Plan,
         data: &[u8],
         sw: StatusWord,
@@ -514,11 +438,18 @@ impl Gate {
             _ => expect_ok("INITIALIZE FOR PURCHASE", sw)?,
         }
         let init = PurchaseInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR PURCHASE answer"))?;
-        let available = i64::from(init.balance_fen) + i64::from(init.overdraft_limit_fen);
+        if let Some(pending) = tap.undecided.take() {
+            let verdict = judge_counter(&pending, init.offline_counter);
+            self.settle(tap, &pending, verdict, None);
+        }
+        let balance_before = i64::from(init.balance_fen);
+        if balance_before > i64::from(self.config.city.card_balance_max_fen) {
+            return Ok(tap.refuse(Refusal::Suspect { balance_fen: balance_before }));
+        }
+        let available = balance_before + i64::from(init.overdraft_limit_fen);
         if plan.kind == TapKind::Entry && available < i64::from(self.config.city.metro_min_entry_balance_fen) {
             return Ok(tap.refuse(Refusal::BelowMinimumBalance));
         }
-        let issuer = card.issuer;
         let request = Mac1Request {
             card_random: init.card_random,
             offline_counter: init.offline_counter,
@@ -531,48 +462,46 @@ impl Gate {
             at: tap.now,
             key_version: init.key_version,
             algorithm_id: init.algorithm_id,
-            asn8: issuer.asn8(),
-            issuer_id: issuer.issuer_id,
+            asn8: card.asn8(),
+            issuer_id: card.issuer_id,
         };
         let (ttn, mac1) = match self.sam.purchase_mac1(&request) {
             Ok(v) => v,
-            Err(SamError::UnknownIssuer | SamError::KeyMismatch) => return Ok(tap.refuse(Refusal::IssuerNotAccepted)),
+            Err(SamError::UnknownIssuer) => return Ok(tap.refuse(Refusal::IssuerNotAccepted)),
+            Err(SamError::KeyMismatch) => {
+                let why = Refusal::KeyMismatch { key_version: init.key_version, algorithm_id: init.algorithm_id };
+                return Ok(tap.refuse(why));
+            }
             Err(e) => return Err(TapError::Sam(e)),
         };
-        let balance_after = i64::from(init.balance_fen) - i64::from(plan.amount_fen);
+        let balance_after = balance_before - i64::from(plan.amount_fen);
         let terminal_id = self.sam.terminal_id();
-        let city = self.config.city.clone();
-        let record = TapRecord {
-            tap_id: format!("{}-{ttn}", hex::encode_upper(terminal_id)),
+        let city = &self.config.city;
+        let record = Draft {
             kind: plan.kind,
             transaction_type: request.transaction_type,
-            card_number: issuer.card_number(),
-            card_serial: hex::encode_upper(issuer.serial),
-            issuer_id: hex::encode_upper(issuer.issuer_id),
-            counter: init.offline_counter.wrapping_add(1),
+            issuer: &card,
+            counter_before: init.offline_counter,
             amount_fen: plan.amount_fen,
-            balance_before_fen: i64::from(init.balance_fen),
+            balance_before_fen: balance_before,
             balance_after_fen: balance_after,
-            terminal_id: hex::encode_upper(terminal_id),
+            terminal_id,
             terminal_transaction_number: ttn,
-            at: tap.now.to_string(),
-            city: city.name.clone(),
-            city_code: format!("{:04X}", city.city_code),
-            station: self.config.station_name.clone(),
+            at: tap.now,
+            city: &city.name,
+            city_code: city.city_code,
+            station: &self.config.station_name,
             line: self.config.station.line,
             station_code: self.config.station.station,
-            card_random: hex::encode_upper(init.card_random),
+            card_random: init.card_random,
             key_version: init.key_version,
             algorithm_id: init.algorithm_id,
-            mac2: None,
-            tac: None,
-            recovered: false,
-        };
+        }
+        .record();
         let debit = apdu::debit_for_purchase(ttn, tap.now.date_bcd(), tap.now.time_bcd(), mac1);
-        self.state.remember(PendingDebit { counter_before: init.offline_counter, record: record.clone() });
-        tap.draft = Some(record);
+        tap.draft = Some(PendingDebit { counter_before: init.offline_counter, record });
 
-        let Some(mut transit) = plan.transit else { return self.send_debit(tap, debit) };
+        let Some(mut transit) = plan.transit else { return self.send_debit(tap, debit, plan.fare) };
         let point = TripPoint {
             city: city.city_code,
             station: self.config.station,
@@ -615,31 +544,49 @@ impl Gate {
             city: city.city_code,
             institution: city.institution,
         };
-        tap.stage =
-            Stage::UpdateTransit { trip_log: apdu::update_capp_data_cache(SFI_TRIP_LOG, 0, &trip_log.encode()), debit };
+        tap.stage = Stage::UpdateTransit {
+            trip_log: apdu::update_capp_data_cache(SFI_TRIP_LOG, 0, &trip_log.encode()),
+            debit,
+            fare: plan.fare,
+        };
         Ok(send(apdu::update_capp_data_cache(SFI_TRANSIT, record_number, &transit.encode())))
     }
 
-    fn send_debit(&mut self, tap: &mut Tap, debit: Vec<u8>) -> Result<Next, TapError> {
-        tap.stage = Stage::Debit;
+    /// DEBIT is the money command: from here the transaction is in doubt until its answer.
+    fn send_debit(&mut self, tap: &mut Tap, debit: Vec<u8>, fare: Option<MetroFare>) -> Result<Next, TapError> {
+        let draft = tap.draft.clone().ok_or(TapError::BadResponse("DEBIT without INITIALIZE"))?;
+        self.state.remember(draft);
+        tap.stage = Stage::Debit { fare };
         Ok(Next::Send { apdu: debit, persist_first: true })
     }
 
-    fn on_debit(&mut self, tap: &mut Tap, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
-        let mut record = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
+    fn on_debit(
+        &mut self,
+        tap: &mut Tap,
+        fare: Option<MetroFare>,
+        data: &[u8],
+        sw: StatusWord,
+    ) -> Result<Next, TapError> {
+        let pending = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
+        if sw == StatusWord::MAC_ERROR {
+            // The card refused our MAC1 and committed nothing: the keys are not this card's.
+            self.state.forget(&pending.record.card_serial);
+            return Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" });
+        }
         // Only a well-formed success settles the doubt here: a refusal may be a garbled success,
         // and GET TRANSACTION PROVE at the next tap costs one APDU and never lies.
         let answer = <[u8; 8]>::try_from(data).ok().filter(|_| sw == StatusWord::OK);
         let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
             return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
         };
-        self.state.forget(&record.card_serial);
+        self.state.forget(&pending.record.card_serial);
+        let mut record = pending.record;
         let mac2 = [m0, m1, m2, m3];
-        record.tac = Some(hex::encode_upper([t0, t1, t2, t3]));
-        record.mac2 = Some(hex::encode_upper(mac2));
+        record.tac = Some([t0, t1, t2, t3]);
+        record.mac2 = Some(mac2);
         // The money moved whatever MAC2 says: keep the record; clearing checks the TAC.
         let alarm = self.sam.verify_purchase_mac2(mac2).err().map(|e| format!("MAC2 check failed: {e}"));
-        self.state.outbox.push(record.clone());
+        self.state.push(record.clone());
         tap.records.push(record.clone());
         Ok(Next::Done(TapOutcome {
             result: TapResult::Completed(record.kind),
@@ -648,8 +595,67 @@ impl Gate {
             card_number: tap.card_number.clone(),
             records: std::mem::take(&mut tap.records),
             apdus: tap.apdus,
+            fare,
             alarm,
         }))
+    }
+}
+
+/// Ends a doubt by the card's verdict (shared by gates and top-up terminals): a recovered record
+/// (with the proof's MAC2 and TAC when there was one), an unconfirmed one, or nothing when the
+/// card proved it never committed. The record is kept for upload and added to `records`.
+pub(crate) fn settle(
+    state: &mut GateState,
+    records: &mut Vec<TapRecord>,
+    pending: &PendingDebit,
+    verdict: Verdict,
+    proof: Option<([u8; 4], [u8; 4])>,
+) -> Option<TapRecord> {
+    let serial = pending.record.card_serial;
+    match verdict {
+        Verdict::Committed => {
+            let mut record = state.take(&serial)?.record;
+            record.status = RecordStatus::Recovered;
+            if let Some((mac2, tac)) = proof {
+                record.mac2 = Some(mac2);
+                record.tac = Some(tac);
+            }
+            state.push(record.clone());
+            records.push(record.clone());
+            Some(record)
+        }
+        Verdict::Unknown => {
+            let pending = state.take(&serial)?;
+            let record = state.hand_on_unconfirmed(pending);
+            records.push(record.clone());
+            Some(record)
+        }
+        Verdict::NotCommitted | Verdict::ReadNext { .. } | Verdict::AskCounter => {
+            state.forget(&serial);
+            None
+        }
+    }
+}
+
+/// An EF18 record, or `None` past the log's end.
+pub(crate) fn read_log_record(data: &[u8], sw: StatusWord) -> Result<Option<LogRecord>, TapError> {
+    if sw == StatusWord::RECORD_NOT_FOUND {
+        return Ok(None);
+    }
+    expect_ok("READ RECORD (EF18)", sw)?;
+    LogRecord::decode(data).map(Some).map_err(|_| TapError::BadResponse("EF18 record"))
+}
+
+/// An entry this network cannot place, named as the card has it.
+fn foreign_label(entry: &TripPoint) -> String {
+    let code = entry.station;
+    match yitong_fare::City::builtin_by_code(entry.city) {
+        Some(city) => {
+            let station = crate::fare::FarePolicy::station_name(&city, code)
+                .unwrap_or_else(|| format!("station {}-{}", code.line, code.station));
+            format!("{} {station}", city.profile().display_name)
+        }
+        None => format!("city {:04X} station {}-{}", entry.city, code.line, code.station),
     }
 }
 
@@ -662,16 +668,13 @@ impl Tap {
             card_number: self.card_number.clone(),
             records: std::mem::take(&mut self.records),
             apdus: self.apdus,
+            fare: None,
             alarm: None,
         })
     }
 }
 
-fn send(apdu: Vec<u8>) -> Next {
-    Next::Send { apdu, persist_first: false }
-}
-
-fn expect_ok(command: &'static str, status: StatusWord) -> Result<(), TapError> {
+pub(crate) fn expect_ok(command: &'static str, status: StatusWord) -> Result<(), TapError> {
     if status == StatusWord::OK {
         Ok(())
     } else {

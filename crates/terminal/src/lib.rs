@@ -15,11 +15,11 @@
 //!
 //! ```
 //! # #[cfg(feature = "in-process")] {
-//! use yitong_terminal::{city, run_tap, Gate, GateConfig, GateMode, GateState, SoftwarePsam};
+//! use yitong_terminal::{city, run_tap, Direction, Gate, GateConfig, GateMode, GateState, SoftwarePsam};
 //! let beijing = yitong_fare::City::builtin("beijing").unwrap();
 //! let (station, station_name) = city::station_id(&beijing, "Xidan").unwrap();
 //! let config = GateConfig {
-//!     city: beijing.profile().into(), mode: GateMode::Metro, station, station_name,
+//!     city: beijing.profile().into(), mode: GateMode::Metro, direction: Direction::Both, station, station_name,
 //!     hotlist: Default::default(),
 //! };
 //! let psam = SoftwarePsam::new([0x10, 0, 0, 0, 0, 1], 1);
@@ -31,13 +31,17 @@
 
 mod channel;
 pub mod city;
+mod doubt;
 mod driver;
 mod error;
 pub mod fare;
+mod fci;
 mod gate;
 mod inspect;
+mod outcome;
 mod psam;
 mod record;
+mod state;
 mod topup;
 
 #[cfg(feature = "in-process")]
@@ -46,13 +50,12 @@ pub use channel::{CardChannel, ChannelError};
 pub use driver::{run_load, run_tap, TAP_APDUS_MAX};
 pub use error::TapError;
 pub use fare::{FareError, FarePolicy, MetroFare, MetroTrip};
-pub use gate::{
-    Gate, GateConfig, GateMode, GateState, Next, PendingDebit, Refusal, Tap, TapOutcome, TapResult, OUTBOX_MAX,
-    PENDING_MAX, RECOVERY_WINDOW_S,
-};
+pub use gate::{Direction, Gate, GateConfig, GateMode, Tap, RECOVERY_WINDOW_S};
+pub use outcome::{Next, Refusal, TapOutcome, TapResult};
+pub use state::{GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};
 pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
 pub use psam::{
     IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
 };
-pub use record::{TapKind, TapRecord};
+pub use record::{RecordStatus, TapId, TapKind, TapRecord};
 pub use topup::{Load, TopUpTerminal};

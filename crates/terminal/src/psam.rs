@@ -11,6 +11,8 @@ use yitong_crypto::inputs::{self, Transaction};
 use yitong_crypto::{Algorithm, Mac4, MasterKeys, SessionKey};
 use yitong_profile::DateTime;
 
+use crate::record::TapRecord;
+
 /// Why a security module refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SamError {
@@ -71,6 +73,10 @@ pub trait SecurityModule {
     fn purchase_mac1(&mut self, request: &Mac1Request) -> Result<(u32, Mac4), SamError>;
     /// Checks the card's MAC2 for the session of the last MAC1.
     fn verify_purchase_mac2(&mut self, mac2: Mac4) -> Result<(), SamError>;
+    /// Checks that a proof's MAC2 (from GET TRANSACTION PROVE) belongs to the session of
+    /// `record`, a purchase this module made MAC1 for: the session key is derived again from the
+    /// record's card random, counter and terminal transaction number.
+    fn check_proof_mac2(&mut self, record: &TapRecord, mac2: Mac4) -> Result<(), SamError>;
     /// The number the next MAC1 will use. A hardware PSAM keeps it itself; a software module's
     /// owner saves it with the gate state.
     fn next_transaction_number(&self) -> u32;
@@ -149,11 +155,24 @@ impl SecurityModule for SoftwarePsam {
 
     fn verify_purchase_mac2(&mut self, mac2: Mac4) -> Result<(), SamError> {
         let (key, amount) = self.session.take().ok_or(SamError::NoSession)?;
-        if inputs::purchase_mac2(&key, amount) == mac2 {
-            Ok(())
-        } else {
-            Err(SamError::MacMismatch)
-        }
+        mac_matches(&inputs::purchase_mac2(&key, amount), &mac2)
+    }
+
+    fn check_proof_mac2(&mut self, r: &TapRecord, mac2: Mac4) -> Result<(), SamError> {
+        let (algorithm, card) = self.card_keys(r.issuer_id, r.asn8(), r.key_version, r.algorithm_id)?;
+        let counter_before = r.counter.wrapping_sub(1);
+        let key =
+            SessionKey::purchase(algorithm, &card.dpk, r.card_random, counter_before, r.terminal_transaction_number);
+        mac_matches(&inputs::purchase_mac2(&key, r.amount_fen), &mac2)
+    }
+}
+
+/// Compares MACs in constant time.
+fn mac_matches(expected: &Mac4, received: &Mac4) -> Result<(), SamError> {
+    if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &received[..])) {
+        Ok(())
+    } else {
+        Err(SamError::MacMismatch)
     }
 }
 
@@ -223,9 +242,7 @@ impl LoadKeyHolder for SoftwareLoadHost {
             date: r.at.date_bcd(),
             time: r.at.time_bcd(),
         };
-        if inputs::load_mac1(&key, r.balance_before_fen as u32, &t) != r.mac1 {
-            return Err(SamError::MacMismatch);
-        }
+        mac_matches(&inputs::load_mac1(&key, r.balance_before_fen as u32, &t), &r.mac1)?;
         Ok(inputs::load_mac2(&key, &t))
     }
 }

@@ -2,18 +2,26 @@
 //!
 //! Call order as for a gate tap: [`TopUpTerminal::start_load`], then
 //! [`TopUpTerminal::handle_response`] for each answer until [`Next::Done`]; save
-//! [`TopUpTerminal::state`] when a `Send` says `persist_first`. A load whose CREDIT answer was
-//! lost stays pending; the card's next tap at this terminal resolves it with GET TRANSACTION
-//! PROVE (and then loads nothing more: the rider paid once).
+//! [`TopUpTerminal::state`] when a `Send` says `persist_first` (and call
+//! [`TopUpTerminal::money_command_unsent`] if saving fails). A load whose CREDIT answer was lost
+//! stays pending; the card's next visit here settles it from the card's evidence, as a gate does
+//! (`crate::doubt`): found committed, the rider paid once and nothing more is loaded; proven not
+//! committed, the load runs anew; unknown, the load is handed on unconfirmed and nothing is
+//! loaded — the back office settles it from the card's later counters.
 
-use yitong_profile::apdu::{self, transaction_type, LoadInit};
-use yitong_profile::files::IssuerData;
-use yitong_profile::{tlv, DateTime, StatusWord};
+use std::collections::BTreeSet;
 
+use yitong_profile::apdu::{self, transaction_type, LoadInit, SFI_LOG};
+use yitong_profile::files::{IssuerData, LOG_RECORD_LEN};
+use yitong_profile::{DateTime, StatusWord};
+
+use crate::doubt::{judge_counter, judge_log_record, Verdict};
 use crate::error::TapError;
-use crate::gate::{GateState, Next, PendingDebit, Refusal, TapOutcome, TapResult};
+use crate::gate::{expect_ok, read_log_record, settle};
+use crate::outcome::{send, Next, Refusal, TapOutcome, TapResult};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
-use crate::record::{TapKind, TapRecord};
+use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
+use crate::state::{GateState, PendingDebit};
 
 /// A machine that loads cards, paid by whatever the rider used (cash, a mobile payment).
 pub struct TopUpTerminal {
@@ -22,14 +30,16 @@ pub struct TopUpTerminal {
     city: String,
     host: Box<dyn LoadKeyHolder>,
     state: GateState,
+    hotlist: BTreeSet<[u8; 10]>,
 }
 
 #[derive(Debug)]
 enum Stage {
     Select,
     Prove { pending: Box<PendingDebit>, issuer: IssuerData },
+    SearchLog { pending: Box<PendingDebit>, issuer: IssuerData, number: u8, newer_seen: bool },
     Initialize { issuer: IssuerData },
-    Credit { record: Box<TapRecord> },
+    Credit,
     Finished,
 }
 
@@ -40,12 +50,23 @@ pub struct Load {
     amount_fen: u32,
     stage: Stage,
     apdus: u32,
+    card_number: Option<String>,
+    records: Vec<TapRecord>,
+    undecided: Option<Box<PendingDebit>>,
+    draft: Option<Box<PendingDebit>>,
 }
 
 impl TopUpTerminal {
     /// A terminal with this ID, numbering its loads from `next_transaction_number`.
     pub fn new(terminal_id: [u8; 6], next_transaction_number: u32, city: &str, host: Box<dyn LoadKeyHolder>) -> Self {
-        TopUpTerminal { terminal_id, next_transaction_number, city: city.into(), host, state: GateState::default() }
+        TopUpTerminal {
+            terminal_id,
+            next_transaction_number,
+            city: city.into(),
+            host,
+            state: GateState::default(),
+            hotlist: BTreeSet::new(),
+        }
     }
 
     /// Restores the state saved before a restart.
@@ -54,12 +75,17 @@ impl TopUpTerminal {
         self
     }
 
+    /// Replaces the hotlist: listed cards are not loaded.
+    pub fn set_hotlist(&mut self, serials: BTreeSet<[u8; 10]>) {
+        self.hotlist = serials;
+    }
+
     /// Loads in doubt and records not yet uploaded: save it when asked.
     pub fn state(&self) -> &GateState {
         &self.state
     }
 
-    /// Takes the completed records for upload.
+    /// Takes the records for upload.
     pub fn drain_records(&mut self) -> Vec<TapRecord> {
         std::mem::take(&mut self.state.outbox)
     }
@@ -71,171 +97,251 @@ impl TopUpTerminal {
 
     /// Starts loading `amount_fen` at local time `now`.
     pub fn start_load(&mut self, now: DateTime, amount_fen: u32) -> (Load, Next) {
-        let load = Load { now, amount_fen, stage: Stage::Select, apdus: 1 };
-        (load, Next::Send { apdu: apdu::select_by_name(&apdu::AID_TUNION), persist_first: false })
+        let load = Load {
+            now,
+            amount_fen,
+            stage: Stage::Select,
+            apdus: 1,
+            card_number: None,
+            records: Vec::new(),
+            undecided: None,
+            draft: None,
+        };
+        (load, send(apdu::select_by_name(&apdu::AID_TUNION)))
+    }
+
+    /// The card went silent; with CREDIT sent, the load is in doubt until the card's next visit.
+    pub fn card_lost(&mut self, load: Load) -> TapError {
+        TapError::CardLost { debit_in_doubt: matches!(load.stage, Stage::Credit) }
+    }
+
+    /// The state could not be saved before CREDIT, which is therefore not sent.
+    pub fn money_command_unsent(&mut self, load: &mut Load) {
+        if let Some(draft) = load.draft.take() {
+            self.state.forget(&draft.record.card_serial);
+        }
+        load.stage = Stage::Finished;
     }
 
     /// Feeds the card's answer to the last command.
     pub fn handle_response(&mut self, load: &mut Load, response: &[u8]) -> Result<Next, TapError> {
         let (data, sw) =
             StatusWord::split(response).ok_or(TapError::BadResponse("answer shorter than a status word"))?;
-        let refuse = |why, apdus| Next::Done(refused(why, apdus));
-        match std::mem::replace(&mut load.stage, Stage::Finished) {
-            Stage::Select => {
-                if sw == StatusWord::APPLICATION_LOCKED {
-                    return Ok(refuse(Refusal::Locked, load.apdus));
-                }
-                if sw != StatusWord::OK {
-                    return Ok(refuse(Refusal::NotATransitCard, load.apdus));
-                }
-                let ef15 = tlv::find(data, &[&[0x6F], &[0xA5], &[0x9F, 0x0C]])
-                    .ok_or(TapError::BadResponse("FCI without 9F0C"))?;
-                let issuer = IssuerData::decode(ef15).map_err(|_| TapError::BadResponse("EF15 in the FCI"))?;
-                if !issuer.is_valid_on(&load.now) {
-                    return Ok(refuse(Refusal::Expired, load.apdus));
-                }
-                load.apdus += 1;
-                let serial = hex::encode_upper(issuer.serial);
-                if let Some(pending) = self.state.pending_for(&serial) {
-                    let counter = pending.counter_before.wrapping_add(1);
-                    load.stage = Stage::Prove { pending: Box::new(pending.clone()), issuer };
-                    return Ok(Next::Send {
-                        apdu: apdu::get_transaction_prove(transaction_type::EP_LOAD, counter),
-                        persist_first: false,
-                    });
-                }
-                Ok(self.initialize(load, issuer))
-            }
-            Stage::Prove { pending, issuer } => {
-                if sw == StatusWord::PROOF_UNAVAILABLE {
-                    // Not committed (only loads move the online counter, and only here): load anew.
-                    self.state.forget(&pending.record.card_serial);
-                    load.apdus += 1;
-                    return Ok(self.initialize(load, issuer));
-                }
-                if sw != StatusWord::OK {
-                    return Err(TapError::UnexpectedStatus { command: "GET TRANSACTION PROVE", status: sw });
-                }
-                let proof =
-                    <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-                self.state.forget(&pending.record.card_serial);
-                let mut record = pending.record;
-                record.tac = Some(hex::encode_upper(&proof[4..]));
-                record.recovered = true;
-                Ok(Next::Done(self.completed(record, load.apdus)))
-            }
-            Stage::Initialize { issuer } => {
-                match sw {
-                    StatusWord::APPLICATION_LOCKED => return Ok(refuse(Refusal::Locked, load.apdus)),
-                    // Over the card's balance limit.
-                    StatusWord::CONDITIONS_NOT_SATISFIED => return Ok(refuse(Refusal::BalanceLimit, load.apdus)),
-                    StatusWord::OK => {}
-                    status => return Err(TapError::UnexpectedStatus { command: "INITIALIZE FOR LOAD", status }),
-                }
-                let init = LoadInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR LOAD answer"))?;
-                let request = LoadRequest {
-                    issuer_id: issuer.issuer_id,
-                    asn8: issuer.asn8(),
-                    card_random: init.card_random,
-                    online_counter: init.online_counter,
-                    balance_before_fen: init.balance_fen,
-                    amount_fen: load.amount_fen,
-                    terminal_id: self.terminal_id,
-                    at: load.now,
-                    key_version: init.key_version,
-                    algorithm_id: init.algorithm_id,
-                    mac1: init.mac1,
-                };
-                let mac2 = match self.host.authorize_load(&request) {
-                    Ok(mac2) => mac2,
-                    Err(SamError::UnknownIssuer | SamError::KeyMismatch) => {
-                        return Ok(refuse(Refusal::IssuerNotAccepted, load.apdus))
+        let next = match std::mem::replace(&mut load.stage, Stage::Finished) {
+            Stage::Select => self.on_select(load, data, sw),
+            Stage::Prove { pending, issuer } => self.on_prove(load, pending, issuer, data, sw),
+            Stage::SearchLog { pending, issuer, number, newer_seen } => {
+                let log = read_log_record(data, sw)?;
+                match judge_log_record(&pending, number, log.as_ref(), newer_seen) {
+                    Verdict::ReadNext { newer_seen } => {
+                        load.stage = Stage::SearchLog { pending, issuer, number: number + 1, newer_seen };
+                        Ok(send(apdu::read_record(SFI_LOG, number + 1, LOG_RECORD_LEN as u8)))
                     }
-                    Err(e) => return Err(TapError::Sam(e)),
-                };
-                let ttn = self.next_transaction_number;
-                self.next_transaction_number =
-                    ttn.checked_add(1).ok_or(TapError::Sam(SamError::TransactionNumberExhausted))?;
-                let record = TapRecord {
-                    tap_id: format!("{}-{ttn}", hex::encode_upper(self.terminal_id)),
-                    kind: TapKind::Load,
-                    transaction_type: transaction_type::EP_LOAD,
-                    card_number: issuer.card_number(),
-                    card_serial: hex::encode_upper(issuer.serial),
-                    issuer_id: hex::encode_upper(issuer.issuer_id),
-                    counter: init.online_counter.wrapping_add(1),
-                    amount_fen: load.amount_fen,
-                    balance_before_fen: i64::from(init.balance_fen),
-                    balance_after_fen: i64::from(init.balance_fen) + i64::from(load.amount_fen),
-                    terminal_id: hex::encode_upper(self.terminal_id),
-                    terminal_transaction_number: ttn,
-                    at: load.now.to_string(),
-                    city: self.city.clone(),
-                    city_code: format!("{:04X}", issuer.city_code()),
-                    station: String::new(),
-                    line: 0,
-                    station_code: 0,
-                    card_random: hex::encode_upper(init.card_random),
-                    key_version: init.key_version,
-                    algorithm_id: init.algorithm_id,
-                    mac2: Some(hex::encode_upper(mac2)),
-                    tac: None,
-                    recovered: false,
-                };
-                self.state.remember(PendingDebit { counter_before: init.online_counter, record: record.clone() });
-                load.stage = Stage::Credit { record: Box::new(record) };
-                load.apdus += 1;
-                Ok(Next::Send {
-                    apdu: apdu::credit_for_load(load.now.date_bcd(), load.now.time_bcd(), mac2),
-                    persist_first: true,
-                })
+                    Verdict::AskCounter => {
+                        load.undecided = Some(pending);
+                        Ok(self.initialize(load, issuer))
+                    }
+                    verdict => {
+                        let settled = settle(&mut self.state, &mut load.records, &pending, verdict, None);
+                        Ok(self.after_settled(load, issuer, settled))
+                    }
+                }
             }
-            Stage::Credit { mut record } => {
-                // As for a gate's DEBIT: only a well-formed success settles the doubt.
-                let answer = <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK);
-                let Some(tac) = answer else {
-                    return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
-                };
-                self.state.forget(&record.card_serial);
-                record.tac = Some(hex::encode_upper(tac));
-                Ok(Next::Done(self.completed(*record, load.apdus)))
-            }
+            Stage::Initialize { issuer } => self.on_initialize(load, issuer, data, sw),
+            Stage::Credit => self.on_credit(load, data, sw),
             Stage::Finished => Err(TapError::BadResponse("answer after the load ended")),
+        }?;
+        if let Next::Send { .. } = next {
+            load.apdus += 1;
         }
+        Ok(next)
+    }
+
+    fn on_select(&mut self, load: &mut Load, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
+        let issuer = match crate::fci::read(data, sw)? {
+            Ok(issuer) => issuer,
+            Err(why) => return Ok(load.refuse(why)),
+        };
+        load.card_number = Some(issuer.card_number());
+        if self.state.outbox_full() {
+            return Ok(load.refuse(Refusal::OutboxFull));
+        }
+        if let Err(why) = crate::fci::check(&issuer, &self.hotlist, &load.now) {
+            return Ok(load.refuse(why));
+        }
+        if let Some(pending) = self.state.pending_for(&issuer.serial) {
+            let counter = pending.counter_before.wrapping_add(1);
+            load.stage = Stage::Prove { pending: Box::new(pending.clone()), issuer };
+            return Ok(send(apdu::get_transaction_prove(transaction_type::EP_LOAD, counter)));
+        }
+        Ok(self.initialize(load, issuer))
+    }
+
+    fn on_prove(
+        &mut self,
+        load: &mut Load,
+        pending: Box<PendingDebit>,
+        issuer: IssuerData,
+        data: &[u8],
+        sw: StatusWord,
+    ) -> Result<Next, TapError> {
+        if sw == StatusWord::PROOF_UNAVAILABLE {
+            // Not committed, or committed and since loaded elsewhere: the card's log tells.
+            load.stage = Stage::SearchLog { pending, issuer, number: 1, newer_seen: false };
+            return Ok(send(apdu::read_record(SFI_LOG, 1, LOG_RECORD_LEN as u8)));
+        }
+        expect_ok("GET TRANSACTION PROVE", sw)?;
+        let proof = <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
+        let mac2 = [proof[0], proof[1], proof[2], proof[3]];
+        let tac = [proof[4], proof[5], proof[6], proof[7]];
+        // A load's proof carries the MAC2 the card accepted: ours, or another load's that took
+        // the counter after ours failed.
+        let verdict = if pending.record.mac2 == Some(mac2) { Verdict::Committed } else { Verdict::NotCommitted };
+        let settled = settle(&mut self.state, &mut load.records, &pending, verdict, Some((mac2, tac)));
+        Ok(self.after_settled(load, issuer, settled))
+    }
+
+    /// A load found committed is the one the rider paid for: nothing more is loaded. Otherwise the
+    /// load runs (anew).
+    fn after_settled(&mut self, load: &mut Load, issuer: IssuerData, settled: Option<TapRecord>) -> Next {
+        match settled {
+            Some(record) if record.status == RecordStatus::Recovered => Next::Done(TapOutcome {
+                result: TapResult::Completed(TapKind::Load),
+                amount_fen: record.amount_fen,
+                balance_fen: Some(record.balance_after_fen),
+                card_number: load.card_number.clone(),
+                records: std::mem::take(&mut load.records),
+                apdus: load.apdus,
+                fare: None,
+                alarm: None,
+            }),
+            Some(_) => load.refuse(Refusal::PreviousLoadUnconfirmed),
+            None => self.initialize(load, issuer),
+        }
+    }
+
+    fn on_initialize(
+        &mut self,
+        load: &mut Load,
+        issuer: IssuerData,
+        data: &[u8],
+        sw: StatusWord,
+    ) -> Result<Next, TapError> {
+        match sw {
+            StatusWord::APPLICATION_LOCKED => return Ok(load.refuse(Refusal::Locked)),
+            // Over the card's balance limit.
+            StatusWord::CONDITIONS_NOT_SATISFIED => return Ok(load.refuse(Refusal::BalanceLimit)),
+            StatusWord::OK => {}
+            status => return Err(TapError::UnexpectedStatus { command: "INITIALIZE FOR LOAD", status }),
+        }
+        let init = LoadInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR LOAD answer"))?;
+        if let Some(pending) = load.undecided.take() {
+            let verdict = judge_counter(&pending, init.online_counter);
+            if settle(&mut self.state, &mut load.records, &pending, verdict, None).is_some() {
+                return Ok(load.refuse(Refusal::PreviousLoadUnconfirmed));
+            }
+        }
+        let request = LoadRequest {
+            issuer_id: issuer.issuer_id,
+            asn8: issuer.asn8(),
+            card_random: init.card_random,
+            online_counter: init.online_counter,
+            balance_before_fen: init.balance_fen,
+            amount_fen: load.amount_fen,
+            terminal_id: self.terminal_id,
+            at: load.now,
+            key_version: init.key_version,
+            algorithm_id: init.algorithm_id,
+            mac1: init.mac1,
+        };
+        let mac2 = match self.host.authorize_load(&request) {
+            Ok(mac2) => mac2,
+            Err(SamError::UnknownIssuer) => return Ok(load.refuse(Refusal::IssuerNotAccepted)),
+            Err(SamError::KeyMismatch) => {
+                let why = Refusal::KeyMismatch { key_version: init.key_version, algorithm_id: init.algorithm_id };
+                return Ok(load.refuse(why));
+            }
+            Err(e) => return Err(TapError::Sam(e)),
+        };
+        let ttn = self.next_transaction_number;
+        self.next_transaction_number = ttn.checked_add(1).ok_or(TapError::Sam(SamError::TransactionNumberExhausted))?;
+        let balance_before = i64::from(init.balance_fen);
+        let mut record = Draft {
+            kind: TapKind::Load,
+            transaction_type: transaction_type::EP_LOAD,
+            issuer: &issuer,
+            counter_before: init.online_counter,
+            amount_fen: load.amount_fen,
+            balance_before_fen: balance_before,
+            balance_after_fen: balance_before + i64::from(load.amount_fen),
+            terminal_id: self.terminal_id,
+            terminal_transaction_number: ttn,
+            at: load.now,
+            city: &self.city,
+            city_code: issuer.city_code(),
+            station: "",
+            line: 0,
+            station_code: 0,
+            card_random: init.card_random,
+            key_version: init.key_version,
+            algorithm_id: init.algorithm_id,
+        }
+        .record();
+        record.mac2 = Some(mac2);
+        // CREDIT is the money command: from here the load is in doubt until its answer.
+        let pending = PendingDebit { counter_before: init.online_counter, record };
+        self.state.remember(pending.clone());
+        load.draft = Some(Box::new(pending));
+        load.stage = Stage::Credit;
+        Ok(Next::Send { apdu: apdu::credit_for_load(load.now.date_bcd(), load.now.time_bcd(), mac2), persist_first: true })
+    }
+
+    fn on_credit(&mut self, load: &mut Load, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
+        let pending = load.draft.take().ok_or(TapError::BadResponse("CREDIT answer without a CREDIT"))?;
+        if sw == StatusWord::MAC_ERROR {
+            // The card refused the host's MAC2 and committed nothing.
+            self.state.forget(&pending.record.card_serial);
+            return Err(TapError::MacRejected { command: "CREDIT FOR LOAD" });
+        }
+        // As for a gate's DEBIT: only a well-formed success settles the doubt.
+        let answer = <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK);
+        let Some(tac) = answer else {
+            return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
+        };
+        self.state.forget(&pending.record.card_serial);
+        let mut record = pending.record;
+        record.tac = Some(tac);
+        self.state.push(record.clone());
+        load.records.push(record.clone());
+        Ok(Next::Done(TapOutcome {
+            result: TapResult::Completed(TapKind::Load),
+            amount_fen: record.amount_fen,
+            balance_fen: Some(record.balance_after_fen),
+            card_number: load.card_number.clone(),
+            records: std::mem::take(&mut load.records),
+            apdus: load.apdus,
+            fare: None,
+            alarm: None,
+        }))
     }
 
     fn initialize(&mut self, load: &mut Load, issuer: IssuerData) -> Next {
         load.stage = Stage::Initialize { issuer };
-        Next::Send { apdu: apdu::initialize_for_load(load.amount_fen, self.terminal_id), persist_first: false }
-    }
-
-    fn completed(&mut self, record: TapRecord, apdus: u32) -> TapOutcome {
-        self.state.outbox.push(record.clone());
-        TapOutcome {
-            result: TapResult::Completed(TapKind::Load),
-            amount_fen: record.amount_fen,
-            balance_fen: Some(record.balance_after_fen),
-            card_number: Some(record.card_number.clone()),
-            records: vec![record],
-            apdus,
-            alarm: None,
-        }
-    }
-
-    /// The card went silent; with CREDIT sent, the load is in doubt until the card's next read.
-    pub fn card_lost(&mut self, load: Load) -> TapError {
-        TapError::CardLost { debit_in_doubt: matches!(load.stage, Stage::Credit { .. }) }
+        send(apdu::initialize_for_load(load.amount_fen, self.terminal_id))
     }
 }
 
-fn refused(why: Refusal, apdus: u32) -> TapOutcome {
-    TapOutcome {
-        result: TapResult::Refused(why),
-        amount_fen: 0,
-        balance_fen: None,
-        card_number: None,
-        records: Vec::new(),
-        apdus,
-        alarm: None,
+impl Load {
+    fn refuse(&mut self, why: Refusal) -> Next {
+        Next::Done(TapOutcome {
+            result: TapResult::Refused(why),
+            amount_fen: 0,
+            balance_fen: None,
+            card_number: self.card_number.clone(),
+            records: std::mem::take(&mut self.records),
+            apdus: self.apdus,
+            fare: None,
+            alarm: None,
+        })
     }
 }

@@ -77,6 +77,7 @@ pub fn gate(city: &Arc<City>, mode: GateMode, station: StationId, name: &str, n:
     let config = GateConfig {
         city: city.profile().into(),
         mode,
+        direction: Default::default(),
         station,
         station_name: name.into(),
         hotlist: Default::default(),

@@ -1,0 +1,85 @@
+//! What a terminal keeps across restarts: the transactions in doubt and the records not yet
+//! uploaded. Nothing leaves it silently: a doubt ends as a record (confirmed, recovered or
+//! unconfirmed) or is dropped only when the card proved it never committed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{RecordStatus, TapRecord};
+
+/// Transactions in doubt a terminal remembers; past this the oldest is handed on as an
+/// unconfirmed record (its card has surely left; the back office settles it).
+pub const PENDING_MAX: usize = 64;
+
+/// Clearing records a terminal holds before they are uploaded; past this it refuses taps.
+pub const OUTBOX_MAX: usize = 100_000;
+
+/// A DEBIT or CREDIT sent whose answer never came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDebit {
+    /// The counter INITIALIZE returned (offline for purchases, online for loads).
+    pub counter_before: u16,
+    /// The record, complete but for MAC2 (purchases) and TAC.
+    pub record: TapRecord,
+}
+
+/// What a gate or top-up terminal must keep across restarts besides its security module's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateState {
+    /// Transactions in doubt, oldest first; one per card at most.
+    pub pending: Vec<PendingDebit>,
+    /// Records not yet handed to the uploader, oldest first.
+    #[serde(default)]
+    pub outbox: Vec<TapRecord>,
+}
+
+impl GateState {
+    /// The transaction in doubt for this card, if any.
+    pub fn pending_for(&self, card_serial: &[u8; 10]) -> Option<&PendingDebit> {
+        self.pending.iter().find(|p| p.record.card_serial == *card_serial)
+    }
+
+    /// Remembers a money command sent. A doubt already held for the card, or the oldest past
+    /// [`PENDING_MAX`], goes to the outbox as an unconfirmed record.
+    pub fn remember(&mut self, pending: PendingDebit) {
+        if let Some(i) = self.pending.iter().position(|p| p.record.card_serial == pending.record.card_serial) {
+            let old = self.pending.remove(i);
+            self.hand_on_unconfirmed(old);
+        }
+        if self.pending.len() == PENDING_MAX {
+            let oldest = self.pending.remove(0);
+            self.hand_on_unconfirmed(oldest);
+        }
+        self.pending.push(pending);
+        assert!(self.pending.len() <= PENDING_MAX);
+    }
+
+    /// Takes the card's doubt out of the table: it is being settled.
+    pub(crate) fn take(&mut self, card_serial: &[u8; 10]) -> Option<PendingDebit> {
+        let i = self.pending.iter().position(|p| p.record.card_serial == *card_serial)?;
+        Some(self.pending.remove(i))
+    }
+
+    /// The card proved the transaction never committed.
+    pub(crate) fn forget(&mut self, card_serial: &[u8; 10]) {
+        self.pending.retain(|p| p.record.card_serial != *card_serial);
+    }
+
+    /// The card can no longer tell: the record goes on, unconfirmed, for the back office.
+    pub(crate) fn hand_on_unconfirmed(&mut self, pending: PendingDebit) -> TapRecord {
+        let mut record = pending.record;
+        record.status = RecordStatus::Unconfirmed;
+        record.tac = None;
+        self.outbox.push(record.clone());
+        record
+    }
+
+    /// A record to upload.
+    pub(crate) fn push(&mut self, record: TapRecord) {
+        self.outbox.push(record);
+    }
+
+    /// Whether the outbox has room for another tap's records.
+    pub(crate) fn outbox_full(&self) -> bool {
+        self.outbox.len() >= OUTBOX_MAX
+    }
+}
