@@ -288,10 +288,10 @@ fn a_late_return_settles_the_old_transaction_and_taps_anew() {
     w.load(1_000, at("2026-11-25 07:50:00"), Fault::None).unwrap();
     let xidan = w.gate_index("Xidan");
     // The entry committed but its answer was lost; the rider comes back to this gate in the
-    // evening, past the recovery window: the entry is settled with its proof, and this tap is
+    // ten minutes later, past the recovery and double-tap windows: the entry is settled with its proof, and this tap is
     // the exit (same station, 3 yuan).
     w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::DropDebitAnswer).unwrap_err();
-    let later = w.tap_gate(xidan, at("2026-11-25 18:00:00"), Fault::None).unwrap();
+    let later = w.tap_gate(xidan, at("2026-11-25 08:10:00"), Fault::None).unwrap();
     assert_eq!((later.result, later.amount_fen), (TapResult::Completed(TapKind::Exit), 300));
     assert_eq!(later.records.len(), 2);
     assert!(later.records[0].status == RecordStatus::Recovered && tac_verifies(&later.records[0]));
