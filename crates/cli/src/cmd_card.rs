@@ -129,18 +129,31 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Names stations of the card's city where a sample network knows them.
-pub fn station_names(city_code: &str) -> impl Fn(u16, u16) -> String {
-    let city = u16::from_str_radix(city_code, 16).ok().and_then(yitong_fare::City::builtin_by_code);
-    move |line, station| {
+/// Names stations where a built-in city's sample network knows them: `(city code, line,
+/// station)`; stations of another city than the card's `card_city` carry that city's name.
+pub fn station_names(card_city: &str) -> impl Fn(&str, u16, u16) -> String {
+    let card_city = card_city.to_owned();
+    let cities = std::cell::RefCell::new(std::collections::BTreeMap::<String, Option<yitong_fare::City>>::new());
+    move |city_code, line, station| {
+        let mut cities = cities.borrow_mut();
+        let city = cities
+            .entry(city_code.to_owned())
+            .or_insert_with(|| u16::from_str_radix(city_code, 16).ok().and_then(yitong_fare::City::builtin_by_code));
         let network = city.as_ref().and_then(|c| c.engine()).map(|e| e.network());
         let known = network.and_then(|n| n.station_by_code(station).map(|i| &n.stations()[i]));
-        match known {
+        let name = match known {
             Some(s) => match s.aliases.first() {
                 Some(alias) => format!("{} ({alias})", s.name),
                 None => s.name.clone(),
             },
             None => format!("line {line} station {station}"),
+        };
+        if city_code == card_city {
+            return name;
+        }
+        match city.as_ref() {
+            Some(c) => format!("{} {name}", c.profile().display_name),
+            None => format!("city {city_code} {name}"),
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
         (None, Some(path)) => {
             let mut channel = InProcessChannel::new(cardfile::open(path)?);
             if args.simulate_pull_away {
-                channel.drop_next_debit_answer();
+                channel.drop_next_money_answer();
             }
             let result = run_tap(&mut gate, &mut channel, now, &mut persist);
             // The card may have committed whatever the gate saw: keep its image first.

@@ -69,7 +69,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     tap(&mut bus, &mut channel, at("12:10:00")?, "5. Ride bus route 1 (flat 1 yuan)")?;
 
     println!("6. Enter at 国贸 Guomao, but the phone is pulled away just after DEBIT");
-    channel.drop_next_debit_answer();
+    channel.drop_next_money_answer();
     let interrupted = run_tap(&mut guomao, &mut channel, at("18:00:00")?, &mut |_| Ok(()));
     print_trace(args, &mut channel);
     match interrupted {

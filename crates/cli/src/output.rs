@@ -71,7 +71,7 @@ pub fn outcome_text(o: &TapOutcome) -> String {
     line
 }
 
-pub fn report_text(r: &CardReport, station_name: &dyn Fn(u16, u16) -> String) -> String {
+pub fn report_text(r: &CardReport, station_name: &dyn Fn(&str, u16, u16) -> String) -> String {
     let mut s = String::new();
     let counter = |c: Option<u16>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
     s += &format!("card number   {}\n", r.card_number);
@@ -85,7 +85,9 @@ pub fn report_text(r: &CardReport, station_name: &dyn Fn(u16, u16) -> String) ->
     );
     s += &format!("counters      online {}, offline {}\n", counter(r.online_counter), counter(r.offline_counter));
     match &r.metro.entry {
-        Some(e) => s += &format!("metro         inside since {} at {}\n", e.at, station_name(e.line, e.station)),
+        Some(e) => {
+            s += &format!("metro         inside since {} at {}\n", e.at, station_name(&e.city_code, e.line, e.station))
+        }
         None => s += "metro         outside\n",
     }
     if let Some(month) = &r.metro.month {
@@ -111,7 +113,7 @@ pub fn report_text(r: &CardReport, station_name: &dyn Fn(u16, u16) -> String) ->
         s += &format!(
             "  {:<6} {:<18} {:>9} yuan  balance {:>9}  {}\n",
             t.kind,
-            station_name(t.line, t.station),
+            station_name(&t.city_code, t.line, t.station),
             yuan(i64::from(t.amount_fen)),
             yuan(t.balance_after_fen),
             t.at

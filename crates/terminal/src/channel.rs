@@ -41,14 +41,14 @@ mod in_process {
     pub struct InProcessChannel<S, R> {
         card: Card<S, R>,
         apdus: u32,
-        drop_next_debit_answer: bool,
+        drop_next_money_answer: bool,
         trace: Option<Vec<(Vec<u8>, Vec<u8>)>>,
     }
 
     impl<S: Store, R: rand_core::Rng> InProcessChannel<S, R> {
         /// Wraps a powered card.
         pub fn new(card: Card<S, R>) -> Self {
-            InProcessChannel { card, apdus: 0, drop_next_debit_answer: false, trace: None }
+            InProcessChannel { card, apdus: 0, drop_next_money_answer: false, trace: None }
         }
 
         /// APDUs exchanged so far.
@@ -56,9 +56,10 @@ mod in_process {
             self.apdus
         }
 
-        /// The card processes the next DEBIT FOR PURCHASE, but its answer never reaches the gate.
-        pub fn drop_next_debit_answer(&mut self) {
-            self.drop_next_debit_answer = true;
+        /// The card processes the next DEBIT FOR PURCHASE or CREDIT FOR LOAD, but its answer never
+        /// reaches the terminal.
+        pub fn drop_next_money_answer(&mut self) {
+            self.drop_next_money_answer = true;
         }
 
         /// Starts recording every exchange, for display.
@@ -89,8 +90,9 @@ mod in_process {
             if let Some(trace) = &mut self.trace {
                 trace.push((command.to_vec(), response.clone()));
             }
-            if self.drop_next_debit_answer && command.starts_with(&[0x80, 0x54]) {
-                self.drop_next_debit_answer = false;
+            if self.drop_next_money_answer && (command.starts_with(&[0x80, 0x54]) || command.starts_with(&[0x80, 0x52]))
+            {
+                self.drop_next_money_answer = false;
                 return Err(ChannelError::CardRemoved);
             }
             Ok(response)

@@ -233,8 +233,7 @@ impl Gate {
             }
             None => {
                 let amount_fen = self.config.city.bus.flat_fare_fen;
-                let plan =
-                    Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None, fare: None };
+                let plan = Plan { kind: TapKind::Single, amount_fen, month_counted_fen: 0, transit: None, fare: None };
                 self.initialize(tap, card, plan)
             }
         }

@@ -65,6 +65,8 @@ pub struct MetroState {
 /// A line and station at a time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StationVisit {
+    /// City code of the gate, 4 digits (an entry may be of another city).
+    pub city_code: String,
     /// Line number.
     pub line: u16,
     /// Station number.
@@ -214,6 +216,7 @@ fn day(bcd: [u8; 4]) -> String {
 
 fn visit(p: yitong_profile::files::TripPoint) -> StationVisit {
     StationVisit {
+        city_code: format!("{:04X}", p.city),
         line: p.station.line,
         station: p.station.station,
         at: p.at.to_string(),

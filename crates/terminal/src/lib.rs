@@ -51,11 +51,11 @@ pub use driver::{run_load, run_tap, TAP_APDUS_MAX};
 pub use error::TapError;
 pub use fare::{FareError, FarePolicy, MetroFare, MetroTrip};
 pub use gate::{Direction, Gate, GateConfig, GateMode, Tap, RECOVERY_WINDOW_S};
-pub use outcome::{Next, Refusal, TapOutcome, TapResult};
-pub use state::{GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};
 pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
+pub use outcome::{Next, Refusal, TapOutcome, TapResult};
 pub use psam::{
     IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
 };
 pub use record::{RecordStatus, TapId, TapKind, TapRecord};
+pub use state::{GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};
 pub use topup::{Load, TopUpTerminal};

@@ -97,7 +97,9 @@ impl std::fmt::Display for Refusal {
             Refusal::Suspect { balance_fen } => {
                 write!(f, "suspect card: balance {balance_fen} fen is above any issuer's limit")
             }
-            Refusal::AlreadyEntered { station, at } => write!(f, "already entered at {station} {:02}:{:02}:{:02}", at.hour, at.minute, at.second),
+            Refusal::AlreadyEntered { station, at } => {
+                write!(f, "already entered at {station} {:02}:{:02}:{:02}", at.hour, at.minute, at.second)
+            }
             Refusal::NoEntry => f.write_str("no entry on the card: see the service desk"),
             Refusal::OpenTrip { entry, at } => {
                 write!(f, "the last trip (entered at {entry} on {at}) never exited: see the service desk")
@@ -105,9 +107,9 @@ impl std::fmt::Display for Refusal {
             Refusal::IncompleteTrip { entry } => {
                 write!(f, "incomplete trip: entered at {entry}, not on this network; see the service desk")
             }
-            Refusal::PreviousLoadUnconfirmed => f.write_str(
-                "the previous load here could not be confirmed from the card; the back office settles it",
-            ),
+            Refusal::PreviousLoadUnconfirmed => {
+                f.write_str("the previous load here could not be confirmed from the card; the back office settles it")
+            }
             Refusal::TimeBackwards { entry_at } => {
                 write!(f, "exit before the card's entry at {entry_at}: check the gate clock")
             }

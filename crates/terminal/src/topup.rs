@@ -293,7 +293,10 @@ impl TopUpTerminal {
         self.state.remember(pending.clone());
         load.draft = Some(Box::new(pending));
         load.stage = Stage::Credit;
-        Ok(Next::Send { apdu: apdu::credit_for_load(load.now.date_bcd(), load.now.time_bcd(), mac2), persist_first: true })
+        Ok(Next::Send {
+            apdu: apdu::credit_for_load(load.now.date_bcd(), load.now.time_bcd(), mac2),
+            persist_first: true,
+        })
     }
 
     fn on_credit(&mut self, load: &mut Load, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {

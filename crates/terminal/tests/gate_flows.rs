@@ -3,8 +3,8 @@
 mod support;
 
 use support::{at, Fault, World};
-use yitong_record::{verify_tac, RecordStatus, TacKeys};
 use yitong_profile::files::{StationId, TransitRecord};
+use yitong_record::{verify_tac, RecordStatus, TacKeys};
 use yitong_terminal::{Refusal, TapError, TapKind, TapRecord, TapResult};
 
 /// Checks a record's TAC with the issuer's master DTK, as the back office will.

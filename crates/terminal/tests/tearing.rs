@@ -83,7 +83,10 @@ fn tear_every_write_from(name: &str, setup: &dyn Fn() -> World, flow: Flow, kind
             // The card keeps working: the same tap again completes exactly once.
             let retry = flow(&mut w, Fault::None).unwrap();
             assert_eq!(retry.result, yitong_terminal::TapResult::Completed(kind), "{name}: cut {cut}");
-            assert_eq!(w.records.iter().filter(|r| r.status == yitong_terminal::RecordStatus::Recovered).count(), usize::from(state == after));
+            assert_eq!(
+                w.records.iter().filter(|r| r.status == yitong_terminal::RecordStatus::Recovered).count(),
+                usize::from(state == after)
+            );
             assert_conserved(&mut w);
         }
     }

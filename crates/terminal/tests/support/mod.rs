@@ -51,6 +51,8 @@ pub enum Fault {
     DropDebitAnswer,
     /// Power is cut at this write (0-based), the write landing this many bytes.
     CutAtWrite(usize, usize),
+    /// The terminal cannot save its state before the money command.
+    PersistFails,
 }
 
 pub struct World {
@@ -59,7 +61,10 @@ pub struct World {
     pub stations: Vec<(StationId, String)>,
     pub gates: Vec<Gate>,
     pub bus: Gate,
-    pub topup: TopUpTerminal,
+    /// Top-up terminals: `load` uses the first.
+    pub topups: Vec<TopUpTerminal>,
+    /// What each gate last saved (state, next transaction number), for restarts.
+    pub saved: Vec<(GateState, u32)>,
     pub card: Vec<u8>,
     pub records: Vec<TapRecord>,
     randoms: u32,
@@ -68,12 +73,28 @@ pub struct World {
 }
 
 pub fn psam(n: u8) -> SoftwarePsam {
-    let mut psam = SoftwarePsam::new([0x10, 0x00, 0x00, 0x00, 0x00, n], 1);
+    psam_from(n, 1)
+}
+
+pub fn psam_from(n: u8, next_transaction_number: u32) -> SoftwarePsam {
+    let mut psam = SoftwarePsam::new([0x10, 0x00, 0x00, 0x00, 0x00, n], next_transaction_number);
     psam.add_issuer(ISSUER_ID, IssuerKeys { key_version: 1, master: master() });
     psam
 }
 
 pub fn gate(city: &Arc<City>, mode: GateMode, station: StationId, name: &str, n: u8) -> Gate {
+    restarted_gate(city, mode, station, name, n, (GateState::default(), 1))
+}
+
+/// A gate restarting from what it saved.
+pub fn restarted_gate(
+    city: &Arc<City>,
+    mode: GateMode,
+    station: StationId,
+    name: &str,
+    n: u8,
+    saved: (GateState, u32),
+) -> Gate {
     let config = GateConfig {
         city: city.profile().into(),
         mode,
@@ -82,7 +103,13 @@ pub fn gate(city: &Arc<City>, mode: GateMode, station: StationId, name: &str, n:
         station_name: name.into(),
         hotlist: Default::default(),
     };
-    Gate::new(config, Box::new(psam(n)), Box::new(Arc::clone(city)), GateState::default())
+    Gate::new(config, Box::new(psam_from(n, saved.1)), Box::new(Arc::clone(city)), saved.0)
+}
+
+pub fn topup(n: u8) -> TopUpTerminal {
+    let mut host = SoftwareLoadHost::new();
+    host.add_issuer(ISSUER_ID, IssuerKeys { key_version: 1, master: master() });
+    TopUpTerminal::new([0x20, 0, 0, 0, 0, n], 1, "beijing", Box::new(host))
 }
 
 impl World {
@@ -98,10 +125,9 @@ impl World {
         let gates =
             stations.iter().zip(1u8..).map(|((id, name), n)| gate(&city, GateMode::Metro, *id, name, n)).collect();
         let bus = gate(&city, GateMode::Bus, StationId { line: 300, station: 1 }, "", 0xB0);
-        let mut host = SoftwareLoadHost::new();
-        host.add_issuer(ISSUER_ID, IssuerKeys { key_version: 1, master: master() });
-        let topup = TopUpTerminal::new([0x20, 0, 0, 0, 0, 1], 1, "beijing", Box::new(host));
-        World { city, stations, gates, bus, topup, card, records: Vec::new(), randoms: 0x1000, last_writes: 0 }
+        let saved = vec![(GateState::default(), 1); stations.len()];
+        let topups = vec![topup(1), topup(2)];
+        World { city, stations, gates, bus, topups, saved, card, records: Vec::new(), randoms: 0x1000, last_writes: 0 }
     }
 
     pub fn gate_index(&self, name: &str) -> usize {
@@ -119,7 +145,7 @@ impl World {
         let card = Card::power_on(store, CountingRng(self.randoms)).expect("card powers on");
         let mut channel = InProcessChannel::new(card);
         if fault == Fault::DropDebitAnswer {
-            channel.drop_next_debit_answer();
+            channel.drop_next_money_answer();
         }
         let result = f(self, &mut channel);
         let store = channel.into_card().into_store();
@@ -128,13 +154,52 @@ impl World {
         result
     }
 
+    /// Taps gate `gate` (`usize::MAX`: the bus). A metro gate saves its state before DEBIT and
+    /// after the tap, as a real one does.
     pub fn tap_gate(&mut self, gate: usize, now: DateTime, fault: Fault) -> Result<TapOutcome, TapError> {
         self.with_channel(fault, |w, ch| {
-            let g = if gate == usize::MAX { &mut w.bus } else { &mut w.gates[gate] };
-            let result = run_tap(g, ch, now, &mut |_| Ok(()));
-            w.records.extend(g.drain_records());
+            let World { bus, gates, saved, records, .. } = w;
+            let (g, mut slot) =
+                if gate == usize::MAX { (bus, None) } else { (&mut gates[gate], Some(&mut saved[gate])) };
+            let result = run_tap(g, ch, now, &mut |g| {
+                if fault == Fault::PersistFails {
+                    return Err("disk full".into());
+                }
+                if let Some(slot) = slot.as_deref_mut() {
+                    *slot = (g.state().clone(), g.security_module().next_transaction_number());
+                }
+                Ok(())
+            });
+            records.extend(g.drain_records());
+            if let Some(slot) = slot {
+                *slot = (g.state().clone(), g.security_module().next_transaction_number());
+            }
             result
         })
+    }
+
+    /// Gate `gate` restarts from what it saved last.
+    pub fn restart_gate(&mut self, gate: usize) {
+        let (id, name) = self.stations[gate].clone();
+        let n = u8::try_from(gate + 1).expect("fewer than 255 sample stations");
+        self.gates[gate] = restarted_gate(&self.city, GateMode::Metro, id, &name, n, self.saved[gate].clone());
+    }
+
+    /// Gate `gate` crashes after a tap, before it saved: what the tap changed is lost but for
+    /// the state saved before DEBIT.
+    pub fn tap_and_crash(&mut self, gate: usize, now: DateTime, fault: Fault) -> Result<TapOutcome, TapError> {
+        let before = self.records.len();
+        let result = self.with_channel(fault, |w, ch| {
+            let World { gates, saved, .. } = w;
+            let slot = &mut saved[gate];
+            run_tap(&mut gates[gate], ch, now, &mut |g| {
+                *slot = (g.state().clone(), g.security_module().next_transaction_number());
+                Ok(())
+            })
+        });
+        assert_eq!(self.records.len(), before);
+        self.restart_gate(gate);
+        result
     }
 
     pub fn tap(&mut self, station: &str, now: DateTime) -> Result<TapOutcome, TapError> {
@@ -147,9 +212,27 @@ impl World {
     }
 
     pub fn load(&mut self, amount_fen: u32, now: DateTime, fault: Fault) -> Result<TapOutcome, TapError> {
+        self.load_at(0, amount_fen, now, fault)
+    }
+
+    /// Loads at top-up terminal `terminal`.
+    pub fn load_at(
+        &mut self,
+        terminal: usize,
+        amount_fen: u32,
+        now: DateTime,
+        fault: Fault,
+    ) -> Result<TapOutcome, TapError> {
         self.with_channel(fault, |w, ch| {
-            let outcome = run_load(&mut w.topup, ch, now, amount_fen, &mut |_| Ok(()));
-            w.records.extend(w.topup.drain_records());
+            let t = &mut w.topups[terminal];
+            let outcome = run_load(t, ch, now, amount_fen, &mut |_| {
+                if fault == Fault::PersistFails {
+                    Err("disk full".into())
+                } else {
+                    Ok(())
+                }
+            });
+            w.records.extend(t.drain_records());
             outcome
         })
     }

@@ -1,0 +1,212 @@
+//! Transactions in doubt end as records decided by the card's evidence, never silently: the two
+//! reproductions of lost commits, the doubt table's overflow, and doubts that must not start.
+
+mod support;
+
+use support::{at, Fault, World};
+use yitong_card::{CardSpec, MasterKeys};
+use yitong_crypto::Algorithm;
+use yitong_terminal::{
+    run_tap, CardChannel, ChannelError, GateState, PendingDebit, RecordStatus, TapError, TapKind, TapRecord, TapResult,
+    PENDING_MAX,
+};
+
+/// Every counter of each family is recorded exactly once, and the records' amounts are the money
+/// the card moved.
+fn assert_books_balance(w: &mut World) {
+    let (online, offline) = w.counters();
+    let counters = |load: bool| {
+        let mut c: Vec<u16> = w.records.iter().filter(|r| r.kind.is_load() == load).map(|r| r.counter).collect();
+        c.sort_unstable();
+        c
+    };
+    assert_eq!(counters(true), (1..=online).collect::<Vec<_>>(), "load counters");
+    assert_eq!(counters(false), (1..=offline).collect::<Vec<_>>(), "purchase counters");
+    let signed = |r: &TapRecord| if r.kind.is_load() { i64::from(r.amount_fen) } else { -i64::from(r.amount_fen) };
+    assert_eq!(w.records.iter().map(signed).sum::<i64>(), w.balance());
+}
+
+#[test]
+fn a_lost_credit_then_a_load_elsewhere_is_still_recorded() {
+    let mut w = World::new();
+    w.load_at(0, 1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    // CREDIT commits, its answer is lost.
+    let lost = w.load_at(0, 500, at("2026-11-25 07:10:00"), Fault::DropDebitAnswer);
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    // Loaded at another terminal (or over the air): the proof of the lost load is replaced.
+    w.load_at(1, 2_000, at("2026-11-25 07:20:00"), Fault::None).unwrap();
+    assert_eq!(w.balance(), 3_500);
+    // Back at the first terminal: the card's log shows the load committed; the rider paid once.
+    let back = w.load_at(0, 500, at("2026-11-25 07:30:00"), Fault::None).unwrap();
+    assert_eq!((back.result, back.amount_fen), (TapResult::Completed(TapKind::Load), 500));
+    assert_eq!(w.balance(), 3_500, "nothing loaded twice");
+    let found = &back.records[0];
+    assert_eq!((found.status, found.counter, found.tac), (RecordStatus::Recovered, 2, None));
+    assert!(w.topups[0].state().pending.is_empty());
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_lost_credit_that_never_committed_loads_anew() {
+    let mut w = World::new();
+    // Power cut at the first write of CREDIT's commit: nothing committed.
+    let lost = w.load_at(0, 500, at("2026-11-25 07:10:00"), Fault::CutAtWrite(0, 1));
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    w.load_at(1, 2_000, at("2026-11-25 07:20:00"), Fault::None).unwrap();
+    // The other terminal's load took counter 1: the log proves ours never committed.
+    let back = w.load_at(0, 500, at("2026-11-25 07:30:00"), Fault::None).unwrap();
+    assert_eq!(back.records.len(), 1);
+    assert_eq!((back.records[0].status, back.records[0].counter), (RecordStatus::Confirmed, 2));
+    assert_eq!(w.balance(), 2_500);
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn an_exit_whose_proof_and_log_are_gone_becomes_an_unconfirmed_record() {
+    let mut w = World::new();
+    w.load(3_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    let lost = w.tap_gate(guomao, at("2026-11-25 08:20:00"), Fault::DropDebitAnswer);
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    // Ten purchases elsewhere: the proof is replaced and the exit scrolls out of EF18.
+    let mut now = at("2026-11-25 09:00:00");
+    for _ in 0..10 {
+        w.bus(now).unwrap();
+        now = now.plus_seconds(3_600).unwrap();
+    }
+    let back = w.tap_gate(guomao, at("2026-11-25 20:00:00"), Fault::None).unwrap();
+    // The card cannot tell; the exit is handed on, and this tap is a new entry.
+    assert_eq!(back.result, TapResult::Completed(TapKind::Entry));
+    let unconfirmed = &back.records[0];
+    assert_eq!(
+        (unconfirmed.status, unconfirmed.kind, unconfirmed.counter, unconfirmed.amount_fen, unconfirmed.tac),
+        (RecordStatus::Unconfirmed, TapKind::Exit, 2, 400, None)
+    );
+    assert!(w.gates[guomao].state().pending.is_empty());
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn the_doubt_table_hands_its_oldest_on_when_full() {
+    let mut state = GateState::default();
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let template = w.records[0].clone();
+    for n in 0..=PENDING_MAX {
+        let mut record = template.clone();
+        record.card_serial[9] = n as u8;
+        record.terminal_transaction_number = n as u32;
+        state.remember(PendingDebit { counter_before: 0, record });
+    }
+    assert_eq!(state.pending.len(), PENDING_MAX);
+    assert_eq!(state.outbox.len(), 1);
+    assert_eq!((state.outbox[0].status, state.outbox[0].card_serial[9]), (RecordStatus::Unconfirmed, 0));
+}
+
+/// A reader that loses the card after `left` more APDUs.
+struct Flaky<'a, C> {
+    inner: &'a mut C,
+    left: u32,
+}
+
+impl<C: CardChannel> CardChannel for Flaky<'_, C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        if self.left == 0 {
+            return Err(ChannelError::CardRemoved);
+        }
+        self.left -= 1;
+        self.inner.transmit(command)
+    }
+}
+
+#[test]
+fn a_card_lost_before_debit_leaves_no_doubt() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    // SELECT, READ RECORD, INITIALIZE, UPDATE EF1A, UPDATE EF1E: lost before DEBIT.
+    for apdus in 1..5 {
+        let result = w.with_channel(Fault::None, |w, ch| {
+            run_tap(&mut w.gates[xidan], &mut Flaky { inner: ch, left: apdus }, at("2026-11-25 08:00:00"), &mut |_| {
+                Ok(())
+            })
+        });
+        assert_eq!(result, Err(TapError::CardLost { debit_in_doubt: false }), "after {apdus} APDUs");
+        assert!(w.gates[xidan].state().pending.is_empty(), "after {apdus} APDUs");
+    }
+    assert_eq!(w.balance(), 1_000);
+    // Lost as DEBIT goes out: in doubt, and the card's counter then proves it never arrived.
+    let result = w.with_channel(Fault::None, |w, ch| {
+        run_tap(&mut w.gates[xidan], &mut Flaky { inner: ch, left: 5 }, at("2026-11-25 08:00:00"), &mut |_| Ok(()))
+    });
+    assert_eq!(result, Err(TapError::CardLost { debit_in_doubt: true }));
+    let entry = w.tap_gate(xidan, at("2026-11-25 08:00:10"), Fault::None).unwrap();
+    assert_eq!((entry.result, entry.records.len()), (TapResult::Completed(TapKind::Entry), 1));
+    assert!(w.gates[xidan].state().pending.is_empty());
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_failed_save_sends_no_debit_and_keeps_no_doubt() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    let failed = w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::PersistFails);
+    assert!(matches!(failed, Err(TapError::Persist(_))), "{failed:?}");
+    assert!(w.gates[xidan].state().pending.is_empty());
+    assert_eq!(w.balance(), 1_000);
+    let failed = w.load_at(0, 500, at("2026-11-25 08:01:00"), Fault::PersistFails);
+    assert!(matches!(failed, Err(TapError::Persist(_))), "{failed:?}");
+    assert!(w.topups[0].state().pending.is_empty());
+    let entry = w.tap_gate(xidan, at("2026-11-25 08:02:00"), Fault::None).unwrap();
+    assert_eq!(entry.result, TapResult::Completed(TapKind::Entry));
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_restarted_gate_settles_what_it_saved_before_debit() {
+    let mut w = World::new();
+    w.load(1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    // The gate charges the entry, then crashes before saving its outbox.
+    let entry = w.tap_and_crash(xidan, at("2026-11-25 08:00:00"), Fault::None).unwrap();
+    assert_eq!(entry.result, TapResult::Completed(TapKind::Entry));
+    assert_eq!(w.gates[xidan].state().pending.len(), 1, "the doubt saved before DEBIT survives");
+    // The rider's exit elsewhere replaces the proof; back at the restarted gate the log tells.
+    w.tap("Guomao", at("2026-11-25 08:30:00")).unwrap();
+    let back = w.tap_gate(xidan, at("2026-11-25 18:00:00"), Fault::None).unwrap();
+    assert_eq!(back.records[0].status, RecordStatus::Recovered);
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_card_of_other_keys_is_told_so_and_leaves_no_doubt() {
+    let other = MasterKeys { algorithm: Algorithm::Des, dlk: [0x11; 16], dpk: [0x22; 16], dtk: [0x33; 16] };
+    // An overdraft lets it pass the entry's minimum balance without a load.
+    let spec = CardSpec { overdraft_limit_fen: 500, ..CardSpec::new(support::issuer(), other, 1) };
+    let mut w = World::with_card(spec.personalize());
+    let xidan = w.gate_index("Xidan");
+    let tap = w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::None);
+    assert_eq!(tap, Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" }));
+    assert!(tap.unwrap_err().to_string().contains("keys here do not match"));
+    assert!(w.gates[xidan].state().pending.is_empty());
+}
+
+#[test]
+fn a_proof_of_another_session_does_not_settle_ours() {
+    // The exit never commits (power cut before its commit); the card then exits at another gate
+    // of the station, whose transaction takes the same counter and leaves its proof.
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    let lost = w.tap_gate(guomao, at("2026-11-25 08:20:00"), Fault::CutAtWrite(0, 0));
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    w.tap("Dongdan", at("2026-11-25 08:25:00")).unwrap();
+    let back = w.tap_gate(guomao, at("2026-11-25 08:26:00"), Fault::None).unwrap();
+    // GET TRANSACTION PROVE answered the other exit's proof: its MAC2 is not our session's.
+    assert!(back.records.iter().all(|r| r.terminal_id == w.gates[guomao].security_module().terminal_id()));
+    assert_eq!(back.result, TapResult::Completed(TapKind::Entry));
+    assert_books_balance(&mut w);
+}
