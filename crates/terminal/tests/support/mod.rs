@@ -185,6 +185,24 @@ impl World {
         self.gates[gate] = restarted_gate(&self.city, GateMode::Metro, id, &name, n, self.saved[gate].clone());
     }
 
+    /// Gate `gate` restarts with a changed configuration.
+    pub fn reconfigure(&mut self, gate: usize, change: impl FnOnce(&mut GateConfig)) {
+        let mut config = self.gates[gate].config().clone();
+        change(&mut config);
+        let n = u8::try_from(gate + 1).expect("fewer than 255 sample stations");
+        let (state, ttn) = self.saved[gate].clone();
+        self.gates[gate] = Gate::new(config, Box::new(psam_from(n, ttn)), Box::new(Arc::clone(&self.city)), state);
+    }
+
+    /// Taps `gate`, a gate of another city that shares nothing with this world but the card.
+    pub fn tap_other(&mut self, gate: &mut Gate, now: DateTime) -> Result<TapOutcome, TapError> {
+        self.with_channel(Fault::None, |w, ch| {
+            let result = run_tap(gate, ch, now, &mut |_| Ok(()));
+            w.records.extend(gate.drain_records());
+            result
+        })
+    }
+
     /// Gate `gate` crashes after a tap, before it saved: what the tap changed is lost but for
     /// the state saved before DEBIT.
     pub fn tap_and_crash(&mut self, gate: usize, now: DateTime, fault: Fault) -> Result<TapOutcome, TapError> {
