@@ -140,9 +140,19 @@ impl World {
             Fault::CutAtWrite(n, prefix) => Some((n, prefix)),
             _ => None,
         };
-        let store = TearingStore::new(MemStore::new(self.card.clone()), cut.map(|c| c.0), cut.map_or(0, |c| c.1));
+        let tearing =
+            |image: Vec<u8>| TearingStore::new(MemStore::new(image), cut.map(|c| c.0), cut.map_or(0, |c| c.1));
         self.randoms += 0x100;
-        let card = Card::power_on(store, CountingRng(self.randoms)).expect("card powers on");
+        let card = Card::power_on(tearing(self.card.clone()), CountingRng(self.randoms)).or_else(|_| {
+            // Power was cut while the card finished an earlier commit: the next field finishes it,
+            // and the cut counts from there.
+            let recovered = Card::power_on(MemStore::new(self.card.clone()), CountingRng(self.randoms))
+                .expect("card powers on")
+                .into_store()
+                .into_bytes();
+            Card::power_on(tearing(recovered), CountingRng(self.randoms))
+        });
+        let card = card.expect("card powers on");
         let mut channel = InProcessChannel::new(card);
         if fault == Fault::DropDebitAnswer {
             channel.drop_next_money_answer();
