@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
-use yitong_fare::import::gtfs::{Feed, JourneyLeg};
+use yitong_fare_import::gtfs::{Feed, JourneyLeg};
 use yitong_fare::Trip;
 
 use crate::{cities, money, time};

@@ -6,12 +6,12 @@
 //! loads ([`DistanceTable`], Dijkstra from every station), then prices a trip with the city's
 //! rules: distance bands with grace, lines priced apart (a tram, airport expresses), same-station
 //! and overstay charges, the monthly discount from the spend the card carries, and the
-//! early-morning discount. Networks come from the built-in samples, from a Beijing-Subway-Tools
-//! folder ([`import::bst`]) or from a GTFS feed, whose Fares v2 tables price journeys themselves
-//! ([`import::gtfs`]).
+//! early-morning discount. Networks come from the built-in samples ([`network_file`]) or from
+//! `yitong-fare-import`, which reads Beijing-Subway-Tools folders and GTFS feeds (whose Fares v2
+//! tables price journeys themselves); gates link this crate without those readers.
 //!
-//! The crate does no I/O besides reading the files it is pointed at; it knows nothing of cards.
-//! The gate plugs a [`City`] into its `FarePolicy` (`yitong-terminal`).
+//! The crate does no I/O; it knows nothing of cards. The gate plugs a [`City`] into its
+//! `FarePolicy` (`yitong-terminal`).
 //!
 //! ```
 //! use yitong_fare::{City, Trip};
@@ -30,8 +30,8 @@ mod city;
 mod distance;
 mod engine;
 mod error;
-pub mod import;
 mod network;
+pub mod network_file;
 mod rules;
 
 pub use city::{BusRules, CityProfile, BUILTIN_CITIES};
@@ -57,7 +57,7 @@ impl City {
             LoadError::new(name, format!("unknown city; known: {}", known.join(", ")))
         })??;
         let network = match &profile.network {
-            Some(n) => Some(import::bst::sample(n).ok_or_else(|| LoadError::new(n, "no such sample network"))??),
+            Some(n) => Some(network_file::sample(n).ok_or_else(|| LoadError::new(n, "no such sample network"))??),
             None => None,
         };
         Self::new(profile, network, None)

@@ -15,9 +15,7 @@ use std::path::Path;
 
 use yitong_profile::DateTime;
 
-use crate::distance::DistanceTable;
-use crate::error::{LoadError, QuoteError};
-use crate::network::{Network, NetworkBuilder, StationIndex};
+use yitong_fare::{DistanceTable, LoadError, Network, NetworkBuilder, QuoteError, StationIndex};
 
 /// One CSV file of the feed, kept with line numbers for errors.
 struct Table {

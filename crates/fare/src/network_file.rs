@@ -1,9 +1,8 @@
-//! The Beijing-Subway-Tools layout, as `../shared/data/beijing-subway/` holds it: `network.json`
-//! (lines with stations in order, `dist_m` from the previous station, `loop`, aliases,
-//! `virtual_transfers`) and optionally `fare_rules.json5` (of which the early-morning discount's
-//! `starting_stations` are read). The built-in sample networks use the same `network.json` layout.
-
-use std::path::Path;
+//! The `network.json` layout of Beijing-Subway-Tools, as `../shared/data/beijing-subway/` holds
+//! it (lines with stations in order, `dist_m` from the previous station, `loop`, aliases,
+//! `virtual_transfers`), which the built-in sample networks use too. Reading a whole folder
+//! (with `fare_rules.json5`) is `yitong-fare-import`'s job; this parser stays here because gates
+//! load the samples.
 
 use serde::Deserialize;
 
@@ -87,49 +86,17 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
     b.build().map_err(at)
 }
 
-/// The early-morning discount's starting stations from a `fare_rules.json5`.
-pub fn parse_off_peak_stations(text: &str, file: &str) -> Result<Vec<String>, LoadError> {
-    #[derive(Deserialize)]
-    struct Rules {
-        rule_groups: Vec<Group>,
-    }
-    #[derive(Deserialize)]
-    struct Group {
-        #[serde(default)]
-        starting_stations: Vec<String>,
-    }
-    let rules: Rules = json5::from_str(text).map_err(|e| LoadError::new(file, e.to_string()))?;
-    Ok(rules.rule_groups.into_iter().flat_map(|g| g.starting_stations).collect())
-}
-
-/// Reads a Beijing-Subway-Tools folder: its network, and the off-peak stations when
-/// `fare_rules.json5` is there.
-pub fn load_dir(dir: &Path) -> Result<(Network, Option<Vec<String>>), LoadError> {
-    let path = dir.join("network.json");
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::new(&file, e.to_string()))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let network = parse_network(&text, &name, &file)?;
-    let rules = dir.join("fare_rules.json5");
-    let off_peak = match std::fs::read_to_string(&rules) {
-        Ok(text) => Some(parse_off_peak_stations(&text, &rules.display().to_string())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(LoadError::new(rules.display().to_string(), e.to_string())),
-    };
-    Ok((network, off_peak))
-}
-
 /// The built-in sample networks, by name.
 pub const SAMPLE_NETWORKS: &[(&str, &str)] = &[
-    ("beijing", include_str!("../../networks/beijing.json")),
-    ("shanghai", include_str!("../../networks/shanghai.json")),
-    ("shenzhen", include_str!("../../networks/shenzhen.json")),
-    ("guangzhou", include_str!("../../networks/guangzhou.json")),
-    ("wuhan", include_str!("../../networks/wuhan.json")),
-    ("tianjin", include_str!("../../networks/tianjin.json")),
-    ("chengdu", include_str!("../../networks/chengdu.json")),
-    ("hangzhou", include_str!("../../networks/hangzhou.json")),
-    ("chongqing", include_str!("../../networks/chongqing.json")),
+    ("beijing", include_str!("../networks/beijing.json")),
+    ("shanghai", include_str!("../networks/shanghai.json")),
+    ("shenzhen", include_str!("../networks/shenzhen.json")),
+    ("guangzhou", include_str!("../networks/guangzhou.json")),
+    ("wuhan", include_str!("../networks/wuhan.json")),
+    ("tianjin", include_str!("../networks/tianjin.json")),
+    ("chengdu", include_str!("../networks/chengdu.json")),
+    ("hangzhou", include_str!("../networks/hangzhou.json")),
+    ("chongqing", include_str!("../networks/chongqing.json")),
 ];
 
 /// A built-in sample network.
