@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
-use yitong_fare_import::gtfs::{Feed, JourneyLeg};
 use yitong_fare::Trip;
+use yitong_fare_import::gtfs::{Feed, JourneyLeg};
 
 use crate::{cities, money, time};
 
