@@ -1,6 +1,10 @@
-//! Beijing-Subway-Tools folders: `network.json` (parsed by [`yitong_fare::network_file`]) and
+//! Beijing-Subway-Tools folders: `network.json` (parsed by [`yitong_fare::network_file`]),
 //! optionally `fare_rules.json5`, of which the early-morning discount's `starting_stations` are
-//! read.
+//! read, and optionally `codes.toml` (a [`yitong_fare::CodeTable`]).
+//!
+//! Beijing-Subway-Tools names lines and stations but gives them no numeric IDs (its line files
+//! carry a name, aliases such as `Line 34` and the stations' names): line codes are the number in
+//! `N号线` or an alias `Line N`, and every other code is derived from the name.
 
 use std::path::Path;
 
@@ -23,14 +27,14 @@ pub fn parse_off_peak_stations(text: &str, file: &str) -> Result<Vec<String>, Lo
     Ok(rules.rule_groups.into_iter().flat_map(|g| g.starting_stations).collect())
 }
 
-/// Reads a Beijing-Subway-Tools folder: its network, and the off-peak stations when
-/// `fare_rules.json5` is there.
+/// Reads a Beijing-Subway-Tools folder: its network (with the codes of `codes.toml` when it is
+/// there), and the off-peak stations when `fare_rules.json5` is there.
 pub fn load_dir(dir: &Path) -> Result<(Network, Option<Vec<String>>), LoadError> {
     let path = dir.join("network.json");
     let file = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|e| LoadError::new(&file, e.to_string()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let network = parse_network(&text, &name, &file)?;
+    let network = crate::apply_codes_beside(dir, parse_network(&text, &name, &file)?)?;
     let rules = dir.join("fare_rules.json5");
     let off_peak = match std::fs::read_to_string(&rules) {
         Ok(text) => Some(parse_off_peak_stations(&text, &rules.display().to_string())?),
@@ -39,4 +43,3 @@ pub fn load_dir(dir: &Path) -> Result<(Network, Option<Vec<String>>), LoadError>
     };
     Ok((network, off_peak))
 }
-

@@ -1,8 +1,10 @@
 //! The `network.json` layout of Beijing-Subway-Tools, as `../shared/data/beijing-subway/` holds
 //! it (lines with stations in order, `dist_m` from the previous station, `loop`, aliases,
-//! `virtual_transfers`), which the built-in sample networks use too. Reading a whole folder
-//! (with `fare_rules.json5`) is `yitong-fare-import`'s job; this parser stays here because gates
-//! load the samples.
+//! `virtual_transfers`), which the built-in sample networks use too, with one extension: an
+//! optional `code` on a line or a station, the code cards carry (the samples give every one;
+//! Beijing-Subway-Tools gives none, so its codes are derived, see [`crate::derived_code`]).
+//! Reading a whole folder (with `fare_rules.json5`) is `yitong-fare-import`'s job; this parser
+//! stays here because gates load the samples.
 
 use serde::Deserialize;
 
@@ -21,6 +23,8 @@ struct NetworkFile {
 #[derive(Deserialize)]
 struct LineFile {
     name: String,
+    /// The line code cards carry (an extension of the layout; the samples give one).
+    code: Option<u16>,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default, rename = "loop")]
@@ -31,6 +35,8 @@ struct LineFile {
 #[derive(Deserialize)]
 struct StationFile {
     name: String,
+    /// The station code cards carry (an extension of the layout; the samples give one).
+    code: Option<u16>,
     dist_m: Option<u32>,
     #[serde(default)]
     aliases: Vec<String>,
@@ -54,7 +60,8 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         let mut segments = Vec::with_capacity(line.stations.len());
         for (si, s) in line.stations.iter().enumerate() {
             stops.push(
-                b.station(&s.name, &s.aliases).map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?,
+                b.station(&s.name, &s.aliases, s.code)
+                    .map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?,
             );
             match (si, s.dist_m, line.is_loop) {
                 (0, Some(_), false) => {
@@ -73,7 +80,7 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         // On a loop the first station's distance closes the ring: store it last.
         segments.sort_by_key(|(i, _)| *i);
         let segments: Vec<u32> = segments.into_iter().map(|(_, d)| d).collect();
-        b.line(&line.name, &line.aliases, line.is_loop, stops, segments)
+        b.line(&line.name, &line.aliases, line.code, line.is_loop, stops, segments)
             .map_err(|e| at(e).in_field(field("stations")))?;
     }
     for (i, t) in raw.virtual_transfers.iter().enumerate() {
@@ -116,6 +123,15 @@ mod tests {
         for (name, _) in SAMPLE_NETWORKS {
             let n = sample(name).unwrap().unwrap();
             assert!(n.is_sample(), "{name}");
+            // Sample codes are written in the files, so that editing a sample moves none.
+            let derived = n
+                .stations()
+                .iter()
+                .map(|s| (&s.name, s.code_origin))
+                .chain(n.lines().iter().map(|l| (&l.name, l.code_origin)));
+            for (what, origin) in derived {
+                assert_eq!(origin, crate::CodeOrigin::Data, "{name}: {what} has no code in its file");
+            }
         }
     }
 
