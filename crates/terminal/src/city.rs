@@ -1,6 +1,6 @@
 //! What a gate needs of its city besides the fare engine, and how stations become card codes.
 
-use yitong_fare::{BusRules, City, CityProfile, QuoteError};
+use yitong_fare::{BusRules, City, CityProfile, QuoteError, DOUBLE_TAP_WINDOW_S_DEFAULT};
 use yitong_profile::files::StationId;
 
 /// A city's gate policy.
@@ -18,6 +18,12 @@ pub struct CityPolicy {
     pub metro_min_entry_balance_fen: u32,
     /// Bus fares: flat, with a transfer discount where the city has one.
     pub bus: BusRules,
+    /// Seconds after an entry within which another entry tap at the same station is a double tap
+    /// (the city file's `metro.double_tap_window_s`).
+    pub double_tap_window_s: u32,
+    /// What an exit charges when the entry is of another city or an unknown station; `None`
+    /// refuses the exit (the city file's `metro.incomplete_trip_fare_fen`).
+    pub incomplete_trip_fare_fen: Option<u32>,
 }
 
 impl From<&CityProfile> for CityPolicy {
@@ -29,6 +35,8 @@ impl From<&CityProfile> for CityPolicy {
             metro_entry_charge_fen: p.metro.as_ref().map_or(0, |m| m.entry_charge_fen),
             metro_min_entry_balance_fen: p.metro.as_ref().map_or(0, |m| m.min_entry_balance_fen),
             bus: p.bus.clone(),
+            double_tap_window_s: p.metro.as_ref().map_or(DOUBLE_TAP_WINDOW_S_DEFAULT, |m| m.double_tap_window_s),
+            incomplete_trip_fare_fen: p.metro.as_ref().and_then(|m| m.incomplete_trip_fare_fen),
         }
     }
 }
@@ -42,4 +50,23 @@ pub fn station_id(city: &City, name: &str) -> Result<(StationId, String), QuoteE
     let station = &network.stations()[index];
     let line = station.lines.first().map_or(0, |&l| network.lines()[l].code);
     Ok((StationId { line, station: station.code }, station.name.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_copies_the_double_tap_window_and_the_incomplete_trip_fare() {
+        let beijing = CityPolicy::from(City::builtin("beijing").unwrap().profile());
+        assert_eq!((beijing.double_tap_window_s, beijing.incomplete_trip_fare_fen), (300, None));
+        let (_, text) = yitong_fare::BUILTIN_CITIES[0];
+        let text =
+            text.replace("double_tap_window_s = 300", "double_tap_window_s = 60\nincomplete_trip_fare_fen = 800");
+        let policy = CityPolicy::from(&CityProfile::parse(&text, "b.toml").unwrap());
+        assert_eq!((policy.double_tap_window_s, policy.incomplete_trip_fare_fen), (60, Some(800)));
+        // A city without metro keeps the default window.
+        let jilin = CityPolicy::from(City::builtin("jilin").unwrap().profile());
+        assert_eq!((jilin.double_tap_window_s, jilin.incomplete_trip_fare_fen), (300, None));
+    }
 }
