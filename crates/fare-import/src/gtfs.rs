@@ -8,7 +8,9 @@
 //! distance fields `min_distance` (inclusive), `max_distance` (exclusive) and `distance_type`
 //! (`0` stops, `1` metres of `shape_dist_traveled`); timeframes ignore `service_id` (every day
 //! runs); amounts are read as decimal strings into hundredths (fen), never floats; among
-//! fare media a physical transit card (`fare_media_type` 2) is preferred.
+//! fare media a physical transit card (`fare_media_type` 2) is preferred. A station's code on
+//! cards is its numeric `stop_code` (1 to 65535), else derived from its `stop_id`; a line's is a
+//! numeric `route_short_name`, else derived from the route's name (see `yitong_fare::derived_code`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;

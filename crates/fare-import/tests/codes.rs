@@ -50,6 +50,19 @@ fn gtfs_stop_code_else_derived_from_the_stop_id() {
 }
 
 #[test]
+fn gtfs_numeric_route_short_name_is_the_line_code() {
+    let routes = "route_id,route_short_name,route_type,network_id\nR,7,1,local\nE,Express,1,express\n";
+    let (_dir, feed) = feed_with(STOPS, &[("routes.txt", routes)]);
+    let feed = feed.unwrap();
+    let n = feed.network();
+    let seven = &n.lines()[n.line_index("7").unwrap()];
+    assert_eq!((seven.code, seven.code_origin), (7, CodeOrigin::Data));
+    let express = &n.lines()[n.line_index("Express").unwrap()];
+    // zlib.crc32(b"Express") % 65535 + 1
+    assert_eq!((express.code, express.code_origin), (22_902, CodeOrigin::Derived));
+}
+
+#[test]
 fn gtfs_stop_added_moves_no_code() {
     let (_dir, before) = feed_with(STOPS, &[]);
     let before = before.unwrap();

@@ -106,6 +106,9 @@ impl NetworkBuilder {
         if name.is_empty() {
             return Err("empty station name".into());
         }
+        if code == Some(0) {
+            return Err(format!("station {name}: code 0 is reserved (no station)"));
+        }
         let index = match self.by_name.get(name) {
             Some(&i) => i,
             None => {
@@ -129,7 +132,6 @@ impl NetworkBuilder {
             }
         };
         match (code, self.station_codes[index]) {
-            (Some(0), _) => return Err(format!("station {name}: code 0 is reserved (no station)")),
             (Some(new), Some(old)) if new != old => {
                 return Err(format!("station {name} is given two codes, {old} and {new}"))
             }
@@ -180,17 +182,17 @@ impl NetworkBuilder {
         if self.lines.iter().any(|l| l.name == name) {
             return Err(format!("line {name} appears twice"));
         }
+        let (code, code_origin) = match code.or_else(|| line_number(name, aliases)) {
+            Some(0) => return Err(format!("line {name}: code 0 is reserved (no line)")),
+            Some(code) => (code, CodeOrigin::Data),
+            None => (derived_code(name), CodeOrigin::Derived),
+        };
         let index = self.lines.len();
         for &s in &stops {
             if !self.stations[s].lines.contains(&index) {
                 self.stations[s].lines.push(index);
             }
         }
-        let (code, code_origin) = match code.or_else(|| line_number(name, aliases)) {
-            Some(0) => return Err(format!("line {name}: code 0 is reserved (no line)")),
-            Some(code) => (code, CodeOrigin::Data),
-            None => (derived_code(name), CodeOrigin::Derived),
-        };
         self.lines.push(Line {
             name: name.into(),
             aliases: aliases.to_vec(),
@@ -255,10 +257,10 @@ pub fn derived_code(name: &str) -> u16 {
 
 /// `12号线` or an alias `Line 12` gives 12.
 fn line_number(name: &str, aliases: &[String]) -> Option<u16> {
-    if let Some(n) = name.strip_suffix("号线").and_then(|n| n.parse().ok()) {
-        return Some(n);
-    }
-    aliases.iter().find_map(|a| a.strip_prefix("Line ").and_then(|n| n.parse().ok()))
+    let number = |n: &str| n.parse::<u16>().ok().filter(|&n| n != 0);
+    name.strip_suffix("号线")
+        .and_then(number)
+        .or_else(|| aliases.iter().find_map(|a| a.strip_prefix("Line ").and_then(number)))
 }
 
 impl Network {
