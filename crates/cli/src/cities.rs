@@ -25,16 +25,16 @@ pub fn load(name: &str, city_file: Option<&Path>, network_dir: Option<&Path>) ->
     };
     let Some(dir) = network_dir else {
         let network = match &profile.network {
-            Some(n) => Some(yitong_fare::import::bst::sample(n).with_context(|| format!("no sample network {n}"))??),
+            Some(n) => Some(yitong_fare::network_file::sample(n).with_context(|| format!("no sample network {n}"))??),
             None => None,
         };
         return Ok(Arc::new(City::new(profile, network, None)?));
     };
     if dir.join("network.json").exists() {
-        let (network, off_peak) = yitong_fare::import::bst::load_dir(dir)?;
+        let (network, off_peak) = yitong_fare_import::bst::load_dir(dir)?;
         Ok(Arc::new(City::new(profile, Some(network), off_peak)?))
     } else if dir.join("stops.txt").exists() {
-        let feed = yitong_fare::import::gtfs::Feed::load_dir(dir)?;
+        let feed = yitong_fare_import::gtfs::Feed::load_dir(dir)?;
         Ok(Arc::new(City::new(profile, Some(feed.network().clone()), None)?))
     } else {
         bail!("--network: {} holds neither network.json (Beijing-Subway-Tools) nor stops.txt (GTFS)", dir.display())

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
-use yitong_fare::import::gtfs::{Feed, JourneyLeg};
 use yitong_fare::Trip;
+use yitong_fare_import::gtfs::{Feed, JourneyLeg};
 
 use crate::{cities, money, time};
 
@@ -182,7 +182,11 @@ pub fn stations(args: &StationsArgs) -> anyhow::Result<()> {
     if args.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(s, lines)| json!({ "code": s.code, "name": s.name, "aliases": s.aliases, "lines": lines }))
+            .map(|(s, lines)| {
+                // Where the code comes from: the network data, a code table, or derived from the name.
+                let origin = format!("{:?}", s.code_origin).to_lowercase();
+                json!({ "code": s.code, "code_origin": origin, "name": s.name, "aliases": s.aliases, "lines": lines })
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

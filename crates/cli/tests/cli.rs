@@ -267,9 +267,11 @@ fn fare_quote_and_stations() {
     let text = d.ok(&["fare", "stations", "--city", "shenzhen"]);
     assert!(text.contains("罗湖 (Luohu)"), "{text}");
     let v = d.json(&["fare", "stations", "--json"]);
-    assert!(v.as_array().unwrap().iter().any(|s| s["name"] == "西单"));
+    let xidan = v.as_array().unwrap().iter().find(|s| s["name"] == "西单").unwrap();
+    // The sample network's file gives 西单 code 7.
+    assert_eq!((xidan["code"].as_u64(), xidan["code_origin"].as_str()), (Some(7), Some("data")));
     // A GTFS feed that prices itself.
-    let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/../fare/tests/feeds/metro_bus");
+    let feed = concat!(env!("CARGO_MANIFEST_DIR"), "/../fare-import/tests/feeds/metro_bus");
     let v = d.json(&[
         "fare",
         "quote",

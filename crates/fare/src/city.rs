@@ -3,8 +3,12 @@
 
 use serde::Deserialize;
 
+use crate::codes::CodeTable;
 use crate::error::LoadError;
-use crate::rules::{BandTable, LineRule, MetroRules, MonthlyTier, OffPeak, Overstay, Pricing};
+use crate::rules::{
+    BandTable, LineRule, MetroRules, MonthlyTier, OffPeak, Overstay, Pricing, DOUBLE_TAP_WINDOW_S_DEFAULT,
+    DOUBLE_TAP_WINDOW_S_MAX,
+};
 
 /// Bus fares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +100,15 @@ struct MetroFile {
     off_peak: Option<OffPeakFile>,
     #[serde(default)]
     lines: Vec<LineRuleFile>,
+    #[serde(default = "double_tap_window_s")]
+    double_tap_window_s: u32,
+    incomplete_trip_fare_fen: Option<u32>,
+    #[serde(default)]
+    codes: CodeTable,
+}
+
+fn double_tap_window_s() -> u32 {
+    DOUBLE_TAP_WINDOW_S_DEFAULT
 }
 
 #[derive(Deserialize)]
@@ -290,7 +303,19 @@ fn metro_rules(m: MetroFile) -> Result<MetroRules, (String, String)> {
             Some(OffPeak { percent: o.percent, before, stations: o.stations })
         }
     };
+    if m.double_tap_window_s > DOUBLE_TAP_WINDOW_S_MAX {
+        return Err((
+            "metro.double_tap_window_s".into(),
+            format!("{} s is more than {DOUBLE_TAP_WINDOW_S_MAX} s", m.double_tap_window_s),
+        ));
+    }
+    if let Some((name, _)) = m.codes.stations.iter().chain(&m.codes.lines).find(|(_, &code)| code == 0) {
+        return Err(("metro.codes".into(), format!("`{name}`: code 0 is reserved")));
+    }
     Ok(MetroRules {
+        double_tap_window_s: m.double_tap_window_s,
+        incomplete_trip_fare_fen: m.incomplete_trip_fare_fen,
+        codes: m.codes,
         entry_charge_fen: m.entry_charge_fen,
         min_entry_balance_fen: m.min_entry_balance_fen,
         same_station_fare_fen: m.same_station_fare_fen,
@@ -360,6 +385,55 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("metro.bands"), "{e}");
         let e = CityProfile::parse(&format!("{good}\nsurprise = 1\n"), "e.toml").unwrap_err();
         assert!(e.message.contains("surprise"), "{e}");
+    }
+
+    #[test]
+    fn double_tap_window_and_incomplete_trip_fare() {
+        let beijing = CityProfile::builtin("beijing").unwrap().unwrap().metro.unwrap();
+        assert_eq!((beijing.double_tap_window_s, beijing.incomplete_trip_fare_fen), (300, None));
+        let shanghai = CityProfile::builtin("shanghai").unwrap().unwrap().metro.unwrap();
+        assert_eq!((shanghai.double_tap_window_s, shanghai.incomplete_trip_fare_fen), (300, None));
+        let good = BUILTIN_CITIES[0].1;
+        let set = good.replace("double_tap_window_s = 300", "double_tap_window_s = 90\nincomplete_trip_fare_fen = 600");
+        let m = CityProfile::parse(&set, "b.toml").unwrap().metro.unwrap();
+        assert_eq!((m.double_tap_window_s, m.incomplete_trip_fare_fen), (90, Some(600)));
+        let e = CityProfile::parse(&good.replace("double_tap_window_s = 300", "double_tap_window_s = 3601"), "b.toml")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("metro.double_tap_window_s"), "{e}");
+        assert!(e.line.is_some(), "{e}");
+        let e = CityProfile::parse(&good.replace("double_tap_window_s = 300", "double_tap_window_s = -1"), "b.toml")
+            .unwrap_err();
+        assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn a_code_table_in_the_city_file_overrides_the_network() {
+        let good = BUILTIN_CITIES[0].1;
+        let with =
+            |table: &str| good.replace("double_tap_window_s = 300", &format!("double_tap_window_s = 300\n{table}"));
+        let city = |text: &str| {
+            let profile = CityProfile::parse(text, "b.toml")?;
+            let network = crate::network_file::sample("beijing").unwrap().unwrap();
+            crate::City::new(profile, Some(network), None)
+        };
+        let c = city(&with(r#"codes = { stations = { "西单" = 4000 }, lines = { "西郊线" = 29 } }"#)).unwrap();
+        let n = c.engine().unwrap().network();
+        let xidan = n.lookup("西单").unwrap();
+        assert_eq!((n.stations()[xidan].code, n.station_by_code(4000)), (4000, Some(xidan)));
+        assert_eq!(n.lines()[n.line_index("西郊线").unwrap()].code, 29);
+        let e = city(&with(r#"codes = { stations = { "西四" = 4000 } }"#)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("metro.codes"), "{e}");
+        assert!(e.message.contains("no station `西四`"), "{e}");
+        let e = city(&with(r#"codes = { stations = { "西单" = 0 } }"#)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("metro.codes"), "{e}");
+        // 国贸 keeps its code from the sample file; giving 西单 the same is refused.
+        let guomao = crate::network_file::sample("beijing").unwrap().unwrap();
+        let guomao = guomao.stations()[guomao.lookup("国贸").unwrap()].code;
+        let e = city(&with(&format!(r#"codes = {{ stations = {{ "西单" = {guomao} }} }}"#))).unwrap_err();
+        assert!(
+            e.message.contains("`西单` and `国贸` share code") || e.message.contains("`国贸` and `西单` share code"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -118,9 +118,9 @@ mod tests {
     /// A ring A-B-C-D (loop, 1 km each but D-A 5 km) and a line B-E; E-C out-of-station.
     fn ring() -> Network {
         let mut b = NetworkBuilder::new("ring", true);
-        let s: Vec<_> = ["A", "B", "C", "D", "E"].iter().map(|n| b.station(n, &[]).unwrap()).collect();
-        b.line("R", &[], true, vec![s[0], s[1], s[2], s[3]], vec![1_000, 1_000, 1_000, 5_000]).unwrap();
-        b.line("L", &[], false, vec![s[1], s[4]], vec![300]).unwrap();
+        let s: Vec<_> = ["A", "B", "C", "D", "E"].iter().map(|n| b.station(n, &[], None).unwrap()).collect();
+        b.line("R", &[], None, true, vec![s[0], s[1], s[2], s[3]], vec![1_000, 1_000, 1_000, 5_000]).unwrap();
+        b.line("L", &[], None, false, vec![s[1], s[4]], vec![300]).unwrap();
         b.transfer(s[4], s[2]);
         b.build().unwrap()
     }

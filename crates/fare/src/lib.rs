@@ -6,12 +6,12 @@
 //! loads ([`DistanceTable`], Dijkstra from every station), then prices a trip with the city's
 //! rules: distance bands with grace, lines priced apart (a tram, airport expresses), same-station
 //! and overstay charges, the monthly discount from the spend the card carries, and the
-//! early-morning discount. Networks come from the built-in samples, from a Beijing-Subway-Tools
-//! folder ([`import::bst`]) or from a GTFS feed, whose Fares v2 tables price journeys themselves
-//! ([`import::gtfs`]).
+//! early-morning discount. Networks come from the built-in samples ([`network_file`]) or from
+//! `yitong-fare-import`, which reads Beijing-Subway-Tools folders and GTFS feeds (whose Fares v2
+//! tables price journeys themselves); gates link this crate without those readers.
 //!
-//! The crate does no I/O besides reading the files it is pointed at; it knows nothing of cards.
-//! The gate plugs a [`City`] into its `FarePolicy` (`yitong-terminal`).
+//! The crate does no I/O; it knows nothing of cards. The gate plugs a [`City`] into its
+//! `FarePolicy` (`yitong-terminal`).
 //!
 //! ```
 //! use yitong_fare::{City, Trip};
@@ -27,19 +27,26 @@
 #![forbid(unsafe_code)]
 
 mod city;
+mod codes;
 mod distance;
 mod engine;
 mod error;
-pub mod import;
 mod network;
+pub mod network_file;
 mod rules;
 
 pub use city::{BusRules, CityProfile, BUILTIN_CITIES};
+pub use codes::CodeTable;
 pub use distance::{DistanceTable, Hop};
 pub use engine::{FareEngine, Leg, Quote, Trip, LEGS_MAX};
 pub use error::{LoadError, QuoteError};
-pub use network::{Line, LineIndex, Network, NetworkBuilder, Station, StationIndex, STATIONS_MAX};
-pub use rules::{percent_of, BandTable, LineRule, MetroRules, MonthlyTier, OffPeak, Overstay, Pricing};
+pub use network::{
+    derived_code, CodeOrigin, Line, LineIndex, Network, NetworkBuilder, Station, StationIndex, STATIONS_MAX,
+};
+pub use rules::{
+    percent_of, BandTable, LineRule, MetroRules, MonthlyTier, OffPeak, Overstay, Pricing, DOUBLE_TAP_WINDOW_S_DEFAULT,
+    DOUBLE_TAP_WINDOW_S_MAX,
+};
 
 /// A city ready to price trips: its profile and, when it has a metro, the fare engine over its
 /// network.
@@ -57,7 +64,7 @@ impl City {
             LoadError::new(name, format!("unknown city; known: {}", known.join(", ")))
         })??;
         let network = match &profile.network {
-            Some(n) => Some(import::bst::sample(n).ok_or_else(|| LoadError::new(n, "no such sample network"))??),
+            Some(n) => Some(network_file::sample(n).ok_or_else(|| LoadError::new(n, "no such sample network"))??),
             None => None,
         };
         Self::new(profile, network, None)
@@ -72,7 +79,9 @@ impl City {
     }
 
     /// A city over `network` (its own sample, or an imported one). `off_peak_stations`, when
-    /// given (from reference data), replaces the city file's list.
+    /// given (from reference data), replaces the city file's list. The city file's code table
+    /// (`[metro.codes]`) is applied over the network's codes; a station it names that the network
+    /// does not have, or a code it makes shared, refuses the city.
     pub fn new(
         mut profile: CityProfile,
         network: Option<Network>,
@@ -84,6 +93,8 @@ impl City {
                 if let (Some(o), Some(stations)) = (rules.off_peak.as_mut(), off_peak_stations) {
                     o.stations = stations;
                 }
+                let network =
+                    network.apply_codes(&rules.codes).map_err(|e| LoadError::new(&file, e).in_field("metro.codes"))?;
                 Some(FareEngine::new(network, rules.clone(), &file)?)
             }
             (None, Some(_)) => return Err(LoadError::new(file, "this city has no metro rules for a network")),

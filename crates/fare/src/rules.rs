@@ -3,6 +3,8 @@
 
 use yitong_profile::DateTime;
 
+use crate::codes::CodeTable;
+
 /// Fares by distance: the first band whose upper edge is at least the distance; past the last
 /// edge, either an open-ended band or a step per further distance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,7 +143,22 @@ pub struct MetroRules {
     pub monthly: Vec<MonthlyTier>,
     /// Early-entry discount.
     pub off_peak: Option<OffPeak>,
+    /// Seconds after an entry within which a second tap at an entry gate of the same station is
+    /// refused as a double tap rather than charged as a same-station exit.
+    pub double_tap_window_s: u32,
+    /// What an exit charges when the card's entry is of another city or of a station this
+    /// network does not know; `None`: the exit is refused and the rider sent to the service desk.
+    pub incomplete_trip_fare_fen: Option<u32>,
+    /// Station and line codes set by hand (the city file's `[metro.codes]`), applied over the
+    /// network's when the city loads.
+    pub codes: CodeTable,
 }
+
+/// `double_tap_window_s` when the city file gives none.
+pub const DOUBLE_TAP_WINDOW_S_DEFAULT: u32 = 300;
+/// The longest double-tap window a city file may set: longer would refuse riders who really
+/// come back to the station they left.
+pub const DOUBLE_TAP_WINDOW_S_MAX: u32 = 3_600;
 
 impl MetroRules {
     /// The percentage a ride pays after `month_spent_fen` in the month (100 without a tier).

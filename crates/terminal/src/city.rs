@@ -1,6 +1,6 @@
 //! What a gate needs of its city besides the fare engine, and how stations become card codes.
 
-use yitong_fare::{BusRules, City, CityProfile, QuoteError};
+use yitong_fare::{BusRules, City, CityProfile, QuoteError, DOUBLE_TAP_WINDOW_S_DEFAULT};
 use yitong_profile::files::StationId;
 
 /// A city's gate policy.
@@ -18,18 +18,15 @@ pub struct CityPolicy {
     pub metro_min_entry_balance_fen: u32,
     /// Bus fares: flat, with a transfer discount where the city has one.
     pub bus: BusRules,
-    /// Seconds after an entry within which another tap at an entry gate of the same station is
-    /// refused as a double tap rather than charged as a same-station exit.
+    /// Seconds after an entry within which another entry tap at the same station is a double tap
+    /// (the city file's `metro.double_tap_window_s`).
     pub double_tap_window_s: u32,
-    /// Charged at an exit whose entry is of another city or of a station the network does not
-    /// know; `None`: such exits are refused and the rider sent to the service desk.
+    /// What an exit charges when the entry is of another city or an unknown station; `None`
+    /// refuses the exit (the city file's `metro.incomplete_trip_fare_fen`).
     pub incomplete_trip_fare_fen: Option<u32>,
     /// The highest balance any card may hold; a card reporting more is refused as suspect.
     pub card_balance_max_fen: u32,
 }
-
-/// Default of [`CityPolicy::double_tap_window_s`].
-pub const DOUBLE_TAP_WINDOW_S_DEFAULT: u32 = 300;
 
 /// Default of [`CityPolicy::card_balance_max_fen`]: 1,000 yuan, the limit T-Union issuers set
 /// (and the card's personalization default).
@@ -44,8 +41,8 @@ impl From<&CityProfile> for CityPolicy {
             metro_entry_charge_fen: p.metro.as_ref().map_or(0, |m| m.entry_charge_fen),
             metro_min_entry_balance_fen: p.metro.as_ref().map_or(0, |m| m.min_entry_balance_fen),
             bus: p.bus.clone(),
-            double_tap_window_s: DOUBLE_TAP_WINDOW_S_DEFAULT,
-            incomplete_trip_fare_fen: None,
+            double_tap_window_s: p.metro.as_ref().map_or(DOUBLE_TAP_WINDOW_S_DEFAULT, |m| m.double_tap_window_s),
+            incomplete_trip_fare_fen: p.metro.as_ref().and_then(|m| m.incomplete_trip_fare_fen),
             card_balance_max_fen: CARD_BALANCE_MAX_FEN_DEFAULT,
         }
     }
@@ -60,4 +57,23 @@ pub fn station_id(city: &City, name: &str) -> Result<(StationId, String), QuoteE
     let station = &network.stations()[index];
     let line = station.lines.first().map_or(0, |&l| network.lines()[l].code);
     Ok((StationId { line, station: station.code }, station.name.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_copies_the_double_tap_window_and_the_incomplete_trip_fare() {
+        let beijing = CityPolicy::from(City::builtin("beijing").unwrap().profile());
+        assert_eq!((beijing.double_tap_window_s, beijing.incomplete_trip_fare_fen), (300, None));
+        let (_, text) = yitong_fare::BUILTIN_CITIES[0];
+        let text =
+            text.replace("double_tap_window_s = 300", "double_tap_window_s = 60\nincomplete_trip_fare_fen = 800");
+        let policy = CityPolicy::from(&CityProfile::parse(&text, "b.toml").unwrap());
+        assert_eq!((policy.double_tap_window_s, policy.incomplete_trip_fare_fen), (60, Some(800)));
+        // A city without metro keeps the default window.
+        let jilin = CityPolicy::from(City::builtin("jilin").unwrap().profile());
+        assert_eq!((jilin.double_tap_window_s, jilin.incomplete_trip_fare_fen), (300, None));
+    }
 }

@@ -11,7 +11,7 @@ use yitong_profile::DateTime;
 
 fn beijing(c: &mut Criterion) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/beijing-subway");
-    let Ok((network, _)) = yitong_fare::import::bst::load_dir(&dir) else {
+    let Ok((network, _)) = yitong_fare_import::bst::load_dir(&dir) else {
         eprintln!("skipped: no Beijing reference data at {}", dir.display());
         return;
     };

@@ -8,16 +8,16 @@
 //! distance fields `min_distance` (inclusive), `max_distance` (exclusive) and `distance_type`
 //! (`0` stops, `1` metres of `shape_dist_traveled`); timeframes ignore `service_id` (every day
 //! runs); amounts are read as decimal strings into hundredths (fen), never floats; among
-//! fare media a physical transit card (`fare_media_type` 2) is preferred.
+//! fare media a physical transit card (`fare_media_type` 2) is preferred. A station's code on
+//! cards is its numeric `stop_code` (1 to 65535), else derived from its `stop_id`; a line's is a
+//! numeric `route_short_name`, else derived from the route's name (see `yitong_fare::derived_code`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use yitong_profile::DateTime;
 
-use crate::distance::DistanceTable;
-use crate::error::{LoadError, QuoteError};
-use crate::network::{Network, NetworkBuilder, StationIndex};
+use yitong_fare::{DistanceTable, LoadError, Network, NetworkBuilder, QuoteError, StationIndex};
 
 /// One CSV file of the feed, kept with line numbers for errors.
 struct Table {
@@ -220,8 +220,13 @@ impl Feed {
             if id != station_id {
                 aliases.push(id.to_string());
             }
-            aliases.extend(stops.get(srow, "stop_code").map(str::to_string));
-            let index = b.station(&name, &aliases).map_err(|e| stops.err(sline, "stop_name", e))?;
+            let stop_code = stops.get(srow, "stop_code");
+            aliases.extend(stop_code.map(str::to_string));
+            // A numeric stop_code is the code cards carry; without one the code derives from the
+            // stop_id, which feeds keep stable (names may repeat).
+            let code = stop_code.and_then(|c| c.parse::<u16>().ok()).filter(|&c| c != 0);
+            let index = b.station(&name, &aliases, code).map_err(|e| stops.err(sline, "stop_code", e))?;
+            b.derive_code_from(index, station_id);
             station_of.insert(id, index);
         }
 
@@ -302,7 +307,9 @@ impl Feed {
                 stops_idx.pop();
             }
             let (id, name) = route_names[r];
-            b.line(name, &[id.to_string()], is_loop, stops_idx, segments)
+            // A numeric route_short_name is the line code; else `N号线` / derived from the name.
+            let code = name.parse::<u16>().ok().filter(|&c| c != 0);
+            b.line(name, &[id.to_string()], code, is_loop, stops_idx, segments)
                 .map_err(|e| LoadError::new(&stop_times.file, format!("route {id}: {e}")))?;
             line_networks.push(route_networks[r].clone());
         }
@@ -318,7 +325,8 @@ impl Feed {
                 }
             }
         }
-        let network = b.build().map_err(|e| LoadError::new(&routes.file, e))?;
+        let network = b.build().map_err(|e| LoadError::new(dir.display().to_string(), e))?;
+        let network = crate::apply_codes_beside(dir, network)?;
         let mut feed = Feed {
             station_areas: vec![BTreeSet::new(); network.stations().len()],
             network,

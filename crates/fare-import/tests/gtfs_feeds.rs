@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use yitong_fare::import::gtfs::{Feed, JourneyLeg};
+use yitong_fare_import::gtfs::{Feed, JourneyLeg};
 use yitong_profile::DateTime;
 
 fn feed(name: &str) -> Feed {

@@ -23,7 +23,7 @@ fn data_dir() -> Option<PathBuf> {
 fn beijing() -> Option<&'static City> {
     static CITY: OnceLock<Option<City>> = OnceLock::new();
     CITY.get_or_init(|| {
-        let (network, off_peak) = yitong_fare::import::bst::load_dir(&data_dir()?).unwrap();
+        let (network, off_peak) = yitong_fare_import::bst::load_dir(&data_dir()?).unwrap();
         let profile = CityProfile::builtin("beijing").unwrap().unwrap();
         Some(City::new(profile, Some(network), off_peak).unwrap())
     })

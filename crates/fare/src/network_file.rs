@@ -1,9 +1,10 @@
-//! The Beijing-Subway-Tools layout, as `../shared/data/beijing-subway/` holds it: `network.json`
-//! (lines with stations in order, `dist_m` from the previous station, `loop`, aliases,
-//! `virtual_transfers`) and optionally `fare_rules.json5` (of which the early-morning discount's
-//! `starting_stations` are read). The built-in sample networks use the same `network.json` layout.
-
-use std::path::Path;
+//! The `network.json` layout of Beijing-Subway-Tools, as `../shared/data/beijing-subway/` holds
+//! it (lines with stations in order, `dist_m` from the previous station, `loop`, aliases,
+//! `virtual_transfers`), which the built-in sample networks use too, with one extension: an
+//! optional `code` on a line or a station, the code cards carry (the samples give every one;
+//! Beijing-Subway-Tools gives none, so its codes are derived, see [`crate::derived_code`]).
+//! Reading a whole folder (with `fare_rules.json5`) is `yitong-fare-import`'s job; this parser
+//! stays here because gates load the samples.
 
 use serde::Deserialize;
 
@@ -22,6 +23,8 @@ struct NetworkFile {
 #[derive(Deserialize)]
 struct LineFile {
     name: String,
+    /// The line code cards carry (an extension of the layout; the samples give one).
+    code: Option<u16>,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default, rename = "loop")]
@@ -32,6 +35,8 @@ struct LineFile {
 #[derive(Deserialize)]
 struct StationFile {
     name: String,
+    /// The station code cards carry (an extension of the layout; the samples give one).
+    code: Option<u16>,
     dist_m: Option<u32>,
     #[serde(default)]
     aliases: Vec<String>,
@@ -55,7 +60,8 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         let mut segments = Vec::with_capacity(line.stations.len());
         for (si, s) in line.stations.iter().enumerate() {
             stops.push(
-                b.station(&s.name, &s.aliases).map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?,
+                b.station(&s.name, &s.aliases, s.code)
+                    .map_err(|e| at(e).in_field(field(&format!("stations[{si}].name"))))?,
             );
             match (si, s.dist_m, line.is_loop) {
                 (0, Some(_), false) => {
@@ -74,7 +80,7 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
         // On a loop the first station's distance closes the ring: store it last.
         segments.sort_by_key(|(i, _)| *i);
         let segments: Vec<u32> = segments.into_iter().map(|(_, d)| d).collect();
-        b.line(&line.name, &line.aliases, line.is_loop, stops, segments)
+        b.line(&line.name, &line.aliases, line.code, line.is_loop, stops, segments)
             .map_err(|e| at(e).in_field(field("stations")))?;
     }
     for (i, t) in raw.virtual_transfers.iter().enumerate() {
@@ -87,49 +93,17 @@ pub fn parse_network(text: &str, name: &str, file: &str) -> Result<Network, Load
     b.build().map_err(at)
 }
 
-/// The early-morning discount's starting stations from a `fare_rules.json5`.
-pub fn parse_off_peak_stations(text: &str, file: &str) -> Result<Vec<String>, LoadError> {
-    #[derive(Deserialize)]
-    struct Rules {
-        rule_groups: Vec<Group>,
-    }
-    #[derive(Deserialize)]
-    struct Group {
-        #[serde(default)]
-        starting_stations: Vec<String>,
-    }
-    let rules: Rules = json5::from_str(text).map_err(|e| LoadError::new(file, e.to_string()))?;
-    Ok(rules.rule_groups.into_iter().flat_map(|g| g.starting_stations).collect())
-}
-
-/// Reads a Beijing-Subway-Tools folder: its network, and the off-peak stations when
-/// `fare_rules.json5` is there.
-pub fn load_dir(dir: &Path) -> Result<(Network, Option<Vec<String>>), LoadError> {
-    let path = dir.join("network.json");
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::new(&file, e.to_string()))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let network = parse_network(&text, &name, &file)?;
-    let rules = dir.join("fare_rules.json5");
-    let off_peak = match std::fs::read_to_string(&rules) {
-        Ok(text) => Some(parse_off_peak_stations(&text, &rules.display().to_string())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(LoadError::new(rules.display().to_string(), e.to_string())),
-    };
-    Ok((network, off_peak))
-}
-
 /// The built-in sample networks, by name.
 pub const SAMPLE_NETWORKS: &[(&str, &str)] = &[
-    ("beijing", include_str!("../../networks/beijing.json")),
-    ("shanghai", include_str!("../../networks/shanghai.json")),
-    ("shenzhen", include_str!("../../networks/shenzhen.json")),
-    ("guangzhou", include_str!("../../networks/guangzhou.json")),
-    ("wuhan", include_str!("../../networks/wuhan.json")),
-    ("tianjin", include_str!("../../networks/tianjin.json")),
-    ("chengdu", include_str!("../../networks/chengdu.json")),
-    ("hangzhou", include_str!("../../networks/hangzhou.json")),
-    ("chongqing", include_str!("../../networks/chongqing.json")),
+    ("beijing", include_str!("../networks/beijing.json")),
+    ("shanghai", include_str!("../networks/shanghai.json")),
+    ("shenzhen", include_str!("../networks/shenzhen.json")),
+    ("guangzhou", include_str!("../networks/guangzhou.json")),
+    ("wuhan", include_str!("../networks/wuhan.json")),
+    ("tianjin", include_str!("../networks/tianjin.json")),
+    ("chengdu", include_str!("../networks/chengdu.json")),
+    ("hangzhou", include_str!("../networks/hangzhou.json")),
+    ("chongqing", include_str!("../networks/chongqing.json")),
 ];
 
 /// A built-in sample network.
@@ -149,6 +123,15 @@ mod tests {
         for (name, _) in SAMPLE_NETWORKS {
             let n = sample(name).unwrap().unwrap();
             assert!(n.is_sample(), "{name}");
+            // Sample codes are written in the files, so that editing a sample moves none.
+            let derived = n
+                .stations()
+                .iter()
+                .map(|s| (&s.name, s.code_origin))
+                .chain(n.lines().iter().map(|l| (&l.name, l.code_origin)));
+            for (what, origin) in derived {
+                assert_eq!(origin, crate::CodeOrigin::Data, "{name}: {what} has no code in its file");
+            }
         }
     }
 
