@@ -110,7 +110,7 @@ fn pulled_away_tap_is_recovered_without_a_second_charge() {
     assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_600);
     let lines = records(&d.path("taps.jsonl"));
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[2]["recovered"], true);
+    assert_eq!(lines[2]["status"], "recovered");
 }
 
 #[test]
