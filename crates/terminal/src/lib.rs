@@ -52,7 +52,8 @@ pub use gate::{
 };
 pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
 pub use psam::{
-    IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
+    IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, PsamKeys, SamError, SecurityModule, SoftwareLoadHost,
+    SoftwarePsam,
 };
 pub use record::{TapKind, TapRecord};
 pub use topup::{Load, TopUpTerminal};

@@ -23,7 +23,7 @@ fn tac_verifies(record: &TapRecord) -> bool {
         date: t.date_bcd(),
         time: t.time_bcd(),
     };
-    let key = tac_key(support::master().algorithm, &card.dtk);
+    let key = tac_key(support::master().algorithm(), &card.dtk);
     let tac = match record.kind {
         TapKind::Load => inputs::load_tac(&key, record.balance_after_fen as u32, record.counter - 1, &tx),
         _ => inputs::purchase_tac(&key, record.terminal_transaction_number, &tx),
