@@ -73,8 +73,7 @@ pub fn maintenance_mac(algorithm: Algorithm, card_damk: &Key16, challenge: [u8; 
             first4(&m.finalize().into_bytes())
         }
         Algorithm::Sm4 => {
-            let mut m =
-                <CbcMac<sm4::Sm4> as KeyInit>::new_from_slice(card_damk).expect("an SM4 key is 16 bytes");
+            let mut m = <CbcMac<sm4::Sm4> as KeyInit>::new_from_slice(card_damk).expect("an SM4 key is 16 bytes");
             m.update(&block);
             first4(&m.finalize().into_bytes())
         }
