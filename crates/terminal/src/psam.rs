@@ -122,13 +122,13 @@ type KeyTable<K> = BTreeMap<([u8; 8], u8), K>;
 
 /// The key of `issuer_id` and `key_version` whose algorithm the card announced: `UnknownIssuer`
 /// when no version of the issuer is held, `KeyMismatch` when others are.
-fn find<'a, K>(
-    table: &'a KeyTable<K>,
+fn find<K>(
+    table: &KeyTable<K>,
     algorithm_of: impl Fn(&K) -> Algorithm,
     issuer_id: [u8; 8],
     key_version: u8,
     algorithm_id: u8,
-) -> Result<&'a K, SamError> {
+) -> Result<&K, SamError> {
     match table.get(&(issuer_id, key_version)) {
         Some(k) if algorithm_of(k).id() == algorithm_id => Ok(k),
         Some(_) => Err(SamError::KeyMismatch),

@@ -86,7 +86,7 @@ fn a_psam_holding_two_versions_serves_cards_of_both() {
     let mut psam = psam_with_versions(&[1, 2]);
     for version in [1, 2] {
         let issuer = issuer(ISSUER_ID, version);
-        let mut card = card(issuer.clone(), keys(version), version);
+        let mut card = card(issuer, keys(version), version);
         assert_eq!(purchase(&mut psam, &mut card, &issuer), Ok(()), "version {version}");
     }
 }
@@ -95,11 +95,11 @@ fn a_psam_holding_two_versions_serves_cards_of_both() {
 fn a_version_the_psam_lacks_is_a_key_mismatch_and_another_issuer_unknown() {
     let mut psam = psam_with_versions(&[1]);
     let new_issuer = issuer(ISSUER_ID, 2);
-    let mut new_card = card(new_issuer.clone(), keys(2), 2);
+    let mut new_card = card(new_issuer, keys(2), 2);
     assert_eq!(purchase(&mut psam, &mut new_card, &new_issuer), Err(SamError::KeyMismatch));
 
     let foreign = issuer(OTHER_ISSUER, 3);
-    let mut foreign_card = card(foreign.clone(), keys(1), 1);
+    let mut foreign_card = card(foreign, keys(1), 1);
     assert_eq!(purchase(&mut psam, &mut foreign_card, &foreign), Err(SamError::UnknownIssuer));
 
     // The right issuer and version, but an SM4 card against DES keys: a mismatch, not an unknown issuer.
@@ -117,7 +117,7 @@ fn the_load_host_holds_load_keys_per_version() {
     host.add_issuer(ISSUER_ID, IssuerKeys { key_version: 2, master: keys(2) });
     for version in [1, 2, 3] {
         let issuer = issuer(ISSUER_ID, version);
-        let mut card = card(issuer.clone(), keys(version), version);
+        let mut card = card(issuer, keys(version), version);
         let r = card.process(&apdu::initialize_for_load(500, TERMINAL)).unwrap();
         let init = apdu::LoadInit::decode(StatusWord::split(&r).unwrap().0).unwrap();
         let request = LoadRequest {
@@ -166,7 +166,7 @@ fn the_psams_block_mac_blocks_a_real_card() {
     let psam = psam_with_versions(&[1, 2]);
     for (version, key_version) in [(1, Some(1)), (2, Some(2)), (2, None)] {
         let issuer = issuer(ISSUER_ID, version);
-        let mut card = card(issuer.clone(), keys(version), version);
+        let mut card = card(issuer, keys(version), version);
         let r = card.process(&apdu::get_challenge()).unwrap();
         let challenge: [u8; 4] = StatusWord::split(&r).unwrap().0.try_into().unwrap();
         let mac = psam.application_block_mac(ISSUER_ID, issuer.asn8(), key_version, challenge).unwrap();
@@ -177,7 +177,7 @@ fn the_psams_block_mac_blocks_a_real_card() {
     // No key version given: the newest held (2) is used, so an old card's MAC is wrong (6988)
     // and the gate must learn the version from INITIALIZE and ask again.
     let issuer1 = issuer(ISSUER_ID, 1);
-    let mut old = card(issuer1.clone(), keys(1), 1);
+    let mut old = card(issuer1, keys(1), 1);
     let challenge: [u8; 4] =
         StatusWord::split(&old.process(&apdu::get_challenge()).unwrap()).unwrap().0.try_into().unwrap();
     let mac = psam.application_block_mac(ISSUER_ID, issuer1.asn8(), None, challenge).unwrap();
