@@ -12,7 +12,7 @@ use crate::state::{Keys, Lock};
 use crate::store::Store;
 
 /// Bytes of GET CHALLENGE's answer and of the secure-messaging MAC.
-const CHALLENGE_LEN: u16 = 4;
+const CHALLENGE_LEN: u8 = 4;
 
 impl<S: Store, R: Rng> Card<S, R> {
     /// `00 84 00 00 04`: four random bytes, kept in RAM for the next command only.
@@ -20,7 +20,7 @@ impl<S: Store, R: Rng> Card<S, R> {
         if cmd.p1 != 0 || cmd.p2 != 0 {
             return Err(CardError::WrongP1P2.into());
         }
-        if !cmd.data.is_empty() || cmd.le != Some(CHALLENGE_LEN) {
+        if !cmd.data.is_empty() || cmd.le != Some(u16::from(CHALLENGE_LEN)) {
             return Err(CardError::WrongLength.into());
         }
         let challenge = self.card_random();
@@ -69,7 +69,7 @@ impl<S: Store, R: Rng> Card<S, R> {
             return Err(CardError::ConditionsNotSatisfied);
         };
         let keys = Keys::read(self.image()).map_err(|_| CardError::ConditionsNotSatisfied)?;
-        let header = [cmd.cla, cmd.ins, cmd.p1, cmd.p2, CHALLENGE_LEN as u8];
+        let header = [cmd.cla, cmd.ins, cmd.p1, cmd.p2, CHALLENGE_LEN];
         if mac_matches(&maintenance_mac(keys.algorithm, &keys.damk, challenge, header), &mac) {
             Ok(())
         } else {
