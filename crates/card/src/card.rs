@@ -8,7 +8,7 @@ use yitong_profile::StatusWord;
 
 use crate::error::CardError;
 use crate::journal::{self, Journal, RecoverError};
-use crate::state::{self, ImageError, Purse};
+use crate::state::{self, ImageError, Lock, Purse};
 use crate::store::{PowerLoss, Store};
 
 /// Why a card image cannot start.
@@ -41,7 +41,7 @@ pub(crate) enum Selected {
 }
 
 /// A load between INITIALIZE FOR LOAD and CREDIT FOR LOAD.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct LoadPending {
     pub amount_fen: u32,
     pub terminal_id: [u8; 6],
@@ -65,12 +65,14 @@ pub(crate) struct PurchasePending {
 
 /// The transaction under way, kept in RAM: a power loss or any command other than its
 /// continuation drops it.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub(crate) enum Pending {
     #[default]
     None,
     Load(LoadPending),
     Purchase(PurchasePending),
+    /// GET CHALLENGE's answer, good for the next command only (APPLICATION BLOCK / UNBLOCK).
+    Challenge([u8; 4]),
 }
 
 /// An answer: response data and status word.
@@ -184,6 +186,10 @@ impl<S: Store, R: Rng> Card<S, R> {
             (0x80, 0xDC) => self.update_capp_data_cache(cmd, pending),
             (0x80, 0x54) => self.debit_for_purchase(cmd, pending),
             (0x80, 0x5A) => self.get_transaction_prove(cmd),
+            (0x00, 0x84) => self.get_challenge(cmd),
+            (0x84, 0x1E) => self.application_block(cmd, pending),
+            (0x84, 0x18) => self.application_unblock(cmd, pending),
+            (0x84, _) => Err(CardError::UnknownInstruction.into()),
             (0x00 | 0x80, _) => Err(CardError::UnknownInstruction.into()),
             _ => Err(CardError::UnknownClass.into()),
         }
@@ -218,12 +224,20 @@ impl<S: Store, R: Rng> Card<S, R> {
         journal.commit(&mut self.store)
     }
 
-    /// Locks the application, as the issuer's APPLICATION BLOCK would (administration path; the
-    /// APDU with its secure messaging is not implemented). Locked cards refuse INITIALIZE with
-    /// `6283` and answer SELECT with the FCI and `6283`.
+    /// Locks the application as APPLICATION BLOCK (P2 `00`) does, without the secure messaging:
+    /// an administration path for tests and tools that hold the card image itself. Locked cards
+    /// refuse INITIALIZE with `6283` and answer SELECT with the FCI and `6283`.
     pub fn block_application(&mut self) -> Result<(), PowerLoss> {
+        if self.purse().lock.is_locked() {
+            return Ok(());
+        }
+        self.set_lock(Lock::Blocked)
+    }
+
+    /// Commits a new lock state: the purse alone, through the journal like every commit.
+    pub(crate) fn set_lock(&mut self, lock: Lock) -> Result<(), PowerLoss> {
         let mut purse = self.purse();
-        purse.locked = true;
+        purse.lock = lock;
         let mut journal = Journal::new();
         purse.stage(&mut journal);
         self.commit(journal)

@@ -22,7 +22,8 @@ pub enum CardError {
     /// READ RECORD on a binary file or the reverse (`6981`).
     IncompatibleFile,
     /// Out of order: no application selected, DEBIT without INITIALIZE, a load over the balance
-    /// limit (`6985`).
+    /// limit, APPLICATION BLOCK / UNBLOCK without GET CHALLENGE just before, UNBLOCK of an
+    /// application blocked for good (`6985`).
     ConditionsNotSatisfied,
     /// The application is locked (`6283`).
     Locked,
@@ -36,6 +37,8 @@ pub enum CardError {
     MacError,
     /// No proof for that transaction type and counter (`9406`).
     ProofUnavailable,
+    /// The MAC of APPLICATION BLOCK / UNBLOCK did not verify (`6988`).
+    SecureMessagingWrong,
 }
 
 impl From<CardError> for StatusWord {
@@ -56,6 +59,7 @@ impl From<CardError> for StatusWord {
             CardError::InsufficientBalance => StatusWord::INSUFFICIENT_BALANCE,
             CardError::MacError => StatusWord::MAC_ERROR,
             CardError::ProofUnavailable => StatusWord::PROOF_UNAVAILABLE,
+            CardError::SecureMessagingWrong => StatusWord::SECURE_MESSAGING_WRONG,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Where each piece of card state lives in the non-volatile image (layout version 1).
+//! Where each piece of card state lives in the non-volatile image (layout version 2).
 //!
 //! | offset | size | content |
 //! |---|---|---|
@@ -6,14 +6,16 @@
 //! | 8 | 30 | EF15 issuer data |
 //! | 38 | 55 | EF16 holder |
 //! | 93 | 60 | EF17 management |
-//! | 153 | 50 | keys: algorithm ID, key version, DLK, DPK, DTK |
-//! | 203 | 17 | purse: balance (i32), overdraft limit, online counter, offline counter, locked, balance limit |
-//! | 220 | 232 | EF18 ring: newest index, count, 10 × 23 |
-//! | 452 | 384 | EF1A: 3 × 128 |
-//! | 836 | 1442 | EF1E ring: newest index, count, 30 × 48 |
-//! | 2278 | 12 | last online transaction proof |
-//! | 2290 | 12 | last offline transaction proof |
-//! | 2302 | 643 | journal: flag, body length, body |
+//! | 153 | 66 | keys: algorithm ID, key version, DLK, DPK, DTK, DAMK |
+//! | 219 | 17 | purse: balance (i32), overdraft limit, online counter, offline counter, lock (0 open, 1 blocked, 2 blocked for good), balance limit |
+//! | 236 | 232 | EF18 ring: newest index, count, 10 × 23 |
+//! | 468 | 384 | EF1A: 3 × 128 |
+//! | 852 | 1442 | EF1E ring: newest index, count, 30 × 48 |
+//! | 2294 | 12 | last online transaction proof |
+//! | 2306 | 12 | last offline transaction proof |
+//! | 2318 | 643 | journal: flag, body length, body |
+//!
+//! Version 2 added the maintenance key (DAMK); version 1 images do not power on.
 
 use yitong_profile::files::{
     HOLDER_LEN, ISSUER_LEN, LOG_RECORDS_MAX, LOG_RECORD_LEN, MANAGEMENT_LEN, TRANSIT_RECORDS_MAX, TRANSIT_RECORD_LEN,
@@ -21,14 +23,14 @@ use yitong_profile::files::{
 };
 
 pub const MAGIC: [u8; 4] = *b"YTSE";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 8;
 
 pub const ISSUER: usize = HEADER_LEN;
 pub const HOLDER: usize = ISSUER + ISSUER_LEN;
 pub const MANAGEMENT: usize = HOLDER + HOLDER_LEN;
 pub const KEYS: usize = MANAGEMENT + MANAGEMENT_LEN;
-pub const KEYS_LEN: usize = 2 + 3 * 16;
+pub const KEYS_LEN: usize = 2 + 4 * 16;
 pub const PURSE: usize = KEYS + KEYS_LEN;
 pub const PURSE_LEN: usize = 4 + 4 + 2 + 2 + 1 + 4;
 pub const LOG: usize = PURSE + PURSE_LEN;
@@ -59,6 +61,9 @@ const LARGEST_TRANSACTION: usize = 7 * JOURNAL_ENTRY_OVERHEAD
     + 2
     + PROOF_LEN;
 const _: () = assert!(LARGEST_TRANSACTION <= JOURNAL_BODY_MAX);
-const _: () = assert!(IMAGE_LEN == 2945);
+const _: () = assert!(IMAGE_LEN == 2961);
+const _: () = assert!(PURSE - KEYS == KEYS_LEN && LOG - PURSE == PURSE_LEN);
+// Blocking stages the purse alone: it always fits the journal.
+const _: () = assert!(JOURNAL_ENTRY_OVERHEAD + PURSE_LEN <= JOURNAL_BODY_MAX);
 const _: () = assert!(LOG_RECORDS_MAX <= u8::MAX as usize);
 const _: () = assert!(TRIP_LOG_RECORDS_MAX <= u8::MAX as usize);

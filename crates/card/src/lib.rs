@@ -3,8 +3,9 @@
 //!
 //! The principal type is [`Card`]: [`Card::process`] takes a C-APDU and returns the R-APDU, per
 //! the T-Union / PBOC e-purse profile (`docs/card-profile.md`): PPSE and ADF selection, the
-//! EF15/16/17/18/1A/1E files, GET BALANCE, load, purchase, composite purchase and GET
-//! TRANSACTION PROVE, with every status word of the profile. Its state lives in a [`Store`] —
+//! EF15/16/17/18/1A/1E files, GET BALANCE, load, purchase, composite purchase, GET
+//! TRANSACTION PROVE, and GET CHALLENGE with APPLICATION BLOCK / UNBLOCK under secure messaging,
+//! with every status word of the profile. Its state lives in a [`Store`] —
 //! the secure element's non-volatile memory — and every money command commits balance,
 //! counter, EF18 log and cached EF1A/EF1E records through a journal, so that a power loss at any
 //! write leaves exactly the old or exactly the new state.
@@ -25,7 +26,7 @@
 //!         valid_from: [0x20, 0x26, 1, 1], valid_to: [0x20, 0x36, 0x12, 0x31],
 //!     },
 //!     holder: [0; 55], management: [0; 60],
-//!     master_keys: MasterKeys { algorithm: Algorithm::Des, dlk: [1; 16], dpk: [2; 16], dtk: [3; 16] },
+//!     master_keys: MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16]),
 //!     key_version: 1, overdraft_limit_fen: 0, balance_limit_fen: 100_000,
 //! };
 //! let rng = yitong_card::testing::CountingRng(0); // a real card uses its TRNG
@@ -43,6 +44,7 @@ mod card;
 mod error;
 mod journal;
 mod layout;
+mod maintenance;
 mod personalize;
 mod read;
 mod select;
@@ -51,6 +53,8 @@ mod store;
 pub mod testing;
 mod transaction;
 
+#[cfg(test)]
+mod maintenance_tests;
 #[cfg(test)]
 mod tests;
 

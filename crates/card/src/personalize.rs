@@ -5,7 +5,7 @@ use yitong_crypto::MasterKeys;
 use yitong_profile::files::{IssuerData, HOLDER_LEN, MANAGEMENT_LEN};
 
 use crate::layout::{self, IMAGE_LEN};
-use crate::state::{Keys, Purse};
+use crate::state::{Keys, Lock, Purse};
 
 /// Everything written into a new card at issuance.
 #[derive(Clone)]
@@ -16,7 +16,8 @@ pub struct CardSpec {
     pub holder: [u8; HOLDER_LEN],
     /// EF17.
     pub management: [u8; MANAGEMENT_LEN],
-    /// The issuer's master keys; the card receives its diversified keys.
+    /// The issuer's master keys; the card receives its diversified keys (load, purchase, TAC and
+    /// maintenance).
     pub master_keys: MasterKeys,
     /// Version of the keys, reported by INITIALIZE.
     pub key_version: u8,
@@ -59,11 +60,12 @@ impl CardSpec {
         image[layout::MANAGEMENT..layout::KEYS].copy_from_slice(&self.management);
         let k = self.master_keys.for_card(self.issuer.issuer_id, self.issuer.asn8());
         let keys = Keys {
-            algorithm: self.master_keys.algorithm,
+            algorithm: self.master_keys.algorithm(),
             key_version: self.key_version,
             dlk: k.dlk,
             dpk: k.dpk,
             dtk: k.dtk,
+            damk: k.damk,
         };
         image[layout::KEYS..layout::PURSE].copy_from_slice(&keys.encode());
         let purse = Purse {
@@ -71,7 +73,7 @@ impl CardSpec {
             overdraft_limit_fen: self.overdraft_limit_fen,
             online_counter: 0,
             offline_counter: 0,
-            locked: false,
+            lock: Lock::Open,
             balance_limit_fen: self.balance_limit_fen,
         };
         image[layout::PURSE..layout::LOG].copy_from_slice(&purse.encode());

@@ -53,7 +53,7 @@ impl<S: Store, R: Rng> Card<S, R> {
 
     fn select_app(&mut self) -> Reply {
         self.selected = Selected::App;
-        let sw = if self.purse().locked { StatusWord::APPLICATION_LOCKED } else { StatusWord::OK };
+        let sw = if self.purse().lock.is_locked() { StatusWord::APPLICATION_LOCKED } else { StatusWord::OK };
         Reply { data: self.adf_fci(), sw }
     }
 

@@ -3,6 +3,7 @@
 use yitong_crypto::{Algorithm, Key16};
 use yitong_profile::files::{LOG_RECORDS_MAX, LOG_RECORD_LEN, TRIP_LOG_RECORDS_MAX, TRIP_LOG_RECORD_LEN};
 use yitong_profile::Reader;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::journal::Journal;
 use crate::layout::{self, IMAGE_LEN, KEYS, KEYS_LEN, LOG, PURSE, PURSE_LEN, TRIP_LOG};
@@ -32,7 +33,7 @@ pub fn validate(image: &[u8]) -> Result<(), ImageError> {
     }
     Keys::read(image)?;
     let purse = Purse::read(image);
-    if purse.overdraft_limit_fen > 0xFF_FFFF || image[PURSE + 12] > 1 {
+    if purse.overdraft_limit_fen > 0xFF_FFFF || Lock::from_byte(image[PURSE + 12]).is_none() {
         return Err(ImageError::Corrupt("purse"));
     }
     for ring in [Ring::LOG, Ring::TRIP_LOG] {
@@ -44,14 +45,17 @@ pub fn validate(image: &[u8]) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// The application's keys, diversified for this card.
-#[derive(Clone, Copy)]
+/// The application's keys, diversified for this card; wiped from RAM when dropped.
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Keys {
+    #[zeroize(skip)]
     pub algorithm: Algorithm,
     pub key_version: u8,
     pub dlk: Key16,
     pub dpk: Key16,
     pub dtk: Key16,
+    /// Application maintenance key (profile choice): APPLICATION BLOCK / UNBLOCK MACs.
+    pub damk: Key16,
 }
 
 impl Keys {
@@ -65,6 +69,7 @@ impl Keys {
             dlk: r.array().map_err(bad)?,
             dpk: r.array().map_err(bad)?,
             dtk: r.array().map_err(bad)?,
+            damk: r.array().map_err(bad)?,
         })
     }
 
@@ -74,7 +79,8 @@ impl Keys {
         b[1] = self.key_version;
         b[2..18].copy_from_slice(&self.dlk);
         b[18..34].copy_from_slice(&self.dpk);
-        b[34..].copy_from_slice(&self.dtk);
+        b[34..50].copy_from_slice(&self.dtk);
+        b[50..].copy_from_slice(&self.damk);
         b
     }
 }
@@ -87,7 +93,7 @@ pub struct Purse {
     pub overdraft_limit_fen: u32,
     pub online_counter: u16,
     pub offline_counter: u16,
-    pub locked: bool,
+    pub lock: Lock,
     /// Highest balance a load may reach.
     pub balance_limit_fen: u32,
 }
@@ -101,7 +107,8 @@ impl Purse {
             overdraft_limit_fen: u32::from_be_bytes(word(4)),
             online_counter: u16::from_be_bytes([b[8], b[9]]),
             offline_counter: u16::from_be_bytes([b[10], b[11]]),
-            locked: b[12] == 1,
+            // validate() refused any other byte before the card started.
+            lock: Lock::from_byte(b[12]).unwrap_or(Lock::BlockedForGood),
             balance_limit_fen: u32::from_be_bytes(word(13)),
         }
     }
@@ -112,7 +119,7 @@ impl Purse {
         b[4..8].copy_from_slice(&self.overdraft_limit_fen.to_be_bytes());
         b[8..10].copy_from_slice(&self.online_counter.to_be_bytes());
         b[10..12].copy_from_slice(&self.offline_counter.to_be_bytes());
-        b[12] = u8::from(self.locked);
+        b[12] = self.lock as u8;
         b[13..].copy_from_slice(&self.balance_limit_fen.to_be_bytes());
         b
     }
@@ -124,6 +131,34 @@ impl Purse {
 
     pub fn stage(&self, journal: &mut Journal) {
         journal.stage(PURSE, &self.encode());
+    }
+}
+
+/// Whether the issuer blocked the application (APPLICATION BLOCK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Lock {
+    /// In use.
+    Open = 0,
+    /// Blocked until APPLICATION UNBLOCK.
+    Blocked = 1,
+    /// Blocked for good (APPLICATION BLOCK with P2 `01`).
+    BlockedForGood = 2,
+}
+
+impl Lock {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Lock::Open),
+            1 => Some(Lock::Blocked),
+            2 => Some(Lock::BlockedForGood),
+            _ => None,
+        }
+    }
+
+    /// Whether the application refuses money commands.
+    pub fn is_locked(self) -> bool {
+        self != Lock::Open
     }
 }
 

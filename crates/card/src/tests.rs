@@ -28,7 +28,7 @@ fn spec(algorithm: Algorithm, overdraft_limit_fen: u32) -> CardSpec {
         issuer: IssuerData::decode(&h(EF15)).unwrap(),
         holder: [0; 55],
         management: [0; 60],
-        master_keys: MasterKeys { algorithm, dlk: [0x11; 16], dpk: [0x22; 16], dtk: [0x33; 16] },
+        master_keys: MasterKeys::new(algorithm, [0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16]),
         key_version: 0x01,
         overdraft_limit_fen,
         balance_limit_fen: 100_000,
@@ -74,7 +74,7 @@ fn load(card: &mut TestCard, spec: &CardSpec, amount: u32) -> Vec<u8> {
     assert_eq!(sw(&r), "9000");
     let [dlk, _, _] = keys(spec);
     let sk = SessionKey::load(
-        spec.master_keys.algorithm,
+        spec.master_keys.algorithm(),
         &dlk,
         r[8..12].try_into().unwrap(),
         u16::from_be_bytes([r[4], r[5]]),
@@ -102,7 +102,7 @@ fn init_purchase(card: &mut TestCard, p1: u8, amount: u32) -> Vec<u8> {
 fn debit_apdu(spec: &CardSpec, init: &[u8], amount: u32, transaction_type: u8, ttn: u32, good_mac: bool) -> Vec<u8> {
     let [_, dpk, _] = keys(spec);
     let sk = SessionKey::purchase(
-        spec.master_keys.algorithm,
+        spec.master_keys.algorithm(),
         &dpk,
         init[11..15].try_into().unwrap(),
         u16::from_be_bytes([init[4], init[5]]),

@@ -3,7 +3,7 @@
 
 use rand_core::Rng;
 use yitong_crypto::inputs::{self, Transaction};
-use yitong_crypto::{tac_key, SessionKey};
+use yitong_crypto::{mac_matches, tac_key, SessionKey};
 use yitong_profile::apdu::{transaction_type, Command, LoadInit, PurchaseInit, KEY_INDEX, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{LogRecord, TRANSIT_RECORDS_MAX, TRANSIT_RECORD_LEN};
 use yitong_profile::Reader;
@@ -28,7 +28,7 @@ impl<S: Store, R: Rng> Card<S, R> {
         };
         self.require_app()?;
         let purse = self.purse();
-        if purse.locked {
+        if purse.lock.is_locked() {
             return Err(CardError::Locked.into());
         }
         if key_index != KEY_INDEX {
@@ -117,7 +117,7 @@ impl<S: Store, R: Rng> Card<S, R> {
             date,
             time,
         };
-        if inputs::load_mac2(&load.session_key, &t) != mac2 {
+        if !mac_matches(&inputs::load_mac2(&load.session_key, &t), &mac2) {
             return Err(CardError::MacError.into());
         }
         let image = self.image();
@@ -206,7 +206,7 @@ impl<S: Store, R: Rng> Card<S, R> {
             date,
             time,
         };
-        if inputs::purchase_mac1(&session_key, &t) != mac1 {
+        if !mac_matches(&inputs::purchase_mac1(&session_key, &t), &mac1) {
             return Err(CardError::MacError.into());
         }
         let mut purse = self.purse();

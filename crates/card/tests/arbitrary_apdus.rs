@@ -1,5 +1,5 @@
 //! Property tests: no byte string and no sequence of commands makes the card panic, and only a
-//! successful CREDIT or DEBIT changes its memory.
+//! successful CREDIT, DEBIT or APPLICATION BLOCK / UNBLOCK (all MAC-protected) changes its memory.
 
 use proptest::prelude::*;
 use yitong_card::testing::CountingRng;
@@ -16,7 +16,7 @@ fn card() -> Card<MemStore, CountingRng> {
         valid_from: [0x20, 0x26, 1, 1],
         valid_to: [0x20, 0x36, 0x12, 0x31],
     };
-    let master = MasterKeys { algorithm: Algorithm::Des, dlk: [1; 16], dpk: [2; 16], dtk: [3; 16] };
+    let master = MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16]);
     let spec = CardSpec { overdraft_limit_fen: 300, ..CardSpec::new(issuer, master, 1) };
     Card::power_on(MemStore::new(spec.personalize()), CountingRng(7)).unwrap()
 }
@@ -39,11 +39,16 @@ fn command() -> impl Strategy<Value = Vec<u8>> {
         Just([0x80, 0xDC, 0x00, 0xF0]),
         Just([0x80, 0x54, 0x01, 0x00]),
         Just([0x80, 0x5A, 0x00, 0x09]),
+        Just([0x00, 0x84, 0x00, 0x00]),
+        Just([0x84, 0x1E, 0x00, 0x00]),
+        Just([0x84, 0x1E, 0x00, 0x01]),
+        Just([0x84, 0x18, 0x00, 0x00]),
         any::<[u8; 4]>(),
     ];
     let data = prop_oneof![
         Just(vec![0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x05]),
         Just(vec![0x10, 0x01]),
+        prop::collection::vec(any::<u8>(), 4),
         prop::collection::vec(any::<u8>(), 11),
         prop::collection::vec(any::<u8>(), 15),
         prop::collection::vec(any::<u8>(), 48),
@@ -82,7 +87,7 @@ proptest! {
             prop_assert!(r.len() >= 2);
             let sw = u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
             // A random MAC1/MAC2 verifies with probability 2^-32: treat success as a finding.
-            prop_assert!(!(matches!(c[..2], [0x80, 0x52] | [0x80, 0x54]) && sw == 0x9000), "random MAC accepted: {:02X?}", c);
+            prop_assert!(!(matches!(c[..2], [0x80, 0x52] | [0x80, 0x54] | [0x84, 0x1E] | [0x84, 0x18]) && sw == 0x9000), "random MAC accepted: {:02X?}", c);
         }
         prop_assert_eq!(card.store().image(), &before[..]);
     }

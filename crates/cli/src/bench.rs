@@ -68,14 +68,14 @@ impl Figures {
 fn bench_terminals(keys: &KeySet) -> anyhow::Result<(Gate, Gate, TopUpTerminal)> {
     let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
-    let entry = build_gate(&city, keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default());
-    let exit = build_gate(&city, keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default());
-    Ok((entry, exit, build_topup(keys, TerminalEntry::default())))
+    let entry = build_gate(&city, keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default())?;
+    let exit = build_gate(&city, keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default())?;
+    Ok((entry, exit, build_topup(keys, TerminalEntry::default())?))
 }
 
 fn run(algorithm: Algorithm, trips: u32) -> anyhow::Result<Figures> {
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], algorithm)?;
-    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO);
+    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO)?;
     let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut channel = TimedChannel { inner: InProcessChannel::new(card), card_time: Duration::ZERO };
     let (mut entry_gate, mut exit_gate, mut topup) = bench_terminals(&keys)?;
@@ -201,7 +201,7 @@ pub fn pcsc(args: &PcscBenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--apdus: at least 1; --trips: 1 to 200 (the card's balance limit bounds the loads)");
     }
     let keys = KeySet::generate([0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01], Algorithm::Des)?;
-    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO);
+    let image = keys.card_image(BENCH_SERIAL, BENCH_VALID_FROM, BENCH_VALID_TO)?;
     let card = Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let port = args.port;
     std::thread::spawn(move || {

@@ -1,4 +1,4 @@
-//! `yitong keys new`, `yitong card issue|show|load`.
+//! `yitong keys new|export`, `yitong card issue|show|load|unblock`.
 
 use std::path::{Path, PathBuf};
 
@@ -6,12 +6,14 @@ use anyhow::{bail, Context};
 use clap::Args;
 use yitong_card::{CardSpec, OVERDRAFT_LIMIT_FEN_MAX};
 use yitong_crypto::Algorithm;
+use yitong_profile::apdu;
 use yitong_profile::files::IssuerData;
+use yitong_profile::StatusWord;
 use yitong_terminal::{read_card, run_load, InProcessChannel, TapError};
 
 use crate::keys::{parse_hex, KeySet};
 use crate::terminals::{append_records, TerminalEntry, TerminalsFile};
-use crate::{cardfile, money, output, time, AlgorithmArg, Incomplete, KeysNewArgs};
+use crate::{cardfile, money, output, time, AlgorithmArg, Incomplete, KeysExportArgs, KeysNewArgs};
 
 /// Default file of the CLI's simulated terminals' state.
 pub const STATE_DEFAULT: &str = "yitong-terminals.json";
@@ -26,7 +28,7 @@ pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
     let keys = KeySet::generate(issuer_id, algorithm)?;
     cardfile::write_atomically(&args.out, keys.to_toml().as_bytes())?;
     println!(
-        "wrote a DEVELOPMENT key set ({}, issuer {}) to {}: random keys in clear text, for tests and demos only",
+        "wrote a full DEVELOPMENT key set ({}, issuer {}) to {}: random keys in clear text, for tests and demos only",
         crate::keys::algorithm_name(algorithm),
         args.issuer_id.to_uppercase(),
         args.out.display()
@@ -34,9 +36,24 @@ pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `yitong keys export`: the part of a key file one role needs.
+pub fn keys_export(args: &KeysExportArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&args.out, args.force)?;
+    let keys = KeySet::read(&args.keys)?;
+    let part = keys.export(args.role)?;
+    cardfile::write_atomically(&args.out, part.to_toml().as_bytes())?;
+    println!(
+        "wrote the {} key file of issuer {} to {}",
+        args.role,
+        hex::encode_upper(keys.issuer_id),
+        args.out.display()
+    );
+    Ok(())
+}
+
 #[derive(Args)]
 pub struct IssueArgs {
-    /// Issuer key file (`yitong keys new`).
+    /// Issuer key file: the full set (`yitong keys new`).
     #[arg(long)]
     pub keys: PathBuf,
     /// Application serial, 20 hex digits (the printed card number is its last 19).
@@ -91,7 +108,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         management: management_file(&issuer),
         overdraft_limit_fen,
         balance_limit_fen,
-        ..CardSpec::new(issuer, keys.master, keys.key_version)
+        ..CardSpec::new(issuer, keys.master_keys("card issue")?, keys.key_version)
     };
     cardfile::write_atomically(&args.out, &spec.personalize())?;
     println!("issued card {} to {}", issuer.card_number(), args.out.display());
@@ -162,7 +179,8 @@ pub fn station_names(card_city: &str) -> impl Fn(&str, u16, u16) -> String {
 pub struct LoadArgs {
     /// The card image.
     pub card: PathBuf,
-    /// Issuer key file: the top-up host's load keys.
+    /// Key file: a topup key file (`yitong keys export --for topup`) or the full set; the
+    /// top-up host holds its master load key.
     #[arg(long)]
     pub keys: PathBuf,
     /// Amount in yuan.
@@ -184,6 +202,7 @@ pub struct LoadArgs {
 
 pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let keys = KeySet::read(&args.keys)?;
+    keys.load_key("card load")?;
     let amount_fen = money::parse_yuan(&args.amount, "--amount")?;
     if amount_fen == 0 {
         bail!("--amount: must be more than 0 yuan");
@@ -191,7 +210,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let now = time::at_or_now(args.at.as_deref())?;
     let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
     let mut terminals = TerminalsFile::read(&args.state)?;
-    let mut terminal = crate::cmd_gate::build_topup(&keys, terminals.entry(&terminal_id));
+    let mut terminal = crate::cmd_gate::build_topup(&keys, terminals.entry(&terminal_id))?;
     let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
     let state_path = args.state.clone();
     let result = run_load(&mut terminal, &mut channel, now, amount_fen, &mut |t| {
@@ -208,6 +227,70 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     report_outcome(result, args.json)
+}
+
+#[derive(Args)]
+pub struct UnblockArgs {
+    /// The card image.
+    pub card: PathBuf,
+    /// Key file holding the maintenance key: backoffice (the service desk), gate or full.
+    #[arg(long)]
+    pub keys: PathBuf,
+}
+
+/// The service desk lifts a temporary block: SELECT, GET CHALLENGE, APPLICATION UNBLOCK with the
+/// MAC under the card's maintenance key, through the card's APDUs as a desk reader would.
+pub fn unblock(args: &UnblockArgs) -> anyhow::Result<()> {
+    let keys = KeySet::read(&args.keys)?;
+    let maintenance = keys.maintenance_key("card unblock")?;
+    let mut card = cardfile::open(&args.card)?;
+    let mut send = |apdu: &[u8]| -> anyhow::Result<(Vec<u8>, StatusWord)> {
+        let r = card.process(apdu).map_err(|_| anyhow::anyhow!("{}: the card lost power", args.card.display()))?;
+        let (data, sw) = StatusWord::split(&r).context("the card answered less than a status word")?;
+        Ok((data.to_vec(), sw))
+    };
+    let (fci, sw) = send(&apdu::select_by_name(&apdu::AID_TUNION))?;
+    let issuer =
+        adf_issuer(&fci).with_context(|| format!("{}: no T-Union application (SELECT {sw})", args.card.display()))?;
+    if issuer.issuer_id != keys.issuer_id {
+        bail!(
+            "{}: card of issuer {}, but {} holds keys of issuer {}",
+            args.card.display(),
+            hex::encode_upper(issuer.issuer_id),
+            args.keys.display(),
+            hex::encode_upper(keys.issuer_id)
+        );
+    }
+    if sw == StatusWord::OK {
+        println!("card {} is not blocked; nothing to do", issuer.card_number());
+        return Ok(());
+    }
+    let (challenge, sw) = send(&apdu::get_challenge())?;
+    let challenge: [u8; 4] =
+        challenge.try_into().map_err(|_| anyhow::anyhow!("GET CHALLENGE failed: status word {sw}"))?;
+    let mac = maintenance.command_mac(issuer.issuer_id, issuer.asn8(), challenge, apdu::APPLICATION_UNBLOCK_HEADER);
+    let (_, sw) = send(&apdu::application_unblock(mac))?;
+    match sw {
+        StatusWord::OK => {}
+        StatusWord::SECURE_MESSAGING_WRONG => bail!(
+            "card {}: APPLICATION UNBLOCK refused (6988): the maintenance key of {} (key version {}) is not this card's",
+            issuer.card_number(),
+            args.keys.display(),
+            keys.key_version
+        ),
+        StatusWord::CONDITIONS_NOT_SATISFIED => {
+            bail!("card {}: APPLICATION UNBLOCK refused (6985): the card is blocked for good", issuer.card_number())
+        }
+        other => bail!("card {}: APPLICATION UNBLOCK refused ({other})", issuer.card_number()),
+    }
+    cardfile::save(&args.card, &card)?;
+    println!("unblocked card {}", issuer.card_number());
+    Ok(())
+}
+
+/// EF15 from the ADF's FCI (`6F { 84 AID, A5 { 9F0C EF15 } }`).
+fn adf_issuer(fci: &[u8]) -> Option<IssuerData> {
+    IssuerData::decode(yitong_profile::tlv::find(fci, &[&[0x6F], &[0xA5], &[0x9F, 0x0C]])?).ok()
 }
 
 /// Takes the records and appends them to `path`; without a path they stay in the state file.

@@ -27,7 +27,8 @@ pub struct TapArgs {
     /// Seconds to wait for a card on --reader.
     #[arg(long, default_value_t = 30)]
     pub wait: u64,
-    /// Issuer key file: the gate's PSAM holds its master purchase key.
+    /// Key file: a gate key file (`yitong keys export --for gate`) or the full set; the gate's
+    /// PSAM holds its master purchase and maintenance keys.
     #[arg(long)]
     pub keys: PathBuf,
     #[command(flatten)]
@@ -76,7 +77,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
 
     let mut terminals = TerminalsFile::read(&args.state)?;
     let entry = terminals.entry(&terminal_id);
-    let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
+    let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry)?;
     if let Some(path) = &args.hotlist {
         gate.set_hotlist(read_hotlist(path)?);
     }
@@ -152,7 +153,8 @@ fn read_hotlist(path: &std::path::Path) -> anyhow::Result<std::collections::BTre
     Ok(serials)
 }
 
-/// A gate of `city` whose software PSAM holds `keys`, restarted from its saved entry.
+/// A gate of `city` whose software PSAM holds the purchase and maintenance keys of `keys`,
+/// restarted from its saved entry.
 pub fn build_gate(
     city: &Arc<City>,
     keys: &KeySet,
@@ -160,10 +162,10 @@ pub fn build_gate(
     station: StationId,
     station_name: &str,
     saved: TerminalEntry,
-) -> Gate {
+) -> anyhow::Result<Gate> {
     let terminal_id = terminal_id(city.profile().city_code, mode, station);
     let mut psam = SoftwarePsam::new(terminal_id, saved.next_transaction_number);
-    psam.add_issuer(keys.issuer_id, keys.issuer_keys());
+    psam.add_keys(keys.issuer_id, keys.key_version, keys.psam_keys("gate tap")?);
     let config = GateConfig {
         city: city.profile().into(),
         mode,
@@ -172,17 +174,17 @@ pub fn build_gate(
         station_name: station_name.into(),
         hotlist: Default::default(),
     };
-    Gate::new(config, Box::new(psam), Box::new(Arc::clone(city)), saved.state)
+    Ok(Gate::new(config, Box::new(psam), Box::new(Arc::clone(city)), saved.state))
 }
 
-/// A top-up terminal of the issuer's city whose load host holds `keys`.
-pub fn build_topup(keys: &KeySet, saved: TerminalEntry) -> TopUpTerminal {
+/// A top-up terminal of the issuer's city whose load host holds the load key of `keys`.
+pub fn build_topup(keys: &KeySet, saved: TerminalEntry) -> anyhow::Result<TopUpTerminal> {
     let mut host = SoftwareLoadHost::new();
-    host.add_issuer(keys.issuer_id, keys.issuer_keys());
+    host.add_keys(keys.issuer_id, keys.key_version, keys.load_key("card load")?.clone());
     let city_code = u16::from_be_bytes([keys.issuer_id[2], keys.issuer_id[3]]);
     let city = yitong_fare::City::builtin_by_code(city_code).map(|c| c.profile().name.clone()).unwrap_or_default();
-    TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, &city, Box::new(host))
-        .with_state(saved.state)
+    Ok(TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, &city, Box::new(host))
+        .with_state(saved.state))
 }
 
 /// The simulated top-up terminal's ID: the issuer's city code, then `FFFF0001`.

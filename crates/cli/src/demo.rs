@@ -28,7 +28,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let valid_to = time::parse_day(&format!("{}-12-31", today.year + 10), "valid-to")?;
     let issuer = keys.issuer_data([0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01], today.date_bcd(), valid_to);
-    let image = keys.card_image(issuer.serial, issuer.valid_from, issuer.valid_to);
+    let image = keys.card_image(issuer.serial, issuer.valid_from, issuer.valid_to)?;
     let card: FileCard =
         Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -39,7 +39,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     channel.record_trace();
     let mut records: Vec<TapRecord> = Vec::new();
 
-    let mut topup = build_topup(&keys, TerminalEntry::default());
+    let mut topup = build_topup(&keys, TerminalEntry::default())?;
     let loaded = run_load(&mut topup, &mut channel, at("07:30:00")?, 5_000, &mut |_| Ok(()))?;
     records.extend(topup.drain_records());
     step(args, &mut channel, "2. Top up 50 yuan over the air", &loaded);
@@ -49,13 +49,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let gate_at = |name: &str| -> anyhow::Result<yitong_terminal::Gate> {
         let (id, label) = station(name)?;
-        Ok(build_gate(&beijing, &keys, GateMode::Metro, id, &label, TerminalEntry::default()))
+        build_gate(&beijing, &keys, GateMode::Metro, id, &label, TerminalEntry::default())
     };
     let mut xidan = gate_at("Xidan")?;
     let mut guomao = gate_at("Guomao")?;
     let mut pingguoyuan = gate_at("Pingguoyuan")?;
     let mut bus =
-        build_gate(&beijing, &keys, GateMode::Bus, StationId { line: 1, station: 0 }, "", TerminalEntry::default());
+        build_gate(&beijing, &keys, GateMode::Bus, StationId { line: 1, station: 0 }, "", TerminalEntry::default())?;
 
     let mut tap =
         |gate: &mut yitong_terminal::Gate, channel: &mut Channel, at: DateTime, title: &str| -> anyhow::Result<()> {

@@ -1,18 +1,72 @@
-//! The issuer key file: `yitong keys new` writes it, the other commands read it.
+//! Issuer key files: `yitong keys new` writes the full development set, `yitong keys export`
+//! the part one role needs, and the other commands read what they need from either.
+//!
+//! Who holds what (`docs/architecture.md`, "Keys by purpose"): a gate the purchase key and the
+//! maintenance key (its PSAM blocks hotlisted cards); a top-up terminal (its load host) the load
+//! key; the back office the TAC key and the maintenance key (its service desk unblocks cards).
+//! Only the full set, kept by the issuer, can issue cards.
 
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use yitong_card::CardSpec;
-use yitong_crypto::{Algorithm, MasterKeys};
+use yitong_crypto::{
+    Algorithm, LoadMasterKey, MaintenanceMasterKey, MasterKey, MasterKeys, PurchaseMasterKey, Purpose, TacMasterKey,
+};
 use yitong_profile::files::IssuerData;
-use yitong_terminal::IssuerKeys;
+use yitong_terminal::PsamKeys;
+
+/// The role a key file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every key: the issuer's development set (issues cards).
+    Full,
+    /// A gate: purchase and maintenance keys.
+    Gate,
+    /// A top-up terminal's load host: the load key.
+    Topup,
+    /// The back office: TAC and maintenance keys (TAC checks, the service desk's unblock).
+    Backoffice,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Full => "full",
+            Role::Gate => "gate",
+            Role::Topup => "topup",
+            Role::Backoffice => "backoffice",
+        }
+    }
+
+    /// The roles whose files hold the key of `purpose`, for error messages.
+    fn holders(purpose: &str) -> &'static str {
+        match purpose {
+            "load" => "a topup or full",
+            "purchase" => "a gate or full",
+            "TAC" => "a backoffice or full",
+            "maintenance" => "a gate, backoffice or full",
+            _ => "a full",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The TOML file, as written.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFile {
+    /// Absent in files written before roles existed: those are full sets.
+    #[serde(default = "default_role")]
+    role: Role,
     issuer_id: String,
     algorithm: String,
     #[serde(default = "default_key_version")]
@@ -20,41 +74,143 @@ struct KeyFile {
     master: MasterFile,
 }
 
+fn default_role() -> Role {
+    Role::Full
+}
+
 fn default_key_version() -> u8 {
     1
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MasterFile {
-    dlk: String,
-    dpk: String,
-    dtk: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dlk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dtk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damk: Option<String>,
 }
 
-/// An issuer's key set, read from a key file.
-#[derive(Debug, Clone, Copy)]
+/// An issuer's keys as one key file holds them: all of them, or one role's part.
+#[derive(Debug, Clone)]
 pub struct KeySet {
     pub issuer_id: [u8; 8],
     pub key_version: u8,
-    pub master: MasterKeys,
+    pub algorithm: Algorithm,
+    pub role: Role,
+    /// The file it came from, for messages (`generated` for in-memory sets).
+    source: String,
+    load: Option<LoadMasterKey>,
+    purchase: Option<PurchaseMasterKey>,
+    tac: Option<TacMasterKey>,
+    maintenance: Option<MaintenanceMasterKey>,
 }
 
 impl KeySet {
-    pub fn issuer_keys(&self) -> IssuerKeys {
-        IssuerKeys { key_version: self.key_version, master: self.master }
+    /// A new random development key set, all four master keys.
+    pub fn generate(issuer_id: [u8; 8], algorithm: Algorithm) -> anyhow::Result<Self> {
+        let mut bytes = yitong_crypto::Zeroizing::new([0u8; 64]);
+        getrandom::fill(bytes.as_mut()).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+        let key = |i: usize| <[u8; 16]>::try_from(&bytes[i * 16..i * 16 + 16]).expect("16 bytes");
+        Ok(Self::from_master(issuer_id, 1, MasterKeys::new(algorithm, key(0), key(1), key(2), key(3))))
     }
 
-    /// A new random development key set.
-    pub fn generate(issuer_id: [u8; 8], algorithm: Algorithm) -> anyhow::Result<Self> {
-        let mut bytes = [0u8; 48];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
-        let key = |i: usize| <[u8; 16]>::try_from(&bytes[i * 16..i * 16 + 16]).expect("16 bytes");
-        Ok(KeySet {
+    /// The full set of `master`.
+    pub fn from_master(issuer_id: [u8; 8], key_version: u8, master: MasterKeys) -> Self {
+        KeySet {
             issuer_id,
-            key_version: 1,
-            master: MasterKeys { algorithm, dlk: key(0), dpk: key(1), dtk: key(2) },
+            key_version,
+            algorithm: master.algorithm(),
+            role: Role::Full,
+            source: "generated key set".into(),
+            load: Some(master.load().clone()),
+            purchase: Some(master.purchase().clone()),
+            tac: Some(master.tac().clone()),
+            maintenance: Some(master.maintenance().clone()),
+        }
+    }
+
+    /// `key`, or the error a command gets when its key file lacks it.
+    fn need<'a, P: Purpose>(&self, key: &'a Option<MasterKey<P>>, command: &str) -> anyhow::Result<&'a MasterKey<P>> {
+        key.as_ref().with_context(|| {
+            format!(
+                "{} is a {} key file: it has no {} key; `{command}` needs {} key file",
+                self.source,
+                self.role,
+                P::NAME,
+                Role::holders(P::NAME)
+            )
         })
+    }
+
+    /// The load key, for `command` (a top-up terminal's load host).
+    pub fn load_key(&self, command: &str) -> anyhow::Result<&LoadMasterKey> {
+        self.need(&self.load, command)
+    }
+
+    /// The maintenance key, for `command` (blocking and unblocking).
+    pub fn maintenance_key(&self, command: &str) -> anyhow::Result<&MaintenanceMasterKey> {
+        self.need(&self.maintenance, command)
+    }
+
+    /// What a gate's PSAM holds: purchase and maintenance keys.
+    pub fn psam_keys(&self, command: &str) -> anyhow::Result<PsamKeys> {
+        Ok(PsamKeys {
+            purchase: self.need(&self.purchase, command)?.clone(),
+            maintenance: self.maintenance_key(command)?.clone(),
+        })
+    }
+
+    /// The whole set, for `command` (issuing cards needs every key).
+    pub fn master_keys(&self, command: &str) -> anyhow::Result<MasterKeys> {
+        if self.role != Role::Full {
+            bail!(
+                "{} is a {} key file: `{command}` needs the issuer's full key file (`yitong keys new`)",
+                self.source,
+                self.role
+            );
+        }
+        let (load, purchase) = (self.need(&self.load, command)?, self.need(&self.purchase, command)?);
+        let (tac, maintenance) = (self.need(&self.tac, command)?, self.maintenance_key(command)?);
+        Ok(MasterKeys::new(
+            self.algorithm,
+            *load.expose_bytes(),
+            *purchase.expose_bytes(),
+            *tac.expose_bytes(),
+            *maintenance.expose_bytes(),
+        ))
+    }
+
+    /// The part of this set that `role` needs; it must hold all of it.
+    pub fn export(&self, role: Role) -> anyhow::Result<KeySet> {
+        let command = format!("keys export --for {role}");
+        if self.role != Role::Full {
+            bail!(
+                "{} is a {} key file: `{command}` takes its part from the issuer's full key file",
+                self.source,
+                self.role
+            );
+        }
+        let mut part = KeySet { role, load: None, purchase: None, tac: None, maintenance: None, ..self.clone() };
+        match role {
+            Role::Full => {
+                return self.master_keys(&command).map(|m| Self::from_master(self.issuer_id, self.key_version, m))
+            }
+            Role::Gate => {
+                part.purchase = Some(self.need(&self.purchase, &command)?.clone());
+                part.maintenance = Some(self.maintenance_key(&command)?.clone());
+            }
+            Role::Topup => part.load = Some(self.load_key(&command)?.clone()),
+            Role::Backoffice => {
+                part.tac = Some(self.need(&self.tac, &command)?.clone());
+                part.maintenance = Some(self.maintenance_key(&command)?.clone());
+            }
+        }
+        Ok(part)
     }
 
     /// EF15 of an e-purse card of this issuer.
@@ -62,25 +218,35 @@ impl KeySet {
         IssuerData { issuer_id: self.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to }
     }
 
-    /// A new card image of this issuer, anonymous, with the default limits.
-    pub fn card_image(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> Vec<u8> {
-        CardSpec::new(self.issuer_data(serial, valid_from, valid_to), self.master, self.key_version).personalize()
+    /// A new card image of this issuer, anonymous, with the default limits. Needs the full set.
+    pub fn card_image(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> anyhow::Result<Vec<u8>> {
+        let master = self.master_keys("card issue")?;
+        Ok(CardSpec::new(self.issuer_data(serial, valid_from, valid_to), master, self.key_version).personalize())
     }
 
-    pub fn to_toml(self) -> String {
+    pub fn to_toml(&self) -> String {
+        let hex = |k: &[u8; 16]| hex::encode_upper(k);
         let file = KeyFile {
+            role: self.role,
             issuer_id: hex::encode_upper(self.issuer_id),
-            algorithm: algorithm_name(self.master.algorithm).into(),
+            algorithm: algorithm_name(self.algorithm).into(),
             key_version: self.key_version,
             master: MasterFile {
-                dlk: hex::encode_upper(self.master.dlk),
-                dpk: hex::encode_upper(self.master.dpk),
-                dtk: hex::encode_upper(self.master.dtk),
+                dlk: self.load.as_ref().map(|k| hex(k.expose_bytes())),
+                dpk: self.purchase.as_ref().map(|k| hex(k.expose_bytes())),
+                dtk: self.tac.as_ref().map(|k| hex(k.expose_bytes())),
+                damk: self.maintenance.as_ref().map(|k| hex(k.expose_bytes())),
             },
         };
         let body = toml::to_string(&file).expect("the key file serializes");
+        let what = match self.role {
+            Role::Full => ": all four master keys (load, purchase, TAC, maintenance); the issuer's alone",
+            Role::Gate => ", gate part: the master purchase and maintenance keys",
+            Role::Topup => ", topup part: the master load key",
+            Role::Backoffice => ", backoffice part: the master TAC and maintenance keys",
+        };
         format!(
-            "# Yitong DEVELOPMENT key set: random master keys kept in clear text.\n\
+            "# Yitong DEVELOPMENT key set{what}, in clear text.\n\
              # For tests and demos only; production keys live in an HSM and never in a file.\n{body}"
         )
     }
@@ -94,18 +260,49 @@ impl KeySet {
             "sm4" => Algorithm::Sm4,
             other => bail!("{}: algorithm: `{other}` is not des or sm4", path.display()),
         };
-        let field = |name: &str, v: &str| -> anyhow::Result<[u8; 16]> {
-            parse_hex(v, &format!("{}: master.{name}", path.display()))
+        let key = |name: &str, v: &Option<String>| -> anyhow::Result<Option<[u8; 16]>> {
+            v.as_deref().map(|v| parse_hex(v, &format!("{}: master.{name}", path.display()))).transpose()
         };
+        let m = &file.master;
+        let (dlk, dpk, dtk, damk) =
+            (key("dlk", &m.dlk)?, key("dpk", &m.dpk)?, key("dtk", &m.dtk)?, key("damk", &m.damk)?);
+        // What each role's file must hold, and must not: a gate file with a load key is a mistake.
+        let expected = match file.role {
+            Role::Full => [true, true, true, true],
+            Role::Gate => [false, true, false, true],
+            Role::Topup => [true, false, false, false],
+            Role::Backoffice => [false, false, true, true],
+        };
+        for ((name, present), wanted) in
+            [("dlk", dlk.is_some()), ("dpk", dpk.is_some()), ("dtk", dtk.is_some()), ("damk", damk.is_some())]
+                .into_iter()
+                .zip(expected)
+        {
+            match (present, wanted) {
+                (false, true) if name == "damk" && file.role == Role::Full => bail!(
+                    "{}: master.damk is missing: key files written before the maintenance key cannot be used; \
+                     write a new set with `yitong keys new` (or add a `damk` of 32 hex digits under [master])",
+                    path.display()
+                ),
+                (false, true) => bail!("{}: master.{name} is missing from a {} key file", path.display(), file.role),
+                (true, false) => bail!(
+                    "{}: master.{name}: a {} key file must not hold this key (`yitong keys export` writes the right part)",
+                    path.display(),
+                    file.role
+                ),
+                _ => {}
+            }
+        }
         Ok(KeySet {
             issuer_id: parse_hex(&file.issuer_id, &format!("{}: issuer_id", path.display()))?,
             key_version: file.key_version,
-            master: MasterKeys {
-                algorithm,
-                dlk: field("dlk", &file.master.dlk)?,
-                dpk: field("dpk", &file.master.dpk)?,
-                dtk: field("dtk", &file.master.dtk)?,
-            },
+            algorithm,
+            role: file.role,
+            source: path.display().to_string(),
+            load: dlk.map(|k| MasterKey::new(algorithm, k)),
+            purchase: dpk.map(|k| MasterKey::new(algorithm, k)),
+            tac: dtk.map(|k| MasterKey::new(algorithm, k)),
+            maintenance: damk.map(|k| MasterKey::new(algorithm, k)),
         })
     }
 }

@@ -57,8 +57,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Writes a new random DEVELOPMENT issuer key set (master DLK, DPK, DTK) as TOML.
+    /// Writes a new random DEVELOPMENT issuer key set (master DLK, DPK, DTK, DAMK) as TOML.
     New(KeysNewArgs),
+    /// Writes the part of a key set one role needs: gate (purchase + maintenance), topup (load),
+    /// backoffice (TAC + maintenance).
+    Export(KeysExportArgs),
+}
+
+/// Arguments of `yitong keys export`.
+#[derive(Args)]
+pub struct KeysExportArgs {
+    /// The full key set to take the part from.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// The role the new file is for.
+    #[arg(long = "for", value_enum, value_name = "ROLE")]
+    pub role: keys::Role,
+    /// Where to write the role's key file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `yitong keys new`.
@@ -95,6 +115,8 @@ enum CardCommand {
     Show(cmd_card::ShowArgs),
     /// Loads money onto a card at a top-up terminal.
     Load(cmd_card::LoadArgs),
+    /// Service desk: lifts a block (APPLICATION UNBLOCK under the maintenance key).
+    Unblock(cmd_card::UnblockArgs),
     /// Serves a card image as a contactless card in the vsmartcard virtual reader (vpcd), so that
     /// pcscd shows it in "Virtual PCD 00 00" and any PC/SC application can talk to it.
     ServeVpcd(cmd_reader::ServeArgs),
@@ -174,9 +196,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(KeysCommand::New(args)) => cmd_card::keys_new(&args),
+        Command::Keys(KeysCommand::Export(args)) => cmd_card::keys_export(&args),
         Command::Card(CardCommand::Issue(args)) => cmd_card::issue(&args),
         Command::Card(CardCommand::Show(args)) => cmd_card::show(&args),
         Command::Card(CardCommand::Load(args)) => cmd_card::load(&args),
+        Command::Card(CardCommand::Unblock(args)) => cmd_card::unblock(&args),
         Command::Card(CardCommand::ServeVpcd(args)) => cmd_reader::serve(&args),
         Command::Card(CardCommand::Read(args)) => cmd_reader::read(&args),
         Command::Reader(ReaderCommand::List(args)) => cmd_reader::list(&args),

@@ -1,4 +1,9 @@
+use core::fmt;
+use core::marker::PhantomData;
+
 use des::cipher::{BlockCipherEncrypt, KeyInit};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Algorithm;
 
@@ -28,31 +33,168 @@ pub fn diversify(algorithm: Algorithm, key: &Key16, x: [u8; 8]) -> Key16 {
 /// The card's own key for one purpose, from the issuer's master key (profile choice: the issuer ID
 /// first, then the last 8 bytes of the application serial): DIV(DIV(MK, issuer ID), ASN8).
 pub fn card_key(algorithm: Algorithm, master: &Key16, issuer_id: [u8; 8], asn8: [u8; 8]) -> Key16 {
-    let issuer_key = diversify(algorithm, master, issuer_id);
+    let issuer_key = Zeroizing::new(diversify(algorithm, master, issuer_id));
     diversify(algorithm, &issuer_key, asn8)
 }
 
-/// An issuer's master keys, from which each card's keys are diversified with [`card_key`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct MasterKeys {
-    /// Cipher family of the issuer's keys.
-    pub algorithm: Algorithm,
-    /// Master load key.
-    pub dlk: Key16,
-    /// Master purchase key.
-    pub dpk: Key16,
-    /// Master TAC key.
-    pub dtk: Key16,
+/// What a master key is for. Each purpose is its own type, so that a gate's purchase key can never
+/// be handed to code that wants the load key.
+pub trait Purpose: purpose::Sealed {
+    /// The purpose's name, for `Debug` and messages.
+    const NAME: &'static str;
 }
 
-impl core::fmt::Debug for MasterKeys {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MasterKeys").field("algorithm", &self.algorithm).finish_non_exhaustive()
+/// The purposes of the issuer's master keys (profile: DLK, DPK, DTK, DAMK).
+pub mod purpose {
+    /// Loads (DLK): the load host holds it.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Load {}
+    /// Purchases (DPK): gates' security modules hold it.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Purchase {}
+    /// TACs (DTK): only the back office holds it.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Tac {}
+    /// Application maintenance (DAMK, profile choice): APPLICATION BLOCK / UNBLOCK.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Maintenance {}
+
+    /// Keeps the purposes to the four the profile defines.
+    pub trait Sealed {}
+    impl Sealed for Load {}
+    impl Sealed for Purchase {}
+    impl Sealed for Tac {}
+    impl Sealed for Maintenance {}
+}
+
+impl Purpose for purpose::Load {
+    const NAME: &'static str = "load";
+}
+impl Purpose for purpose::Purchase {
+    const NAME: &'static str = "purchase";
+}
+impl Purpose for purpose::Tac {
+    const NAME: &'static str = "TAC";
+}
+impl Purpose for purpose::Maintenance {
+    const NAME: &'static str = "maintenance";
+}
+
+/// One master key of an issuer, for one purpose `P`. Zeroized on drop, never `Copy`, and its
+/// `Debug` shows no key bytes.
+pub struct MasterKey<P: Purpose> {
+    algorithm: Algorithm,
+    key: Key16,
+    purpose: PhantomData<P>,
+}
+
+/// Master load key (DLK): the load host's.
+pub type LoadMasterKey = MasterKey<purpose::Load>;
+/// Master purchase key (DPK): the gates' security modules'.
+pub type PurchaseMasterKey = MasterKey<purpose::Purchase>;
+/// Master TAC key (DTK): the back office's alone.
+pub type TacMasterKey = MasterKey<purpose::Tac>;
+/// Master application maintenance key (DAMK, profile choice): blocks and unblocks cards.
+pub type MaintenanceMasterKey = MasterKey<purpose::Maintenance>;
+
+impl<P: Purpose> MasterKey<P> {
+    /// A master key of `algorithm`'s family.
+    pub fn new(algorithm: Algorithm, key: Key16) -> Self {
+        MasterKey { algorithm, key, purpose: PhantomData }
+    }
+
+    /// The cipher family.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The key bytes, to write a key file or hand to an HSM. Named so that every use stands out.
+    pub fn expose_bytes(&self) -> &Key16 {
+        &self.key
+    }
+
+    /// The card's key of this purpose, diversified with [`card_key`].
+    pub fn for_card(&self, issuer_id: [u8; 8], asn8: [u8; 8]) -> Zeroizing<Key16> {
+        Zeroizing::new(card_key(self.algorithm, &self.key, issuer_id, asn8))
     }
 }
 
-/// One card's keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
+impl TacMasterKey {
+    /// The key the card with this issuer ID and ASN8 signs its TACs with: [`tac_key`] of its
+    /// diversified DTK. The back office checks a TAC by recomputing it under this key with
+    /// [`crate::inputs::load_tac`] / [`crate::inputs::purchase_tac`] and comparing with
+    /// [`mac_matches`].
+    pub fn card_tac_key(&self, issuer_id: [u8; 8], asn8: [u8; 8]) -> SessionKey {
+        tac_key(self.algorithm, &self.for_card(issuer_id, asn8))
+    }
+}
+
+impl MaintenanceMasterKey {
+    /// The MAC of an APPLICATION BLOCK / UNBLOCK command `header` (CLA INS P1 P2 Lc) for the card
+    /// with this issuer ID and ASN8, after it answered GET CHALLENGE with `challenge`
+    /// ([`crate::maintenance_mac`] under the card's diversified DAMK).
+    pub fn command_mac(&self, issuer_id: [u8; 8], asn8: [u8; 8], challenge: [u8; 4], header: [u8; 5]) -> crate::Mac4 {
+        crate::maintenance_mac(self.algorithm, &self.for_card(issuer_id, asn8), challenge, header)
+    }
+}
+
+impl<P: Purpose> Clone for MasterKey<P> {
+    fn clone(&self) -> Self {
+        MasterKey::new(self.algorithm, self.key)
+    }
+}
+
+impl<P: Purpose> PartialEq for MasterKey<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && bool::from(self.key.ct_eq(&other.key))
+    }
+}
+
+impl<P: Purpose> Eq for MasterKey<P> {}
+
+impl<P: Purpose> fmt::Debug for MasterKey<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material stays out of logs.
+        f.debug_struct("MasterKey")
+            .field("purpose", &P::NAME)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Purpose> Zeroize for MasterKey<P> {
+    fn zeroize(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl<P: Purpose> Drop for MasterKey<P> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl<P: Purpose> ZeroizeOnDrop for MasterKey<P> {}
+
+/// An issuer's full set of master keys, one per purpose, all of one algorithm. Only personalization
+/// and development tools hold the whole set; each terminal role holds its part (see
+/// `docs/architecture.md`, "Keys by purpose").
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterKeys {
+    load: LoadMasterKey,
+    purchase: PurchaseMasterKey,
+    tac: TacMasterKey,
+    maintenance: MaintenanceMasterKey,
+}
+
+impl fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKeys").field("algorithm", &self.algorithm()).finish_non_exhaustive()
+    }
+}
+
+/// One card's keys, diversified from the issuer's master keys. Zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct CardKeys {
     /// Load key.
     pub dlk: Key16,
@@ -60,14 +202,67 @@ pub struct CardKeys {
     pub dpk: Key16,
     /// TAC key.
     pub dtk: Key16,
+    /// Application maintenance key (profile choice).
+    pub damk: Key16,
+}
+
+impl fmt::Debug for CardKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CardKeys").finish_non_exhaustive()
+    }
 }
 
 impl MasterKeys {
+    /// The set of `algorithm` from the four master keys' bytes: DLK, DPK, DTK, DAMK.
+    pub fn new(algorithm: Algorithm, dlk: Key16, dpk: Key16, dtk: Key16, damk: Key16) -> Self {
+        MasterKeys {
+            load: MasterKey::new(algorithm, dlk),
+            purchase: MasterKey::new(algorithm, dpk),
+            tac: MasterKey::new(algorithm, dtk),
+            maintenance: MasterKey::new(algorithm, damk),
+        }
+    }
+
+    /// The cipher family of every key of the set.
+    pub fn algorithm(&self) -> Algorithm {
+        self.load.algorithm
+    }
+
+    /// Master load key (DLK).
+    pub fn load(&self) -> &LoadMasterKey {
+        &self.load
+    }
+
+    /// Master purchase key (DPK).
+    pub fn purchase(&self) -> &PurchaseMasterKey {
+        &self.purchase
+    }
+
+    /// Master TAC key (DTK).
+    pub fn tac(&self) -> &TacMasterKey {
+        &self.tac
+    }
+
+    /// Master application maintenance key (DAMK).
+    pub fn maintenance(&self) -> &MaintenanceMasterKey {
+        &self.maintenance
+    }
+
     /// The keys of the card with this issuer ID and application serial tail (ASN8).
     pub fn for_card(&self, issuer_id: [u8; 8], asn8: [u8; 8]) -> CardKeys {
-        let div = |mk: &Key16| card_key(self.algorithm, mk, issuer_id, asn8);
-        CardKeys { dlk: div(&self.dlk), dpk: div(&self.dpk), dtk: div(&self.dtk) }
+        CardKeys {
+            dlk: *self.load.for_card(issuer_id, asn8),
+            dpk: *self.purchase.for_card(issuer_id, asn8),
+            dtk: *self.tac.for_card(issuer_id, asn8),
+            damk: *self.maintenance.for_card(issuer_id, asn8),
+        }
     }
+}
+
+/// Whether two MACs (or TACs) are equal, in constant time: a MAC check must not tell an attacker
+/// how many leading bytes of a forged MAC were right. Every MAC check of the project uses it.
+pub fn mac_matches(expected: &crate::Mac4, received: &crate::Mac4) -> bool {
+    expected.ct_eq(received).into()
 }
 
 /// The key a card signs TACs with: the left 8 bytes of DTK XOR its right 8 bytes under DES;
@@ -75,51 +270,66 @@ impl MasterKeys {
 pub fn tac_key(algorithm: Algorithm, dtk: &Key16) -> SessionKey {
     match algorithm {
         Algorithm::Des => {
-            let mut k = [0u8; 8];
+            let mut k = Zeroizing::new([0u8; 8]);
             for (i, b) in k.iter_mut().enumerate() {
                 *b = dtk[i] ^ dtk[i + 8];
             }
-            SessionKey::des(k)
+            SessionKey::des(&k)
         }
-        Algorithm::Sm4 => SessionKey::sm4(*dtk),
+        Algorithm::Sm4 => SessionKey::sm4(dtk),
     }
 }
 
-/// A transaction's session key: 8 bytes for single DES, 16 bytes for SM4.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A transaction's session key: 8 bytes for single DES, 16 bytes for SM4. Cheap to clone, not
+/// `Copy`, zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionKey {
     algorithm: Algorithm,
     bytes: [u8; 16],
 }
 
-impl core::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Key material stays out of logs.
         f.debug_struct("SessionKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
+impl Zeroize for SessionKey {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl Drop for SessionKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SessionKey {}
+
 impl SessionKey {
-    fn des(key: [u8; 8]) -> Self {
+    fn des(key: &[u8; 8]) -> Self {
         let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&key);
+        bytes[..8].copy_from_slice(key);
         SessionKey { algorithm: Algorithm::Des, bytes }
     }
 
-    fn sm4(key: [u8; 16]) -> Self {
-        SessionKey { algorithm: Algorithm::Sm4, bytes: key }
+    fn sm4(key: &[u8; 16]) -> Self {
+        SessionKey { algorithm: Algorithm::Sm4, bytes: *key }
     }
 
     /// Derives a session key from 8 input bytes under a card key: 3DES_K(input) for DES; for SM4
     /// (profile choice) SM4_K(input ‖ `80 00 00 00 00 00 00 00`).
     pub fn derive(algorithm: Algorithm, card_key: &Key16, input: [u8; 8]) -> Self {
         match algorithm {
-            Algorithm::Des => Self::des(tdes_encrypt(card_key, input)),
+            Algorithm::Des => Self::des(&Zeroizing::new(tdes_encrypt(card_key, input))),
             Algorithm::Sm4 => {
                 let mut block = [0u8; 16];
                 block[..8].copy_from_slice(&input);
                 block[8] = 0x80;
-                Self::sm4(sm4_encrypt(card_key, block))
+                Self::sm4(&Zeroizing::new(sm4_encrypt(card_key, block)))
             }
         }
     }

@@ -6,7 +6,10 @@
 //! its algorithm ID byte: DES/3DES (`00`) and SM4 (`04`, profile choice). Ciphers and the CBC-MAC
 //! come from RustCrypto (`des`, `sm4`, `cbc-mac`); nothing here implements a cipher.
 //!
-//! The principal types are [`Algorithm`], [`SessionKey`] and the MAC input builders in [`inputs`].
+//! The principal types are [`Algorithm`], the purpose-typed [`MasterKey`]s (load, purchase, TAC,
+//! maintenance: each terminal role holds only its own), [`SessionKey`] and the MAC input builders
+//! in [`inputs`]. Key material is zeroized on drop and never `Copy`; MACs are compared in constant
+//! time with [`mac_matches`].
 //! The crate does no I/O and is `no_std`.
 //!
 //! ```
@@ -25,5 +28,9 @@ mod keys;
 mod mac;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use keys::{card_key, diversify, tac_key, CardKeys, Key16, MasterKeys, SessionKey};
-pub use mac::{mac, Mac4};
+pub use keys::{
+    card_key, diversify, mac_matches, purpose, tac_key, CardKeys, Key16, LoadMasterKey, MaintenanceMasterKey,
+    MasterKey, MasterKeys, PurchaseMasterKey, Purpose, SessionKey, TacMasterKey,
+};
+pub use mac::{mac, maintenance_mac, Mac4};
+pub use zeroize::Zeroizing;

@@ -1,7 +1,9 @@
 use cbc_mac::{CbcMac, Mac};
 use des::cipher::KeyInit;
 
-use crate::{Algorithm, SessionKey};
+use retail_mac::RetailMac;
+
+use crate::{Algorithm, Key16, SessionKey};
 
 /// A 4-byte MAC or TAC as it travels in APDUs.
 pub type Mac4 = [u8; 4];
@@ -46,4 +48,34 @@ pub fn mac(key: &SessionKey, data: &[u8]) -> Mac4 {
 
 fn first4(bytes: &[u8]) -> Mac4 {
     [bytes[0], bytes[1], bytes[2], bytes[3]]
+}
+
+/// The MAC of an APPLICATION BLOCK / UNBLOCK command (profile choice, after PBOC secure
+/// messaging): over the command header CLA INS P1 P2 Lc, padding method 2, with the IV
+/// challenge ‖ zeros (the 4 bytes GET CHALLENGE answered just before), first 4 bytes.
+///
+/// The key is the card's diversified maintenance key (DAMK) itself, no session key: the challenge
+/// already makes each MAC single-use. DES cards use ISO/IEC 9797-1 MAC algorithm 3 (the "retail
+/// MAC": single DES under the left half, 3DES on the last block) under the 16-byte DAMK, as PBOC
+/// secure messaging does; SM4 cards the SM4 CBC-MAC under DAMK.
+pub fn maintenance_mac(algorithm: Algorithm, card_damk: &Key16, challenge: [u8; 4], header: [u8; 5]) -> Mac4 {
+    // A CBC-MAC with IV v over blocks M1 ‖ M2 … equals the zero-IV CBC-MAC over (v XOR M1) ‖ M2 …,
+    // so the challenge goes into the first block and the MAC crates run with their zero IV.
+    let mut block = [0u8; 16];
+    block[..5].copy_from_slice(&header);
+    block[5] = 0x80;
+    block[..4].iter_mut().zip(challenge).for_each(|(b, c)| *b ^= c);
+    match algorithm {
+        Algorithm::Des => {
+            let mut m = <RetailMac<des::Des> as KeyInit>::new_from_slice(card_damk)
+                .expect("a retail MAC key is two DES keys, 16 bytes");
+            m.update(&block[..8]);
+            first4(&m.finalize().into_bytes())
+        }
+        Algorithm::Sm4 => {
+            let mut m = <CbcMac<sm4::Sm4> as KeyInit>::new_from_slice(card_damk).expect("an SM4 key is 16 bytes");
+            m.update(&block);
+            first4(&m.finalize().into_bytes())
+        }
+    }
 }

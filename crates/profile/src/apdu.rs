@@ -185,6 +185,34 @@ pub fn get_transaction_prove(transaction_type: u8, counter: u16) -> Vec<u8> {
     apdu([0x80, 0x5A, 0x00, transaction_type], &counter.to_be_bytes(), Some(8))
 }
 
+/// GET CHALLENGE: `00 84 00 00 04`; the card answers 4 random bytes that the next command's
+/// secure-messaging MAC must use.
+pub fn get_challenge() -> Vec<u8> {
+    apdu([0x00, 0x84, 0x00, 0x00], &[], Some(4))
+}
+
+/// The header (CLA INS P1 P2 Lc) of APPLICATION BLOCK: P2 `00` blocks until an APPLICATION
+/// UNBLOCK, `01` for good. The secure-messaging MAC is computed over it.
+pub const fn application_block_header(permanently: bool) -> [u8; 5] {
+    [0x84, 0x1E, 0x00, if permanently { 0x01 } else { 0x00 }, 0x04]
+}
+
+/// The header (CLA INS P1 P2 Lc) of APPLICATION UNBLOCK, which the MAC covers.
+pub const APPLICATION_UNBLOCK_HEADER: [u8; 5] = [0x84, 0x18, 0x00, 0x00, 0x04];
+
+/// APPLICATION BLOCK: `84 1E 00 <P2> 04 <MAC>`, the MAC of [`application_block_header`] under the
+/// card's maintenance key with the last GET CHALLENGE (see `docs/card-profile.md`).
+pub fn application_block(permanently: bool, mac: [u8; 4]) -> Vec<u8> {
+    let h = application_block_header(permanently);
+    apdu([h[0], h[1], h[2], h[3]], &mac, None)
+}
+
+/// APPLICATION UNBLOCK: `84 18 00 00 04 <MAC>`, the MAC of [`APPLICATION_UNBLOCK_HEADER`].
+pub fn application_unblock(mac: [u8; 4]) -> Vec<u8> {
+    let h = APPLICATION_UNBLOCK_HEADER;
+    apdu([h[0], h[1], h[2], h[3]], &mac, None)
+}
+
 /// The 16-byte answer to INITIALIZE FOR LOAD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadInit {
@@ -322,6 +350,16 @@ mod tests {
         ppse.extend_from_slice(b"2PAY.SYS.DDF01");
         ppse.push(0);
         assert_eq!(select_by_name(PPSE), ppse);
+    }
+
+    #[test]
+    fn maintenance_builders_match_the_profile_bytes() {
+        assert_eq!(get_challenge(), [0x00, 0x84, 0x00, 0x00, 0x04]);
+        assert_eq!(application_block(false, [1, 2, 3, 4]), [0x84, 0x1E, 0x00, 0x00, 0x04, 1, 2, 3, 4]);
+        assert_eq!(application_block(true, [1, 2, 3, 4]), [0x84, 0x1E, 0x00, 0x01, 0x04, 1, 2, 3, 4]);
+        assert_eq!(application_unblock([5, 6, 7, 8]), [0x84, 0x18, 0x00, 0x00, 0x04, 5, 6, 7, 8]);
+        assert_eq!(application_block(true, [0; 4])[..5], application_block_header(true));
+        assert_eq!(application_unblock([0; 4])[..5], APPLICATION_UNBLOCK_HEADER);
     }
 
     #[test]

@@ -30,6 +30,9 @@ impl StatusWord {
     pub const INCOMPATIBLE_FILE: Self = Self(0x6981);
     /// `6985`: conditions of use not satisfied (e.g. DEBIT without INITIALIZE).
     pub const CONDITIONS_NOT_SATISFIED: Self = Self(0x6985);
+    /// `6988`: secure messaging data wrong — the MAC of APPLICATION BLOCK / UNBLOCK did not
+    /// verify (ISO 7816-4, as PBOC secure messaging uses it).
+    pub const SECURE_MESSAGING_WRONG: Self = Self(0x6988);
     /// `6700`: wrong length.
     pub const WRONG_LENGTH: Self = Self(0x6700);
     /// `6D00`: instruction not supported.

@@ -16,7 +16,7 @@
 //! ```
 //! use yitong_record::{RecordStatus, TapRecord};
 //! let line = r#"{"tap_id":"100000010001-7","status":"confirmed","kind":"exit","transaction_type":9,
-//!   "card_number":"000000000123456","card_serial":"10000000000000123456","issuer_id":"0000100000000001",
+//!   "card_number":"0000000000000123456","card_serial":"10000000000000123456","issuer_id":"0000100000000001",
 //!   "counter":3,"amount_fen":400,"balance_before_fen":5000,"balance_after_fen":4600,
 //!   "terminal_id":"100000010001","terminal_transaction_number":7,"at":"2026-11-20 08:30:00",
 //!   "city":"beijing","city_code":"1000","station":"国贸","line":1,"station_code":12,

@@ -2,10 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use subtle::ConstantTimeEq;
-
 use yitong_crypto::inputs::{self, Transaction};
-use yitong_crypto::{card_key, tac_key, Algorithm, Key16};
+use yitong_crypto::{mac_matches, TacMasterKey};
 use yitong_profile::apdu::transaction_type;
 
 use crate::record::TapRecord;
@@ -14,7 +12,7 @@ use crate::record::TapRecord;
 /// office holds them.
 #[derive(Default)]
 pub struct TacKeys {
-    keys: BTreeMap<([u8; 8], u8), (Algorithm, Key16)>,
+    keys: BTreeMap<([u8; 8], u8), TacMasterKey>,
 }
 
 impl std::fmt::Debug for TacKeys {
@@ -30,9 +28,9 @@ impl TacKeys {
         Self::default()
     }
 
-    /// Adds (or replaces) an issuer's master DTK of one key version.
-    pub fn add(&mut self, issuer_id: [u8; 8], key_version: u8, algorithm: Algorithm, master_dtk: Key16) {
-        self.keys.insert((issuer_id, key_version), (algorithm, master_dtk));
+    /// Adds (or replaces) an issuer's master TAC key (DTK) of one key version.
+    pub fn add(&mut self, issuer_id: [u8; 8], key_version: u8, master: TacMasterKey) {
+        self.keys.insert((issuer_id, key_version), master);
     }
 }
 
@@ -70,18 +68,17 @@ impl std::error::Error for TacError {}
 /// DTK) and compares it in constant time with the record's.
 pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
     let tac = record.tac.ok_or(TacError::Missing)?;
-    let (algorithm, master) = keys.keys.get(&(record.issuer_id, record.key_version)).ok_or_else(|| {
+    let master = keys.keys.get(&(record.issuer_id, record.key_version)).ok_or_else(|| {
         if keys.keys.keys().any(|(issuer, _)| *issuer == record.issuer_id) {
             TacError::KeyMismatch
         } else {
             TacError::UnknownIssuer
         }
     })?;
-    if algorithm.id() != record.algorithm_id {
+    if master.algorithm().id() != record.algorithm_id {
         return Err(TacError::KeyMismatch);
     }
-    let dtk = card_key(*algorithm, master, record.issuer_id, record.asn8());
-    let key = tac_key(*algorithm, &dtk);
+    let key = master.card_tac_key(record.issuer_id, record.asn8());
     let t = Transaction {
         amount_fen: record.amount_fen,
         transaction_type: record.transaction_type,
@@ -101,7 +98,7 @@ pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
         }
         other => return Err(TacError::UnknownTransactionType(other)),
     };
-    if bool::from(expected.ct_eq(&tac)) {
+    if mac_matches(&expected, &tac) {
         Ok(())
     } else {
         Err(TacError::Mismatch)

@@ -54,7 +54,8 @@ pub use gate::{Direction, Gate, GateConfig, GateMode, Tap, RECOVERY_WINDOW_S};
 pub use inspect::{read_card, CardReport, LogEntry, MetroState, StationVisit, TripEntry};
 pub use outcome::{Next, Refusal, TapOutcome, TapResult};
 pub use psam::{
-    IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, SamError, SecurityModule, SoftwareLoadHost, SoftwarePsam,
+    IssuerKeys, LoadKeyHolder, LoadRequest, Mac1Request, PsamKeys, SamError, SecurityModule, SoftwareLoadHost,
+    SoftwarePsam,
 };
 pub use record::{RecordStatus, TapId, TapKind, TapRecord};
 pub use state::{GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};

@@ -10,7 +10,7 @@ use yitong_terminal::{Refusal, TapError, TapKind, TapRecord, TapResult};
 /// Checks a record's TAC with the issuer's master DTK, as the back office will.
 fn tac_verifies(record: &TapRecord) -> bool {
     let mut keys = TacKeys::new();
-    keys.add(support::ISSUER_ID, 1, support::master().algorithm, support::master().dtk);
+    keys.add(support::ISSUER_ID, 1, support::master().tac().clone());
     verify_tac(record, &keys).is_ok()
 }
 
