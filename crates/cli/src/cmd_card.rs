@@ -11,10 +11,7 @@ use yitong_terminal::{read_card, run_load, InProcessChannel, TapError};
 
 use crate::keys::{parse_hex, KeySet};
 use crate::terminals::{append_records, TerminalEntry, TerminalsFile};
-use crate::{cardfile, money, output, time, AlgorithmArg, Incomplete, KeysNewArgs};
-
-/// Default file of the CLI's simulated terminals' state.
-pub const STATE_DEFAULT: &str = "yitong-terminals.json";
+use crate::{cardfile, money, output, terminals, time, AlgorithmArg, Incomplete, KeysNewArgs};
 
 pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
     refuse_overwrite(&args.out, args.force)?;
@@ -93,7 +90,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         balance_limit_fen,
         ..CardSpec::new(issuer, keys.master, keys.key_version)
     };
-    cardfile::write_atomically(&args.out, &spec.personalize())?;
+    cardfile::write_image(&args.out, &spec.personalize())?;
     println!("issued card {} to {}", issuer.card_number(), args.out.display());
     Ok(())
 }
@@ -158,9 +155,10 @@ pub struct LoadArgs {
     /// Local time of the load, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
     #[arg(long)]
     pub at: Option<String>,
-    /// Terminal state file (transaction numbers, loads in doubt).
-    #[arg(long, default_value = STATE_DEFAULT)]
-    pub state: PathBuf,
+    /// Terminal state file (transaction numbers, loads in doubt) [default: yitong-terminals.json
+    /// beside the card image].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Append the clearing record as a JSON line to this file.
     #[arg(long)]
     pub records: Option<PathBuf>,
@@ -177,18 +175,20 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     }
     let now = time::at_or_now(args.at.as_deref())?;
     let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
-    let mut terminals = TerminalsFile::read(&args.state)?;
+    let state_path = terminals::state_path(args.state.as_deref(), Some(&args.card))?;
+    // Both locks, card image first, are held from reading to the last write.
+    let (mut image, card) = cardfile::open_locked(&args.card)?;
+    let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let mut terminal = crate::cmd_gate::build_topup(&keys, terminals.entry(&terminal_id));
-    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
-    let state_path = args.state.clone();
+    let mut channel = InProcessChannel::new(card);
     let result = run_load(&mut terminal, &mut channel, now, amount_fen, &mut |t| {
         save_terminal(&mut terminals, &state_path, &terminal_id, t.next_transaction_number(), t.state().clone())
     });
-    cardfile::save(&args.card, channel.card())?;
+    image.save_if_changed(channel.card())?;
     drain_if(args.records.as_deref(), || terminal.drain_records())?;
     save_terminal(
         &mut terminals,
-        &args.state,
+        &state_path,
         &terminal_id,
         terminal.next_transaction_number(),
         terminal.state().clone(),

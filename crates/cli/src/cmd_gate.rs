@@ -11,9 +11,9 @@ use yitong_terminal::{
     run_tap, Gate, GateConfig, GateMode, InProcessChannel, SoftwareLoadHost, SoftwarePsam, TopUpTerminal,
 };
 
-use crate::cmd_card::{drain_if, report_outcome, save_terminal, STATE_DEFAULT};
+use crate::cmd_card::{drain_if, report_outcome, save_terminal};
 use crate::keys::KeySet;
-use crate::terminals::{TerminalEntry, TerminalsFile};
+use crate::terminals::{self, TerminalEntry, TerminalsFile};
 use crate::{cardfile, time};
 
 #[derive(Args)]
@@ -47,9 +47,11 @@ pub struct TapArgs {
     /// Append clearing records as JSON lines to this file (else they stay in the state file).
     #[arg(long)]
     pub records: Option<PathBuf>,
-    /// Terminal state file (transaction numbers, taps in doubt, records not yet written out).
-    #[arg(long, default_value = STATE_DEFAULT)]
-    pub state: PathBuf,
+    /// Terminal state file (transaction numbers, taps in doubt, records not yet written out)
+    /// [default: yitong-terminals.json beside the card image; with --reader, in $YITONG_DATA_DIR,
+    /// else $XDG_DATA_HOME/yitong or ~/.local/share/yitong].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Test aid: the card commits DEBIT but its answer is lost, as when a phone is pulled away.
     #[arg(long)]
     pub simulate_pull_away: bool,
@@ -74,28 +76,33 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let now = time::at_or_now(args.at.as_deref())?;
     let terminal_id = terminal_id(city.profile().city_code, mode, station);
 
-    let mut terminals = TerminalsFile::read(&args.state)?;
+    let state_path = terminals::state_path(args.state.as_deref(), args.card.as_deref())?;
+    // Both locks, card image first, are held from reading to the last write.
+    let image = match (&args.reader, &args.card) {
+        (None, Some(path)) => Some(cardfile::open_locked(path)?),
+        _ => None,
+    };
+    let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let entry = terminals.entry(&terminal_id);
     let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
     if let Some(path) = &args.hotlist {
         gate.set_hotlist(read_hotlist(path)?);
     }
 
-    let state_path = args.state.clone();
     let mut persist = |g: &Gate| {
         let ttn = g.security_module().next_transaction_number();
         save_terminal(&mut terminals, &state_path, &terminal_id, ttn, g.state().clone())
     };
-    let result = match (&args.reader, &args.card) {
+    let result = match (&args.reader, image) {
         (Some(reader), _) => tap_on_reader(&mut gate, reader, args.wait, now, &mut persist)?,
-        (None, Some(path)) => {
-            let mut channel = InProcessChannel::new(cardfile::open(path)?);
+        (None, Some((mut image, card))) => {
+            let mut channel = InProcessChannel::new(card);
             if args.simulate_pull_away {
                 channel.drop_next_debit_answer();
             }
             let result = run_tap(&mut gate, &mut channel, now, &mut persist);
             // The card may have committed whatever the gate saw: keep its image first.
-            cardfile::save(path, channel.card())?;
+            image.save_if_changed(channel.card())?;
             result
         }
         (None, None) => anyhow::bail!("give a card image or --reader"),
@@ -103,7 +110,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     drain_if(args.records.as_deref(), || gate.drain_records())?;
     save_terminal(
         &mut terminals,
-        &args.state,
+        &state_path,
         &terminal_id,
         gate.security_module().next_transaction_number(),
         gate.state().clone(),

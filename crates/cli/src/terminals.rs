@@ -1,15 +1,57 @@
 //! The state the CLI's simulated terminals keep between runs: per terminal ID, the security
 //! module's next transaction number, transactions in doubt, and records not yet written out.
+//!
+//! The state file is read and written under its lock ([`TerminalsFile::read_locked`]) for a
+//! whole transaction, so that two processes never hand out the same transaction number.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use yitong_terminal::{GateState, TapRecord};
 
 use crate::cardfile::write_atomically;
+use crate::filelock::FileLock;
+
+/// The state file's name, beside a card image or in the data directory.
+pub const STATE_FILE_NAME: &str = "yitong-terminals.json";
+/// Environment variable: the data directory, for state not tied to a card image.
+pub const DATA_DIR_ENV: &str = "YITONG_DATA_DIR";
+
+/// The terminal state file to use: `--state` if given; else beside the card image; else (a card
+/// on a reader) in the data directory: `$YITONG_DATA_DIR`, `$XDG_DATA_HOME/yitong` or
+/// `~/.local/share/yitong`, created if missing. Never the current directory by accident.
+pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(state) = state {
+        return Ok(state.to_path_buf());
+    }
+    if let Some(card) = card {
+        let dir = card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return Ok(dir.join(STATE_FILE_NAME));
+    }
+    let dir = data_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(dir.join(STATE_FILE_NAME))
+}
+
+/// The data directory, following the XDG base directory rules (relative values are ignored).
+fn data_dir() -> anyhow::Result<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = var("XDG_DATA_HOME") {
+        return Ok(xdg.join("yitong"));
+    }
+    match var("HOME") {
+        Some(home) => Ok(home.join(".local/share/yitong")),
+        None => anyhow::bail!(
+            "--state: no data directory to keep the terminal state in; pass --state FILE or set {DATA_DIR_ENV}"
+        ),
+    }
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TerminalsFile {
@@ -40,6 +82,13 @@ impl TerminalsFile {
         }
     }
 
+    /// Locks the state file at `path` and reads it; the lock is held until the returned
+    /// [`FileLock`] is dropped. Take a card image's lock first, if any.
+    pub fn read_locked(path: &Path) -> anyhow::Result<(FileLock, Self)> {
+        let lock = FileLock::acquire(path)?;
+        Ok((lock, Self::read(path)?))
+    }
+
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         write_atomically(path, serde_json::to_string_pretty(self).expect("state serializes").as_bytes())
     }
@@ -53,19 +102,24 @@ impl TerminalsFile {
     }
 }
 
-/// Appends records as JSON lines and syncs the file.
+/// Appends records as JSON lines and syncs the file, under the file's lock (the last in the
+/// order) so that terminals of other state files sharing it never interleave their lines.
 pub fn append_records(path: &Path, records: &[TapRecord]) -> anyhow::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&serde_json::to_string(r).expect("records serialize"));
+        lines.push('\n');
+    }
+    let _lock = FileLock::acquire(path)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    for r in records {
-        writeln!(f, "{}", serde_json::to_string(r).expect("records serialize"))?;
-    }
-    f.sync_all()?;
-    Ok(())
+    f.write_all(lines.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot append to {}", path.display()))
 }
