@@ -27,13 +27,27 @@ pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<P
     if let Some(state) = state {
         return Ok(state.to_path_buf());
     }
-    if let Some(card) = card {
-        let dir = card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        return Ok(dir.join(STATE_FILE_NAME));
+    let path = match card {
+        Some(card) => {
+            card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(STATE_FILE_NAME)
+        }
+        None => {
+            let dir = data_dir()?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            dir.join(STATE_FILE_NAME)
+        }
+    };
+    // Earlier versions kept the file in the current directory. Starting afresh beside it would
+    // number the same terminals' transactions from 1 again: duplicate tap IDs.
+    if !path.exists() && Path::new(STATE_FILE_NAME).exists() {
+        anyhow::bail!(
+            "--state: {STATE_FILE_NAME} in the current directory was the default before; the default is now {}. \
+             Move it there, or pass --state {STATE_FILE_NAME}",
+            path.display()
+        );
     }
-    let dir = data_dir()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    Ok(dir.join(STATE_FILE_NAME))
+    Ok(path)
 }
 
 /// The data directory, following the XDG base directory rules (relative values are ignored).

@@ -274,4 +274,19 @@ fn the_state_file_sits_beside_the_card_not_in_the_current_directory() {
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(d.path("yitong-terminals.json")).unwrap()).unwrap();
     assert_eq!(state["terminals"]["1000B0000001"]["next_transaction_number"], 2, "{state}");
+    // A state file left in the current directory by an earlier version is not silently
+    // replaced by a fresh one that would number the same terminal's transactions from 1 again.
+    std::fs::write(d.path("elsewhere/yitong-terminals.json"), "{\"terminals\": {}}").unwrap();
+    std::fs::create_dir(d.path("cards")).unwrap();
+    std::fs::rename(d.path("card.se"), d.path("cards/card.se")).unwrap();
+    let tap = ["gate", "tap", "../cards/card.se", "--keys", "../keys.toml", "--bus", "1"];
+    let out = d.command(&tap).current_dir(d.path("elsewhere")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--state yitong-terminals.json"), "{}", stderr(&out));
+    let out = d
+        .command(&[&tap[..], &["--state", "yitong-terminals.json"]].concat())
+        .current_dir(d.path("elsewhere"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
