@@ -76,27 +76,33 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let now = time::at_or_now(args.at.as_deref())?;
     let terminal_id = terminal_id(city.profile().city_code, mode, station);
 
-    let state_path = terminals::state_path(args.state.as_deref(), args.card.as_deref())?;
-    // Both locks, card image first, are held from reading to the last write.
-    let image = match (&args.reader, &args.card) {
-        (None, Some(path)) => Some(cardfile::open_locked(path)?),
-        _ => None,
+    let hotlist = args.hotlist.as_deref().map(read_hotlist).transpose()?;
+    // A card on a reader is waited for before any lock is taken. Then both locks, card image
+    // first, are held from reading to the last write.
+    let source = match (&args.reader, &args.card) {
+        (Some(reader), _) => Source::Reader(connect_reader(reader, args.wait)?),
+        (None, Some(path)) => {
+            let (image, card) = cardfile::open_locked(path)?;
+            Source::Image(image, Box::new(card))
+        }
+        (None, None) => anyhow::bail!("give a card image or --reader"),
     };
+    let state_path = terminals::state_path(args.state.as_deref(), args.card.as_deref())?;
     let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let entry = terminals.entry(&terminal_id);
     let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry);
-    if let Some(path) = &args.hotlist {
-        gate.set_hotlist(read_hotlist(path)?);
+    if let Some(hotlist) = hotlist {
+        gate.set_hotlist(hotlist);
     }
 
     let mut persist = |g: &Gate| {
         let ttn = g.security_module().next_transaction_number();
         save_terminal(&mut terminals, &state_path, &terminal_id, ttn, g.state().clone())
     };
-    let result = match (&args.reader, image) {
-        (Some(reader), _) => tap_on_reader(&mut gate, reader, args.wait, now, &mut persist)?,
-        (None, Some((mut image, card))) => {
-            let mut channel = InProcessChannel::new(card);
+    let result = match source {
+        Source::Reader(mut channel) => tap_on_reader(&mut gate, &mut channel, now, &mut persist),
+        Source::Image(mut image, card) => {
+            let mut channel = InProcessChannel::new(*card);
             if args.simulate_pull_away {
                 channel.drop_next_debit_answer();
             }
@@ -105,7 +111,6 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
             image.save_if_changed(channel.card())?;
             result
         }
-        (None, None) => anyhow::bail!("give a card image or --reader"),
     };
     drain_if(args.records.as_deref(), || gate.drain_records())?;
     save_terminal(
@@ -119,27 +124,47 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     report_outcome(result, args.json)
 }
 
+/// The card a tap talks to: on a reader, or an image locked for the tap.
+enum Source {
+    Reader(ReaderChannel),
+    Image(cardfile::LockedImage, Box<cardfile::FileCard>),
+}
+
+#[cfg(feature = "pcsc")]
+type ReaderChannel = yitong_reader::pcsc_channel::PcscChannel;
+
+/// Without PC/SC there is no reader channel: a type with no values.
+#[cfg(not(feature = "pcsc"))]
+enum ReaderChannel {}
+
+#[cfg(feature = "pcsc")]
+fn connect_reader(reader: &str, wait_s: u64) -> anyhow::Result<ReaderChannel> {
+    crate::cmd_reader::connect(reader, wait_s)
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn connect_reader(_: &str, _: u64) -> anyhow::Result<ReaderChannel> {
+    anyhow::bail!(crate::cmd_reader::NO_PCSC)
+}
+
 #[cfg(feature = "pcsc")]
 fn tap_on_reader(
     gate: &mut Gate,
-    reader: &str,
-    wait_s: u64,
+    channel: &mut ReaderChannel,
     now: yitong_profile::DateTime,
     persist: &mut dyn FnMut(&Gate) -> Result<(), String>,
-) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
-    let mut channel = crate::cmd_reader::connect(reader, wait_s)?;
-    Ok(run_tap(gate, &mut channel, now, persist))
+) -> Result<yitong_terminal::TapOutcome, yitong_terminal::TapError> {
+    run_tap(gate, channel, now, persist)
 }
 
 #[cfg(not(feature = "pcsc"))]
 fn tap_on_reader(
     _: &mut Gate,
-    _: &str,
-    _: u64,
+    channel: &mut ReaderChannel,
     _: yitong_profile::DateTime,
     _: &mut dyn FnMut(&Gate) -> Result<(), String>,
-) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
-    anyhow::bail!(crate::cmd_reader::NO_PCSC)
+) -> Result<yitong_terminal::TapOutcome, yitong_terminal::TapError> {
+    match *channel {}
 }
 
 /// Reads a hotlist file: one 20-hex-digit application serial per line; blank lines and `#`
