@@ -184,6 +184,22 @@ fn a_locked_image_makes_the_next_command_wait_then_give_up_naming_it() {
     let message = stderr(&out);
     assert!(message.contains(&format!("card.se: {LOCK_GAVE_UP}")), "{message}");
     assert!(message.contains("YITONG_LOCK_TIMEOUT"), "{message}");
+    let out = d
+        .command(&[
+            "card",
+            "issue",
+            "--keys",
+            "keys.toml",
+            "--serial",
+            "10000000000000123456",
+            "--out",
+            "card.se",
+            "--force",
+        ])
+        .env("YITONG_LOCK_TIMEOUT", "0")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains(&format!("card.se: {LOCK_GAVE_UP}")), "{}", stderr(&out));
     assert_eq!(std::fs::read(d.path("card.se")).unwrap(), image, "nothing written");
     // Reading needs no lock: files are replaced whole.
     assert_eq!(balance_fen(&d, "card.se"), 1_000);
