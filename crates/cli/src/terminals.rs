@@ -32,7 +32,7 @@ pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<P
             card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(STATE_FILE_NAME)
         }
         None => {
-            let dir = data_dir()?;
+            let dir = data_dir(|name| std::env::var_os(name))?;
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
             dir.join(STATE_FILE_NAME)
@@ -50,10 +50,11 @@ pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<P
     Ok(path)
 }
 
-/// The data directory, following the XDG base directory rules (relative values are ignored).
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+/// The data directory from the environment `env`, following the XDG base directory rules
+/// (relative values of its variables are ignored).
+fn data_dir(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
+    let var = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = env(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
     if let Some(xdg) = var("XDG_DATA_HOME") {
@@ -136,4 +137,31 @@ pub fn append_records(path: &Path, records: &[TapRecord]) -> anyhow::Result<()> 
     f.write_all(lines.as_bytes())
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot append to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into())
+    }
+
+    #[test]
+    fn state_file_sits_beside_the_card_or_in_the_data_directory() {
+        let card = Path::new("cards/card.se");
+        assert_eq!(state_path(Some(Path::new("s.json")), Some(card)).unwrap(), Path::new("s.json"));
+        assert_eq!(state_path(None, Some(card)).unwrap(), Path::new("cards/yitong-terminals.json"));
+        let all = [(DATA_DIR_ENV, "/data"), ("XDG_DATA_HOME", "/xdg"), ("HOME", "/home/a")];
+        assert_eq!(data_dir(env(&all)).unwrap(), Path::new("/data"));
+        assert_eq!(data_dir(env(&all[1..])).unwrap(), Path::new("/xdg/yitong"));
+        assert_eq!(data_dir(env(&all[2..])).unwrap(), Path::new("/home/a/.local/share/yitong"));
+        // XDG: a relative XDG_DATA_HOME is invalid and ignored.
+        assert_eq!(
+            data_dir(env(&[("XDG_DATA_HOME", "rel"), ("HOME", "/h")])).unwrap(),
+            Path::new("/h/.local/share/yitong")
+        );
+        let err = data_dir(env(&[])).unwrap_err().to_string();
+        assert!(err.contains("--state") && err.contains(DATA_DIR_ENV), "{err}");
+    }
 }
