@@ -59,7 +59,7 @@ impl<S: Store, R: Rng> Card<S, R> {
     }
 
     pub(crate) fn get_balance(&mut self, cmd: &Command<'_>) -> Result<Reply, Failure> {
-        if cmd.p2 != 0x02 || cmd.p1 > 0x01 {
+        if cmd.p2 != 0x02 || cmd.p1 > 0x02 {
             return Err(CardError::WrongP1P2.into());
         }
         if !cmd.data.is_empty() {
@@ -68,7 +68,12 @@ impl<S: Store, R: Rng> Card<S, R> {
         Self::check_le(cmd, 4)?;
         self.require_app()?;
         let purse = self.purse();
-        let value = if cmd.p1 == 0 { purse.balance_fen.to_be_bytes() } else { purse.overdraft_limit_fen.to_be_bytes() };
+        // P1 02, the balance limit, is a profile choice: it tells a refused load its headroom.
+        let value = match cmd.p1 {
+            0x00 => purse.balance_fen.to_be_bytes(),
+            0x01 => purse.overdraft_limit_fen.to_be_bytes(),
+            _ => purse.balance_limit_fen.to_be_bytes(),
+        };
         Ok(Reply::ok(&value))
     }
 }

@@ -186,6 +186,8 @@ fn load_answers_mac1_and_tac_and_logs_the_load() {
     assert_eq!(r, [&tac[..], &[0x90, 0x00]].concat());
 
     assert_eq!(send(&mut card, "805C000204"), h("00002710 9000"));
+    // The balance limit (P1 02, profile choice): 1,000 yuan.
+    assert_eq!(send(&mut card, "805C020204"), h("000186A0 9000"));
     assert_eq!(send(&mut card, "00B201C417"), h("0001 000000 00002710 02 112233445566 20261125 083000 9000"));
     assert_eq!(send(&mut card, "00B202C417"), h("6A83"));
     // The proof of that load: MAC2 ‖ TAC for online counter 1.
@@ -294,6 +296,7 @@ fn every_refusal_has_its_status_word_and_changes_nothing() {
         ("805001020A01000000011122334455", "6700"),             // short data
         ("805002020B0100000001112233445566", "6A86"),           // P1 02
         ("805C000304", "6A86"),
+        ("805C030204", "6A86"),
         ("805C000202", "6700"),
         ("80FF000000", "6D00"),
         ("90B0950000", "6E00"),

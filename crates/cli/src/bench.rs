@@ -10,12 +10,10 @@ use clap::Args;
 use yitong_card::{Card, MemStore};
 use yitong_crypto::Algorithm;
 use yitong_profile::DateTime;
-use yitong_terminal::{
-    run_load, run_tap, CardChannel, ChannelError, Gate, GateMode, InProcessChannel, TapResult, TopUpTerminal,
-};
+use yitong_terminal::{run_load, run_tap, CardChannel, ChannelError, Gate, InProcessChannel, TapResult, TopUpTerminal};
 
 use crate::cardfile;
-use crate::cmd_gate::{build_gate, build_topup};
+use crate::cmd_gate::{build_gate, build_topup, GatePlace};
 use crate::keys::KeySet;
 use crate::terminals::TerminalEntry;
 
@@ -68,8 +66,8 @@ impl Figures {
 fn bench_terminals(keys: &KeySet) -> anyhow::Result<(Gate, Gate, TopUpTerminal)> {
     let city = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     let station = |name: &str| yitong_terminal::city::station_id(&city, name).map(|s| s.0);
-    let entry = build_gate(&city, keys, GateMode::Metro, station("Xidan")?, "西单", TerminalEntry::default())?;
-    let exit = build_gate(&city, keys, GateMode::Metro, station("Guomao")?, "国贸", TerminalEntry::default())?;
+    let entry = build_gate(&city, keys, &GatePlace::metro(station("Xidan")?, "西单"), TerminalEntry::default())?;
+    let exit = build_gate(&city, keys, &GatePlace::metro(station("Guomao")?, "国贸"), TerminalEntry::default())?;
     Ok((entry, exit, build_topup(keys, TerminalEntry::default())?))
 }
 

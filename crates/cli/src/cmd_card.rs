@@ -13,10 +13,7 @@ use yitong_terminal::{read_card, run_load, InProcessChannel, TapError};
 
 use crate::keys::{parse_hex, KeySet};
 use crate::terminals::{append_records, TerminalEntry, TerminalsFile};
-use crate::{cardfile, money, output, time, AlgorithmArg, Incomplete, KeysExportArgs, KeysNewArgs};
-
-/// Default file of the CLI's simulated terminals' state.
-pub const STATE_DEFAULT: &str = "yitong-terminals.json";
+use crate::{cardfile, money, output, terminals, time, AlgorithmArg, Incomplete, KeysExportArgs, KeysNewArgs};
 
 pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
     refuse_overwrite(&args.out, args.force)?;
@@ -80,6 +77,9 @@ pub struct IssueArgs {
 }
 
 pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
+    // Locked, so that a transaction under way on a card replaced with --force cannot write the
+    // old card back over the new one.
+    let _lock = crate::filelock::FileLock::acquire(&args.out)?;
     refuse_overwrite(&args.out, args.force)?;
     let keys = KeySet::read(&args.keys)?;
     let serial: [u8; 10] = parse_hex(&args.serial, "--serial")?;
@@ -110,7 +110,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         balance_limit_fen,
         ..CardSpec::new(issuer, keys.master_keys("card issue")?, keys.key_version)
     };
-    cardfile::write_atomically(&args.out, &spec.personalize())?;
+    cardfile::write_image(&args.out, &spec.personalize())?;
     println!("issued card {} to {}", issuer.card_number(), args.out.display());
     Ok(())
 }
@@ -189,12 +189,16 @@ pub struct LoadArgs {
     /// Local time of the load, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
     #[arg(long)]
     pub at: Option<String>,
-    /// Terminal state file (transaction numbers, loads in doubt).
-    #[arg(long, default_value = STATE_DEFAULT)]
-    pub state: PathBuf,
+    /// Terminal state file (transaction numbers, loads in doubt) [default: yitong-terminals.json
+    /// beside the card image].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Append the clearing record as a JSON line to this file.
     #[arg(long)]
     pub records: Option<PathBuf>,
+    /// Hotlist: application serials (20 hex digits) not to load, one per line, `#` comments.
+    #[arg(long)]
+    pub hotlist: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -208,19 +212,25 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
         bail!("--amount: must be more than 0 yuan");
     }
     let now = time::at_or_now(args.at.as_deref())?;
+    let hotlist = args.hotlist.as_deref().map(crate::cmd_gate::read_hotlist).transpose()?;
     let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
-    let mut terminals = TerminalsFile::read(&args.state)?;
+    let state_path = terminals::state_path(args.state.as_deref(), Some(&args.card))?;
+    // Both locks, card image first, are held from reading to the last write.
+    let (mut image, card) = cardfile::open_locked(&args.card)?;
+    let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let mut terminal = crate::cmd_gate::build_topup(&keys, terminals.entry(&terminal_id))?;
-    let mut channel = InProcessChannel::new(cardfile::open(&args.card)?);
-    let state_path = args.state.clone();
+    if let Some(hotlist) = hotlist {
+        terminal.set_hotlist(hotlist);
+    }
+    let mut channel = InProcessChannel::new(card);
     let result = run_load(&mut terminal, &mut channel, now, amount_fen, &mut |t| {
         save_terminal(&mut terminals, &state_path, &terminal_id, t.next_transaction_number(), t.state().clone())
     });
-    cardfile::save(&args.card, channel.card())?;
+    image.save_if_changed(channel.card())?;
     drain_if(args.records.as_deref(), || terminal.drain_records())?;
     save_terminal(
         &mut terminals,
-        &args.state,
+        &state_path,
         &terminal_id,
         terminal.next_transaction_number(),
         terminal.state().clone(),
@@ -243,7 +253,7 @@ pub struct UnblockArgs {
 pub fn unblock(args: &UnblockArgs) -> anyhow::Result<()> {
     let keys = KeySet::read(&args.keys)?;
     let maintenance = keys.maintenance_key("card unblock")?;
-    let mut card = cardfile::open(&args.card)?;
+    let (mut image, mut card) = cardfile::open_locked(&args.card)?;
     let mut send = |apdu: &[u8]| -> anyhow::Result<(Vec<u8>, StatusWord)> {
         let r = card.process(apdu).map_err(|_| anyhow::anyhow!("{}: the card lost power", args.card.display()))?;
         let (data, sw) = StatusWord::split(&r).context("the card answered less than a status word")?;
@@ -283,7 +293,7 @@ pub fn unblock(args: &UnblockArgs) -> anyhow::Result<()> {
         }
         other => bail!("card {}: APPLICATION UNBLOCK refused ({other})", issuer.card_number()),
     }
-    cardfile::save(&args.card, &card)?;
+    image.save_if_changed(&card)?;
     println!("unblocked card {}", issuer.card_number());
     Ok(())
 }

@@ -8,12 +8,12 @@ use yitong_profile::files::StationId;
 
 use yitong_fare::City;
 use yitong_terminal::{
-    run_tap, Gate, GateConfig, GateMode, InProcessChannel, SoftwareLoadHost, SoftwarePsam, TopUpTerminal,
+    run_tap, Direction, Gate, GateConfig, GateMode, InProcessChannel, SoftwareLoadHost, SoftwarePsam, TopUpTerminal,
 };
 
-use crate::cmd_card::{drain_if, report_outcome, save_terminal, STATE_DEFAULT};
+use crate::cmd_card::{drain_if, report_outcome, save_terminal};
 use crate::keys::KeySet;
-use crate::terminals::{TerminalEntry, TerminalsFile};
+use crate::terminals::{self, TerminalEntry, TerminalsFile};
 use crate::{cardfile, time};
 
 #[derive(Args)]
@@ -39,6 +39,13 @@ pub struct TapArgs {
     /// A bus validator on this route instead of a metro gate.
     #[arg(long, value_name = "ROUTE", conflicts_with = "station")]
     pub bus: Option<u16>,
+    /// Which way the metro gate lets riders through.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
+    pub direction: DirectionArg,
+    /// The gate's number at its station (or the validator's on its bus route), 1-255: each gate
+    /// has its own terminal ID and transaction numbers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    pub gate: u8,
     /// Local time of the tap, "YYYY-MM-DD HH:MM:SS" (default: now, Asia/Shanghai).
     #[arg(long)]
     pub at: Option<String>,
@@ -48,15 +55,38 @@ pub struct TapArgs {
     /// Append clearing records as JSON lines to this file (else they stay in the state file).
     #[arg(long)]
     pub records: Option<PathBuf>,
-    /// Terminal state file (transaction numbers, taps in doubt, records not yet written out).
-    #[arg(long, default_value = STATE_DEFAULT)]
-    pub state: PathBuf,
+    /// Terminal state file (transaction numbers, taps in doubt, records not yet written out)
+    /// [default: yitong-terminals.json beside the card image; with --reader, in $YITONG_DATA_DIR,
+    /// else $XDG_DATA_HOME/yitong or ~/.local/share/yitong].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Test aid: the card commits DEBIT but its answer is lost, as when a phone is pulled away.
     #[arg(long)]
     pub simulate_pull_away: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--direction`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Entry gate: into the paid area only.
+    In,
+    /// Exit gate: out of the paid area only.
+    Out,
+    /// Either way, by the card's trip state.
+    Both,
+}
+
+impl From<DirectionArg> for Direction {
+    fn from(d: DirectionArg) -> Self {
+        match d {
+            DirectionArg::In => Direction::In,
+            DirectionArg::Out => Direction::Out,
+            DirectionArg::Both => Direction::Both,
+        }
+    }
 }
 
 pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
@@ -73,38 +103,49 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("--station: required for a metro gate (or pass --bus ROUTE)"),
     };
     let now = time::at_or_now(args.at.as_deref())?;
-    let terminal_id = terminal_id(city.profile().city_code, mode, station);
+    let place = GatePlace { mode, station, station_name, direction: args.direction.into(), gate: args.gate };
+    let terminal_id = terminal_id(city.profile().city_code, &place);
 
-    let mut terminals = TerminalsFile::read(&args.state)?;
+    let hotlist = args.hotlist.as_deref().map(read_hotlist).transpose()?;
+    // A card on a reader is waited for before any lock is taken. Then both locks, card image
+    // first, are held from reading to the last write.
+    let source = match (&args.reader, &args.card) {
+        (Some(reader), _) => Source::Reader(connect_reader(reader, args.wait)?),
+        (None, Some(path)) => {
+            let (image, card) = cardfile::open_locked(path)?;
+            Source::Image(image, Box::new(card))
+        }
+        (None, None) => anyhow::bail!("give a card image or --reader"),
+    };
+    let state_path = terminals::state_path(args.state.as_deref(), args.card.as_deref())?;
+    let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let entry = terminals.entry(&terminal_id);
-    let mut gate = build_gate(&city, &keys, mode, station, &station_name, entry)?;
-    if let Some(path) = &args.hotlist {
-        gate.set_hotlist(read_hotlist(path)?);
+    let mut gate = build_gate(&city, &keys, &place, entry)?;
+    if let Some(hotlist) = hotlist {
+        gate.set_hotlist(hotlist);
     }
 
-    let state_path = args.state.clone();
     let mut persist = |g: &Gate| {
         let ttn = g.security_module().next_transaction_number();
         save_terminal(&mut terminals, &state_path, &terminal_id, ttn, g.state().clone())
     };
-    let result = match (&args.reader, &args.card) {
-        (Some(reader), _) => tap_on_reader(&mut gate, reader, args.wait, now, &mut persist)?,
-        (None, Some(path)) => {
-            let mut channel = InProcessChannel::new(cardfile::open(path)?);
+    let result = match source {
+        Source::Reader(mut channel) => tap_on_reader(&mut gate, &mut channel, now, &mut persist),
+        Source::Image(mut image, card) => {
+            let mut channel = InProcessChannel::new(*card);
             if args.simulate_pull_away {
                 channel.drop_next_money_answer();
             }
             let result = run_tap(&mut gate, &mut channel, now, &mut persist);
             // The card may have committed whatever the gate saw: keep its image first.
-            cardfile::save(path, channel.card())?;
+            image.save_if_changed(channel.card())?;
             result
         }
-        (None, None) => anyhow::bail!("give a card image or --reader"),
     };
     drain_if(args.records.as_deref(), || gate.drain_records())?;
     save_terminal(
         &mut terminals,
-        &args.state,
+        &state_path,
         &terminal_id,
         gate.security_module().next_transaction_number(),
         gate.state().clone(),
@@ -113,32 +154,52 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     report_outcome(result, args.json)
 }
 
+/// The card a tap talks to: on a reader, or an image locked for the tap.
+enum Source {
+    Reader(ReaderChannel),
+    Image(cardfile::LockedImage, Box<cardfile::FileCard>),
+}
+
+#[cfg(feature = "pcsc")]
+type ReaderChannel = yitong_reader::pcsc_channel::PcscChannel;
+
+/// Without PC/SC there is no reader channel: a type with no values.
+#[cfg(not(feature = "pcsc"))]
+enum ReaderChannel {}
+
+#[cfg(feature = "pcsc")]
+fn connect_reader(reader: &str, wait_s: u64) -> anyhow::Result<ReaderChannel> {
+    crate::cmd_reader::connect(reader, wait_s)
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn connect_reader(_: &str, _: u64) -> anyhow::Result<ReaderChannel> {
+    anyhow::bail!(crate::cmd_reader::NO_PCSC)
+}
+
 #[cfg(feature = "pcsc")]
 fn tap_on_reader(
     gate: &mut Gate,
-    reader: &str,
-    wait_s: u64,
+    channel: &mut ReaderChannel,
     now: yitong_profile::DateTime,
     persist: &mut dyn FnMut(&Gate) -> Result<(), String>,
-) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
-    let mut channel = crate::cmd_reader::connect(reader, wait_s)?;
-    Ok(run_tap(gate, &mut channel, now, persist))
+) -> Result<yitong_terminal::TapOutcome, yitong_terminal::TapError> {
+    run_tap(gate, channel, now, persist)
 }
 
 #[cfg(not(feature = "pcsc"))]
 fn tap_on_reader(
     _: &mut Gate,
-    _: &str,
-    _: u64,
+    channel: &mut ReaderChannel,
     _: yitong_profile::DateTime,
     _: &mut dyn FnMut(&Gate) -> Result<(), String>,
-) -> anyhow::Result<Result<yitong_terminal::TapOutcome, yitong_terminal::TapError>> {
-    anyhow::bail!(crate::cmd_reader::NO_PCSC)
+) -> Result<yitong_terminal::TapOutcome, yitong_terminal::TapError> {
+    match *channel {}
 }
 
 /// Reads a hotlist file: one 20-hex-digit application serial per line; blank lines and `#`
 /// comments are skipped.
-fn read_hotlist(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<[u8; 10]>> {
+pub fn read_hotlist(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<[u8; 10]>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--hotlist: cannot read {}: {e}", path.display()))?;
     let mut serials = std::collections::BTreeSet::new();
@@ -153,25 +214,52 @@ fn read_hotlist(path: &std::path::Path) -> anyhow::Result<std::collections::BTre
     Ok(serials)
 }
 
+/// Where a gate stands and which way it faces.
+pub struct GatePlace {
+    pub mode: GateMode,
+    pub station: StationId,
+    pub station_name: String,
+    pub direction: Direction,
+    /// The gate's number at its station (a validator's on its route), from 1.
+    pub gate: u8,
+}
+
+impl GatePlace {
+    /// Gate 1 of a metro station, both ways.
+    pub fn metro(station: StationId, station_name: &str) -> Self {
+        GatePlace {
+            mode: GateMode::Metro,
+            station,
+            station_name: station_name.into(),
+            direction: Direction::Both,
+            gate: 1,
+        }
+    }
+
+    /// Validator 1 of a bus route.
+    pub fn bus(route: u16) -> Self {
+        GatePlace {
+            mode: GateMode::Bus,
+            station: StationId { line: route, station: 0 },
+            station_name: String::new(),
+            direction: Direction::Both,
+            gate: 1,
+        }
+    }
+}
+
 /// A gate of `city` whose software PSAM holds the purchase and maintenance keys of `keys`,
 /// restarted from its saved entry.
-pub fn build_gate(
-    city: &Arc<City>,
-    keys: &KeySet,
-    mode: GateMode,
-    station: StationId,
-    station_name: &str,
-    saved: TerminalEntry,
-) -> anyhow::Result<Gate> {
-    let terminal_id = terminal_id(city.profile().city_code, mode, station);
+pub fn build_gate(city: &Arc<City>, keys: &KeySet, place: &GatePlace, saved: TerminalEntry) -> anyhow::Result<Gate> {
+    let terminal_id = terminal_id(city.profile().city_code, place);
     let mut psam = SoftwarePsam::new(terminal_id, saved.next_transaction_number);
     psam.add_keys(keys.issuer_id, keys.key_version, keys.psam_keys("gate tap")?);
     let config = GateConfig {
         city: city.profile().into(),
-        mode,
-        direction: Default::default(),
-        station,
-        station_name: station_name.into(),
+        mode: place.mode,
+        direction: place.direction,
+        station: place.station,
+        station_name: place.station_name.clone(),
         hotlist: Default::default(),
     };
     Ok(Gate::new(config, Box::new(psam), Box::new(Arc::clone(city)), saved.state))
@@ -192,13 +280,19 @@ pub fn topup_terminal_id(keys: &KeySet) -> [u8; 6] {
     [keys.issuer_id[2], keys.issuer_id[3], 0xFF, 0xFF, 0x00, 0x01]
 }
 
-/// A simulated gate's terminal ID: city code, then line and station (a bus: `B0`, route).
-pub fn terminal_id(city_code: u16, mode: GateMode, station: StationId) -> [u8; 6] {
+/// A simulated gate's terminal ID: city code, station code, `00`, gate number; a bus
+/// validator's: city code, route, `B0`, validator number. Station codes are unique in a network,
+/// so every gate of a city has its own ID.
+pub fn terminal_id(city_code: u16, place: &GatePlace) -> [u8; 6] {
     let [c0, c1] = city_code.to_be_bytes();
-    let [l0, l1] = station.line.to_be_bytes();
-    let [s0, s1] = station.station.to_be_bytes();
-    match mode {
-        GateMode::Metro => [c0, c1, l0, l1, s0, s1],
-        GateMode::Bus => [c0, c1, 0xB0, 0x00, l0, l1],
+    match place.mode {
+        GateMode::Metro => {
+            let [s0, s1] = place.station.station.to_be_bytes();
+            [c0, c1, s0, s1, 0x00, place.gate]
+        }
+        GateMode::Bus => {
+            let [r0, r1] = place.station.line.to_be_bytes();
+            [c0, c1, r0, r1, 0xB0, place.gate]
+        }
     }
 }

@@ -28,12 +28,13 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let card = cardfile::open(&args.card)?;
+    // The image stays locked while served: a `card load` or `gate tap` of the same file meanwhile
+    // would be overwritten by the next save.
+    let (_image_lock, card) = cardfile::open_locked(&args.card)?;
     let mut virtual_card = VirtualCard::new(card, args.vanish_after_debit);
     eprintln!("yitong: serving {} to vpcd at {}:{} (Ctrl-C to stop)", args.card.display(), args.host, args.port);
     let path = args.card.clone();
-    let mut save =
-        |image: &[u8]| cardfile::write_atomically(&path, image).map_err(|e| io::Error::other(format!("{e:#}")));
+    let mut save = |image: &[u8]| cardfile::write_image(&path, image).map_err(|e| io::Error::other(format!("{e:#}")));
     match vpcd::serve(&mut virtual_card, &args.host, args.port, &mut save, &mut |l| eprintln!("yitong: {l}"), &|| true)
     {
         Stopped::Vanished => {

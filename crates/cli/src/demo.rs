@@ -5,11 +5,11 @@ use yitong_card::{Card, MemStore};
 use yitong_crypto::Algorithm;
 use yitong_profile::files::StationId;
 use yitong_profile::DateTime;
-use yitong_terminal::{read_card, run_load, run_tap, GateMode, InProcessChannel, TapKind, TapOutcome, TapRecord};
+use yitong_terminal::{read_card, run_load, run_tap, InProcessChannel, TapKind, TapOutcome, TapRecord};
 
 use crate::cardfile::{self, FileCard};
 use crate::cmd_card::station_names;
-use crate::cmd_gate::{build_gate, build_topup};
+use crate::cmd_gate::{build_gate, build_topup, GatePlace};
 use crate::keys::KeySet;
 use crate::money::yuan;
 use crate::terminals::TerminalEntry;
@@ -49,13 +49,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let gate_at = |name: &str| -> anyhow::Result<yitong_terminal::Gate> {
         let (id, label) = station(name)?;
-        build_gate(&beijing, &keys, GateMode::Metro, id, &label, TerminalEntry::default())
+        build_gate(&beijing, &keys, &GatePlace::metro(id, &label), TerminalEntry::default())
     };
     let mut xidan = gate_at("Xidan")?;
     let mut guomao = gate_at("Guomao")?;
     let mut pingguoyuan = gate_at("Pingguoyuan")?;
-    let mut bus =
-        build_gate(&beijing, &keys, GateMode::Bus, StationId { line: 1, station: 0 }, "", TerminalEntry::default())?;
+    let mut bus = build_gate(&beijing, &keys, &GatePlace::bus(1), TerminalEntry::default())?;
 
     let mut tap =
         |gate: &mut yitong_terminal::Gate, channel: &mut Channel, at: DateTime, title: &str| -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ mod cmd_fare;
 mod cmd_gate;
 mod cmd_reader;
 mod demo;
+mod filelock;
 mod keys;
 mod money;
 mod output;

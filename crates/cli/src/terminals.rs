@@ -1,15 +1,72 @@
 //! The state the CLI's simulated terminals keep between runs: per terminal ID, the security
 //! module's next transaction number, transactions in doubt, and records not yet written out.
+//!
+//! The state file is read and written under its lock ([`TerminalsFile::read_locked`]) for a
+//! whole transaction, so that two processes never hand out the same transaction number.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use yitong_terminal::{GateState, TapRecord};
 
 use crate::cardfile::write_atomically;
+use crate::filelock::FileLock;
+
+/// The state file's name, beside a card image or in the data directory.
+pub const STATE_FILE_NAME: &str = "yitong-terminals.json";
+/// Environment variable: the data directory, for state not tied to a card image.
+pub const DATA_DIR_ENV: &str = "YITONG_DATA_DIR";
+
+/// The terminal state file to use: `--state` if given; else beside the card image; else (a card
+/// on a reader) in the data directory: `$YITONG_DATA_DIR`, `$XDG_DATA_HOME/yitong` or
+/// `~/.local/share/yitong`, created if missing. Never the current directory by accident.
+pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(state) = state {
+        return Ok(state.to_path_buf());
+    }
+    let path = match card {
+        Some(card) => {
+            card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(STATE_FILE_NAME)
+        }
+        None => {
+            let dir = data_dir(|name| std::env::var_os(name))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            dir.join(STATE_FILE_NAME)
+        }
+    };
+    // Earlier versions kept the file in the current directory. Starting afresh beside it would
+    // number the same terminals' transactions from 1 again: duplicate tap IDs.
+    if !path.exists() && Path::new(STATE_FILE_NAME).exists() {
+        anyhow::bail!(
+            "--state: {STATE_FILE_NAME} in the current directory was the default before; the default is now {}. \
+             Move it there, or pass --state {STATE_FILE_NAME}",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The data directory from the environment `env`, following the XDG base directory rules
+/// (relative values of its variables are ignored).
+fn data_dir(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
+    let var = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = env(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = var("XDG_DATA_HOME") {
+        return Ok(xdg.join("yitong"));
+    }
+    match var("HOME") {
+        Some(home) => Ok(home.join(".local/share/yitong")),
+        None => anyhow::bail!(
+            "--state: no data directory to keep the terminal state in; pass --state FILE or set {DATA_DIR_ENV}"
+        ),
+    }
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TerminalsFile {
@@ -40,6 +97,13 @@ impl TerminalsFile {
         }
     }
 
+    /// Locks the state file at `path` and reads it; the lock is held until the returned
+    /// [`FileLock`] is dropped. Take a card image's lock first, if any.
+    pub fn read_locked(path: &Path) -> anyhow::Result<(FileLock, Self)> {
+        let lock = FileLock::acquire(path)?;
+        Ok((lock, Self::read(path)?))
+    }
+
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         write_atomically(path, serde_json::to_string_pretty(self).expect("state serializes").as_bytes())
     }
@@ -53,19 +117,51 @@ impl TerminalsFile {
     }
 }
 
-/// Appends records as JSON lines and syncs the file.
+/// Appends records as JSON lines and syncs the file, under the file's lock (the last in the
+/// order) so that terminals of other state files sharing it never interleave their lines.
 pub fn append_records(path: &Path, records: &[TapRecord]) -> anyhow::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&serde_json::to_string(r).expect("records serialize"));
+        lines.push('\n');
+    }
+    let _lock = FileLock::acquire(path)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    for r in records {
-        writeln!(f, "{}", serde_json::to_string(r).expect("records serialize"))?;
+    f.write_all(lines.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot append to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into())
     }
-    f.sync_all()?;
-    Ok(())
+
+    #[test]
+    fn state_file_sits_beside_the_card_or_in_the_data_directory() {
+        let card = Path::new("cards/card.se");
+        assert_eq!(state_path(Some(Path::new("s.json")), Some(card)).unwrap(), Path::new("s.json"));
+        assert_eq!(state_path(None, Some(card)).unwrap(), Path::new("cards/yitong-terminals.json"));
+        let all = [(DATA_DIR_ENV, "/data"), ("XDG_DATA_HOME", "/xdg"), ("HOME", "/home/a")];
+        assert_eq!(data_dir(env(&all)).unwrap(), Path::new("/data"));
+        assert_eq!(data_dir(env(&all[1..])).unwrap(), Path::new("/xdg/yitong"));
+        assert_eq!(data_dir(env(&all[2..])).unwrap(), Path::new("/home/a/.local/share/yitong"));
+        // XDG: a relative XDG_DATA_HOME is invalid and ignored.
+        assert_eq!(
+            data_dir(env(&[("XDG_DATA_HOME", "rel"), ("HOME", "/h")])).unwrap(),
+            Path::new("/h/.local/share/yitong")
+        );
+        let err = data_dir(env(&[])).unwrap_err().to_string();
+        assert!(err.contains("--state") && err.contains(DATA_DIR_ENV), "{err}");
+    }
 }

@@ -346,7 +346,15 @@ fn hotlisted_cards_are_refused() {
     d.card("10");
     std::fs::write(d.path("hot.txt"), "# stolen\n10000000000000123456\n\n").unwrap();
     let v = stdout_json(&d.tap("Xidan", "2026-11-25 08:00:00", &["--hotlist", "hot.txt"]));
-    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("refused"), Some("card on the hotlist")));
+    assert_eq!(
+        (v["result"].as_str(), v["reason"].as_str()),
+        (Some("refused"), Some("card on the hotlist: application blocked"))
+    );
+    // Blocked: the top-up terminal refuses it too, and so does a gate without the hotlist.
+    let load = d.json(&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "5", "--json"]);
+    assert_eq!(load["reason"].as_str(), Some("card locked"), "{load}");
+    let v = stdout_json(&d.tap("Guomao", "2026-11-25 08:10:00", &[]));
+    assert_eq!(v["reason"].as_str(), Some("card locked"));
     std::fs::write(d.path("bad.txt"), "1234\n").unwrap();
     let out = d.tap("Xidan", "2026-11-25 08:00:00", &["--hotlist", "bad.txt"]);
     assert_eq!(out.status.code(), Some(2));

@@ -8,11 +8,6 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::Dir;
-use yitong_card::testing::CountingRng;
-use yitong_card::{Card, MemStore, Store};
-use yitong_crypto::{Algorithm, MaintenanceMasterKey};
-use yitong_profile::apdu;
-use yitong_profile::files::IssuerData;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -139,22 +134,28 @@ fn key_files_from_before_the_maintenance_key_say_so() {
     assert!(stderr(&out).contains("master.damk is missing"), "{}", stderr(&out));
 }
 
-/// Blocks the card as a gate does: SELECT, GET CHALLENGE, APPLICATION BLOCK under the gate key
-/// file's maintenance key.
+/// A gate with the card on its hotlist blocks it: SELECT, GET CHALLENGE, APPLICATION BLOCK
+/// under the gate key file's maintenance key.
 fn block_with_gate_keys(d: &Dir) {
-    let gate: toml::Table = toml::from_str(&std::fs::read_to_string(d.path("gate.toml")).unwrap()).unwrap();
-    let damk: [u8; 16] = hex::decode(gate["master"]["damk"].as_str().unwrap()).unwrap().try_into().unwrap();
-    let key = MaintenanceMasterKey::new(Algorithm::Des, damk);
-    let image = std::fs::read(d.path("card.se")).unwrap();
-    let mut card = Card::power_on(MemStore::new(image), CountingRng(0x5EED)).unwrap();
-    let fci = card.process(&apdu::select_by_name(&apdu::AID_TUNION)).unwrap();
-    let ef15 = yitong_profile::tlv::find(&fci[..fci.len() - 2], &[&[0x6F], &[0xA5], &[0x9F, 0x0C]]).unwrap();
-    let issuer = IssuerData::decode(ef15).unwrap();
-    let r = card.process(&apdu::get_challenge()).unwrap();
-    let challenge: [u8; 4] = r[..4].try_into().unwrap();
-    let mac = key.command_mac(issuer.issuer_id, issuer.asn8(), challenge, apdu::application_block_header(false));
-    assert_eq!(card.process(&apdu::application_block(false, mac)).unwrap(), [0x90, 0x00]);
-    std::fs::write(d.path("card.se"), card.store().image()).unwrap();
+    std::fs::write(d.path("hotlist.txt"), "# lost phones\n10000000000000123456\n").unwrap();
+    let out = d.ok(&[
+        "gate",
+        "tap",
+        "card.se",
+        "--keys",
+        "gate.toml",
+        "--city",
+        "beijing",
+        "--station",
+        "Xidan",
+        "--hotlist",
+        "hotlist.txt",
+        "--at",
+        "2026-11-25 07:00:00",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reason"].as_str(), Some("card on the hotlist: application blocked"), "{v}");
 }
 
 #[test]

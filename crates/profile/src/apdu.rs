@@ -135,6 +135,11 @@ pub fn get_balance() -> Vec<u8> {
     apdu([0x80, 0x5C, 0x00, 0x02], &[], Some(4))
 }
 
+/// GET BALANCE of the balance limit: `80 5C 02 02 04` (profile choice).
+pub fn get_balance_limit() -> Vec<u8> {
+    apdu([0x80, 0x5C, 0x02, 0x02], &[], Some(4))
+}
+
 /// INITIALIZE FOR LOAD: `80 50 00 02 0B` key index ‖ amount ‖ terminal ID, Le `10`.
 pub fn initialize_for_load(amount_fen: u32, terminal_id: [u8; 6]) -> Vec<u8> {
     apdu([0x80, 0x50, 0x00, 0x02], &init_data(amount_fen, terminal_id), Some(0x10))

@@ -25,7 +25,7 @@ pub(crate) fn check(
     now: &DateTime,
 ) -> Result<(), Refusal> {
     if hotlist.contains(&issuer.serial) {
-        return Err(Refusal::Hotlisted);
+        return Err(Refusal::Hotlisted { blocked: false });
     }
     let today = now.date_bcd();
     if today < issuer.valid_from {

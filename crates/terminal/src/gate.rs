@@ -82,6 +82,8 @@ struct Plan {
 #[derive(Debug)]
 enum Stage {
     Select,
+    Challenge { card: IssuerData },
+    Block,
     Prove { card: IssuerData, pending: PendingDebit },
     SearchLog { card: IssuerData, pending: PendingDebit, number: u8, newer_seen: bool },
     ReadTransit { card: IssuerData },
@@ -179,6 +181,8 @@ impl Gate {
         let stage = std::mem::replace(&mut tap.stage, Stage::Finished);
         let next = match stage {
             Stage::Select => self.on_select(tap, data, sw),
+            Stage::Challenge { card } => self.on_challenge(tap, card, data, sw),
+            Stage::Block => Ok(tap.refuse(Refusal::Hotlisted { blocked: sw == StatusWord::OK })),
             Stage::Prove { card, pending } => self.on_prove(tap, card, pending, data, sw),
             Stage::SearchLog { card, pending, number, newer_seen } => {
                 self.on_log_record(tap, card, pending, number, newer_seen, data, sw)
@@ -213,6 +217,12 @@ impl Gate {
             return Ok(tap.refuse(Refusal::OutboxFull));
         }
         if let Err(why) = crate::fci::check(&card, &self.config.hotlist, &tap.now) {
+            if let Refusal::Hotlisted { .. } = why {
+                // As field gates do: block the application, so that no terminal serves it until
+                // the service desk unblocks it (docs/card-profile.md, "Blocking").
+                tap.stage = Stage::Challenge { card };
+                return Ok(send(apdu::get_challenge()));
+            }
             return Ok(tap.refuse(why));
         }
         // The doubt stays remembered until settled, so that a second loss still knows it.
@@ -223,6 +233,24 @@ impl Gate {
             return Ok(send(prove));
         }
         self.after_select(tap, card)
+    }
+
+    /// GET CHALLENGE answered: APPLICATION BLOCK with the security module's MAC, straight after
+    /// (any other command would use the challenge up). Without the maintenance key, or without a
+    /// challenge, the card is refused unblocked.
+    fn on_challenge(&mut self, tap: &mut Tap, card: IssuerData, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
+        let unblocked = Refusal::Hotlisted { blocked: false };
+        let Ok(challenge) = <[u8; 4]>::try_from(data) else { return Ok(tap.refuse(unblocked)) };
+        if sw != StatusWord::OK {
+            return Ok(tap.refuse(unblocked));
+        }
+        match self.sam.application_block_mac(card.issuer_id, card.asn8(), None, challenge) {
+            Ok(mac) => {
+                tap.stage = Stage::Block;
+                Ok(send(apdu::application_block(false, mac)))
+            }
+            Err(_) => Ok(tap.refuse(unblocked)),
+        }
     }
 
     fn after_select(&mut self, tap: &mut Tap, card: IssuerData) -> Result<Next, TapError> {

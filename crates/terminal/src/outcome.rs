@@ -10,8 +10,12 @@ use crate::record::{TapKind, TapRecord};
 pub enum Refusal {
     /// The application is locked (`6283`).
     Locked,
-    /// The card is on the hotlist (and was blocked, where the gate could).
-    Hotlisted,
+    /// The card is on the hotlist.
+    Hotlisted {
+        /// Whether the gate blocked the application (APPLICATION BLOCK), so that every terminal
+        /// refuses it until the service desk unblocks it.
+        blocked: bool,
+    },
     /// Past its last valid day.
     Expired,
     /// Before its first valid day.
@@ -37,7 +41,10 @@ pub enum Refusal {
     /// The terminal's record store is full: upload before charging more.
     OutboxFull,
     /// The load would take the balance past the card's limit.
-    BalanceLimit,
+    BalanceLimit {
+        /// The card's balance and its limit, in fen, when it told them.
+        balance_and_limit_fen: Option<(i64, u32)>,
+    },
     /// The card's balance is above any limit an issuer sets: a tampered card.
     Suspect {
         /// The balance the card reported, in fen.
@@ -79,7 +86,8 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Locked => f.write_str("card locked"),
-            Refusal::Hotlisted => f.write_str("card on the hotlist"),
+            Refusal::Hotlisted { blocked: true } => f.write_str("card on the hotlist: application blocked"),
+            Refusal::Hotlisted { blocked: false } => f.write_str("card on the hotlist"),
             Refusal::Expired => f.write_str("card expired"),
             Refusal::NotYetValid => f.write_str("card not yet valid"),
             Refusal::InsufficientBalance => f.write_str("insufficient balance"),
@@ -93,7 +101,21 @@ impl std::fmt::Display for Refusal {
             Refusal::NotATransitCard => f.write_str("not a transit card"),
             Refusal::NoFare(why) => write!(f, "no fare: {why}"),
             Refusal::OutboxFull => f.write_str("record store full: upload before charging more"),
-            Refusal::BalanceLimit => f.write_str("the load would pass the card's balance limit"),
+            Refusal::BalanceLimit { balance_and_limit_fen: None } => {
+                f.write_str("the load would pass the card's balance limit")
+            }
+            Refusal::BalanceLimit { balance_and_limit_fen: Some((balance, limit)) } => {
+                let yuan =
+                    |fen: i64| format!("{}{}.{:02}", if fen < 0 { "-" } else { "" }, fen.abs() / 100, fen.abs() % 100);
+                let headroom = (i64::from(*limit) - balance).max(0);
+                write!(
+                    f,
+                    "the load would pass the card's balance limit of {} yuan: balance {} yuan, at most {} yuan more",
+                    yuan(i64::from(*limit)),
+                    yuan(*balance),
+                    yuan(headroom)
+                )
+            }
             Refusal::Suspect { balance_fen } => {
                 write!(f, "suspect card: balance {balance_fen} fen is above any issuer's limit")
             }

@@ -36,9 +36,24 @@ pub struct TopUpTerminal {
 #[derive(Debug)]
 enum Stage {
     Select,
-    Prove { pending: Box<PendingDebit>, issuer: IssuerData },
-    SearchLog { pending: Box<PendingDebit>, issuer: IssuerData, number: u8, newer_seen: bool },
-    Initialize { issuer: IssuerData },
+    Prove {
+        pending: Box<PendingDebit>,
+        issuer: IssuerData,
+    },
+    SearchLog {
+        pending: Box<PendingDebit>,
+        issuer: IssuerData,
+        number: u8,
+        newer_seen: bool,
+    },
+    Initialize {
+        issuer: IssuerData,
+    },
+    /// The load was refused at the limit: the balance, then the limit, give the headroom.
+    ReadBalance,
+    ReadLimit {
+        balance_fen: i64,
+    },
     Credit,
     Finished,
 }
@@ -148,6 +163,18 @@ impl TopUpTerminal {
                 }
             }
             Stage::Initialize { issuer } => self.on_initialize(load, issuer, data, sw),
+            Stage::ReadBalance => match <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK) {
+                Some(balance) => {
+                    load.stage = Stage::ReadLimit { balance_fen: i64::from(i32::from_be_bytes(balance)) };
+                    Ok(send(apdu::get_balance_limit()))
+                }
+                None => Ok(load.refuse(Refusal::BalanceLimit { balance_and_limit_fen: None })),
+            },
+            Stage::ReadLimit { balance_fen } => {
+                let limit = <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK).map(u32::from_be_bytes);
+                let balance_and_limit_fen = limit.map(|limit| (balance_fen, limit));
+                Ok(load.refuse(Refusal::BalanceLimit { balance_and_limit_fen }))
+            }
             Stage::Credit => self.on_credit(load, data, sw),
             Stage::Finished => Err(TapError::BadResponse("answer after the load ended")),
         }?;
@@ -229,8 +256,11 @@ impl TopUpTerminal {
     ) -> Result<Next, TapError> {
         match sw {
             StatusWord::APPLICATION_LOCKED => return Ok(load.refuse(Refusal::Locked)),
-            // Over the card's balance limit.
-            StatusWord::CONDITIONS_NOT_SATISFIED => return Ok(load.refuse(Refusal::BalanceLimit)),
+            // Over the card's balance limit: ask the card for its headroom, to say it.
+            StatusWord::CONDITIONS_NOT_SATISFIED => {
+                load.stage = Stage::ReadBalance;
+                return Ok(send(apdu::get_balance()));
+            }
             StatusWord::OK => {}
             status => return Err(TapError::UnexpectedStatus { command: "INITIALIZE FOR LOAD", status }),
         }

@@ -189,7 +189,12 @@ fn gates_refuse_without_charging() {
     config.hotlist.insert(support::SERIAL);
     hot = yitong_terminal::Gate::new(config, Box::new(support::psam(9)), Box::new(city), Default::default());
     w.gates[i] = hot;
-    assert_eq!(w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap().result, TapResult::Refused(Refusal::Hotlisted));
+    let hotlisted = w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    assert_eq!((hotlisted.result, hotlisted.apdus), (TapResult::Refused(Refusal::Hotlisted { blocked: true }), 3));
+    // Blocked: every terminal now refuses it, hotlist or not.
+    assert_eq!(w.tap("Guomao", at("2026-11-25 08:01:00")).unwrap().result, TapResult::Refused(Refusal::Locked));
+    let load = w.load(100, at("2026-11-25 08:02:00"), Fault::None).unwrap();
+    assert_eq!(load.result, TapResult::Refused(Refusal::Locked));
 
     // Locked application.
     let mut image = support::card_image(support::issuer());
@@ -319,4 +324,22 @@ fn bus_transfer_discount_where_the_city_has_one() {
     for r in &w.records[1..] {
         assert!(tac_verifies(r), "{r:?}");
     }
+}
+
+#[test]
+fn a_load_past_the_limit_is_refused_with_the_headroom() {
+    let mut w = World::new();
+    w.load(99_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let refused = w.load(2_000, at("2026-11-25 07:01:00"), Fault::None).unwrap();
+    assert_eq!(refused.card_number.as_deref(), Some("0000000000000123456"));
+    assert_eq!(
+        refused.result,
+        TapResult::Refused(Refusal::BalanceLimit { balance_and_limit_fen: Some((99_000, 100_000)) })
+    );
+    let TapResult::Refused(why) = refused.result else { unreachable!() };
+    assert_eq!(
+        why.to_string(),
+        "the load would pass the card's balance limit of 1000.00 yuan: balance 990.00 yuan, at most 10.00 yuan more"
+    );
+    assert_eq!(w.balance(), 99_000);
 }

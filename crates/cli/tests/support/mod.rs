@@ -20,7 +20,14 @@ impl Dir {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        yitong().args(args).current_dir(self.dir.path()).output().unwrap()
+        self.command(args).output().unwrap()
+    }
+
+    /// `yitong args` in this folder, which is also its data directory (state of reader taps).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = yitong();
+        command.args(args).current_dir(self.dir.path()).env("YITONG_DATA_DIR", self.dir.path());
+        command
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
