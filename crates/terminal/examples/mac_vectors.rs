@@ -144,14 +144,16 @@ impl TestCard {
             psam
         };
         let gate = |rng: &mut ChaCha20Rng, mode, station: StationId, station_name: String| {
-            let config = GateConfig { city: city.profile().into(), mode, station, station_name, hotlist: Default::default() };
+            let config =
+                GateConfig { city: city.profile().into(), mode, station, station_name, hotlist: Default::default() };
             Gate::new(config, Box::new(psam(rng)), Box::new(Arc::clone(city)), GateState::default())
         };
         // Two metro gates at different stations of one line (not every pair of Beijing stations
         // is connected), one bus validator.
         let pair = loop {
             let (a, a_name) = &stations[rng.next_u32() as usize % stations.len()];
-            let same_line: Vec<_> = stations.iter().filter(|(b, _)| b.line == a.line && b.station != a.station).collect();
+            let same_line: Vec<_> =
+                stations.iter().filter(|(b, _)| b.line == a.line && b.station != a.station).collect();
             if let Some(&(b, b_name)) = same_line.get(rng.next_u32() as usize % same_line.len().max(1)) {
                 break [(*a, a_name.clone()), (*b, b_name.clone())];
             }
