@@ -4,7 +4,8 @@
 //! (type `06`) and metro entries and exits (composite purchases, type `09`) through the real
 //! top-up terminal, gates and in-process card, and prints one JSON line per transaction with
 //! the master keys and every value the checker needs to recompute MAC1, MAC2 and TAC. The values
-//! are taken from the APDUs as they crossed the channel, not from the crates' own MAC code.
+//! (the algorithm ID included) are taken from the APDUs as they crossed the channel, not from
+//! the crates' own MAC code.
 //!
 //! ```text
 //! cargo run -q -p yitong-terminal --features in-process --example mac_vectors -- --count 200 --seed 7
@@ -31,8 +32,11 @@ type Failure = Box<dyn Error>;
 
 /// Transactions one card makes at most, so that the vectors span many keys.
 const CARD_TRANSACTIONS_MAX: u32 = 12;
-/// Beijing's metro entry needs 3 yuan; below this the card is loaded first.
+/// Below 30 yuan the card is loaded first, so that every tap completes: Beijing's entry needs
+/// 3 yuan, and no exit fare (airport lines included) is higher.
 const BALANCE_LOW_FEN: i64 = 3_000;
+/// The card's balance limit (the personalization default).
+const BALANCE_LIMIT_FEN: i64 = yitong_card::BALANCE_LIMIT_FEN_DEFAULT as i64;
 const KEY_VERSION: u8 = 1;
 const SELECT_TUNION: &str = "00A4040008A000000632010105";
 
@@ -187,8 +191,8 @@ impl TestCard {
         let now = self.now;
         let (what, outcome) = if let Some(entry) = self.entered_at.take() {
             ("metro exit", run_tap(&mut self.metro[1 - entry], &mut channel, now, &mut |_| Ok(())))
-        } else if balance < BALANCE_LOW_FEN || rng.next_u32() % 3 == 0 {
-            let headroom = u32::try_from(100_000 - balance.max(0))?;
+        } else if balance < BALANCE_LOW_FEN || (balance < BALANCE_LIMIT_FEN && rng.next_u32() % 3 == 0) {
+            let headroom = u32::try_from(BALANCE_LIMIT_FEN - balance.max(0))?;
             let amount = between(rng, 1, headroom.min(20_000));
             ("load", run_load(&mut self.topup, &mut channel, now, amount, &mut |_| Ok(())))
         } else if rng.next_u32() % 2 == 0 {
@@ -211,7 +215,6 @@ impl TestCard {
         for (name, key) in keys {
             fields.insert(name.into(), hex::encode_upper(key).into());
         }
-        fields.insert("algorithm".into(), self.master.algorithm.id().into());
         fields.insert("issuer_id".into(), hex::encode_upper(self.issuer.issuer_id).into());
         fields.insert("serial".into(), hex::encode_upper(self.issuer.serial).into());
         fields.insert("balance_before".into(), balance.into());
@@ -264,6 +267,7 @@ fn from_trace(trace: &[(Vec<u8>, Vec<u8>)]) -> Result<Value, Failure> {
             "terminal_id": hex(field(init, 10, 6)?),
             "counter": number(field(answer, 4, 2)?),
             "key_version": number(field(answer, 6, 1)?),
+            "algorithm": number(field(answer, 7, 1)?),
             "card_random": hex(field(answer, 8, 4)?),
             "mac1": hex(field(answer, 12, 4)?),
             "date": hex(field(credit, 5, 4)?),
@@ -286,6 +290,7 @@ fn from_trace(trace: &[(Vec<u8>, Vec<u8>)]) -> Result<Value, Failure> {
         "terminal_id": hex(field(init, 10, 6)?),
         "counter": number(field(answer, 4, 2)?),
         "key_version": number(field(answer, 9, 1)?),
+        "algorithm": number(field(answer, 10, 1)?),
         "card_random": hex(field(answer, 11, 4)?),
         "terminal_transaction_number": number(field(debit, 5, 4)?),
         "date": hex(field(debit, 9, 4)?),
