@@ -5,7 +5,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::Value;
-use support::{records, Dir};
+use support::{records, skip, Dir};
 
 fn stdout_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
@@ -332,12 +332,6 @@ fn gate_tap_on_an_imported_network() {
     // Line 4: 北京南站 - 马家堡 1,480 - 角门西 827 - 公益西桥 989 - 新宫 2,798 = 6,094 m: 3 yuan.
     let exit = tap("新宫", "2026-11-25 10:20:00");
     assert_eq!((exit["result"].as_str(), exit["amount_fen"].as_u64()), (Some("exit"), Some(300)));
-}
-
-/// Says why a test did not run, past libtest's output capture, so that the log shows it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 #[test]

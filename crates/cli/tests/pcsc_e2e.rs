@@ -2,9 +2,11 @@
 //! `yitong card serve-vpcd`, the gate tapping it with `yitong gate tap --reader`, `yitong card
 //! read`, and an independent pyscard client checking what the gate wrote.
 //!
-//! Needs pcscd with vsmartcard-vpcd running and a `yitong` built with `--features pcsc`
-//! (`.ci/run` provides both); otherwise each test prints why it is skipped. The tests share the
-//! reader "Virtual PCD 00 00" and run one at a time.
+//! Compiled with the `pcsc` feature only (`cargo test -p yitong-cli --features pcsc --test
+//! pcsc_e2e`). Needs pcscd with vsmartcard-vpcd running and pyscard (`.ci/run` provides them);
+//! otherwise each test prints why it is skipped, or fails under `YITONG_REQUIRE_EXTERNAL=1`. The
+//! tests share the reader "Virtual PCD 00 00" and run one at a time.
+#![cfg(feature = "pcsc")]
 
 mod support;
 
@@ -14,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{records, yitong, Dir};
+use support::{records, skip, yitong, Dir};
 
 const READER: &str = "Virtual PCD 00 00";
 const PORT: &str = "35963";
@@ -151,16 +153,71 @@ fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
     assert_eq!(shown["balance_fen"], 1_600, "charged once");
 }
 
-#[test]
-fn independent_pyscard_client_reads_what_the_gate_wrote() {
-    let Some(_reader) = take_reader() else { return };
+/// A python3 that has pyscard, or `None` with the reason given to [`skip`].
+fn pyscard_python() -> Option<&'static str> {
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| Command::new(p).args(["-c", "import smartcard"]).output().is_ok_and(|o| o.status.success()));
-    let Some(python) = python else {
+    if python.is_none() {
         skip("no python3 with pyscard (Debian python3-pyscard)");
-        return;
-    };
+    }
+    python
+}
+
+/// Regression: `serve-vpcd` left a one-byte APDU unanswered, and the reader hung until the
+/// server restarted. Through pcscd and vpcd, messages too short for an APDU get `6700`, and the
+/// card still answers the APDUs after them.
+#[test]
+fn short_messages_through_vpcd_are_answered_6700() {
+    let Some(_reader) = take_reader() else { return };
+    let Some(python) = pyscard_python() else { return };
+    let w = Dir::new();
+    w.card("0");
+    let _served = serve(&w, &[]);
+    // The card may take a moment to appear (and pcscd to forget the last test's): retry the
+    // connection and SELECT, then send the short messages and GET BALANCE.
+    let script = r#"
+import sys, time
+from smartcard.System import readers
+def transmit(connection, apdu):
+    data, sw1, sw2 = connection.transmit(list(bytes.fromhex(apdu)))
+    return bytes(data + [sw1, sw2]).hex().upper()
+reader = next(r for r in readers() if str(r) == sys.argv[1])
+deadline = time.time() + 15
+while True:
+    try:
+        connection = reader.createConnection()
+        connection.connect()
+        print(transmit(connection, "00A4040008A000000632010105"), flush=True)
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.2)
+for apdu in ("80", "805C", "805C00", "805C000204"):
+    print(transmit(connection, apdu), flush=True)
+"#;
+    let mut client = Command::new(python).args(["-c", script, READER]).stdout(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while client.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = client.kill();
+            let out = client.wait_with_output().unwrap();
+            panic!("the reader hung; answers so far: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = client.wait_with_output().unwrap();
+    let answers: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert!(out.status.success(), "{answers:?}");
+    assert!(answers[0].starts_with("6F") && answers[0].ends_with("9000"), "SELECT: {answers:?}");
+    assert_eq!(answers[1..], ["6700", "6700", "6700", "000000009000"]);
+}
+
+#[test]
+fn independent_pyscard_client_reads_what_the_gate_wrote() {
+    let Some(_reader) = take_reader() else { return };
+    let Some(python) = pyscard_python() else { return };
     let w = Dir::new();
     w.card("30");
     let _served = serve(&w, &[]);
@@ -182,10 +239,4 @@ fn independent_pyscard_client_reads_what_the_gate_wrote() {
         assert_eq!(card["type"], record["transaction_type"]);
         assert_eq!(card["terminal_id"], record["terminal_id"]);
     }
-}
-
-/// Says why a test did not run, past libtest's output capture, so that the log shows it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }

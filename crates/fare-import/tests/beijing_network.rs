@@ -1,33 +1,52 @@
 //! Beijing trips worked out by hand from the real network in `../shared/data/beijing-subway/`
 //! (Beijing-Subway-Tools, MIT). Each test writes down the path and adds its `dist_m` values.
-//! Skipped, with the reason printed, where the reference data is not there.
+//! Skipped, with the reason printed, where the reference data is not there; failed instead under
+//! `YITONG_REQUIRE_EXTERNAL=1` (`.ci/run`, which has `shared/` beside the clone).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use yitong_fare::{City, CityProfile, FareEngine, Quote, Trip};
 use yitong_profile::DateTime;
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/beijing-subway");
-    if dir.join("network.json").exists() {
-        Some(dir)
-    } else {
-        skip(&format!("no Beijing reference data at {}", dir.display()));
-        None
-    }
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/beijing-subway")
 }
 
-/// The real network with Beijing's rules, loaded once for all tests.
-fn beijing() -> Option<&'static City> {
+/// The real network with Beijing's rules, loaded once for all tests; `None` where the data is
+/// not there.
+fn loaded() -> Option<&'static City> {
     static CITY: OnceLock<Option<City>> = OnceLock::new();
     CITY.get_or_init(|| {
-        let (network, off_peak) = yitong_fare_import::bst::load_dir(&data_dir()?).unwrap();
-        let profile = CityProfile::builtin("beijing").unwrap().unwrap();
-        Some(City::new(profile, Some(network), off_peak).unwrap())
+        let dir = data_dir();
+        dir.join("network.json").exists().then(|| {
+            let (network, off_peak) = yitong_fare_import::bst::load_dir(&dir).unwrap();
+            let profile = CityProfile::builtin("beijing").unwrap().unwrap();
+            City::new(profile, Some(network), off_peak).unwrap()
+        })
     })
     .as_ref()
+}
+
+/// [`loaded`], saying why for each test that cannot run.
+fn beijing() -> Option<&'static City> {
+    let city = loaded();
+    if city.is_none() {
+        skip(&format!("no Beijing reference data at {}", data_dir().display()));
+    }
+    city
+}
+
+/// [`beijing`] for a property test: says why once, not once per case (but still fails every
+/// case under `YITONG_REQUIRE_EXTERNAL=1`).
+fn beijing_for_properties() -> Option<&'static City> {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    match loaded() {
+        None if require_external() || !REPORTED.swap(true, Ordering::Relaxed) => beijing(),
+        city => city,
+    }
 }
 
 fn at(s: &str) -> DateTime {
@@ -210,7 +229,7 @@ proptest! {
 
     #[test]
     fn distances_are_symmetric_and_obey_the_triangle_inequality(a in 0usize..1000, b in 0usize..1000, c in 0usize..1000) {
-        let Some(city) = beijing() else { return Ok(()) };
+        let Some(city) = beijing_for_properties() else { return Ok(()) };
         let e = city.engine().unwrap();
         let n = e.network().stations().len();
         let (a, b, c) = (a % n, b % n, c % n);
@@ -237,8 +256,17 @@ proptest! {
     }
 }
 
-/// Says why a test did not run, past libtest's output capture, so that the log shows it.
+/// Says why a test cannot run, past libtest's output capture, so that the log shows it; under
+/// `YITONG_REQUIRE_EXTERNAL=1` (set by `.ci/run`) fails the test instead, so that a run cannot
+/// pass by skipping. The caller returns after it.
 fn skip(why: &str) {
     use std::io::Write;
+    if require_external() {
+        panic!("cannot run: {why} (YITONG_REQUIRE_EXTERNAL=1 makes a skip a failure)");
+    }
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
+fn require_external() -> bool {
+    std::env::var_os("YITONG_REQUIRE_EXTERNAL").is_some_and(|v| v == "1")
 }

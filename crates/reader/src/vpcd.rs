@@ -2,6 +2,11 @@
 //! message is a 2-byte big-endian length and a payload. A 1-byte payload is a control message
 //! (0 power off, 1 power on, 2 reset, 4 get ATR, answered with the ATR); anything longer is a
 //! C-APDU, answered with the R-APDU.
+//!
+//! vpcd waits for an answer to every message but the power and reset codes, so every other
+//! message gets one: a C-APDU its R-APDU (the card's status word when it cannot parse it), and
+//! anything shorter than an APDU header (4 bytes), empty or longer than [`MESSAGE_LEN_MAX`]
+//! `6700` (wrong length). A silent card would leave the reader hanging until the server restarts.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -9,13 +14,18 @@ use std::time::Duration;
 
 use socket2::SockRef;
 use yitong_card::{Card, Store};
+use yitong_profile::StatusWord;
 
 /// vpcd's port for its first reader ("Virtual PCD 00 00"); the second listens on the next one.
 pub const PORT_DEFAULT: u16 = 35963;
 /// The ATR of a contactless ISO 14443-4 card without historical bytes.
 pub const ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
-/// Longest message accepted (a short APDU is at most 261 bytes).
+/// Longest message processed (a short APDU is at most 261 bytes); a longer one is read, dropped and
+/// answered `6700`.
 pub const MESSAGE_LEN_MAX: usize = 1_024;
+/// An APDU header: CLA INS P1 P2. A message this short or longer that is not a control code is
+/// an APDU.
+pub const APDU_HEADER_LEN: usize = 4;
 /// Wait between reconnection attempts.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
@@ -30,10 +40,11 @@ pub enum Request<'a> {
     Reset,
     /// The ATR, please.
     GetAtr,
-    /// A command APDU.
+    /// A command APDU (at least [`APDU_HEADER_LEN`] bytes).
     Apdu(&'a [u8]),
-    /// A control byte this protocol version does not define.
-    Unknown(u8),
+    /// Neither a control code nor long enough for an APDU (a 1-byte code vpcd does not define,
+    /// 2 or 3 bytes, or nothing): answered `6700`.
+    TooShort(&'a [u8]),
 }
 
 impl<'a> Request<'a> {
@@ -44,7 +55,7 @@ impl<'a> Request<'a> {
             [1] => Request::PowerOn,
             [2] => Request::Reset,
             [4] => Request::GetAtr,
-            [other] => Request::Unknown(*other),
+            short if short.len() < APDU_HEADER_LEN => Request::TooShort(short),
             apdu => Request::Apdu(apdu),
         }
     }
@@ -94,12 +105,12 @@ impl<S: Store, R: rand_core::Rng> VirtualCard<S, R> {
                 self.powered = self.card.reset().is_ok();
                 Answer::Silent
             }
-            Request::Unknown(_) => Answer::Silent,
+            Request::TooShort(_) => Answer::Reply(StatusWord::WRONG_LENGTH.to_bytes().to_vec()),
             Request::Apdu(apdu) => {
                 if !self.powered {
                     // vpcd powers the card on before APDUs; a stray one gets "conditions not
                     // satisfied" rather than silence, so the reader does not hang.
-                    return Answer::Reply(vec![0x69, 0x85]);
+                    return Answer::Reply(StatusWord::CONDITIONS_NOT_SATISFIED.to_bytes().to_vec());
                 }
                 let response = match self.card.process(apdu) {
                     Ok(r) => r,
@@ -190,14 +201,21 @@ fn session<S: Store, R: rand_core::Rng>(
             Err(e) => return Err(e),
         }
         let len = usize::from(u16::from_be_bytes(len));
-        if len == 0 || len > MESSAGE_LEN_MAX {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("vpcd message of {len} bytes")));
-        }
         SockRef::from(&stream).set_tcp_quickack(true)?;
-        stream.read_exact(&mut payload[..len])?;
-        let answer = card.handle(&payload[..len]);
+        let answer = if len > MESSAGE_LEN_MAX {
+            // Read past it, so that the framing stays in step, and refuse it.
+            let dropped = io::copy(&mut (&mut stream).take(len as u64), &mut io::sink())?;
+            if dropped < len as u64 {
+                return Ok(None);
+            }
+            Answer::Reply(StatusWord::WRONG_LENGTH.to_bytes().to_vec())
+        } else {
+            stream.read_exact(&mut payload[..len])?;
+            card.handle(&payload[..len])
+        };
         if trace {
-            eprintln!("vpcd > {} < {answer:?}", hex::encode_upper(&payload[..len]));
+            let shown = payload.get(..len).map_or_else(|| format!("({len} bytes dropped)"), hex::encode_upper);
+            eprintln!("vpcd > {shown} < {answer:?}");
         }
         if card.image() != saved.as_slice() {
             if let Err(e) = save(card.image()) {
@@ -208,8 +226,9 @@ fn session<S: Store, R: rand_core::Rng>(
         }
         match answer {
             Answer::Reply(bytes) => {
+                let frame_len = u16::try_from(bytes.len()).expect("an R-APDU is at most 258 bytes");
                 let mut frame = Vec::with_capacity(bytes.len() + 2);
-                frame.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&frame_len.to_be_bytes());
                 frame.extend_from_slice(&bytes);
                 stream.write_all(&frame)?;
             }
@@ -257,11 +276,35 @@ mod tests {
         // A reset deselects.
         assert_eq!(c.handle(&[2]), Answer::Silent);
         assert_eq!(c.handle(&[0x80, 0x5C, 0x00, 0x02, 0x04]), Answer::Reply(vec![0x69, 0x85]));
-        assert_eq!(c.handle(&[9]), Answer::Silent);
     }
 
-    /// A fake vpcd on loopback: the card connects, answers the ATR and an APDU with framed
-    /// messages, and reconnects after the driver drops the connection or sends garbage.
+    fn reply(sw: StatusWord) -> Answer {
+        Answer::Reply(sw.to_bytes().to_vec())
+    }
+
+    /// Regression: a one-byte message that is no control code (`80`) was left unanswered, and
+    /// vpcd waited for ever. Everything that is not a control code gets a status word.
+    #[test]
+    fn every_message_but_a_control_code_is_answered() {
+        let mut c = card();
+        for short in [&[0x80][..], &[3], &[9], &[0xFF], &[], &[0x80, 0x5C], &[0x80, 0x5C, 0x00]] {
+            assert_eq!(c.handle(short), Answer::Reply(vec![0x67, 0x00]), "{short:02X?}");
+        }
+        // Too short is too short even with the field off.
+        assert_eq!(c.handle(&[0]), Answer::Silent);
+        assert_eq!(c.handle(&[0x80]), Answer::Reply(vec![0x67, 0x00]));
+        assert_eq!(c.handle(&[1]), Answer::Silent);
+        // What the card cannot parse or does not know gets the card's own status word.
+        assert_eq!(c.handle(&[0x80, 0xFF, 0x00, 0x00]), reply(StatusWord::UNKNOWN_INSTRUCTION));
+        assert_eq!(c.handle(&[0xA0, 0x5C, 0x00, 0x02]), reply(StatusWord::UNKNOWN_CLASS));
+        assert_eq!(c.handle(&[0x80, 0x5C, 0x00, 0x02, 0x05, 0x00]), reply(StatusWord::WRONG_LENGTH), "Lc 5, 1 byte");
+        assert_eq!(c.handle(&[0x00, 0xA4, 0x04, 0x00, 0x00, 0x00, 0x00]), reply(StatusWord::WRONG_LENGTH), "extended");
+        assert_eq!(c.handle(&[0x80, 0x5C, 0x00, 0x02, 0x04]), reply(StatusWord::CONDITIONS_NOT_SATISFIED), "no ADF");
+    }
+
+    /// A fake vpcd on loopback: the card connects, answers the ATR and APDUs with framed
+    /// messages, answers `6700` to messages too short or too long (and keeps the framing), and
+    /// reconnects after the driver drops the connection.
     #[test]
     fn serves_framed_messages_and_reconnects() {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -289,8 +332,18 @@ mod tests {
             s.write_all(&[0, 1, 1]).unwrap();
             let fci = exchange(&mut s, &hex::decode("00A4040008A000000632010105").unwrap());
             assert_eq!(&fci[fci.len() - 2..], &[0x90, 0x00]);
-            // A message longer than allowed ends the session; the card comes back once more.
-            s.write_all(&[0xFF, 0xFF]).unwrap();
+            // Byte-exact on the wire: length 0002, status word 6700.
+            s.write_all(&[0x00, 0x01, 0x80]).unwrap();
+            let mut answer = [0u8; 4];
+            s.read_exact(&mut answer).unwrap();
+            assert_eq!(answer, [0x00, 0x02, 0x67, 0x00], "one-byte message 80");
+            assert_eq!(exchange(&mut s, &[]), [0x67, 0x00], "empty message");
+            assert_eq!(exchange(&mut s, &[0x80, 0x5C, 0x00]), [0x67, 0x00], "three bytes");
+            assert_eq!(exchange(&mut s, &[0x80; MESSAGE_LEN_MAX + 1]), [0x67, 0x00], "too long");
+            assert_eq!(exchange(&mut s, &[0x80; 0xFFFF]), [0x67, 0x00], "longest frame");
+            // The framing is still in step: the next APDU gets its own answer.
+            assert_eq!(exchange(&mut s, &[0x80, 0x5C, 0x00, 0x02, 0x04]), [0, 0, 0, 0, 0x90, 0x00]);
+            drop(s);
             let (s, _) = listener.accept().unwrap();
             driver_done.store(true, Ordering::SeqCst);
             drop(s);

@@ -100,3 +100,14 @@ pub fn yitong() -> Command {
 pub fn records(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// Says why a test cannot run, past libtest's output capture, so that the log shows it; under
+/// `YITONG_REQUIRE_EXTERNAL=1` (set by `.ci/run`) fails the test instead, so that a run cannot
+/// pass by skipping. The caller returns after it.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    if std::env::var_os("YITONG_REQUIRE_EXTERNAL").is_some_and(|v| v == "1") {
+        panic!("cannot run: {why} (YITONG_REQUIRE_EXTERNAL=1 makes a skip a failure)");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
