@@ -266,10 +266,20 @@ fn a_transaction_that_changes_nothing_writes_nothing() {
     // Refused past the balance limit: the card said no, its image stays the very same file.
     let out = d.ok(&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "2000"]);
     assert!(out.contains("refused"), "{out}");
-    // A hotlisted card is refused before any purchase command.
-    std::fs::write(d.path("hot.txt"), "10000000000000123456\n").unwrap();
-    let v = d.json(&["gate", "tap", "card.se", "--keys", "keys.toml", "--bus", "1", "--hotlist", "hot.txt", "--json"]);
-    assert_eq!(v["result"], "refused");
+    // A card not yet valid is refused before any purchase command.
+    let v = d.json(&[
+        "gate",
+        "tap",
+        "card.se",
+        "--keys",
+        "keys.toml",
+        "--bus",
+        "1",
+        "--at",
+        "2020-01-01 08:00:00",
+        "--json",
+    ]);
+    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("refused"), Some("card not yet valid")));
     assert_eq!(inode(), before, "the image was written back");
     d.ok(&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "1"]);
     assert_ne!(inode(), before, "a load replaces the image");
@@ -289,7 +299,7 @@ fn the_state_file_sits_beside_the_card_not_in_the_current_directory() {
     assert!(!d.path("elsewhere/yitong-terminals.json").exists(), "state written to the current directory");
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(d.path("yitong-terminals.json")).unwrap()).unwrap();
-    assert_eq!(state["terminals"]["1000B0000001"]["next_transaction_number"], 2, "{state}");
+    assert_eq!(state["terminals"]["10000001B001"]["next_transaction_number"], 2, "{state}");
     // A state file left in the current directory by an earlier version is not silently
     // replaced by a fresh one that would number the same terminal's transactions from 1 again.
     std::fs::write(d.path("elsewhere/yitong-terminals.json"), "{\"terminals\": {}}").unwrap();
