@@ -354,3 +354,42 @@ fn hotlisted_cards_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.txt:1"), "{}", stderr(&out));
 }
+
+#[test]
+fn entry_and_exit_gates_with_their_own_terminal_ids() {
+    let d = Dir::new();
+    d.card("20");
+    let exit_only = stdout_json(&d.tap("Xidan", "2026-11-25 08:00:00", &["--direction", "out", "--gate", "3"]));
+    assert_eq!(
+        (exit_only["result"].as_str(), exit_only["reason"].as_str()),
+        (Some("refused"), Some("no entry on the card: see the service desk"))
+    );
+    let entry = stdout_json(&d.tap("Xidan", "2026-11-25 08:00:05", &["--direction", "in", "--gate", "1"]));
+    assert_eq!(entry["result"], "entry");
+    let double = stdout_json(&d.tap("Xidan", "2026-11-25 08:00:20", &["--direction", "in", "--gate", "2"]));
+    assert_eq!(double["reason"].as_str(), Some("already entered at 西单 08:00:05"));
+    let exit = stdout_json(&d.tap("Guomao", "2026-11-25 08:30:00", &["--direction", "out", "--gate", "2"]));
+    assert_eq!((exit["result"].as_str(), exit["amount_fen"].as_u64()), (Some("exit"), Some(400)));
+    assert!(exit["fare_explained"].as_str().unwrap().starts_with("base 4.00 for "), "{exit}");
+    // Two gates of one station: different terminal IDs, so their tap IDs never collide.
+    let ids: Vec<String> =
+        records(&d.path("taps.jsonl")).iter().map(|r| r["tap_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[1].ends_with("0001-1") && ids[2].ends_with("0002-1"), "{ids:?}");
+    assert_ne!(ids[1], ids[2]);
+    let out = d.tap("Xidan", "2026-11-25 09:00:00", &["--gate", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--gate"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_top_up_terminal_honours_the_hotlist() {
+    let d = Dir::new();
+    d.card("10");
+    std::fs::write(d.path("hot.txt"), "10000000000000123456\n").unwrap();
+    let v =
+        d.json(&["card", "load", "card.se", "--keys", "keys.toml", "--amount", "5", "--hotlist", "hot.txt", "--json"]);
+    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("refused"), Some("card on the hotlist")));
+    assert_eq!(v["card_number"].as_str(), Some("0000000000000123456"));
+    assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_000);
+}

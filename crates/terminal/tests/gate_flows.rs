@@ -342,4 +342,7 @@ fn a_load_past_the_limit_is_refused_with_the_headroom() {
         "the load would pass the card's balance limit of 1000.00 yuan: balance 990.00 yuan, at most 10.00 yuan more"
     );
     assert_eq!(w.balance(), 99_000);
+    // Dates as at a gate: not yet valid is not "expired".
+    let early = w.load(100, at("2025-12-31 23:59:59"), Fault::None).unwrap();
+    assert_eq!(early.result, TapResult::Refused(Refusal::NotYetValid));
 }
