@@ -393,3 +393,52 @@ fn the_top_up_terminal_honours_the_hotlist() {
     assert_eq!(v["card_number"].as_str(), Some("0000000000000123456"));
     assert_eq!(d.json(&["card", "show", "card.se", "--json"])["balance_fen"], 1_000);
 }
+
+#[test]
+fn a_key_file_of_the_other_algorithm_says_so() {
+    let d = Dir::new();
+    d.card("10");
+    d.ok(&["keys", "new", "--out", "sm4.toml", "--algorithm", "sm4"]);
+    let v = d.json(&[
+        "gate",
+        "tap",
+        "card.se",
+        "--keys",
+        "sm4.toml",
+        "--city",
+        "beijing",
+        "--station",
+        "Xidan",
+        "--at",
+        "2026-11-25 08:00:00",
+        "--json",
+    ]);
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.contains("(version 1, algorithm 00) are not held here"), "{reason}");
+}
+
+#[test]
+fn the_trip_view_shows_another_citys_entry() {
+    let d = Dir::new();
+    d.card("20");
+    let entry = d.json(&[
+        "gate",
+        "tap",
+        "card.se",
+        "--keys",
+        "keys.toml",
+        "--city",
+        "shanghai",
+        "--station",
+        "人民广场",
+        "--at",
+        "2026-11-25 08:00:00",
+        "--json",
+    ]);
+    assert_eq!(entry["result"], "entry");
+    let exit = stdout_json(&d.tap("Guomao", "2026-11-25 12:00:00", &[]));
+    let reason = exit["reason"].as_str().unwrap();
+    assert!(reason.starts_with("incomplete trip: entered at 上海 Shanghai 人民广场"), "{reason}");
+    let show = d.ok(&["card", "show", "card.se"]);
+    assert!(show.contains("inside since 2026-11-25 08:00:00 at 上海 Shanghai 人民广场"), "{show}");
+}

@@ -346,3 +346,17 @@ fn a_load_past_the_limit_is_refused_with_the_headroom() {
     let early = w.load(100, at("2025-12-31 23:59:59"), Fault::None).unwrap();
     assert_eq!(early.result, TapResult::Refused(Refusal::NotYetValid));
 }
+
+#[test]
+fn a_card_above_any_issuers_limit_is_refused_as_suspect() {
+    // A card whose own limit was raised past the issuers' 1,000 yuan, and loaded past it.
+    let spec = yitong_card::CardSpec {
+        balance_limit_fen: 500_000,
+        ..yitong_card::CardSpec::new(support::issuer(), support::master(), 1)
+    };
+    let mut w = World::with_card(spec.personalize());
+    w.load(150_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let tap = w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    assert_eq!(tap.result, TapResult::Refused(Refusal::Suspect { balance_fen: 150_000 }));
+    assert_eq!(w.balance(), 150_000);
+}
