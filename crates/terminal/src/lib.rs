@@ -9,6 +9,12 @@
 //! module. Every completed transaction becomes a [`TapRecord`] for clearing. A
 //! [`TopUpTerminal`] loads cards with a [`LoadKeyHolder`].
 //!
+//! A money command whose answer is lost stays in doubt in the terminal's [`GateState`] until the
+//! card's evidence settles it (its proof, its EF18 log, its counters): the record is then
+//! `recovered`, or handed on `unconfirmed` when the card can no longer tell — never dropped. Metro
+//! gates have a [`Direction`]; they refuse double taps, incomplete trips and exits before their
+//! entry, and block hotlisted cards with APPLICATION BLOCK.
+//!
 //! The gate does no I/O itself: [`run_tap`] drives it over a channel (a PC/SC reader, a socket,
 //! or, with the `in-process` feature, a `yitong-card` card in the same process), and the caller
 //! persists [`GateState`] when asked. Time is an input.
