@@ -148,7 +148,7 @@ fn card_killed_mid_transaction_is_recovered_without_a_second_charge() {
     assert_eq!(again["balance_fen"], 1_600);
     let records = records(&w.path("taps.jsonl"));
     assert_eq!(records.len(), 3);
-    assert_eq!((records[2]["kind"].as_str(), records[2]["recovered"].as_bool()), (Some("exit"), Some(true)));
+    assert_eq!((records[2]["kind"].as_str(), records[2]["status"].as_str()), (Some("exit"), Some("recovered")));
     let shown: Value = serde_json::from_str(&w.ok(&["card", "show", "card.se", "--json"])).unwrap();
     assert_eq!(shown["balance_fen"], 1_600, "charged once");
 }

@@ -10,18 +10,18 @@
 
 use std::collections::BTreeSet;
 
-use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_LOG, SFI_TRANSIT, SFI_TRIP_LOG};
+use yitong_profile::apdu::{self, transaction_type, PurchaseInit, SFI_TRANSIT, SFI_TRIP_LOG};
 use yitong_profile::files::{
-    industry, trip_type, IssuerData, LogRecord, StationId, TransitRecord, TripLogRecord, TripPoint, LOG_RECORD_LEN,
-    TRANSIT_RECORD_BUS, TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
+    industry, trip_type, IssuerData, StationId, TransitRecord, TripLogRecord, TripPoint, TRANSIT_RECORD_BUS,
+    TRANSIT_RECORD_LEN, TRANSIT_RECORD_METRO,
 };
 use yitong_profile::{DateTime, StatusWord};
 
 use crate::city::CityPolicy;
-use crate::doubt::{judge_counter, judge_log_record, Verdict};
+use crate::doubt::{judge_counter, settle, Inquire, Inquiry, Verdict};
 use crate::error::TapError;
 use crate::fare::{FarePolicy, MetroFare, MetroTrip};
-use crate::outcome::{send, Next, Refusal, TapOutcome, TapResult};
+use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{Mac1Request, SamError, SecurityModule};
 use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
 use crate::state::{GateState, PendingDebit};
@@ -84,8 +84,7 @@ enum Stage {
     Select,
     Challenge { card: IssuerData },
     Block,
-    Prove { card: IssuerData, pending: PendingDebit },
-    SearchLog { card: IssuerData, pending: PendingDebit, number: u8, newer_seen: bool },
+    Inquire { card: IssuerData, inquiry: Inquiry },
     ReadTransit { card: IssuerData },
     Initialize { card: IssuerData, plan: Plan },
     UpdateTransit { trip_log: Vec<u8>, debit: Vec<u8>, fare: Option<MetroFare> },
@@ -99,9 +98,7 @@ enum Stage {
 pub struct Tap {
     now: DateTime,
     stage: Stage,
-    apdus: u32,
-    card_number: Option<String>,
-    records: Vec<TapRecord>,
+    gathered: Gathered,
     /// A doubt the card's log could not settle: the counter INITIALIZE returns decides it.
     undecided: Option<PendingDebit>,
     /// The DEBIT under way, to finish with its TAC.
@@ -149,15 +146,7 @@ impl Gate {
 
     /// Starts a tap at local time `now`.
     pub fn start_tap(&mut self, now: DateTime) -> (Tap, Next) {
-        let tap = Tap {
-            now,
-            stage: Stage::Select,
-            apdus: 1,
-            card_number: None,
-            records: Vec::new(),
-            undecided: None,
-            draft: None,
-        };
+        let tap = Tap { now, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
         (tap, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
 
@@ -182,11 +171,8 @@ impl Gate {
         let next = match stage {
             Stage::Select => self.on_select(tap, data, sw),
             Stage::Challenge { card } => self.on_challenge(tap, card, data, sw),
-            Stage::Block => Ok(tap.refuse(Refusal::Hotlisted { blocked: sw == StatusWord::OK })),
-            Stage::Prove { card, pending } => self.on_prove(tap, card, pending, data, sw),
-            Stage::SearchLog { card, pending, number, newer_seen } => {
-                self.on_log_record(tap, card, pending, number, newer_seen, data, sw)
-            }
+            Stage::Block => Ok(tap.gathered.refuse(Refusal::Hotlisted { blocked: sw == StatusWord::OK })),
+            Stage::Inquire { card, inquiry } => self.on_inquiry(tap, card, inquiry, data, sw),
             Stage::ReadTransit { card } => self.on_transit(tap, card, data, sw),
             Stage::Initialize { card, plan } => self.on_initialize(tap, card, plan, data, sw),
             Stage::UpdateTransit { trip_log, debit, fare } => {
@@ -202,7 +188,7 @@ impl Gate {
             Stage::Finished => return Err(TapError::BadResponse("answer after the tap ended")),
         }?;
         if let Next::Send { .. } = next {
-            tap.apdus += 1;
+            tap.gathered.apdus += 1;
         }
         Ok(next)
     }
@@ -210,11 +196,11 @@ impl Gate {
     fn on_select(&mut self, tap: &mut Tap, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         let card = match crate::fci::read(data, sw)? {
             Ok(card) => card,
-            Err(why) => return Ok(tap.refuse(why)),
+            Err(why) => return Ok(tap.gathered.refuse(why)),
         };
-        tap.card_number = Some(card.card_number());
+        tap.gathered.card_number = Some(card.card_number());
         if self.state.outbox_full() {
-            return Ok(tap.refuse(Refusal::OutboxFull));
+            return Ok(tap.gathered.refuse(Refusal::OutboxFull));
         }
         if let Err(why) = crate::fci::check(&card, &self.config.hotlist, &tap.now) {
             if let Refusal::Hotlisted { .. } = why {
@@ -223,14 +209,11 @@ impl Gate {
                 tap.stage = Stage::Challenge { card };
                 return Ok(send(apdu::get_challenge()));
             }
-            return Ok(tap.refuse(why));
+            return Ok(tap.gathered.refuse(why));
         }
         // The doubt stays remembered until settled, so that a second loss still knows it.
         if let Some(pending) = self.state.pending_for(&card.serial).cloned() {
-            let prove =
-                apdu::get_transaction_prove(pending.record.transaction_type, pending.counter_before.wrapping_add(1));
-            tap.stage = Stage::Prove { card, pending };
-            return Ok(send(prove));
+            return self.inquire(tap, card, Inquiry::start(pending));
         }
         self.after_select(tap, card)
     }
@@ -240,16 +223,16 @@ impl Gate {
     /// challenge, the card is refused unblocked.
     fn on_challenge(&mut self, tap: &mut Tap, card: IssuerData, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         let unblocked = Refusal::Hotlisted { blocked: false };
-        let Ok(challenge) = <[u8; 4]>::try_from(data) else { return Ok(tap.refuse(unblocked)) };
+        let Ok(challenge) = <[u8; 4]>::try_from(data) else { return Ok(tap.gathered.refuse(unblocked)) };
         if sw != StatusWord::OK {
-            return Ok(tap.refuse(unblocked));
+            return Ok(tap.gathered.refuse(unblocked));
         }
         match self.sam.application_block_mac(card.issuer_id, card.asn8(), None, challenge) {
             Ok(mac) => {
                 tap.stage = Stage::Block;
                 Ok(send(apdu::application_block(false, mac)))
             }
-            Err(_) => Ok(tap.refuse(unblocked)),
+            Err(_) => Ok(tap.gathered.refuse(unblocked)),
         }
     }
 
@@ -277,90 +260,53 @@ impl Gate {
         }
     }
 
-    fn on_prove(
+    fn on_inquiry(
         &mut self,
         tap: &mut Tap,
         card: IssuerData,
-        pending: PendingDebit,
+        inquiry: Inquiry,
         data: &[u8],
         sw: StatusWord,
     ) -> Result<Next, TapError> {
-        if sw == StatusWord::PROOF_UNAVAILABLE {
-            // Not committed, or committed and its proof since replaced by later transactions
-            // elsewhere: the card's own log tells.
-            tap.stage = Stage::SearchLog { card, pending, number: 1, newer_seen: false };
-            return Ok(send(apdu::read_record(SFI_LOG, 1, LOG_RECORD_LEN as u8)));
-        }
-        expect_ok("GET TRANSACTION PROVE", sw)?;
-        let [m0, m1, m2, m3, t0, t1, t2, t3] =
-            <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
+        let sam = &mut self.sam;
         // The proof of the counter may be another session's, if ours never committed and another
         // gate's took its counter: only our session's MAC2 verifies.
-        let mac2 = [m0, m1, m2, m3];
-        let verdict = match self.sam.check_proof_mac2(&pending.record, mac2) {
+        let mut proof_verdict = |pending: &PendingDebit, mac2| match sam.check_proof_mac2(&pending.record, mac2) {
             Ok(()) => Verdict::Committed,
             Err(SamError::MacMismatch) => Verdict::NotCommitted,
             Err(_) => Verdict::Unknown,
         };
-        let Some(record) = self.settle(tap, &pending, verdict, Some((mac2, [t0, t1, t2, t3]))) else {
-            return self.after_select(tap, card);
-        };
-        // A rider back within the window is finishing that passage; later, the old transaction is
-        // only settled and this tap is a new one.
-        let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
-        if record.status != RecordStatus::Recovered || elapsed_s > RECOVERY_WINDOW_S {
-            return self.after_select(tap, card);
-        }
-        Ok(Next::Done(TapOutcome {
-            result: TapResult::Completed(record.kind),
-            amount_fen: record.amount_fen,
-            balance_fen: Some(record.balance_after_fen),
-            card_number: tap.card_number.clone(),
-            records: std::mem::take(&mut tap.records),
-            apdus: tap.apdus,
-            fare: None,
-            alarm: None,
-        }))
+        let next = inquiry.on_answer(data, sw, &mut proof_verdict)?;
+        self.inquire(tap, card, next)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_log_record(
-        &mut self,
-        tap: &mut Tap,
-        card: IssuerData,
-        pending: PendingDebit,
-        number: u8,
-        newer_seen: bool,
-        data: &[u8],
-        sw: StatusWord,
-    ) -> Result<Next, TapError> {
-        let log = read_log_record(data, sw)?;
-        match judge_log_record(&pending, number, log.as_ref(), newer_seen) {
-            Verdict::ReadNext { newer_seen } => {
-                tap.stage = Stage::SearchLog { card, pending, number: number + 1, newer_seen };
-                Ok(send(apdu::read_record(SFI_LOG, number + 1, LOG_RECORD_LEN as u8)))
+    /// Goes on with the inquiry into a doubt, and with the tap once it is settled.
+    fn inquire(&mut self, tap: &mut Tap, card: IssuerData, inquire: Inquire) -> Result<Next, TapError> {
+        match inquire {
+            Inquire::Ask(inquiry, command) => {
+                tap.stage = Stage::Inquire { card, inquiry };
+                Ok(send(command))
             }
-            Verdict::AskCounter => {
+            Inquire::AskCounter(pending) => {
                 tap.undecided = Some(pending);
                 self.after_select(tap, card)
             }
-            verdict => {
-                self.settle(tap, &pending, verdict, None);
-                self.after_select(tap, card)
+            Inquire::Settled(pending, verdict, proof) => {
+                let settled = settle(&mut self.state, &mut tap.gathered.records, &pending, verdict, proof);
+                // A rider back within the window is finishing that passage (the proof says so at
+                // once); later, the old transaction is only settled and this tap is a new one.
+                match settled {
+                    Some(record) if record.status == RecordStatus::Recovered && proof.is_some() => {
+                        let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
+                        if elapsed_s > RECOVERY_WINDOW_S {
+                            return self.after_select(tap, card);
+                        }
+                        Ok(tap.gathered.complete(&record, None, None))
+                    }
+                    _ => self.after_select(tap, card),
+                }
             }
         }
-    }
-
-    /// Ends a doubt by the card's verdict: a recovered or unconfirmed record (returned, and kept
-    /// for upload), or nothing when the card proved it never committed.
-    fn settle(
-        &mut self,
-        tap: &mut Tap,
-        pending: &PendingDebit,
-        verdict: Verdict,
-        proof: Option<([u8; 4], [u8; 4])>,
-    ) -> Option<TapRecord> {
-        settle(&mut self.state, &mut tap.records, pending, verdict, proof)
     }
 
     fn on_transit(&mut self, tap: &mut Tap, card: IssuerData, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
@@ -375,7 +321,7 @@ impl Gate {
         }
         match self.metro_plan(tap, transit) {
             Ok(plan) => self.initialize(tap, card, plan),
-            Err(why) => Ok(tap.refuse(why)),
+            Err(why) => Ok(tap.gathered.refuse(why)),
         }
     }
 
@@ -460,22 +406,22 @@ impl Gate {
         sw: StatusWord,
     ) -> Result<Next, TapError> {
         match sw {
-            StatusWord::INSUFFICIENT_BALANCE => return Ok(tap.refuse(Refusal::InsufficientBalance)),
-            StatusWord::APPLICATION_LOCKED => return Ok(tap.refuse(Refusal::Locked)),
+            StatusWord::INSUFFICIENT_BALANCE => return Ok(tap.gathered.refuse(Refusal::InsufficientBalance)),
+            StatusWord::APPLICATION_LOCKED => return Ok(tap.gathered.refuse(Refusal::Locked)),
             _ => expect_ok("INITIALIZE FOR PURCHASE", sw)?,
         }
         let init = PurchaseInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR PURCHASE answer"))?;
         if let Some(pending) = tap.undecided.take() {
             let verdict = judge_counter(&pending, init.offline_counter);
-            self.settle(tap, &pending, verdict, None);
+            settle(&mut self.state, &mut tap.gathered.records, &pending, verdict, None);
         }
         let balance_before = i64::from(init.balance_fen);
         if balance_before > i64::from(self.config.city.card_balance_max_fen) {
-            return Ok(tap.refuse(Refusal::Suspect { balance_fen: balance_before }));
+            return Ok(tap.gathered.refuse(Refusal::Suspect { balance_fen: balance_before }));
         }
         let available = balance_before + i64::from(init.overdraft_limit_fen);
         if plan.kind == TapKind::Entry && available < i64::from(self.config.city.metro_min_entry_balance_fen) {
-            return Ok(tap.refuse(Refusal::BelowMinimumBalance));
+            return Ok(tap.gathered.refuse(Refusal::BelowMinimumBalance));
         }
         let request = Mac1Request {
             card_random: init.card_random,
@@ -494,10 +440,10 @@ impl Gate {
         };
         let (ttn, mac1) = match self.sam.purchase_mac1(&request) {
             Ok(v) => v,
-            Err(SamError::UnknownIssuer) => return Ok(tap.refuse(Refusal::IssuerNotAccepted)),
+            Err(SamError::UnknownIssuer) => return Ok(tap.gathered.refuse(Refusal::IssuerNotAccepted)),
             Err(SamError::KeyMismatch) => {
                 let why = Refusal::KeyMismatch { key_version: init.key_version, algorithm_id: init.algorithm_id };
-                return Ok(tap.refuse(why));
+                return Ok(tap.gathered.refuse(why));
             }
             Err(e) => return Err(TapError::Sam(e)),
         };
@@ -614,63 +560,9 @@ impl Gate {
         // The money moved whatever MAC2 says: keep the record; clearing checks the TAC.
         let alarm = self.sam.verify_purchase_mac2(mac2).err().map(|e| format!("MAC2 check failed: {e}"));
         self.state.push(record.clone());
-        tap.records.push(record.clone());
-        Ok(Next::Done(TapOutcome {
-            result: TapResult::Completed(record.kind),
-            amount_fen: record.amount_fen,
-            balance_fen: Some(record.balance_after_fen),
-            card_number: tap.card_number.clone(),
-            records: std::mem::take(&mut tap.records),
-            apdus: tap.apdus,
-            fare,
-            alarm,
-        }))
+        tap.gathered.records.push(record.clone());
+        Ok(tap.gathered.complete(&record, fare, alarm))
     }
-}
-
-/// Ends a doubt by the card's verdict (shared by gates and top-up terminals): a recovered record
-/// (with the proof's MAC2 and TAC when there was one), an unconfirmed one, or nothing when the
-/// card proved it never committed. The record is kept for upload and added to `records`.
-pub(crate) fn settle(
-    state: &mut GateState,
-    records: &mut Vec<TapRecord>,
-    pending: &PendingDebit,
-    verdict: Verdict,
-    proof: Option<([u8; 4], [u8; 4])>,
-) -> Option<TapRecord> {
-    let serial = pending.record.card_serial;
-    match verdict {
-        Verdict::Committed => {
-            let mut record = state.take(&serial)?.record;
-            record.status = RecordStatus::Recovered;
-            if let Some((mac2, tac)) = proof {
-                record.mac2 = Some(mac2);
-                record.tac = Some(tac);
-            }
-            state.push(record.clone());
-            records.push(record.clone());
-            Some(record)
-        }
-        Verdict::Unknown => {
-            let pending = state.take(&serial)?;
-            let record = state.hand_on_unconfirmed(pending);
-            records.push(record.clone());
-            Some(record)
-        }
-        Verdict::NotCommitted | Verdict::ReadNext { .. } | Verdict::AskCounter => {
-            state.forget(&serial);
-            None
-        }
-    }
-}
-
-/// An EF18 record, or `None` past the log's end.
-pub(crate) fn read_log_record(data: &[u8], sw: StatusWord) -> Result<Option<LogRecord>, TapError> {
-    if sw == StatusWord::RECORD_NOT_FOUND {
-        return Ok(None);
-    }
-    expect_ok("READ RECORD (EF18)", sw)?;
-    LogRecord::decode(data).map(Some).map_err(|_| TapError::BadResponse("EF18 record"))
 }
 
 /// An entry this network cannot place, named as the card has it.
@@ -683,21 +575,6 @@ fn foreign_label(entry: &TripPoint) -> String {
             format!("{} {station}", city.profile().display_name)
         }
         None => format!("city {:04X} station {}-{}", entry.city, code.line, code.station),
-    }
-}
-
-impl Tap {
-    fn refuse(&mut self, why: Refusal) -> Next {
-        Next::Done(TapOutcome {
-            result: TapResult::Refused(why),
-            amount_fen: 0,
-            balance_fen: None,
-            card_number: self.card_number.clone(),
-            records: std::mem::take(&mut self.records),
-            apdus: self.apdus,
-            fare: None,
-            alarm: None,
-        })
     }
 }
 

@@ -187,3 +187,52 @@ pub enum Next {
 pub(crate) fn send(apdu: Vec<u8>) -> Next {
     Next::Send { apdu, persist_first: false }
 }
+
+/// What a tap or load in progress has gathered for its outcome.
+#[derive(Debug)]
+pub(crate) struct Gathered {
+    /// The printed card number, once SELECT showed it.
+    pub card_number: Option<String>,
+    /// Records made so far (a settled doubt, then the transaction's own).
+    pub records: Vec<TapRecord>,
+    /// Card APDUs exchanged.
+    pub apdus: u32,
+}
+
+impl Gathered {
+    /// The first command (SELECT) is out.
+    pub fn new() -> Self {
+        Gathered { card_number: None, records: Vec::new(), apdus: 1 }
+    }
+
+    /// The barrier stays closed; nothing was charged by this tap.
+    pub fn refuse(&mut self, why: Refusal) -> Next {
+        self.done(TapResult::Refused(why), 0, None, None, None)
+    }
+
+    /// `record` committed (now, or found committed).
+    pub fn complete(&mut self, record: &TapRecord, fare: Option<MetroFare>, alarm: Option<String>) -> Next {
+        let result = TapResult::Completed(record.kind);
+        self.done(result, record.amount_fen, Some(record.balance_after_fen), fare, alarm)
+    }
+
+    fn done(
+        &mut self,
+        result: TapResult,
+        amount_fen: u32,
+        balance_fen: Option<i64>,
+        fare: Option<MetroFare>,
+        alarm: Option<String>,
+    ) -> Next {
+        Next::Done(TapOutcome {
+            result,
+            amount_fen,
+            balance_fen,
+            card_number: self.card_number.clone(),
+            records: std::mem::take(&mut self.records),
+            apdus: self.apdus,
+            fare,
+            alarm,
+        })
+    }
+}

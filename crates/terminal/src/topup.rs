@@ -11,14 +11,13 @@
 
 use std::collections::BTreeSet;
 
-use yitong_profile::apdu::{self, transaction_type, LoadInit, SFI_LOG};
-use yitong_profile::files::{IssuerData, LOG_RECORD_LEN};
+use yitong_profile::apdu::{self, transaction_type, LoadInit};
+use yitong_profile::files::IssuerData;
 use yitong_profile::{DateTime, StatusWord};
 
-use crate::doubt::{judge_counter, judge_log_record, Verdict};
+use crate::doubt::{judge_counter, settle, Inquire, Inquiry, Verdict};
 use crate::error::TapError;
-use crate::gate::{expect_ok, read_log_record, settle};
-use crate::outcome::{send, Next, Refusal, TapOutcome, TapResult};
+use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
 use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
 use crate::state::{GateState, PendingDebit};
@@ -36,15 +35,9 @@ pub struct TopUpTerminal {
 #[derive(Debug)]
 enum Stage {
     Select,
-    Prove {
-        pending: Box<PendingDebit>,
+    Inquire {
         issuer: IssuerData,
-    },
-    SearchLog {
-        pending: Box<PendingDebit>,
-        issuer: IssuerData,
-        number: u8,
-        newer_seen: bool,
+        inquiry: Box<Inquiry>,
     },
     Initialize {
         issuer: IssuerData,
@@ -64,9 +57,7 @@ pub struct Load {
     now: DateTime,
     amount_fen: u32,
     stage: Stage,
-    apdus: u32,
-    card_number: Option<String>,
-    records: Vec<TapRecord>,
+    gathered: Gathered,
     undecided: Option<Box<PendingDebit>>,
     draft: Option<Box<PendingDebit>>,
 }
@@ -112,16 +103,8 @@ impl TopUpTerminal {
 
     /// Starts loading `amount_fen` at local time `now`.
     pub fn start_load(&mut self, now: DateTime, amount_fen: u32) -> (Load, Next) {
-        let load = Load {
-            now,
-            amount_fen,
-            stage: Stage::Select,
-            apdus: 1,
-            card_number: None,
-            records: Vec::new(),
-            undecided: None,
-            draft: None,
-        };
+        let load =
+            Load { now, amount_fen, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
         (load, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
 
@@ -144,23 +127,18 @@ impl TopUpTerminal {
             StatusWord::split(response).ok_or(TapError::BadResponse("answer shorter than a status word"))?;
         let next = match std::mem::replace(&mut load.stage, Stage::Finished) {
             Stage::Select => self.on_select(load, data, sw),
-            Stage::Prove { pending, issuer } => self.on_prove(load, pending, issuer, data, sw),
-            Stage::SearchLog { pending, issuer, number, newer_seen } => {
-                let log = read_log_record(data, sw)?;
-                match judge_log_record(&pending, number, log.as_ref(), newer_seen) {
-                    Verdict::ReadNext { newer_seen } => {
-                        load.stage = Stage::SearchLog { pending, issuer, number: number + 1, newer_seen };
-                        Ok(send(apdu::read_record(SFI_LOG, number + 1, LOG_RECORD_LEN as u8)))
+            Stage::Inquire { issuer, inquiry } => {
+                // A load's proof carries the MAC2 the card accepted: ours, or another load's that
+                // took the counter after ours failed.
+                let mut proof_verdict = |pending: &PendingDebit, mac2| {
+                    if pending.record.mac2 == Some(mac2) {
+                        Verdict::Committed
+                    } else {
+                        Verdict::NotCommitted
                     }
-                    Verdict::AskCounter => {
-                        load.undecided = Some(pending);
-                        Ok(self.initialize(load, issuer))
-                    }
-                    verdict => {
-                        let settled = settle(&mut self.state, &mut load.records, &pending, verdict, None);
-                        Ok(self.after_settled(load, issuer, settled))
-                    }
-                }
+                };
+                let next = inquiry.on_answer(data, sw, &mut proof_verdict)?;
+                self.inquire(load, issuer, next)
             }
             Stage::Initialize { issuer } => self.on_initialize(load, issuer, data, sw),
             Stage::ReadBalance => match <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK) {
@@ -168,18 +146,18 @@ impl TopUpTerminal {
                     load.stage = Stage::ReadLimit { balance_fen: i64::from(i32::from_be_bytes(balance)) };
                     Ok(send(apdu::get_balance_limit()))
                 }
-                None => Ok(load.refuse(Refusal::BalanceLimit { balance_and_limit_fen: None })),
+                None => Ok(load.gathered.refuse(Refusal::BalanceLimit { balance_and_limit_fen: None })),
             },
             Stage::ReadLimit { balance_fen } => {
                 let limit = <[u8; 4]>::try_from(data).ok().filter(|_| sw == StatusWord::OK).map(u32::from_be_bytes);
                 let balance_and_limit_fen = limit.map(|limit| (balance_fen, limit));
-                Ok(load.refuse(Refusal::BalanceLimit { balance_and_limit_fen }))
+                Ok(load.gathered.refuse(Refusal::BalanceLimit { balance_and_limit_fen }))
             }
             Stage::Credit => self.on_credit(load, data, sw),
             Stage::Finished => Err(TapError::BadResponse("answer after the load ended")),
         }?;
         if let Next::Send { .. } = next {
-            load.apdus += 1;
+            load.gathered.apdus += 1;
         }
         Ok(next)
     }
@@ -187,62 +165,45 @@ impl TopUpTerminal {
     fn on_select(&mut self, load: &mut Load, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         let issuer = match crate::fci::read(data, sw)? {
             Ok(issuer) => issuer,
-            Err(why) => return Ok(load.refuse(why)),
+            Err(why) => return Ok(load.gathered.refuse(why)),
         };
-        load.card_number = Some(issuer.card_number());
+        load.gathered.card_number = Some(issuer.card_number());
         if self.state.outbox_full() {
-            return Ok(load.refuse(Refusal::OutboxFull));
+            return Ok(load.gathered.refuse(Refusal::OutboxFull));
         }
         if let Err(why) = crate::fci::check(&issuer, &self.hotlist, &load.now) {
-            return Ok(load.refuse(why));
+            return Ok(load.gathered.refuse(why));
         }
-        if let Some(pending) = self.state.pending_for(&issuer.serial) {
-            let counter = pending.counter_before.wrapping_add(1);
-            load.stage = Stage::Prove { pending: Box::new(pending.clone()), issuer };
-            return Ok(send(apdu::get_transaction_prove(transaction_type::EP_LOAD, counter)));
+        if let Some(pending) = self.state.pending_for(&issuer.serial).cloned() {
+            return self.inquire(load, issuer, Inquiry::start(pending));
         }
         Ok(self.initialize(load, issuer))
     }
 
-    fn on_prove(
-        &mut self,
-        load: &mut Load,
-        pending: Box<PendingDebit>,
-        issuer: IssuerData,
-        data: &[u8],
-        sw: StatusWord,
-    ) -> Result<Next, TapError> {
-        if sw == StatusWord::PROOF_UNAVAILABLE {
-            // Not committed, or committed and since loaded elsewhere: the card's log tells.
-            load.stage = Stage::SearchLog { pending, issuer, number: 1, newer_seen: false };
-            return Ok(send(apdu::read_record(SFI_LOG, 1, LOG_RECORD_LEN as u8)));
-        }
-        expect_ok("GET TRANSACTION PROVE", sw)?;
-        let proof = <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-        let mac2 = [proof[0], proof[1], proof[2], proof[3]];
-        let tac = [proof[4], proof[5], proof[6], proof[7]];
-        // A load's proof carries the MAC2 the card accepted: ours, or another load's that took
-        // the counter after ours failed.
-        let verdict = if pending.record.mac2 == Some(mac2) { Verdict::Committed } else { Verdict::NotCommitted };
-        let settled = settle(&mut self.state, &mut load.records, &pending, verdict, Some((mac2, tac)));
-        Ok(self.after_settled(load, issuer, settled))
+    /// Goes on with the inquiry into a doubt, and with the load once it is settled.
+    fn inquire(&mut self, load: &mut Load, issuer: IssuerData, inquire: Inquire) -> Result<Next, TapError> {
+        Ok(match inquire {
+            Inquire::Ask(inquiry, command) => {
+                load.stage = Stage::Inquire { issuer, inquiry: Box::new(inquiry) };
+                send(command)
+            }
+            Inquire::AskCounter(pending) => {
+                load.undecided = Some(Box::new(pending));
+                self.initialize(load, issuer)
+            }
+            Inquire::Settled(pending, verdict, proof) => {
+                let settled = settle(&mut self.state, &mut load.gathered.records, &pending, verdict, proof);
+                self.after_settled(load, issuer, settled)
+            }
+        })
     }
 
     /// A load found committed is the one the rider paid for: nothing more is loaded. Otherwise the
     /// load runs (anew).
     fn after_settled(&mut self, load: &mut Load, issuer: IssuerData, settled: Option<TapRecord>) -> Next {
         match settled {
-            Some(record) if record.status == RecordStatus::Recovered => Next::Done(TapOutcome {
-                result: TapResult::Completed(TapKind::Load),
-                amount_fen: record.amount_fen,
-                balance_fen: Some(record.balance_after_fen),
-                card_number: load.card_number.clone(),
-                records: std::mem::take(&mut load.records),
-                apdus: load.apdus,
-                fare: None,
-                alarm: None,
-            }),
-            Some(_) => load.refuse(Refusal::PreviousLoadUnconfirmed),
+            Some(record) if record.status == RecordStatus::Recovered => load.gathered.complete(&record, None, None),
+            Some(_) => load.gathered.refuse(Refusal::PreviousLoadUnconfirmed),
             None => self.initialize(load, issuer),
         }
     }
@@ -255,7 +216,7 @@ impl TopUpTerminal {
         sw: StatusWord,
     ) -> Result<Next, TapError> {
         match sw {
-            StatusWord::APPLICATION_LOCKED => return Ok(load.refuse(Refusal::Locked)),
+            StatusWord::APPLICATION_LOCKED => return Ok(load.gathered.refuse(Refusal::Locked)),
             // Over the card's balance limit: ask the card for its headroom, to say it.
             StatusWord::CONDITIONS_NOT_SATISFIED => {
                 load.stage = Stage::ReadBalance;
@@ -267,8 +228,8 @@ impl TopUpTerminal {
         let init = LoadInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR LOAD answer"))?;
         if let Some(pending) = load.undecided.take() {
             let verdict = judge_counter(&pending, init.online_counter);
-            if settle(&mut self.state, &mut load.records, &pending, verdict, None).is_some() {
-                return Ok(load.refuse(Refusal::PreviousLoadUnconfirmed));
+            if settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None).is_some() {
+                return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
             }
         }
         let request = LoadRequest {
@@ -286,10 +247,10 @@ impl TopUpTerminal {
         };
         let mac2 = match self.host.authorize_load(&request) {
             Ok(mac2) => mac2,
-            Err(SamError::UnknownIssuer) => return Ok(load.refuse(Refusal::IssuerNotAccepted)),
+            Err(SamError::UnknownIssuer) => return Ok(load.gathered.refuse(Refusal::IssuerNotAccepted)),
             Err(SamError::KeyMismatch) => {
                 let why = Refusal::KeyMismatch { key_version: init.key_version, algorithm_id: init.algorithm_id };
-                return Ok(load.refuse(why));
+                return Ok(load.gathered.refuse(why));
             }
             Err(e) => return Err(TapError::Sam(e)),
         };
@@ -345,36 +306,12 @@ impl TopUpTerminal {
         let mut record = pending.record;
         record.tac = Some(tac);
         self.state.push(record.clone());
-        load.records.push(record.clone());
-        Ok(Next::Done(TapOutcome {
-            result: TapResult::Completed(TapKind::Load),
-            amount_fen: record.amount_fen,
-            balance_fen: Some(record.balance_after_fen),
-            card_number: load.card_number.clone(),
-            records: std::mem::take(&mut load.records),
-            apdus: load.apdus,
-            fare: None,
-            alarm: None,
-        }))
+        load.gathered.records.push(record.clone());
+        Ok(load.gathered.complete(&record, None, None))
     }
 
     fn initialize(&mut self, load: &mut Load, issuer: IssuerData) -> Next {
         load.stage = Stage::Initialize { issuer };
         send(apdu::initialize_for_load(load.amount_fen, self.terminal_id))
-    }
-}
-
-impl Load {
-    fn refuse(&mut self, why: Refusal) -> Next {
-        Next::Done(TapOutcome {
-            result: TapResult::Refused(why),
-            amount_fen: 0,
-            balance_fen: None,
-            card_number: self.card_number.clone(),
-            records: std::mem::take(&mut self.records),
-            apdus: self.apdus,
-            fare: None,
-            alarm: None,
-        })
     }
 }
