@@ -21,7 +21,7 @@ use yitong_profile::StatusWord;
 use crate::error::TapError;
 use crate::gate::expect_ok;
 use crate::record::{RecordStatus, TapRecord};
-use crate::state::{GateState, PendingDebit};
+use crate::state::{CardId, GateState, PendingDebit};
 
 /// What the card's evidence says about a transaction in doubt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,10 +176,10 @@ pub(crate) fn settle(
     verdict: Verdict,
     proof: Option<([u8; 4], [u8; 4])>,
 ) -> Option<TapRecord> {
-    let serial = pending.record.card_serial;
+    let card = CardId::of(&pending.record);
     match verdict {
         Verdict::Committed => {
-            let mut record = state.take(&serial)?.record;
+            let mut record = state.take(&card)?.record;
             record.status = RecordStatus::Recovered;
             if let Some((mac2, tac)) = proof {
                 record.mac2 = Some(mac2);
@@ -190,13 +190,13 @@ pub(crate) fn settle(
             Some(record)
         }
         Verdict::Unknown => {
-            let pending = state.take(&serial)?;
+            let pending = state.take(&card)?;
             let record = state.hand_on_unconfirmed(pending);
             records.push(record.clone());
             Some(record)
         }
         Verdict::NotCommitted | Verdict::ReadNext { .. } | Verdict::AskCounter => {
-            state.forget(&serial);
+            state.forget(&card);
             None
         }
     }

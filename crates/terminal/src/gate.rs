@@ -24,7 +24,7 @@ use crate::fare::{FarePolicy, MetroFare, MetroTrip};
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{Mac1Request, SamError, SecurityModule};
 use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
-use crate::state::{GateState, PendingDebit};
+use crate::state::{CardId, GateState, PendingDebit};
 
 /// What the gate does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl Gate {
     /// The state could not be saved before DEBIT, which is therefore not sent: no doubt starts.
     pub fn money_command_unsent(&mut self, tap: &mut Tap) {
         if let Some(draft) = tap.draft.take() {
-            self.state.forget(&draft.record.card_serial);
+            self.state.forget(&CardId::of(&draft.record));
         }
         tap.stage = Stage::Finished;
     }
@@ -212,7 +212,7 @@ impl Gate {
             return Ok(tap.gathered.refuse(why));
         }
         // The doubt stays remembered until settled, so that a second loss still knows it.
-        if let Some(pending) = self.state.pending_for(&card.serial).cloned() {
+        if let Some(pending) = self.state.pending_for(&CardId::new(card.issuer_id, &card.serial)).cloned() {
             return self.inquire(tap, card, Inquiry::start(pending));
         }
         self.after_select(tap, card)
@@ -543,7 +543,7 @@ impl Gate {
         let pending = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
         if sw == StatusWord::MAC_ERROR {
             // The card refused our MAC1 and committed nothing: the keys are not this card's.
-            self.state.forget(&pending.record.card_serial);
+            self.state.forget(&CardId::of(&pending.record));
             return Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" });
         }
         // Only a well-formed success settles the doubt here: a refusal may be a garbled success,
@@ -552,7 +552,7 @@ impl Gate {
         let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
             return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
         };
-        self.state.forget(&pending.record.card_serial);
+        self.state.forget(&CardId::of(&pending.record));
         let mut record = pending.record;
         let mac2 = [m0, m1, m2, m3];
         record.tac = Some([t0, t1, t2, t3]);

@@ -64,5 +64,5 @@ pub use psam::{
     SoftwarePsam,
 };
 pub use record::{RecordStatus, TapId, TapKind, TapRecord};
-pub use state::{GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};
+pub use state::{CardId, GateState, PendingDebit, OUTBOX_MAX, PENDING_MAX};
 pub use topup::{Load, TopUpTerminal};

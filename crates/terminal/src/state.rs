@@ -13,6 +13,31 @@ pub const PENDING_MAX: usize = 64;
 /// Clearing records a terminal holds before they are uploaded; past this it refuses taps.
 pub const OUTBOX_MAX: usize = 100_000;
 
+/// A card as its keys know it: issuer ID and ASN8, the two inputs of its key diversification.
+/// Doubts are matched by this, not by the whole serial: the first two bytes of the serial are in
+/// no MAC, so a garbled SELECT answer can change them while the card still commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardId {
+    /// Issuer ID.
+    pub issuer_id: [u8; 8],
+    /// The last 8 bytes of the application serial.
+    pub asn8: [u8; 8],
+}
+
+impl CardId {
+    /// The card of this issuer and serial.
+    pub fn new(issuer_id: [u8; 8], serial: &[u8; 10]) -> Self {
+        let mut asn8 = [0u8; 8];
+        asn8.copy_from_slice(&serial[2..]);
+        CardId { issuer_id, asn8 }
+    }
+
+    /// The card of a record.
+    pub fn of(record: &TapRecord) -> Self {
+        CardId::new(record.issuer_id, &record.card_serial)
+    }
+}
+
 /// A DEBIT or CREDIT sent whose answer never came.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingDebit {
@@ -34,14 +59,15 @@ pub struct GateState {
 
 impl GateState {
     /// The transaction in doubt for this card, if any.
-    pub fn pending_for(&self, card_serial: &[u8; 10]) -> Option<&PendingDebit> {
-        self.pending.iter().find(|p| p.record.card_serial == *card_serial)
+    pub fn pending_for(&self, card: &CardId) -> Option<&PendingDebit> {
+        self.pending.iter().find(|p| CardId::of(&p.record) == *card)
     }
 
     /// Remembers a money command sent. A doubt already held for the card, or the oldest past
     /// [`PENDING_MAX`], goes to the outbox as an unconfirmed record.
     pub fn remember(&mut self, pending: PendingDebit) {
-        if let Some(i) = self.pending.iter().position(|p| p.record.card_serial == pending.record.card_serial) {
+        let card = CardId::of(&pending.record);
+        if let Some(i) = self.pending.iter().position(|p| CardId::of(&p.record) == card) {
             let old = self.pending.remove(i);
             self.hand_on_unconfirmed(old);
         }
@@ -54,14 +80,14 @@ impl GateState {
     }
 
     /// Takes the card's doubt out of the table: it is being settled.
-    pub(crate) fn take(&mut self, card_serial: &[u8; 10]) -> Option<PendingDebit> {
-        let i = self.pending.iter().position(|p| p.record.card_serial == *card_serial)?;
+    pub(crate) fn take(&mut self, card: &CardId) -> Option<PendingDebit> {
+        let i = self.pending.iter().position(|p| CardId::of(&p.record) == *card)?;
         Some(self.pending.remove(i))
     }
 
     /// The card proved the transaction never committed.
-    pub(crate) fn forget(&mut self, card_serial: &[u8; 10]) {
-        self.pending.retain(|p| p.record.card_serial != *card_serial);
+    pub(crate) fn forget(&mut self, card: &CardId) {
+        self.pending.retain(|p| CardId::of(&p.record) != *card);
     }
 
     /// The card can no longer tell: the record goes on, unconfirmed, for the back office.

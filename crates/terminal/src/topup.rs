@@ -20,7 +20,7 @@ use crate::error::TapError;
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
 use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
-use crate::state::{GateState, PendingDebit};
+use crate::state::{CardId, GateState, PendingDebit};
 
 /// A machine that loads cards, paid by whatever the rider used (cash, a mobile payment).
 pub struct TopUpTerminal {
@@ -116,7 +116,7 @@ impl TopUpTerminal {
     /// The state could not be saved before CREDIT, which is therefore not sent.
     pub fn money_command_unsent(&mut self, load: &mut Load) {
         if let Some(draft) = load.draft.take() {
-            self.state.forget(&draft.record.card_serial);
+            self.state.forget(&CardId::of(&draft.record));
         }
         load.stage = Stage::Finished;
     }
@@ -174,7 +174,7 @@ impl TopUpTerminal {
         if let Err(why) = crate::fci::check(&issuer, &self.hotlist, &load.now) {
             return Ok(load.gathered.refuse(why));
         }
-        if let Some(pending) = self.state.pending_for(&issuer.serial).cloned() {
+        if let Some(pending) = self.state.pending_for(&CardId::new(issuer.issuer_id, &issuer.serial)).cloned() {
             return self.inquire(load, issuer, Inquiry::start(pending));
         }
         Ok(self.initialize(load, issuer))
@@ -294,7 +294,7 @@ impl TopUpTerminal {
         let pending = load.draft.take().ok_or(TapError::BadResponse("CREDIT answer without a CREDIT"))?;
         if sw == StatusWord::MAC_ERROR {
             // The card refused the host's MAC2 and committed nothing.
-            self.state.forget(&pending.record.card_serial);
+            self.state.forget(&CardId::of(&pending.record));
             return Err(TapError::MacRejected { command: "CREDIT FOR LOAD" });
         }
         // As for a gate's DEBIT: only a well-formed success settles the doubt.
@@ -302,7 +302,7 @@ impl TopUpTerminal {
         let Some(tac) = answer else {
             return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
         };
-        self.state.forget(&pending.record.card_serial);
+        self.state.forget(&CardId::of(&pending.record));
         let mut record = pending.record;
         record.tac = Some(tac);
         self.state.push(record.clone());

@@ -210,3 +210,39 @@ fn a_proof_of_another_session_does_not_settle_ours() {
     assert_eq!(back.result, TapResult::Completed(TapKind::Entry));
     assert_books_balance(&mut w);
 }
+
+/// A reader that garbles the first byte of the serial in the SELECT answer.
+struct GarbledSerial<'a, C> {
+    inner: &'a mut C,
+}
+
+impl<C: CardChannel> CardChannel for GarbledSerial<'_, C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let mut answer = self.inner.transmit(command)?;
+        if let Some(i) = answer.windows(10).position(|w| w == support::SERIAL) {
+            answer[i] ^= 0x01;
+        }
+        Ok(answer)
+    }
+}
+
+#[test]
+fn a_doubt_under_a_garbled_serial_prefix_is_still_this_cards() {
+    // Found by the hostile-answers property test: the first two serial bytes are in no key, so
+    // the card commits a DEBIT drafted under a garbled serial; the doubt must still be settled
+    // when the card comes back with its real serial.
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    let lost = w.with_channel(Fault::DropDebitAnswer, |w, ch| {
+        run_tap(&mut w.gates[guomao], &mut GarbledSerial { inner: ch }, at("2026-11-25 08:30:00"), &mut |_| Ok(()))
+    });
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    assert_eq!(w.balance(), 1_600, "the card committed the exit");
+    let back = w.tap_gate(guomao, at("2026-11-25 08:30:10"), Fault::None).unwrap();
+    assert_eq!((back.result, back.records.len()), (TapResult::Completed(TapKind::Exit), 1));
+    assert_eq!(back.records[0].status, RecordStatus::Recovered);
+    assert!(w.gates[guomao].state().pending.is_empty());
+    assert_books_balance(&mut w);
+}
