@@ -138,3 +138,71 @@ impl TapRecord {
         a
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> TapRecord {
+        TapRecord {
+            status: RecordStatus::Unconfirmed,
+            kind: TapKind::Exit,
+            transaction_type: 9,
+            card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56],
+            issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1],
+            counter: 7,
+            amount_fen: 400,
+            balance_before_fen: 1_000,
+            balance_after_fen: 600,
+            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
+            terminal_transaction_number: 42,
+            at: DateTime::new(2026, 11, 25, 8, 30, 0).unwrap(),
+            city: "beijing".into(),
+            city_code: 0x1000,
+            station: "国贸".into(),
+            line: 1,
+            station_code: 12,
+            card_random: [1, 2, 3, 4],
+            key_version: 1,
+            algorithm_id: 0,
+            mac2: None,
+            tac: None,
+        }
+    }
+
+    #[test]
+    fn json_lines_are_readable_and_read_back_typed() {
+        let r = record();
+        let text = serde_json::to_string(&r).unwrap();
+        for field in [
+            r#""tap_id":"1000000C0001-42""#,
+            r#""card_number":"0000000000000123456""#,
+            r#""at":"2026-11-25 08:30:00""#,
+            r#""city_code":"1000""#,
+            r#""status":"unconfirmed""#,
+            r#""tac":null"#,
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+        assert_eq!(serde_json::from_str::<TapRecord>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let text = serde_json::to_string(&record()).unwrap();
+        let cases = [
+            (text.replace("\"01020304\"", "\"0102\""), "card_random: `0102` must be 8 hex digits"),
+            (text.replace("2026-11-25 08:30:00", "2026-13-25 08:30:00"), "at: `2026-13-25 08:30:00`"),
+            (text.replace("1000000C0001-42", "1000000C0001-43"), "tap_id: `1000000C0001-43` does not match"),
+            (
+                text.replace(r#""card_number":"0000000000000123456""#, r#""card_number":"0000000000000123457""#),
+                "card_number: `0000000000000123457`",
+            ),
+            (text.replace("\"city_code\":\"1000\"", "\"city_code\":\"10\""), "city_code: `10` must be 4 hex digits"),
+        ];
+        for (bad, message) in cases {
+            let error = serde_json::from_str::<TapRecord>(&bad).unwrap_err().to_string();
+            assert!(error.contains(message), "{error} should say {message}");
+        }
+    }
+}

@@ -360,3 +360,35 @@ fn a_card_above_any_issuers_limit_is_refused_as_suspect() {
     assert_eq!(tap.result, TapResult::Refused(Refusal::Suspect { balance_fen: 150_000 }));
     assert_eq!(w.balance(), 150_000);
 }
+
+#[test]
+fn verify_tac_proves_records_and_names_what_is_wrong() {
+    use yitong_crypto::{Algorithm, TacMasterKey};
+    use yitong_record::TacError;
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    w.tap("Guomao", at("2026-11-25 08:30:00")).unwrap();
+    let mut keys = TacKeys::new();
+    keys.add(support::ISSUER_ID, 1, support::master().tac().clone());
+    for record in &w.records {
+        assert_eq!(verify_tac(record, &keys), Ok(()), "{record:?}");
+    }
+    let exit = w.records.last().unwrap().clone();
+    let altered = |change: &dyn Fn(&mut TapRecord)| {
+        let mut r = exit.clone();
+        change(&mut r);
+        verify_tac(&r, &keys)
+    };
+    assert_eq!(altered(&|r| r.amount_fen -= 1), Err(TacError::Mismatch));
+    assert_eq!(altered(&|r| r.terminal_transaction_number += 1), Err(TacError::Mismatch));
+    assert_eq!(altered(&|r| r.at = at("2026-11-25 08:30:01")), Err(TacError::Mismatch));
+    assert_eq!(altered(&|r| r.card_serial[9] ^= 1), Err(TacError::Mismatch));
+    assert_eq!(altered(&|r| r.tac = None), Err(TacError::Missing));
+    assert_eq!(altered(&|r| r.key_version = 2), Err(TacError::KeyMismatch));
+    assert_eq!(altered(&|r| r.issuer_id[7] ^= 1), Err(TacError::UnknownIssuer));
+    // The TAC key of another issuer's master proves nothing.
+    let mut other = TacKeys::new();
+    other.add(support::ISSUER_ID, 1, TacMasterKey::new(Algorithm::Des, [0x77; 16]));
+    assert_eq!(verify_tac(&exit, &other), Err(TacError::Mismatch));
+}
