@@ -64,7 +64,7 @@ proptest! {
         let before = w.balance();
         let records_before = w.records.len();
         let gate = w.gate_index("Guomao");
-        let mut hostile_tap = |w: &mut World, faults: &[Option<(usize, u8, usize)>], now: &str| {
+        let hostile_tap = |w: &mut World, faults: &[Option<(usize, u8, usize)>], now: &str| {
             w.with_channel(support::Fault::None, |w, ch| {
                 let mut hostile = Hostile { inner: ch, faults: faults.to_vec(), n: 0 };
                 let r = run_tap(&mut w.gates[gate], &mut hostile, at(now), &mut |_| Ok(()));
