@@ -26,7 +26,7 @@
 //!         valid_from: [0x20, 0x26, 1, 1], valid_to: [0x20, 0x36, 0x12, 0x31],
 //!     },
 //!     holder: [0; 55], management: [0; 60],
-//!     master_keys: MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16]),
+//!     master_keys: MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16], [5; 16]),
 //!     key_version: 1, overdraft_limit_fen: 0, balance_limit_fen: 100_000,
 //! };
 //! let rng = yitong_card::testing::CountingRng(0); // a real card uses its TRNG

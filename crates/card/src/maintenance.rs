@@ -35,7 +35,7 @@ impl<S: Store, R: Rng> Card<S, R> {
             (0x00, 0x01) => Lock::BlockedForGood,
             _ => return Err(CardError::WrongP1P2.into()),
         };
-        self.check_command_mac(cmd, pending)?;
+        self.check_command_mac(cmd, pending, |keys| keys.damk)?;
         let current = self.purse().lock;
         // Blocking again changes nothing, and never turns a block for good into a temporary one.
         if current != lock && current != Lock::BlockedForGood {
@@ -49,7 +49,9 @@ impl<S: Store, R: Rng> Card<S, R> {
         if cmd.p1 != 0 || cmd.p2 != 0 {
             return Err(CardError::WrongP1P2.into());
         }
-        self.check_command_mac(cmd, pending)?;
+        // Under the unblock key (DAUK), which gates do not hold: a gate blocks, only the service
+        // desk unblocks (profile choice).
+        self.check_command_mac(cmd, pending, |keys| keys.dauk)?;
         match self.purse().lock {
             Lock::Open => {}
             Lock::Blocked => self.set_lock(Lock::Open)?,
@@ -58,9 +60,15 @@ impl<S: Store, R: Rng> Card<S, R> {
         Ok(Reply::ok(&[]))
     }
 
-    /// Checks the command's MAC against the challenge the previous command answered. A missing
-    /// challenge or a wrong MAC changes nothing; either way the challenge is spent.
-    fn check_command_mac(&self, cmd: &Command<'_>, pending: Pending) -> Result<(), CardError> {
+    /// Checks the command's MAC, under the card key `key` picks, against the challenge the
+    /// previous command answered. A missing challenge or a wrong MAC changes nothing; either way
+    /// the challenge is spent.
+    fn check_command_mac(
+        &self,
+        cmd: &Command<'_>,
+        pending: Pending,
+        key: impl FnOnce(&Keys) -> yitong_crypto::Key16,
+    ) -> Result<(), CardError> {
         let (Ok(mac), None) = (<[u8; 4]>::try_from(cmd.data), cmd.le) else {
             return Err(CardError::WrongLength);
         };
@@ -70,7 +78,8 @@ impl<S: Store, R: Rng> Card<S, R> {
         };
         let keys = Keys::read(self.image()).map_err(|_| CardError::ConditionsNotSatisfied)?;
         let header = [cmd.cla, cmd.ins, cmd.p1, cmd.p2, CHALLENGE_LEN];
-        if mac_matches(&maintenance_mac(keys.algorithm, &keys.damk, challenge, header), &mac) {
+        let key = yitong_crypto::Zeroizing::new(key(&keys));
+        if mac_matches(&maintenance_mac(keys.algorithm, &key, challenge, header), &mac) {
             Ok(())
         } else {
             Err(CardError::SecureMessagingWrong)

@@ -16,6 +16,7 @@ use crate::{Card, CardSpec, MemStore, PowerLoss, Store, TearingStore};
 
 const EF15: &str = "000010000000000102011000000000000001234520260101203512310000";
 const DAMK_MASTER: [u8; 16] = [0x4D; 16];
+const DAUK_MASTER: [u8; 16] = [0x55; 16];
 const SELECT: &str = "00A4040008A000000632010105";
 /// The first challenge a card seeded with `CountingRng(0x0102_0304)` answers.
 const CHALLENGE: [u8; 4] = [0x01, 0x02, 0x03, 0x04];
@@ -26,7 +27,7 @@ fn h(s: &str) -> Vec<u8> {
 
 fn spec(algorithm: Algorithm) -> CardSpec {
     let issuer = IssuerData::decode(&h(EF15)).unwrap();
-    CardSpec::new(issuer, MasterKeys::new(algorithm, [0x11; 16], [0x22; 16], [0x33; 16], DAMK_MASTER), 1)
+    CardSpec::new(issuer, MasterKeys::new(algorithm, [0x11; 16], [0x22; 16], [0x33; 16], DAMK_MASTER, DAUK_MASTER), 1)
 }
 
 fn selected<S: Store>(store: S) -> Card<S, CountingRng> {
@@ -35,10 +36,16 @@ fn selected<S: Store>(store: S) -> Card<S, CountingRng> {
     card
 }
 
-/// The command's MAC: cipher(challenge ‖ 0… XOR header ‖ 80 0…), first 4 bytes.
+/// The command's MAC: cipher(challenge ‖ 0… XOR header ‖ 80 0…), first 4 bytes, under the card's
+/// DAMK for APPLICATION BLOCK and its DAUK for APPLICATION UNBLOCK.
 fn command_mac(spec: &CardSpec, challenge: [u8; 4], header: [u8; 5]) -> [u8; 4] {
+    let master = if header[1] == 0x18 { DAUK_MASTER } else { DAMK_MASTER };
+    command_mac_under(spec, &master, challenge, header)
+}
+
+fn command_mac_under(spec: &CardSpec, master: &[u8; 16], challenge: [u8; 4], header: [u8; 5]) -> [u8; 4] {
     let algorithm = spec.master_keys.algorithm();
-    let damk = card_key(algorithm, &DAMK_MASTER, spec.issuer.issuer_id, spec.issuer.asn8());
+    let damk = card_key(algorithm, master, spec.issuer.issuer_id, spec.issuer.asn8());
     let mut b = [0u8; 16];
     b[..5].copy_from_slice(&header);
     b[5] = 0x80;
@@ -194,4 +201,17 @@ fn block_is_tear_safe() {
             }
         }
     }
+}
+
+#[test]
+fn the_block_key_cannot_unblock() {
+    // A gate holds DAMK only: its MAC on APPLICATION UNBLOCK is refused, and the card stays blocked.
+    let s = spec(Algorithm::Des);
+    let mut card = selected(MemStore::new(s.personalize()));
+    assert_eq!(send(&mut card, &h("0084000004")), [&CHALLENGE[..], &[0x90, 0x00]].concat());
+    assert_eq!(send(&mut card, &with_mac(BLOCK, command_mac(&s, CHALLENGE, BLOCK))), h("9000"));
+    let challenge: [u8; 4] = send(&mut card, &h("0084000004"))[..4].try_into().unwrap();
+    let by_gate = command_mac_under(&s, &DAMK_MASTER, challenge, UNBLOCK);
+    assert_eq!(send(&mut card, &with_mac(UNBLOCK, by_gate)), h("6988"));
+    assert!(send(&mut card, &h(SELECT)).ends_with(&[0x62, 0x83]), "still blocked");
 }

@@ -66,6 +66,7 @@ impl CardSpec {
             dpk: k.dpk,
             dtk: k.dtk,
             damk: k.damk,
+            dauk: k.dauk,
         };
         image[layout::KEYS..layout::PURSE].copy_from_slice(&keys.encode());
         let purse = Purse {

@@ -54,8 +54,10 @@ pub struct Keys {
     pub dlk: Key16,
     pub dpk: Key16,
     pub dtk: Key16,
-    /// Application maintenance key (profile choice): APPLICATION BLOCK / UNBLOCK MACs.
+    /// Application maintenance key (profile choice): APPLICATION BLOCK MACs.
     pub damk: Key16,
+    /// Application unblock key (profile choice): APPLICATION UNBLOCK MACs.
+    pub dauk: Key16,
 }
 
 impl Keys {
@@ -70,6 +72,7 @@ impl Keys {
             dpk: r.array().map_err(bad)?,
             dtk: r.array().map_err(bad)?,
             damk: r.array().map_err(bad)?,
+            dauk: r.array().map_err(bad)?,
         })
     }
 
@@ -80,7 +83,8 @@ impl Keys {
         b[2..18].copy_from_slice(&self.dlk);
         b[18..34].copy_from_slice(&self.dpk);
         b[34..50].copy_from_slice(&self.dtk);
-        b[50..].copy_from_slice(&self.damk);
+        b[50..66].copy_from_slice(&self.damk);
+        b[66..].copy_from_slice(&self.dauk);
         b
     }
 }

@@ -28,7 +28,7 @@ fn spec(algorithm: Algorithm, overdraft_limit_fen: u32) -> CardSpec {
         issuer: IssuerData::decode(&h(EF15)).unwrap(),
         holder: [0; 55],
         management: [0; 60],
-        master_keys: MasterKeys::new(algorithm, [0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16]),
+        master_keys: MasterKeys::new(algorithm, [0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16], [0x55; 16]),
         key_version: 0x01,
         overdraft_limit_fen,
         balance_limit_fen: 100_000,

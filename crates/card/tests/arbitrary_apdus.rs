@@ -16,7 +16,7 @@ fn card() -> Card<MemStore, CountingRng> {
         valid_from: [0x20, 0x26, 1, 1],
         valid_to: [0x20, 0x36, 0x12, 0x31],
     };
-    let master = MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16]);
+    let master = MasterKeys::new(Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16], [5; 16]);
     let spec = CardSpec { overdraft_limit_fen: 300, ..CardSpec::new(issuer, master, 1) };
     Card::power_on(MemStore::new(spec.personalize()), CountingRng(7)).unwrap()
 }

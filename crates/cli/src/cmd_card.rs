@@ -243,16 +243,16 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
 pub struct UnblockArgs {
     /// The card image.
     pub card: PathBuf,
-    /// Key file holding the maintenance key: backoffice (the service desk), gate or full.
+    /// Key file holding the unblock key: backoffice (the service desk) or full.
     #[arg(long)]
     pub keys: PathBuf,
 }
 
 /// The service desk lifts a temporary block: SELECT, GET CHALLENGE, APPLICATION UNBLOCK with the
-/// MAC under the card's maintenance key, through the card's APDUs as a desk reader would.
+/// MAC under the card's unblock key, through the card's APDUs as a desk reader would.
 pub fn unblock(args: &UnblockArgs) -> anyhow::Result<()> {
     let keys = KeySet::read(&args.keys)?;
-    let maintenance = keys.maintenance_key("card unblock")?;
+    let unblock = keys.unblock_key("card unblock")?;
     let (mut image, mut card) = cardfile::open_locked(&args.card)?;
     let mut send = |apdu: &[u8]| -> anyhow::Result<(Vec<u8>, StatusWord)> {
         let r = card.process(apdu).map_err(|_| anyhow::anyhow!("{}: the card lost power", args.card.display()))?;
@@ -278,12 +278,12 @@ pub fn unblock(args: &UnblockArgs) -> anyhow::Result<()> {
     let (challenge, sw) = send(&apdu::get_challenge())?;
     let challenge: [u8; 4] =
         challenge.try_into().map_err(|_| anyhow::anyhow!("GET CHALLENGE failed: status word {sw}"))?;
-    let mac = maintenance.command_mac(issuer.issuer_id, issuer.asn8(), challenge, apdu::APPLICATION_UNBLOCK_HEADER);
+    let mac = unblock.command_mac(issuer.issuer_id, issuer.asn8(), challenge, apdu::APPLICATION_UNBLOCK_HEADER);
     let (_, sw) = send(&apdu::application_unblock(mac))?;
     match sw {
         StatusWord::OK => {}
         StatusWord::SECURE_MESSAGING_WRONG => bail!(
-            "card {}: APPLICATION UNBLOCK refused (6988): the maintenance key of {} (key version {}) is not this card's",
+            "card {}: APPLICATION UNBLOCK refused (6988): the unblock key of {} (key version {}) is not this card's",
             issuer.card_number(),
             args.keys.display(),
             keys.key_version

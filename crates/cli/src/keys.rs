@@ -3,7 +3,7 @@
 //!
 //! Who holds what (`docs/architecture.md`, "Keys by purpose"): a gate the purchase key and the
 //! maintenance key (its PSAM blocks hotlisted cards); a top-up terminal (its load host) the load
-//! key; the back office the TAC key and the maintenance key (its service desk unblocks cards).
+//! key; the back office the TAC key and the unblock key (its service desk unblocks cards).
 //! Only the full set, kept by the issuer, can issue cards.
 
 use std::fmt;
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use yitong_card::CardSpec;
 use yitong_crypto::{
     Algorithm, LoadMasterKey, MaintenanceMasterKey, MasterKey, MasterKeys, PurchaseMasterKey, Purpose, TacMasterKey,
+    UnblockMasterKey,
 };
 use yitong_profile::files::IssuerData;
 use yitong_terminal::PsamKeys;
@@ -28,7 +29,7 @@ pub enum Role {
     Gate,
     /// A top-up terminal's load host: the load key.
     Topup,
-    /// The back office: TAC and maintenance keys (TAC checks, the service desk's unblock).
+    /// The back office: TAC and unblock keys (TAC checks, the service desk's unblock).
     Backoffice,
 }
 
@@ -48,7 +49,8 @@ impl Role {
             "load" => "a topup or full",
             "purchase" => "a gate or full",
             "TAC" => "a backoffice or full",
-            "maintenance" => "a gate, backoffice or full",
+            "maintenance" => "a gate or full",
+            "unblock" => "a backoffice or full",
             _ => "a full",
         }
     }
@@ -93,6 +95,8 @@ struct MasterFile {
     dtk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     damk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dauk: Option<String>,
 }
 
 /// An issuer's keys as one key file holds them: all of them, or one role's part.
@@ -108,15 +112,16 @@ pub struct KeySet {
     purchase: Option<PurchaseMasterKey>,
     tac: Option<TacMasterKey>,
     maintenance: Option<MaintenanceMasterKey>,
+    unblock: Option<UnblockMasterKey>,
 }
 
 impl KeySet {
-    /// A new random development key set, all four master keys.
+    /// A new random development key set, all five master keys.
     pub fn generate(issuer_id: [u8; 8], algorithm: Algorithm) -> anyhow::Result<Self> {
-        let mut bytes = yitong_crypto::Zeroizing::new([0u8; 64]);
+        let mut bytes = yitong_crypto::Zeroizing::new([0u8; 80]);
         getrandom::fill(bytes.as_mut()).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
         let key = |i: usize| <[u8; 16]>::try_from(&bytes[i * 16..i * 16 + 16]).expect("16 bytes");
-        Ok(Self::from_master(issuer_id, 1, MasterKeys::new(algorithm, key(0), key(1), key(2), key(3))))
+        Ok(Self::from_master(issuer_id, 1, MasterKeys::new(algorithm, key(0), key(1), key(2), key(3), key(4))))
     }
 
     /// The full set of `master`.
@@ -131,6 +136,7 @@ impl KeySet {
             purchase: Some(master.purchase().clone()),
             tac: Some(master.tac().clone()),
             maintenance: Some(master.maintenance().clone()),
+            unblock: Some(master.unblock().clone()),
         }
     }
 
@@ -152,9 +158,14 @@ impl KeySet {
         self.need(&self.load, command)
     }
 
-    /// The maintenance key, for `command` (blocking and unblocking).
+    /// The maintenance key, for `command` (blocking).
     pub fn maintenance_key(&self, command: &str) -> anyhow::Result<&MaintenanceMasterKey> {
         self.need(&self.maintenance, command)
+    }
+
+    /// The unblock key, for `command` (the service desk).
+    pub fn unblock_key(&self, command: &str) -> anyhow::Result<&UnblockMasterKey> {
+        self.need(&self.unblock, command)
     }
 
     /// What a gate's PSAM holds: purchase and maintenance keys.
@@ -176,12 +187,14 @@ impl KeySet {
         }
         let (load, purchase) = (self.need(&self.load, command)?, self.need(&self.purchase, command)?);
         let (tac, maintenance) = (self.need(&self.tac, command)?, self.maintenance_key(command)?);
+        let unblock = self.unblock_key(command)?;
         Ok(MasterKeys::new(
             self.algorithm,
             *load.expose_bytes(),
             *purchase.expose_bytes(),
             *tac.expose_bytes(),
             *maintenance.expose_bytes(),
+            *unblock.expose_bytes(),
         ))
     }
 
@@ -195,7 +208,8 @@ impl KeySet {
                 self.role
             );
         }
-        let mut part = KeySet { role, load: None, purchase: None, tac: None, maintenance: None, ..self.clone() };
+        let mut part =
+            KeySet { role, load: None, purchase: None, tac: None, maintenance: None, unblock: None, ..self.clone() };
         match role {
             Role::Full => {
                 return self.master_keys(&command).map(|m| Self::from_master(self.issuer_id, self.key_version, m))
@@ -207,7 +221,7 @@ impl KeySet {
             Role::Topup => part.load = Some(self.load_key(&command)?.clone()),
             Role::Backoffice => {
                 part.tac = Some(self.need(&self.tac, &command)?.clone());
-                part.maintenance = Some(self.maintenance_key(&command)?.clone());
+                part.unblock = Some(self.unblock_key(&command)?.clone());
             }
         }
         Ok(part)
@@ -236,14 +250,15 @@ impl KeySet {
                 dpk: self.purchase.as_ref().map(|k| hex(k.expose_bytes())),
                 dtk: self.tac.as_ref().map(|k| hex(k.expose_bytes())),
                 damk: self.maintenance.as_ref().map(|k| hex(k.expose_bytes())),
+                dauk: self.unblock.as_ref().map(|k| hex(k.expose_bytes())),
             },
         };
         let body = toml::to_string(&file).expect("the key file serializes");
         let what = match self.role {
-            Role::Full => ": all four master keys (load, purchase, TAC, maintenance); the issuer's alone",
+            Role::Full => ": all five master keys (load, purchase, TAC, maintenance, unblock); the issuer's alone",
             Role::Gate => ", gate part: the master purchase and maintenance keys",
             Role::Topup => ", topup part: the master load key",
-            Role::Backoffice => ", backoffice part: the master TAC and maintenance keys",
+            Role::Backoffice => ", backoffice part: the master TAC and unblock keys",
         };
         format!(
             "# Yitong DEVELOPMENT key set{what}, in clear text.\n\
@@ -282,22 +297,27 @@ impl KeySet {
         let m = &file.master;
         let (dlk, dpk, dtk, damk) =
             (key("dlk", &m.dlk)?, key("dpk", &m.dpk)?, key("dtk", &m.dtk)?, key("damk", &m.damk)?);
+        let dauk = key("dauk", &m.dauk)?;
         // What each role's file must hold, and must not: a gate file with a load key is a mistake.
         let expected = match file.role {
-            Role::Full => [true, true, true, true],
-            Role::Gate => [false, true, false, true],
-            Role::Topup => [true, false, false, false],
-            Role::Backoffice => [false, false, true, true],
+            Role::Full => [true, true, true, true, true],
+            Role::Gate => [false, true, false, true, false],
+            Role::Topup => [true, false, false, false, false],
+            Role::Backoffice => [false, false, true, false, true],
         };
-        for ((name, present), wanted) in
-            [("dlk", dlk.is_some()), ("dpk", dpk.is_some()), ("dtk", dtk.is_some()), ("damk", damk.is_some())]
-                .into_iter()
-                .zip(expected)
-        {
+        let present = [
+            ("dlk", dlk.is_some()),
+            ("dpk", dpk.is_some()),
+            ("dtk", dtk.is_some()),
+            ("damk", damk.is_some()),
+            ("dauk", dauk.is_some()),
+        ];
+        for ((name, present), wanted) in present.into_iter().zip(expected) {
             match (present, wanted) {
-                (false, true) if name == "damk" && file.role == Role::Full => bail!(
-                    "{}: master.damk is missing: key files written before the maintenance key cannot be used; \
-                     write a new set with `yitong keys new` (or add a `damk` of 32 hex digits under [master])",
+                (false, true) if (name == "damk" || name == "dauk") && file.role == Role::Full => bail!(
+                    "{}: master.{name} is missing: key files written before the maintenance (damk) and unblock \
+                     (dauk) keys cannot be used; write a new set with `yitong keys new` (or add the key, 32 hex \
+                     digits, under [master])",
                     path.display()
                 ),
                 (false, true) => bail!("{}: master.{name} is missing from a {} key file", path.display(), file.role),
@@ -319,6 +339,7 @@ impl KeySet {
             purchase: dpk.map(|k| MasterKey::new(algorithm, k)),
             tac: dtk.map(|k| MasterKey::new(algorithm, k)),
             maintenance: damk.map(|k| MasterKey::new(algorithm, k)),
+            unblock: dauk.map(|k| MasterKey::new(algorithm, k)),
         })
     }
 }

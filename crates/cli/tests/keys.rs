@@ -38,13 +38,14 @@ fn setup() -> Dir {
 #[test]
 fn export_writes_only_the_part_each_role_needs() {
     let d = setup();
-    assert_eq!(master_keys_of(&d, "keys.toml"), ["damk", "dlk", "dpk", "dtk"]);
+    assert_eq!(master_keys_of(&d, "keys.toml"), ["damk", "dauk", "dlk", "dpk", "dtk"]);
     assert_eq!(role_of(&d, "keys.toml"), "full");
     assert_eq!(master_keys_of(&d, "gate.toml"), ["damk", "dpk"]);
     assert_eq!(role_of(&d, "gate.toml"), "gate");
     assert_eq!(master_keys_of(&d, "topup.toml"), ["dlk"]);
     assert_eq!(role_of(&d, "topup.toml"), "topup");
-    assert_eq!(master_keys_of(&d, "backoffice.toml"), ["damk", "dtk"]);
+    // The service desk unblocks with DAUK; gates, which block with DAMK, cannot unblock.
+    assert_eq!(master_keys_of(&d, "backoffice.toml"), ["dauk", "dtk"]);
     assert_eq!(role_of(&d, "backoffice.toml"), "backoffice");
     // The exported keys are the full set's, byte for byte.
     let full: toml::Table = toml::from_str(&std::fs::read_to_string(d.path("keys.toml")).unwrap()).unwrap();
@@ -95,7 +96,7 @@ fn a_gate_taps_with_a_gate_key_file_and_a_topup_loads_with_a_topup_file() {
 fn each_command_refuses_a_key_file_without_its_key() {
     let d = setup();
     let before = std::fs::read(d.path("card.se")).unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["card", "load", "card.se", "--keys", "gate.toml", "--amount", "5"],
             "gate.toml is a gate key file: it has no load key; `card load` needs a topup or full key file",
@@ -110,7 +111,11 @@ fn each_command_refuses_a_key_file_without_its_key() {
         ),
         (
             &["card", "unblock", "card.se", "--keys", "topup.toml"],
-            "topup.toml is a topup key file: it has no maintenance key; `card unblock` needs a gate, backoffice or full key file",
+            "topup.toml is a topup key file: it has no unblock key; `card unblock` needs a backoffice or full key file",
+        ),
+        (
+            &["card", "unblock", "card.se", "--keys", "gate.toml"],
+            "gate.toml is a gate key file: it has no unblock key; `card unblock` needs a backoffice or full key file",
         ),
     ];
     for (args, message) in cases {

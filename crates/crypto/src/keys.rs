@@ -44,7 +44,8 @@ pub trait Purpose: purpose::Sealed {
     const NAME: &'static str;
 }
 
-/// The purposes of the issuer's master keys (profile: DLK, DPK, DTK, DAMK).
+/// The purposes of the issuer's master keys (profile: DLK, DPK, DTK; DAMK and DAUK are profile
+/// choices).
 pub mod purpose {
     /// Loads (DLK): the load host holds it.
     #[derive(Clone, Copy, Debug)]
@@ -55,16 +56,21 @@ pub mod purpose {
     /// TACs (DTK): only the back office holds it.
     #[derive(Clone, Copy, Debug)]
     pub enum Tac {}
-    /// Application maintenance (DAMK, profile choice): APPLICATION BLOCK / UNBLOCK.
+    /// Application maintenance (DAMK, profile choice): APPLICATION BLOCK; gates hold it.
     #[derive(Clone, Copy, Debug)]
     pub enum Maintenance {}
+    /// Application unblock (DAUK, profile choice): APPLICATION UNBLOCK; only the service desk
+    /// holds it, so that a gate's key file can block cards but never unblock one.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Unblock {}
 
-    /// Keeps the purposes to the four the profile defines.
+    /// Keeps the purposes to the five the profile defines.
     pub trait Sealed {}
     impl Sealed for Load {}
     impl Sealed for Purchase {}
     impl Sealed for Tac {}
     impl Sealed for Maintenance {}
+    impl Sealed for Unblock {}
 }
 
 impl Purpose for purpose::Load {
@@ -78,6 +84,9 @@ impl Purpose for purpose::Tac {
 }
 impl Purpose for purpose::Maintenance {
     const NAME: &'static str = "maintenance";
+}
+impl Purpose for purpose::Unblock {
+    const NAME: &'static str = "unblock";
 }
 
 /// One master key of an issuer, for one purpose `P`. Zeroized on drop, never `Copy`, and its
@@ -94,8 +103,10 @@ pub type LoadMasterKey = MasterKey<purpose::Load>;
 pub type PurchaseMasterKey = MasterKey<purpose::Purchase>;
 /// Master TAC key (DTK): the back office's alone.
 pub type TacMasterKey = MasterKey<purpose::Tac>;
-/// Master application maintenance key (DAMK, profile choice): blocks and unblocks cards.
+/// Master application maintenance key (DAMK, profile choice): blocks cards.
 pub type MaintenanceMasterKey = MasterKey<purpose::Maintenance>;
+/// Master application unblock key (DAUK, profile choice): unblocks cards.
+pub type UnblockMasterKey = MasterKey<purpose::Unblock>;
 
 impl<P: Purpose> MasterKey<P> {
     /// A master key of `algorithm`'s family.
@@ -130,9 +141,17 @@ impl TacMasterKey {
 }
 
 impl MaintenanceMasterKey {
-    /// The MAC of an APPLICATION BLOCK / UNBLOCK command `header` (CLA INS P1 P2 Lc) for the card
-    /// with this issuer ID and ASN8, after it answered GET CHALLENGE with `challenge`
+    /// The MAC of an APPLICATION BLOCK command `header` (CLA INS P1 P2 Lc) for the card with this
+    /// issuer ID and ASN8, after it answered GET CHALLENGE with `challenge`
     /// ([`crate::maintenance_mac`] under the card's diversified DAMK).
+    pub fn command_mac(&self, issuer_id: [u8; 8], asn8: [u8; 8], challenge: [u8; 4], header: [u8; 5]) -> crate::Mac4 {
+        crate::maintenance_mac(self.algorithm, &self.for_card(issuer_id, asn8), challenge, header)
+    }
+}
+
+impl UnblockMasterKey {
+    /// The MAC of an APPLICATION UNBLOCK command `header`, as [`MaintenanceMasterKey::command_mac`]
+    /// but under the card's diversified DAUK.
     pub fn command_mac(&self, issuer_id: [u8; 8], asn8: [u8; 8], challenge: [u8; 4], header: [u8; 5]) -> crate::Mac4 {
         crate::maintenance_mac(self.algorithm, &self.for_card(issuer_id, asn8), challenge, header)
     }
@@ -185,6 +204,7 @@ pub struct MasterKeys {
     purchase: PurchaseMasterKey,
     tac: TacMasterKey,
     maintenance: MaintenanceMasterKey,
+    unblock: UnblockMasterKey,
 }
 
 impl fmt::Debug for MasterKeys {
@@ -202,8 +222,10 @@ pub struct CardKeys {
     pub dpk: Key16,
     /// TAC key.
     pub dtk: Key16,
-    /// Application maintenance key (profile choice).
+    /// Application maintenance key (profile choice): APPLICATION BLOCK.
     pub damk: Key16,
+    /// Application unblock key (profile choice): APPLICATION UNBLOCK.
+    pub dauk: Key16,
 }
 
 impl fmt::Debug for CardKeys {
@@ -213,13 +235,14 @@ impl fmt::Debug for CardKeys {
 }
 
 impl MasterKeys {
-    /// The set of `algorithm` from the four master keys' bytes: DLK, DPK, DTK, DAMK.
-    pub fn new(algorithm: Algorithm, dlk: Key16, dpk: Key16, dtk: Key16, damk: Key16) -> Self {
+    /// The set of `algorithm` from the five master keys' bytes: DLK, DPK, DTK, DAMK, DAUK.
+    pub fn new(algorithm: Algorithm, dlk: Key16, dpk: Key16, dtk: Key16, damk: Key16, dauk: Key16) -> Self {
         MasterKeys {
             load: MasterKey::new(algorithm, dlk),
             purchase: MasterKey::new(algorithm, dpk),
             tac: MasterKey::new(algorithm, dtk),
             maintenance: MasterKey::new(algorithm, damk),
+            unblock: MasterKey::new(algorithm, dauk),
         }
     }
 
@@ -248,6 +271,11 @@ impl MasterKeys {
         &self.maintenance
     }
 
+    /// Master application unblock key (DAUK).
+    pub fn unblock(&self) -> &UnblockMasterKey {
+        &self.unblock
+    }
+
     /// The keys of the card with this issuer ID and application serial tail (ASN8).
     pub fn for_card(&self, issuer_id: [u8; 8], asn8: [u8; 8]) -> CardKeys {
         CardKeys {
@@ -255,6 +283,7 @@ impl MasterKeys {
             dpk: *self.purchase.for_card(issuer_id, asn8),
             dtk: *self.tac.for_card(issuer_id, asn8),
             damk: *self.maintenance.for_card(issuer_id, asn8),
+            dauk: *self.unblock.for_card(issuer_id, asn8),
         }
     }
 }

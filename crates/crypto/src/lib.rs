@@ -30,7 +30,7 @@ mod mac;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use keys::{
     card_key, diversify, mac_matches, purpose, tac_key, CardKeys, Key16, LoadMasterKey, MaintenanceMasterKey,
-    MasterKey, MasterKeys, PurchaseMasterKey, Purpose, SessionKey, TacMasterKey,
+    MasterKey, MasterKeys, PurchaseMasterKey, Purpose, SessionKey, TacMasterKey, UnblockMasterKey,
 };
 pub use mac::{mac, maintenance_mac, Mac4};
 pub use zeroize::Zeroizing;

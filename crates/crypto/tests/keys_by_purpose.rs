@@ -94,7 +94,7 @@ fn mac_matches_only_equal_macs() {
 
 #[test]
 fn key_debug_output_shows_no_key_bytes() {
-    let set = MasterKeys::new(Algorithm::Des, [0xAB; 16], [0xAB; 16], [0xAB; 16], [0xAB; 16]);
+    let set = MasterKeys::new(Algorithm::Des, [0xAB; 16], [0xAB; 16], [0xAB; 16], [0xAB; 16], [0xAB; 16]);
     let session = SessionKey::load(Algorithm::Des, &[0xAB; 16], [0; 4], 0);
     for text in [
         format!("{set:?}"),
@@ -109,7 +109,7 @@ fn key_debug_output_shows_no_key_bytes() {
 
 #[test]
 fn the_full_set_diversifies_each_purpose_with_its_own_key() {
-    let set = MasterKeys::new(Algorithm::Sm4, [1; 16], [2; 16], [3; 16], [4; 16]);
+    let set = MasterKeys::new(Algorithm::Sm4, [1; 16], [2; 16], [3; 16], [4; 16], [5; 16]);
     let card = set.for_card(h(ISSUER), h(ASN8));
     assert_eq!(card.dlk, card_key(Algorithm::Sm4, &[1; 16], h(ISSUER), h(ASN8)));
     assert_eq!(card.dpk, card_key(Algorithm::Sm4, &[2; 16], h(ISSUER), h(ASN8)));

@@ -257,7 +257,7 @@ mod tests {
             valid_from: [0x20, 0x26, 1, 1],
             valid_to: [0x20, 0x30, 0x12, 0x31],
         };
-        let master = MasterKeys::new(yitong_crypto::Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16]);
+        let master = MasterKeys::new(yitong_crypto::Algorithm::Des, [1; 16], [2; 16], [3; 16], [4; 16], [5; 16]);
         let image = CardSpec::new(issuer, master, 1).personalize();
         VirtualCard::new(Card::power_on(MemStore::new(image), CountingRng(0)).unwrap(), false)
     }

@@ -129,8 +129,14 @@ impl TestCard {
         city: &Arc<City>,
         stations: &[(StationId, String)],
     ) -> Result<Self, Failure> {
-        let master =
-            MasterKeys::new(algorithm, random_bytes(rng), random_bytes(rng), random_bytes(rng), random_bytes(rng));
+        let master = MasterKeys::new(
+            algorithm,
+            random_bytes(rng),
+            random_bytes(rng),
+            random_bytes(rng),
+            random_bytes(rng),
+            random_bytes(rng),
+        );
         let mut issuer_id: [u8; 8] = random_bytes(rng);
         // Bytes 2-3 are the city code; a Beijing card, so that Beijing gates take it.
         issuer_id[2..4].copy_from_slice(&[0x10, 0x00]);

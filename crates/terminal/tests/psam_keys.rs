@@ -20,7 +20,7 @@ const TERMINAL: [u8; 6] = [0x10, 0, 0, 0, 0, 1];
 
 fn keys(version: u8) -> MasterKeys {
     let v = version;
-    MasterKeys::new(Algorithm::Des, [0x10 + v; 16], [0x20 + v; 16], [0x30 + v; 16], [0x40 + v; 16])
+    MasterKeys::new(Algorithm::Des, [0x10 + v; 16], [0x20 + v; 16], [0x30 + v; 16], [0x40 + v; 16], [0x50 + v; 16])
 }
 
 fn issuer(issuer_id: [u8; 8], serial_tail: u8) -> IssuerData {
@@ -103,7 +103,7 @@ fn a_version_the_psam_lacks_is_a_key_mismatch_and_another_issuer_unknown() {
     assert_eq!(purchase(&mut psam, &mut foreign_card, &foreign), Err(SamError::UnknownIssuer));
 
     // The right issuer and version, but an SM4 card against DES keys: a mismatch, not an unknown issuer.
-    let sm4 = MasterKeys::new(Algorithm::Sm4, [0x21; 16], [0x21; 16], [0x21; 16], [0x21; 16]);
+    let sm4 = MasterKeys::new(Algorithm::Sm4, [0x21; 16], [0x21; 16], [0x21; 16], [0x21; 16], [0x21; 16]);
     let mut sm4_card = card(issuer(ISSUER_ID, 4), sm4, 1);
     assert_eq!(purchase(&mut psam, &mut sm4_card, &issuer(ISSUER_ID, 4)), Err(SamError::KeyMismatch));
     assert_ne!(SamError::KeyMismatch.to_string(), SamError::UnknownIssuer.to_string());

@@ -182,7 +182,7 @@ fn a_restarted_gate_settles_what_it_saved_before_debit() {
 
 #[test]
 fn a_card_of_other_keys_is_told_so_and_leaves_no_doubt() {
-    let other = MasterKeys::new(Algorithm::Des, [0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16]);
+    let other = MasterKeys::new(Algorithm::Des, [0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16], [0x55; 16]);
     // An overdraft lets it pass the entry's minimum balance without a load.
     let spec = CardSpec { overdraft_limit_fen: 500, ..CardSpec::new(support::issuer(), other, 1) };
     let mut w = World::with_card(spec.personalize());
