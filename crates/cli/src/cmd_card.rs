@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use yitong_card::{CardSpec, OVERDRAFT_LIMIT_FEN_MAX};
+use yitong_issuer::{CardRequest, IssueError};
 use yitong_crypto::Algorithm;
 use yitong_profile::apdu;
 use yitong_profile::files::IssuerData;
@@ -90,39 +90,28 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     };
     let valid_to = match &args.valid_to {
         Some(d) => time::parse_day(d, "--valid-to")?,
-        None => time::parse_day(&format!("{}-12-31", today.year + 10), "--valid-to")?,
+        None => yitong_issuer::default_valid_to(&today).context("--valid-to")?,
     };
-    if valid_to < valid_from {
-        bail!("--valid-to: the card would expire before it becomes valid");
-    }
-    let overdraft_limit_fen = money::parse_yuan(&args.overdraft, "--overdraft")?;
-    if overdraft_limit_fen > OVERDRAFT_LIMIT_FEN_MAX {
-        bail!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan(OVERDRAFT_LIMIT_FEN_MAX.into()));
-    }
-    let balance_limit_fen = money::parse_yuan(&args.balance_limit, "--balance-limit")?;
-    if balance_limit_fen > i32::MAX as u32 {
-        bail!("--balance-limit: too large for the card's signed balance");
-    }
-    let issuer = keys.issuer_data(serial, valid_from, valid_to);
-    let spec = CardSpec {
-        management: management_file(&issuer),
-        overdraft_limit_fen,
-        balance_limit_fen,
-        ..CardSpec::new(issuer, keys.master_keys("card issue")?, keys.key_version)
+    let request = CardRequest {
+        overdraft_limit_fen: money::parse_yuan(&args.overdraft, "--overdraft")?,
+        balance_limit_fen: money::parse_yuan(&args.balance_limit, "--balance-limit")?,
+        ..keys.card_request(serial, valid_from, valid_to)
     };
-    cardfile::write_image(&args.out, &spec.personalize())?;
-    println!("issued card {} to {}", issuer.card_number(), args.out.display());
+    let image = request.image(keys.master_keys("card issue")?).map_err(|e| match e {
+        IssueError::ExpiresBeforeValid | IssueError::InvalidDate { field: "valid_to" } => {
+            anyhow::anyhow!("--valid-to: {e}")
+        }
+        IssueError::OverdraftTooLarge { max_fen } => {
+            anyhow::anyhow!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan(max_fen.into()))
+        }
+        IssueError::BalanceLimitTooLarge { .. } => {
+            anyhow::anyhow!("--balance-limit: too large for the card's signed balance")
+        }
+        other => anyhow::anyhow!("cannot issue the card: {other}"),
+    })?;
+    cardfile::write_image(&args.out, &image)?;
+    println!("issued card {} to {}", request.serial.card_number(), args.out.display());
     Ok(())
-}
-
-/// EF17: country 156 (China), city code, T-Union interoperability flag, adult card type.
-fn management_file(issuer: &IssuerData) -> [u8; 60] {
-    let mut ef17 = [0u8; 60];
-    ef17[..4].copy_from_slice(&[0x00, 0x00, 0x01, 0x56]);
-    ef17[6..8].copy_from_slice(&issuer.city_code().to_be_bytes());
-    ef17[8..10].copy_from_slice(&[0x00, 0x01]);
-    ef17[10] = 0x01;
-    ef17
 }
 
 #[derive(Args)]
@@ -213,7 +202,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     }
     let now = time::at_or_now(args.at.as_deref())?;
     let hotlist = args.hotlist.as_deref().map(crate::cmd_gate::read_hotlist).transpose()?;
-    let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
+    let terminal_id = crate::cmd_gate::topup_terminal_id(&keys)?;
     let state_path = terminals::state_path(args.state.as_deref(), Some(&args.card))?;
     // Both locks, card image first, are held from reading to the last write.
     let (mut image, card) = cardfile::open_locked(&args.card)?;
