@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use yitong_issuer::{CardRequest, IssueError};
 use yitong_crypto::Algorithm;
+use yitong_issuer::{CardRequest, IssueError};
 use yitong_profile::apdu;
 use yitong_profile::files::IssuerData;
 use yitong_profile::StatusWord;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use yitong_issuer::{TerminalSite, TOPUP_CLI};
 use std::sync::Arc;
+use yitong_issuer::{TerminalSite, TOPUP_CLI};
 use yitong_profile::files::StationId;
 
 use yitong_fare::City;
@@ -291,6 +291,6 @@ impl GatePlace {
             GateMode::Metro => TerminalSite::MetroGate { station: self.station.station, gate: self.gate },
             GateMode::Bus => TerminalSite::BusValidator { route: self.station.line, validator: self.gate },
         };
-        Ok(site.terminal_id(city_code).context("--gate")?)
+        site.terminal_id(city_code).context("--gate")
     }
 }

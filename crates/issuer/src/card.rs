@@ -78,7 +78,8 @@ impl CardRequest {
 
     /// Checks the request: real days in order, limits that fit the card's fields.
     pub fn validate(&self) -> Result<(), IssueError> {
-        let day = |bcd: [u8; 4], field| DateTime::from_bcd(bcd, [0, 0, 0]).map_err(|_| IssueError::InvalidDate { field });
+        let day =
+            |bcd: [u8; 4], field| DateTime::from_bcd(bcd, [0, 0, 0]).map_err(|_| IssueError::InvalidDate { field });
         let (from, to) = (day(self.valid_from, "valid_from")?, day(self.valid_to, "valid_to")?);
         if to < from {
             return Err(IssueError::ExpiresBeforeValid);

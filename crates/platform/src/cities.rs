@@ -122,7 +122,8 @@ pub struct Cities {
 impl Cities {
     /// The ten regions of the built-in city files.
     pub fn builtin() -> Result<Self, CityError> {
-        let profiles = BUILTIN_CITIES.iter().map(|(name, text)| CityProfile::parse(text, &format!("cities/{name}.toml")));
+        let profiles =
+            BUILTIN_CITIES.iter().map(|(name, text)| CityProfile::parse(text, &format!("cities/{name}.toml")));
         Self::from_profiles(profiles.collect::<Result<Vec<_>, _>>()?)
     }
 

@@ -142,7 +142,10 @@ fn rules_that_make_no_sense_are_refused() {
         PricingRules::new(2_900, vec![promo("dear", 3_000, None)]),
         Err(PricingError::FeeAboveStandard { id: "dear".into(), fee_fen: 3_000, standard_fee_fen: 2_900 })
     );
-    assert_eq!(PricingRules::new(2_900, vec![promo("none", 0, Some(0))]), Err(PricingError::ZeroCap { id: "none".into() }));
+    assert_eq!(
+        PricingRules::new(2_900, vec![promo("none", 0, Some(0))]),
+        Err(PricingError::ZeroCap { id: "none".into() })
+    );
     assert_eq!(
         PricingRules::new(2_900, vec![promo("a", 0, None), promo("a", 100, None)]),
         Err(PricingError::DuplicatePromotion { id: "a".into() })

@@ -69,7 +69,8 @@ struct Table<'a> {
 
 impl<'a> Table<'a> {
     fn read(text: &str, file: &'a str, wanted: &[&'static str]) -> Result<Self, CatalogueError> {
-        let error = |line: Option<u64>, message: String| CatalogueError { file: file.into(), line, field: None, message };
+        let error =
+            |line: Option<u64>, message: String| CatalogueError { file: file.into(), line, field: None, message };
         let mut reader =
             ReaderBuilder::new().comment(Some(b'#')).trim(Trim::All).flexible(false).from_reader(text.as_bytes());
         let headers = reader.headers().map_err(|e| error(None, format!("no header row: {e}")))?.clone();
@@ -102,7 +103,13 @@ impl<'a> Table<'a> {
     }
 
     /// The value of `field` in `record`; empty values are refused unless `optional`.
-    fn get<'r>(&self, line: u64, record: &'r StringRecord, field: &'static str, optional: bool) -> Result<&'r str, CatalogueError> {
+    fn get<'r>(
+        &self,
+        line: u64,
+        record: &'r StringRecord,
+        field: &'static str,
+        optional: bool,
+    ) -> Result<&'r str, CatalogueError> {
         let value = self.columns.get(field).and_then(|&i| record.get(i)).unwrap_or("");
         if value.is_empty() && !optional {
             return Err(self.error(line, field, "is empty".into()));
@@ -145,7 +152,12 @@ impl DeviceRegistry {
 
     /// Imports models (`maker,model,aliases,nfc,secure_element,cities,source`); makers must be
     /// known, cities must be among `cities`; a model already known is replaced.
-    pub fn import_models_csv(&mut self, text: &str, file: &str, cities: &Cities) -> Result<ImportSummary, CatalogueError> {
+    pub fn import_models_csv(
+        &mut self,
+        text: &str,
+        file: &str,
+        cities: &Cities,
+    ) -> Result<ImportSummary, CatalogueError> {
         let table =
             Table::read(text, file, &["maker", "model", "aliases", "nfc", "secure_element", "cities", "source"])?;
         let mut models = Vec::new();
@@ -156,7 +168,11 @@ impl DeviceRegistry {
             let maker = table.get(line, record, "maker", false)?;
             if self.maker(maker).is_none() {
                 let known: Vec<&str> = self.makers().map(|m| m.name.as_str()).collect();
-                return Err(table.error(line, "maker", format!("unknown maker `{maker}`; known: {}", known.join(", "))));
+                return Err(table.error(
+                    line,
+                    "maker",
+                    format!("unknown maker `{maker}`; known: {}", known.join(", ")),
+                ));
             }
             let model = table.get(line, record, "model", false)?;
             let aliases: Vec<String> = table
@@ -170,14 +186,20 @@ impl DeviceRegistry {
             if model_key.is_empty() {
                 return Err(table.error(line, "model", format!("`{model}` has no letters or digits")));
             }
-            for (field, spelling) in std::iter::once(("model", model)).chain(aliases.iter().map(|a| ("aliases", a.as_str()))) {
+            for (field, spelling) in
+                std::iter::once(("model", model)).chain(aliases.iter().map(|a| ("aliases", a.as_str())))
+            {
                 let key = (lookup_key(maker), lookup_key(spelling));
                 if let Some((first, _)) = spellings.get(&key) {
                     return Err(table.error(line, field, format!("`{spelling}` is already on line {first}")));
                 }
                 let known = self.model(maker, spelling).filter(|m| lookup_key(&m.model) != model_key);
                 if let Some(other) = known {
-                    return Err(table.error(line, field, format!("`{spelling}` already names {} {}", other.maker, other.model)));
+                    return Err(table.error(
+                        line,
+                        field,
+                        format!("`{spelling}` already names {} {}", other.maker, other.model),
+                    ));
                 }
                 spellings.insert(key, (line, model_key.clone()));
             }
@@ -200,7 +222,11 @@ impl DeviceRegistry {
                     for name in text.split_whitespace() {
                         let city = cities.get(name).ok_or_else(|| {
                             let known: Vec<&str> = cities.names().collect();
-                            table.error(line, "cities", format!("unknown city `{name}`; known: all, {}", known.join(", ")))
+                            table.error(
+                                line,
+                                "cities",
+                                format!("unknown city `{name}`; known: all, {}", known.join(", ")),
+                            )
                         })?;
                         names.insert(city.name().to_owned());
                     }
@@ -209,7 +235,11 @@ impl DeviceRegistry {
             };
             let carries = secure_element != SecureElementKind::None;
             if carries && city_support == CitySupport::Only(BTreeSet::new()) {
-                return Err(table.error(line, "cities", format!("a phone with secure element `{kind}` names its cities (or all)")));
+                return Err(table.error(
+                    line,
+                    "cities",
+                    format!("a phone with secure element `{kind}` names its cities (or all)"),
+                ));
             }
             if !carries && city_support != CitySupport::Only(BTreeSet::new()) {
                 return Err(table.error(line, "cities", "a phone that cannot carry a card supports no city".into()));

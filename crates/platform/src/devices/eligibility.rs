@@ -83,15 +83,12 @@ impl fmt::Display for NotSupported {
                 write!(f, "{maker} `{model}` is not in the device catalogue")
             }
             NotSupported::NoNfc { maker, model } => write!(f, "the {maker} {model} has no NFC"),
-            NotSupported::NoSecureElement { maker, model } => write!(
-                f,
-                "the {maker} {model} has NFC but no secure element to carry a card and cannot use an NFC-SIM"
-            ),
-            NotSupported::CityNotOffered { maker, model, city, cities } => write!(
-                f,
-                "the {maker} {model} carries no {city} card yet; it carries cards of {}",
-                cities.join(", ")
-            ),
+            NotSupported::NoSecureElement { maker, model } => {
+                write!(f, "the {maker} {model} has NFC but no secure element to carry a card and cannot use an NFC-SIM")
+            }
+            NotSupported::CityNotOffered { maker, model, city, cities } => {
+                write!(f, "the {maker} {model} carries no {city} card yet; it carries cards of {}", cities.join(", "))
+            }
         }
     }
 }
@@ -143,7 +140,9 @@ impl Eligibility {
                     Some(app) => format!("{wallet_app} or {app}"),
                     None => wallet_app.clone(),
                 };
-                format!("the {maker} {model} has an embedded secure element that carries {city} cards: sign up in {apps}")
+                format!(
+                    "the {maker} {model} has an embedded secure element that carries {city} cards: sign up in {apps}"
+                )
             }
             Eligibility::NfcSim { maker, model, city } => format!(
                 "the {maker} {model} has NFC but no embedded secure element for cards: exchange the SIM for an \
