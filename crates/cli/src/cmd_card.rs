@@ -53,9 +53,14 @@ pub struct IssueArgs {
     /// Issuer key file: the full set (`yitong keys new`).
     #[arg(long)]
     pub keys: PathBuf,
-    /// Application serial, 20 hex digits (the printed card number is its last 19).
+    /// Application serial, 20 hex digits (the printed card number is its last 19) [default: the
+    /// issuer's next serial from the serial register].
     #[arg(long)]
-    pub serial: String,
+    pub serial: Option<String>,
+    /// Serial register: the next sequence number per issuer, used without --serial [default:
+    /// yitong-serials.json beside the key file].
+    #[arg(long, conflicts_with = "serial")]
+    pub serials: Option<PathBuf>,
     /// Where to write the card image.
     #[arg(long)]
     pub out: PathBuf,
@@ -82,7 +87,8 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     let _lock = crate::filelock::FileLock::acquire(&args.out)?;
     refuse_overwrite(&args.out, args.force)?;
     let keys = KeySet::read(&args.keys)?;
-    let serial: [u8; 10] = parse_hex(&args.serial, "--serial")?;
+    let master = keys.master_keys("card issue")?;
+    let given_serial: Option<[u8; 10]> = args.serial.as_deref().map(|s| parse_hex(s, "--serial")).transpose()?;
     let today = time::now_shanghai();
     let valid_from = match &args.valid_from {
         Some(d) => time::parse_day(d, "--valid-from")?,
@@ -92,26 +98,38 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         Some(d) => time::parse_day(d, "--valid-to")?,
         None => yitong_issuer::default_valid_to(&today).context("--valid-to")?,
     };
-    let request = CardRequest {
+    let mut request = CardRequest {
         overdraft_limit_fen: money::parse_yuan(&args.overdraft, "--overdraft")?,
         balance_limit_fen: money::parse_yuan(&args.balance_limit, "--balance-limit")?,
-        ..keys.card_request(serial, valid_from, valid_to)
+        ..keys.card_request(given_serial.unwrap_or_default(), valid_from, valid_to)
     };
-    let image = request.image(keys.master_keys("card issue")?).map_err(|e| match e {
+    // Checked before a serial is taken from the register, so that a refused card spends none.
+    request.validate().map_err(|e| issue_error(&e))?;
+    if given_serial.is_none() {
+        let register = crate::serials::register_path(args.serials.as_deref(), &args.keys);
+        request.serial = crate::serials::allocate(&register, keys.issuer_id)?;
+    }
+    let image = request.image(master).map_err(|e| issue_error(&e))?;
+    cardfile::write_image(&args.out, &image)?;
+    println!("issued card {} to {}", request.serial.card_number(), args.out.display());
+    Ok(())
+}
+
+/// A card the issuer's rules refuse, named by the flag to change.
+fn issue_error(e: &IssueError) -> anyhow::Error {
+    match e {
         IssueError::ExpiresBeforeValid | IssueError::InvalidDate { field: "valid_to" } => {
             anyhow::anyhow!("--valid-to: {e}")
         }
+        IssueError::InvalidDate { .. } => anyhow::anyhow!("--valid-from: {e}"),
         IssueError::OverdraftTooLarge { max_fen } => {
-            anyhow::anyhow!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan(max_fen.into()))
+            anyhow::anyhow!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan((*max_fen).into()))
         }
         IssueError::BalanceLimitTooLarge { .. } => {
             anyhow::anyhow!("--balance-limit: too large for the card's signed balance")
         }
         other => anyhow::anyhow!("cannot issue the card: {other}"),
-    })?;
-    cardfile::write_image(&args.out, &image)?;
-    println!("issued card {} to {}", request.serial.card_number(), args.out.display());
-    Ok(())
+    }
 }
 
 #[derive(Args)]
