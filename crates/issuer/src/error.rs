@@ -31,6 +31,8 @@ pub enum IssueError {
         /// The serial in hex.
         serial: String,
     },
+    /// Sequence numbers count from 1; an allocator cannot resume at 0.
+    SequenceZero,
     /// Every sequence number of this issuer has been handed out.
     SerialsExhausted {
         /// The issuer's city code.
@@ -61,6 +63,7 @@ impl fmt::Display for IssueError {
             IssueError::InvalidSerial { serial } => {
                 write!(f, "serial {serial}: not a city code and a 16-digit BCD sequence number")
             }
+            IssueError::SequenceZero => f.write_str("sequence numbers of serials count from 1, not 0"),
             IssueError::SerialsExhausted { city_code } => {
                 write!(f, "issuer of city {city_code:04X} has handed out every serial")
             }

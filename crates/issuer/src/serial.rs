@@ -99,6 +99,9 @@ impl SerialAllocator {
         if !is_bcd(&city_code.to_be_bytes()) {
             return Err(IssueError::InvalidCityCode { city_code });
         }
+        if next_sequence == 0 {
+            return Err(IssueError::SequenceZero);
+        }
         Ok(SerialAllocator { city_code, next_sequence })
     }
 
@@ -168,6 +171,7 @@ mod tests {
     #[test]
     fn city_codes_and_serials_outside_the_scheme_are_refused() {
         assert_eq!(SerialAllocator::new(0x10A0), Err(IssueError::InvalidCityCode { city_code: 0x10A0 }));
+        assert_eq!(SerialAllocator::resume(0x1000, 0), Err(IssueError::SequenceZero));
         let foreign = Serial([0x10, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x9F]);
         assert!(matches!(foreign.sequence(), Err(IssueError::InvalidSerial { .. })));
         assert_eq!(foreign.card_number(), "000000000000000999F");
