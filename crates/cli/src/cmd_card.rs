@@ -197,7 +197,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub at: Option<String>,
     /// Terminal state file (transaction numbers, loads in doubt) [default: yitong-terminals.json
-    /// beside the card image].
+    /// in the data directory, as for `gate tap`].
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Append the clearing record as a JSON line to this file.
@@ -221,7 +221,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let now = time::at_or_now(args.at.as_deref())?;
     let hotlist = args.hotlist.as_deref().map(crate::cmd_gate::read_hotlist).transpose()?;
     let terminal_id = crate::cmd_gate::topup_terminal_id(&keys)?;
-    let state_path = terminals::state_path(args.state.as_deref(), Some(&args.card))?;
+    let state_path = terminals::state_path(args.state.as_deref())?;
     // Both locks, card image first, are held from reading to the last write.
     let (mut image, card) = cardfile::open_locked(&args.card)?;
     let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;

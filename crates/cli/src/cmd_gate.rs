@@ -58,8 +58,8 @@ pub struct TapArgs {
     #[arg(long)]
     pub records: Option<PathBuf>,
     /// Terminal state file (transaction numbers, taps in doubt, records not yet written out)
-    /// [default: yitong-terminals.json beside the card image; with --reader, in $YITONG_DATA_DIR,
-    /// else $XDG_DATA_HOME/yitong or ~/.local/share/yitong].
+    /// [default: yitong-terminals.json in $YITONG_DATA_DIR, else $XDG_DATA_HOME/yitong or
+    /// ~/.local/share/yitong].
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Test aid: the card commits DEBIT but its answer is lost, as when a phone is pulled away.
@@ -119,7 +119,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give a card image or --reader"),
     };
-    let state_path = terminals::state_path(args.state.as_deref(), args.card.as_deref())?;
+    let state_path = terminals::state_path(args.state.as_deref())?;
     let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
     let entry = terminals.entry(&terminal_id);
     let mut gate = build_gate(&city, &keys, &place, entry)?;

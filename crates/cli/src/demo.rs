@@ -112,7 +112,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 fn step(args: &DemoArgs, channel: &mut Channel, title: &str, outcome: &TapOutcome) {
     println!("{title}");
     print_trace(args, channel);
-    println!("   {}\n", output::outcome_text(outcome));
+    for line in output::outcome_text(outcome).lines() {
+        println!("   {line}");
+    }
+    println!();
 }
 
 fn print_trace(args: &DemoArgs, channel: &mut Channel) {

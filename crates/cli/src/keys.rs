@@ -257,15 +257,31 @@ impl KeySet {
 
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
-        let file: KeyFile =
-            toml::from_str(&text).with_context(|| format!("{}: not a Yitong key file", path.display()))?;
+        // toml's message quotes the offending line, which may hold a key: say where, not what.
+        let file: KeyFile = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {column}")
+            });
+            anyhow::anyhow!("{}: not a Yitong key file ({}{})", path.display(), e.message(), at.unwrap_or_default())
+        })?;
         let algorithm = match file.algorithm.as_str() {
             "des" => Algorithm::Des,
             "sm4" => Algorithm::Sm4,
             other => bail!("{}: algorithm: `{other}` is not des or sm4", path.display()),
         };
+        // A malformed key is named, never repeated: its digits are secret.
         let key = |name: &str, v: &Option<String>| -> anyhow::Result<Option<[u8; 16]>> {
-            v.as_deref().map(|v| parse_hex(v, &format!("{}: master.{name}", path.display()))).transpose()
+            v.as_deref()
+                .map(|v| {
+                    let bytes = hex::decode(v).ok().filter(|b| b.len() == 16);
+                    bytes.and_then(|b| <[u8; 16]>::try_from(b).ok()).with_context(|| {
+                        format!("{}: master.{name}: must be 32 hex digits (value not shown)", path.display())
+                    })
+                })
+                .transpose()
         };
         let m = &file.master;
         let (dlk, dpk, dtk, damk) =

@@ -15,29 +15,23 @@ use yitong_terminal::{GateState, TapRecord};
 use crate::cardfile::write_atomically;
 use crate::filelock::FileLock;
 
-/// The state file's name, beside a card image or in the data directory.
+/// The state file's name in the data directory.
 pub const STATE_FILE_NAME: &str = "yitong-terminals.json";
-/// Environment variable: the data directory, for state not tied to a card image.
+/// Environment variable: the data directory.
 pub const DATA_DIR_ENV: &str = "YITONG_DATA_DIR";
 
-/// The terminal state file to use: `--state` if given; else beside the card image; else (a card
-/// on a reader) in the data directory: `$YITONG_DATA_DIR`, `$XDG_DATA_HOME/yitong` or
-/// `~/.local/share/yitong`, created if missing. Never the current directory by accident.
-pub fn state_path(state: Option<&Path>, card: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// The terminal state file to use: `--state` if given, else the one file of the data directory
+/// (`$YITONG_DATA_DIR`, `$XDG_DATA_HOME/yitong` or `~/.local/share/yitong`, created if missing)
+/// whatever card is tapped: a simulated terminal numbers its transactions in one place, so two
+/// cards in two folders never get the same tap ID, and its doubts are in one table. Never the
+/// current directory by accident.
+pub fn state_path(state: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(state) = state {
         return Ok(state.to_path_buf());
     }
-    let path = match card {
-        Some(card) => {
-            card.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(STATE_FILE_NAME)
-        }
-        None => {
-            let dir = data_dir(|name| std::env::var_os(name))?;
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-            dir.join(STATE_FILE_NAME)
-        }
-    };
+    let dir = data_dir(|name| std::env::var_os(name))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join(STATE_FILE_NAME);
     // Earlier versions kept the file in the current directory. Starting afresh beside it would
     // number the same terminals' transactions from 1 again: duplicate tap IDs.
     if !path.exists() && Path::new(STATE_FILE_NAME).exists() {
@@ -148,10 +142,8 @@ mod tests {
     }
 
     #[test]
-    fn state_file_sits_beside_the_card_or_in_the_data_directory() {
-        let card = Path::new("cards/card.se");
-        assert_eq!(state_path(Some(Path::new("s.json")), Some(card)).unwrap(), Path::new("s.json"));
-        assert_eq!(state_path(None, Some(card)).unwrap(), Path::new("cards/yitong-terminals.json"));
+    fn state_file_is_the_data_directorys_unless_given() {
+        assert_eq!(state_path(Some(Path::new("s.json"))).unwrap(), Path::new("s.json"));
         let all = [(DATA_DIR_ENV, "/data"), ("XDG_DATA_HOME", "/xdg"), ("HOME", "/home/a")];
         assert_eq!(data_dir(env(&all)).unwrap(), Path::new("/data"));
         assert_eq!(data_dir(env(&all[1..])).unwrap(), Path::new("/xdg/yitong"));

@@ -206,3 +206,22 @@ fn unblock_with_another_issuers_keys_is_refused() {
     assert!(stderr(&out).contains("6988"), "{}", stderr(&out));
     d.ok(&["card", "unblock", "card.se", "--keys", "keys.toml"]);
 }
+
+#[test]
+fn errors_in_key_files_never_repeat_key_digits() {
+    let d = setup();
+    let full = std::fs::read_to_string(d.path("keys.toml")).unwrap();
+    let dpk_line = full.lines().find(|l| l.starts_with("dpk")).unwrap().to_owned();
+    let dpk = dpk_line.split('"').nth(1).unwrap().to_owned();
+    // One digit short.
+    std::fs::write(d.path("short.toml"), full.replace(&dpk, &dpk[1..])).unwrap();
+    let out = d.run(&["gate", "tap", "card.se", "--keys", "short.toml", "--city", "beijing", "--station", "Xidan"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("master.dpk: must be 32 hex digits") && !err.contains(&dpk[1..]), "{err}");
+    // Unquoted: not TOML; the parser's message would quote the line.
+    std::fs::write(d.path("bare.toml"), full.replace(&format!("\"{dpk}\""), &dpk)).unwrap();
+    let out = d.run(&["gate", "tap", "card.se", "--keys", "bare.toml", "--city", "beijing", "--station", "Xidan"]);
+    let err = stderr(&out);
+    assert!(err.contains("not a Yitong key file") && err.contains("line ") && !err.contains(&dpk), "{err}");
+}

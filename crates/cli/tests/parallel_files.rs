@@ -286,35 +286,47 @@ fn a_transaction_that_changes_nothing_writes_nothing() {
 }
 
 #[test]
-fn the_state_file_sits_beside_the_card_not_in_the_current_directory() {
+fn the_state_file_is_the_data_directorys_not_the_current_or_the_cards() {
     let d = Dir::new();
     d.card("10");
-    std::fs::create_dir(d.path("elsewhere")).unwrap();
-    let out = d
-        .command(&["gate", "tap", "../card.se", "--keys", "../keys.toml", "--bus", "1", "--at", "2026-11-25 08:00:00"])
-        .current_dir(d.path("elsewhere"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    for dir in ["elsewhere", "data", "a", "b"] {
+        std::fs::create_dir(d.path(dir)).unwrap();
+    }
+    let data = d.path("data");
+    let tap = |card: &str, cwd: &str| {
+        d.command(&["gate", "tap", card, "--keys", "../keys.toml", "--bus", "1", "--records", "../bus.jsonl"])
+            .env("YITONG_DATA_DIR", &data)
+            .current_dir(d.path(cwd))
+            .output()
+            .unwrap()
+    };
+    // Two cards in two folders, tapped at the same simulated validator: one state file, so the
+    // validator never hands out a transaction number twice.
+    std::fs::copy(d.path("card.se"), d.path("a/card.se")).unwrap();
+    std::fs::copy(d.path("card.se"), d.path("b/card.se")).unwrap();
+    for card in ["../a/card.se", "../b/card.se"] {
+        let out = tap(card, "elsewhere");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
     assert!(!d.path("elsewhere/yitong-terminals.json").exists(), "state written to the current directory");
+    assert!(!d.path("a/yitong-terminals.json").exists() && !d.path("b/yitong-terminals.json").exists());
     let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.path("yitong-terminals.json")).unwrap()).unwrap();
-    assert_eq!(state["terminals"]["10000001B001"]["next_transaction_number"], 2, "{state}");
+        serde_json::from_str(&std::fs::read_to_string(data.join("yitong-terminals.json")).unwrap()).unwrap();
+    assert_eq!(state["terminals"]["10000001B001"]["next_transaction_number"], 3, "{state}");
+    let ids: Vec<Value> = records(&d.path("bus.jsonl")).iter().map(|r| r["tap_id"].clone()).collect();
+    assert_eq!(ids, ["10000001B001-1", "10000001B001-2"]);
     // A state file left in the current directory by an earlier version is not silently
     // replaced by a fresh one that would number the same terminal's transactions from 1 again.
     std::fs::write(d.path("elsewhere/yitong-terminals.json"), "{\"terminals\": {}}").unwrap();
-    std::fs::create_dir(d.path("cards")).unwrap();
-    std::fs::rename(d.path("card.se"), d.path("cards/card.se")).unwrap();
-    let tap = ["gate", "tap", "../cards/card.se", "--keys", "../keys.toml", "--bus", "1"];
-    let out = d.command(&tap).current_dir(d.path("elsewhere")).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--state yitong-terminals.json"), "{}", stderr(&out));
+    let fresh = d.path("fresh-data");
     let out = d
-        .command(&[&tap[..], &["--state", "yitong-terminals.json"]].concat())
+        .command(&["gate", "tap", "../a/card.se", "--keys", "../keys.toml", "--bus", "1"])
+        .env("YITONG_DATA_DIR", &fresh)
         .current_dir(d.path("elsewhere"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--state yitong-terminals.json"), "{}", stderr(&out));
 }
 
 #[test]

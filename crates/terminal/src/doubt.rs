@@ -3,13 +3,16 @@
 //!
 //! When the card comes back, the terminal asks GET TRANSACTION PROVE for the pending counter:
 //! - a proof that belongs to the pending session (the caller checks its MAC2) means committed;
-//!   a proof of another session means another transaction took that counter: not committed;
-//! - `9406` (no proof) sends the terminal to the card's EF18 log, newest first, judged by
-//!   [`judge_log_record`]: the pending counter found with the same terminal, time, amount and
-//!   type means committed, with other details or below an older record of the same counter means
-//!   not committed; a log that no longer reaches back that far means unknown;
+//! - any other proof, or `9406` (no proof), sends the terminal to the card's EF18 log, newest
+//!   first, judged by `judge_log_record`: the pending counter found with the same terminal,
+//!   time, amount and type means committed; with other details, or below an older record of the
+//!   same counter family, means not committed — if a second read of that record says the same
+//!   (card answers carry no MAC: one garbled answer must not drop a doubt); a log that no longer
+//!   reaches back that far means unknown;
 //! - a log that says nothing about the counter's family leaves it to the counter INITIALIZE
-//!   returns next ([`judge_counter`]): unchanged means not committed, moved means unknown.
+//!   returns next ([`judge_counter`]): unchanged means not committed — taken as proven only once
+//!   a MAC bound to that counter verified (the load host's check of MAC1; the card's acceptance
+//!   of the gate's MAC1 with a good MAC2) — moved means unknown.
 //!
 //! Unknown ends as an unconfirmed record, never as "it did not happen". [`Inquiry`] runs these
 //! exchanges for both kinds of terminal; [`settle`] turns the verdict into a record.
@@ -21,7 +24,7 @@ use yitong_profile::StatusWord;
 use crate::error::TapError;
 use crate::gate::expect_ok;
 use crate::record::{RecordStatus, TapRecord};
-use crate::state::{CardId, GateState, PendingDebit};
+use crate::state::{GateState, PendingDebit};
 
 /// What the card's evidence says about a transaction in doubt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,9 +97,21 @@ pub(crate) fn judge_counter(pending: &PendingDebit, counter_now: u16) -> Verdict
 #[derive(Debug)]
 pub(crate) struct Inquiry {
     pending: PendingDebit,
-    /// `None` while GET TRANSACTION PROVE is out; else the EF18 record read and whether a newer
-    /// record of the counter family was seen.
-    log: Option<(u8, bool)>,
+    step: Step,
+}
+
+#[derive(Debug)]
+enum Step {
+    Prove,
+    /// EF18 record `number` is out; whether a newer record of the counter family was seen.
+    Log {
+        number: u8,
+        newer_seen: bool,
+    },
+    /// An EF18 record said "never committed": read again, it must say so in the same bytes.
+    Confirm {
+        bytes: Vec<u8>,
+    },
 }
 
 /// Where an inquiry stands after an answer.
@@ -116,43 +131,62 @@ impl Inquiry {
     pub(crate) fn start(pending: PendingDebit) -> Inquire {
         let prove =
             apdu::get_transaction_prove(pending.record.transaction_type, pending.counter_before.wrapping_add(1));
-        Inquire::Ask(Inquiry { pending, log: None }, prove)
+        Inquire::Ask(Inquiry { pending, step: Step::Prove }, prove)
     }
 
-    /// Feeds the card's answer. `proof_verdict` tells whether a proof's MAC2 is the pending
-    /// session's (committed) or another's (not committed).
+    /// Feeds the card's answer. `proof_is_ours` tells whether a proof's MAC2 is the pending
+    /// session's. Card answers carry no MAC but the proof's: a proof that is not ours, like
+    /// `9406`, sends the inquiry to the log, and the log's "never committed" must read the same
+    /// twice — one garbled answer can never drop a doubt.
     pub(crate) fn on_answer(
         self,
         data: &[u8],
         sw: StatusWord,
-        proof_verdict: &mut dyn FnMut(&PendingDebit, [u8; 4]) -> Verdict,
+        proof_is_ours: &mut dyn FnMut(&PendingDebit, [u8; 4]) -> bool,
     ) -> Result<Inquire, TapError> {
-        let Inquiry { pending, log } = self;
-        let Some((number, newer_seen)) = log else {
-            if sw == StatusWord::PROOF_UNAVAILABLE {
-                // Not committed, or committed and its proof since replaced elsewhere: the
-                // card's own log tells.
-                return Ok(read_log(pending, 1, false));
+        let Inquiry { pending, step } = self;
+        Ok(match step {
+            Step::Prove => {
+                if sw == StatusWord::PROOF_UNAVAILABLE {
+                    // Not committed, or committed and its proof since replaced elsewhere: the
+                    // card's own log tells.
+                    return Ok(read_log(pending, 1, false));
+                }
+                expect_ok("GET TRANSACTION PROVE", sw)?;
+                let [m0, m1, m2, m3, t0, t1, t2, t3] =
+                    <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
+                let mac2 = [m0, m1, m2, m3];
+                if !proof_is_ours(&pending, mac2) {
+                    // Another session's proof (another transaction took the counter), or a
+                    // garbled one: the log tells which.
+                    return Ok(read_log(pending, 1, false));
+                }
+                Inquire::Settled(pending, Verdict::Committed, Some((mac2, [t0, t1, t2, t3])))
             }
-            expect_ok("GET TRANSACTION PROVE", sw)?;
-            let [m0, m1, m2, m3, t0, t1, t2, t3] =
-                <[u8; 8]>::try_from(data).map_err(|_| TapError::BadResponse("GET TRANSACTION PROVE answer"))?;
-            let mac2 = [m0, m1, m2, m3];
-            let verdict = proof_verdict(&pending, mac2);
-            return Ok(Inquire::Settled(pending, verdict, Some((mac2, [t0, t1, t2, t3]))));
-        };
-        let record = read_log_record(data, sw)?;
-        Ok(match judge_log_record(&pending, number, record.as_ref(), newer_seen) {
-            Verdict::ReadNext { newer_seen } => read_log(pending, number + 1, newer_seen),
-            Verdict::AskCounter => Inquire::AskCounter(pending),
-            verdict => Inquire::Settled(pending, verdict, None),
+            Step::Log { number, newer_seen } => {
+                let record = read_log_record(data, sw)?;
+                match judge_log_record(&pending, number, record.as_ref(), newer_seen) {
+                    Verdict::ReadNext { newer_seen } => read_log(pending, number + 1, newer_seen),
+                    Verdict::AskCounter => Inquire::AskCounter(pending),
+                    Verdict::NotCommitted => Inquire::Ask(
+                        Inquiry { pending, step: Step::Confirm { bytes: data.to_vec() } },
+                        apdu::read_record(SFI_LOG, number, LOG_RECORD_LEN as u8),
+                    ),
+                    verdict => Inquire::Settled(pending, verdict, None),
+                }
+            }
+            Step::Confirm { bytes } => {
+                let same = sw == StatusWord::OK && data == bytes.as_slice();
+                let verdict = if same { Verdict::NotCommitted } else { Verdict::Unknown };
+                Inquire::Settled(pending, verdict, None)
+            }
         })
     }
 }
 
 fn read_log(pending: PendingDebit, number: u8, newer_seen: bool) -> Inquire {
     Inquire::Ask(
-        Inquiry { pending, log: Some((number, newer_seen)) },
+        Inquiry { pending, step: Step::Log { number, newer_seen } },
         apdu::read_record(SFI_LOG, number, LOG_RECORD_LEN as u8),
     )
 }
@@ -176,10 +210,10 @@ pub(crate) fn settle(
     verdict: Verdict,
     proof: Option<([u8; 4], [u8; 4])>,
 ) -> Option<TapRecord> {
-    let card = CardId::of(&pending.record);
+    let tap_id = pending.record.tap_id();
     match verdict {
         Verdict::Committed => {
-            let mut record = state.take(&card)?.record;
+            let mut record = state.take(&tap_id)?.record;
             record.status = RecordStatus::Recovered;
             if let Some((mac2, tac)) = proof {
                 record.mac2 = Some(mac2);
@@ -190,13 +224,13 @@ pub(crate) fn settle(
             Some(record)
         }
         Verdict::Unknown => {
-            let pending = state.take(&card)?;
+            let pending = state.take(&tap_id)?;
             let record = state.hand_on_unconfirmed(pending);
             records.push(record.clone());
             Some(record)
         }
         Verdict::NotCommitted | Verdict::ReadNext { .. } | Verdict::AskCounter => {
-            state.forget(&card);
+            state.forget(&tap_id);
             None
         }
     }

@@ -9,9 +9,10 @@ use crate::gate::{Gate, Tap};
 use crate::outcome::{Next, TapOutcome};
 use crate::topup::{Load, TopUpTerminal};
 
-/// APDUs a tap may exchange before the driver gives up: a full tap needs 6, resolving a doubt
-/// one more, or up to 11 more when the card's log must be searched.
-pub const TAP_APDUS_MAX: u32 = 24;
+/// APDUs a tap may exchange before the driver gives up: a full tap needs 6 (9 to block a
+/// hotlisted card), settling a doubt 1 more, or up to 12 when the card's log must be searched
+/// (and a record read twice); a card may hold two doubts at one terminal.
+pub const TAP_APDUS_MAX: u32 = 40;
 
 /// A terminal whose transaction the driver runs: the gate and the top-up terminal.
 trait Flow {

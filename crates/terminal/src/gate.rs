@@ -146,6 +146,7 @@ impl Gate {
 
     /// Starts a tap at local time `now`.
     pub fn start_tap(&mut self, now: DateTime) -> (Tap, Next) {
+        self.state.hand_on_stale(&now);
         let tap = Tap { now, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
         (tap, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
@@ -158,7 +159,7 @@ impl Gate {
     /// The state could not be saved before DEBIT, which is therefore not sent: no doubt starts.
     pub fn money_command_unsent(&mut self, tap: &mut Tap) {
         if let Some(draft) = tap.draft.take() {
-            self.state.forget(&CardId::of(&draft.record));
+            self.state.forget(&draft.record.tap_id());
         }
         tap.stage = Stage::Finished;
     }
@@ -202,16 +203,13 @@ impl Gate {
         if self.state.outbox_full() {
             return Ok(tap.gathered.refuse(Refusal::OutboxFull));
         }
-        if let Err(why) = crate::fci::check(&card, &self.config.hotlist, &tap.now) {
-            if let Refusal::Hotlisted { .. } = why {
-                // As field gates do: block the application, so that no terminal serves it until
-                // the service desk unblocks it (docs/card-profile.md, "Blocking").
-                tap.stage = Stage::Challenge { card };
-                return Ok(send(apdu::get_challenge()));
-            }
-            return Ok(tap.gathered.refuse(why));
-        }
-        // The doubt stays remembered until settled, so that a second loss still knows it.
+        self.settle_doubts_or_go_on(tap, card)
+    }
+
+    /// Doubts first (the inquiry only reads, and a card refused below — expired, hotlisted and
+    /// blocked — might never be asked again), then whether the card may be used.
+    fn settle_doubts_or_go_on(&mut self, tap: &mut Tap, card: IssuerData) -> Result<Next, TapError> {
+        // A doubt stays remembered until settled, so that a second loss still knows it.
         if let Some(pending) = self.state.pending_for(&CardId::new(card.issuer_id, &card.serial)).cloned() {
             return self.inquire(tap, card, Inquiry::start(pending));
         }
@@ -237,6 +235,15 @@ impl Gate {
     }
 
     fn after_select(&mut self, tap: &mut Tap, card: IssuerData) -> Result<Next, TapError> {
+        if let Err(why) = crate::fci::check(&card, &self.config.hotlist, &tap.now) {
+            if let Refusal::Hotlisted { .. } = why {
+                // As field gates do: block the application, so that no terminal serves it until
+                // the service desk unblocks it (docs/card-profile.md, "Blocking").
+                tap.stage = Stage::Challenge { card };
+                return Ok(send(apdu::get_challenge()));
+            }
+            return Ok(tap.gathered.refuse(why));
+        }
         match self.transit_record() {
             Some(record) => {
                 tap.stage = Stage::ReadTransit { card };
@@ -271,12 +278,8 @@ impl Gate {
         let sam = &mut self.sam;
         // The proof of the counter may be another session's, if ours never committed and another
         // gate's took its counter: only our session's MAC2 verifies.
-        let mut proof_verdict = |pending: &PendingDebit, mac2| match sam.check_proof_mac2(&pending.record, mac2) {
-            Ok(()) => Verdict::Committed,
-            Err(SamError::MacMismatch) => Verdict::NotCommitted,
-            Err(_) => Verdict::Unknown,
-        };
-        let next = inquiry.on_answer(data, sw, &mut proof_verdict)?;
+        let mut proof_is_ours = |pending: &PendingDebit, mac2| sam.check_proof_mac2(&pending.record, mac2).is_ok();
+        let next = inquiry.on_answer(data, sw, &mut proof_is_ours)?;
         self.inquire(tap, card, next)
     }
 
@@ -299,11 +302,12 @@ impl Gate {
                     Some(record) if record.status == RecordStatus::Recovered && proof.is_some() => {
                         let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
                         if elapsed_s > RECOVERY_WINDOW_S {
-                            return self.after_select(tap, card);
+                            return self.settle_doubts_or_go_on(tap, card);
                         }
                         Ok(tap.gathered.complete(&record, None, None))
                     }
-                    _ => self.after_select(tap, card),
+                    // The card may have another doubt here (its next tap's DEBIT lost too).
+                    _ => self.settle_doubts_or_go_on(tap, card),
                 }
             }
         }
@@ -411,10 +415,11 @@ impl Gate {
             _ => expect_ok("INITIALIZE FOR PURCHASE", sw)?,
         }
         let init = PurchaseInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR PURCHASE answer"))?;
-        if let Some(pending) = tap.undecided.take() {
-            let verdict = judge_counter(&pending, init.offline_counter);
-            settle(&mut self.state, &mut tap.gathered.records, &pending, verdict, None);
+        if let Some(pending) = tap.undecided.take_if(|p| judge_counter(p, init.offline_counter) == Verdict::Unknown) {
+            settle(&mut self.state, &mut tap.gathered.records, &pending, Verdict::Unknown, None);
         }
+        // An unchanged counter is proven only when the card accepts our MAC1 for it and its MAC2
+        // verifies: the doubt stays (undecided) until this tap's DEBIT succeeds.
         let balance_before = i64::from(init.balance_fen);
         if balance_before > i64::from(self.config.city.card_balance_max_fen) {
             return Ok(tap.gathered.refuse(Refusal::Suspect { balance_fen: balance_before }));
@@ -543,7 +548,7 @@ impl Gate {
         let pending = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
         if sw == StatusWord::MAC_ERROR {
             // The card refused our MAC1 and committed nothing: the keys are not this card's.
-            self.state.forget(&CardId::of(&pending.record));
+            self.state.forget(&pending.record.tap_id());
             return Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" });
         }
         // Only a well-formed success settles the doubt here: a refusal may be a garbled success,
@@ -552,13 +557,19 @@ impl Gate {
         let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
             return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
         };
-        self.state.forget(&CardId::of(&pending.record));
+        self.state.forget(&pending.record.tap_id());
         let mut record = pending.record;
         let mac2 = [m0, m1, m2, m3];
         record.tac = Some([t0, t1, t2, t3]);
         record.mac2 = Some(mac2);
         // The money moved whatever MAC2 says: keep the record; clearing checks the TAC.
-        let alarm = self.sam.verify_purchase_mac2(mac2).err().map(|e| format!("MAC2 check failed: {e}"));
+        let verified = self.sam.verify_purchase_mac2(mac2);
+        if let Some(undecided) = tap.undecided.take() {
+            // The card committed at the counter INITIALIZE gave: the doubt's counter never moved.
+            let verdict = if verified.is_ok() { Verdict::NotCommitted } else { Verdict::Unknown };
+            settle(&mut self.state, &mut tap.gathered.records, &undecided, verdict, None);
+        }
+        let alarm = verified.err().map(|e| format!("MAC2 check failed: {e}"));
         self.state.push(record.clone());
         tap.gathered.records.push(record.clone());
         Ok(tap.gathered.complete(&record, fare, alarm))

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{RecordStatus, TapRecord};
+use yitong_profile::DateTime;
+
+use crate::record::{RecordStatus, TapId, TapRecord};
 
 /// Transactions in doubt a terminal remembers; past this the oldest is handed on as an
 /// unconfirmed record (its card has surely left; the back office settles it).
@@ -12,6 +14,10 @@ pub const PENDING_MAX: usize = 64;
 
 /// Clearing records a terminal holds before they are uploaded; past this it refuses taps.
 pub const OUTBOX_MAX: usize = 100_000;
+
+/// A doubt older than this is handed on unconfirmed at the terminal's next transaction: its card
+/// may never come back (lost, expired, blocked), and the back office must see the commit.
+pub const DOUBT_AGE_MAX_S: i64 = 7 * 24 * 3600;
 
 /// A card as its keys know it: issuer ID and ASN8, the two inputs of its key diversification.
 /// Doubts are matched by this, not by the whole serial: the first two bytes of the serial are in
@@ -50,7 +56,8 @@ pub struct PendingDebit {
 /// What a gate or top-up terminal must keep across restarts besides its security module's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateState {
-    /// Transactions in doubt, oldest first; one per card at most.
+    /// Transactions in doubt, oldest first (a card may have two: one whose card's counter is
+    /// still to be proven, and the DEBIT of the tap proving it).
     pub pending: Vec<PendingDebit>,
     /// Records not yet handed to the uploader, oldest first.
     #[serde(default)]
@@ -58,19 +65,14 @@ pub struct GateState {
 }
 
 impl GateState {
-    /// The transaction in doubt for this card, if any.
+    /// The oldest transaction in doubt for this card, if any.
     pub fn pending_for(&self, card: &CardId) -> Option<&PendingDebit> {
         self.pending.iter().find(|p| CardId::of(&p.record) == *card)
     }
 
-    /// Remembers a money command sent. A doubt already held for the card, or the oldest past
-    /// [`PENDING_MAX`], goes to the outbox as an unconfirmed record.
+    /// Remembers a money command sent. The oldest doubt past [`PENDING_MAX`] goes to the outbox
+    /// as an unconfirmed record.
     pub fn remember(&mut self, pending: PendingDebit) {
-        let card = CardId::of(&pending.record);
-        if let Some(i) = self.pending.iter().position(|p| CardId::of(&p.record) == card) {
-            let old = self.pending.remove(i);
-            self.hand_on_unconfirmed(old);
-        }
         if self.pending.len() == PENDING_MAX {
             let oldest = self.pending.remove(0);
             self.hand_on_unconfirmed(oldest);
@@ -79,15 +81,27 @@ impl GateState {
         assert!(self.pending.len() <= PENDING_MAX);
     }
 
-    /// Takes the card's doubt out of the table: it is being settled.
-    pub(crate) fn take(&mut self, card: &CardId) -> Option<PendingDebit> {
-        let i = self.pending.iter().position(|p| CardId::of(&p.record) == *card)?;
+    /// Hands on, unconfirmed, every doubt older than [`DOUBT_AGE_MAX_S`] at `now`.
+    pub fn hand_on_stale(&mut self, now: &DateTime) {
+        let now_s = now.seconds_since_epoch();
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| now_s - p.record.at.seconds_since_epoch() > DOUBT_AGE_MAX_S);
+        self.pending = fresh;
+        for p in stale {
+            self.hand_on_unconfirmed(p);
+        }
+    }
+
+    /// Takes a doubt out of the table: it is being settled.
+    pub(crate) fn take(&mut self, tap_id: &TapId) -> Option<PendingDebit> {
+        let i = self.pending.iter().position(|p| p.record.tap_id() == *tap_id)?;
         Some(self.pending.remove(i))
     }
 
-    /// The card proved the transaction never committed.
-    pub(crate) fn forget(&mut self, card: &CardId) {
-        self.pending.retain(|p| CardId::of(&p.record) != *card);
+    /// The card proved the transaction never committed (or its answer arrived).
+    pub(crate) fn forget(&mut self, tap_id: &TapId) {
+        self.pending.retain(|p| p.record.tap_id() != *tap_id);
     }
 
     /// The card can no longer tell: the record goes on, unconfirmed, for the back office.

@@ -15,7 +15,7 @@ use yitong_profile::apdu::{self, transaction_type, LoadInit};
 use yitong_profile::files::IssuerData;
 use yitong_profile::{DateTime, StatusWord};
 
-use crate::doubt::{judge_counter, settle, Inquire, Inquiry, Verdict};
+use crate::doubt::{judge_counter, settle, Inquire, Inquiry};
 use crate::error::TapError;
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
@@ -103,6 +103,7 @@ impl TopUpTerminal {
 
     /// Starts loading `amount_fen` at local time `now`.
     pub fn start_load(&mut self, now: DateTime, amount_fen: u32) -> (Load, Next) {
+        self.state.hand_on_stale(&now);
         let load =
             Load { now, amount_fen, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
         (load, send(apdu::select_by_name(&apdu::AID_TUNION)))
@@ -116,7 +117,7 @@ impl TopUpTerminal {
     /// The state could not be saved before CREDIT, which is therefore not sent.
     pub fn money_command_unsent(&mut self, load: &mut Load) {
         if let Some(draft) = load.draft.take() {
-            self.state.forget(&CardId::of(&draft.record));
+            self.state.forget(&draft.record.tap_id());
         }
         load.stage = Stage::Finished;
     }
@@ -130,14 +131,8 @@ impl TopUpTerminal {
             Stage::Inquire { issuer, inquiry } => {
                 // A load's proof carries the MAC2 the card accepted: ours, or another load's that
                 // took the counter after ours failed.
-                let mut proof_verdict = |pending: &PendingDebit, mac2| {
-                    if pending.record.mac2 == Some(mac2) {
-                        Verdict::Committed
-                    } else {
-                        Verdict::NotCommitted
-                    }
-                };
-                let next = inquiry.on_answer(data, sw, &mut proof_verdict)?;
+                let mut proof_is_ours = |pending: &PendingDebit, mac2| pending.record.mac2 == Some(mac2);
+                let next = inquiry.on_answer(data, sw, &mut proof_is_ours)?;
                 self.inquire(load, issuer, next)
             }
             Stage::Initialize { issuer } => self.on_initialize(load, issuer, data, sw),
@@ -171,40 +166,48 @@ impl TopUpTerminal {
         if self.state.outbox_full() {
             return Ok(load.gathered.refuse(Refusal::OutboxFull));
         }
-        if let Err(why) = crate::fci::check(&issuer, &self.hotlist, &load.now) {
-            return Ok(load.gathered.refuse(why));
-        }
+        self.settle_doubts_or_go_on(load, issuer)
+    }
+
+    /// Doubts first (the inquiry only reads, and a card refused below might never be asked
+    /// again), then whether the card may be loaded.
+    fn settle_doubts_or_go_on(&mut self, load: &mut Load, issuer: IssuerData) -> Result<Next, TapError> {
         if let Some(pending) = self.state.pending_for(&CardId::new(issuer.issuer_id, &issuer.serial)).cloned() {
             return self.inquire(load, issuer, Inquiry::start(pending));
         }
-        Ok(self.initialize(load, issuer))
+        Ok(self.checked_initialize(load, issuer))
+    }
+
+    fn checked_initialize(&mut self, load: &mut Load, issuer: IssuerData) -> Next {
+        match crate::fci::check(&issuer, &self.hotlist, &load.now) {
+            Ok(()) => self.initialize(load, issuer),
+            Err(why) => load.gathered.refuse(why),
+        }
     }
 
     /// Goes on with the inquiry into a doubt, and with the load once it is settled.
     fn inquire(&mut self, load: &mut Load, issuer: IssuerData, inquire: Inquire) -> Result<Next, TapError> {
-        Ok(match inquire {
+        match inquire {
             Inquire::Ask(inquiry, command) => {
                 load.stage = Stage::Inquire { issuer, inquiry: Box::new(inquiry) };
-                send(command)
+                Ok(send(command))
             }
             Inquire::AskCounter(pending) => {
                 load.undecided = Some(Box::new(pending));
-                self.initialize(load, issuer)
+                Ok(self.checked_initialize(load, issuer))
             }
+            // A load found committed is the one the rider paid for: nothing more is loaded; one
+            // the card can no longer tell about is handed on, and nothing more is loaded either.
+            // Proven never committed, the load runs anew (after any other doubt of the card).
             Inquire::Settled(pending, verdict, proof) => {
-                let settled = settle(&mut self.state, &mut load.gathered.records, &pending, verdict, proof);
-                self.after_settled(load, issuer, settled)
+                match settle(&mut self.state, &mut load.gathered.records, &pending, verdict, proof) {
+                    Some(record) if record.status == RecordStatus::Recovered => {
+                        Ok(load.gathered.complete(&record, None, None))
+                    }
+                    Some(_) => Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed)),
+                    None => self.settle_doubts_or_go_on(load, issuer),
+                }
             }
-        })
-    }
-
-    /// A load found committed is the one the rider paid for: nothing more is loaded. Otherwise the
-    /// load runs (anew).
-    fn after_settled(&mut self, load: &mut Load, issuer: IssuerData, settled: Option<TapRecord>) -> Next {
-        match settled {
-            Some(record) if record.status == RecordStatus::Recovered => load.gathered.complete(&record, None, None),
-            Some(_) => load.gathered.refuse(Refusal::PreviousLoadUnconfirmed),
-            None => self.initialize(load, issuer),
         }
     }
 
@@ -226,12 +229,6 @@ impl TopUpTerminal {
             status => return Err(TapError::UnexpectedStatus { command: "INITIALIZE FOR LOAD", status }),
         }
         let init = LoadInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR LOAD answer"))?;
-        if let Some(pending) = load.undecided.take() {
-            let verdict = judge_counter(&pending, init.online_counter);
-            if settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None).is_some() {
-                return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
-            }
-        }
         let request = LoadRequest {
             issuer_id: issuer.issuer_id,
             asn8: issuer.asn8(),
@@ -254,6 +251,14 @@ impl TopUpTerminal {
             }
             Err(e) => return Err(TapError::Sam(e)),
         };
+        // The host verified MAC1, whose session key is bound to the online counter: the counter
+        // is the card's own, and decides a doubt the log had no word on.
+        if let Some(pending) = load.undecided.take() {
+            let verdict = judge_counter(&pending, init.online_counter);
+            if settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None).is_some() {
+                return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
+            }
+        }
         let ttn = self.next_transaction_number;
         self.next_transaction_number = ttn.checked_add(1).ok_or(TapError::Sam(SamError::TransactionNumberExhausted))?;
         let balance_before = i64::from(init.balance_fen);
@@ -294,7 +299,7 @@ impl TopUpTerminal {
         let pending = load.draft.take().ok_or(TapError::BadResponse("CREDIT answer without a CREDIT"))?;
         if sw == StatusWord::MAC_ERROR {
             // The card refused the host's MAC2 and committed nothing.
-            self.state.forget(&CardId::of(&pending.record));
+            self.state.forget(&pending.record.tap_id());
             return Err(TapError::MacRejected { command: "CREDIT FOR LOAD" });
         }
         // As for a gate's DEBIT: only a well-formed success settles the doubt.
@@ -302,7 +307,7 @@ impl TopUpTerminal {
         let Some(tac) = answer else {
             return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
         };
-        self.state.forget(&CardId::of(&pending.record));
+        self.state.forget(&pending.record.tap_id());
         let mut record = pending.record;
         record.tac = Some(tac);
         self.state.push(record.clone());

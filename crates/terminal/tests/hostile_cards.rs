@@ -53,6 +53,7 @@ proptest! {
     #[test]
     fn corrupted_answers_never_panic_and_records_match_the_card(
         faults in prop::collection::vec(proptest::option::weighted(0.3, (any::<usize>(), 1u8..=255, 0usize..3)), 6),
+        recovery_faults in prop::collection::vec(proptest::option::weighted(0.2, (any::<usize>(), 1u8..=255, 0usize..3)), 14),
         entered in any::<bool>(),
     ) {
         let mut w = World::new();
@@ -63,12 +64,15 @@ proptest! {
         let before = w.balance();
         let records_before = w.records.len();
         let gate = w.gate_index("Guomao");
-        let result = w.with_channel(support::Fault::None, |w, ch| {
-            let mut hostile = Hostile { inner: ch, faults: faults.clone(), n: 0 };
-            let r = run_tap(&mut w.gates[gate], &mut hostile, at("2026-11-25 08:30:00"), &mut |_| Ok(()));
-            w.records.extend(w.gates[gate].drain_records());
-            r
-        });
+        let hostile_tap = |w: &mut World, faults: &[Option<(usize, u8, usize)>], now: &str| {
+            w.with_channel(support::Fault::None, |w, ch| {
+                let mut hostile = Hostile { inner: ch, faults: faults.to_vec(), n: 0 };
+                let r = run_tap(&mut w.gates[gate], &mut hostile, at(now), &mut |_| Ok(()));
+                w.records.extend(w.gates[gate].drain_records());
+                r
+            })
+        };
+        let result = hostile_tap(&mut w, &faults, "2026-11-25 08:30:00");
         let after = w.balance();
         let recorded: i64 = w.records[records_before..].iter().map(|r| i64::from(r.amount_fen)).sum();
         // Whatever the gate saw, what it recorded is what the card lost, unless the gate was left
@@ -82,14 +86,23 @@ proptest! {
                 prop_assert!(!o.records.is_empty());
             }
         }
-        // The next clean tap settles any doubt and the books balance.
-        let _ = w.tap_gate(gate, at("2026-11-25 08:31:00"), support::Fault::None);
-        let total: i64 = w.records[records_before..].iter().map(|r| i64::from(r.amount_fen)).sum();
+        // The card comes back with answers garbled again (the recovery tap), then clean: every
+        // doubt ends as a record, and once the back office settles the unconfirmed ones, every
+        // counter is on one record and the amounts are the money moved.
+        let _ = hostile_tap(&mut w, &recovery_faults, "2026-11-25 08:31:00");
+        let _ = w.tap_gate(gate, at("2026-11-25 08:32:00"), support::Fault::None);
+        let _ = w.tap_gate(gate, at("2026-11-25 08:40:00"), support::Fault::None);
         // Only a doubt filed under a garbled issuer ID or ASN8 can remain: its MAC1 used the wrong
         // card key, so it never committed. (A garbled first two serial bytes are in no key: such a
-        // doubt is still this card's, and the clean tap settled it.)
+        // doubt is still this card's, and the clean taps settled it.)
         let real = CardId::new(support::ISSUER_ID, &support::SERIAL);
         prop_assert!(w.gates[gate].state().pending.iter().all(|p| CardId::of(&p.record) != real));
-        prop_assert_eq!(before - w.balance(), total);
+        let (online, offline) = w.counters();
+        let settled = support::settle(&w.records, online, offline);
+        let mut counters: Vec<u16> = settled.iter().filter(|r| !r.kind.is_load()).map(|r| r.counter).collect();
+        counters.sort_unstable();
+        prop_assert_eq!(counters, (1..=offline).collect::<Vec<_>>());
+        let spent: i64 = settled.iter().filter(|r| !r.kind.is_load()).map(|r| i64::from(r.amount_fen)).sum();
+        prop_assert_eq!(before - w.balance(), spent - (2_000 - before));
     }
 }

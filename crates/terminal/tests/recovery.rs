@@ -246,3 +246,101 @@ fn a_doubt_under_a_garbled_serial_prefix_is_still_this_cards() {
     assert!(w.gates[guomao].state().pending.is_empty());
     assert_books_balance(&mut w);
 }
+
+/// A reader that flips bits of the answer to the first command starting with `prefix`.
+struct GarbleAnswer<'a, C> {
+    inner: &'a mut C,
+    prefix: &'static [u8],
+    byte: usize,
+    done: bool,
+}
+
+impl<C: CardChannel> CardChannel for GarbleAnswer<'_, C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let mut answer = self.inner.transmit(command)?;
+        if !self.done && command.starts_with(self.prefix) && answer.len() > self.byte + 2 {
+            answer[self.byte] ^= 0x01;
+            self.done = true;
+        }
+        Ok(answer)
+    }
+}
+
+fn tap_garbled(
+    w: &mut World,
+    gate: usize,
+    now: &str,
+    prefix: &'static [u8],
+    byte: usize,
+) -> yitong_terminal::TapOutcome {
+    w.with_channel(Fault::None, |w, ch| {
+        let mut garbled = GarbleAnswer { inner: ch, prefix, byte, done: false };
+        let result = run_tap(&mut w.gates[gate], &mut garbled, at(now), &mut |_| Ok(()));
+        w.records.extend(w.gates[gate].drain_records());
+        result
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_garbled_proof_does_not_drop_a_committed_exit() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    w.tap_gate(guomao, at("2026-11-25 08:30:00"), Fault::DropDebitAnswer).unwrap_err();
+    // The proof's MAC2 arrives with a bit flipped: not our session's, so the log decides.
+    let back = tap_garbled(&mut w, guomao, "2026-11-25 08:30:10", &[0x80, 0x5A], 0);
+    assert_eq!(back.records[0].status, RecordStatus::Recovered);
+    assert_eq!((back.records[0].counter, back.records[0].amount_fen), (2, 400));
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_garbled_log_record_hands_the_doubt_on_instead_of_dropping_it() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    w.tap_gate(guomao, at("2026-11-25 08:30:00"), Fault::DropDebitAnswer).unwrap_err();
+    w.bus(at("2026-11-25 09:00:00")).unwrap();
+    // EF18 record 1 (the bus, counter 3) arrives as counter 2 with other details: it would say
+    // "another transaction took the counter"; read again, it does not say so.
+    let back = tap_garbled(&mut w, guomao, "2026-11-25 18:00:00", &[0x00, 0xB2, 0x01], 1);
+    let handed_on = back.records.iter().find(|r| r.counter == 2).expect("a record of counter 2");
+    assert_eq!((handed_on.status, handed_on.amount_fen), (RecordStatus::Unconfirmed, 400));
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_card_that_never_comes_back_is_handed_on_after_a_week() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::DropDebitAnswer).unwrap_err();
+    // The card is lost for good.
+    let mut gate_state = w.gates[xidan].state().clone();
+    gate_state.hand_on_stale(&at("2026-12-01 08:00:00"));
+    assert_eq!(gate_state.pending.len(), 1, "six days: still in doubt");
+    gate_state.hand_on_stale(&at("2026-12-02 08:00:01"));
+    assert!(gate_state.pending.is_empty());
+    assert_eq!((gate_state.outbox[0].status, gate_state.outbox[0].counter), (RecordStatus::Unconfirmed, 1));
+    // A gate does so by itself at its next tap.
+    w.tap_gate(xidan, at("2026-12-02 08:00:01"), Fault::None).unwrap();
+    assert!(w.records.iter().any(|r| r.status == RecordStatus::Unconfirmed && r.counter == 1));
+}
+
+#[test]
+fn a_hotlisted_cards_doubt_is_settled_before_it_is_blocked() {
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    let xidan = w.gate_index("Xidan");
+    w.tap_gate(xidan, at("2026-11-25 08:00:00"), Fault::DropDebitAnswer).unwrap_err();
+    w.reconfigure(xidan, |c| {
+        c.hotlist.insert(support::SERIAL);
+    });
+    let refused = w.tap_gate(xidan, at("2026-11-25 09:00:00"), Fault::None).unwrap();
+    assert_eq!(refused.result, TapResult::Refused(yitong_terminal::Refusal::Hotlisted { blocked: true }));
+    assert_eq!(refused.records[0].status, RecordStatus::Recovered);
+    assert!(w.gates[xidan].state().pending.is_empty());
+}

@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use support::{at, Fault, World};
-use yitong_terminal::{RecordStatus, TapRecord};
 
 /// The gates the rider uses (sample Beijing stations).
 const STATIONS: [&str; 4] = ["Xidan", "Guomao", "Fuxingmen", "Dongdan"];
@@ -43,38 +42,6 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..STATIONS.len()).prop_map(|gate| Step::TapAndCrash { gate }),
         2 => (1i64..2_000).prop_map(|minutes| Step::Wait { minutes }),
     ]
-}
-
-/// The back office's settlement of one card's records (the rule the back-office issue builds,
-/// simplified): a confirmed or recovered record of a counter voids unconfirmed ones of that
-/// counter; an unconfirmed record past the card's counter never committed; of several
-/// unconfirmed records of one counter, the one that closes a gap in the card's balances stands
-/// (when none does, they move no money: the first stands).
-fn settle(records: &[TapRecord], online: u16, offline: u16) -> Vec<TapRecord> {
-    let key = |r: &TapRecord| (r.kind.is_load(), r.counter);
-    let proven: BTreeSet<_> = records.iter().filter(|r| r.status != RecordStatus::Unconfirmed).map(key).collect();
-    let candidates: Vec<&TapRecord> = records
-        .iter()
-        .filter(|r| r.status != RecordStatus::Unconfirmed || !proven.contains(&key(r)))
-        .filter(|r| r.counter <= if r.kind.is_load() { online } else { offline })
-        .collect();
-    let mut per_counter: BTreeMap<(bool, u16), Vec<&TapRecord>> = BTreeMap::new();
-    for r in &candidates {
-        per_counter.entry(key(r)).or_default().push(r);
-    }
-    let mut fixed: Vec<&TapRecord> = candidates.iter().copied().filter(|r| per_counter[&key(r)].len() == 1).collect();
-    fixed.sort_by_key(|r| r.at);
-    let closes_gap = |r: &TapRecord| {
-        let before = fixed.iter().rev().find(|f| f.at < r.at).map_or(0, |f| f.balance_after_fen);
-        let after = fixed.iter().find(|f| f.at > r.at).map(|f| f.balance_before_fen);
-        after.is_some_and(|a| a != before) && r.balance_before_fen == before && Some(r.balance_after_fen) == after
-    };
-    let mut settled: Vec<TapRecord> = fixed.iter().map(|r| (*r).clone()).collect();
-    for group in per_counter.values().filter(|g| g.len() > 1) {
-        let chosen = group.iter().find(|r| closes_gap(r)).unwrap_or(&group[0]);
-        settled.push((*chosen).clone());
-    }
-    settled
 }
 
 proptest! {
@@ -125,7 +92,7 @@ proptest! {
         let ids: BTreeSet<_> = w.records.iter().map(|r| r.tap_id()).collect();
         prop_assert_eq!(ids.len(), w.records.len(), "a tap ID used twice");
         let (online, offline) = w.counters();
-        let settled = settle(&w.records, online, offline);
+        let settled = support::settle(&w.records, online, offline);
         let counters = |load: bool| {
             let mut c: Vec<u16> = settled.iter().filter(|r| r.kind.is_load() == load).map(|r| r.counter).collect();
             c.sort_unstable();

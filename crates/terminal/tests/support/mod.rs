@@ -2,6 +2,7 @@
 //! the card keeps its image between taps, as a phone's secure element does.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use yitong_card::testing::CountingRng;
 use yitong_card::{Card, CardSpec, MasterKeys, MemStore, TearingStore};
@@ -11,8 +12,8 @@ use yitong_profile::DateTime;
 
 use yitong_fare::City;
 use yitong_terminal::{
-    run_load, run_tap, Gate, GateConfig, GateMode, GateState, InProcessChannel, IssuerKeys, SoftwareLoadHost,
-    SoftwarePsam, TapError, TapOutcome, TapRecord, TopUpTerminal,
+    run_load, run_tap, Gate, GateConfig, GateMode, GateState, InProcessChannel, IssuerKeys, RecordStatus,
+    SoftwareLoadHost, SoftwarePsam, TapError, TapOutcome, TapRecord, TopUpTerminal,
 };
 
 pub const ISSUER_ID: [u8; 8] = [0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -298,4 +299,36 @@ impl World {
         state.push([online.to_be_bytes(), offline.to_be_bytes()].concat());
         state
     }
+}
+
+/// The back office's settlement of one card's records (the rule the back-office issue builds,
+/// simplified): a confirmed or recovered record of a counter voids unconfirmed ones of that
+/// counter; an unconfirmed record past the card's counter never committed; of several
+/// unconfirmed records of one counter, the one that closes a gap in the card's balances stands
+/// (when none does, they move no money: the first stands).
+pub fn settle(records: &[TapRecord], online: u16, offline: u16) -> Vec<TapRecord> {
+    let key = |r: &TapRecord| (r.kind.is_load(), r.counter);
+    let proven: BTreeSet<_> = records.iter().filter(|r| r.status != RecordStatus::Unconfirmed).map(key).collect();
+    let candidates: Vec<&TapRecord> = records
+        .iter()
+        .filter(|r| r.status != RecordStatus::Unconfirmed || !proven.contains(&key(r)))
+        .filter(|r| r.counter <= if r.kind.is_load() { online } else { offline })
+        .collect();
+    let mut per_counter: BTreeMap<(bool, u16), Vec<&TapRecord>> = BTreeMap::new();
+    for r in &candidates {
+        per_counter.entry(key(r)).or_default().push(r);
+    }
+    let mut fixed: Vec<&TapRecord> = candidates.iter().copied().filter(|r| per_counter[&key(r)].len() == 1).collect();
+    fixed.sort_by_key(|r| r.at);
+    let closes_gap = |r: &TapRecord| {
+        let before = fixed.iter().rev().find(|f| f.at < r.at).map_or(0, |f| f.balance_after_fen);
+        let after = fixed.iter().find(|f| f.at > r.at).map(|f| f.balance_before_fen);
+        after.is_some_and(|a| a != before) && r.balance_before_fen == before && Some(r.balance_after_fen) == after
+    };
+    let mut settled: Vec<TapRecord> = fixed.iter().map(|r| (*r).clone()).collect();
+    for group in per_counter.values().filter(|g| g.len() > 1) {
+        let chosen = group.iter().find(|r| closes_gap(r)).unwrap_or(&group[0]);
+        settled.push((*chosen).clone());
+    }
+    settled
 }
