@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use yitong_fare::{CityProfile, LoadError, BUILTIN_CITIES};
+use yitong_issuer::{CardRequest, IssueError, IssuerIdentity, Serial};
+use yitong_profile::DateTime;
 
 /// Bytes 4-7 of the issuer ID the platform's development key sets use: `00000001` after `0000`
 /// and the city code (`0000100000000001` for Beijing, as `yitong keys new` writes by default).
@@ -50,6 +52,19 @@ impl City {
         let [c0, c1] = self.city_code().to_be_bytes();
         let [s0, s1, s2, s3] = ISSUER_ID_SUFFIX;
         [0, 0, c0, c1, s0, s1, s2, s3]
+    }
+
+    /// The new phone card `serial` of this city's issuer (keys of `key_version`), valid from
+    /// `today` to 31 December ten years on: anonymous, no overdraft, the default balance limit.
+    /// The serial must be of this city (`SerialAllocator::new(city.city_code())`).
+    pub fn card_request(&self, key_version: u8, serial: Serial, today: &DateTime) -> Result<CardRequest, IssueError> {
+        if serial.city_code() != self.city_code() {
+            return Err(IssueError::InvalidSerial { serial: serial.to_string() });
+        }
+        let issuer = IssuerIdentity { issuer_id: self.issuer_id(), key_version };
+        let request = CardRequest::anonymous(issuer, serial, today.date_bcd(), yitong_issuer::default_valid_to(today)?);
+        request.validate()?;
+        Ok(request)
     }
 
     /// AIDs of the cards its gates accept.
@@ -211,6 +226,28 @@ mod tests {
         assert!(jilin.fare_profile().metro.is_none());
         assert_eq!(cities.by_city_code(0x5840).map(City::name), Some("shenzhen"));
         assert!(cities.get("atlantis").is_none());
+    }
+
+    #[test]
+    fn a_citys_new_card_carries_its_issuer_and_a_serial_of_its_own() {
+        let cities = Cities::builtin().unwrap();
+        let shenzhen = cities.get("shenzhen").unwrap();
+        let serial = yitong_issuer::SerialAllocator::new(shenzhen.city_code()).unwrap().allocate().unwrap();
+        let today = DateTime::new(2026, 11, 25, 18, 30, 0).unwrap();
+        let request = shenzhen.card_request(1, serial, &today).unwrap();
+        let ef15 = request.issuer_data().encode();
+        assert_eq!(
+            ef15.iter().map(|b| format!("{b:02X}")).collect::<String>(),
+            "0000584000000001\
+             0201\
+             58400000000000000001\
+             20261125\
+             20361231\
+             0000"
+        );
+        // Another city's serial would give two cards one ASN8.
+        let beijing_serial = Serial::from_parts(0x1000, 1).unwrap();
+        assert!(matches!(shenzhen.card_request(1, beijing_serial, &today), Err(IssueError::InvalidSerial { .. })));
     }
 
     #[test]
