@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use yitong_card::{CardSpec, OVERDRAFT_LIMIT_FEN_MAX};
 use yitong_crypto::Algorithm;
+use yitong_issuer::{CardRequest, IssueError};
 use yitong_profile::apdu;
 use yitong_profile::files::IssuerData;
 use yitong_profile::StatusWord;
@@ -53,9 +53,14 @@ pub struct IssueArgs {
     /// Issuer key file: the full set (`yitong keys new`).
     #[arg(long)]
     pub keys: PathBuf,
-    /// Application serial, 20 hex digits (the printed card number is its last 19).
+    /// Application serial, 20 hex digits (the printed card number is its last 19) [default: the
+    /// issuer's next serial from the serial register].
     #[arg(long)]
-    pub serial: String,
+    pub serial: Option<String>,
+    /// Serial register: the next sequence number per issuer, used without --serial [default:
+    /// yitong-serials.json beside the key file].
+    #[arg(long, conflicts_with = "serial")]
+    pub serials: Option<PathBuf>,
     /// Where to write the card image.
     #[arg(long)]
     pub out: PathBuf,
@@ -82,7 +87,8 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     let _lock = crate::filelock::FileLock::acquire(&args.out)?;
     refuse_overwrite(&args.out, args.force)?;
     let keys = KeySet::read(&args.keys)?;
-    let serial: [u8; 10] = parse_hex(&args.serial, "--serial")?;
+    let master = keys.master_keys("card issue")?;
+    let given_serial: Option<[u8; 10]> = args.serial.as_deref().map(|s| parse_hex(s, "--serial")).transpose()?;
     let today = time::now_shanghai();
     let valid_from = match &args.valid_from {
         Some(d) => time::parse_day(d, "--valid-from")?,
@@ -90,39 +96,40 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     };
     let valid_to = match &args.valid_to {
         Some(d) => time::parse_day(d, "--valid-to")?,
-        None => time::parse_day(&format!("{}-12-31", today.year + 10), "--valid-to")?,
+        None => yitong_issuer::default_valid_to(&today).context("--valid-to")?,
     };
-    if valid_to < valid_from {
-        bail!("--valid-to: the card would expire before it becomes valid");
-    }
-    let overdraft_limit_fen = money::parse_yuan(&args.overdraft, "--overdraft")?;
-    if overdraft_limit_fen > OVERDRAFT_LIMIT_FEN_MAX {
-        bail!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan(OVERDRAFT_LIMIT_FEN_MAX.into()));
-    }
-    let balance_limit_fen = money::parse_yuan(&args.balance_limit, "--balance-limit")?;
-    if balance_limit_fen > i32::MAX as u32 {
-        bail!("--balance-limit: too large for the card's signed balance");
-    }
-    let issuer = keys.issuer_data(serial, valid_from, valid_to);
-    let spec = CardSpec {
-        management: management_file(&issuer),
-        overdraft_limit_fen,
-        balance_limit_fen,
-        ..CardSpec::new(issuer, keys.master_keys("card issue")?, keys.key_version)
+    let mut request = CardRequest {
+        overdraft_limit_fen: money::parse_yuan(&args.overdraft, "--overdraft")?,
+        balance_limit_fen: money::parse_yuan(&args.balance_limit, "--balance-limit")?,
+        ..keys.card_request(given_serial.unwrap_or_default(), valid_from, valid_to)
     };
-    cardfile::write_image(&args.out, &spec.personalize())?;
-    println!("issued card {} to {}", issuer.card_number(), args.out.display());
+    // Checked before a serial is taken from the register, so that a refused card spends none.
+    request.validate().map_err(|e| issue_error(&e))?;
+    if given_serial.is_none() {
+        let register = crate::serials::register_path(args.serials.as_deref(), &args.keys);
+        request.serial = crate::serials::allocate(&register, keys.issuer_id)?;
+    }
+    let image = request.image(master).map_err(|e| issue_error(&e))?;
+    cardfile::write_image(&args.out, &image)?;
+    println!("issued card {} to {}", request.serial.card_number(), args.out.display());
     Ok(())
 }
 
-/// EF17: country 156 (China), city code, T-Union interoperability flag, adult card type.
-fn management_file(issuer: &IssuerData) -> [u8; 60] {
-    let mut ef17 = [0u8; 60];
-    ef17[..4].copy_from_slice(&[0x00, 0x00, 0x01, 0x56]);
-    ef17[6..8].copy_from_slice(&issuer.city_code().to_be_bytes());
-    ef17[8..10].copy_from_slice(&[0x00, 0x01]);
-    ef17[10] = 0x01;
-    ef17
+/// A card the issuer's rules refuse, named by the flag to change.
+fn issue_error(e: &IssueError) -> anyhow::Error {
+    match e {
+        IssueError::ExpiresBeforeValid | IssueError::InvalidDate { field: "valid_to" } => {
+            anyhow::anyhow!("--valid-to: {e}")
+        }
+        IssueError::InvalidDate { .. } => anyhow::anyhow!("--valid-from: {e}"),
+        IssueError::OverdraftTooLarge { max_fen } => {
+            anyhow::anyhow!("--overdraft: at most {} yuan fit the card's 3-byte field", money::yuan((*max_fen).into()))
+        }
+        IssueError::BalanceLimitTooLarge { .. } => {
+            anyhow::anyhow!("--balance-limit: too large for the card's signed balance")
+        }
+        other => anyhow::anyhow!("cannot issue the card: {other}"),
+    }
 }
 
 #[derive(Args)]
@@ -213,7 +220,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<()> {
     }
     let now = time::at_or_now(args.at.as_deref())?;
     let hotlist = args.hotlist.as_deref().map(crate::cmd_gate::read_hotlist).transpose()?;
-    let terminal_id = crate::cmd_gate::topup_terminal_id(&keys);
+    let terminal_id = crate::cmd_gate::topup_terminal_id(&keys)?;
     let state_path = terminals::state_path(args.state.as_deref())?;
     // Both locks, card image first, are held from reading to the last write.
     let (mut image, card) = cardfile::open_locked(&args.card)?;

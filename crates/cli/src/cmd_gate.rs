@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
+use yitong_issuer::{TerminalSite, TOPUP_CLI};
 use yitong_profile::files::StationId;
 
 use yitong_fare::City;
@@ -104,7 +106,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     };
     let now = time::at_or_now(args.at.as_deref())?;
     let place = GatePlace { mode, station, station_name, direction: args.direction.into(), gate: args.gate };
-    let terminal_id = terminal_id(city.profile().city_code, &place);
+    let terminal_id = place.terminal_id(city.profile().city_code)?;
 
     let hotlist = args.hotlist.as_deref().map(read_hotlist).transpose()?;
     // A card on a reader is waited for before any lock is taken. Then both locks, card image
@@ -251,7 +253,7 @@ impl GatePlace {
 /// A gate of `city` whose software PSAM holds the purchase and maintenance keys of `keys`,
 /// restarted from its saved entry.
 pub fn build_gate(city: &Arc<City>, keys: &KeySet, place: &GatePlace, saved: TerminalEntry) -> anyhow::Result<Gate> {
-    let terminal_id = terminal_id(city.profile().city_code, place);
+    let terminal_id = place.terminal_id(city.profile().city_code)?;
     let mut psam = SoftwarePsam::new(terminal_id, saved.next_transaction_number);
     psam.add_keys(keys.issuer_id, keys.key_version, keys.psam_keys("gate tap")?);
     let config = GateConfig {
@@ -271,28 +273,24 @@ pub fn build_topup(keys: &KeySet, saved: TerminalEntry) -> anyhow::Result<TopUpT
     host.add_keys(keys.issuer_id, keys.key_version, keys.load_key("card load")?.clone());
     let city_code = u16::from_be_bytes([keys.issuer_id[2], keys.issuer_id[3]]);
     let city = yitong_fare::City::builtin_by_code(city_code).map(|c| c.profile().name.clone()).unwrap_or_default();
-    Ok(TopUpTerminal::new(topup_terminal_id(keys), saved.next_transaction_number, &city, Box::new(host))
+    Ok(TopUpTerminal::new(topup_terminal_id(keys)?, saved.next_transaction_number, &city, Box::new(host))
         .with_state(saved.state))
 }
 
-/// The simulated top-up terminal's ID: the issuer's city code, then `FFFF0001`.
-pub fn topup_terminal_id(keys: &KeySet) -> [u8; 6] {
-    [keys.issuer_id[2], keys.issuer_id[3], 0xFF, 0xFF, 0x00, 0x01]
+/// The simulated top-up terminal's ID: top-up terminal [`TOPUP_CLI`] of the issuer's city
+/// (`yitong-issuer`'s scheme: city code, `FFFF0001`).
+pub fn topup_terminal_id(keys: &KeySet) -> anyhow::Result<[u8; 6]> {
+    Ok(TerminalSite::TopUp { number: TOPUP_CLI }.terminal_id(keys.identity().city_code())?)
 }
 
-/// A simulated gate's terminal ID: city code, station code, `00`, gate number; a bus
-/// validator's: city code, route, `B0`, validator number. Station codes are unique in a network,
-/// so every gate of a city has its own ID.
-pub fn terminal_id(city_code: u16, place: &GatePlace) -> [u8; 6] {
-    let [c0, c1] = city_code.to_be_bytes();
-    match place.mode {
-        GateMode::Metro => {
-            let [s0, s1] = place.station.station.to_be_bytes();
-            [c0, c1, s0, s1, 0x00, place.gate]
-        }
-        GateMode::Bus => {
-            let [r0, r1] = place.station.line.to_be_bytes();
-            [c0, c1, r0, r1, 0xB0, place.gate]
-        }
+impl GatePlace {
+    /// The gate's terminal ID by `yitong-issuer`'s scheme: city code, station code, `00`, gate
+    /// number; a bus validator's: city code, route, `B0`, validator number.
+    pub fn terminal_id(&self, city_code: u16) -> anyhow::Result<[u8; 6]> {
+        let site = match self.mode {
+            GateMode::Metro => TerminalSite::MetroGate { station: self.station.station, gate: self.gate },
+            GateMode::Bus => TerminalSite::BusValidator { route: self.station.line, validator: self.gate },
+        };
+        site.terminal_id(city_code).context("--gate")
     }
 }

@@ -26,14 +26,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let beijing = std::sync::Arc::new(yitong_fare::City::builtin("beijing")?);
     println!("Yitong demo: one phone card's day in Beijing (sample network, development keys, all in memory)\n");
 
-    let valid_to = time::parse_day(&format!("{}-12-31", today.year + 10), "valid-to")?;
-    let issuer = keys.issuer_data([0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01], today.date_bcd(), valid_to);
-    let image = keys.card_image(issuer.serial, issuer.valid_from, issuer.valid_to)?;
+    // The issuer's first card: serial 1000·0000000000000001.
+    let serial = yitong_issuer::SerialAllocator::new(keys.identity().city_code())?.allocate()?;
+    let request = keys.card_request(serial.0, today.date_bcd(), yitong_issuer::default_valid_to(&today)?);
+    let image = request.image(keys.master_keys("demo")?)?;
     let card: FileCard =
         Card::power_on(MemStore::new(image), cardfile::system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "1. Issue card {} to the phone's secure element (keys diversified from the issuer's master keys)",
-        issuer.card_number()
+        serial.card_number()
     );
     let mut channel = InProcessChannel::new(card);
     channel.record_trace();

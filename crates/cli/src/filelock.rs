@@ -3,9 +3,9 @@
 //!
 //! The data files are replaced by rename, so the lock is taken on a sidecar `<file>.lock` that
 //! is created once and never replaced or removed: a lock on the data file itself would stay on
-//! the old inode. Locks are taken in one fixed order (card image, terminal state, records) so
-//! that two processes never wait for each other. A process that cannot get a lock within
-//! [`TIMEOUT_ENV`] seconds (default [`TIMEOUT_S_DEFAULT`]) gives up with a message naming the file.
+//! the old inode. Locks are taken in one fixed order (card image, serial register, terminal state,
+//! records) so that two processes never wait for each other. A process that cannot get a lock
+//! within [`TIMEOUT_ENV`] seconds (default [`TIMEOUT_S_DEFAULT`]) gives up with a message naming the file.
 
 use std::ffi::OsString;
 use std::fs::File;

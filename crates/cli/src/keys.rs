@@ -11,12 +11,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use yitong_card::CardSpec;
 use yitong_crypto::{
     Algorithm, LoadMasterKey, MaintenanceMasterKey, MasterKey, MasterKeys, PurchaseMasterKey, Purpose, TacMasterKey,
     UnblockMasterKey,
 };
-use yitong_profile::files::IssuerData;
+use yitong_issuer::{CardRequest, IssuerIdentity, Serial};
 use yitong_terminal::PsamKeys;
 
 /// The role a key file is for.
@@ -227,15 +226,20 @@ impl KeySet {
         Ok(part)
     }
 
-    /// EF15 of an e-purse card of this issuer.
-    pub fn issuer_data(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> IssuerData {
-        IssuerData { issuer_id: self.issuer_id, app_type: 0x02, app_version: 0x01, serial, valid_from, valid_to }
+    /// The issuer as its cards name it.
+    pub fn identity(&self) -> IssuerIdentity {
+        IssuerIdentity { issuer_id: self.issuer_id, key_version: self.key_version }
+    }
+
+    /// An anonymous card of this issuer with the default limits (`yitong-issuer`'s rules).
+    pub fn card_request(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> CardRequest {
+        CardRequest::anonymous(self.identity(), Serial(serial), valid_from, valid_to)
     }
 
     /// A new card image of this issuer, anonymous, with the default limits. Needs the full set.
     pub fn card_image(&self, serial: [u8; 10], valid_from: [u8; 4], valid_to: [u8; 4]) -> anyhow::Result<Vec<u8>> {
         let master = self.master_keys("card issue")?;
-        Ok(CardSpec::new(self.issuer_data(serial, valid_from, valid_to), master, self.key_version).personalize())
+        Ok(self.card_request(serial, valid_from, valid_to).image(master)?)
     }
 
     pub fn to_toml(&self) -> String {

@@ -21,6 +21,7 @@ mod filelock;
 mod keys;
 mod money;
 mod output;
+mod serials;
 mod terminals;
 mod time;
 

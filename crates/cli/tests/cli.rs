@@ -37,6 +37,45 @@ fn keys_new_writes_a_marked_development_key_set() {
 }
 
 #[test]
+fn issue_without_a_serial_takes_the_next_one_from_the_register() {
+    let d = Dir::new();
+    d.ok(&["keys", "new", "--out", "keys.toml"]);
+    let first = d.ok(&["card", "issue", "--keys", "keys.toml", "--out", "a.se"]);
+    assert_eq!(first.trim(), "issued card 0000000000000000001 to a.se");
+    // A card the issuer's rules refuse spends no serial.
+    let refused = d.run(&["card", "issue", "--keys", "keys.toml", "--out", "x.se", "--valid-to", "2020-01-01"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("--valid-to: the card would expire before it becomes valid"),
+        "{}",
+        stderr(&refused)
+    );
+    let second = d.ok(&["card", "issue", "--keys", "keys.toml", "--out", "b.se"]);
+    assert_eq!(second.trim(), "issued card 0000000000000000002 to b.se");
+    assert_eq!(d.json(&["card", "show", "b.se", "--json"])["serial"], "10000000000000000002");
+    // Another register counts on its own; --serial and --serials do not go together.
+    let other = d.ok(&["card", "issue", "--keys", "keys.toml", "--out", "c.se", "--serials", "other.json"]);
+    assert_eq!(other.trim(), "issued card 0000000000000000001 to c.se");
+    let both = d.run(&[
+        "card",
+        "issue",
+        "--keys",
+        "keys.toml",
+        "--out",
+        "d.se",
+        "--serial",
+        "10000000000000000009",
+        "--serials",
+        "o.json",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    // A damaged register is refused by name, not overwritten.
+    std::fs::write(d.path("yitong-serials.json"), "{").unwrap();
+    let damaged = d.run(&["card", "issue", "--keys", "keys.toml", "--out", "e.se"]);
+    assert!(stderr(&damaged).contains("yitong-serials.json: not a serial register"), "{}", stderr(&damaged));
+}
+
+#[test]
 fn issue_load_and_show_through_apdus() {
     let d = Dir::new();
     d.card("50");

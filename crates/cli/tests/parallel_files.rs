@@ -328,3 +328,23 @@ fn the_state_file_is_the_data_directorys_not_the_current_or_the_cards() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--state yitong-terminals.json"), "{}", stderr(&out));
 }
+
+#[test]
+fn parallel_issues_from_the_serial_register_never_share_a_serial() {
+    let d = Dir::new();
+    d.ok(&["keys", "new", "--out", "keys.toml"]);
+    let commands: Vec<Vec<String>> = (0..PROCESSES)
+        .map(|i| strings(&["card", "issue", "--keys", "keys.toml", "--out", &format!("c{i}.se")]))
+        .collect();
+    let outputs = run_parallel(&d, &commands);
+    assert_eq!(successes(&outputs), PROCESSES, "the register's lock is held for milliseconds");
+    let serials: BTreeSet<String> = (0..PROCESSES)
+        .map(|i| d.json(&["card", "show", &format!("c{i}.se"), "--json"])["serial"].as_str().unwrap().to_owned())
+        .collect();
+    // Beijing's issuer (the key file's default): city code 1000, sequence numbers 1 to 20.
+    let expected: BTreeSet<String> = (1..=PROCESSES).map(|n| format!("1000{n:016}")).collect();
+    assert_eq!(serials, expected);
+    let register: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("yitong-serials.json")).unwrap()).unwrap();
+    assert_eq!(register["next_sequence"]["0000100000000001"], PROCESSES + 1);
+}

@@ -37,6 +37,27 @@ impl BusRules {
     }
 }
 
+/// The wallet platform's sign-up fee when a city file names none: 29 yuan, Beijing's standard
+/// fee for a phone card.
+pub const SIGNUP_FEE_FEN_DEFAULT: u32 = 2_900;
+/// The largest sign-up fee a city file may set: 1,000 yuan, the default balance limit.
+pub const SIGNUP_FEE_FEN_MAX: u32 = 100_000;
+
+/// What the wallet platform needs of a city beyond its fares (the `[platform]` table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformRules {
+    /// The standard fee for a phone card of this city, fen, before promotions.
+    pub signup_fee_fen: u32,
+    /// The city's own card app, where riders with an embedded-SE phone may also sign up.
+    pub card_app: Option<String>,
+}
+
+impl Default for PlatformRules {
+    fn default() -> Self {
+        PlatformRules { signup_fee_fen: SIGNUP_FEE_FEN_DEFAULT, card_app: None }
+    }
+}
+
 /// One city or region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CityProfile {
@@ -64,6 +85,8 @@ pub struct CityProfile {
     pub metro: Option<MetroRules>,
     /// Bus rules.
     pub bus: BusRules,
+    /// The wallet platform's rules for phone cards of this city.
+    pub platform: PlatformRules,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +106,15 @@ struct CityFile {
     network: Option<String>,
     metro: Option<MetroFile>,
     bus: BusFile,
+    #[serde(default)]
+    platform: PlatformFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PlatformFile {
+    signup_fee_fen: Option<u32>,
+    card_app: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +267,13 @@ impl CityProfile {
             None => None,
             Some(m) => Some(metro_rules(m).map_err(|(field, message)| bad(&field, message))?),
         };
+        let signup_fee_fen = raw.platform.signup_fee_fen.unwrap_or(SIGNUP_FEE_FEN_DEFAULT);
+        if signup_fee_fen > SIGNUP_FEE_FEN_MAX {
+            return Err(bad(
+                "platform.signup_fee_fen",
+                format!("{signup_fee_fen} fen is more than {SIGNUP_FEE_FEN_MAX} fen (1,000 yuan)"),
+            ));
+        }
         if metro.is_some() != raw.network.is_some() {
             return Err(bad("network", "a city with metro rules names its sample network, and only then".into()));
         }
@@ -255,6 +294,7 @@ impl CityProfile {
                 transfer_discount_fen: raw.bus.transfer_discount_fen,
                 transfer_window_minutes: raw.bus.transfer_window_minutes,
             },
+            platform: PlatformRules { signup_fee_fen, card_app: raw.platform.card_app },
         })
     }
 }
@@ -358,6 +398,22 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_table_is_optional_and_its_fee_bounded() {
+        let beijing = CityProfile::builtin("beijing").unwrap().unwrap();
+        assert_eq!(beijing.platform.signup_fee_fen, 2_900);
+        assert_eq!(beijing.platform.card_app.as_deref(), Some("北京一卡通 (Beijing All-in-One Card)"));
+        let jilin = CityProfile::builtin("jilin").unwrap().unwrap();
+        assert_eq!(jilin.platform, PlatformRules::default());
+        let text = BUILTIN_CITIES.iter().find(|(n, _)| *n == "jilin").map(|(_, t)| *t).unwrap();
+        let free = format!("{text}\n[platform]\nsignup_fee_fen = 0\n");
+        assert_eq!(CityProfile::parse(&free, "x.toml").unwrap().platform.signup_fee_fen, 0);
+        let dear = format!("{text}\n[platform]\nsignup_fee_fen = 100001\n");
+        let err = CityProfile::parse(&dear, "x.toml").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("platform.signup_fee_fen"), "{err}");
+        assert!(err.line.is_some(), "{err}");
+    }
 
     #[test]
     fn every_builtin_city_loads() {

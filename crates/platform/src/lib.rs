@@ -8,6 +8,7 @@
 //! `yitong-issuer`; typed load records are `yitong-record`'s.
 #![forbid(unsafe_code)]
 
+pub mod cities;
 pub mod devices;
 pub mod ledger;
 pub mod payments;
