@@ -12,3 +12,4 @@ pub mod devices;
 pub mod ledger;
 pub mod payments;
 pub mod pricing;
+pub mod store;
