@@ -217,6 +217,37 @@ pub trait PaymentProvider: Send + Sync {
     fn query_refund(&self, refund_id: &str) -> impl Future<Output = Result<RefundStatus, PaymentError>> + Send;
 }
 
+/// Services that share one provider (several pools, several tasks) hold it in an `Arc`.
+impl<P: PaymentProvider> PaymentProvider for std::sync::Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn notification_key(&self) -> VerifyingKey {
+        (**self).notification_key()
+    }
+
+    fn create_order(&self, order: &CreateOrder) -> impl Future<Output = Result<ProviderOrder, PaymentError>> + Send {
+        (**self).create_order(order)
+    }
+
+    fn query_order(&self, id: &MerchantOrderId) -> impl Future<Output = Result<ProviderOrder, PaymentError>> + Send {
+        (**self).query_order(id)
+    }
+
+    fn close_order(&self, id: &MerchantOrderId) -> impl Future<Output = Result<(), PaymentError>> + Send {
+        (**self).close_order(id)
+    }
+
+    fn refund(&self, request: &RefundRequest) -> impl Future<Output = Result<RefundStatus, PaymentError>> + Send {
+        (**self).refund(request)
+    }
+
+    fn query_refund(&self, refund_id: &str) -> impl Future<Output = Result<RefundStatus, PaymentError>> + Send {
+        (**self).query_refund(refund_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
