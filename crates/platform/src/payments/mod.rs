@@ -28,7 +28,7 @@ pub use service::{
     NewOrder, NotificationOutcome, Order, PaymentService, ServiceError, NOTIFICATION_GRACE_MS,
     ORDER_EXPIRY_MS, PROVIDER_ATTEMPTS_MAX,
 };
-pub use simulated::{PayOutcome, SimulatedProvider, SimulationFaults};
+pub use simulated::{FaultCounts, PayOutcome, SimulatedProvider, SimulationFaults};
 
 use std::fmt;
 use std::future::Future;

@@ -69,6 +69,19 @@ pub enum PayOutcome {
     NotPayable,
 }
 
+/// How many of each fault the provider has injected so far (tests check the faults happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultCounts {
+    /// Calls that timed out.
+    pub timeouts: u32,
+    /// Payments declined.
+    pub declines: u32,
+    /// Notifications never sent.
+    pub lost_notifications: u32,
+    /// Notifications sent twice.
+    pub duplicated_notifications: u32,
+}
+
 #[derive(Debug)]
 struct SimulatedOrder {
     amount: Fen,
@@ -90,6 +103,7 @@ struct Inner {
     refunds: BTreeMap<String, SimulatedRefund>,
     outbox: VecDeque<SignedNotification>,
     next_transaction: u64,
+    counts: FaultCounts,
 }
 
 impl Inner {
@@ -100,7 +114,9 @@ impl Inner {
     /// `Some(after)` if this call times out; `after` says whether it takes effect first.
     fn timeout(&mut self) -> Option<bool> {
         let per_mille = self.faults.timeout_per_mille;
-        self.happens(per_mille).then(|| self.rng.next_u32() % 2 == 0)
+        let timeout = self.happens(per_mille).then(|| self.rng.next_u32() % 2 == 0);
+        self.counts.timeouts += u32::from(timeout.is_some());
+        timeout
     }
 }
 
@@ -128,6 +144,7 @@ impl SimulatedProvider {
                 refunds: BTreeMap::new(),
                 outbox: VecDeque::new(),
                 next_transaction: 1,
+                counts: FaultCounts::default(),
             }),
         }
     }
@@ -150,6 +167,7 @@ impl SimulatedProvider {
             return PayOutcome::NotPayable;
         }
         if declined {
+            inner.counts.declines += 1;
             order.status = ProviderStatus::Declined;
             return PayOutcome::Declined;
         }
@@ -165,8 +183,10 @@ impl SimulatedProvider {
         };
         let (lost, duplicate) = (inner.faults.lost_notification_per_mille, inner.faults.duplicate_notification_per_mille);
         let notifications: u8 = if inner.happens(lost) {
+            inner.counts.lost_notifications += 1;
             0
         } else if inner.happens(duplicate) {
+            inner.counts.duplicated_notifications += 1;
             2
         } else {
             1
@@ -178,6 +198,11 @@ impl SimulatedProvider {
             }
         }
         PayOutcome::Paid { notifications }
+    }
+
+    /// The faults injected so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.inner().counts
     }
 
     /// The next notification to deliver, oldest first.
@@ -282,10 +307,9 @@ impl PaymentProvider for SimulatedProvider {
         }
         let refund =
             inner.refunds.get_mut(refund_id).ok_or_else(|| PaymentError::RefundNotFound(refund_id.to_owned()))?;
-        // A processing refund has finished by the time anyone asks again.
-        let status = refund.status;
+        // A processing refund has finished by the time anyone asks about it.
         refund.status = RefundStatus::Succeeded;
-        Ok(status)
+        Ok(refund.status)
     }
 }
 
