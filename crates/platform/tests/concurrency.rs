@@ -153,13 +153,18 @@ async fn one_order_id_races(db: &TestDb) {
     let mut tasks = Vec::new();
     for n in 0..TASKS {
         let service = Arc::clone(&services[n % 2]);
-        tasks.push(tokio::spawn(async move { service.open_order(top_up("C00000003", 1_200), T0).await.expect("opened") }));
+        tasks.push(tokio::spawn(
+            async move { service.open_order(top_up("C00000003", 1_200), T0).await.expect("opened") },
+        ));
     }
     for task in tasks {
         let order = task.await.expect("no panic");
         assert_eq!((order.state, order.version, order.amount), (OrderState::Created, 0, fen(1_200)));
     }
-    assert_eq!(provider.pay(&id("C00000003"), T0 + 1), yitong_platform::payments::PayOutcome::Paid { notifications: 1 });
+    assert_eq!(
+        provider.pay(&id("C00000003"), T0 + 1),
+        yitong_platform::payments::PayOutcome::Paid { notifications: 1 }
+    );
     services[1].store().close().await;
 }
 

@@ -58,10 +58,7 @@ async fn postings_are_idempotent(db: &TestDb) {
     let accounts: Vec<&str> = check.order_mismatches.iter().map(|m| m.account.as_str()).collect();
     assert_eq!(accounts, ["fee_revenue", "provider_clearing/simulated"]);
     assert_eq!(check.card_mismatches.len(), 1);
-    assert_eq!(
-        (check.card_mismatches[0].expected_fen, check.card_mismatches[0].ledger_fen),
-        (0, 2_100)
-    );
+    assert_eq!((check.card_mismatches[0].expected_fen, check.card_mismatches[0].ledger_fen), (0, 2_100));
 }
 
 async fn the_check_finds_a_tampered_ledger(db: &TestDb) {
@@ -79,8 +76,10 @@ async fn the_check_finds_a_tampered_ledger(db: &TestDb) {
     assert!(check.is_ok(), "{check}");
 
     // One line altered behind the store's back: the posting and the ledger no longer balance.
-    db.execute("UPDATE ledger_lines SET amount_fen = 710 WHERE posting_id = 'order/T0000001/paid' AND amount_fen = 700")
-        .await;
+    db.execute(
+        "UPDATE ledger_lines SET amount_fen = 710 WHERE posting_id = 'order/T0000001/paid' AND amount_fen = 700",
+    )
+    .await;
     let check = store.check_ledger().await.expect("checked");
     assert!(!check.is_ok());
     assert_eq!(check.unbalanced_postings, ["order/T0000001/paid"]);

@@ -7,9 +7,9 @@ mod support;
 use support::TestDb;
 use yitong_platform::ledger::{Account, CardId, Fen};
 use yitong_platform::payments::{
-    MerchantOrderId, NewOrder, NotificationError, NotificationOutcome, OrderKind, OrderState, PayOutcome,
-    PaymentProvider, PaymentService, ServiceError, SimulatedProvider, SimulationFaults, NOTIFICATION_GRACE_MS,
-    ORDER_EXPIRY_MS,
+    CreateOrder, MerchantOrderId, NewOrder, NotificationError, NotificationOutcome, OrderKind, OrderState, PayOutcome,
+    PaymentError, PaymentProvider, PaymentService, ServiceError, SimulatedProvider, SimulationFaults,
+    NOTIFICATION_GRACE_MS, ORDER_EXPIRY_MS,
 };
 use yitong_platform::store::Store;
 
@@ -154,13 +154,14 @@ async fn forged_altered_and_mismatched_notifications_are_refused(db: &TestDb) {
 
     // The same order "paid" by someone holding another key.
     let forger = SimulatedProvider::new(99, SimulationFaults::NONE);
-    forger.create_order(&yitong_platform::payments::CreateOrder {
-        merchant_order_id: id("T00000004"),
-        amount: fen(1_000),
-        description: String::new(),
-    })
-    .await
-    .expect("created at the forger");
+    forger
+        .create_order(&CreateOrder {
+            merchant_order_id: id("T00000004"),
+            amount: fen(1_000),
+            description: String::new(),
+        })
+        .await
+        .expect("created at the forger");
     forger.pay(&id("T00000004"), T0 + 1);
     let forged = forger.poll_notification().expect("a forged notification");
     assert!(matches!(
@@ -177,13 +178,9 @@ async fn forged_altered_and_mismatched_notifications_are_refused(db: &TestDb) {
     ));
     // Signed with the provider's own key (same seed) but for another amount than our order.
     let twin = SimulatedProvider::new(4, SimulationFaults::NONE);
-    twin.create_order(&yitong_platform::payments::CreateOrder {
-        merchant_order_id: id("T00000004"),
-        amount: fen(1),
-        description: String::new(),
-    })
-    .await
-    .expect("created at the twin");
+    twin.create_order(&CreateOrder { merchant_order_id: id("T00000004"), amount: fen(1), description: String::new() })
+        .await
+        .expect("created at the twin");
     twin.pay(&id("T00000004"), T0 + 1);
     let cheap = twin.poll_notification().expect("a notification");
     match s.handle_notification(&cheap, T0 + 2).await {
@@ -195,6 +192,29 @@ async fn forged_altered_and_mismatched_notifications_are_refused(db: &TestDb) {
     assert_eq!(s.store().check_ledger().await.expect("checked").postings, 0);
     assert!(matches!(s.handle_notification(&genuine, T0 + 3).await, Ok(NotificationOutcome::Paid(_))));
     assert_balanced(s.store()).await;
+}
+
+async fn a_provider_order_of_another_amount_is_not_booked(db: &TestDb) {
+    let s = service(db, 12, SimulationFaults::NONE);
+    // Someone opened our order ID at the provider for 1 fen first.
+    let squatted = CreateOrder { merchant_order_id: id("T00000014"), amount: fen(1), description: String::new() };
+    s.provider().create_order(&squatted).await.expect("created at the provider");
+    assert!(matches!(
+        s.open_order(top_up("T00000014", 1, 1_000), T0).await,
+        Err(ServiceError::Provider(PaymentError::OrderIdConflict(_)))
+    ));
+    s.provider().pay(&id("T00000014"), T0 + 1);
+    let notification = s.provider().poll_notification().expect("a notification");
+    assert!(matches!(s.handle_notification(&notification, T0 + 2).await, Err(ServiceError::AmountMismatch { .. })));
+    // Polling finds the provider's order paid, for 1 fen: not booked either.
+    let late = T0 + NOTIFICATION_GRACE_MS + 1;
+    assert!(matches!(
+        s.reconcile(&id("T00000014"), late).await,
+        Err(ServiceError::AmountMismatch { order_fen: 1_000, notified_fen: 1, .. })
+    ));
+    assert_eq!(s.reconcile_waiting(late, 100).await.expect("the round goes on"), []);
+    assert_eq!(s.order(&id("T00000014")).await.expect("order").state, OrderState::Created);
+    assert_eq!(s.store().check_ledger().await.expect("checked").postings, 0);
 }
 
 async fn declined_and_expired_orders_close(db: &TestDb) {
@@ -295,10 +315,7 @@ async fn illegal_steps_are_refused(db: &TestDb) {
     s.handle_notification(&notification, T0 + 3).await.expect("paid");
     assert!(refused(s.confirm_delivery(&id("T00000013"), Some(fen(900)), T0 + 4).await), "not started");
     s.start_delivery(&id("T00000013"), T0 + 5).await.expect("started");
-    assert!(matches!(
-        s.confirm_delivery(&id("T00000013"), None, T0 + 6).await,
-        Err(ServiceError::BadOrder(_))
-    ));
+    assert!(matches!(s.confirm_delivery(&id("T00000013"), None, T0 + 6).await, Err(ServiceError::BadOrder(_))));
     s.confirm_delivery(&id("T00000013"), Some(fen(900)), T0 + 7).await.expect("loaded");
     assert!(refused(s.refund(&id("T00000013"), T0 + 8).await), "loaded money is on the card");
     assert_eq!(s.order(&id("T00000013")).await.expect("order").state, OrderState::Loaded);
@@ -383,6 +400,7 @@ on_both_backends! {
     duplicated_notifications => duplicated_notifications_pay_once,
     lost_notification => a_lost_notification_is_caught_by_polling,
     refused_notifications => forged_altered_and_mismatched_notifications_are_refused,
+    squatted_order_id => a_provider_order_of_another_amount_is_not_booked,
     declined_and_expired => declined_and_expired_orders_close,
     refunds => a_failed_load_is_refunded,
     fee_orders => a_fee_order_is_earned_and_refunded_by_policy,

@@ -20,9 +20,7 @@ pub struct CardId(String);
 impl CardId {
     /// A card ID of 1 to 32 ASCII letters or digits.
     pub fn parse(id: &str) -> Result<CardId, LedgerError> {
-        let good = !id.is_empty()
-            && id.len() <= CARD_ID_LENGTH_MAX
-            && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        let good = !id.is_empty() && id.len() <= CARD_ID_LENGTH_MAX && id.bytes().all(|b| b.is_ascii_alphanumeric());
         if good {
             Ok(CardId(id.to_owned()))
         } else {

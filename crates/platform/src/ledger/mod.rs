@@ -73,10 +73,9 @@ impl fmt::Display for LedgerError {
             LedgerError::BadCardId(id) => {
                 write!(f, "bad card ID {id:?}: 1 to 32 ASCII letters or digits")
             }
-            LedgerError::BadPostingId(id) => write!(
-                f,
-                "bad posting ID {id:?}: 1 to 128 characters of A-Z a-z 0-9 _ . / : -"
-            ),
+            LedgerError::BadPostingId(id) => {
+                write!(f, "bad posting ID {id:?}: 1 to 128 characters of A-Z a-z 0-9 _ . / : -")
+            }
             LedgerError::PostingIdReused(id) => {
                 write!(f, "posting ID {id:?} was already used for a different posting")
             }

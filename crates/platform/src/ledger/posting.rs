@@ -178,10 +178,8 @@ mod tests {
     #[test]
     fn unbalanced_zero_and_one_sided_postings_are_refused() {
         let line = |account, side, amount| Line { account, side, amount: fen(amount) };
-        let unbalanced = vec![
-            line(Account::PaymentsUnapplied, Side::Debit, 100),
-            line(Account::FeeRevenue, Side::Credit, 99),
-        ];
+        let unbalanced =
+            vec![line(Account::PaymentsUnapplied, Side::Debit, 100), line(Account::FeeRevenue, Side::Credit, 99)];
         assert_eq!(
             Posting::new(id(), "", 0, unbalanced),
             Err(LedgerError::Unbalanced { debit_fen: 100, credit_fen: 99 })

@@ -25,8 +25,8 @@ mod simulated;
 pub use notification::{NotificationError, PaidNotification, SignedNotification, NOTIFICATION_BODY_LENGTH_MAX};
 pub use order::{IllegalTransition, OrderEvent, OrderKind, OrderState};
 pub use service::{
-    NewOrder, NotificationOutcome, Order, PaymentService, ServiceError, NOTIFICATION_GRACE_MS,
-    ORDER_EXPIRY_MS, PROVIDER_ATTEMPTS_MAX,
+    NewOrder, NotificationOutcome, Order, PaymentService, ServiceError, NOTIFICATION_GRACE_MS, ORDER_EXPIRY_MS,
+    PROVIDER_ATTEMPTS_MAX,
 };
 pub use simulated::{FaultCounts, PayOutcome, SimulatedProvider, SimulationFaults};
 

@@ -62,9 +62,7 @@ impl fmt::Display for NotificationError {
             NotificationError::TooLong => {
                 write!(f, "notification longer than {NOTIFICATION_BODY_LENGTH_MAX} bytes")
             }
-            NotificationError::BadSignatureEncoding => {
-                f.write_str("notification signature is not 128 hex digits")
-            }
+            NotificationError::BadSignatureEncoding => f.write_str("notification signature is not 128 hex digits"),
             NotificationError::BadSignature => {
                 f.write_str("notification signature does not verify with the provider's key")
             }

@@ -22,7 +22,9 @@ pub(crate) fn posting_for(order: &Order, to: OrderState, at_ms: i64) -> Result<O
         (S::Paid | S::Loading | S::Issuing, S::RefundPending) => {
             (Account::PaymentsUnapplied, Account::RefundsPayable, "not delivered: refund decided")
         }
-        (S::Issued, S::RefundPending) => (Account::FeeRevenue, Account::RefundsPayable, "sign-up fee refunded by policy"),
+        (S::Issued, S::RefundPending) => {
+            (Account::FeeRevenue, Account::RefundsPayable, "sign-up fee refunded by policy")
+        }
         (S::RefundPending, S::Refunded) => (Account::RefundsPayable, clearing, "refund confirmed by the provider"),
         _ => return Ok(None),
     };

@@ -91,13 +91,14 @@ pub enum ServiceError {
     OrderNotFound(MerchantOrderId),
     /// The order ID is taken by an order with another kind, card or amount.
     OrderIdConflict(MerchantOrderId),
-    /// A verified notification for another amount than the order's.
+    /// A verified notification, or the provider's answer to a query, for another amount than
+    /// the order's: nothing is booked.
     AmountMismatch {
         /// The order.
         merchant_order_id: MerchantOrderId,
         /// The order's amount, fen.
         order_fen: i64,
-        /// The notified amount, fen.
+        /// The provider's amount, fen.
         notified_fen: i64,
     },
     /// The order belongs to another provider than this service's.
@@ -289,9 +290,14 @@ impl<P: PaymentProvider> PaymentService<P> {
                 notified_fen: paid.amount_fen.get(),
             });
         }
-        let applied =
-            self.apply(&paid.merchant_order_id, OrderEvent::PaymentConfirmed, Some(&paid.transaction_id), None, now_ms).await?;
-        Ok(if applied.changed { NotificationOutcome::Paid(applied.order) } else { NotificationOutcome::Duplicate(applied.order) })
+        let applied = self
+            .apply(&paid.merchant_order_id, OrderEvent::PaymentConfirmed, Some(&paid.transaction_id), None, now_ms)
+            .await?;
+        Ok(if applied.changed {
+            NotificationOutcome::Paid(applied.order)
+        } else {
+            NotificationOutcome::Duplicate(applied.order)
+        })
     }
 
     /// Asks the provider where order `id` is and catches up: a payment whose notification was
@@ -303,6 +309,14 @@ impl<P: PaymentProvider> PaymentService<P> {
         match order.state {
             OrderState::Created => {
                 let status = match retry(|| self.provider.query_order(id)).await {
+                    // The provider's order must be ours: same amount, or nothing is booked.
+                    Ok(answer) if answer.amount != order.amount => {
+                        return Err(ServiceError::AmountMismatch {
+                            merchant_order_id: order.merchant_order_id,
+                            order_fen: order.amount.get(),
+                            notified_fen: answer.amount.get(),
+                        });
+                    }
                     Ok(answer) => answer.status,
                     // The create never reached the provider: nobody can pay it.
                     Err(PaymentError::OrderNotFound(_)) if expired(&order, now_ms) => ProviderStatus::Closed,
@@ -329,18 +343,24 @@ impl<P: PaymentProvider> PaymentService<P> {
 
     /// Reconciles every order whose notification is late (unpaid after
     /// [`NOTIFICATION_GRACE_MS`]) or whose refund is unconfirmed, at most `limit`; returns the
-    /// orders whose state changed. Provider errors on one order do not stop the others.
+    /// orders whose state changed. An order that cannot be reconciled now (the provider does not
+    /// answer, or answers something that is not booked) stays waiting and does not stop the
+    /// others; only a storage failure stops the round.
     pub async fn reconcile_waiting(&self, now_ms: i64, limit: u32) -> Result<Vec<Order>, ServiceError> {
         let late = self
             .store
-            .orders_waiting(&[OrderState::Created, OrderState::RefundPending], now_ms - NOTIFICATION_GRACE_MS, limit)
+            .orders_waiting(
+                &[OrderState::Created, OrderState::RefundPending],
+                now_ms.saturating_sub(NOTIFICATION_GRACE_MS),
+                limit,
+            )
             .await?;
         let mut changed = Vec::new();
         for order in late {
             match self.reconcile(&order.merchant_order_id, now_ms).await {
                 Ok(after) if after.state != order.state => changed.push(after),
-                Ok(_) | Err(ServiceError::Provider(_)) => {}
-                Err(error) => return Err(error),
+                Err(error @ ServiceError::Store(_)) => return Err(error),
+                Ok(_) | Err(_) => {}
             }
         }
         Ok(changed)
@@ -437,7 +457,8 @@ impl<P: PaymentProvider> PaymentService<P> {
     ) -> Result<Applied, ServiceError> {
         for _ in 0..TRANSITION_ATTEMPTS_MAX {
             let mut transaction = self.store.begin_write().await?;
-            let order = store::order_in(&mut transaction, id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
+            let order =
+                store::order_in(&mut transaction, id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
             if order.state.has_taken(event) {
                 transaction.rollback().await?;
                 return Ok(Applied { order, changed: false });

@@ -181,7 +181,8 @@ impl SimulatedProvider {
             amount_fen: order.amount,
             paid_at_ms: now_ms,
         };
-        let (lost, duplicate) = (inner.faults.lost_notification_per_mille, inner.faults.duplicate_notification_per_mille);
+        let (lost, duplicate) =
+            (inner.faults.lost_notification_per_mille, inner.faults.duplicate_notification_per_mille);
         let notifications: u8 = if inner.happens(lost) {
             inner.counts.lost_notifications += 1;
             0
@@ -234,7 +235,8 @@ impl PaymentProvider for SimulatedProvider {
         if order.amount != request.amount {
             return Err(PaymentError::OrderIdConflict(id.clone()));
         }
-        let answer = ProviderOrder { merchant_order_id: id.clone(), amount: order.amount, status: order.status.clone() };
+        let answer =
+            ProviderOrder { merchant_order_id: id.clone(), amount: order.amount, status: order.status.clone() };
         match timeout {
             Some(_) => Err(PaymentError::Timeout),
             None => Ok(answer),
@@ -363,7 +365,10 @@ mod tests {
         let first = block_on(provider.create_order(&order("T00000001", 500)));
         assert_eq!(first, block_on(provider.create_order(&order("T00000001", 500))));
         let id = MerchantOrderId::parse("T00000001").expect("valid");
-        assert_eq!(block_on(provider.create_order(&order("T00000001", 501))), Err(PaymentError::OrderIdConflict(id.clone())));
+        assert_eq!(
+            block_on(provider.create_order(&order("T00000001", 501))),
+            Err(PaymentError::OrderIdConflict(id.clone()))
+        );
         // Paid once; a second payment of the same order is refused.
         assert_eq!(provider.pay(&id, 10), PayOutcome::Paid { notifications: 1 });
         assert_eq!(provider.pay(&id, 11), PayOutcome::NotPayable);
@@ -379,7 +384,11 @@ mod tests {
         let provider = SimulatedProvider::new(1, SimulationFaults::NONE);
         block_on(provider.create_order(&order("T00000002", 500))).expect("created");
         let id = MerchantOrderId::parse("T00000002").expect("valid");
-        let refund = |fen| RefundRequest { merchant_order_id: id.clone(), refund_id: "T00000002-R".to_owned(), amount: Fen::new(fen).expect("positive") };
+        let refund = |fen| RefundRequest {
+            merchant_order_id: id.clone(),
+            refund_id: "T00000002-R".to_owned(),
+            amount: Fen::new(fen).expect("positive"),
+        };
         assert_eq!(block_on(provider.refund(&refund(500))), Err(PaymentError::RefundRefused(id.clone())), "not paid");
         block_on(provider.close_order(&id)).expect("closed");
         assert_eq!(provider.pay(&id, 1), PayOutcome::NotPayable);
@@ -387,11 +396,19 @@ mod tests {
         block_on(provider.create_order(&order("T00000003", 500))).expect("created");
         let id = MerchantOrderId::parse("T00000003").expect("valid");
         provider.pay(&id, 1);
-        let refund = |fen, refund_id: &str| RefundRequest { merchant_order_id: id.clone(), refund_id: refund_id.to_owned(), amount: Fen::new(fen).expect("positive") };
+        let refund = |fen, refund_id: &str| RefundRequest {
+            merchant_order_id: id.clone(),
+            refund_id: refund_id.to_owned(),
+            amount: Fen::new(fen).expect("positive"),
+        };
         assert_eq!(block_on(provider.refund(&refund(501, "R1"))), Err(PaymentError::RefundRefused(id.clone())));
         assert_eq!(block_on(provider.refund(&refund(500, "R1"))), Ok(RefundStatus::Succeeded));
         assert_eq!(block_on(provider.refund(&refund(500, "R1"))), Ok(RefundStatus::Succeeded), "repeated");
-        assert_eq!(block_on(provider.refund(&refund(500, "R2"))), Err(PaymentError::RefundRefused(id.clone())), "twice");
+        assert_eq!(
+            block_on(provider.refund(&refund(500, "R2"))),
+            Err(PaymentError::RefundRefused(id.clone())),
+            "twice"
+        );
         assert_eq!(block_on(provider.query_refund("R9")), Err(PaymentError::RefundNotFound("R9".to_owned())));
     }
 }

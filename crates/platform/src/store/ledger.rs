@@ -34,10 +34,11 @@ impl Store {
 
     /// The account's balance in fen, debits positive (a liability in credit is negative).
     pub async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
-            .bind(account.name())
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
+                .bind(account.name())
+                .fetch_one(&self.pool)
+                .await?;
         column(&row, 0)
     }
 
@@ -111,10 +112,11 @@ pub(crate) async fn post_in(connection: &mut AnyConnection, posting: &Posting) -
     if inserted == 0 {
         // Posted before (a retry, a duplicate notification, a racing writer): the same lines
         // are a no-op, other lines under the same ID are a bug somewhere and refused.
-        let rows = sqlx::query("SELECT account, amount_fen FROM ledger_lines WHERE posting_id = $1 ORDER BY line_number")
-            .bind(posting.id().as_str())
-            .fetch_all(&mut *connection)
-            .await?;
+        let rows =
+            sqlx::query("SELECT account, amount_fen FROM ledger_lines WHERE posting_id = $1 ORDER BY line_number")
+                .bind(posting.id().as_str())
+                .fetch_all(&mut *connection)
+                .await?;
         let stored: Vec<(String, i64)> =
             rows.iter().map(|row| Ok((column(row, 0)?, column(row, 1)?))).collect::<Result<_, StoreError>>()?;
         let wanted: Vec<(String, i64)> =
@@ -214,7 +216,8 @@ async fn order_mismatches(
         let sum: i64 = column(row, 3)?;
         let state = OrderState::parse(&state_name)
             .ok_or_else(|| corrupt("payment_orders", &state_name, "unknown order state"))?;
-        let clearing = Account::provider_clearing(&provider).map_err(|error| corrupt("payment_orders", &provider, error))?;
+        let clearing =
+            Account::provider_clearing(&provider).map_err(|error| corrupt("payment_orders", &provider, error))?;
         let mut expect = |account: String| accounts.entry(account).or_default().0 += sum;
         if state.holds_unapplied_money() {
             expect(Account::PaymentsUnapplied.name());

@@ -80,10 +80,9 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::BadUrl(url) => write!(
-                f,
-                "bad database URL {url:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
-            ),
+            StoreError::BadUrl(url) => {
+                write!(f, "bad database URL {url:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+            }
             StoreError::Database(error) => write!(f, "database: {error}"),
             StoreError::Migrate(error) => write!(f, "database migration: {error}"),
             StoreError::Corrupt { table, key, why } => write!(f, "corrupt row in {table} ({key}): {why}"),
@@ -130,7 +129,13 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
             let migrations = MIGRATIONS
                 .iter()
                 .map(|&(version, description, sql)| {
-                    Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
                 })
                 .collect();
             Ok(migrations)

@@ -70,7 +70,10 @@ pub(crate) async fn insert_order_in(connection: &mut AnyConnection, order: &Orde
 }
 
 /// Reads order `id` inside a transaction.
-pub(crate) async fn order_in(connection: &mut AnyConnection, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
+pub(crate) async fn order_in(
+    connection: &mut AnyConnection,
+    id: &MerchantOrderId,
+) -> Result<Option<Order>, StoreError> {
     let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM payment_orders WHERE merchant_order_id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *connection)
@@ -122,10 +125,11 @@ pub(crate) async fn transition_in(
 
 /// The states order `id` went through, oldest first (the audit trail).
 pub(crate) async fn transitions(store: &Store, id: &MerchantOrderId) -> Result<Vec<OrderState>, StoreError> {
-    let rows = sqlx::query("SELECT to_state FROM payment_order_transitions WHERE merchant_order_id = $1 ORDER BY version")
-        .bind(id.as_str())
-        .fetch_all(&store.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT to_state FROM payment_order_transitions WHERE merchant_order_id = $1 ORDER BY version")
+            .bind(id.as_str())
+            .fetch_all(&store.pool)
+            .await?;
     rows.iter()
         .map(|row| {
             let name: String = column(row, 0)?;

@@ -41,12 +41,9 @@ impl TestDb {
             return None;
         };
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos();
-        let schema =
-            format!("yitong_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").subsec_nanos();
+        let schema = format!("yitong_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let mut admin = sqlx::PgConnection::connect(&server).await.expect("YITONG_TEST_PG_URL connects");
         admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("a fresh schema");
         admin.close().await.expect("closed");
