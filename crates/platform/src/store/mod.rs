@@ -200,6 +200,8 @@ impl Store {
         })?;
         let path = data_dir.join(SQLITE_FILE_NAME);
         let path = path.to_str().ok_or_else(|| StoreError::BadUrl(path.display().to_string()))?;
+        // The URL's path is percent-decoded: keep `%`, `?` and `#` in a directory name literal.
+        let path = path.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
         Store::open(&format!("sqlite://{path}")).await
     }
 
