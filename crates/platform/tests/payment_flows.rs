@@ -110,6 +110,23 @@ async fn a_top_up_is_paid_and_loaded(db: &TestDb) {
     assert_eq!(store.check_ledger().await.expect("checked").postings, 2);
 }
 
+async fn a_card_balance_the_ledger_disagrees_with_fails_the_check(db: &TestDb) {
+    let s = service(db, 13, SimulationFaults::NONE);
+    let order_id = paid_top_up(&s, "T00000015", 2_000).await;
+    s.start_delivery(&order_id, T0 + 2_000).await.expect("started");
+    // The card reported one fen more than the ledger loaded.
+    s.confirm_delivery(&order_id, Some(fen(2_001)), T0 + 3_000).await.expect("loaded");
+    let check = s.store().check_ledger().await.expect("checked");
+    assert!(!check.is_ok());
+    assert_eq!((check.debit_fen, check.credit_fen), (4_000, 4_000), "the postings themselves balance");
+    let mismatch = &check.card_mismatches[..];
+    assert_eq!(mismatch.len(), 1);
+    assert_eq!(
+        (mismatch[0].account.as_str(), mismatch[0].expected_fen, mismatch[0].ledger_fen),
+        ("card_liability/10000000000000000001", 2_001, 2_000)
+    );
+}
+
 async fn duplicated_notifications_pay_once(db: &TestDb) {
     let s = service(db, 2, faults(|f| f.duplicate_notification_per_mille = 1_000));
     s.open_order(top_up("T00000002", 1, 3_000), T0).await.expect("opened");
@@ -398,6 +415,7 @@ async fn a_hostile_provider_loses_no_money(db: &TestDb) {
 on_both_backends! {
     paid_and_loaded => a_top_up_is_paid_and_loaded,
     duplicated_notifications => duplicated_notifications_pay_once,
+    card_mismatch => a_card_balance_the_ledger_disagrees_with_fails_the_check,
     lost_notification => a_lost_notification_is_caught_by_polling,
     refused_notifications => forged_altered_and_mismatched_notifications_are_refused,
     squatted_order_id => a_provider_order_of_another_amount_is_not_booked,

@@ -11,7 +11,7 @@ use super::{
     CreateOrder, IllegalTransition, MerchantOrderId, NotificationError, OrderEvent, OrderKind, OrderState,
     PaymentError, PaymentProvider, ProviderStatus, RefundRequest, RefundStatus, SignedNotification,
 };
-use crate::ledger::{CardId, Fen, LedgerError};
+use crate::ledger::{Account, CardId, Fen, LedgerError};
 use crate::store::{self, Store, StoreError};
 
 /// Calls to the provider for one step before giving up until the next reconciliation.
@@ -227,6 +227,8 @@ impl<P: PaymentProvider> PaymentService<P> {
         if new.amount == Fen::ZERO {
             return Err(ServiceError::BadOrder("amount: must be more than 0 fen".to_owned()));
         }
+        // The provider's name becomes a ledger account: refuse it before any money moves.
+        Account::provider_clearing(self.provider.name())?;
         let order = Order {
             merchant_order_id: new.merchant_order_id.clone(),
             kind: new.kind,
