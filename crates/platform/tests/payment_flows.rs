@@ -231,6 +231,9 @@ async fn a_provider_order_of_another_amount_is_not_booked(db: &TestDb) {
     ));
     assert_eq!(s.reconcile_waiting(late, 100).await.expect("the round goes on"), []);
     assert_eq!(s.order(&id("T00000014")).await.expect("order").state, OrderState::Created);
+    // Ours never reached the provider: once expired it is closed, still without a posting.
+    let closed = s.reconcile(&id("T00000014"), T0 + ORDER_EXPIRY_MS).await.expect("closed");
+    assert_eq!(closed.state, OrderState::Closed);
     assert_eq!(s.store().check_ledger().await.expect("checked").postings, 0);
 }
 

@@ -311,7 +311,9 @@ impl<P: PaymentProvider> PaymentService<P> {
         match order.state {
             OrderState::Created => {
                 let status = match retry(|| self.provider.query_order(id)).await {
-                    // The provider's order must be ours: same amount, or nothing is booked.
+                    // The provider's order must be ours: same amount, or nothing is booked. Ours
+                    // never reached the provider then, so once expired it is closed here.
+                    Ok(answer) if answer.amount != order.amount && expired(&order, now_ms) => ProviderStatus::Closed,
                     Ok(answer) if answer.amount != order.amount => {
                         return Err(ServiceError::AmountMismatch {
                             merchant_order_id: order.merchant_order_id,
