@@ -5,7 +5,7 @@ mod support;
 
 use support::TestDb;
 use yitong_platform::ledger::{Account, CardId, Fen, LedgerError, Line, Posting, PostingId, Side};
-use yitong_platform::store::{Backend, PostOutcome, Store, StoreError};
+use yitong_platform::store::{Backend, Durability, PostOutcome, Store, StoreError, StoreOptions};
 
 fn fen(amount: i64) -> Fen {
     Fen::new(amount).expect("not negative")
@@ -129,4 +129,10 @@ async fn sqlite_is_a_wal_file_in_the_data_directory() {
     let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("connects");
     let row = sqlx::query("PRAGMA journal_mode").fetch_one(&mut connection).await.expect("pragma");
     assert_eq!(row.get::<String, _>(0), "wal");
+
+    // The faster durability opens the same file and keeps what was stored.
+    let options = StoreOptions { connections: 2, durability: Durability::Os };
+    let store = Store::open_data_dir_with(&data_dir, options).await.expect("opens again");
+    store_one_posting(&store).await;
+    assert_eq!(store.balance(&clearing()).await.expect("balance"), 1, "the same posting, stored once");
 }

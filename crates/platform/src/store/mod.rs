@@ -31,9 +31,11 @@ pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
 use crate::ledger::LedgerError;
 
-/// Connections per pool. SQLite has one writer at a time anyway; PostgreSQL's default limit is
-/// 100 connections, shared by every service and test.
-pub const STORE_CONNECTIONS_MAX: u32 = 4;
+/// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
+/// default limit is 100 connections, shared by every service and test.
+pub const STORE_CONNECTIONS_DEFAULT: u32 = 4;
+/// Most connections a pool may be given.
+pub const STORE_CONNECTIONS_MAX: u32 = 64;
 /// How long a SQLite writer waits for another's transaction before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// The SQLite file in a data directory.
@@ -42,6 +44,35 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL.
 const MIGRATIONS: [(i64, &str, &str); 1] =
     [(1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql"))];
+
+/// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own
+/// server settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk before it returns (`synchronous = FULL`): the default.
+    #[default]
+    Full,
+    /// Commits survive a crash of the process but the last ones may be lost at a power loss
+    /// (`synchronous = NORMAL` in WAL mode, never a corrupt file); about three times the
+    /// commits per second. Safe only because every step can be redone: paid orders are polled
+    /// again from the provider, and a load is reconciled from the card's counter and log.
+    Os,
+}
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections in the pool, 1 to [`STORE_CONNECTIONS_MAX`].
+    pub connections: u32,
+    /// SQLite's durability.
+    pub durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { connections: STORE_CONNECTIONS_DEFAULT, durability: Durability::Full }
+    }
+}
 
 /// Which database a [`Store`] is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +186,17 @@ impl Store {
     /// Opens `url` — `sqlite:PATH` (the file is created, in WAL mode) or `postgres://…` — and
     /// applies the migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with other [`StoreOptions`].
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        let connections = options.connections.clamp(1, STORE_CONNECTIONS_MAX);
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Os => "NORMAL",
+        };
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -176,11 +217,12 @@ impl Store {
             options.connect().await?.close().await?;
         }
         let pool = AnyPoolOptions::new()
-            .max_connections(STORE_CONNECTIONS_MAX)
+            .max_connections(connections)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         connection.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
+                        connection.execute(format!("PRAGMA synchronous = {synchronous}").as_str()).await?;
                     }
                     Ok(())
                 })
@@ -195,6 +237,11 @@ impl Store {
     /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
     /// directory if needed.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_data_dir_with(data_dir, StoreOptions::default()).await
+    }
+
+    /// [`Store::open_data_dir`] with other [`StoreOptions`].
+    pub async fn open_data_dir_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::BadUrl(format!("{}: cannot create the data directory: {error}", data_dir.display()))
         })?;
@@ -202,7 +249,7 @@ impl Store {
         let path = path.to_str().ok_or_else(|| StoreError::BadUrl(path.display().to_string()))?;
         // The URL's path is percent-decoded: keep `%`, `?` and `#` in a directory name literal.
         let path = path.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
-        Store::open(&format!("sqlite://{path}")).await
+        Store::open_with(&format!("sqlite://{path}"), options).await
     }
 
     /// Which database this is.
