@@ -13,3 +13,4 @@ pub mod devices;
 pub mod ledger;
 pub mod payments;
 pub mod pricing;
+pub mod store;

@@ -1,0 +1,289 @@
+//! Storage: the payment orders and the ledger in SQLite (the embedded default: one file under a
+//! data directory, in WAL mode) or PostgreSQL (by URL), through one code path (`sqlx`'s `any`
+//! driver) and the same migrations (`crates/platform/migrations/`, embedded in the binary).
+//!
+//! Every write that moves money is one transaction: the order's compare-and-swap transition and
+//! its ledger posting commit together or not at all. Concurrent writers are safe on both back
+//! ends: SQLite transactions that write start with `BEGIN IMMEDIATE` (one writer at a time,
+//! others wait up to [`SQLITE_BUSY_TIMEOUT_MS`]); on PostgreSQL the compare-and-swap `UPDATE`
+//! and the posting's primary key decide, and the loser retries or finds the work done.
+
+mod ledger;
+mod orders;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
+
+pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
+pub use orders::ORDERS_LISTED_MAX;
+
+pub(crate) use ledger::{post_in, record_card_balance_in};
+pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
+
+use crate::ledger::LedgerError;
+
+/// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
+/// default limit is 100 connections, shared by every service and test.
+pub const STORE_CONNECTIONS_DEFAULT: u32 = 4;
+/// Most connections a pool may be given.
+pub const STORE_CONNECTIONS_MAX: u32 = 64;
+/// How long a SQLite writer waits for another's transaction before giving up.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// The SQLite file in a data directory.
+pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
+
+/// The migrations, in order; the same SQL runs on SQLite and PostgreSQL.
+const MIGRATIONS: [(i64, &str, &str); 1] =
+    [(1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql"))];
+
+/// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own
+/// server settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk before it returns (`synchronous = FULL`): the default.
+    #[default]
+    Full,
+    /// Commits survive a crash of the process but the last ones may be lost at a power loss
+    /// (`synchronous = NORMAL` in WAL mode, never a corrupt file); about three times the
+    /// commits per second. Safe only because every step can be redone: paid orders are polled
+    /// again from the provider, and a load is reconciled from the card's counter and log.
+    Os,
+}
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections in the pool, 1 to [`STORE_CONNECTIONS_MAX`].
+    pub connections: u32,
+    /// SQLite's durability.
+    pub durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { connections: STORE_CONNECTIONS_DEFAULT, durability: Durability::Full }
+    }
+}
+
+/// Which database a [`Store`] is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// What can go wrong in storage.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A database URL that is neither `sqlite:PATH` nor `postgres://…`.
+    BadUrl(String),
+    /// The database answered with an error (connection lost, constraint, …).
+    Database(sqlx::Error),
+    /// The migrations could not be applied (for example a database changed by a newer version).
+    Migrate(sqlx::migrate::MigrateError),
+    /// A stored row that does not parse: the database was changed outside this code.
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A posting refused by the ledger (unbalanced, or its ID reused for other lines).
+    Ledger(LedgerError),
+    /// Another writer kept changing the same row; gave up after this many attempts.
+    Contended(u32),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::BadUrl(url) => {
+                write!(f, "bad database URL {url:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+            }
+            StoreError::Database(error) => write!(f, "database: {error}"),
+            StoreError::Migrate(error) => write!(f, "database migration: {error}"),
+            StoreError::Corrupt { table, key, why } => write!(f, "corrupt row in {table} ({key}): {why}"),
+            StoreError::Ledger(error) => write!(f, "ledger: {error}"),
+            StoreError::Contended(attempts) => {
+                write!(f, "the row kept changing under {attempts} attempts; try again")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Database(error) => Some(error),
+            StoreError::Migrate(error) => Some(error),
+            StoreError::Ledger(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        StoreError::Database(error)
+    }
+}
+
+impl From<LedgerError> for StoreError {
+    fn from(error: LedgerError) -> StoreError {
+        StoreError::Ledger(error)
+    }
+}
+
+/// The embedded migrations as a `sqlx` migration source.
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+type BoxDynError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async {
+            let migrations = MIGRATIONS
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect();
+            Ok(migrations)
+        })
+    }
+}
+
+/// The platform's database: orders, ledger postings, believed card balances. Cheap to clone
+/// (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `url` — `sqlite:PATH` (the file is created, in WAL mode) or `postgres://…` — and
+    /// applies the migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with other [`StoreOptions`].
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let connections = options.connections.clamp(1, STORE_CONNECTIONS_MAX);
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Os => "NORMAL",
+        };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl(url.to_owned()));
+        };
+        if backend == Backend::Sqlite {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Each pooled connection would get its own empty database.
+                return Err(StoreError::BadUrl(url.to_owned()));
+            }
+            // WAL is a property of the file: set it once, every later connection inherits it.
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            options.connect().await?.close().await?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        connection.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
+                        connection.execute(format!("PRAGMA synchronous = {synchronous}").as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let migrator = Migrator::new(EmbeddedMigrations).await.map_err(StoreError::Migrate)?;
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
+    /// directory if needed.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_data_dir_with(data_dir, StoreOptions::default()).await
+    }
+
+    /// [`Store::open_data_dir`] with other [`StoreOptions`].
+    pub async fn open_data_dir_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::BadUrl(format!("{}: cannot create the data directory: {error}", data_dir.display()))
+        })?;
+        let path = data_dir.join(SQLITE_FILE_NAME);
+        let path = path.to_str().ok_or_else(|| StoreError::BadUrl(path.display().to_string()))?;
+        // The URL's path is percent-decoded: keep `%`, `?` and `#` in a directory name literal.
+        let path = path.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+        Store::open_with(&format!("sqlite://{path}"), options).await
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock at once, so a read
+    /// followed by a write cannot fail on a snapshot another writer made stale.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A read-only transaction that sees one consistent snapshot (for the ledger check).
+    pub(crate) async fn begin_snapshot(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+        })
+    }
+}
+
+/// Reads column `index` of `row`.
+fn column<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    Ok(row.try_get(index)?)
+}

@@ -1,0 +1,173 @@
+//! Payment orders in the database.
+
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+
+use super::{column, Store, StoreError};
+use crate::ledger::{CardId, Fen};
+use crate::payments::{MerchantOrderId, Order, OrderKind, OrderState};
+
+/// Most orders one [`Store::orders_waiting`] call returns.
+pub const ORDERS_LISTED_MAX: u32 = 1_000;
+
+const ORDER_COLUMNS: &str = "merchant_order_id, kind, provider, card_id, amount_fen, state, provider_transaction_id, \
+                             created_at_ms, updated_at_ms, version";
+
+impl Store {
+    /// The order `id`, if there is one.
+    pub async fn order(&self, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        order_in(&mut connection, id).await
+    }
+
+    /// Orders in one of `states` last changed before `updated_before_ms`, oldest first, at most
+    /// `limit` (itself at most [`ORDERS_LISTED_MAX`]): the orders whose notification is late or
+    /// whose refund has not been confirmed.
+    pub async fn orders_waiting(
+        &self,
+        states: &[OrderState],
+        updated_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..states.len()).map(|n| format!("${}", n + 3)).collect();
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE updated_at_ms < $1 AND state IN ({}) \
+             ORDER BY updated_at_ms, merchant_order_id LIMIT $2",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(updated_before_ms).bind(i64::from(limit.min(ORDERS_LISTED_MAX)));
+        for state in states {
+            query = query.bind(state.name());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(order_from_row).collect()
+    }
+}
+
+/// Inserts a new order; `false` if one with the same ID exists (nothing written).
+pub(crate) async fn insert_order_in(connection: &mut AnyConnection, order: &Order) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO payment_orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (merchant_order_id) DO NOTHING"
+    ))
+    .bind(order.merchant_order_id.as_str())
+    .bind(order.kind.name())
+    .bind(order.provider.as_str())
+    .bind(order.card_id.as_ref().map(|card| card.as_str().to_owned()))
+    .bind(order.amount.get())
+    .bind(order.state.name())
+    .bind(order.provider_transaction_id.clone())
+    .bind(order.created_at_ms)
+    .bind(order.updated_at_ms)
+    .bind(order.version)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Reads order `id` inside a transaction.
+pub(crate) async fn order_in(
+    connection: &mut AnyConnection,
+    id: &MerchantOrderId,
+) -> Result<Option<Order>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM payment_orders WHERE merchant_order_id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *connection)
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// Moves `order` to `to` if nobody moved it since it was read (same state and version), and
+/// records the transition; `false` if somebody did (nothing written: read again).
+pub(crate) async fn transition_in(
+    connection: &mut AnyConnection,
+    order: &Order,
+    to: OrderState,
+    provider_transaction_id: Option<&str>,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let version = order.version.checked_add(1).ok_or_else(|| corrupt(order, "version overflow"))?;
+    let updated = sqlx::query(
+        "UPDATE payment_orders SET state = $1, version = $2, updated_at_ms = $3, \
+         provider_transaction_id = COALESCE($4, provider_transaction_id) \
+         WHERE merchant_order_id = $5 AND state = $6 AND version = $7",
+    )
+    .bind(to.name())
+    .bind(version)
+    .bind(at_ms)
+    .bind(provider_transaction_id.map(str::to_owned))
+    .bind(order.merchant_order_id.as_str())
+    .bind(order.state.name())
+    .bind(order.version)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO payment_order_transitions (merchant_order_id, version, from_state, to_state, at_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(order.merchant_order_id.as_str())
+    .bind(version)
+    .bind(order.state.name())
+    .bind(to.name())
+    .bind(at_ms)
+    .execute(&mut *connection)
+    .await?;
+    Ok(true)
+}
+
+/// The states order `id` went through, oldest first (the audit trail).
+pub(crate) async fn transitions(store: &Store, id: &MerchantOrderId) -> Result<Vec<OrderState>, StoreError> {
+    let rows =
+        sqlx::query("SELECT to_state FROM payment_order_transitions WHERE merchant_order_id = $1 ORDER BY version")
+            .bind(id.as_str())
+            .fetch_all(&store.pool)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = column(row, 0)?;
+            OrderState::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                table: "payment_order_transitions",
+                key: id.to_string(),
+                why: format!("unknown state {name:?}"),
+            })
+        })
+        .collect()
+}
+
+fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+    let id: String = column(row, 0)?;
+    let bad = |why: String| StoreError::Corrupt { table: "payment_orders", key: id.clone(), why };
+    let merchant_order_id = MerchantOrderId::parse(&id).map_err(|error| bad(error.to_string()))?;
+    let kind: String = column(row, 1)?;
+    let kind = OrderKind::parse(&kind).ok_or_else(|| bad(format!("unknown kind {kind:?}")))?;
+    let card_id: Option<String> = column(row, 3)?;
+    let card_id = card_id.map(|card| CardId::parse(&card)).transpose().map_err(|error| bad(error.to_string()))?;
+    let amount: i64 = column(row, 4)?;
+    let amount = Fen::new(amount).ok_or_else(|| bad(format!("negative amount {amount}")))?;
+    let state: String = column(row, 5)?;
+    let state = OrderState::parse(&state).ok_or_else(|| bad(format!("unknown state {state:?}")))?;
+    Ok(Order {
+        merchant_order_id,
+        kind,
+        provider: column(row, 2)?,
+        card_id,
+        amount,
+        state,
+        provider_transaction_id: column(row, 6)?,
+        created_at_ms: column(row, 7)?,
+        updated_at_ms: column(row, 8)?,
+        version: column(row, 9)?,
+    })
+}
+
+fn corrupt(order: &Order, why: &str) -> StoreError {
+    StoreError::Corrupt { table: "payment_orders", key: order.merchant_order_id.to_string(), why: why.to_owned() }
+}
