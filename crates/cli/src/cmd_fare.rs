@@ -177,7 +177,8 @@ fn quote_gtfs(
     let q = feed.quote_journey_with(&[leg], &options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let l = &q.legs[0];
     if args.json {
-        let v = json!({ "fare": q.total, "currency": q.currency, "route_id": l.route_id, "network_id": l.network_id,
+        // `fare_fen`: hundredths of the feed's currency (fen for CNY), as for city fares.
+        let v = json!({ "fare_fen": q.total, "currency": q.currency, "route_id": l.route_id, "network_id": l.network_id,
             "distance_m": l.distance_m, "stops": l.stops, "fare_product_id": l.fare_product_id,
             "leg_group_id": l.leg_group_id, "rider_category": q.rider_category });
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -141,11 +141,11 @@ fn rider_categories_of_a_real_feed() {
     let z = Feed::load_dir(&feed_dir("zakroczym")).unwrap();
     let leg = JourneyLeg::new("100", "125", at("2026-11-25 04:05"), at("2026-11-25 04:56")).on_trip("10-1");
     // The default category (0, "Bilet normalny") is priced when none is named.
-    let q = z.quote_journey(&[leg.clone()]).unwrap();
+    let q = z.quote_journey(std::slice::from_ref(&leg)).unwrap();
     assert_eq!((q.total, q.rider_category.as_deref()), (500, Some("0")));
     // Category 2 (children) has only a monthly ticket in this feed: no single-ride fare.
     let child = QuoteOptions { rider_category: Some("2".into()), fare_media: None };
-    let e = z.quote_journey_with(&[leg.clone()], &child).unwrap_err().to_string();
+    let e = z.quote_journey_with(std::slice::from_ref(&leg), &child).unwrap_err().to_string();
     assert!(e.contains("for rider category 2"), "{e}");
     let unknown = QuoteOptions { rider_category: Some("9".into()), fare_media: None };
     let e = z.quote_journey_with(&[leg], &unknown).unwrap_err().to_string();
