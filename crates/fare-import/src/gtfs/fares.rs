@@ -538,7 +538,7 @@ impl Feed {
             return Err(no_fare(format!("route {route} does not run from {} to {}", leg.from, leg.to)));
         }
         let rides: Vec<Ride> = self
-            .tables
+            .tables()
             .iter()
             .filter(|(_, t)| from != to && t.distance_m(from, to).is_some())
             .map(|(n, _)| Ride { route: None, network_id: n.clone(), on_pattern: None })
@@ -557,7 +557,7 @@ impl Feed {
                 let metres = pattern.cumulative_m.as_ref().map(|c| c[j] - c[i]);
                 (metres, u32::try_from(j - i).ok())
             }
-            None => match self.tables.get(&ride.network_id) {
+            None => match self.tables().get(&ride.network_id) {
                 Some(t) => (
                     t.distance_m(from, to),
                     t.path(from, to).and_then(|p| u32::try_from(p.len().saturating_sub(1)).ok()),

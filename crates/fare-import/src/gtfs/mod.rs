@@ -22,6 +22,7 @@ mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use yitong_fare::{DistanceTable, LoadError, Network, NetworkBuilder, StationIndex};
 use yitong_profile::DateTime;
@@ -120,8 +121,11 @@ pub struct Feed {
     trip_pattern: HashMap<String, usize>,
     unserved_stops: Vec<String>,
     station_areas: Vec<BTreeSet<String>>,
-    /// One distance table per network (key `None`: routes without a network).
-    tables: BTreeMap<Option<String>, DistanceTable>,
+    /// The network of each line of `network`, in line order.
+    line_networks: Vec<Option<String>>,
+    /// One distance table per network (key `None`: routes without a network), built on first
+    /// use: only distance rules and rides over several routes of a network need them.
+    tables: OnceLock<BTreeMap<Option<String>, DistanceTable>>,
     fares: Fares,
 }
 
@@ -402,12 +406,6 @@ impl Feed {
             .filter(|s| !served.contains(s))
             .map(|s| station_id_of[s].to_string())
             .collect();
-        let mut tables = BTreeMap::new();
-        let keys: BTreeSet<Option<String>> = line_networks.iter().cloned().collect();
-        for key in keys {
-            let allowed: Vec<bool> = line_networks.iter().map(|n| *n == key).collect();
-            tables.insert(key, DistanceTable::build(&network, &allowed));
-        }
         let services = Services::load(dir)?;
         let known_networks: BTreeSet<String> = routes.iter().filter_map(|r| r.network_id.clone()).collect();
         let station_count = network.stations().len();
@@ -420,7 +418,8 @@ impl Feed {
             trip_pattern,
             unserved_stops,
             station_areas,
-            tables,
+            line_networks,
+            tables: OnceLock::new(),
             fares,
         };
         if feed.fares.needs_distances() {
@@ -450,14 +449,18 @@ impl Feed {
         &self.unserved_stops
     }
 
-    /// The route IDs of the feed, in file order.
-    pub fn route_ids(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|r| r.id.as_str())
-    }
-
-    /// The IDs of the trips that make the network (those with two stops or more).
-    pub fn trip_ids(&self) -> impl Iterator<Item = &str> {
-        self.trip_pattern.keys().map(String::as_str)
+    /// The distance table of each network, built on first use.
+    fn tables(&self) -> &BTreeMap<Option<String>, DistanceTable> {
+        self.tables.get_or_init(|| {
+            let keys: BTreeSet<Option<String>> = self.line_networks.iter().cloned().collect();
+            keys.into_iter()
+                .map(|key| {
+                    let allowed: Vec<bool> = self.line_networks.iter().map(|n| *n == key).collect();
+                    let table = DistanceTable::build(&self.network, &allowed);
+                    (key, table)
+                })
+                .collect()
+        })
     }
 
     /// Prices a journey with the feed's Fares v2 rules for the default rider category and the
