@@ -62,7 +62,7 @@ fn stations_of_both_feeds() {
     let d = Dir::new();
     let v = d.json(&["fare", "stations", "--network", &feed("transcollines"), "--json"]);
     let stations = v.as_array().unwrap();
-    assert_eq!(stations.len(), 162);
+    assert_eq!(stations.len(), 204);
     let gabrielle = stations.iter().find(|s| s["name"] == "Cégep Gabrielle-Roy").unwrap();
     assert_eq!(gabrielle["lines"], serde_json::json!(["910", "910 #2"]));
     let text = d.ok(&["fare", "stations", "--network", &feed("zakroczym")]);
