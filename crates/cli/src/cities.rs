@@ -30,13 +30,17 @@ pub fn load(name: &str, city_file: Option<&Path>, network_dir: Option<&Path>) ->
         };
         return Ok(Arc::new(City::new(profile, network, None)?));
     };
-    if dir.join("network.json").exists() {
+    // A Beijing-Subway-Tools city folder (per-line files and metadata.json5) or its network.json.
+    if dir.join("network.json").exists() || dir.join("metadata.json5").exists() {
         let (network, off_peak) = yitong_fare_import::bst::load_dir(dir)?;
         Ok(Arc::new(City::new(profile, Some(network), off_peak)?))
     } else if dir.join("stops.txt").exists() {
         let feed = yitong_fare_import::gtfs::Feed::load_dir(dir)?;
         Ok(Arc::new(City::new(profile, Some(feed.network().clone()), None)?))
     } else {
-        bail!("--network: {} holds neither network.json (Beijing-Subway-Tools) nor stops.txt (GTFS)", dir.display())
+        bail!(
+            "--network: {} holds neither network.json or metadata.json5 (Beijing-Subway-Tools) nor stops.txt (GTFS)",
+            dir.display()
+        )
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
 use yitong_fare::Trip;
-use yitong_fare_import::gtfs::{Feed, JourneyLeg};
+use yitong_fare_import::gtfs::{Feed, JourneyLeg, QuoteOptions};
 
 use crate::{cities, money, time};
 
@@ -52,6 +52,20 @@ pub struct QuoteArgs {
     /// Yuan paid on the card's metro rides this calendar month, for the monthly discount.
     #[arg(long, default_value = "0")]
     pub month_spent: String,
+    /// GTFS: the route ridden (route_id or short name); default: every route that serves the two
+    /// stops in that order, the cheapest fare.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// GTFS: the trip ridden (trip_id); fixes the route and its stop pattern.
+    #[arg(long)]
+    pub trip: Option<String>,
+    /// GTFS: the rider category (rider_category_id); default: the feed's default category.
+    #[arg(long)]
+    pub rider_category: Option<String>,
+    /// GTFS: the fare medium (fare_media_id); default: a transit card where a product offers
+    /// one, else the cheapest medium.
+    #[arg(long)]
+    pub fare_media: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,24 +88,17 @@ pub fn quote(args: &QuoteArgs) -> anyhow::Result<()> {
     };
     let month_spent_fen = money::parse_yuan(&args.month_spent, "--month-spent")?;
     if let Some(feed) = gtfs_with_fares(&args.source)? {
-        let leg = JourneyLeg { from: args.from.clone(), to: args.to.clone(), departure: entry_at, arrival: exit_at };
-        let q = feed.quote_journey(&[leg]).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let l = &q.legs[0];
-        if args.json {
-            let v = json!({ "fare_fen": q.total, "currency": q.currency, "distance_m": l.distance_m, "stops": l.stops,
-                "fare_product_id": l.fare_product_id, "network_id": l.network_id });
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            println!(
-                "{} {}: {} m, {} stops, product {}",
-                money::yuan(q.total.into()),
-                q.currency,
-                l.distance_m,
-                l.stops,
-                l.fare_product_id
-            );
+        return quote_gtfs(args, &feed, entry_at, exit_at);
+    }
+    for (flag, given) in [
+        ("--route", args.route.is_some()),
+        ("--trip", args.trip.is_some()),
+        ("--rider-category", args.rider_category.is_some()),
+        ("--fare-media", args.fare_media.is_some()),
+    ] {
+        if given {
+            bail!("{flag} applies to a GTFS feed with Fares v2 (--network FEED), not to city fare rules");
         }
-        return Ok(());
     }
     let city = args.source.load()?;
     let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
@@ -156,6 +163,40 @@ pub fn quote(args: &QuoteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One leg priced by a feed's own Fares v2 rules.
+fn quote_gtfs(
+    args: &QuoteArgs,
+    feed: &Feed,
+    entry_at: yitong_profile::DateTime,
+    exit_at: yitong_profile::DateTime,
+) -> anyhow::Result<()> {
+    let mut leg = JourneyLeg::new(&args.from, &args.to, entry_at, exit_at);
+    leg.route = args.route.clone();
+    leg.trip = args.trip.clone();
+    let options = QuoteOptions { rider_category: args.rider_category.clone(), fare_media: args.fare_media.clone() };
+    let q = feed.quote_journey_with(&[leg], &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let l = &q.legs[0];
+    if args.json {
+        // `fare_fen`: hundredths of the feed's currency (fen for CNY), as for city fares.
+        let v = json!({ "fare_fen": q.total, "currency": q.currency, "route_id": l.route_id, "network_id": l.network_id,
+            "distance_m": l.distance_m, "stops": l.stops, "fare_product_id": l.fare_product_id,
+            "leg_group_id": l.leg_group_id, "rider_category": q.rider_category });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let amount = money::yuan(q.total);
+    let route = l.route_id.as_ref().map(|r| format!(", route {r}")).unwrap_or_default();
+    let network = l.network_id.as_ref().map(|n| format!(", network {n}")).unwrap_or_default();
+    println!("{amount} {}: product {}{route}{network}", q.currency, l.fare_product_id);
+    if let (Some(d), Some(s)) = (l.distance_m, l.stops) {
+        println!("  {d} m, {s} stops");
+    }
+    if let Some(r) = &q.rider_category {
+        println!("  rider category {r}");
+    }
+    Ok(())
+}
+
 /// A GTFS feed that prices journeys itself, when `--network` points at one.
 fn gtfs_with_fares(source: &NetworkArgs) -> anyhow::Result<Option<Feed>> {
     match &source.network {
@@ -168,9 +209,25 @@ fn gtfs_with_fares(source: &NetworkArgs) -> anyhow::Result<Option<Feed>> {
 }
 
 pub fn stations(args: &StationsArgs) -> anyhow::Result<()> {
+    // A GTFS feed is listed as the feed has it (with the stops no trip serves), whatever its fares.
+    if let Some(dir) = args.source.network.as_ref().filter(|d| d.join("stops.txt").exists()) {
+        let feed = Feed::load_dir(dir)?;
+        print_stations(feed.network(), args.json)?;
+        if !feed.unserved_stops().is_empty() {
+            eprintln!(
+                "note: {} stop(s) no trip serves: {}",
+                feed.unserved_stops().len(),
+                feed.unserved_stops().join(", ")
+            );
+        }
+        return Ok(());
+    }
     let city = args.source.load()?;
     let Some(engine) = city.engine() else { bail!("--city: {} has no metro", city.profile().name) };
-    let network = engine.network();
+    print_stations(engine.network(), args.json)
+}
+
+fn print_stations(network: &yitong_fare::Network, json_out: bool) -> anyhow::Result<()> {
     let rows: Vec<_> = network
         .stations()
         .iter()
@@ -179,7 +236,7 @@ pub fn stations(args: &StationsArgs) -> anyhow::Result<()> {
             (s, lines)
         })
         .collect();
-    if args.json {
+    if json_out {
         let v: Vec<_> = rows
             .iter()
             .map(|(s, lines)| {

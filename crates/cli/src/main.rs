@@ -142,7 +142,7 @@ enum GateCommand {
 #[derive(Subcommand)]
 enum FareCommand {
     /// The fare, distance and path of a metro trip.
-    Quote(cmd_fare::QuoteArgs),
+    Quote(Box<cmd_fare::QuoteArgs>),
     /// The stations of a city's network.
     Stations(cmd_fare::StationsArgs),
 }

@@ -1,9 +1,10 @@
 //! Importers for `yitong-fare`: networks from the files operators and open-data projects publish.
 //!
-//! [`bst::load_dir`] reads a Beijing-Subway-Tools folder (`network.json`, and the early-morning
-//! discount's stations from `fare_rules.json5`); [`gtfs::Feed`] reads a GTFS feed, its network
-//! and its Fares v2 tables, and prices journeys with them. Both give a [`yitong_fare::Network`]
-//! for [`yitong_fare::City::new`].
+//! [`bst::load_dir`] reads a Beijing-Subway-Tools city folder (the project's per-line JSON5 files
+//! with `metadata.json5`, or one `network.json`; the early-morning discount's stations from
+//! `fare_rules.json5`); [`gtfs::Feed`] reads a GTFS feed — every stop pattern of every route —
+//! and its Fares v2 tables, and prices journeys with them as the GTFS reference states. Both give
+//! a [`yitong_fare::Network`] for [`yitong_fare::City::new`].
 //!
 //! Station and line codes come from the data where it has them (a numeric GTFS `stop_code`) and
 //! are otherwise derived from each station's own name or ID ([`yitong_fare::derived_code`]); a

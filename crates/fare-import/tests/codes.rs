@@ -77,12 +77,19 @@ fn gtfs_stop_added_moves_no_code() {
 }
 
 #[test]
-fn gtfs_shared_stop_code_is_refused_naming_both() {
-    let (dir, feed) =
-        feed_with("stop_id,stop_code,stop_name\nX,101,Xiyuan\nY,101,Yuquan\nZ,,Zhongxin\nW,,Wangjing\n", &[]);
-    let e = feed.unwrap_err();
-    assert_eq!(e.file, dir.path().display().to_string());
-    assert!(e.message.starts_with("stations `Xiyuan` and `Yuquan` share code 101;"), "{e}");
+fn gtfs_stop_code_shared_by_stations_is_no_code() {
+    // The GTFS reference does not make stop_code unique (the Zakroczym feed gives `01` to the
+    // first post of every stop): a code several stations carry identifies none of them, so they
+    // derive theirs from their stop IDs; a code only one station carries is still its code.
+    let (_dir, feed) =
+        feed_with("stop_id,stop_code,stop_name\nX,101,Xiyuan\nY,101,Yuquan\nZ,7,Zhongxin\nW,,Wangjing\n", &[]);
+    let feed = feed.unwrap();
+    let n = feed.network();
+    assert_eq!(code_of(n, "Xiyuan"), (yitong_fare::derived_code("X"), CodeOrigin::Derived));
+    assert_eq!(code_of(n, "Yuquan"), (yitong_fare::derived_code("Y"), CodeOrigin::Derived));
+    assert_eq!(code_of(n, "Zhongxin"), (7, CodeOrigin::Data));
+    // A shared code is no alias either: it would name one of them at random.
+    assert!(n.lookup("101").is_err());
 }
 
 #[test]

@@ -13,10 +13,10 @@ fn feed(name: &str) -> Feed {
 
 fn leg(from: &str, to: &str, departure: &str, arrival: &str) -> JourneyLeg {
     let t = |s: &str| DateTime::parse(&format!("2026-11-25 {s}")).unwrap();
-    JourneyLeg { from: from.into(), to: to.into(), departure: t(departure), arrival: t(arrival) }
+    JourneyLeg::new(from, to, t(departure), t(arrival))
 }
 
-fn fare(feed: &Feed, legs: &[JourneyLeg]) -> u32 {
+fn fare(feed: &Feed, legs: &[JourneyLeg]) -> i64 {
     feed.quote_journey(legs).unwrap().total
 }
 
@@ -46,7 +46,7 @@ fn distance_bands_and_preferred_medium() {
     assert_eq!(fare(&f, &[leg("Anding", "Chengnan", "10:00:00", "10:09:00")]), 400);
     // Anding - Donghu 16,000 m: metro_5, from 12,100 m on.
     let q = f.quote_journey(&[leg("Anding", "Donghu", "10:00:00", "10:16:00")]).unwrap();
-    assert_eq!((q.total, q.legs[0].distance_m, q.currency.as_str()), (500, 16_000, "CNY"));
+    assert_eq!((q.total, q.legs[0].distance_m, q.currency.as_str()), (500, Some(16_000), "CNY"));
 }
 
 #[test]
@@ -107,12 +107,17 @@ fn malformed_rows_name_file_line_and_field() {
         "stop_times.txt",
         "trip_id,stop_id,stop_sequence,shape_dist_traveled\nR1-full,SA1,1,0\nR1-full,SB,2,\n",
     )]);
-    assert_eq!(e, "stop_times.txt:3: shape_dist_traveled: missing");
+    // Distance rules need a distance: without shape_dist_traveled, coordinates; this feed has none.
+    assert_eq!(
+        e,
+        "stop_times.txt:3: shape_dist_traveled: missing, and a stop has no coordinates: distance-based fares need \
+         one or the other"
+    );
     let e = broken(&[(
         "stop_times.txt",
         "trip_id,stop_id,stop_sequence,shape_dist_traveled\nR1-full,SA1,1,500\nR1-full,SB,2,100\n",
     )]);
-    assert_eq!(e, "stop_times.txt:3: shape_dist_traveled: must increase along the trip");
+    assert_eq!(e, "stop_times.txt:3: shape_dist_traveled: decreases along the trip");
     let e = broken(&[("fare_products.txt", "fare_product_id,amount,currency\nmetro_3,three,CNY\n")]);
     assert!(e.starts_with("fare_products.txt:2: amount: `three`"), "{e}");
     let e = broken(&[("fare_leg_rules.txt", "network_id,fare_product_id\nmetro,metro_9\n")]);
