@@ -10,7 +10,10 @@
 
 pub mod cities;
 pub mod devices;
+pub mod issuance;
+pub mod issuer_keys;
 pub mod ledger;
 pub mod payments;
+pub mod ota;
 pub mod pricing;
 pub mod store;

@@ -8,7 +8,9 @@
 //! others wait up to [`SQLITE_BUSY_TIMEOUT_MS`]); on PostgreSQL the compare-and-swap `UPDATE`
 //! and the posting's primary key decide, and the loser retries or finds the work done.
 
+mod cards;
 mod ledger;
+mod loads;
 mod orders;
 
 use std::borrow::Cow;
@@ -26,7 +28,11 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction}
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use orders::ORDERS_LISTED_MAX;
 
+pub(crate) use cards::{
+    allocate_sequence_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in, signup_order_in,
+};
 pub(crate) use ledger::{post_in, record_card_balance_in};
+pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_transaction_number_in, settle_load_in};
 pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
 use crate::ledger::LedgerError;
@@ -42,8 +48,10 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL.
-const MIGRATIONS: [(i64, &str, &str); 1] =
-    [(1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
+    (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
+];
 
 /// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own
 /// server settings).
@@ -262,6 +270,11 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The pool, for reads outside a transaction.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// A transaction that will write: on SQLite it takes the write lock at once, so a read
     /// followed by a write cannot fail on a snapshot another writer made stale.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
@@ -281,7 +294,7 @@ impl Store {
 }
 
 /// Reads column `index` of `row`.
-fn column<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
+pub(crate) fn column<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {

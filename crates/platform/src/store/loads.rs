@@ -1,0 +1,159 @@
+//! Over-the-air loads: each MAC2 handed out, as a typed load record, and the load host's
+//! transaction numbers.
+
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use yitong_record::TapRecord;
+
+use super::{column, Store, StoreError};
+use crate::ledger::CardId;
+use crate::ota::{LoadState, OtaLoad};
+use crate::payments::MerchantOrderId;
+
+const LOAD_COLUMNS: &str =
+    "tap_id, merchant_order_id, card_id, state, counter_before, record, created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Every load of order `id`, oldest first (a load proven not loaded may be followed by another).
+    pub async fn ota_loads(&self, id: &MerchantOrderId) -> Result<Vec<OtaLoad>, StoreError> {
+        let rows =
+            sqlx::query(&format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id"))
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(load_from_row).collect()
+    }
+
+    /// Loads in `state`, oldest first, at most `limit` (at most 1,000): the doubts to ask the
+    /// phones about, or the unconfirmed loads the back office settles.
+    pub async fn ota_loads_in_state(&self, state: LoadState, limit: u32) -> Result<Vec<OtaLoad>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE state = $1 ORDER BY updated_at_ms, tap_id LIMIT $2"
+        ))
+        .bind(state.name())
+        .bind(i64::from(limit.min(1_000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(load_from_row).collect()
+    }
+}
+
+/// The load of order `id` that is not proven not loaded (at most one: a unique index).
+pub(crate) async fn live_load_in(
+    connection: &mut AnyConnection,
+    id: &MerchantOrderId,
+) -> Result<Option<OtaLoad>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 AND state <> 'not_loaded'"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.as_ref().map(load_from_row).transpose()
+}
+
+/// The load of `card` in doubt (at most one: a unique index).
+pub(crate) async fn doubt_of_card_in(
+    connection: &mut AnyConnection,
+    card: &CardId,
+) -> Result<Option<OtaLoad>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE card_id = $1 AND state = 'in_doubt'"))
+        .bind(card.as_str())
+        .fetch_optional(&mut *connection)
+        .await?;
+    row.as_ref().map(load_from_row).transpose()
+}
+
+/// Records a load; a unique index refuses a second live load of one order or a second doubt of
+/// one card (a database error).
+pub(crate) async fn insert_load_in(connection: &mut AnyConnection, load: &OtaLoad) -> Result<(), StoreError> {
+    sqlx::query(&format!("INSERT INTO ota_loads ({LOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        .bind(load.record.tap_id().to_string())
+        .bind(load.merchant_order_id.as_str())
+        .bind(load.card_id.as_str())
+        .bind(load.state.name())
+        .bind(i64::from(load.counter_before))
+        .bind(record_text(&load.record)?)
+        .bind(load.created_at_ms)
+        .bind(load.updated_at_ms)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// Moves `load` from its state to `to` with `record`, if nobody moved it since it was read;
+/// `false` if somebody did (nothing written).
+pub(crate) async fn settle_load_in(
+    connection: &mut AnyConnection,
+    load: &OtaLoad,
+    to: LoadState,
+    record: &TapRecord,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query("UPDATE ota_loads SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = $5")
+        .bind(to.name())
+        .bind(record_text(record)?)
+        .bind(at_ms)
+        .bind(load.record.tap_id().to_string())
+        .bind(load.state.name())
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Takes the next transaction number of the load host `terminal_id` (from 1).
+pub(crate) async fn next_transaction_number_in(
+    connection: &mut AnyConnection,
+    terminal_id: [u8; 6],
+) -> Result<u32, StoreError> {
+    let terminal = hex::encode_upper(terminal_id);
+    sqlx::query("INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING")
+        .bind(terminal.as_str())
+        .execute(&mut *connection)
+        .await?;
+    let row = sqlx::query(
+        "UPDATE ota_terminals SET next_transaction_number = next_transaction_number + 1 WHERE terminal_id = $1 \
+         RETURNING next_transaction_number",
+    )
+    .bind(terminal.as_str())
+    .fetch_one(&mut *connection)
+    .await?;
+    let next: i64 = column(&row, 0)?;
+    next.checked_sub(1).and_then(|n| u32::try_from(n).ok()).ok_or(StoreError::Corrupt {
+        table: "ota_terminals",
+        key: terminal,
+        why: format!("next transaction number {next}"),
+    })
+}
+
+fn record_text(record: &TapRecord) -> Result<String, StoreError> {
+    serde_json::to_string(record).map_err(|error| StoreError::Corrupt {
+        table: "ota_loads",
+        key: record.tap_id().to_string(),
+        why: error.to_string(),
+    })
+}
+
+fn load_from_row(row: &AnyRow) -> Result<OtaLoad, StoreError> {
+    let tap_id: String = column(row, 0)?;
+    let bad = |why: String| StoreError::Corrupt { table: "ota_loads", key: tap_id.clone(), why };
+    let order: String = column(row, 1)?;
+    let card: String = column(row, 2)?;
+    let state: String = column(row, 3)?;
+    let counter: i64 = column(row, 4)?;
+    let record: String = column(row, 5)?;
+    let record: TapRecord = serde_json::from_str(&record).map_err(|error| bad(error.to_string()))?;
+    if record.tap_id().to_string() != tap_id {
+        return Err(bad("record of another tap".to_owned()));
+    }
+    Ok(OtaLoad {
+        merchant_order_id: MerchantOrderId::parse(&order).map_err(|error| bad(error.to_string()))?,
+        card_id: CardId::parse(&card).map_err(|error| bad(error.to_string()))?,
+        state: LoadState::parse(&state).ok_or_else(|| bad(format!("unknown state {state:?}")))?,
+        counter_before: u16::try_from(counter).map_err(|_| bad(format!("counter {counter}")))?,
+        record,
+        created_at_ms: column(row, 6)?,
+        updated_at_ms: column(row, 7)?,
+    })
+}
