@@ -2,6 +2,8 @@
 //! PostgreSQL server named by `YITONG_TEST_PG_URL`.
 #![allow(dead_code)]
 
+pub mod wallet;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::{Connection, Executor};
