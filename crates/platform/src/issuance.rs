@@ -535,9 +535,8 @@ fn cap_of(rules: &PricingRules, promotion: Option<&str>) -> Option<u32> {
 }
 
 fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
-    let good = !value.trim().is_empty()
-        && value.len() <= PHONE_FIELD_LENGTH_MAX
-        && value.chars().all(|c| !c.is_control());
+    let good =
+        !value.trim().is_empty() && value.len() <= PHONE_FIELD_LENGTH_MAX && value.chars().all(|c| !c.is_control());
     if good {
         Ok(())
     } else {

@@ -13,7 +13,7 @@ pub mod devices;
 pub mod issuance;
 pub mod issuer_keys;
 pub mod ledger;
-pub mod payments;
 pub mod ota;
+pub mod payments;
 pub mod pricing;
 pub mod store;

@@ -238,7 +238,9 @@ impl fmt::Display for TopUpError {
             TopUpError::LoadInDoubt { card, tap_id } => {
                 write!(f, "card {card} has load {tap_id} in doubt: send the card's evidence first")
             }
-            TopUpError::LoadUnconfirmed(id) => write!(f, "the load of order {id} is unconfirmed; the issuer settles it"),
+            TopUpError::LoadUnconfirmed(id) => {
+                write!(f, "the load of order {id} is unconfirmed; the issuer settles it")
+            }
             TopUpError::NoLoad(id) => write!(f, "no load of order {id} was authorized"),
             TopUpError::BadAnswer { command, why } => write!(f, "{command} answer: {why}"),
             TopUpError::Mac1Invalid => f.write_str("the card's MAC1 did not verify"),
@@ -380,7 +382,9 @@ impl OtaService {
         drop(connection);
         match load.state {
             LoadState::InDoubt => {}
-            LoadState::Confirmed | LoadState::Recovered => return self.finish(payments, &context, load.record, now_ms).await,
+            LoadState::Confirmed | LoadState::Recovered => {
+                return self.finish(payments, &context, load.record, now_ms).await
+            }
             LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
             LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
         }
@@ -430,7 +434,9 @@ impl OtaService {
             });
         }
         // Loaded: our proof (MAC2 ours, TAC verified), else our record in the card's log.
-        if let Some(record) = self.proof_of(&load, evidence.prove.as_deref()).or_else(|| log_shows(&load, &evidence.log)) {
+        if let Some(record) =
+            self.proof_of(&load, evidence.prove.as_deref()).or_else(|| log_shows(&load, &evidence.log))
+        {
             self.settle(payments, &load, LoadState::Recovered, &record, now_ms).await?;
             let loaded = self.finish(payments, &context, record, now_ms).await?;
             return Ok(Reconciled::Loaded { record: Box::new(loaded.record), order: Box::new(loaded.order) });
@@ -549,7 +555,8 @@ impl OtaService {
         let id = &context.order.merchant_order_id;
         for _ in 0..ATTEMPTS_MAX {
             let mut transaction = payments.store().begin_write().await?;
-            let order = store::order_in(&mut transaction, id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
+            let order =
+                store::order_in(&mut transaction, id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
             match order.state {
                 OrderState::Paid => {
                     let to = order.state.apply(order.kind, OrderEvent::DeliveryStarted).map_err(ServiceError::from)?;

@@ -58,7 +58,7 @@ async fn the_fee_is_paid_then_the_card_is_issued_once(db: &TestDb) {
     let mut se = SecureElement::new(&card.image, 0);
     assert_eq!(
         hex::encode_upper(se.ok(&[0x00, 0xB0, 0x95, 0x00, 0x00])),
-        "0000100000000001020110000000000000000001202611252036123100" .to_owned() + "00"
+        "0000100000000001020110000000000000000001202611252036123100".to_owned() + "00"
     );
     assert_eq!(se.balance_fen(), 0);
     let fee_order = wallet.payments.order(&order.merchant_order_id).await.unwrap();
@@ -166,7 +166,8 @@ async fn phones_that_cannot_carry_a_card_are_refused_with_the_reason(db: &TestDb
     // An NFC-SIM phone: through the carrier's hall and with the SIM's carrier, or not at all.
     let sim = |channel, carrier: Option<&str>| {
         let mut application = mi6("phone-S", "F00000002");
-        application.phone = Phone { model: "Mi 4".to_owned(), carrier: carrier.map(str::to_owned), ..application.phone };
+        application.phone =
+            Phone { model: "Mi 4".to_owned(), carrier: carrier.map(str::to_owned), ..application.phone };
         application.channel = channel;
         application
     };

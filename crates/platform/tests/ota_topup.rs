@@ -59,7 +59,8 @@ async fn a_full_top_up_loads_the_card_once(db: &TestDb) {
     let init = LoadInit::decode(&answer[..16]).unwrap();
     assert_eq!((init.balance_fen, init.online_counter), (0, 0));
 
-    let authorization = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
+    let authorization =
+        wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
     assert_eq!(authorization.tap_id, "1000FFFF0002-1");
     // CREDIT FOR LOAD: date, time, MAC2.
     assert_eq!(
@@ -147,11 +148,13 @@ async fn a_vanished_phone_whose_card_did_not_load_is_loaded_again_or_refunded(db
     // The phone vanished before CREDIT. Its word alone proves nothing:
     let mut gathered = evidence(&wallet, &mut se, &order).await;
     let no_init = CardEvidence { initialize: None, ..gathered.clone() };
-    let refused = wallet.ota.reconcile(&wallet.payments, &order, &no_init, WhenNotLoaded::Refund, at(11, 0, 0), T0).await;
+    let refused =
+        wallet.ota.reconcile(&wallet.payments, &order, &no_init, WhenNotLoaded::Refund, at(11, 0, 0), T0).await;
     assert!(matches!(refused, Err(TopUpError::EvidenceIncomplete(_))), "{refused:?}");
     let mut forged = gathered.clone();
     forged.initialize.as_mut().unwrap()[12] ^= 1; // MAC1
-    let refused = wallet.ota.reconcile(&wallet.payments, &order, &forged, WhenNotLoaded::Refund, at(11, 0, 0), T0).await;
+    let refused =
+        wallet.ota.reconcile(&wallet.payments, &order, &forged, WhenNotLoaded::Refund, at(11, 0, 0), T0).await;
     assert!(matches!(refused, Err(TopUpError::EvidenceIncomplete(_))), "{refused:?}");
     gathered.prove = None;
     let reconciled = wallet
@@ -233,7 +236,8 @@ async fn a_card_that_can_no_longer_tell_leaves_the_load_unconfirmed(db: &TestDb)
     // The card is free for new loads.
     let next = wallet.paid_top_up("T00000002", &card, 100, T0 + 100_000).await;
     let answer = initialize(&wallet, &mut se, &next).await;
-    let authorization = wallet.ota.authorize(&wallet.payments, &next, &answer, at(12, 0, 0), T0 + 100_000).await.unwrap();
+    let authorization =
+        wallet.ota.authorize(&wallet.payments, &next, &answer, at(12, 0, 0), T0 + 100_000).await.unwrap();
     let credit = se.send(&authorization.credit_command);
     wallet.ota.complete(&wallet.payments, &next, &credit, T0 + 101_000).await.unwrap();
     assert_eq!(se.balance_fen(), 800);
@@ -290,7 +294,8 @@ async fn racing_top_ups_of_one_card_never_load_twice(db: &TestDb) {
         assert_eq!(task.await.unwrap().expect("completed").order.state, OrderState::Loaded);
     }
     let answer = initialize(&wallet, &mut se, &loser).await;
-    let authorization = wallet.ota.authorize(&wallet.payments, &loser, &answer, at(10, 2, 0), T0 + 30_000).await.unwrap();
+    let authorization =
+        wallet.ota.authorize(&wallet.payments, &loser, &answer, at(10, 2, 0), T0 + 30_000).await.unwrap();
     let credit = se.send(&authorization.credit_command);
     wallet.ota.complete(&wallet.payments, &loser, &credit, T0 + 31_000).await.unwrap();
     assert_eq!(se.balance_fen(), 3_000);

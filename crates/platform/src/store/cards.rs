@@ -10,7 +10,8 @@ use crate::issuance::{PhoneCard, SignupOrder};
 use crate::ledger::{CardId, Fen};
 use crate::payments::MerchantOrderId;
 
-const CARD_COLUMNS: &str = "card_id, city, device_id, se_id, maker, model, carrier, key_version, valid_from, valid_to, \
+const CARD_COLUMNS: &str =
+    "card_id, city, device_id, se_id, maker, model, carrier, key_version, valid_from, valid_to, \
                             fee_fen, promotion_id, fee_order_id, issued_at_ms";
 
 impl Store {
@@ -66,11 +67,13 @@ pub(crate) async fn count_promotion_in(
     id: &str,
     cap: Option<u32>,
 ) -> Result<bool, StoreError> {
-    sqlx::query("INSERT INTO promotion_signups (city, promotion_id, signups) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-        .bind(city)
-        .bind(id)
-        .execute(&mut *connection)
-        .await?;
+    sqlx::query(
+        "INSERT INTO promotion_signups (city, promotion_id, signups) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(city)
+    .bind(id)
+    .execute(&mut *connection)
+    .await?;
     let cap = cap.map_or(i64::MAX, i64::from);
     let updated = sqlx::query(
         "UPDATE promotion_signups SET signups = signups + 1 WHERE city = $1 AND promotion_id = $2 AND signups < $3",

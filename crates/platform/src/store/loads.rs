@@ -16,11 +16,12 @@ const LOAD_COLUMNS: &str =
 impl Store {
     /// Every load of order `id`, oldest first (a load proven not loaded may be followed by another).
     pub async fn ota_loads(&self, id: &MerchantOrderId) -> Result<Vec<OtaLoad>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id"))
-                .bind(id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id"
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(load_from_row).collect()
     }
 
@@ -90,15 +91,17 @@ pub(crate) async fn settle_load_in(
     record: &TapRecord,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query("UPDATE ota_loads SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = $5")
-        .bind(to.name())
-        .bind(record_text(record)?)
-        .bind(at_ms)
-        .bind(load.record.tap_id().to_string())
-        .bind(load.state.name())
-        .execute(&mut *connection)
-        .await?
-        .rows_affected();
+    let updated = sqlx::query(
+        "UPDATE ota_loads SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = $5",
+    )
+    .bind(to.name())
+    .bind(record_text(record)?)
+    .bind(at_ms)
+    .bind(load.record.tap_id().to_string())
+    .bind(load.state.name())
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
     Ok(updated == 1)
 }
 
@@ -108,10 +111,12 @@ pub(crate) async fn next_transaction_number_in(
     terminal_id: [u8; 6],
 ) -> Result<u32, StoreError> {
     let terminal = hex::encode_upper(terminal_id);
-    sqlx::query("INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING")
-        .bind(terminal.as_str())
-        .execute(&mut *connection)
-        .await?;
+    sqlx::query(
+        "INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING",
+    )
+    .bind(terminal.as_str())
+    .execute(&mut *connection)
+    .await?;
     let row = sqlx::query(
         "UPDATE ota_terminals SET next_transaction_number = next_transaction_number + 1 WHERE terminal_id = $1 \
          RETURNING next_transaction_number",

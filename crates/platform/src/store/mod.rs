@@ -29,7 +29,8 @@ pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use orders::ORDERS_LISTED_MAX;
 
 pub(crate) use cards::{
-    allocate_sequence_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in, signup_order_in,
+    allocate_sequence_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
+    signup_order_in,
 };
 pub(crate) use ledger::{post_in, record_card_balance_in};
 pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_transaction_number_in, settle_load_in};
