@@ -334,12 +334,11 @@ impl IssuanceService {
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
         let known = store::order_in(&mut transaction, id).await?;
-        let signup = match (&known, store::signup_order_in(&mut transaction, id).await?) {
-            (Some(_), Some(signup)) => signup,
-            (Some(_), None) => return Err(IssuanceError::FeeOrderMismatch(id.clone())),
-            (None, _) => quoted,
-        };
+        // A fee order keeps the quote it was opened with (a crash or a provider time-out may
+        // have left the order without it: it gets today's quote, checked against its amount).
+        let recorded = store::signup_order_in(&mut transaction, id).await?;
         transaction.rollback().await?;
+        let signup = recorded.clone().unwrap_or(quoted);
         if (signup.device_id.as_str(), signup.city.as_str()) != (application.phone.device_id.as_str(), city.name()) {
             return Err(IssuanceError::FeeOrderMismatch(id.clone()));
         }
@@ -353,22 +352,23 @@ impl IssuanceService {
                     amount: signup.fee,
                     description: format!("{} card sign-up fee", city.display_name()),
                 };
-                // The order row first, then what it was quoted for (its foreign key).
-                let order = match payments.open_order(new, now_ms).await {
+                match payments.open_order(new, now_ms).await {
                     Ok(order) => order,
                     Err(ServiceError::OrderIdConflict(id)) => return Err(IssuanceError::FeeOrderMismatch(id)),
                     Err(error) => return Err(error.into()),
-                };
-                let mut transaction = store.begin_write().await?;
-                store::insert_signup_order_in(&mut transaction, &signup).await?;
-                let recorded = store::signup_order_in(&mut transaction, id).await?;
-                transaction.commit().await?;
-                if recorded.as_ref() != Some(&signup) {
-                    return Err(IssuanceError::FeeOrderMismatch(id.clone()));
                 }
-                order
             }
         };
+        if recorded.is_none() {
+            // After the order row (its foreign key); a racing request's quote wins, and must agree.
+            let mut transaction = store.begin_write().await?;
+            store::insert_signup_order_in(&mut transaction, &signup).await?;
+            let stored = store::signup_order_in(&mut transaction, id).await?;
+            transaction.commit().await?;
+            if stored.as_ref() != Some(&signup) {
+                return Err(IssuanceError::FeeOrderMismatch(id.clone()));
+            }
+        }
         if order.kind != OrderKind::SignUpFee || order.amount != signup.fee {
             return Err(IssuanceError::FeeOrderMismatch(id.clone()));
         }

@@ -388,7 +388,7 @@ impl OtaService {
             LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
             LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
         }
-        let (data, sw) = split(answer, "CREDIT FOR LOAD")?;
+        let (data, _) = split(answer, "CREDIT FOR LOAD")?;
         let tac = <[u8; 4]>::try_from(data).map_err(|_| TopUpError::BadAnswer {
             command: "CREDIT FOR LOAD",
             why: format!("{} data bytes, expected the 4-byte TAC", data.len()),
@@ -397,7 +397,6 @@ impl OtaService {
         record.tac = Some(tac);
         record.status = RecordStatus::Confirmed;
         verify_tac(&record, &self.tac).map_err(TopUpError::Tac)?;
-        debug_assert_eq!(sw, StatusWord::OK);
         self.settle(payments, &load, LoadState::Confirmed, &record, now_ms).await?;
         self.finish(payments, &context, record, now_ms).await
     }
@@ -425,6 +424,21 @@ impl OtaService {
                 return Ok(Reconciled::NothingInDoubt(Box::new(loaded.order)));
             }
             Some(_) => return Err(TopUpError::LoadUnconfirmed(id.clone())),
+            // `loading` with no MAC2 outstanding (the last one proven not loaded, then a stop
+            // before the refund or the next load): nothing can be on the card for it.
+            None if context.order.state == OrderState::Loading => {
+                return match when_not_loaded {
+                    WhenNotLoaded::Refund => Ok(Reconciled::Refunded(Box::new(payments.refund(id, now_ms).await?))),
+                    WhenNotLoaded::LoadAgain => {
+                        let answer = evidence
+                            .initialize
+                            .as_deref()
+                            .ok_or(TopUpError::EvidenceIncomplete("loading again needs a fresh INITIALIZE FOR LOAD"))?;
+                        let (record, _) = self.mac2(&context, &parse_initialize(answer)?, at)?;
+                        Ok(Reconciled::LoadAgain(self.hand_out(payments, &context, record, None, now_ms).await?))
+                    }
+                };
+            }
             None => return Ok(Reconciled::NothingInDoubt(Box::new(context.order))),
         };
         if evidence.log.len() > EVIDENCE_LOG_RECORDS_MAX {

@@ -185,6 +185,40 @@ async fn phones_that_cannot_carry_a_card_are_refused_with_the_reason(db: &TestDb
     assert_balanced(wallet.store()).await;
 }
 
+async fn a_paid_promotional_fee_whose_promotion_ran_out_is_refunded(db: &TestDb) {
+    let mut wallet = Wallet::new(db.store.clone());
+    // 9 yuan instead of 29 for the first one.
+    let mut rules = free_for_xiaomi(1);
+    let mut promotion = rules.promotions()[0].clone();
+    promotion.fee_fen = 900;
+    rules = PricingRules::new(2_900, vec![promotion]).unwrap();
+    wallet.issuance.set_pricing("beijing", rules).unwrap();
+    let (a, b) = (mi6("phone-A", "F0000000A"), mi6("phone-B", "F0000000B"));
+    let mut orders = Vec::new();
+    for application in [&a, &b] {
+        match wallet.issuance.request_card(&wallet.payments, application, at(10, 0, 0), T0).await.unwrap() {
+            Issuance::PaymentRequired { order, quote } => {
+                assert_eq!((order.amount.get(), quote.promotion.as_deref()), (900, Some("mi-launch")));
+                wallet.pay(&order.merchant_order_id, T0 + 1_000).await;
+                orders.push(order.merchant_order_id);
+            }
+            other => panic!("expected a fee, got {other:?}"),
+        }
+    }
+    let issued = wallet.issuance.request_card(&wallet.payments, &a, at(10, 1, 0), T0 + 60_000).await;
+    assert!(matches!(issued, Ok(Issuance::Issued(card)) if card.card.fee.get() == 900));
+    // B paid the promotional fee too, but the cap of one is spent: refunded, no card.
+    let ran_out = wallet.issuance.request_card(&wallet.payments, &b, at(10, 1, 0), T0 + 60_000).await;
+    assert!(matches!(&ran_out, Err(IssuanceError::PromotionEnded(id)) if id == "mi-launch"), "{ran_out:?}");
+    assert_eq!(wallet.payments.order(&orders[1]).await.unwrap().state, OrderState::Refunded);
+    assert_eq!(wallet.store().promotion_signups("beijing").await.unwrap()["mi-launch"], 1);
+    assert_eq!(wallet.store().balance(&Account::FeeRevenue).await.unwrap(), -900);
+    // Asked again with a new order: the standard fee.
+    let again = wallet.issuance.request_card(&wallet.payments, &mi6("phone-B", "F0000000C"), at(10, 2, 0), T0).await;
+    assert!(matches!(again, Ok(Issuance::PaymentRequired { order, .. }) if order.amount.get() == 2_900));
+    assert_balanced(wallet.store()).await;
+}
+
 trait ParseCard {
     fn parse_card(&self) -> yitong_platform::ledger::CardId;
 }
@@ -200,4 +234,5 @@ on_both_backends! {
     promotion_cap => a_promotion_waives_the_fee_up_to_its_cap,
     racing_at_the_cap => racing_requests_at_the_cap_get_one_card_each_and_the_cap_holds,
     not_eligible => phones_that_cannot_carry_a_card_are_refused_with_the_reason,
+    promotion_ran_out => a_paid_promotional_fee_whose_promotion_ran_out_is_refunded,
 }
