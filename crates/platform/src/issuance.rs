@@ -550,3 +550,18 @@ fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
 fn corrupt(card: &CardId, why: &str) -> StoreError {
     StoreError::Corrupt { table: "phone_cards", key: card.to_string(), why: why.to_owned() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_fields_are_printable_and_bounded() {
+        assert!(check_text("device_id", "a1b2-c3").is_ok());
+        assert!(check_text("maker", "小米").is_ok());
+        for bad in ["", "   ", "a\nb", "\u{0}", &"x".repeat(PHONE_FIELD_LENGTH_MAX + 1)] {
+            let error = check_text("se_id", bad).unwrap_err();
+            assert!(error.to_string().starts_with("se_id: must be 1 to 64 bytes"), "{bad:?}: {error}");
+        }
+    }
+}

@@ -739,3 +739,103 @@ fn authorization(record: &TapRecord) -> LoadAuthorization {
 fn in_doubt(load: &OtaLoad) -> TopUpError {
     TopUpError::LoadInDoubt { card: load.card_id.clone(), tap_id: load.record.tap_id().to_string() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load() -> OtaLoad {
+        let at = DateTime::new(2026, 11, 25, 10, 30, 0).unwrap();
+        OtaLoad {
+            merchant_order_id: MerchantOrderId::parse("T00000001").unwrap(),
+            card_id: CardId::parse("10000000000000000001").unwrap(),
+            state: LoadState::InDoubt,
+            counter_before: 4,
+            record: TapRecord {
+                status: RecordStatus::Confirmed,
+                kind: TapKind::Load,
+                transaction_type: transaction_type::EP_LOAD,
+                card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1],
+                counter: 5,
+                amount_fen: 5_000,
+                balance_before_fen: 0,
+                balance_after_fen: 5_000,
+                terminal_id: [0x10, 0, 0xFF, 0xFF, 0, 2],
+                terminal_transaction_number: 9,
+                at,
+                city: "beijing".into(),
+                city_code: 0x1000,
+                station: String::new(),
+                line: 0,
+                station_code: 0,
+                card_random: [1, 2, 3, 4],
+                key_version: 1,
+                algorithm_id: 0,
+                mac2: Some([9, 9, 9, 9]),
+                tac: None,
+            },
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    /// An EF18 answer as the card gives it: 23 bytes and `9000`.
+    fn entry(change: impl FnOnce(&mut LogRecord)) -> Vec<u8> {
+        let mut record = LogRecord {
+            counter: 5,
+            overdraft_limit_fen: 0,
+            amount_fen: 5_000,
+            transaction_type: transaction_type::EP_LOAD,
+            terminal_id: [0x10, 0, 0xFF, 0xFF, 0, 2],
+            date: [0x20, 0x26, 0x11, 0x25],
+            time: [0x10, 0x30, 0x00],
+        };
+        change(&mut record);
+        let mut answer = record.encode().to_vec();
+        answer.extend_from_slice(&[0x90, 0x00]);
+        answer
+    }
+
+    #[test]
+    fn only_a_log_record_of_our_load_shows_it() {
+        let ours = entry(|_| {});
+        let found = log_shows(&load(), &[entry(|r| r.transaction_type = 6), ours.clone()]).expect("found");
+        assert_eq!((found.status, found.tac), (RecordStatus::Recovered, None));
+        let others: [(&str, Vec<u8>); 6] = [
+            ("another counter", entry(|r| r.counter = 6)),
+            ("another terminal", entry(|r| r.terminal_id[5] = 1)),
+            ("another amount", entry(|r| r.amount_fen = 4_999)),
+            ("another second", entry(|r| r.time[2] = 1)),
+            ("a purchase", entry(|r| r.transaction_type = 9)),
+            ("not a success", {
+                let mut answer = ours.clone();
+                let end = answer.len() - 2;
+                answer[end..].copy_from_slice(&[0x6A, 0x83]);
+                answer
+            }),
+        ];
+        for (why, answer) in others {
+            assert_eq!(log_shows(&load(), &[answer]), None, "{why}");
+        }
+        assert_eq!(log_shows(&load(), &[vec![0x90], vec![]]), None, "garbled answers show nothing");
+    }
+
+    #[test]
+    fn card_answers_are_parsed_not_indexed() {
+        assert!(matches!(parse_initialize(&[0x69, 0x85]), Err(TopUpError::BadAnswer { .. })));
+        assert!(matches!(parse_initialize(&[0; 15 + 2]), Err(TopUpError::BadAnswer { .. })));
+        let mut answer = vec![0; 16];
+        answer.extend_from_slice(&[0x90, 0x00]);
+        assert_eq!(parse_initialize(&answer).unwrap().online_counter, 0);
+        assert!(matches!(split(&[0x90], "CREDIT FOR LOAD"), Err(TopUpError::BadAnswer { .. })));
+    }
+
+    #[test]
+    fn load_states_read_back() {
+        for state in LOAD_STATES {
+            assert_eq!(LoadState::parse(state.name()), Some(state));
+        }
+        assert_eq!(LoadState::parse("loaded"), None);
+    }
+}

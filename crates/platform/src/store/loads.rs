@@ -10,6 +10,9 @@ use crate::ledger::CardId;
 use crate::ota::{LoadState, OtaLoad};
 use crate::payments::MerchantOrderId;
 
+/// Most loads one [`Store::ota_loads_in_state`] call returns.
+pub const LOADS_LISTED_MAX: u32 = 1_000;
+
 const LOAD_COLUMNS: &str =
     "tap_id, merchant_order_id, card_id, state, counter_before, record, created_at_ms, updated_at_ms";
 
@@ -25,14 +28,14 @@ impl Store {
         rows.iter().map(load_from_row).collect()
     }
 
-    /// Loads in `state`, oldest first, at most `limit` (at most 1,000): the doubts to ask the
+    /// Loads in `state`, oldest first, at most `limit` (at most [`LOADS_LISTED_MAX`]): the doubts to ask the
     /// phones about, or the unconfirmed loads the back office settles.
     pub async fn ota_loads_in_state(&self, state: LoadState, limit: u32) -> Result<Vec<OtaLoad>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE state = $1 ORDER BY updated_at_ms, tap_id LIMIT $2"
         ))
         .bind(state.name())
-        .bind(i64::from(limit.min(1_000)))
+        .bind(i64::from(limit.min(LOADS_LISTED_MAX)))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(load_from_row).collect()

@@ -26,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
+pub use loads::LOADS_LISTED_MAX;
 pub use orders::ORDERS_LISTED_MAX;
 
 pub(crate) use cards::{
