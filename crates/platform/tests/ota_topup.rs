@@ -117,7 +117,9 @@ async fn a_vanished_phone_whose_card_loaded_is_recovered(db: &TestDb) {
         let answer = initialize(&wallet, &mut se, &other).await;
         let refused = wallet.ota.authorize(&wallet.payments, &other, &answer, at(10, n, 30), T0 + 11_000).await;
         assert!(matches!(refused, Err(TopUpError::LoadInDoubt { .. })), "{refused:?}");
-        // Completing without evidence is not possible; the next contact brings it.
+        // At the phone's next contact the service finds the card's doubt and asks for evidence.
+        let doubt = wallet.store().ota_load_in_doubt(&card).await.unwrap().expect("in doubt");
+        assert_eq!((doubt.merchant_order_id, doubt.state), (order.clone(), LoadState::InDoubt));
         let mut gathered = evidence(&wallet, &mut se, &order).await;
         if !use_proof {
             gathered.prove = None; // the log alone shows the load

@@ -28,6 +28,13 @@ impl Store {
         rows.iter().map(load_from_row).collect()
     }
 
+    /// The load of `card` in doubt, if any: what to ask the phone about at its next contact
+    /// (`OtaService::evidence_commands` for its order).
+    pub async fn ota_load_in_doubt(&self, card: &CardId) -> Result<Option<OtaLoad>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        doubt_of_card_in(&mut connection, card).await
+    }
+
     /// Loads in `state`, oldest first, at most `limit` (at most [`LOADS_LISTED_MAX`]): the doubts to ask the
     /// phones about, or the unconfirmed loads the back office settles.
     pub async fn ota_loads_in_state(&self, state: LoadState, limit: u32) -> Result<Vec<OtaLoad>, StoreError> {
