@@ -2,7 +2,7 @@
 //! JSON `{code, message}`; bad input is a 4xx naming the field, never a 5xx.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,8 @@ pub enum ApiError {
     },
     /// The query string does not parse. `400 Bad Request`.
     BadQuery(String),
+    /// A path segment does not parse (not UTF-8). `400 Bad Request`.
+    BadPath(String),
     /// The named thing does not exist. `404 Not Found`.
     NotFound(String),
     /// No route of this path. `404 Not Found`.
@@ -48,7 +50,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable code: `missing_parameter`, `bad_parameter`, `bad_query`,
-    /// `not_found`, `method_not_allowed`, `unavailable`.
+    /// `bad_path`, `not_found`, `method_not_allowed`, `unavailable`.
     pub code: &'static str,
     /// What went wrong, for a person, naming the field.
     pub message: String,
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::MissingParameter { .. } => (StatusCode::BAD_REQUEST, "missing_parameter"),
             ApiError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+            ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, "bad_path"),
             ApiError::NotFound(_) | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::MissingParameter { name } => format!("query parameter `{name}` is required"),
             ApiError::BadParameter { name, message } => format!("query parameter `{name}`: {message}"),
             ApiError::BadQuery(why) => format!("the query string does not parse: {why}"),
+            ApiError::BadPath(why) => format!("the path does not parse: {why}"),
             ApiError::NotFound(what) => what.clone(),
             ApiError::NoRoute => "no such endpoint; GET /openapi.json lists them".into(),
             ApiError::MethodNotAllowed => "this endpoint does not take this method".into(),
@@ -107,6 +111,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(ApiError::BadQuery(query_rejection_text(&rejection))),
+        }
+    }
+}
+
+/// Path parameters of `T`, whose rejection is an [`ApiError`] (axum's own is plain text).
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::BadPath(rejection.body_text())),
         }
     }
 }

@@ -195,6 +195,9 @@ async fn cities_are_listed_and_found_by_name() {
     let (code, message) = s.error("/v1/cities/atlantis", StatusCode::NOT_FOUND).await;
     assert_eq!(code, "not_found");
     assert!(message.starts_with("no city `atlantis`; the cities are beijing, chengdu"), "{message}");
+    // A path segment that is not UTF-8: a JSON 400 like every other error.
+    let (code, _) = s.error("/v1/cities/%FF", StatusCode::BAD_REQUEST).await;
+    assert_eq!(code, "bad_path");
 }
 
 #[tokio::test]

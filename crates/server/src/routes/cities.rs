@@ -1,6 +1,6 @@
 //! The regions served: issuer, card AIDs, sign-up fee, fare profile, and the fee quote.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -10,7 +10,7 @@ use yitong_platform::cities::City;
 use yitong_platform::pricing::{signup_fee, Channel, Decision, PassedOver, SignupRequest};
 use yitong_profile::DateTime;
 
-use crate::error::{optional, required, ApiError, ApiQuery, ErrorBody};
+use crate::error::{optional, required, ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
 
 /// `/v1/cities…`.
@@ -111,7 +111,7 @@ fn city<'s>(state: &'s AppState, name: &str) -> Result<&'s City, ApiError> {
 #[utoipa::path(get, path = "/v1/cities/{name}", tag = "cities",
     params(("name" = String, Path, description = "the city's name, e.g. beijing")),
     responses((status = 200, body = CityInfo), (status = 404, body = ErrorBody, description = "no such city")))]
-async fn one(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<CityInfo>, ApiError> {
+async fn one(State(state): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<CityInfo>, ApiError> {
     Ok(Json(CityInfo::from(city(&state, &name)?)))
 }
 
@@ -190,7 +190,7 @@ fn passed_over_name(why: PassedOver) -> &'static str {
     ))]
 async fn quote(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<QuoteQuery>,
 ) -> Result<Json<FeeQuote>, ApiError> {
     let city = city(&state, &name)?;
