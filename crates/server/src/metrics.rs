@@ -112,3 +112,37 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     tracing::info!(method = %method, route = %route, status, latency_us, "request");
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_beyond_the_limit_are_counted_without_labels() {
+        let metrics = Metrics::default();
+        for i in 0..METRIC_SERIES_MAX + 5 {
+            metrics.count(&Method::GET, &format!("/r{i}"), 200);
+        }
+        // An existing series still counts after the limit.
+        metrics.count(&Method::GET, "/r0", 200);
+        assert_eq!(metrics.requests(&Method::GET, "/r0", 200), 2);
+        assert_eq!(metrics.requests(&Method::GET, &format!("/r{METRIC_SERIES_MAX}"), 200), 0);
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "yitong_http_requests_unlabelled_total 5"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("yitong_http_requests_total{")).count(), METRIC_SERIES_MAX);
+    }
+
+    #[test]
+    fn odd_methods_and_label_text_cannot_break_the_exposition() {
+        let metrics = Metrics::default();
+        let method = Method::from_bytes(b"BREW").expect("an extension method");
+        metrics.count(&method, "/a\"b\\c\nd", 404);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"yitong_http_requests_total{method="other",route="/a\"b\\c\nd",status="404"} 1"#),
+            "{}",
+            metrics.render()
+        );
+    }
+}
