@@ -16,6 +16,7 @@ mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
 mod cmd_reader;
+mod cmd_serve;
 mod demo;
 mod filelock;
 mod keys;
@@ -55,6 +56,9 @@ enum Command {
     /// A scripted day of one phone card, in memory: issue, load, metro entry and exit, a bus
     /// ride, and a tap interrupted after DEBIT and recovered at the next tap.
     Demo(DemoArgs),
+    /// The wallet platform's HTTP API (device eligibility, cities, sign-up fees): SQLite in the
+    /// data directory by default; Ctrl-C stops it.
+    Serve(cmd_serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -212,6 +216,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
         Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Serve(args) => cmd_serve::serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

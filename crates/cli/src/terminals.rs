@@ -46,7 +46,7 @@ pub fn state_path(state: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// The data directory from the environment `env`, following the XDG base directory rules
 /// (relative values of its variables are ignored).
-fn data_dir(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
+pub(crate) fn data_dir(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
     let var = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
     if let Some(dir) = env(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));

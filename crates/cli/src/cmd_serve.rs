@@ -1,0 +1,94 @@
+//! `yitong serve`: the wallet platform's HTTP service (`yitong-server`) on a socket, over SQLite
+//! in the data directory by default or the database `--db` names.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use yitong_platform::store::{Store, SQLITE_FILE_NAME};
+
+use crate::terminals::{data_dir, DATA_DIR_ENV};
+
+/// Arguments of `yitong serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The database: `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`; default the SQLite
+    /// file platform.sqlite in the data directory.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// The data directory (default $YITONG_DATA_DIR, else ~/.local/share/yitong).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let listen: std::net::SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen: `{}` is not an address and port like 127.0.0.1:8080", args.listen))?;
+    yitong_server::init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+    runtime.block_on(run(args, listen))
+}
+
+async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    // Migrations run as the store opens.
+    let (store, database) = match &args.db {
+        Some(url) => {
+            let store = Store::open(url).await.with_context(|| format!("--db: cannot open {}", redacted(url)))?;
+            (store, redacted(url))
+        }
+        None => {
+            let dir = match &args.data_dir {
+                Some(dir) => dir.clone(),
+                None => data_dir(|name| std::env::var_os(name)).map_err(|_| {
+                    anyhow::anyhow!("--data-dir: no data directory for the database; pass --data-dir DIR, --db URL or set {DATA_DIR_ENV}")
+                })?,
+            };
+            let store = Store::open_data_dir(&dir)
+                .await
+                .with_context(|| format!("--data-dir: cannot open the database in {}", dir.display()))?;
+            (store, format!("sqlite:{}", dir.join(SQLITE_FILE_NAME).display()))
+        }
+    };
+    let state = yitong_server::AppState::builtin(store.clone(), Arc::new(yitong_server::SystemClock))
+        .context("the built-in cities and device catalogue")?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("the listening address")?;
+    println!("yitong: wallet platform API at http://{address}/ (OpenAPI at http://{address}/openapi.json), database {database}; Ctrl-C stops");
+    yitong_server::serve(listener, state, yitong_server::shutdown_signal()).await.context("serving")?;
+    store.close().await;
+    println!("yitong: stopped");
+    Ok(())
+}
+
+/// `url` without its password, fit to print.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_printed_database_url_hides_its_password() {
+        assert_eq!(redacted("postgres://app:s3cret@db:5432/yitong"), "postgres://app:***@db:5432/yitong");
+        assert_eq!(redacted("postgres://app@db/yitong"), "postgres://app@db/yitong");
+        assert_eq!(redacted("sqlite:/var/lib/yitong/platform.sqlite"), "sqlite:/var/lib/yitong/platform.sqlite");
+    }
+}

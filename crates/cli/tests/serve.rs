@@ -1,0 +1,127 @@
+//! `yitong serve` as a real process on a free port: it prints its URL, answers plain HTTP over
+//! TCP, and stops cleanly at Ctrl-C (SIGINT).
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A running `yitong serve` and the `host:port` it printed.
+struct Server {
+    child: Child,
+    address: String,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+fn start(args: &[&str], data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("YITONG_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("yitong starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("reads the first line");
+    let Some(rest) = line.strip_prefix("yitong: wallet platform API at http://") else {
+        let mut stderr = String::new();
+        child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+        panic!("no URL printed: {line:?}; stderr: {stderr}");
+    };
+    let address = rest.split('/').next().expect("host:port").to_owned();
+    Server { child, address, stdout }
+}
+
+impl Server {
+    /// `GET path` over a fresh connection: (status, body).
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout set");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).expect("sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("an answer");
+        let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        assert!(head.to_ascii_lowercase().contains("content-length:"), "{head}");
+        (status, body.to_owned())
+    }
+
+    /// Ctrl-C, then the exit status and the rest of stdout and stderr.
+    fn interrupt(mut self) -> (std::process::ExitStatus, String, String) {
+        let killed = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(killed.success());
+        let status = self.child.wait().expect("exits");
+        let mut stdout = String::new();
+        self.stdout.read_to_string(&mut stdout).expect("stdout");
+        let mut stderr = String::new();
+        self.child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+        (status, stdout, stderr)
+    }
+}
+
+#[test]
+fn serve_answers_http_on_a_sqlite_file_and_stops_at_ctrl_c() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("service.sqlite");
+    let server = start(&["--db", &format!("sqlite:{}", db.display())], &dir.path().join("unused"));
+
+    let (status, body) = server.get("/healthz");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok","database":"sqlite"}"#));
+    let (status, body) = server.get("/v1/cities/beijing");
+    assert_eq!(status, 200, "{body}");
+    let beijing: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!((&beijing["name"], &beijing["signup_fee_fen"]), (&"beijing".into(), &2_900.into()));
+    assert_eq!(beijing["card_aids"][0], "A000000632010105");
+    let (status, body) = server.get("/v1/cities/atlantis");
+    assert_eq!(status, 404);
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("JSON")["code"], "not_found");
+
+    let (status, stdout, stderr) = server.interrupt();
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stdout, "yitong: stopped\n");
+    // Structured request logs: the route pattern and the status as fields.
+    assert!(stderr.contains("route=/v1/cities/{name} status=200"), "{stderr}");
+    assert!(db.exists(), "the database file {} was created", db.display());
+    assert!(!dir.path().join("unused").exists(), "--db wins over the data directory");
+}
+
+#[test]
+fn serve_keeps_its_database_in_the_data_directory_by_default() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = dir.path().join("data");
+    let server = start(&[], &data_dir);
+    assert_eq!(server.get("/healthz").0, 200);
+    let (status, _, stderr) = server.interrupt();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(data_dir.join("platform.sqlite").exists());
+}
+
+#[test]
+fn serve_names_a_bad_listen_address_or_database() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "localhost"])
+        .env("YITONG_DATA_DIR", dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--listen: `localhost` is not an address and port like 127.0.0.1:8080"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", "mysql://db/yitong"])
+        .env("YITONG_DATA_DIR", dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--db: cannot open mysql://db/yitong"), "{stderr}");
+    assert!(stderr.contains("expected sqlite:PATH or postgres://"), "{stderr}");
+}

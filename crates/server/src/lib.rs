@@ -1,0 +1,126 @@
+//! The wallet platform's HTTP service: axum routes over the `yitong-platform` domain, one
+//! router per module, the state ([`AppState`]: store, cities, device catalogue, pricing, clock)
+//! injected once, every error one JSON shape ([`ApiError`] → `{code, message}`, bad input a
+//! 4xx naming the field), structured logs (`tracing`), `/healthz`, Prometheus `/metrics`, and an
+//! OpenAPI document at `/openapi.json` generated from the handlers.
+//!
+//! The principal function is [`router`]; [`serve`] runs it on a socket until a shutdown signal.
+//! What it serves today is read-only: device eligibility and the catalogue, the cities and their
+//! sign-up fee quotes. It does not issue cards or load them (the platform's issuance and top-up
+//! flows are not on HTTP yet), and it holds no keys.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let store = yitong_platform::store::Store::open("sqlite:/tmp/platform.sqlite").await?;
+//! let state = yitong_server::AppState::builtin(store, Arc::new(yitong_server::SystemClock))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! yitong_server::serve(listener, state, yitong_server::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ErrorBody};
+pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
+
+/// The document's header; the paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Yitong wallet platform",
+        description = "Device eligibility, cities and sign-up fees of phone transit cards."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description, before the state is given.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::router())
+        .merge(routes::devices::router())
+        .merge(routes::cities::router())
+}
+
+/// The OpenAPI document of every route (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The whole service over `state`: the routes, `/openapi.json`, JSON errors for unknown paths
+/// and methods, and the middleware that counts and logs each request.
+pub fn router(state: AppState) -> Router {
+    let (router, document) = routes().split_for_parts();
+    let document = document.to_pretty_json().expect("the OpenAPI document serializes");
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
+        )
+        .fallback(|| async { ApiError::NoRoute.into_response() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Completes at Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("Ctrl-C: stopping"),
+        () = terminate => tracing::info!("SIGTERM: stopping"),
+    }
+}
+
+/// Logs to stderr, one line per event with its fields; `RUST_LOG` filters (default `info`).
+/// Call once, at the start of the binary.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or collector gets plain `key=value` fields.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,154 @@
+//! What every handler shares, built once at start and injected with `Router::with_state`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use yitong_platform::cities::{Cities, CityError};
+use yitong_platform::devices::{CatalogueError, DeviceRegistry};
+use yitong_platform::pricing::{PricingError, PricingRules};
+use yitong_platform::store::Store;
+use yitong_profile::DateTime;
+
+use crate::metrics::Metrics;
+
+/// Seconds Asia/Shanghai is ahead of UTC (no daylight saving): platform times are its local
+/// time, as on the cards (docs/platform.md).
+const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
+
+/// Where handlers read the time: injected so that tests fix it.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now, local time of Asia/Shanghai.
+    fn now(&self) -> DateTime;
+}
+
+/// The system clock, in Asia/Shanghai.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime {
+        let unix_seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .expect("the system clock is after 1970");
+        DateTime::from_seconds_since_epoch(unix_seconds.saturating_add(SHANGHAI_OFFSET_SECONDS))
+            .expect("the system clock is before the year 10000")
+    }
+}
+
+/// A clock that always says the same time (tests, replays).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime {
+        self.0
+    }
+}
+
+/// The service's state could not be built from the shipped data.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A city file.
+    Cities(CityError),
+    /// The device catalogue.
+    Catalogue(CatalogueError),
+    /// A city's pricing rules.
+    Pricing {
+        /// The city.
+        city: String,
+        /// What is wrong.
+        error: PricingError,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Cities(e) => write!(f, "cities: {e}"),
+            StateError::Catalogue(e) => write!(f, "device catalogue: {e}"),
+            StateError::Pricing { city, error } => write!(f, "pricing of {city}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// The store, the cities, the device catalogue, the pricing rules, the clock and the metrics.
+/// Cheap to clone (one `Arc`).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    cities: Cities,
+    devices: DeviceRegistry,
+    pricing: BTreeMap<String, PricingRules>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// The built-in ten regions and device catalogue over `store`, read at `clock`. No
+    /// promotions are configured yet: every city charges its standard sign-up fee.
+    pub fn builtin(store: Store, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
+        let cities = Cities::builtin().map_err(StateError::Cities)?;
+        let devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
+        let pricing = cities
+            .iter()
+            .map(|city| {
+                PricingRules::for_city(city, Vec::new())
+                    .map(|rules| (city.name().to_owned(), rules))
+                    .map_err(|error| StateError::Pricing { city: city.name().to_owned(), error })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::new(store, cities, devices, pricing, clock))
+    }
+
+    /// A state of these parts; `pricing` is keyed by city name (a city without rules has no
+    /// quote).
+    pub fn new(
+        store: Store,
+        cities: Cities,
+        devices: DeviceRegistry,
+        pricing: BTreeMap<String, PricingRules>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        AppState { inner: Arc::new(Inner { store, cities, devices, pricing, clock, metrics: Metrics::default() }) }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The cities served.
+    pub fn cities(&self) -> &Cities {
+        &self.inner.cities
+    }
+
+    /// The device catalogue.
+    pub fn devices(&self) -> &DeviceRegistry {
+        &self.inner.devices
+    }
+
+    /// The sign-up pricing rules of the city named `name` (lower case).
+    pub fn pricing(&self, name: &str) -> Option<&PricingRules> {
+        self.inner.pricing.get(name)
+    }
+
+    /// Now, Asia/Shanghai.
+    pub fn now(&self) -> DateTime {
+        self.inner.clock.now()
+    }
+
+    /// The request counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}

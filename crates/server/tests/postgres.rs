@@ -1,0 +1,57 @@
+//! The service's store on PostgreSQL (`YITONG_TEST_PG_URL`): opened with its migrations, and
+//! `/healthz` reports it. Skips, saying why, when the variable is unset; under
+//! `YITONG_REQUIRE_EXTERNAL=1` the skip is a failure.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sqlx::{Connection, Executor};
+use tower::ServiceExt;
+use yitong_platform::store::{Backend, Store};
+use yitong_profile::DateTime;
+use yitong_server::{AppState, FixedClock};
+
+fn skip(why: &str) {
+    use std::io::Write;
+    if std::env::var_os("YITONG_REQUIRE_EXTERNAL").is_some_and(|v| v == "1") {
+        panic!("cannot run: {why} (YITONG_REQUIRE_EXTERNAL=1 makes a skip a failure)");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_on_postgres() {
+    let Ok(server) = std::env::var("YITONG_TEST_PG_URL") else {
+        skip("YITONG_TEST_PG_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+        return;
+    };
+    // A fresh schema, so that the migrations run from the start.
+    let schema = format!("yitong_server_test_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("YITONG_TEST_PG_URL connects");
+    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("a fresh schema");
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{separator}options[search_path]={schema}");
+
+    let store = Store::open(&url).await.expect("PostgreSQL opens and migrates");
+    assert_eq!(store.backend(), Backend::Postgres);
+    let now = DateTime::new(2026, 11, 25, 18, 30, 0).expect("valid");
+    let state = AppState::builtin(store.clone(), Arc::new(FixedClock(now))).expect("built-in data");
+    let request = Request::get("/healthz").body(Body::empty()).expect("a request");
+    let response = yitong_server::router(state).oneshot(request).await.expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(body.as_ref(), br#"{"status":"ok","database":"postgres"}"#);
+    // The migrations made the ledger's table in this schema.
+    let tables: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'"))
+            .fetch_one(&mut admin)
+            .await
+            .expect("counted");
+    assert!(tables > 0, "no tables in {schema}");
+
+    store.close().await;
+    admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("dropped");
+    admin.close().await.expect("closed");
+}
