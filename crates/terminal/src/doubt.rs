@@ -6,9 +6,10 @@
 //! - any other proof, or `9406` (no proof), sends the terminal to the card's EF18 log, newest
 //!   first, judged by `judge_log_record`: the pending counter found with the same terminal,
 //!   time, amount and type means committed; with other details, or below an older record of the
-//!   same counter family, means not committed — if a second read of that record says the same
-//!   (card answers carry no MAC: one garbled answer must not drop a doubt); a log that no longer
-//!   reaches back that far means unknown;
+//!   same counter family, means not committed — if a second read of every record it was read
+//!   from answers the same bytes (card answers carry no MAC: one garbled answer must not drop a
+//!   doubt), and if no newer record of the family was seen above (an honest log has no gap); a
+//!   log that no longer reaches back that far means unknown;
 //! - a log that says nothing about the counter's family leaves it to the counter INITIALIZE
 //!   returns next ([`judge_counter`]): unchanged means not committed — taken as proven only once
 //!   a MAC bound to that counter verified (the load host's check of MAC1; the card's acceptance
@@ -72,8 +73,9 @@ fn judge_log_record(pending: &PendingDebit, number: u8, log: Option<&LogRecord>,
             return if same { Verdict::Committed } else { Verdict::NotCommitted };
         }
         if l.counter < counter {
-            // Ours would be newer than this record, and it is not above it.
-            return Verdict::NotCommitted;
+            // Ours would be newer than this record, and it is not above it — unless a newer
+            // record of the family was read above: an honest log has no gap, so one was garbled.
+            return if newer_seen { Verdict::Unknown } else { Verdict::NotCommitted };
         }
     }
     let newer_seen = newer_seen || (same_counter(pending, l.transaction_type) && l.counter > counter);
@@ -103,14 +105,18 @@ pub(crate) struct Inquiry {
 #[derive(Debug)]
 enum Step {
     Prove,
-    /// EF18 record `number` is out; whether a newer record of the counter family was seen.
+    /// EF18 record `number` is out; whether a newer record of the counter family was seen; the
+    /// answers to the records read so far.
     Log {
         number: u8,
         newer_seen: bool,
+        read: Vec<Vec<u8>>,
     },
-    /// An EF18 record said "never committed": read again, it must say so in the same bytes.
+    /// The log said "never committed": every record it was read from is read again, newest
+    /// first, and must answer the same bytes; `next` is the one now out.
     Confirm {
-        bytes: Vec<u8>,
+        read: Vec<Vec<u8>>,
+        next: u8,
     },
 }
 
@@ -150,7 +156,7 @@ impl Inquiry {
                 if sw == StatusWord::PROOF_UNAVAILABLE {
                     // Not committed, or committed and its proof since replaced elsewhere: the
                     // card's own log tells.
-                    return Ok(read_log(pending, 1, false));
+                    return Ok(read_log(pending, 1, false, Vec::new()));
                 }
                 expect_ok("GET TRANSACTION PROVE", sw)?;
                 let [m0, m1, m2, m3, t0, t1, t2, t3] =
@@ -159,35 +165,49 @@ impl Inquiry {
                 if !proof_is_ours(&pending, mac2) {
                     // Another session's proof (another transaction took the counter), or a
                     // garbled one: the log tells which.
-                    return Ok(read_log(pending, 1, false));
+                    return Ok(read_log(pending, 1, false, Vec::new()));
                 }
                 Inquire::Settled(pending, Verdict::Committed, Some((mac2, [t0, t1, t2, t3])))
             }
-            Step::Log { number, newer_seen } => {
+            Step::Log { number, newer_seen, mut read } => {
                 let record = read_log_record(data, sw)?;
+                read.push(data.to_vec());
                 match judge_log_record(&pending, number, record.as_ref(), newer_seen) {
-                    Verdict::ReadNext { newer_seen } => read_log(pending, number + 1, newer_seen),
+                    Verdict::ReadNext { newer_seen } => read_log(pending, number + 1, newer_seen, read),
                     Verdict::AskCounter => Inquire::AskCounter(pending),
-                    Verdict::NotCommitted => Inquire::Ask(
-                        Inquiry { pending, step: Step::Confirm { bytes: data.to_vec() } },
-                        apdu::read_record(SFI_LOG, number, LOG_RECORD_LEN as u8),
-                    ),
+                    Verdict::NotCommitted => confirm(pending, read, 1),
                     verdict => Inquire::Settled(pending, verdict, None),
                 }
             }
-            Step::Confirm { bytes } => {
-                let same = sw == StatusWord::OK && data == bytes.as_slice();
-                let verdict = if same { Verdict::NotCommitted } else { Verdict::Unknown };
-                Inquire::Settled(pending, verdict, None)
+            Step::Confirm { read, next } => {
+                let expected = read.get(usize::from(next) - 1).map(Vec::as_slice);
+                if sw != StatusWord::OK || expected != Some(data) {
+                    // The card answered otherwise the second time: one of the reads was garbled.
+                    return Ok(Inquire::Settled(pending, Verdict::Unknown, None));
+                }
+                if usize::from(next) == read.len() {
+                    Inquire::Settled(pending, Verdict::NotCommitted, None)
+                } else {
+                    confirm(pending, read, next + 1)
+                }
             }
         })
     }
 }
 
-fn read_log(pending: PendingDebit, number: u8, newer_seen: bool) -> Inquire {
+fn read_log(pending: PendingDebit, number: u8, newer_seen: bool, read: Vec<Vec<u8>>) -> Inquire {
     Inquire::Ask(
-        Inquiry { pending, step: Step::Log { number, newer_seen } },
+        Inquiry { pending, step: Step::Log { number, newer_seen, read } },
         apdu::read_record(SFI_LOG, number, LOG_RECORD_LEN as u8),
+    )
+}
+
+/// Reads EF18 record `next` again, to confirm the log's "never committed" (`read`: every record
+/// that verdict was read from, newest first).
+fn confirm(pending: PendingDebit, read: Vec<Vec<u8>>, next: u8) -> Inquire {
+    Inquire::Ask(
+        Inquiry { pending, step: Step::Confirm { read, next } },
+        apdu::read_record(SFI_LOG, next, LOG_RECORD_LEN as u8),
     )
 }
 
@@ -210,10 +230,9 @@ pub(crate) fn settle(
     verdict: Verdict,
     proof: Option<([u8; 4], [u8; 4])>,
 ) -> Option<TapRecord> {
-    let tap_id = pending.record.tap_id();
     match verdict {
         Verdict::Committed => {
-            let mut record = state.take(&tap_id)?.record;
+            let mut record = state.take(pending)?.record;
             record.status = RecordStatus::Recovered;
             if let Some((mac2, tac)) = proof {
                 record.mac2 = Some(mac2);
@@ -224,13 +243,13 @@ pub(crate) fn settle(
             Some(record)
         }
         Verdict::Unknown => {
-            let pending = state.take(&tap_id)?;
+            let pending = state.take(pending)?;
             let record = state.hand_on_unconfirmed(pending);
             records.push(record.clone());
             Some(record)
         }
         Verdict::NotCommitted | Verdict::ReadNext { .. } | Verdict::AskCounter => {
-            state.forget(&tap_id);
+            state.forget(pending);
             None
         }
     }

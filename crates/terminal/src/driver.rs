@@ -10,9 +10,10 @@ use crate::outcome::{Next, TapOutcome};
 use crate::topup::{Load, TopUpTerminal};
 
 /// APDUs a tap may exchange before the driver gives up: a full tap needs 6 (9 to block a
-/// hotlisted card), settling a doubt 1 more, or up to 12 when the card's log must be searched
-/// (and a record read twice); a card may hold two doubts at one terminal.
-pub const TAP_APDUS_MAX: u32 = 40;
+/// hotlisted card), settling a doubt 1 more, or up to 21 when the card's log must be searched and
+/// read again; a card rarely holds more than two doubts at one terminal, and those left over are
+/// asked about at its next tap.
+pub const TAP_APDUS_MAX: u32 = 64;
 
 /// A terminal whose transaction the driver runs: the gate and the top-up terminal.
 trait Flow {
@@ -78,7 +79,18 @@ fn drive<F: Flow, C: CardChannel + ?Sized>(
         };
         next = flow.handle_response(&mut transaction, &response)?;
     }
-    Err(TapError::BadResponse("the transaction did not end within its APDU budget"))
+    match next {
+        // The last answer ended the transaction: its outcome stands.
+        Next::Done(outcome) => Ok(outcome),
+        // Out of budget before the next command, which is not sent: a money command's doubt,
+        // already remembered, is withdrawn.
+        Next::Send { persist_first, .. } => {
+            if persist_first {
+                flow.money_command_unsent(&mut transaction);
+            }
+            Err(TapError::BadResponse("the transaction did not end within its APDU budget"))
+        }
+    }
 }
 
 /// Runs one tap of the card on `channel` at `gate`. `persist` is called with the gate before

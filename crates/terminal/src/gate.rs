@@ -23,7 +23,7 @@ use crate::error::TapError;
 use crate::fare::{FarePolicy, MetroFare, MetroTrip};
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{Mac1Request, SamError, SecurityModule};
-use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
+use crate::record::{Draft, RecordStatus, TapId, TapKind, TapRecord};
 use crate::state::{CardId, GateState, PendingDebit};
 
 /// What the gate does.
@@ -99,8 +99,10 @@ pub struct Tap {
     now: DateTime,
     stage: Stage,
     gathered: Gathered,
-    /// A doubt the card's log could not settle: the counter INITIALIZE returns decides it.
-    undecided: Option<PendingDebit>,
+    /// Doubts the card's log could not settle: the counter INITIALIZE returns decides them.
+    undecided: Vec<PendingDebit>,
+    /// Doubts of this card asked about in this tap.
+    asked: Vec<TapId>,
     /// The DEBIT under way, to finish with its TAC.
     draft: Option<PendingDebit>,
 }
@@ -147,7 +149,14 @@ impl Gate {
     /// Starts a tap at local time `now`.
     pub fn start_tap(&mut self, now: DateTime) -> (Tap, Next) {
         self.state.hand_on_stale(&now);
-        let tap = Tap { now, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
+        let tap = Tap {
+            now,
+            stage: Stage::Select,
+            gathered: Gathered::new(),
+            undecided: Vec::new(),
+            asked: Vec::new(),
+            draft: None,
+        };
         (tap, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
 
@@ -159,7 +168,7 @@ impl Gate {
     /// The state could not be saved before DEBIT, which is therefore not sent: no doubt starts.
     pub fn money_command_unsent(&mut self, tap: &mut Tap) {
         if let Some(draft) = tap.draft.take() {
-            self.state.forget(&draft.record.tap_id());
+            self.state.forget(&draft);
         }
         tap.stage = Stage::Finished;
     }
@@ -210,7 +219,9 @@ impl Gate {
     /// blocked — might never be asked again), then whether the card may be used.
     fn settle_doubts_or_go_on(&mut self, tap: &mut Tap, card: IssuerData) -> Result<Next, TapError> {
         // A doubt stays remembered until settled, so that a second loss still knows it.
-        if let Some(pending) = self.state.pending_for(&CardId::new(card.issuer_id, &card.serial)).cloned() {
+        let id = CardId::new(card.issuer_id, &card.serial);
+        if let Some(pending) = self.state.pending_for_except(&id, &tap.asked).cloned() {
+            tap.asked.push(pending.record.tap_id());
             return self.inquire(tap, card, Inquiry::start(pending));
         }
         self.after_select(tap, card)
@@ -291,15 +302,15 @@ impl Gate {
                 Ok(send(command))
             }
             Inquire::AskCounter(pending) => {
-                tap.undecided = Some(pending);
-                self.after_select(tap, card)
+                tap.undecided.push(pending);
+                self.settle_doubts_or_go_on(tap, card)
             }
             Inquire::Settled(pending, verdict, proof) => {
                 let settled = settle(&mut self.state, &mut tap.gathered.records, &pending, verdict, proof);
                 // A rider back within the window is finishing that passage (the proof says so at
                 // once); later, the old transaction is only settled and this tap is a new one.
                 match settled {
-                    Some(record) if record.status == RecordStatus::Recovered && proof.is_some() => {
+                    Some(record) if record.status == RecordStatus::Recovered => {
                         let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
                         if elapsed_s > RECOVERY_WINDOW_S {
                             return self.settle_doubts_or_go_on(tap, card);
@@ -415,9 +426,13 @@ impl Gate {
             _ => expect_ok("INITIALIZE FOR PURCHASE", sw)?,
         }
         let init = PurchaseInit::decode(data).map_err(|_| TapError::BadResponse("INITIALIZE FOR PURCHASE answer"))?;
-        if let Some(pending) = tap.undecided.take_if(|p| judge_counter(p, init.offline_counter) == Verdict::Unknown) {
+        let (moved, unchanged): (Vec<_>, Vec<_>) = std::mem::take(&mut tap.undecided)
+            .into_iter()
+            .partition(|p| judge_counter(p, init.offline_counter) == Verdict::Unknown);
+        for pending in moved {
             settle(&mut self.state, &mut tap.gathered.records, &pending, Verdict::Unknown, None);
         }
+        tap.undecided = unchanged;
         // An unchanged counter is proven only when the card accepts our MAC1 for it and its MAC2
         // verifies: the doubt stays (undecided) until this tap's DEBIT succeeds.
         let balance_before = i64::from(init.balance_fen);
@@ -547,8 +562,12 @@ impl Gate {
     ) -> Result<Next, TapError> {
         let pending = tap.draft.take().ok_or(TapError::BadResponse("DEBIT answer without a DEBIT"))?;
         if sw == StatusWord::MAC_ERROR {
-            // The card refused our MAC1 and committed nothing: the keys are not this card's.
-            self.state.forget(&pending.record.tap_id());
+            // The card refused our MAC1: the keys are not this card's, and it committed nothing —
+            // but a status word carries no MAC, so the record is handed on unconfirmed (the back
+            // office voids it from the card's counters) rather than kept as a doubt at this gate.
+            if let Some(pending) = self.state.take(&pending) {
+                self.state.hand_on_unconfirmed(pending);
+            }
             return Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" });
         }
         // Only a well-formed success settles the doubt here: a refusal may be a garbled success,
@@ -557,15 +576,25 @@ impl Gate {
         let Some([t0, t1, t2, t3, m0, m1, m2, m3]) = answer else {
             return Err(TapError::AnswerInDoubt { command: "DEBIT FOR PURCHASE", status: sw });
         };
-        self.state.forget(&pending.record.tap_id());
+        self.state.forget(&pending);
+        let counter_before = pending.counter_before;
         let mut record = pending.record;
         let mac2 = [m0, m1, m2, m3];
         record.tac = Some([t0, t1, t2, t3]);
         record.mac2 = Some(mac2);
         // The money moved whatever MAC2 says: keep the record; clearing checks the TAC.
         let verified = self.sam.verify_purchase_mac2(mac2);
-        if let Some(undecided) = tap.undecided.take() {
-            // The card committed at the counter INITIALIZE gave: the doubt's counter never moved.
+        // The card committed at the counter INITIALIZE gave, proven by its MAC2: every doubt of
+        // this card drafted at that same counter never committed.
+        let card = CardId::of(&record);
+        let same_counter: Vec<PendingDebit> = self
+            .state
+            .pending
+            .iter()
+            .filter(|p| CardId::of(&p.record) == card && p.counter_before == counter_before)
+            .cloned()
+            .collect();
+        for undecided in std::mem::take(&mut tap.undecided).into_iter().chain(same_counter) {
             let verdict = if verified.is_ok() { Verdict::NotCommitted } else { Verdict::Unknown };
             settle(&mut self.state, &mut tap.gathered.records, &undecided, verdict, None);
         }

@@ -67,7 +67,12 @@ pub struct GateState {
 impl GateState {
     /// The oldest transaction in doubt for this card, if any.
     pub fn pending_for(&self, card: &CardId) -> Option<&PendingDebit> {
-        self.pending.iter().find(|p| CardId::of(&p.record) == *card)
+        self.pending_for_except(card, &[])
+    }
+
+    /// The oldest doubt of this card not among `seen` (tap IDs already asked about this tap).
+    pub(crate) fn pending_for_except(&self, card: &CardId, seen: &[TapId]) -> Option<&PendingDebit> {
+        self.pending.iter().find(|p| CardId::of(&p.record) == *card && !seen.contains(&p.record.tap_id()))
     }
 
     /// Remembers a money command sent. The oldest doubt past [`PENDING_MAX`] goes to the outbox
@@ -93,15 +98,19 @@ impl GateState {
         }
     }
 
-    /// Takes a doubt out of the table: it is being settled.
-    pub(crate) fn take(&mut self, tap_id: &TapId) -> Option<PendingDebit> {
-        let i = self.pending.iter().position(|p| p.record.tap_id() == *tap_id)?;
+    /// Takes a doubt out of the table: it is being settled. Doubts are matched whole (card,
+    /// counter, tap ID): a transaction number reused after a restart from a stale number must not
+    /// settle another card's doubt.
+    pub(crate) fn take(&mut self, pending: &PendingDebit) -> Option<PendingDebit> {
+        let i = self.pending.iter().position(|p| p == pending)?;
         Some(self.pending.remove(i))
     }
 
     /// The card proved the transaction never committed (or its answer arrived).
-    pub(crate) fn forget(&mut self, tap_id: &TapId) {
-        self.pending.retain(|p| p.record.tap_id() != *tap_id);
+    pub(crate) fn forget(&mut self, pending: &PendingDebit) {
+        if let Some(i) = self.pending.iter().position(|p| p == pending) {
+            self.pending.remove(i);
+        }
     }
 
     /// The card can no longer tell: the record goes on, unconfirmed, for the back office.

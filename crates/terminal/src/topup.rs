@@ -19,7 +19,7 @@ use crate::doubt::{judge_counter, settle, Inquire, Inquiry};
 use crate::error::TapError;
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
-use crate::record::{Draft, RecordStatus, TapKind, TapRecord};
+use crate::record::{Draft, RecordStatus, TapId, TapKind, TapRecord};
 use crate::state::{CardId, GateState, PendingDebit};
 
 /// A machine that loads cards, paid by whatever the rider used (cash, a mobile payment).
@@ -58,7 +58,8 @@ pub struct Load {
     amount_fen: u32,
     stage: Stage,
     gathered: Gathered,
-    undecided: Option<Box<PendingDebit>>,
+    undecided: Vec<PendingDebit>,
+    asked: Vec<TapId>,
     draft: Option<Box<PendingDebit>>,
 }
 
@@ -104,8 +105,15 @@ impl TopUpTerminal {
     /// Starts loading `amount_fen` at local time `now`.
     pub fn start_load(&mut self, now: DateTime, amount_fen: u32) -> (Load, Next) {
         self.state.hand_on_stale(&now);
-        let load =
-            Load { now, amount_fen, stage: Stage::Select, gathered: Gathered::new(), undecided: None, draft: None };
+        let load = Load {
+            now,
+            amount_fen,
+            stage: Stage::Select,
+            gathered: Gathered::new(),
+            undecided: Vec::new(),
+            asked: Vec::new(),
+            draft: None,
+        };
         (load, send(apdu::select_by_name(&apdu::AID_TUNION)))
     }
 
@@ -117,7 +125,7 @@ impl TopUpTerminal {
     /// The state could not be saved before CREDIT, which is therefore not sent.
     pub fn money_command_unsent(&mut self, load: &mut Load) {
         if let Some(draft) = load.draft.take() {
-            self.state.forget(&draft.record.tap_id());
+            self.state.forget(&draft);
         }
         load.stage = Stage::Finished;
     }
@@ -172,7 +180,9 @@ impl TopUpTerminal {
     /// Doubts first (the inquiry only reads, and a card refused below might never be asked
     /// again), then whether the card may be loaded.
     fn settle_doubts_or_go_on(&mut self, load: &mut Load, issuer: IssuerData) -> Result<Next, TapError> {
-        if let Some(pending) = self.state.pending_for(&CardId::new(issuer.issuer_id, &issuer.serial)).cloned() {
+        let id = CardId::new(issuer.issuer_id, &issuer.serial);
+        if let Some(pending) = self.state.pending_for_except(&id, &load.asked).cloned() {
+            load.asked.push(pending.record.tap_id());
             return self.inquire(load, issuer, Inquiry::start(pending));
         }
         Ok(self.checked_initialize(load, issuer))
@@ -193,19 +203,23 @@ impl TopUpTerminal {
                 Ok(send(command))
             }
             Inquire::AskCounter(pending) => {
-                load.undecided = Some(Box::new(pending));
-                Ok(self.checked_initialize(load, issuer))
+                load.undecided.push(pending);
+                self.settle_doubts_or_go_on(load, issuer)
             }
-            // A load found committed is the one the rider paid for: nothing more is loaded; one
-            // the card can no longer tell about is handed on, and nothing more is loaded either.
-            // Proven never committed, the load runs anew (after any other doubt of the card).
+            // Within the recovery window this visit retries the load the rider paid for: found
+            // committed, nothing more is loaded; one the card can no longer tell about is handed
+            // on and nothing more is loaded either. Later, or proven never committed, the load
+            // runs (after any other doubt of the card).
             Inquire::Settled(pending, verdict, proof) => {
                 match settle(&mut self.state, &mut load.gathered.records, &pending, verdict, proof) {
-                    Some(record) if record.status == RecordStatus::Recovered => {
-                        Ok(load.gathered.complete(&record, None, None))
+                    Some(record) if within_window(&record, &load.now) => {
+                        if record.status == RecordStatus::Recovered {
+                            Ok(load.gathered.complete(&record, None, None))
+                        } else {
+                            Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed))
+                        }
                     }
-                    Some(_) => Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed)),
-                    None => self.settle_doubts_or_go_on(load, issuer),
+                    _ => self.settle_doubts_or_go_on(load, issuer),
                 }
             }
         }
@@ -253,11 +267,14 @@ impl TopUpTerminal {
         };
         // The host verified MAC1, whose session key is bound to the online counter: the counter
         // is the card's own, and decides a doubt the log had no word on.
-        if let Some(pending) = load.undecided.take() {
+        let mut unconfirmed_now = false;
+        for pending in std::mem::take(&mut load.undecided) {
             let verdict = judge_counter(&pending, init.online_counter);
-            if settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None).is_some() {
-                return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
-            }
+            let settled = settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None);
+            unconfirmed_now |= settled.is_some_and(|r| within_window(&r, &load.now));
+        }
+        if unconfirmed_now {
+            return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
         }
         let ttn = self.next_transaction_number;
         self.next_transaction_number = ttn.checked_add(1).ok_or(TapError::Sam(SamError::TransactionNumberExhausted))?;
@@ -298,8 +315,12 @@ impl TopUpTerminal {
     fn on_credit(&mut self, load: &mut Load, data: &[u8], sw: StatusWord) -> Result<Next, TapError> {
         let pending = load.draft.take().ok_or(TapError::BadResponse("CREDIT answer without a CREDIT"))?;
         if sw == StatusWord::MAC_ERROR {
-            // The card refused the host's MAC2 and committed nothing.
-            self.state.forget(&pending.record.tap_id());
+            // The card refused the host's MAC2 and committed nothing — but a status word carries no
+            // MAC (a forged 9302 after a commit would be a free load), so the record is handed on
+            // unconfirmed for the back office to void from the card's counters.
+            if let Some(pending) = self.state.take(&pending) {
+                self.state.hand_on_unconfirmed(pending);
+            }
             return Err(TapError::MacRejected { command: "CREDIT FOR LOAD" });
         }
         // As for a gate's DEBIT: only a well-formed success settles the doubt.
@@ -307,7 +328,7 @@ impl TopUpTerminal {
         let Some(tac) = answer else {
             return Err(TapError::AnswerInDoubt { command: "CREDIT FOR LOAD", status: sw });
         };
-        self.state.forget(&pending.record.tap_id());
+        self.state.forget(&pending);
         let mut record = pending.record;
         record.tac = Some(tac);
         self.state.push(record.clone());
@@ -319,4 +340,9 @@ impl TopUpTerminal {
         load.stage = Stage::Initialize { issuer };
         send(apdu::initialize_for_load(load.amount_fen, self.terminal_id))
     }
+}
+
+/// Whether a settled load is recent enough that this visit is its retry (the rider paid once).
+fn within_window(record: &TapRecord, now: &DateTime) -> bool {
+    now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch()) <= crate::gate::RECOVERY_WINDOW_S
 }

@@ -7,8 +7,8 @@ use support::{at, Fault, World};
 use yitong_card::{CardSpec, MasterKeys};
 use yitong_crypto::Algorithm;
 use yitong_terminal::{
-    run_tap, CardChannel, ChannelError, GateState, PendingDebit, RecordStatus, TapError, TapKind, TapRecord, TapResult,
-    PENDING_MAX,
+    run_load, run_tap, CardChannel, ChannelError, GateState, PendingDebit, RecordStatus, TapError, TapKind, TapRecord,
+    TapResult, PENDING_MAX,
 };
 
 /// Every counter of each family is recorded exactly once, and the records' amounts are the money
@@ -34,15 +34,30 @@ fn a_lost_credit_then_a_load_elsewhere_is_still_recorded() {
     let lost = w.load_at(0, 500, at("2026-11-25 07:10:00"), Fault::DropDebitAnswer);
     assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
     // Loaded at another terminal (or over the air): the proof of the lost load is replaced.
-    w.load_at(1, 2_000, at("2026-11-25 07:20:00"), Fault::None).unwrap();
+    w.load_at(1, 2_000, at("2026-11-25 07:10:30"), Fault::None).unwrap();
     assert_eq!(w.balance(), 3_500);
-    // Back at the first terminal: the card's log shows the load committed; the rider paid once.
-    let back = w.load_at(0, 500, at("2026-11-25 07:30:00"), Fault::None).unwrap();
+    // Back at the first terminal within the recovery window, retrying the paid load: the card's
+    // log shows it committed, so nothing more is loaded (the rider paid once).
+    let back = w.load_at(0, 500, at("2026-11-25 07:11:00"), Fault::None).unwrap();
     assert_eq!((back.result, back.amount_fen), (TapResult::Completed(TapKind::Load), 500));
     assert_eq!(w.balance(), 3_500, "nothing loaded twice");
     let found = &back.records[0];
     assert_eq!((found.status, found.counter, found.tac), (RecordStatus::Recovered, 2, None));
     assert!(w.topups[0].state().pending.is_empty());
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_later_load_settles_the_lost_one_and_loads_what_was_paid_now() {
+    let mut w = World::new();
+    let lost = w.load_at(0, 500, at("2026-11-25 07:10:00"), Fault::DropDebitAnswer);
+    assert_eq!(lost, Err(TapError::CardLost { debit_in_doubt: true }));
+    // A new paid load an hour later: the lost one is recorded from the proof, this one loads.
+    let later = w.load_at(0, 800, at("2026-11-25 08:10:00"), Fault::None).unwrap();
+    assert_eq!((later.result, later.amount_fen), (TapResult::Completed(TapKind::Load), 800));
+    let statuses: Vec<_> = later.records.iter().map(|r| (r.status, r.amount_fen)).collect();
+    assert_eq!(statuses, [(RecordStatus::Recovered, 500), (RecordStatus::Confirmed, 800)]);
+    assert_eq!(w.balance(), 1_300);
     assert_books_balance(&mut w);
 }
 
@@ -343,4 +358,81 @@ fn a_hotlisted_cards_doubt_is_settled_before_it_is_blocked() {
     assert_eq!(refused.result, TapResult::Refused(yitong_terminal::Refusal::Hotlisted { blocked: true }));
     assert_eq!(refused.records[0].status, RecordStatus::Recovered);
     assert!(w.gates[xidan].state().pending.is_empty());
+}
+
+#[test]
+fn a_garbled_record_skipped_on_the_way_cannot_prove_never_committed() {
+    // Gate: the exit (counter 2) commits, its answer lost; a bus ride (3) replaces the proof. Back
+    // at the gate, EF18 record 2 (the exit) arrives with its type byte garbled into another
+    // family, so the search passes it and reads the entry (1) below: an honest log has no gap.
+    let mut w = World::new();
+    w.load(2_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.tap("Xidan", at("2026-11-25 08:00:00")).unwrap();
+    let guomao = w.gate_index("Guomao");
+    w.tap_gate(guomao, at("2026-11-25 08:30:00"), Fault::DropDebitAnswer).unwrap_err();
+    w.bus(at("2026-11-25 09:00:00")).unwrap();
+    let back = tap_garbled(&mut w, guomao, "2026-11-25 18:00:00", &[0x00, 0xB2, 0x02], 9);
+    let exit = back.records.iter().find(|r| r.counter == 2).expect("the exit is on a record");
+    assert_eq!((exit.status, exit.amount_fen), (RecordStatus::Unconfirmed, 400));
+    assert_books_balance(&mut w);
+}
+
+#[test]
+fn a_garbled_log_at_a_top_up_neither_drops_the_load_nor_loads_twice() {
+    let mut w = World::new();
+    w.load_at(0, 1_000, at("2026-11-25 07:00:00"), Fault::None).unwrap();
+    w.load_at(0, 500, at("2026-11-25 07:10:00"), Fault::DropDebitAnswer).unwrap_err();
+    w.load_at(1, 2_000, at("2026-11-25 07:10:20"), Fault::None).unwrap();
+    // The retry within the window reads EF18 record 2 (the lost load) with its type garbled.
+    let back = w.with_channel(Fault::None, |w, ch| {
+        let mut garbled = GarbleAnswer { inner: ch, prefix: &[0x00, 0xB2, 0x02], byte: 9, done: false };
+        let result = run_load(&mut w.topups[0], &mut garbled, at("2026-11-25 07:11:00"), 500, &mut |_| Ok(()));
+        w.records.extend(w.topups[0].drain_records());
+        result
+    });
+    let back = back.unwrap();
+    assert_eq!(back.result, TapResult::Refused(yitong_terminal::Refusal::PreviousLoadUnconfirmed));
+    assert_eq!(w.balance(), 3_500, "not loaded twice");
+    let load = w.records.iter().find(|r| r.kind == TapKind::Load && r.counter == 2).unwrap();
+    assert_eq!((load.status, load.amount_fen), (RecordStatus::Unconfirmed, 500));
+    assert_books_balance(&mut w);
+}
+
+/// A reader that replaces the answer to DEBIT and CREDIT with `9302`, as a relay could.
+struct Forged9302<'a, C> {
+    inner: &'a mut C,
+}
+
+impl<C: CardChannel> CardChannel for Forged9302<'_, C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let answer = self.inner.transmit(command)?;
+        if command.starts_with(&[0x80, 0x54]) || command.starts_with(&[0x80, 0x52]) {
+            return Ok(vec![0x93, 0x02]);
+        }
+        Ok(answer)
+    }
+}
+
+#[test]
+fn a_forged_9302_after_a_commit_still_leaves_a_record() {
+    let mut w = World::new();
+    let forged = w.with_channel(Fault::None, |w, ch| {
+        let result =
+            run_load(&mut w.topups[0], &mut Forged9302 { inner: ch }, at("2026-11-25 07:00:00"), 500, &mut |_| Ok(()));
+        w.records.extend(w.topups[0].drain_records());
+        result
+    });
+    assert_eq!(forged, Err(TapError::MacRejected { command: "CREDIT FOR LOAD" }));
+    assert_eq!(w.balance(), 500, "the card did load");
+    assert_eq!((w.records[0].status, w.records[0].amount_fen), (RecordStatus::Unconfirmed, 500));
+    let xidan = w.gate_index("Xidan");
+    let forged = w.with_channel(Fault::None, |w, ch| {
+        let result =
+            run_tap(&mut w.gates[xidan], &mut Forged9302 { inner: ch }, at("2026-11-25 08:00:00"), &mut |_| Ok(()));
+        w.records.extend(w.gates[xidan].drain_records());
+        result
+    });
+    assert_eq!(forged, Err(TapError::MacRejected { command: "DEBIT FOR PURCHASE" }));
+    assert!(w.gates[xidan].state().pending.is_empty(), "no doubt kept");
+    assert_books_balance(&mut w);
 }
