@@ -2,7 +2,7 @@
 //! JSON `{code, message}`; bad input is a 4xx naming the field, never a 5xx.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +42,32 @@ pub enum ApiError {
     NoRoute,
     /// The path exists, but not for this method. `405 Method Not Allowed`.
     MethodNotAllowed,
+    /// The JSON body does not parse, lacks a field or has one of the wrong type. `400 Bad Request`
+    /// (`415` when it is not declared `application/json`).
+    BadBody {
+        /// `400` or `415`.
+        status: StatusCode,
+        /// Why.
+        message: String,
+    },
+    /// A body field whose value cannot be used (bad hex, a malformed ID). `400 Bad Request`.
+    BadField {
+        /// The field.
+        name: &'static str,
+        /// Why, with what is accepted.
+        message: String,
+    },
+    /// The request is well formed but the domain refuses it: not eligible (`422`), a card answer
+    /// that does not verify (`422`), an order in the wrong state or an ID taken (`409`), the
+    /// payment provider failing (`502`). The code says which.
+    Refused {
+        /// The status.
+        status: StatusCode,
+        /// The stable code.
+        code: &'static str,
+        /// Why, for a person.
+        message: String,
+    },
     /// The database failed. `503 Service Unavailable`; the detail is logged, not shown.
     Store(StoreError),
 }
@@ -50,7 +76,9 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable code: `missing_parameter`, `bad_parameter`, `bad_query`,
-    /// `bad_path`, `not_found`, `method_not_allowed`, `unavailable`.
+    /// `bad_path`, `bad_body`, `bad_field`, `not_found`, `method_not_allowed`, `unavailable`, and
+    /// the refusals of cards and top-ups (`not_eligible`, `order_conflict`, `card_answer_rejected`,
+    /// … — docs/platform.md lists them).
     pub code: &'static str,
     /// What went wrong, for a person, naming the field.
     pub message: String,
@@ -66,6 +94,9 @@ impl ApiError {
             ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, "bad_path"),
             ApiError::NotFound(_) | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::BadBody { status, .. } => (*status, "bad_body"),
+            ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "bad_field"),
+            ApiError::Refused { status, code, .. } => (*status, code),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -79,6 +110,9 @@ impl ApiError {
             ApiError::NotFound(what) => what.clone(),
             ApiError::NoRoute => "no such endpoint; GET /openapi.json lists them".into(),
             ApiError::MethodNotAllowed => "this endpoint does not take this method".into(),
+            ApiError::BadBody { message, .. } => format!("the JSON body: {message}"),
+            ApiError::BadField { name, message } => format!("field `{name}`: {message}"),
+            ApiError::Refused { message, .. } => message.clone(),
             ApiError::Store(_) => "the database is unavailable; try again".into(),
         }
     }
@@ -128,6 +162,46 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             Err(rejection) => Err(ApiError::BadPath(rejection.body_text())),
         }
     }
+}
+
+/// A JSON body of `T`, whose rejection is an [`ApiError`] (axum's own is plain text).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError::BadBody {
+                status: if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                message: rejection.body_text(),
+            }),
+        }
+    }
+}
+
+/// The body field `name`: trimmed, not empty, at most [`PARAMETER_CHARS_MAX`] characters.
+pub fn field<'a>(name: &'static str, value: &'a str) -> Result<&'a str, ApiError> {
+    let text = value.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadField { name, message: "is empty".into() });
+    }
+    if text.chars().count() > PARAMETER_CHARS_MAX {
+        return Err(ApiError::BadField { name, message: format!("longer than {PARAMETER_CHARS_MAX} characters") });
+    }
+    Ok(text)
+}
+
+/// The bytes of the hex body field `name` (a card's answer or a command), at most 512 bytes.
+pub fn hex_field(name: &'static str, value: &str) -> Result<Vec<u8>, ApiError> {
+    let text = field(name, value)?;
+    hex::decode(text).map_err(|e| ApiError::BadField { name, message: format!("not hex: {e}") })
 }
 
 fn query_rejection_text(rejection: &QueryRejection) -> String {

@@ -23,6 +23,7 @@
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod services;
 pub mod state;
 
 use std::future::Future;
@@ -54,6 +55,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::devices::router())
         .merge(routes::cities::router())
+        .merge(routes::cards::router())
+        .merge(routes::topups::router())
 }
 
 /// The OpenAPI document of every route (what `/openapi.json` serves).

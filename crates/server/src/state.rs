@@ -11,6 +11,11 @@ use yitong_platform::store::Store;
 use yitong_profile::DateTime;
 
 use crate::metrics::Metrics;
+use crate::services::{development_keyring, Services, SIMULATED_PROVIDER_SEED};
+use yitong_platform::issuance::IssuanceService;
+use yitong_platform::issuer_keys::IssuerKeyring;
+use yitong_platform::ota::OtaService;
+use yitong_platform::payments::{PaymentService, SimulatedProvider, SimulationFaults};
 
 /// Seconds Asia/Shanghai is ahead of UTC (no daylight saving): platform times are its local
 /// time, as on the cards (docs/platform.md).
@@ -62,6 +67,8 @@ pub enum StateError {
         /// What is wrong.
         error: PricingError,
     },
+    /// No system randomness for the development keys.
+    Randomness(getrandom::Error),
 }
 
 impl fmt::Display for StateError {
@@ -70,6 +77,7 @@ impl fmt::Display for StateError {
             StateError::Cities(e) => write!(f, "cities: {e}"),
             StateError::Catalogue(e) => write!(f, "device catalogue: {e}"),
             StateError::Pricing { city, error } => write!(f, "pricing of {city}: {error}"),
+            StateError::Randomness(e) => write!(f, "no system randomness for the development keys: {e}"),
         }
     }
 }
@@ -91,11 +99,14 @@ struct Inner {
     pricing: BTreeMap<String, PricingRules>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    services: Services,
 }
 
 impl AppState {
-    /// The built-in ten regions and device catalogue over `store`, read at `clock`. No
-    /// promotions are configured yet: every city charges its standard sign-up fee.
+    /// The built-in ten regions and device catalogue over `store`, read at `clock`, with random
+    /// DEVELOPMENT issuer keys for every city (made now, in memory only, never returned or
+    /// logged) and the simulated payment provider. No promotions are configured yet: every city
+    /// charges its standard sign-up fee.
     pub fn builtin(store: Store, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
         let cities = Cities::builtin().map_err(StateError::Cities)?;
         let devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
@@ -107,11 +118,13 @@ impl AppState {
                     .map_err(|error| StateError::Pricing { city: city.name().to_owned(), error })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self::new(store, cities, devices, pricing, clock))
+        let keys = development_keyring(&cities).map_err(StateError::Randomness)?;
+        Ok(Self::with_keys(store, cities, devices, pricing, clock, keys))
     }
 
     /// A state of these parts; `pricing` is keyed by city name (a city without rules has no
-    /// quote).
+    /// quote). It holds no issuer keys: card requests answer "no issuer keys" (see
+    /// [`with_keys`](Self::with_keys)).
     pub fn new(
         store: Store,
         cities: Cities,
@@ -119,7 +132,33 @@ impl AppState {
         pricing: BTreeMap<String, PricingRules>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        AppState { inner: Arc::new(Inner { store, cities, devices, pricing, clock, metrics: Metrics::default() }) }
+        Self::with_keys(store, cities, devices, pricing, clock, IssuerKeyring::new())
+    }
+
+    /// A state of these parts that issues and loads cards with `keys` (pricing keyed by city
+    /// name), over the simulated payment provider (fixed seed, no faults).
+    pub fn with_keys(
+        store: Store,
+        cities: Cities,
+        devices: DeviceRegistry,
+        pricing: BTreeMap<String, PricingRules>,
+        clock: Arc<dyn Clock>,
+        keys: IssuerKeyring,
+    ) -> Self {
+        let provider = Arc::new(SimulatedProvider::new(SIMULATED_PROVIDER_SEED, SimulationFaults::NONE));
+        let mut issuance = IssuanceService::new(cities.clone(), devices.clone(), keys.clone());
+        for (city, rules) in &pricing {
+            // Keys of `pricing` not among the cities are skipped: such a city has no requests.
+            let _ = issuance.set_pricing(city, rules.clone());
+        }
+        let services = Services {
+            payments: PaymentService::new(store.clone(), provider.clone()),
+            provider,
+            issuance,
+            ota: OtaService::new(cities.clone(), &keys),
+        };
+        let metrics = Metrics::default();
+        AppState { inner: Arc::new(Inner { store, cities, devices, pricing, clock, metrics, services }) }
     }
 
     /// The database.
@@ -145,6 +184,17 @@ impl AppState {
     /// Now, Asia/Shanghai.
     pub fn now(&self) -> DateTime {
         self.inner.clock.now()
+    }
+
+    /// Now as Unix milliseconds (the platform's record times), from the same clock.
+    pub fn now_ms(&self) -> i64 {
+        let local = self.inner.clock.now().seconds_since_epoch();
+        local.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000)
+    }
+
+    /// Payments, issuance and the load host.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
     }
 
     /// The request counters.

@@ -161,7 +161,7 @@ pub struct PassedOverEntry {
 const CHANNELS: [(&str, Channel); 3] =
     [("maker-wallet", Channel::MakerWallet), ("city-app", Channel::CityApp), ("carrier-hall", Channel::CarrierHall)];
 
-fn parse_channel(text: &str) -> Result<(&'static str, Channel), ApiError> {
+pub(crate) fn parse_channel(text: &str) -> Result<(&'static str, Channel), ApiError> {
     CHANNELS.iter().copied().find(|(name, _)| name.eq_ignore_ascii_case(text)).ok_or_else(|| ApiError::BadParameter {
         name: "channel",
         message: format!("`{text}` is not maker-wallet, city-app or carrier-hall"),

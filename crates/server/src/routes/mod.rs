@@ -1,5 +1,7 @@
 //! The routers, one per module, merged in [`crate::router`].
 
+pub mod cards;
 pub mod cities;
 pub mod devices;
 pub mod health;
+pub mod topups;
