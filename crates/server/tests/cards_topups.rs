@@ -138,7 +138,10 @@ async fn a_card_is_issued_once_its_fee_is_paid_and_a_repeat_charges_nothing() {
     let serial = card["serial"].as_str().expect("serial");
     assert_eq!(serial.len(), 20);
     assert!(serial.starts_with("1000"), "a Beijing serial starts with its city code: {serial}");
-    assert_eq!((&card["fee_fen"], &card["fee_order_id"], &card["city"]), (&json!(2_900), &json!("FEE-0001"), &json!("beijing")));
+    assert_eq!(
+        (&card["fee_fen"], &card["fee_order_id"], &card["city"]),
+        (&json!(2_900), &json!("FEE-0001"), &json!("beijing"))
+    );
     assert!(!card["card_number"].as_str().expect("a card number").is_empty());
     // The image is a real card: it powers on, holds this serial and an empty purse.
     let mut se = SecureElement::new(issued["image_hex"].as_str().expect("an image"));
@@ -197,7 +200,8 @@ async fn a_full_over_the_air_top_up_loads_the_card_once() {
     let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
     let mut se = SecureElement::new(issued["image_hex"].as_str().expect("an image"));
 
-    let (status, opened) = s.post("/v1/topups", json!({"card": serial, "amount_fen": 5_000, "order_id": "TOP-0001"})).await;
+    let (status, opened) =
+        s.post("/v1/topups", json!({"card": serial, "amount_fen": 5_000, "order_id": "TOP-0001"})).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     assert_eq!((&opened["order"]["state"], &opened["order"]["kind"]), (&json!("created"), &json!("top_up")));
     // INITIALIZE FOR LOAD: key index 01, 5,000 fen, terminal 1000 FFFF 0002 (Beijing, over the air).
@@ -207,8 +211,7 @@ async fn a_full_over_the_air_top_up_loads_the_card_once() {
     // Not paid yet: no MAC2.
     let answer = se.send(&initialize);
     let authorize = "/v1/topups/TOP-0001/authorize";
-    let (code, _) =
-        s.refused(authorize, Some(json!({"answer": hex::encode(&answer)})), StatusCode::CONFLICT).await;
+    let (code, _) = s.refused(authorize, Some(json!({"answer": hex::encode(&answer)})), StatusCode::CONFLICT).await;
     assert_eq!(code, "order_not_paid");
     let (status, paid) = s.send(Method::POST, "/v1/dev/orders/TOP-0001/pay", None).await;
     assert_eq!((status, &paid["state"]), (StatusCode::OK, &json!("paid")), "{paid}");
@@ -228,7 +231,10 @@ async fn a_full_over_the_air_top_up_loads_the_card_once() {
     assert_eq!(authorization["terminal_id"], "1000FFFF0002");
     // CREDIT FOR LOAD at the service's time (18:30:00 on 25 November 2026), MAC2, Le 4.
     let credit = authorization["credit_command"].as_str().expect("hex");
-    assert!(credit.starts_with("805200000B20261125183000") && credit.ends_with("04") && credit.len() == 2 * 17, "{credit}");
+    assert!(
+        credit.starts_with("805200000B20261125183000") && credit.ends_with("04") && credit.len() == 2 * 17,
+        "{credit}"
+    );
 
     // The card checks MAC2 with its own load key and answers the TAC.
     let credited = se.send(&hex::decode(credit).expect("hex"));
@@ -278,9 +284,24 @@ async fn bad_hex_and_unknown_ids_are_4xx() {
         ("/v1/topups/NOSUCH01/authorize", json!({"answer": "9000"}), StatusCode::NOT_FOUND, "not_found"),
         ("/v1/topups/NOSUCH01/complete", json!({"answer": "9000"}), StatusCode::NOT_FOUND, "not_found"),
         ("/v1/topups/a%20b/authorize", json!({"answer": "9000"}), StatusCode::BAD_REQUEST, "bad_path"),
-        ("/v1/topups", json!({"card": "10000000000000000099", "amount_fen": 100, "order_id": "TOP-0002"}), StatusCode::NOT_FOUND, "not_found"),
-        ("/v1/topups", json!({"card": serial, "amount_fen": 0, "order_id": "TOP-0003"}), StatusCode::BAD_REQUEST, "bad_field"),
-        ("/v1/topups", json!({"card": serial, "amount_fen": 200, "order_id": "TOP-0001"}), StatusCode::CONFLICT, "order_id_taken"),
+        (
+            "/v1/topups",
+            json!({"card": "10000000000000000099", "amount_fen": 100, "order_id": "TOP-0002"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/topups",
+            json!({"card": serial, "amount_fen": 0, "order_id": "TOP-0003"}),
+            StatusCode::BAD_REQUEST,
+            "bad_field",
+        ),
+        (
+            "/v1/topups",
+            json!({"card": serial, "amount_fen": 200, "order_id": "TOP-0001"}),
+            StatusCode::CONFLICT,
+            "order_id_taken",
+        ),
     ];
     for (uri, body, status, want) in cases {
         let (code, message) = s.refused(uri, Some(body.clone()), status).await;
@@ -295,9 +316,8 @@ async fn bad_hex_and_unknown_ids_are_4xx() {
     let (code, _) = s.refused("/v1/dev/orders/NOSUCH01/pay", None, StatusCode::NOT_FOUND).await;
     assert_eq!(code, "not_found");
     // A top-up order is not a card's fee order and vice versa.
-    let (code, _) = s
-        .refused("/v1/topups/FEE-0001/authorize", Some(json!({"answer": "9000"})), StatusCode::NOT_FOUND)
-        .await;
+    let (code, _) =
+        s.refused("/v1/topups/FEE-0001/authorize", Some(json!({"answer": "9000"})), StatusCode::NOT_FOUND).await;
     assert_eq!(code, "not_found");
 }
 
@@ -306,7 +326,9 @@ async fn the_openapi_document_lists_the_new_routes_and_marks_the_dev_one() {
     let s = service().await;
     let (status, document) = s.send(Method::GET, "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/v1/cards", "/v1/topups", "/v1/topups/{id}/authorize", "/v1/topups/{id}/complete", "/v1/dev/orders/{id}/pay"] {
+    for path in
+        ["/v1/cards", "/v1/topups", "/v1/topups/{id}/authorize", "/v1/topups/{id}/complete", "/v1/dev/orders/{id}/pay"]
+    {
         assert!(document["paths"][path]["post"].is_object(), "{path} missing");
     }
     let dev = document["paths"]["/v1/dev/orders/{id}/pay"]["post"]["description"].as_str().expect("a description");

@@ -14,9 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yitong_platform::ledger::{CardId, Fen};
 use yitong_platform::ota::TopUpError;
-use yitong_platform::payments::{
-    MerchantOrderId, NewOrder, Order, OrderKind, PayOutcome, PaymentError, ServiceError,
-};
+use yitong_platform::payments::{MerchantOrderId, NewOrder, Order, OrderKind, PayOutcome, PaymentError, ServiceError};
 
 use crate::error::{field, hex_field, ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::routes::cards::order_id;
@@ -143,10 +141,8 @@ async fn open_topup(
             message: format!("{} is not 1 to {TOPUP_FEN_MAX} fen", body.amount_fen),
         });
     }
-    let amount = Fen::new(body.amount_fen).ok_or_else(|| ApiError::BadField {
-        name: "amount_fen",
-        message: "negative".into(),
-    })?;
+    let amount = Fen::new(body.amount_fen)
+        .ok_or_else(|| ApiError::BadField { name: "amount_fen", message: "negative".into() })?;
     let services = state.services();
     if state.store().phone_card(&card).await?.is_none() {
         return Err(ApiError::NotFound(format!("no card {card} was issued here")));
@@ -214,8 +210,7 @@ async fn complete(
     let id = path_order_id(&id)?;
     let answer = hex_field("answer", &body.answer)?;
     let services = state.services();
-    let loaded =
-        services.ota.complete(&services.payments, &id, &answer, state.now_ms()).await.map_err(topup_error)?;
+    let loaded = services.ota.complete(&services.payments, &id, &answer, state.now_ms()).await.map_err(topup_error)?;
     Ok(Json(LoadedAnswer {
         order: OrderInfo::from(&loaded.order),
         tap_id: loaded.record.tap_id().to_string(),
