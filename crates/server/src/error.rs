@@ -198,7 +198,7 @@ pub fn field<'a>(name: &'static str, value: &'a str) -> Result<&'a str, ApiError
     Ok(text)
 }
 
-/// The bytes of the hex body field `name` (a card's answer or a command), at most 512 bytes.
+/// The bytes of the hex body field `name` (a card's answer): at most [`PARAMETER_CHARS_MAX`] hex digits.
 pub fn hex_field(name: &'static str, value: &str) -> Result<Vec<u8>, ApiError> {
     let text = field(name, value)?;
     hex::decode(text).map_err(|e| ApiError::BadField { name, message: format!("not hex: {e}") })

@@ -5,9 +5,11 @@
 //! OpenAPI document at `/openapi.json` generated from the handlers.
 //!
 //! The principal function is [`router`]; [`serve`] runs it on a socket until a shutdown signal.
-//! What it serves today is read-only: device eligibility and the catalogue, the cities and their
-//! sign-up fee quotes. It does not issue cards or load them (the platform's issuance and top-up
-//! flows are not on HTTP yet), and it holds no keys.
+//! What it serves: device eligibility and the catalogue, the cities and their sign-up fee
+//! quotes, card issuance (`routes::cards`) and over-the-air top-up (`routes::topups`) over the
+//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order. Its
+//! issuer keys are random development keys made at start ([`AppState::builtin`]), in memory
+//! only, never returned or logged.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +45,7 @@ pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
 #[openapi(
     info(
         title = "Yitong wallet platform",
-        description = "Device eligibility, cities and sign-up fees of phone transit cards."
+        description = "Device eligibility, cities, sign-up fees, card issuance and over-the-air top-up of phone transit cards."
     ),
     components(schemas(ErrorBody))
 )]

@@ -119,6 +119,10 @@ impl AppState {
             })
             .collect::<Result<_, _>>()?;
         let keys = development_keyring(&cities).map_err(StateError::Randomness)?;
+        // Say so, never the keys: cards issued under them cannot be loaded after a restart.
+        tracing::warn!(
+            "issuer keys: random DEVELOPMENT ONLY keys for every city, in memory; cards issued now cannot be topped up after a restart"
+        );
         Ok(Self::with_keys(store, cities, devices, pricing, clock, keys))
     }
 

@@ -20,8 +20,8 @@ use crate::error::{field, hex_field, ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::routes::cards::order_id;
 use crate::state::AppState;
 
-/// Largest top-up, fen: what a card's purse can take at most (the profile's balance limit is
-/// far lower; the card refuses an overflow itself).
+/// Largest top-up accepted, fen (10,000 yuan): a bound on input; the card itself refuses a load
+/// over its balance limit.
 pub const TOPUP_FEN_MAX: i64 = 1_000_000;
 
 /// `/v1/topups…` and `/v1/dev/orders/{id}/pay`.
