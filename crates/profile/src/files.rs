@@ -68,6 +68,22 @@ pub struct IssuerData {
     pub valid_to: [u8; 4],
 }
 
+/// The last 8 bytes of an application serial (ASN8), which diversify the card keys.
+pub fn asn8(serial: &[u8; 10]) -> [u8; 8] {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&serial[2..]);
+    a
+}
+
+/// The printed card number of an application serial: its hex without the first nibble.
+pub fn card_number(serial: &[u8; 10]) -> String {
+    let mut s = String::with_capacity(20);
+    for b in serial {
+        let _ = write!(s, "{b:02X}");
+    }
+    s.split_off(1)
+}
+
 impl IssuerData {
     /// The 30 bytes of EF15.
     pub fn encode(&self) -> [u8; ISSUER_LEN] {
@@ -96,9 +112,7 @@ impl IssuerData {
 
     /// The last 8 bytes of the serial, which diversify the card keys.
     pub fn asn8(&self) -> [u8; 8] {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&self.serial[2..]);
-        a
+        asn8(&self.serial)
     }
 
     /// The city code at bytes 2-3 of the issuer ID (BCD, e.g. `1000` for Beijing).
@@ -108,11 +122,7 @@ impl IssuerData {
 
     /// The printed card number: the serial in hex without its first nibble.
     pub fn card_number(&self) -> String {
-        let mut s = String::with_capacity(20);
-        for b in self.serial {
-            let _ = write!(s, "{b:02X}");
-        }
-        s.split_off(1)
+        card_number(&self.serial)
     }
 
     /// Whether `day` lies within the validity dates (inclusive). Dates compare as BCD bytes,

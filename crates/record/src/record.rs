@@ -121,9 +121,7 @@ impl TapRecord {
 
     /// The printed card number: the serial in hex without its first nibble.
     pub fn card_number(&self) -> String {
-        let mut text = hex::encode_upper(self.card_serial);
-        text.remove(0);
-        text
+        yitong_profile::files::card_number(&self.card_serial)
     }
 
     /// The serial as 20 hex digits.
@@ -133,9 +131,7 @@ impl TapRecord {
 
     /// The last 8 bytes of the serial, which diversify the card's keys.
     pub fn asn8(&self) -> [u8; 8] {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&self.card_serial[2..]);
-        a
+        yitong_profile::files::asn8(&self.card_serial)
     }
 }
 

@@ -50,7 +50,7 @@ pub struct MetroFare {
 
 impl std::fmt::Display for MetroFare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let yuan = |fen: u32| format!("{}.{:02}", fen / 100, fen % 100);
+        let yuan = |fen: u32| yuan(i64::from(fen));
         if self.incomplete_trip {
             return write!(f, "incomplete-trip fare {}", yuan(self.fare_fen));
         }
@@ -69,6 +69,12 @@ impl std::fmt::Display for MetroFare {
         }
         write!(f, " = {}", yuan(self.fare_fen))
     }
+}
+
+/// Fen as yuan with two decimals, for messages.
+pub(crate) fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
 }
 
 /// Why no fare could be computed.

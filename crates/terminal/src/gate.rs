@@ -68,6 +68,12 @@ pub struct GateConfig {
 /// passage (the barrier opens for it); later taps settle it and go on as new taps.
 pub const RECOVERY_WINDOW_S: i64 = 120;
 
+/// Whether a settled transaction is recent enough that this visit is its retry: the rider is
+/// finishing that passage (a gate) or that paid load (a top-up terminal).
+pub(crate) fn within_recovery_window(record: &TapRecord, now: &DateTime) -> bool {
+    now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch()) <= RECOVERY_WINDOW_S
+}
+
 /// What the gate will charge, decided from the card's state.
 #[derive(Clone, Debug)]
 struct Plan {
@@ -307,14 +313,12 @@ impl Gate {
             }
             Inquire::Settled(pending, verdict, proof) => {
                 let settled = settle(&mut self.state, &mut tap.gathered.records, &pending, verdict, proof);
-                // A rider back within the window is finishing that passage (the proof says so at
-                // once); later, the old transaction is only settled and this tap is a new one.
+                // A rider back within the window is finishing that passage; later, the old
+                // transaction is only settled and this tap is a new one.
                 match settled {
-                    Some(record) if record.status == RecordStatus::Recovered => {
-                        let elapsed_s = tap.now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch());
-                        if elapsed_s > RECOVERY_WINDOW_S {
-                            return self.settle_doubts_or_go_on(tap, card);
-                        }
+                    Some(record)
+                        if record.status == RecordStatus::Recovered && within_recovery_window(&record, &tap.now) =>
+                    {
                         Ok(tap.gathered.complete(&record, None, None))
                     }
                     // The card may have another doubt here (its next tap's DEBIT lost too).

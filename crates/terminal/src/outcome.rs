@@ -105,15 +105,13 @@ impl std::fmt::Display for Refusal {
                 f.write_str("the load would pass the card's balance limit")
             }
             Refusal::BalanceLimit { balance_and_limit_fen: Some((balance, limit)) } => {
-                let yuan =
-                    |fen: i64| format!("{}{}.{:02}", if fen < 0 { "-" } else { "" }, fen.abs() / 100, fen.abs() % 100);
                 let headroom = (i64::from(*limit) - balance).max(0);
                 write!(
                     f,
                     "the load would pass the card's balance limit of {} yuan: balance {} yuan, at most {} yuan more",
-                    yuan(i64::from(*limit)),
-                    yuan(*balance),
-                    yuan(headroom)
+                    crate::fare::yuan(i64::from(*limit)),
+                    crate::fare::yuan(*balance),
+                    crate::fare::yuan(headroom)
                 )
             }
             Refusal::Suspect { balance_fen } => {

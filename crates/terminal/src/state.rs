@@ -33,9 +33,7 @@ pub struct CardId {
 impl CardId {
     /// The card of this issuer and serial.
     pub fn new(issuer_id: [u8; 8], serial: &[u8; 10]) -> Self {
-        let mut asn8 = [0u8; 8];
-        asn8.copy_from_slice(&serial[2..]);
-        CardId { issuer_id, asn8 }
+        CardId { issuer_id, asn8: yitong_profile::files::asn8(serial) }
     }
 
     /// The card of a record.

@@ -17,6 +17,7 @@ use yitong_profile::{DateTime, StatusWord};
 
 use crate::doubt::{judge_counter, settle, Inquire, Inquiry};
 use crate::error::TapError;
+use crate::gate::within_recovery_window;
 use crate::outcome::{send, Gathered, Next, Refusal};
 use crate::psam::{LoadKeyHolder, LoadRequest, SamError};
 use crate::record::{Draft, RecordStatus, TapId, TapKind, TapRecord};
@@ -212,7 +213,7 @@ impl TopUpTerminal {
             // runs (after any other doubt of the card).
             Inquire::Settled(pending, verdict, proof) => {
                 match settle(&mut self.state, &mut load.gathered.records, &pending, verdict, proof) {
-                    Some(record) if within_window(&record, &load.now) => {
+                    Some(record) if within_recovery_window(&record, &load.now) => {
                         if record.status == RecordStatus::Recovered {
                             Ok(load.gathered.complete(&record, None, None))
                         } else {
@@ -271,7 +272,7 @@ impl TopUpTerminal {
         for pending in std::mem::take(&mut load.undecided) {
             let verdict = judge_counter(&pending, init.online_counter);
             let settled = settle(&mut self.state, &mut load.gathered.records, &pending, verdict, None);
-            unconfirmed_now |= settled.is_some_and(|r| within_window(&r, &load.now));
+            unconfirmed_now |= settled.is_some_and(|r| within_recovery_window(&r, &load.now));
         }
         if unconfirmed_now {
             return Ok(load.gathered.refuse(Refusal::PreviousLoadUnconfirmed));
@@ -340,9 +341,4 @@ impl TopUpTerminal {
         load.stage = Stage::Initialize { issuer };
         send(apdu::initialize_for_load(load.amount_fen, self.terminal_id))
     }
-}
-
-/// Whether a settled load is recent enough that this visit is its retry (the rider paid once).
-fn within_window(record: &TapRecord, now: &DateTime) -> bool {
-    now.seconds_since_epoch().saturating_sub(record.at.seconds_since_epoch()) <= crate::gate::RECOVERY_WINDOW_S
 }
