@@ -72,10 +72,11 @@ impl City {
 
     /// The built-in city whose cards carry `city_code`, with its sample network.
     pub fn builtin_by_code(city_code: u16) -> Option<Self> {
-        BUILTIN_CITIES
-            .iter()
-            .filter_map(|(name, _)| City::builtin(name).ok())
-            .find(|c| c.profile.city_code == city_code)
+        // Only the matching city's network is built: the city files alone tell the codes.
+        let name = BUILTIN_CITIES.iter().map(|(name, _)| *name).find(|name| {
+            CityProfile::builtin(name).and_then(Result::ok).is_some_and(|p| p.city_code == city_code)
+        })?;
+        City::builtin(name).ok()
     }
 
     /// A city over `network` (its own sample, or an imported one). `off_peak_stations`, when
