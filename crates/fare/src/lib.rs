@@ -73,9 +73,10 @@ impl City {
     /// The built-in city whose cards carry `city_code`, with its sample network.
     pub fn builtin_by_code(city_code: u16) -> Option<Self> {
         // Only the matching city's network is built: the city files alone tell the codes.
-        let name = BUILTIN_CITIES.iter().map(|(name, _)| *name).find(|name| {
-            CityProfile::builtin(name).and_then(Result::ok).is_some_and(|p| p.city_code == city_code)
-        })?;
+        let name = BUILTIN_CITIES
+            .iter()
+            .map(|(name, _)| *name)
+            .find(|name| CityProfile::builtin(name).and_then(Result::ok).is_some_and(|p| p.city_code == city_code))?;
         City::builtin(name).ok()
     }
 
