@@ -84,7 +84,7 @@ pub struct IssueArgs {
 pub fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     // Locked, so that a transaction under way on a card replaced with --force cannot write the
     // old card back over the new one.
-    let _lock = crate::filelock::FileLock::acquire(&args.out)?;
+    let _lock = yitong_files::FileLock::acquire(&args.out)?;
     refuse_overwrite(&args.out, args.force)?;
     let keys = KeySet::read(&args.keys)?;
     let master = keys.master_keys("card issue")?;

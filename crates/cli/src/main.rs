@@ -18,7 +18,6 @@ mod cmd_gate;
 mod cmd_reader;
 mod cmd_serve;
 mod demo;
-mod filelock;
 mod keys;
 mod money;
 mod output;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use yitong_issuer::{Serial, SerialAllocator};
 
 use crate::cardfile::write_atomically;
-use crate::filelock::FileLock;
+use yitong_files::FileLock;
 
 /// The register's name beside the key file.
 pub const REGISTER_FILE_NAME: &str = "yitong-serials.json";

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use yitong_terminal::{GateState, TapRecord};
 
 use crate::cardfile::write_atomically;
-use crate::filelock::FileLock;
+use yitong_files::FileLock;
 
 /// The state file's name in the data directory.
 pub const STATE_FILE_NAME: &str = "yitong-terminals.json";
@@ -99,7 +99,7 @@ impl TerminalsFile {
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        write_atomically(path, serde_json::to_string_pretty(self).expect("state serializes").as_bytes())
+        Ok(write_atomically(path, serde_json::to_string_pretty(self).expect("state serializes").as_bytes())?)
     }
 
     pub fn entry(&self, terminal_id: &[u8; 6]) -> TerminalEntry {

@@ -1,18 +1,19 @@
-//! Exclusive advisory locks on the CLI's data files, so that parallel `yitong` processes take
-//! turns on a card image or a terminal state file for a whole transaction (read, run, write).
+//! Exclusive advisory locks on data files, so that parallel `yitong` processes take turns on a
+//! card image, a terminal state file or a phone file for a whole transaction (read, run, write).
 //!
 //! The data files are replaced by rename, so the lock is taken on a sidecar `<file>.lock` that
 //! is created once and never replaced or removed: a lock on the data file itself would stay on
-//! the old inode. Locks are taken in one fixed order (card image, serial register, terminal state,
-//! records) so that two processes never wait for each other. A process that cannot get a lock
-//! within [`TIMEOUT_ENV`] seconds (default [`TIMEOUT_S_DEFAULT`]) gives up with a message naming the file.
+//! the old inode. Callers take locks in one fixed order (phone file or card image, serial
+//! register, terminal state, records) so that two processes never wait for each other. A process
+//! that cannot get a lock within [`TIMEOUT_ENV`] seconds (default [`TIMEOUT_S_DEFAULT`]) gives up
+//! with a message naming the file.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use crate::FileError;
 
 /// Environment variable: seconds to wait for another process's lock.
 pub const TIMEOUT_ENV: &str = "YITONG_LOCK_TIMEOUT";
@@ -32,32 +33,30 @@ pub struct FileLock {
 
 impl FileLock {
     /// Locks `data` (through `<data>.lock`), waiting up to the configured timeout.
-    pub fn acquire(data: &Path) -> anyhow::Result<FileLock> {
+    pub fn acquire(data: &Path) -> Result<FileLock, FileError> {
         Self::acquire_within(data, timeout()?)
     }
 
     /// Locks `data`, waiting up to `timeout`.
-    pub fn acquire_within(data: &Path, timeout: Duration) -> anyhow::Result<FileLock> {
+    pub fn acquire_within(data: &Path, timeout: Duration) -> Result<FileLock, FileError> {
         let path = lock_path(data)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+            .map_err(|source| FileError::Io { action: "cannot open the lock file", path: path.clone(), source })?;
         let start = Instant::now();
         loop {
             // Fully qualified: since Rust 1.89 `File` has an inherent `try_lock` of its own.
             match fs4::FileExt::try_lock(&file) {
                 Ok(()) => return Ok(FileLock { _file: file }),
                 Err(fs4::TryLockError::WouldBlock) if start.elapsed() < timeout => std::thread::sleep(RETRY_INTERVAL),
-                Err(fs4::TryLockError::WouldBlock) => bail!(
-                    "{}: in use by another yitong process; gave up after {} s (set {TIMEOUT_ENV}=SECONDS to wait longer)",
-                    data.display(),
-                    timeout.as_secs()
-                ),
-                Err(fs4::TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(FileError::Busy { path: data.to_path_buf(), waited: timeout })
+                }
+                Err(fs4::TryLockError::Error(source)) => {
+                    return Err(FileError::Io { action: "cannot lock", path, source })
                 }
             }
         }
@@ -65,22 +64,23 @@ impl FileLock {
 }
 
 /// The sidecar lock file of `data`: `card.se` → `card.se.lock`.
-pub fn lock_path(data: &Path) -> anyhow::Result<PathBuf> {
-    let name = data.file_name().with_context(|| format!("{} is not a file path", data.display()))?;
+pub fn lock_path(data: &Path) -> Result<PathBuf, FileError> {
+    let name = data.file_name().ok_or_else(|| FileError::NotAFilePath(data.to_path_buf()))?;
     let mut lock_name = OsString::from(name);
     lock_name.push(".lock");
     Ok(data.with_file_name(lock_name))
 }
 
 /// The wait for a lock: [`TIMEOUT_ENV`] in whole seconds, else [`TIMEOUT_S_DEFAULT`].
-fn timeout() -> anyhow::Result<Duration> {
+fn timeout() -> Result<Duration, FileError> {
     let Some(value) = std::env::var_os(TIMEOUT_ENV) else {
         return Ok(Duration::from_secs(TIMEOUT_S_DEFAULT));
     };
-    let seconds =
-        value.to_str().and_then(|s| s.trim().parse::<u64>().ok()).filter(|s| *s <= TIMEOUT_S_MAX).with_context(
-            || format!("{TIMEOUT_ENV}: expected whole seconds from 0 to {TIMEOUT_S_MAX}, got {value:?}"),
-        )?;
+    let seconds = value
+        .to_str()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| *s <= TIMEOUT_S_MAX)
+        .ok_or_else(|| FileError::BadTimeout(value.to_string_lossy().into_owned()))?;
     Ok(Duration::from_secs(seconds))
 }
 
@@ -104,7 +104,7 @@ mod tests {
         let start = Instant::now();
         let err = FileLock::acquire_within(&data, Duration::from_millis(50)).unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(50));
-        let message = format!("{err:#}");
+        let message = err.to_string();
         assert!(message.contains("card.se: in use by another yitong process"), "{message}");
         assert!(message.contains(TIMEOUT_ENV), "{message}");
         drop(held);
