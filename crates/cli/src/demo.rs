@@ -121,26 +121,8 @@ fn step(args: &DemoArgs, channel: &mut Channel, title: &str, outcome: &TapOutcom
 fn print_trace(args: &DemoArgs, channel: &mut Channel) {
     for (command, response) in channel.take_trace() {
         if !args.quiet {
-            println!("   > {:<30} {}", command_name(&command), hex::encode_upper(&command));
+            println!("   > {:<30} {}", yitong_profile::apdu::command_name(&command), hex::encode_upper(&command));
             println!("   < {:<30} {}", "", hex::encode_upper(&response));
         }
-    }
-}
-
-/// The profile's name of a command APDU, for display.
-pub fn command_name(apdu: &[u8]) -> &'static str {
-    match apdu {
-        [0x00, 0xA4, ..] => "SELECT",
-        [0x00, 0xB0, ..] => "READ BINARY",
-        [0x00, 0xB2, ..] => "READ RECORD",
-        [0x80, 0x5C, ..] => "GET BALANCE",
-        [0x80, 0x50, 0x00, ..] => "INITIALIZE FOR LOAD",
-        [0x80, 0x50, 0x01, ..] => "INITIALIZE FOR PURCHASE",
-        [0x80, 0x50, 0x03, ..] => "INITIALIZE FOR CAPP PURCHASE",
-        [0x80, 0x52, ..] => "CREDIT FOR LOAD",
-        [0x80, 0xDC, ..] => "UPDATE CAPP DATA CACHE",
-        [0x80, 0x54, ..] => "DEBIT FOR PURCHASE",
-        [0x80, 0x5A, ..] => "GET TRANSACTION PROVE",
-        _ => "?",
     }
 }

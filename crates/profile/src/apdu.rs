@@ -110,6 +110,27 @@ fn apdu(header: [u8; 4], data: &[u8], le: Option<u8>) -> Vec<u8> {
     v
 }
 
+/// The profile's name of a command APDU, for display and messages (`?` for others).
+pub fn command_name(apdu: &[u8]) -> &'static str {
+    match apdu {
+        [0x00, 0xA4, ..] => "SELECT",
+        [0x00, 0xB0, ..] => "READ BINARY",
+        [0x00, 0xB2, ..] => "READ RECORD",
+        [0x00, 0x84, ..] => "GET CHALLENGE",
+        [0x80, 0x5C, ..] => "GET BALANCE",
+        [0x80, 0x50, 0x00, ..] => "INITIALIZE FOR LOAD",
+        [0x80, 0x50, 0x01, ..] => "INITIALIZE FOR PURCHASE",
+        [0x80, 0x50, 0x03, ..] => "INITIALIZE FOR CAPP PURCHASE",
+        [0x80, 0x52, ..] => "CREDIT FOR LOAD",
+        [0x80, 0xDC, ..] => "UPDATE CAPP DATA CACHE",
+        [0x80, 0x54, ..] => "DEBIT FOR PURCHASE",
+        [0x80, 0x5A, ..] => "GET TRANSACTION PROVE",
+        [0x84, 0x1E, ..] => "APPLICATION BLOCK",
+        [0x84, 0x18, ..] => "APPLICATION UNBLOCK",
+        _ => "?",
+    }
+}
+
 /// SELECT by name: `00 A4 04 00 Lc <name> 00`.
 pub fn select_by_name(name: &[u8]) -> Vec<u8> {
     apdu([0x00, 0xA4, 0x04, 0x00], name, Some(0))

@@ -51,6 +51,31 @@ impl StatusWord {
         let (data, sw) = response.split_at(at);
         Some((data, StatusWord(u16::from_be_bytes([sw[0], sw[1]]))))
     }
+
+    /// What the status word means, for messages (`9401` → "insufficient balance"); `None` for a
+    /// status word the profile does not use.
+    pub const fn meaning(self) -> Option<&'static str> {
+        Some(match self {
+            Self::OK => "success",
+            Self::INSUFFICIENT_BALANCE => "insufficient balance",
+            Self::MAC_ERROR => "MAC error",
+            Self::COUNTER_AT_MAXIMUM => "transaction counter at its maximum",
+            Self::KEY_INDEX_NOT_SUPPORTED => "key index not supported",
+            Self::PROOF_UNAVAILABLE => "transaction proof unavailable",
+            Self::APPLICATION_LOCKED => "application locked",
+            Self::FILE_NOT_FOUND => "file or application not found",
+            Self::RECORD_NOT_FOUND => "record not found",
+            Self::WRONG_P1_P2 => "wrong P1/P2",
+            Self::WRONG_OFFSET => "offset outside the file",
+            Self::INCOMPATIBLE_FILE => "command incompatible with the file",
+            Self::CONDITIONS_NOT_SATISFIED => "conditions of use not satisfied",
+            Self::SECURE_MESSAGING_WRONG => "secure messaging MAC wrong",
+            Self::WRONG_LENGTH => "wrong length",
+            Self::UNKNOWN_INSTRUCTION => "instruction not supported",
+            Self::UNKNOWN_CLASS => "class not supported",
+            _ => return None,
+        })
+    }
 }
 
 impl core::fmt::Display for StatusWord {
