@@ -118,9 +118,13 @@ pub fn open(path: &Path) -> anyhow::Result<FileCard> {
 fn read(path: &Path) -> anyhow::Result<(Vec<u8>, FileCard)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read card image {}", path.display()))?;
     let image = decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.to_vec();
-    let card = Card::power_on(MemStore::new(image.clone()), system_rng()?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let card = power_on(&image).with_context(|| path.display().to_string())?;
     Ok((image, card))
+}
+
+/// Powers on the card of `image` (finishing any interrupted commit in memory).
+pub fn power_on(image: &[u8]) -> anyhow::Result<FileCard> {
+    Card::power_on(MemStore::new(image.to_vec()), system_rng()?).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A card image held for a transaction: locked from opening to saving, so that no other

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
+use yitong_card::Store;
 use yitong_issuer::{TerminalSite, TOPUP_CLI};
 use yitong_profile::files::StationId;
 
@@ -20,12 +21,15 @@ use crate::{cardfile, time};
 
 #[derive(Args)]
 pub struct TapArgs {
-    /// The card image (or --reader).
-    #[arg(required_unless_present = "reader")]
+    /// The card image (or --reader, or --phone).
+    #[arg(required_unless_present_any = ["reader", "phone"])]
     pub card: Option<PathBuf>,
     /// Tap the card presented on this PC/SC reader (name, part of it, or index) instead of an image.
-    #[arg(long, conflicts_with_all = ["card", "simulate_pull_away"])]
+    #[arg(long, conflicts_with_all = ["card", "phone", "simulate_pull_away"])]
     pub reader: Option<String>,
+    /// Tap a phone instead: its card of --city, from its phone file (`yitong phone new`).
+    #[arg(long, value_name = "PHONE", conflicts_with = "card")]
+    pub phone: Option<PathBuf>,
     /// Seconds to wait for a card on --reader.
     #[arg(long, default_value_t = 30)]
     pub wait: u64,
@@ -111,13 +115,26 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     let hotlist = args.hotlist.as_deref().map(read_hotlist).transpose()?;
     // A card on a reader is waited for before any lock is taken. Then both locks, card image
     // first, are held from reading to the last write.
-    let source = match (&args.reader, &args.card) {
-        (Some(reader), _) => Source::Reader(connect_reader(reader, args.wait)?),
-        (None, Some(path)) => {
+    let source = match (&args.reader, &args.card, &args.phone) {
+        (Some(reader), _, _) => Source::Reader(connect_reader(reader, args.wait)?),
+        (None, Some(path), _) => {
             let (image, card) = cardfile::open_locked(path)?;
             Source::Image(image, Box::new(card))
         }
-        (None, None) => anyhow::bail!("give a card image or --reader"),
+        (None, None, Some(path)) => {
+            let phone = yitong_wallet::PhoneFile::open(path).context("--phone")?;
+            let name = city.profile().name.to_ascii_lowercase();
+            let Some(card) = phone.phone.cards.get(&name) else {
+                anyhow::bail!(
+                    "--phone: {} has no {name} card (`yitong phone enroll {} --city {name}` gets one)",
+                    path.display(),
+                    path.display()
+                );
+            };
+            let card = cardfile::power_on(&card.image).with_context(|| format!("--phone: {}", path.display()))?;
+            Source::Phone(phone, name, Box::new(card))
+        }
+        (None, None, None) => anyhow::bail!("give a card image, --phone or --reader"),
     };
     let state_path = terminals::state_path(args.state.as_deref())?;
     let (_state_lock, mut terminals) = TerminalsFile::read_locked(&state_path)?;
@@ -143,6 +160,20 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
             image.save_if_changed(channel.card())?;
             result
         }
+        Source::Phone(mut phone, name, card) => {
+            let mut channel = InProcessChannel::new(*card);
+            if args.simulate_pull_away {
+                channel.drop_next_money_answer();
+            }
+            let result = run_tap(&mut gate, &mut channel, now, &mut persist);
+            // As for an image: the phone's SE keeps whatever the card committed.
+            let image = channel.card().store().image();
+            if let Some(card) = phone.phone.cards.get_mut(&name).filter(|c| c.image != image) {
+                card.image = image.to_vec();
+                phone.save()?;
+            }
+            result
+        }
     };
     drain_if(args.records.as_deref(), || gate.drain_records())?;
     save_terminal(
@@ -156,10 +187,12 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
     report_outcome(result, args.json)
 }
 
-/// The card a tap talks to: on a reader, or an image locked for the tap.
+/// The card a tap talks to: on a reader, an image locked for the tap, or a phone's card of the
+/// gate's city (its phone file locked for the tap).
 enum Source {
     Reader(ReaderChannel),
     Image(cardfile::LockedImage, Box<cardfile::FileCard>),
+    Phone(yitong_wallet::PhoneFile, String, Box<cardfile::FileCard>),
 }
 
 #[cfg(feature = "pcsc")]

@@ -15,6 +15,7 @@ mod cities;
 mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
+mod cmd_phone;
 mod cmd_reader;
 mod cmd_serve;
 mod demo;
@@ -55,6 +56,10 @@ enum Command {
     /// A scripted day of one phone card, in memory: issue, load, metro entry and exit, a bus
     /// ride, and a tap interrupted after DEBIT and recovered at the next tap.
     Demo(DemoArgs),
+    /// A simulated phone in the wallet: new, enroll, topup, show, transfer, delete (a phone file,
+    /// the wallet service over HTTP).
+    #[command(subcommand)]
+    Phone(cmd_phone::PhoneCommand),
     /// The wallet platform's HTTP API (device eligibility, cities, sign-up fees): SQLite in the
     /// data directory by default; Ctrl-C stops it.
     Serve(cmd_serve::ServeArgs),
@@ -216,6 +221,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => cmd_serve::serve(&args),
+        Command::Phone(command) => cmd_phone::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
