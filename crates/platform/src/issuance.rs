@@ -534,7 +534,7 @@ fn cap_of(rules: &PricingRules, promotion: Option<&str>) -> Option<u32> {
     promotion.and_then(|id| rules.promotions().iter().find(|p| p.id == id)).and_then(|p| p.cap)
 }
 
-fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
+pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
     let good =
         !value.trim().is_empty() && value.len() <= PHONE_FIELD_LENGTH_MAX && value.chars().all(|c| !c.is_control());
     if good {

@@ -9,6 +9,8 @@
 //! `yitong-issuer`; typed load records are `yitong-record`'s.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod card_view;
 pub mod cities;
 pub mod devices;
 pub mod issuance;

@@ -22,6 +22,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -37,6 +38,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use auth::SecuritySchemes;
 pub use error::{ApiError, ErrorBody};
 pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
 
@@ -47,7 +49,8 @@ pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
         title = "Yitong wallet platform",
         description = "Device eligibility, cities, sign-up fees, card issuance and over-the-air top-up of phone transit cards."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 
@@ -59,6 +62,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cities::router())
         .merge(routes::cards::router())
         .merge(routes::topups::router())
+        .merge(routes::phones::router())
+        .merge(routes::operator::router())
 }
 
 /// The OpenAPI document of every route (what `/openapi.json` serves).
