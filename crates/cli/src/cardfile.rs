@@ -15,7 +15,6 @@
 //! A bare image of [`IMAGE_LEN`] bytes (what `yitong` wrote before format 1) is still read, and
 //! is written in format 1 at its next change.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -165,29 +164,7 @@ pub fn write_image(path: &Path, image: &[u8]) -> anyhow::Result<()> {
 /// one, never half of one: a temporary file of a unique name in the same directory, fsync,
 /// rename over `path`, fsync of the directory (which makes the rename itself durable).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
-    sync_dir(dir)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))
-}
-
-/// Windows cannot open a directory as a file; NTFS journals the rename itself.
-#[cfg(not(unix))]
-fn sync_dir(_: &Path) -> anyhow::Result<()> {
-    Ok(())
+    Ok(yitong_platform::files::write_atomically(path, bytes)?)
 }
 
 #[cfg(test)]

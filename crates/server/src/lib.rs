@@ -7,15 +7,18 @@
 //! The principal function is [`router`]; [`serve`] runs it on a socket until a shutdown signal.
 //! What it serves: device eligibility and the catalogue, the cities and their sign-up fee
 //! quotes, card issuance (`routes::cards`) and over-the-air top-up (`routes::topups`) over the
-//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order. Its
-//! issuer keys are random development keys made at start ([`AppState::builtin`]), in memory
-//! only, never returned or logged.
+//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order;
+//! phones registered with a bearer token (`routes::phones`, [`auth`]) see and act on their own
+//! cards only, operators with an API key on their city's. Its issuer keys come from a keys
+//! directory or are development keys made once into the data directory ([`KeySource`]),
+//! never returned or logged.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! let store = yitong_platform::store::Store::open("sqlite:/tmp/platform.sqlite").await?;
-//! let state = yitong_server::AppState::builtin(store, Arc::new(yitong_server::SystemClock))?;
+//! let keys = yitong_server::KeySource::Development("/tmp/yitong".into());
+//! let state = yitong_server::AppState::builtin(store, Arc::new(yitong_server::SystemClock), keys)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! yitong_server::serve(listener, state, yitong_server::shutdown_signal()).await?;
 //! # Ok(()) }
@@ -40,7 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use auth::SecuritySchemes;
 pub use error::{ApiError, ErrorBody};
-pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
+pub use state::{AppState, Clock, FixedClock, KeySource, StateError, SystemClock};
 
 /// The document's header; the paths come from the routers.
 #[derive(OpenApi)]
