@@ -290,6 +290,10 @@ impl IssuanceService {
         if let Some(card) = existing {
             return self.existing(payments, card, now_ms).await;
         }
+        // No keys, no card: refuse before any fee order is opened, so nobody pays for nothing.
+        if self.keys.for_issuing(city).is_none() {
+            return Err(IssuanceError::NoKeys(city.name().to_owned()));
+        }
         let rules = match self.pricing.get(city.name()) {
             Some(rules) => rules.clone(),
             None => PricingRules::for_city(city, Vec::new()).map_err(IssuanceError::Pricing)?,

@@ -47,6 +47,13 @@ pub async fn open_in(dir: tempfile::TempDir) -> Service {
 }
 
 impl Service {
+    /// A service over `state` (whose store lives in `dir`), phone-A registered.
+    pub async fn with_state(state: AppState, dir: tempfile::TempDir) -> Service {
+        let mut s = Service { state, token: String::new(), _dir: dir };
+        s.token = s.register("phone-A", "Mi 6").await;
+        s
+    }
+
     /// The data directory (database and development keys).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
