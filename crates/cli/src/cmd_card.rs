@@ -37,7 +37,7 @@ pub fn keys_new(args: &KeysNewArgs) -> anyhow::Result<()> {
 pub fn keys_export(args: &KeysExportArgs) -> anyhow::Result<()> {
     refuse_overwrite(&args.out, args.force)?;
     let keys = KeySet::read(&args.keys)?;
-    let part = keys.export(args.role)?;
+    let part = keys.export(args.role.into())?;
     cardfile::write_atomically(&args.out, part.to_toml().as_bytes())?;
     println!(
         "wrote the {} key file of issuer {} to {}",

@@ -7,22 +7,66 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use yitong_platform::store::{Store, SQLITE_FILE_NAME};
+use yitong_server::KeySource;
 
 use crate::terminals::{data_dir, DATA_DIR_ENV};
 
 /// Arguments of `yitong serve`.
 #[derive(Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// A directory of full issuer key files (`yitong keys new`), one per city the operator has,
+    /// mapped by the issuer ID inside (default $YITONG_KEYS_DIR; without either: DEVELOPMENT keys
+    /// made once into <data dir>/dev-keys).
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+}
+
+/// The environment variable naming the keys directory.
+pub const KEYS_DIR_ENV: &str = "YITONG_KEYS_DIR";
+
+/// Where the database is: `--db URL`, else the SQLite file in the data directory.
+#[derive(Args)]
+pub struct DatabaseArgs {
     /// The database: `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`; default the SQLite
     /// file platform.sqlite in the data directory.
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
-    /// Address and port to listen on (port 0: any free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
-    pub listen: String,
-    /// The data directory (default $YITONG_DATA_DIR, else ~/.local/share/yitong).
+    /// The data directory (default $YITONG_DATA_DIR, else ~/.local/share/yitong): the SQLite
+    /// database unless --db; for `serve`, the development keys unless --keys.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `--data-dir`, else the default data directory.
+fn resolve_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir.clone()),
+        None => data_dir(|name| std::env::var_os(name))
+            .map_err(|_| anyhow::anyhow!("--data-dir: no data directory; pass --data-dir DIR or set {DATA_DIR_ENV}")),
+    }
+}
+
+/// Opens the platform's database (running its migrations): `db`, else the SQLite file in the
+/// data directory. Returns the store and its printable name (no password).
+pub async fn open_store(db: &Option<String>, dir: &Option<PathBuf>) -> anyhow::Result<(Store, String)> {
+    match db {
+        Some(url) => {
+            let store = Store::open(url).await.with_context(|| format!("--db: cannot open {}", redacted(url)))?;
+            Ok((store, redacted(url)))
+        }
+        None => {
+            let dir = resolve_data_dir(dir)?;
+            let store = Store::open_data_dir(&dir)
+                .await
+                .with_context(|| format!("--data-dir: cannot open the database in {}", dir.display()))?;
+            Ok((store, format!("sqlite:{}", dir.join(SQLITE_FILE_NAME).display())))
+        }
+    }
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
@@ -37,26 +81,15 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 
 async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {
     // Migrations run as the store opens.
-    let (store, database) = match &args.db {
-        Some(url) => {
-            let store = Store::open(url).await.with_context(|| format!("--db: cannot open {}", redacted(url)))?;
-            (store, redacted(url))
-        }
-        None => {
-            let dir = match &args.data_dir {
-                Some(dir) => dir.clone(),
-                None => data_dir(|name| std::env::var_os(name)).map_err(|_| {
-                    anyhow::anyhow!("--data-dir: no data directory for the database; pass --data-dir DIR, --db URL or set {DATA_DIR_ENV}")
-                })?,
-            };
-            let store = Store::open_data_dir(&dir)
-                .await
-                .with_context(|| format!("--data-dir: cannot open the database in {}", dir.display()))?;
-            (store, format!("sqlite:{}", dir.join(SQLITE_FILE_NAME).display()))
-        }
+    let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
+    let keys_dir = args.keys.clone().or_else(|| std::env::var_os(KEYS_DIR_ENV).map(PathBuf::from));
+    let keys = match keys_dir {
+        Some(dir) => KeySource::Dir(dir),
+        // With --db postgres://… the development keys still live in the data directory.
+        None => KeySource::Development(resolve_data_dir(&args.database.data_dir)?),
     };
-    let state = yitong_server::AppState::builtin(store.clone(), Arc::new(yitong_server::SystemClock))
-        .context("the built-in cities and device catalogue")?;
+    let state = yitong_server::AppState::builtin(store.clone(), Arc::new(yitong_server::SystemClock), keys)
+        .context("--keys")?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot listen on {listen}"))?;
     let address = listener.local_addr().context("the listening address")?;

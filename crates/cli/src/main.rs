@@ -15,6 +15,7 @@ mod cities;
 mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
+mod cmd_operator;
 mod cmd_phone;
 mod cmd_reader;
 mod cmd_serve;
@@ -63,6 +64,9 @@ enum Command {
     /// The wallet platform's HTTP API (device eligibility, cities, sign-up fees): SQLite in the
     /// data directory by default; Ctrl-C stops it.
     Serve(cmd_serve::ServeArgs),
+    /// The platform's operators: API keys scoped to one city's issuer.
+    #[command(subcommand)]
+    Operator(cmd_operator::OperatorCommand),
 }
 
 #[derive(Subcommand)]
@@ -82,7 +86,7 @@ pub struct KeysExportArgs {
     pub keys: PathBuf,
     /// The role the new file is for.
     #[arg(long = "for", value_enum, value_name = "ROLE")]
-    pub role: keys::Role,
+    pub role: keys::RoleArg,
     /// Where to write the role's key file.
     #[arg(long)]
     pub out: PathBuf,
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => cmd_serve::serve(&args),
+        Command::Operator(command) => cmd_operator::run(&command),
         Command::Phone(command) => cmd_phone::run(&command),
     };
     match result {

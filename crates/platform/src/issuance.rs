@@ -290,6 +290,10 @@ impl IssuanceService {
         if let Some(card) = existing {
             return self.existing(payments, card, now_ms).await;
         }
+        // No keys, no card: refuse before any fee order is opened, so nobody pays for nothing.
+        if self.keys.for_issuing(city).is_none() {
+            return Err(IssuanceError::NoKeys(city.name().to_owned()));
+        }
         let rules = match self.pricing.get(city.name()) {
             Some(rules) => rules.clone(),
             None => PricingRules::for_city(city, Vec::new()).map_err(IssuanceError::Pricing)?,
@@ -534,7 +538,7 @@ fn cap_of(rules: &PricingRules, promotion: Option<&str>) -> Option<u32> {
     promotion.and_then(|id| rules.promotions().iter().find(|p| p.id == id)).and_then(|p| p.cap)
 }
 
-fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
+pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), IssuanceError> {
     let good =
         !value.trim().is_empty() && value.len() <= PHONE_FIELD_LENGTH_MAX && value.chars().all(|c| !c.is_control());
     if good {

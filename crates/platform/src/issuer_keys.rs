@@ -1,14 +1,20 @@
 //! The issuers' master keys as the platform holds them: personalization of new cards (all five
-//! keys), the over-the-air load host (load keys) and TAC verification (TAC keys). Loaded from key
-//! files or the environment by the caller; never returned, never logged (`MasterKeys`' `Debug`
-//! shows no key material).
+//! keys), the over-the-air load host (load keys) and TAC verification (TAC keys). Loaded from a
+//! directory of key files ([`IssuerKeyring::from_dir`]) or, for development, made once into the
+//! data directory ([`IssuerKeyring::development`]); never returned, never logged (`MasterKeys`'
+//! `Debug` shows no key material).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
+use yitong_crypto::Algorithm;
 use yitong_record::TacKeys;
 use yitong_terminal::{IssuerKeys, SoftwareLoadHost};
 
-use crate::cities::City;
+use crate::cities::{Cities, City};
+use crate::files::{write_atomically, WriteError};
+use crate::keyfile::{KeyFileError, KeySet};
 
 /// Each city issuer's master keys, by city code; the newest version issues new cards.
 #[derive(Clone, Debug, Default)]
@@ -50,5 +56,126 @@ impl IssuerKeyring {
             tac.add(*issuer_id, keys.key_version, keys.master.tac().clone());
         }
         tac
+    }
+}
+
+/// The directory of development keys inside a data directory.
+pub const DEV_KEYS_DIR: &str = "dev-keys";
+
+/// Why the issuers' keys could not be loaded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// A key file (named in the message).
+    File(KeyFileError),
+    /// The keys directory cannot be listed or created.
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
+    /// A key file whose issuer ID is no city's (`City::issuer_id`).
+    UnknownIssuer {
+        /// The file.
+        file: PathBuf,
+        /// Its issuer ID, hex.
+        issuer_id: String,
+    },
+    /// Two files with keys of one issuer and key version.
+    Duplicate {
+        /// The second file.
+        file: PathBuf,
+    },
+    /// A development key file that cannot be written.
+    Write(WriteError),
+}
+
+impl fmt::Display for KeyringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyringError::File(error) => write!(f, "{error}"),
+            KeyringError::Dir { dir, error } => write!(f, "{}: {error}", dir.display()),
+            KeyringError::UnknownIssuer { file, issuer_id } => write!(
+                f,
+                "{}: issuer {issuer_id} is no city's (a city's issuer ID is 0000 · city code · 00000001)",
+                file.display()
+            ),
+            KeyringError::Duplicate { file } => {
+                write!(f, "{}: another file holds keys of the same issuer and key version", file.display())
+            }
+            KeyringError::Write(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyringError {}
+
+impl From<KeyFileError> for KeyringError {
+    fn from(error: KeyFileError) -> KeyringError {
+        KeyringError::File(error)
+    }
+}
+
+impl IssuerKeyring {
+    /// Every full key file (`*.toml`, as `yitong keys new` writes them) in `dir`, each mapped to
+    /// its city by its issuer ID. Cities with no file have no keys: they cannot issue or load.
+    /// Returns the keyring and the names of the cities it holds keys of.
+    pub fn from_dir(dir: &Path, cities: &Cities) -> Result<(IssuerKeyring, Vec<String>), KeyringError> {
+        let entries = std::fs::read_dir(dir).map_err(|error| KeyringError::Dir { dir: dir.to_owned(), error })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|error| KeyringError::Dir { dir: dir.to_owned(), error })?.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut keyring = IssuerKeyring::new();
+        let mut held = Vec::new();
+        for path in paths {
+            let set = KeySet::read(&path)?;
+            let city = cities.iter().find(|c| c.issuer_id() == set.issuer_id).ok_or_else(|| {
+                KeyringError::UnknownIssuer { file: path.clone(), issuer_id: hex::encode_upper(set.issuer_id) }
+            })?;
+            if keyring.keys.contains_key(&(city.city_code(), set.key_version)) {
+                return Err(KeyringError::Duplicate { file: path });
+            }
+            let master = set.master_keys("serve --keys")?;
+            keyring.add(city, IssuerKeys { key_version: set.key_version, master });
+            if !held.iter().any(|name| name == city.name()) {
+                held.push(city.name().to_owned());
+            }
+        }
+        Ok((keyring, held))
+    }
+
+    /// DEVELOPMENT keys of every city, kept in `<data_dir>/dev-keys/<city>.toml`: read if there,
+    /// else made from the system's randomness (DES, version 1) and written once (mode 0600,
+    /// atomically), so that cards issued before a restart can still be loaded after it.
+    pub fn development(data_dir: &Path, cities: &Cities) -> Result<IssuerKeyring, KeyringError> {
+        let dir = data_dir.join(DEV_KEYS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|error| KeyringError::Dir { dir: dir.clone(), error })?;
+        let mut keyring = IssuerKeyring::new();
+        for city in cities.iter() {
+            let path = dir.join(format!("{}.toml", city.name()));
+            let set = if path.exists() {
+                let set = KeySet::read(&path)?;
+                if set.issuer_id != city.issuer_id() {
+                    return Err(KeyringError::UnknownIssuer {
+                        file: path,
+                        issuer_id: hex::encode_upper(set.issuer_id),
+                    });
+                }
+                set
+            } else {
+                let set = KeySet::generate(city.issuer_id(), Algorithm::Des)?;
+                write_atomically(&path, set.to_toml().as_bytes()).map_err(KeyringError::Write)?;
+                set
+            };
+            let master = set.master_keys("serve")?;
+            keyring.add(city, IssuerKeys { key_version: set.key_version, master });
+        }
+        Ok(keyring)
     }
 }

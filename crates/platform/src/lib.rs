@@ -9,10 +9,14 @@
 //! `yitong-issuer`; typed load records are `yitong-record`'s.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod card_view;
 pub mod cities;
 pub mod devices;
+pub mod files;
 pub mod issuance;
 pub mod issuer_keys;
+pub mod keyfile;
 pub mod ledger;
 pub mod ota;
 pub mod payments;

@@ -4,7 +4,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -68,6 +68,10 @@ pub enum ApiError {
         /// Why, for a person.
         message: String,
     },
+    /// No credentials, malformed ones, unknown or revoked ones, or the wrong kind (a phone token
+    /// on an operator route, an operator key on a phone route). `401 Unauthorized` with
+    /// `WWW-Authenticate: Bearer`.
+    Unauthorized(String),
     /// The database failed. `503 Service Unavailable`; the detail is logged, not shown.
     Store(StoreError),
 }
@@ -76,7 +80,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable code: `missing_parameter`, `bad_parameter`, `bad_query`,
-    /// `bad_path`, `bad_body`, `bad_field`, `not_found`, `method_not_allowed`, `unavailable`, and
+    /// `bad_path`, `bad_body`, `bad_field`, `unauthorized`, `not_found`, `method_not_allowed`, `unavailable`, and
     /// the refusals of cards and top-ups (`not_eligible`, `order_conflict`, `card_answer_rejected`,
     /// … — docs/platform.md lists them).
     pub code: &'static str,
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::BadBody { status, .. } => (*status, "bad_body"),
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "bad_field"),
             ApiError::Refused { status, code, .. } => (*status, code),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -113,6 +118,7 @@ impl ApiError {
             ApiError::BadBody { message, .. } => format!("the JSON body: {message}"),
             ApiError::BadField { name, message } => format!("field `{name}`: {message}"),
             ApiError::Refused { message, .. } => message.clone(),
+            ApiError::Unauthorized(why) => why.clone(),
             ApiError::Store(_) => "the database is unavailable; try again".into(),
         }
     }
@@ -124,7 +130,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Store(error) = &self {
             tracing::error!(%error, "database");
         }
-        (status, Json(ErrorBody { code, message: self.message() })).into_response()
+        let body = Json(ErrorBody { code, message: self.message() });
+        if let ApiError::Unauthorized(_) = &self {
+            // RFC 6750: the scheme to use.
+            return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (status, body).into_response()
     }
 }
 

@@ -7,21 +7,25 @@
 //! The principal function is [`router`]; [`serve`] runs it on a socket until a shutdown signal.
 //! What it serves: device eligibility and the catalogue, the cities and their sign-up fee
 //! quotes, card issuance (`routes::cards`) and over-the-air top-up (`routes::topups`) over the
-//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order. Its
-//! issuer keys are random development keys made at start ([`AppState::builtin`]), in memory
-//! only, never returned or logged.
+//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order;
+//! phones registered with a bearer token (`routes::phones`, [`auth`]) see and act on their own
+//! cards only, operators with an API key on their city's. Its issuer keys come from a keys
+//! directory or are development keys made once into the data directory ([`KeySource`]),
+//! never returned or logged.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! let store = yitong_platform::store::Store::open("sqlite:/tmp/platform.sqlite").await?;
-//! let state = yitong_server::AppState::builtin(store, Arc::new(yitong_server::SystemClock))?;
+//! let keys = yitong_server::KeySource::Development("/tmp/yitong".into());
+//! let state = yitong_server::AppState::builtin(store, Arc::new(yitong_server::SystemClock), keys)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! yitong_server::serve(listener, state, yitong_server::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -37,8 +41,9 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use auth::SecuritySchemes;
 pub use error::{ApiError, ErrorBody};
-pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
+pub use state::{AppState, Clock, FixedClock, KeySource, StateError, SystemClock};
 
 /// The document's header; the paths come from the routers.
 #[derive(OpenApi)]
@@ -47,7 +52,8 @@ pub use state::{AppState, Clock, FixedClock, StateError, SystemClock};
         title = "Yitong wallet platform",
         description = "Device eligibility, cities, sign-up fees, card issuance and over-the-air top-up of phone transit cards."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 
@@ -59,6 +65,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cities::router())
         .merge(routes::cards::router())
         .merge(routes::topups::router())
+        .merge(routes::phones::router())
+        .merge(routes::operator::router())
 }
 
 /// The OpenAPI document of every route (what `/openapi.json` serves).

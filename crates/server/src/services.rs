@@ -4,13 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use yitong_crypto::{Algorithm, MasterKeys, Zeroizing};
-use yitong_platform::cities::Cities;
 use yitong_platform::issuance::IssuanceService;
-use yitong_platform::issuer_keys::IssuerKeyring;
 use yitong_platform::ota::OtaService;
 use yitong_platform::payments::{PaymentService, SimulatedProvider};
-use yitong_terminal::IssuerKeys;
 
 /// The simulated provider's seed: a fixed one, so that its notification key is the same at
 /// every start (development and tests; no real money moves).
@@ -33,22 +29,4 @@ impl fmt::Debug for Services {
         // No key material: the services' own `Debug`s show none either, but say so plainly.
         f.debug_struct("Services").field("provider", &"simulated").finish_non_exhaustive()
     }
-}
-
-/// A random DEVELOPMENT keyring: every city's five master keys (DES, version 1), drawn from the
-/// system's randomness at start, held in memory only, never returned or logged.
-pub fn development_keyring(cities: &Cities) -> Result<IssuerKeyring, getrandom::Error> {
-    let mut keyring = IssuerKeyring::new();
-    for city in cities.iter() {
-        let mut bytes = Zeroizing::new([0u8; 80]);
-        getrandom::fill(bytes.as_mut())?;
-        let key = |i: usize| {
-            let mut key = [0u8; 16];
-            key.copy_from_slice(&bytes[i * 16..i * 16 + 16]);
-            key
-        };
-        let master = MasterKeys::new(Algorithm::Des, key(0), key(1), key(2), key(3), key(4));
-        keyring.add(city, IssuerKeys { key_version: 1, master });
-    }
-    Ok(keyring)
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use yitong_platform::cities::{Cities, CityError};
@@ -11,9 +12,9 @@ use yitong_platform::store::Store;
 use yitong_profile::DateTime;
 
 use crate::metrics::Metrics;
-use crate::services::{development_keyring, Services, SIMULATED_PROVIDER_SEED};
+use crate::services::{Services, SIMULATED_PROVIDER_SEED};
 use yitong_platform::issuance::IssuanceService;
-use yitong_platform::issuer_keys::IssuerKeyring;
+use yitong_platform::issuer_keys::{IssuerKeyring, KeyringError, DEV_KEYS_DIR};
 use yitong_platform::ota::OtaService;
 use yitong_platform::payments::{PaymentService, SimulatedProvider, SimulationFaults};
 
@@ -67,8 +68,21 @@ pub enum StateError {
         /// What is wrong.
         error: PricingError,
     },
-    /// No system randomness for the development keys.
-    Randomness(getrandom::Error),
+    /// The issuers' keys (a key file, the keys directory, the development keys).
+    Keys(KeyringError),
+}
+
+/// Where the issuers' master keys come from.
+#[derive(Debug)]
+pub enum KeySource {
+    /// A directory of full key files, one per city the operator has (`yitong serve --keys DIR`);
+    /// cities without a file cannot issue or load.
+    Dir(PathBuf),
+    /// DEVELOPMENT keys of every city, made once into `<data dir>/dev-keys/` and read again at
+    /// every start.
+    Development(PathBuf),
+    /// Keys already loaded (tests).
+    Keyring(IssuerKeyring),
 }
 
 impl fmt::Display for StateError {
@@ -77,7 +91,7 @@ impl fmt::Display for StateError {
             StateError::Cities(e) => write!(f, "cities: {e}"),
             StateError::Catalogue(e) => write!(f, "device catalogue: {e}"),
             StateError::Pricing { city, error } => write!(f, "pricing of {city}: {error}"),
-            StateError::Randomness(e) => write!(f, "no system randomness for the development keys: {e}"),
+            StateError::Keys(e) => write!(f, "issuer keys: {e}"),
         }
     }
 }
@@ -103,11 +117,10 @@ struct Inner {
 }
 
 impl AppState {
-    /// The built-in ten regions and device catalogue over `store`, read at `clock`, with random
-    /// DEVELOPMENT issuer keys for every city (made now, in memory only, never returned or
-    /// logged) and the simulated payment provider. No promotions are configured yet: every city
-    /// charges its standard sign-up fee.
-    pub fn builtin(store: Store, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
+    /// The built-in ten regions and device catalogue over `store`, read at `clock`, with the
+    /// issuers' keys from `keys` (never returned or logged) and the simulated payment provider.
+    /// No promotions are configured yet: every city charges its standard sign-up fee.
+    pub fn builtin(store: Store, clock: Arc<dyn Clock>, keys: KeySource) -> Result<Self, StateError> {
         let cities = Cities::builtin().map_err(StateError::Cities)?;
         let devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
         let pricing = cities
@@ -118,11 +131,23 @@ impl AppState {
                     .map_err(|error| StateError::Pricing { city: city.name().to_owned(), error })
             })
             .collect::<Result<_, _>>()?;
-        let keys = development_keyring(&cities).map_err(StateError::Randomness)?;
-        // Say so, never the keys: cards issued under them cannot be loaded after a restart.
-        tracing::warn!(
-            "issuer keys: random DEVELOPMENT ONLY keys for every city, in memory; cards issued now cannot be topped up after a restart"
-        );
+        let keys = match keys {
+            KeySource::Dir(dir) => {
+                let (keys, held) = IssuerKeyring::from_dir(&dir, &cities).map_err(StateError::Keys)?;
+                tracing::info!(dir = %dir.display(), cities = ?held, "issuer keys read; other cities cannot issue or load");
+                keys
+            }
+            KeySource::Development(data_dir) => {
+                let keys = IssuerKeyring::development(&data_dir, &cities).map_err(StateError::Keys)?;
+                // Say so, never the keys.
+                tracing::warn!(
+                    dir = %data_dir.join(DEV_KEYS_DIR).display(),
+                    "issuer keys: DEVELOPMENT ONLY keys of every city, in clear text in the data directory; use --keys DIR for real ones"
+                );
+                keys
+            }
+            KeySource::Keyring(keys) => keys,
+        };
         Ok(Self::with_keys(store, cities, devices, pricing, clock, keys))
     }
 

@@ -4,119 +4,18 @@
 //! platform's commands carried to it and its answers back over HTTP. The card itself checks
 //! MAC2 and makes the TAC, so a load it accepts proves the service's keys and MACs.
 
-use std::sync::Arc;
+mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
-use yitong_card::testing::CountingRng;
-use yitong_card::{Card, MemStore};
+use support::{beijing, issue, service, SecureElement};
 use yitong_platform::ledger::{Account, CardId};
 use yitong_platform::payments::MerchantOrderId;
-use yitong_platform::store::Store;
-use yitong_profile::apdu;
-use yitong_profile::DateTime;
-use yitong_server::{AppState, FixedClock};
-
-struct Service {
-    state: AppState,
-    _dir: tempfile::TempDir,
-}
-
-async fn service() -> Service {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
-    let now = DateTime::new(2026, 11, 25, 18, 30, 0).expect("valid");
-    let state = AppState::builtin(store, Arc::new(FixedClock(now))).expect("the built-in data loads");
-    Service { state, _dir: dir }
-}
-
-impl Service {
-    /// (status, JSON body) of `method uri` with `body`.
-    async fn send(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let builder = Request::builder().method(method).uri(uri);
-        let request = match body {
-            Some(body) => builder.header("content-type", "application/json").body(Body::from(body.to_string())),
-            None => builder.body(Body::empty()),
-        }
-        .expect("a request");
-        let response = yitong_server::router(self.state.clone()).oneshot(request).await.expect("the router answers");
-        let status = response.status();
-        let bytes = response.into_body().collect().await.expect("a body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{uri}: not JSON: {bytes:?}")))
-    }
-
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.send(Method::POST, uri, Some(body)).await
-    }
-
-    /// A 4xx's `{code, message}`, checked to be exactly that shape and status.
-    async fn refused(&self, uri: &str, body: Option<Value>, status: StatusCode) -> (String, String) {
-        let (got, answer) = self.send(Method::POST, uri, body).await;
-        assert_eq!(got, status, "{uri}: {answer}");
-        assert_eq!(answer.as_object().expect("an object").len(), 2, "{answer}");
-        (answer["code"].as_str().expect("code").to_owned(), answer["message"].as_str().expect("message").to_owned())
-    }
-
-    async fn balance(&self, account: Account) -> i64 {
-        self.state.store().balance(&account).await.expect("a balance")
-    }
-
-    async fn assert_balanced(&self) {
-        let check = self.state.store().check_ledger().await.expect("checked");
-        assert!(check.is_ok(), "{check}");
-    }
-}
-
-fn mi6(device: &str, fee_order: &str) -> Value {
-    json!({
-        "phone": { "device_id": device, "se_id": format!("SE-{device}"), "maker": "Xiaomi", "model": "Mi 6" },
-        "city": "beijing",
-        "channel": "maker-wallet",
-        "fee_order_id": fee_order,
-    })
-}
-
-/// Asks, pays the fee through the dev endpoint, asks again: the new card's answer.
-async fn issue(s: &Service, device: &str, fee_order: &str) -> Value {
-    let (status, answer) = s.post("/v1/cards", mi6(device, fee_order)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let (status, paid) = s.send(Method::POST, &format!("/v1/dev/orders/{fee_order}/pay"), None).await;
-    assert_eq!(status, StatusCode::OK, "{paid}");
-    let (status, answer) = s.post("/v1/cards", mi6(device, fee_order)).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    answer
-}
-
-/// The phone's SE: a real card powered on from the issued image, the T-Union app selected.
-struct SecureElement(Card<MemStore, CountingRng>);
-
-impl SecureElement {
-    fn new(image_hex: &str) -> SecureElement {
-        let image = hex::decode(image_hex).expect("the image is hex");
-        let card = Card::power_on(MemStore::new(image), CountingRng(0)).expect("the image powers on");
-        let mut se = SecureElement(card);
-        assert!(se.send(&apdu::select_by_name(&apdu::AID_TUNION)).ends_with(&[0x90, 0x00]));
-        se
-    }
-
-    fn send(&mut self, command: &[u8]) -> Vec<u8> {
-        self.0.process(command).expect("no power loss in memory")
-    }
-
-    fn balance_fen(&mut self) -> i32 {
-        let answer = self.send(&apdu::get_balance());
-        assert!(answer.ends_with(&[0x90, 0x00]));
-        i32::from_be_bytes(answer[..4].try_into().expect("4 bytes"))
-    }
-}
 
 #[tokio::test]
 async fn a_card_is_issued_once_its_fee_is_paid_and_a_repeat_charges_nothing() {
     let s = service().await;
-    let (status, answer) = s.post("/v1/cards", mi6("phone-A", "FEE-0001")).await;
+    let (status, answer) = s.post("/v1/cards", beijing("FEE-0001")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["status"], "payment_required");
     assert_eq!(answer["order"]["order_id"], "FEE-0001");
@@ -131,7 +30,7 @@ async fn a_card_is_issued_once_its_fee_is_paid_and_a_repeat_charges_nothing() {
     let (code, _) = s.refused("/v1/dev/orders/FEE-0001/pay", None, StatusCode::CONFLICT).await;
     assert_eq!(code, "order_conflict");
 
-    let (status, issued) = s.post("/v1/cards", mi6("phone-A", "FEE-0001")).await;
+    let (status, issued) = s.post("/v1/cards", beijing("FEE-0001")).await;
     assert_eq!(status, StatusCode::CREATED, "{issued}");
     assert_eq!((&issued["status"], &issued["existing"]), (&json!("issued"), &json!(false)));
     let card = &issued["card"];
@@ -149,7 +48,7 @@ async fn a_card_is_issued_once_its_fee_is_paid_and_a_repeat_charges_nothing() {
 
     // Repeated, even with another fee order ID: the same card, nothing charged again.
     for fee_order in ["FEE-0001", "FEE-0002"] {
-        let (status, again) = s.post("/v1/cards", mi6("phone-A", fee_order)).await;
+        let (status, again) = s.post("/v1/cards", beijing(fee_order)).await;
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(again["existing"], true);
         assert_eq!(again["card"]["serial"], serial);
@@ -163,30 +62,31 @@ async fn a_card_is_issued_once_its_fee_is_paid_and_a_repeat_charges_nothing() {
 #[tokio::test]
 async fn a_phone_that_cannot_carry_the_card_is_refused_with_the_reason() {
     let s = service().await;
-    let mut body = mi6("phone-B", "FEE-0003");
-    body["phone"]["model"] = json!("Mi 5c");
-    let (code, message) = s.refused("/v1/cards", Some(body), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let mi5c = s.register("phone-B", "Mi 5c").await;
+    let (status, answer) = s.send_as(Some(&mi5c), Method::POST, "/v1/cards", Some(beijing("FEE-0003"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (code, message) = (answer["code"].as_str().expect("code"), answer["message"].as_str().expect("message"));
     assert_eq!(code, "not_eligible");
     assert!(message.contains("the Xiaomi Mi 5c has no NFC"), "{message}");
 
     // Bad input is a 400 naming the field; an unknown city a 404.
-    let mut body = mi6("phone-B", "FEE-0003");
+    let mut body = beijing("FEE-0003");
     body["channel"] = json!("post-office");
     let (code, message) = s.refused("/v1/cards", Some(body), StatusCode::BAD_REQUEST).await;
     assert_eq!(code, "bad_field");
     assert!(message.contains("`channel`"), "{message}");
-    let mut body = mi6("phone-B", "FEE-0003");
+    let mut body = beijing("FEE-0003");
     body["fee_order_id"] = json!("a b");
     let (code, message) = s.refused("/v1/cards", Some(body), StatusCode::BAD_REQUEST).await;
     assert_eq!(code, "bad_field");
     assert!(message.contains("`fee_order_id`"), "{message}");
-    let mut body = mi6("phone-B", "FEE-0003");
+    let mut body = beijing("FEE-0003");
     body["city"] = json!("atlantis");
     let (code, _) = s.refused("/v1/cards", Some(body), StatusCode::NOT_FOUND).await;
     assert_eq!(code, "not_found");
     let (code, message) = s.refused("/v1/cards", Some(json!({"city": "beijing"})), StatusCode::BAD_REQUEST).await;
     assert_eq!(code, "bad_body");
-    assert!(message.contains("phone"), "{message}");
+    assert!(message.contains("channel"), "{message}");
     let (code, _) = s.refused("/v1/cards", None, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
     assert_eq!(code, "bad_body");
     // Nothing was opened or charged.
@@ -196,7 +96,7 @@ async fn a_phone_that_cannot_carry_the_card_is_refused_with_the_reason() {
 #[tokio::test]
 async fn a_full_over_the_air_top_up_loads_the_card_once() {
     let s = service().await;
-    let issued = issue(&s, "phone-A", "FEE-0001").await;
+    let issued = issue(&s, "FEE-0001").await;
     let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
     let mut se = SecureElement::new(issued["image_hex"].as_str().expect("an image"));
 
@@ -271,7 +171,7 @@ async fn a_full_over_the_air_top_up_loads_the_card_once() {
 #[tokio::test]
 async fn bad_hex_and_unknown_ids_are_4xx() {
     let s = service().await;
-    let issued = issue(&s, "phone-A", "FEE-0001").await;
+    let issued = issue(&s, "FEE-0001").await;
     let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
     let (status, _) = s.post("/v1/topups", json!({"card": serial, "amount_fen": 100, "order_id": "TOP-0001"})).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -326,10 +226,35 @@ async fn the_openapi_document_lists_the_new_routes_and_marks_the_dev_one() {
     let s = service().await;
     let (status, document) = s.send(Method::GET, "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    for path in
-        ["/v1/cards", "/v1/topups", "/v1/topups/{id}/authorize", "/v1/topups/{id}/complete", "/v1/dev/orders/{id}/pay"]
-    {
+    for path in [
+        "/v1/phones",
+        "/v1/cards",
+        "/v1/topups",
+        "/v1/topups/{id}/authorize",
+        "/v1/topups/{id}/complete",
+        "/v1/topups/{id}/reconcile",
+        "/v1/dev/orders/{id}/pay",
+    ] {
         assert!(document["paths"][path]["post"].is_object(), "{path} missing");
+    }
+    for path in [
+        "/v1/phones/me",
+        "/v1/cards/{serial}",
+        "/v1/topups/{id}/evidence",
+        "/v1/operator/cards/{serial}",
+        "/v1/operator/ledger/check",
+    ] {
+        assert!(document["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    // Each route says which credential it takes; registration and the dev endpoint take none.
+    let security = |path: &str, method: &str| document["paths"][path][method]["security"].clone();
+    assert_eq!(security("/v1/cards", "post"), json!([{"phone_token": []}]));
+    assert_eq!(security("/v1/topups/{id}/reconcile", "post"), json!([{"phone_token": []}]));
+    assert_eq!(security("/v1/operator/ledger/check", "get"), json!([{"operator_key": []}]));
+    assert_eq!(security("/v1/phones", "post"), Value::Null);
+    assert_eq!(security("/v1/dev/orders/{id}/pay", "post"), Value::Null);
+    for scheme in ["phone_token", "operator_key"] {
+        assert_eq!(document["components"]["securitySchemes"][scheme]["scheme"], "bearer", "{scheme}");
     }
     let dev = document["paths"]["/v1/dev/orders/{id}/pay"]["post"]["description"].as_str().expect("a description");
     assert!(dev.contains("DEVELOPMENT ONLY"), "{dev}");

@@ -11,7 +11,7 @@ use sqlx::{Connection, Executor};
 use tower::ServiceExt;
 use yitong_platform::store::{Backend, Store};
 use yitong_profile::DateTime;
-use yitong_server::{AppState, FixedClock};
+use yitong_server::{AppState, FixedClock, KeySource};
 
 fn skip(why: &str) {
     use std::io::Write;
@@ -37,7 +37,9 @@ async fn the_service_runs_on_postgres() {
     let store = Store::open(&url).await.expect("PostgreSQL opens and migrates");
     assert_eq!(store.backend(), Backend::Postgres);
     let now = DateTime::new(2026, 11, 25, 18, 30, 0).expect("valid");
-    let state = AppState::builtin(store.clone(), Arc::new(FixedClock(now))).expect("built-in data");
+    let dir = tempfile::tempdir().expect("a temporary directory for the development keys");
+    let keys = KeySource::Development(dir.path().to_owned());
+    let state = AppState::builtin(store.clone(), Arc::new(FixedClock(now)), keys).expect("built-in data");
     let request = Request::get("/healthz").body(Body::empty()).expect("a request");
     let response = yitong_server::router(state).oneshot(request).await.expect("answers");
     assert_eq!(response.status(), StatusCode::OK);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use yitong_platform::store::Store;
 use yitong_profile::DateTime;
-use yitong_server::{AppState, FixedClock};
+use yitong_server::{AppState, FixedClock, KeySource};
 
 struct Service {
     state: AppState,
@@ -22,7 +22,8 @@ async fn service() -> Service {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
     let now = DateTime::new(2026, 11, 25, 18, 30, 0).expect("valid");
-    let state = AppState::builtin(store, Arc::new(FixedClock(now))).expect("the built-in data loads");
+    let state = AppState::builtin(store, Arc::new(FixedClock(now)), KeySource::Development(dir.path().to_owned()))
+        .expect("the built-in data loads");
     Service { state, _dir: dir }
 }
 
@@ -312,22 +313,31 @@ async fn the_openapi_document_lists_every_route() {
             "/healthz",
             "/metrics",
             "/v1/cards",
+            "/v1/cards/{serial}",
             "/v1/cities",
             "/v1/cities/{name}",
             "/v1/cities/{name}/signup-fee",
             "/v1/dev/orders/{id}/pay",
             "/v1/devices/eligibility",
             "/v1/devices/makers",
+            "/v1/operator/cards/{serial}",
+            "/v1/operator/ledger/check",
+            "/v1/phones",
+            "/v1/phones/me",
             "/v1/topups",
             "/v1/topups/{id}/authorize",
             "/v1/topups/{id}/complete",
+            "/v1/topups/{id}/evidence",
+            "/v1/topups/{id}/reconcile",
         ]
     );
     // Each documented route is served with its method (not the router's 404 or 405): document
-    // and routes agree. (An unknown order is the route's own 404.)
+    // and routes agree. (An unknown order is the route's own 404; a route that needs a
+    // credential answers 401 without one.)
     for path in &paths {
         let method = if document["paths"][*path]["get"].is_object() { Method::GET } else { Method::POST };
-        let uri = path.replace("{name}", "beijing").replace("{id}", "NOSUCH01");
+        let uri =
+            path.replace("{name}", "beijing").replace("{id}", "NOSUCH01").replace("{serial}", "10000000000000000001");
         let (status, _, body) = s.call(method, &uri).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{uri}: {body}");
         assert!(!body.contains("no such endpoint"), "{uri}: {body}");

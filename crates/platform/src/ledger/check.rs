@@ -1,5 +1,6 @@
 //! The result of checking a stored ledger.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -27,6 +28,11 @@ pub struct LedgerCheck {
     pub debit_fen: i64,
     /// Sum of all credit lines, fen (positive).
     pub credit_fen: i64,
+    /// Each account's balance, fen, debits positive (liabilities and revenue in credit are
+    /// negative).
+    pub accounts: BTreeMap<String, i64>,
+    /// The sum of the balances the service believes the cards hold, fen.
+    pub card_balances_fen: i64,
     /// Postings whose own lines do not sum to zero (IDs; at most a bounded number listed).
     pub unbalanced_postings: Vec<String>,
     /// Cards whose liability account differs from the balance the service believes they hold.

@@ -10,7 +10,7 @@ use crate::issuance::{PhoneCard, SignupOrder};
 use crate::ledger::{CardId, Fen};
 use crate::payments::MerchantOrderId;
 
-const CARD_COLUMNS: &str =
+pub(super) const CARD_COLUMNS: &str =
     "card_id, city, device_id, se_id, maker, model, carrier, key_version, valid_from, valid_to, \
                             fee_fen, promotion_id, fee_order_id, issued_at_ms";
 
@@ -180,7 +180,7 @@ pub(crate) async fn signup_order_in(
     }))
 }
 
-fn card_from_row(row: &AnyRow) -> Result<PhoneCard, StoreError> {
+pub(super) fn card_from_row(row: &AnyRow) -> Result<PhoneCard, StoreError> {
     let id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "phone_cards", key: id.clone(), why };
     let card_id = CardId::parse(&id).map_err(|error| bad(error.to_string()))?;

@@ -93,6 +93,11 @@ impl Store {
         let balances = account_balances(connection).await?;
         check.card_mismatches = card_mismatches(connection, &balances).await?;
         check.order_mismatches = order_mismatches(connection, &balances).await?;
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_balances")
+            .fetch_one(&mut *connection)
+            .await?;
+        check.card_balances_fen = column(&row, 0)?;
+        check.accounts = balances;
         transaction.commit().await?;
         Ok(check)
     }

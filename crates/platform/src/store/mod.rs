@@ -8,6 +8,7 @@
 //! others wait up to [`SQLITE_BUSY_TIMEOUT_MS`]); on PostgreSQL the compare-and-swap `UPDATE`
 //! and the posting's primary key decide, and the loser retries or finds the work done.
 
+mod access;
 mod cards;
 mod ledger;
 mod loads;
@@ -25,9 +26,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
+pub use access::OPERATOR_KEYS_LISTED_MAX;
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
-pub use orders::ORDERS_LISTED_MAX;
+pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
 
 pub(crate) use cards::{
     allocate_sequence_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
@@ -50,9 +52,10 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
+    (4, "phones and operators", include_str!("../../migrations/0004_phones_and_operators.sql")),
 ];
 
 /// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own

@@ -9,6 +9,8 @@ use crate::payments::{MerchantOrderId, Order, OrderKind, OrderState};
 
 /// Most orders one [`Store::orders_waiting`] call returns.
 pub const ORDERS_LISTED_MAX: u32 = 1_000;
+/// Most orders of one card [`Store::orders_of_card`] returns (its history, newest first).
+pub const CARD_ORDERS_LISTED_MAX: u32 = 200;
 
 const ORDER_COLUMNS: &str = "merchant_order_id, kind, provider, card_id, amount_fen, state, provider_transaction_id, \
                              created_at_ms, updated_at_ms, version";
@@ -18,6 +20,19 @@ impl Store {
     pub async fn order(&self, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         order_in(&mut connection, id).await
+    }
+
+    /// The orders naming `card` (its top-ups), newest first, at most [`CARD_ORDERS_LISTED_MAX`].
+    pub async fn orders_of_card(&self, card: &CardId) -> Result<Vec<Order>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE card_id = $1 \
+             ORDER BY created_at_ms DESC, merchant_order_id DESC LIMIT $2"
+        ))
+        .bind(card.as_str())
+        .bind(i64::from(CARD_ORDERS_LISTED_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(order_from_row).collect()
     }
 
     /// Orders in one of `states` last changed before `updated_before_ms`, oldest first, at most

@@ -4,4 +4,6 @@ pub mod cards;
 pub mod cities;
 pub mod devices;
 pub mod health;
+pub mod operator;
+pub mod phones;
 pub mod topups;

@@ -1,0 +1,104 @@
+//! What a rider (and an operator) sees of a card: the card as issued, the balance the platform
+//! believes it holds, and its history of fees, loads and refunds.
+//!
+//! The balance is the ledger's: the card's liability account, i.e. the loads the platform
+//! confirmed or recovered minus what it knows left the card. Fares paid at gates do not reach
+//! the platform yet (they come with clearing), so this is the platform's view; the phone's
+//! secure element holds the true balance (GET BALANCE).
+
+use crate::issuance::PhoneCard;
+use crate::ledger::Account;
+use crate::ota::LoadState;
+use crate::payments::{Order, OrderKind, OrderState};
+use crate::store::{Store, StoreError};
+
+/// What a card's history entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    /// The sign-up fee.
+    Fee,
+    /// A top-up (paid; loaded, loading, or waiting).
+    Load,
+    /// A top-up whose money is returned (refund pending or refunded).
+    Refund,
+}
+
+impl HistoryKind {
+    /// `fee`, `load` or `refund`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HistoryKind::Fee => "fee",
+            HistoryKind::Load => "load",
+            HistoryKind::Refund => "refund",
+        }
+    }
+}
+
+/// One entry of a card's history: an order, and for a load on the card its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// What it is.
+    pub kind: HistoryKind,
+    /// The order.
+    pub order: Order,
+    /// The load record's ID, counter and TAC (a TAC only if the card's answer carried one),
+    /// when the load is on the card (`confirmed` or `recovered`).
+    pub load: Option<LoadShown>,
+}
+
+/// The card-side facts of a load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadShown {
+    /// `<terminal ID>-<number>`.
+    pub tap_id: String,
+    /// The card's online counter of the load.
+    pub counter: u16,
+    /// The verified TAC.
+    pub tac: Option<[u8; 4]>,
+}
+
+/// A card with its believed balance and history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardView {
+    /// The card as issued.
+    pub card: PhoneCard,
+    /// `active` (closure adds `closing` and `closed`).
+    pub state: &'static str,
+    /// The balance the platform's ledger believes the card holds, fen (see the module doc).
+    pub balance_fen: i64,
+    /// Newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Store {
+    /// The view of `card`: believed balance and history (its fee order and top-up orders, at
+    /// most [`crate::store::CARD_ORDERS_LISTED_MAX`] of them, newest first).
+    pub async fn card_view(&self, card: PhoneCard) -> Result<CardView, StoreError> {
+        // The liability is a credit balance: negative debits.
+        let balance_fen = -self.balance(&Account::CardLiability(card.card_id.clone())).await?;
+        let mut history = Vec::new();
+        for order in self.orders_of_card(&card.card_id).await? {
+            let kind = match (order.kind, order.state) {
+                (OrderKind::SignUpFee, _) => HistoryKind::Fee,
+                (OrderKind::TopUp, OrderState::RefundPending | OrderState::Refunded) => HistoryKind::Refund,
+                (OrderKind::TopUp, _) => HistoryKind::Load,
+            };
+            let loads = self.ota_loads(&order.merchant_order_id).await?;
+            let load =
+                loads.into_iter().find(|l| matches!(l.state, LoadState::Confirmed | LoadState::Recovered)).map(|l| {
+                    LoadShown { tap_id: l.record.tap_id().to_string(), counter: l.record.counter, tac: l.record.tac }
+                });
+            history.push(HistoryEntry { kind, order, load });
+        }
+        if let Some(id) = &card.fee_order_id {
+            if let Some(order) = self.order(id).await? {
+                history.push(HistoryEntry { kind: HistoryKind::Fee, order, load: None });
+            }
+        }
+        history.sort_by(|a, b| {
+            (b.order.created_at_ms, b.order.merchant_order_id.as_str())
+                .cmp(&(a.order.created_at_ms, a.order.merchant_order_id.as_str()))
+        });
+        Ok(CardView { card, state: "active", balance_fen, history })
+    }
+}

@@ -1,0 +1,133 @@
+//! Operator routes (an operator API key, scoped to one city's issuer): a card of the key's city
+//! with its phone, and the ledger check. A card of another city is "not found", as an unknown
+//! one. The ledger check is global (one ledger for every city): any valid operator key may run it.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::OperatorCaller;
+use crate::error::{ApiError, ApiPath, ErrorBody};
+use crate::routes::cards::{path_card_id, CardViewBody};
+use crate::state::AppState;
+
+/// `/v1/operator/…`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(operator_card)).routes(routes!(ledger_check))
+}
+
+/// A card as its issuer's operator sees it: the rider's view and the phone it lives on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorCardView {
+    /// The rider's view (its `device_id` is the phone's).
+    #[serde(flatten)]
+    pub card: CardViewBody,
+    /// The secure element it was issued to.
+    pub se_id: String,
+    /// The phone's maker.
+    pub maker: String,
+    /// The phone's model.
+    pub model: String,
+    /// The NFC-SIM's carrier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+}
+
+/// One account whose ledger balance differs from what the service believes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MismatchBody {
+    /// The account.
+    pub account: String,
+    /// What the orders or cards say, fen.
+    pub expected_fen: i64,
+    /// What the ledger says, fen.
+    pub ledger_fen: i64,
+}
+
+/// The ledger check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerCheckBody {
+    /// Every posting balances, debits equal credits, and the accounts agree with the cards and
+    /// the orders.
+    pub balanced: bool,
+    /// Postings stored.
+    pub postings: u64,
+    /// Lines stored.
+    pub lines: u64,
+    /// All debits, fen.
+    pub debit_fen: i64,
+    /// All credits, fen (positive).
+    pub credit_fen: i64,
+    /// Each account's balance, fen, debits positive (liabilities and revenue negative).
+    pub accounts: BTreeMap<String, i64>,
+    /// The sum of the balances the service believes the cards hold, fen.
+    pub card_balances_fen: i64,
+    /// Postings whose lines do not sum to zero.
+    pub unbalanced_postings: Vec<String>,
+    /// Cards whose liability differs from their believed balance.
+    pub card_mismatches: Vec<MismatchBody>,
+    /// Order-backed accounts that differ from the orders.
+    pub order_mismatches: Vec<MismatchBody>,
+}
+
+/// A card of the operator's city.
+#[utoipa::path(get, path = "/v1/operator/cards/{serial}", tag = "operator",
+    security(("operator_key" = [])),
+    params(("serial" = String, Path, description = "the card's serial, 20 hex digits")),
+    responses(
+        (status = 200, body = OperatorCardView, description = "the card, its phone, believed balance and history"),
+        (status = 400, body = ErrorBody, description = "the serial is malformed"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 404, body = ErrorBody, description = "no such card of the key's city"),
+    ))]
+async fn operator_card(
+    State(state): State<AppState>,
+    OperatorCaller(key): OperatorCaller,
+    ApiPath(serial): ApiPath<String>,
+) -> Result<Json<OperatorCardView>, ApiError> {
+    let id = path_card_id(&serial)?;
+    let card = match state.store().phone_card(&id).await? {
+        Some(card) if card.city == key.city => card,
+        _ => return Err(ApiError::NotFound(format!("no card {id} of {}", key.city))),
+    };
+    let (se_id, maker, model, carrier) =
+        (card.se_id.clone(), card.maker.clone(), card.model.clone(), card.carrier.clone());
+    let view = state.store().card_view(card).await?;
+    Ok(Json(OperatorCardView { card: CardViewBody::of(&view)?, se_id, maker, model, carrier }))
+}
+
+/// Proves the ledger (`Store::check_ledger`): global, any operator key.
+#[utoipa::path(get, path = "/v1/operator/ledger/check", tag = "operator",
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, body = LedgerCheckBody, description = "the check; `balanced` is the verdict"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+    ))]
+async fn ledger_check(
+    State(state): State<AppState>,
+    OperatorCaller(_): OperatorCaller,
+) -> Result<Json<LedgerCheckBody>, ApiError> {
+    let check = state.store().check_ledger().await?;
+    let mismatch = |m: &yitong_platform::ledger::BalanceMismatch| MismatchBody {
+        account: m.account.clone(),
+        expected_fen: m.expected_fen,
+        ledger_fen: m.ledger_fen,
+    };
+    Ok(Json(LedgerCheckBody {
+        balanced: check.is_ok(),
+        postings: check.postings,
+        lines: check.lines,
+        debit_fen: check.debit_fen,
+        credit_fen: check.credit_fen,
+        accounts: check.accounts.clone(),
+        card_balances_fen: check.card_balances_fen,
+        unbalanced_postings: check.unbalanced_postings.clone(),
+        card_mismatches: check.card_mismatches.iter().map(mismatch).collect(),
+        order_mismatches: check.order_mismatches.iter().map(mismatch).collect(),
+    }))
+}

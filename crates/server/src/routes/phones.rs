@@ -1,0 +1,140 @@
+//! `POST /v1/phones`: a phone registers once and gets its token (shown once, stored hashed,
+//! bound to the device); `GET /v1/phones/me`: the calling phone and its cards.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yitong_platform::access::{self, AccessError};
+use yitong_platform::issuance::Phone;
+
+use crate::auth::PhoneCaller;
+use crate::error::{field, ApiError, ApiJson, ErrorBody};
+use crate::routes::cards::CardViewBody;
+use crate::state::AppState;
+
+/// `/v1/phones`, `/v1/phones/me`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(me))
+}
+
+/// The phone registering.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PhoneFields {
+    /// The phone's device ID (1 to 64 bytes of printable text).
+    pub device_id: String,
+    /// The secure element's ID (the embedded SE's CPLC, or the NFC-SIM's ICCID).
+    pub se_id: String,
+    /// Maker, as in the device catalogue (`Xiaomi`).
+    pub maker: String,
+    /// Model, as in the device catalogue (`Mi 6`).
+    pub model: String,
+    /// The NFC-SIM's carrier; absent for an embedded SE.
+    #[serde(default)]
+    pub carrier: Option<String>,
+}
+
+/// A registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    /// The registration's ID.
+    pub phone_id: String,
+    /// The device ID registered.
+    pub device_id: String,
+    /// The phone's bearer token (`ytp_` and 64 hex digits), shown this once: keep it.
+    pub token: String,
+}
+
+/// The calling phone and its cards.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneView {
+    /// The registration's ID.
+    pub phone_id: String,
+    /// The device ID.
+    pub device_id: String,
+    /// The secure element's ID.
+    pub se_id: String,
+    /// Maker, as registered.
+    pub maker: String,
+    /// Model, as registered.
+    pub model: String,
+    /// The NFC-SIM's carrier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Its cards, one per city, with balance and history.
+    pub cards: Vec<CardViewBody>,
+}
+
+/// Registers a phone and answers its token, once.
+#[utoipa::path(post, path = "/v1/phones", tag = "phones", request_body = PhoneFields,
+    responses(
+        (status = 201, body = Registered, description = "registered; the token is shown this once"),
+        (status = 400, body = ErrorBody, description = "a field is missing, empty, too long or not printable"),
+        (status = 409, body = ErrorBody, description = "the device is registered already (`phone_registered`)"),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PhoneFields>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let carrier = match body.carrier.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(carrier) => Some(field("carrier", carrier)?.to_owned()),
+        None => None,
+    };
+    let phone = Phone {
+        device_id: field("device_id", &body.device_id)?.to_owned(),
+        se_id: field("se_id", &body.se_id)?.to_owned(),
+        maker: field("maker", &body.maker)?.to_owned(),
+        model: field("model", &body.model)?.to_owned(),
+        carrier,
+    };
+    let (registered, token) = access::register_phone(state.store(), &phone, state.now_ms()).await.map_err(|error| {
+        let message = error.to_string();
+        match error {
+            AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
+            AccessError::PhoneRegistered(_) => {
+                ApiError::Refused { status: StatusCode::CONFLICT, code: "phone_registered", message }
+            }
+            AccessError::Store(inner) => ApiError::Store(inner),
+            _ => {
+                tracing::error!(%message, "phone registration");
+                ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
+            }
+        }
+    })?;
+    tracing::info!(phone_id = %registered.phone_id, "phone registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            phone_id: registered.phone_id,
+            device_id: registered.phone.device_id,
+            token: token.expose().to_owned(),
+        }),
+    ))
+}
+
+/// The calling phone, as registered, with its cards.
+#[utoipa::path(get, path = "/v1/phones/me", tag = "phones",
+    security(("phone_token" = [])),
+    responses(
+        (status = 200, body = PhoneView, description = "the phone and its cards"),
+        (status = 401, body = ErrorBody, description = "no valid phone token"),
+    ))]
+async fn me(State(state): State<AppState>, PhoneCaller(caller): PhoneCaller) -> Result<Json<PhoneView>, ApiError> {
+    let mut cards = Vec::new();
+    for card in state.store().cards_of_device(&caller.phone.device_id).await? {
+        cards.push(CardViewBody::of(&state.store().card_view(card).await?)?);
+    }
+    let phone = caller.phone;
+    Ok(Json(PhoneView {
+        phone_id: caller.phone_id,
+        device_id: phone.device_id,
+        se_id: phone.se_id,
+        maker: phone.maker,
+        model: phone.model,
+        carrier: phone.carrier,
+        cards,
+    }))
+}
