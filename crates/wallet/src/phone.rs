@@ -16,7 +16,8 @@
 //! }
 //! ```
 //!
-//! `device.carrier` is present for NFC-SIM phones; `server`, `phone_id` and `token` once the
+//! `retired` (absent when empty) keeps the cards closed for a transfer or a deletion, each as
+//! `{ "city", "purpose", "card": {…} }`. `device.carrier` is present for NFC-SIM phones; `server`, `phone_id` and `token` once the
 //! phone is registered; `image` is the card's memory as `yitong-card` keeps it (starting `YTSE`),
 //! hex. `in_flight` holds at most one flow per city ([`InFlight`]), written *before* the step
 //! that makes it uncertain (CREDIT FOR LOAD, a closure command), so that the next command on the
@@ -43,6 +44,8 @@ pub const FORMAT: &str = "yitong-phone";
 pub const VERSION: u32 = 1;
 /// The largest phone file read: ten cities' images are about 40 KB.
 const FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+/// Closed cards kept; the oldest are dropped past it.
+pub const RETIRED_MAX: usize = 16;
 
 /// The phone, as the file holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +72,22 @@ pub struct Phone {
     /// Flows in flight, by city.
     #[serde(default)]
     pub in_flight: BTreeMap<String, InFlight>,
+    /// Cards closed (emptied and blocked) for a transfer or a deletion, as the SE last held
+    /// them, oldest first: kept so that the rider (and a test) can see the block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredCard>,
+}
+
+/// A closed card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredCard {
+    /// Its city.
+    pub city: String,
+    /// Why it was closed.
+    pub purpose: Purpose,
+    /// The card as the SE held it after the closure.
+    pub card: PhoneCard,
 }
 
 /// A card on the phone's SE.
@@ -149,6 +168,7 @@ impl Phone {
             token: None,
             cards: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            retired: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::api::{
     TopUpRequest, WalletApi, WhenNotLoaded,
 };
 use crate::error::WalletError;
-use crate::phone::{InFlight, PhoneCard, PhoneFile, TopUpStep};
+use crate::phone::{InFlight, PhoneCard, PhoneFile, RetiredCard, TopUpStep, RETIRED_MAX};
 use crate::se::{exchange, random_id, transmit, SoftSe};
 use crate::token::Token;
 
@@ -556,18 +556,25 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     /// After a closure: a deleted card leaves the phone; a transferred one leaves it too, its
     /// code waiting in flight for the new phone's claim.
     fn finish_closure(&mut self, city: &str, serial: &str, step: &ClosureStep) -> Result<&'static str, WalletError> {
-        match step.purpose {
-            Purpose::Delete => {
-                self.file.phone.cards.remove(city);
+        let code = match step.purpose {
+            Purpose::Delete => None,
+            Purpose::Transfer => Some(step.transfer_code.clone().ok_or_else(|| WalletError::BadServiceAnswer {
+                request: format!("POST /v1/closures/{}/answer", step.closure_id),
+                why: "a closed transfer without transfer_code".into(),
+            })?),
+        };
+        if let Some(card) = self.file.phone.cards.remove(city) {
+            let retired = &mut self.file.phone.retired;
+            retired.push(RetiredCard { city: city.to_owned(), purpose: step.purpose, card });
+            let excess = retired.len().saturating_sub(RETIRED_MAX);
+            retired.drain(..excess);
+        }
+        match code {
+            None => {
                 self.set_in_flight(city, None)?;
                 Ok("closed")
             }
-            Purpose::Transfer => {
-                let code = step.transfer_code.clone().ok_or_else(|| WalletError::BadServiceAnswer {
-                    request: format!("POST /v1/closures/{}/answer", step.closure_id),
-                    why: "a closed transfer without transfer_code".into(),
-                })?;
-                self.file.phone.cards.remove(city);
+            Some(code) => {
                 let flow =
                     InFlight::Transfer { code, serial: serial.to_owned(), moved_fen: step.moved_fen.unwrap_or(0) };
                 self.set_in_flight(city, Some(flow))?;
