@@ -2,75 +2,18 @@
 //! TCP, and stops cleanly at Ctrl-C (SIGINT).
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod support;
+
+use std::process::Command;
 
 use serde_json::Value;
-
-/// A running `yitong serve` and the `host:port` it printed.
-struct Server {
-    child: Child,
-    address: String,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-fn start(args: &[&str], data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yitong"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("YITONG_DATA_DIR", data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("yitong starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("reads the first line");
-    let Some(rest) = line.strip_prefix("yitong: wallet platform API at http://") else {
-        let mut stderr = String::new();
-        child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
-        panic!("no URL printed: {line:?}; stderr: {stderr}");
-    };
-    let address = rest.split('/').next().expect("host:port").to_owned();
-    Server { child, address, stdout }
-}
-
-impl Server {
-    /// `GET path` over a fresh connection: (status, body).
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.address).expect("connects");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout set");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).expect("sent");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("an answer");
-        let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-        assert!(head.to_ascii_lowercase().contains("content-length:"), "{head}");
-        (status, body.to_owned())
-    }
-
-    /// Ctrl-C, then the exit status and the rest of stdout and stderr.
-    fn interrupt(mut self) -> (std::process::ExitStatus, String, String) {
-        let killed = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().expect("kill runs");
-        assert!(killed.success());
-        let status = self.child.wait().expect("exits");
-        let mut stdout = String::new();
-        self.stdout.read_to_string(&mut stdout).expect("stdout");
-        let mut stderr = String::new();
-        self.child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
-        (status, stdout, stderr)
-    }
-}
+use support::server::start;
 
 #[test]
 fn serve_answers_http_on_a_sqlite_file_and_stops_at_ctrl_c() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("service.sqlite");
-    let server = start(&["--db", &format!("sqlite:{}", db.display())], &dir.path().join("unused"));
+    let server = start(&["--db", &format!("sqlite:{}", db.display())], &dir.path().join("unused"), "info");
 
     let (status, body) = server.get("/healthz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok","database":"sqlite"}"#));
@@ -96,7 +39,7 @@ fn serve_answers_http_on_a_sqlite_file_and_stops_at_ctrl_c() {
 fn serve_keeps_its_database_in_the_data_directory_by_default() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data_dir = dir.path().join("data");
-    let server = start(&[], &data_dir);
+    let server = start(&[], &data_dir, "info");
     assert_eq!(server.get("/healthz").0, 200);
     let (status, _, stderr) = server.interrupt();
     assert!(status.success(), "{status}: {stderr}");

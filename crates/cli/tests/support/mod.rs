@@ -1,6 +1,8 @@
 //! A temporary folder to run `yitong` in, with a key set and a loaded card.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

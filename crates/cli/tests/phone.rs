@@ -1,0 +1,149 @@
+//! `yitong phone …` and `yitong gate tap --phone` as a rider would run them, against a spawned
+//! `yitong serve` on a free port (SQLite and development keys in a temporary data directory):
+//! a new phone, a card, a top-up, a metro trip through the phone, the balance shown.
+#![cfg(unix)]
+
+mod support;
+
+use serde_json::Value;
+use support::server::{start, Server};
+use support::Dir;
+
+/// A service in `dir/data` and the environment that points `yitong phone` at it.
+fn service(dir: &Dir) -> Server {
+    start(&[], &dir.path("data"), "warn")
+}
+
+fn phone(dir: &Dir, server: &Server, args: &[&str]) -> std::process::Output {
+    dir.command(&[&["phone"], args].concat())
+        .env("YITONG_SERVER", format!("http://{}", server.address))
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Dir, server: &Server, args: &[&str]) -> String {
+    let out = phone(dir, server, args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Dir, server: &Server, args: &[&str]) -> Value {
+    let text = ok(dir, server, &[args, &["--json"]].concat());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// A tap of the phone's Beijing card at `station`, `direction` in or out, with the service's
+/// development keys (a full key file: its purchase and maintenance keys are the gate's).
+fn tap(dir: &Dir, station: &str, direction: &str) -> Value {
+    let keys = dir.path("data/dev-keys/beijing.toml");
+    let keys = keys.to_str().unwrap();
+    let args = ["gate", "tap", "--phone", "p.json", "--city", "beijing", "--keys", keys, "--station", station];
+    dir.json(&[&args[..], &["--direction", direction, "--json"]].concat())
+}
+
+#[test]
+fn a_phone_enrolls_tops_up_rides_the_metro_and_shows_its_balance() {
+    let dir = Dir::new();
+    let server = service(&dir);
+
+    let new = json(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
+    assert_eq!(new["registered"], true, "{new}");
+    assert!(new["path"].as_str().unwrap().starts_with("embedded SE"), "{new}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path("p.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the phone file holds a token and card keys");
+    }
+
+    let enrolled = json(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    assert_eq!((&enrolled["fee_fen"], &enrolled["existing"]), (&2_900.into(), &false.into()), "{enrolled}");
+    let text = ok(&dir, &server, &["topup", "p.json", "--city", "beijing", "--amount", "50"]);
+    assert!(text.contains("loaded 50.00 yuan onto the beijing card"), "{text}");
+    assert!(text.ends_with("balance 50.00 yuan\n"), "{text}");
+
+    let entry = tap(&dir, "Xidan", "in");
+    assert_eq!((&entry["result"], &entry["amount_fen"]), (&"entry".into(), &0.into()), "{entry}");
+    let exit = tap(&dir, "Guomao", "out");
+    // Xidan to Guomao is 6.2 km on the sample network: Beijing's 6-12 km band, 4 yuan.
+    assert_eq!(
+        (&exit["result"], &exit["amount_fen"], &exit["balance_fen"]),
+        (&"exit".into(), &400.into(), &4_600.into())
+    );
+
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    let card = &shown["cards"][0];
+    assert_eq!((&card["city"], &card["card"]["balance_fen"]), (&"beijing".into(), &4_600.into()), "{shown}");
+    // EF18, newest first: the exit's and the entry's composite (CAPP) purchases, the load.
+    let log: Vec<_> = card["card"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap(), r["amount_fen"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(log, [("composite", 400), ("composite", 0), ("load", 5_000)]);
+    // The service knows the load (gate fares are not reported to it).
+    assert_eq!(shown["service"]["cards"][0]["balance_fen"], 5_000, "{shown}");
+
+    let offline = dir.json(&["phone", "show", "p.json", "--offline", "--json"]);
+    assert_eq!(offline["cards"][0]["card"]["balance_fen"], 4_600);
+    assert!(offline["service"].is_null());
+}
+
+#[test]
+fn a_torn_top_up_exits_1_and_the_next_command_recovers_it() {
+    let dir = Dir::new();
+    let server = service(&dir);
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
+    ok(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    let out = phone(
+        &dir,
+        &server,
+        &["topup", "p.json", "--city", "beijing", "--amount", "20", "--simulate-tear", "answer-lost"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the next command on this phone recovers it"), "{stderr}");
+    let text = ok(&dir, &server, &["show", "p.json"]);
+    assert!(text.contains("recovered the interrupted top-up"), "{text}");
+    assert!(text.contains("loaded on the card, balance 20.00 yuan"), "{text}");
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(shown["cards"][0]["card"]["balance_fen"], 2_000);
+    assert_eq!(shown["service"]["cards"][0]["balance_fen"], 2_000);
+}
+
+#[test]
+fn bad_input_names_the_flag_or_the_file() {
+    let dir = Dir::new();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["phone", "new", "--maker", "Nokia", "--model", "3310", "--out", "p.json"],
+            "--maker: `Nokia` is not in the device catalogue",
+        ),
+        (
+            &["phone", "new", "--maker", "Xiaomi", "--model", "Mi 5c", "--out", "p.json"],
+            "--model: the Xiaomi Mi 5c has no NFC",
+        ),
+        (&["phone", "show", "missing.json"], "missing.json: cannot read"),
+        (
+            &["phone", "topup", "missing.json", "--city", "beijing", "--amount", "1.234"],
+            "--amount: `1.234` is not an amount in yuan",
+        ),
+        (
+            &["phone", "enroll", "good.json", "--city", "beijing", "--server", "localhost:8080"],
+            "--server: `localhost:8080` is not a service URL",
+        ),
+        (&["gate", "tap", "--phone", "missing.json", "--keys", "k.toml", "--station", "Xidan"], "k.toml"),
+    ];
+    std::fs::write(dir.path("p.json"), "{\"format\": \"yitong-phone\", \"version\": 1}").unwrap();
+    dir.ok(&["phone", "new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "good.json", "--offline"]);
+    for (args, expected) in cases {
+        let out = dir.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = dir.run(&["phone", "show", "p.json", "--offline"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("p.json: damaged: missing field `device`"), "{stderr}");
+}
