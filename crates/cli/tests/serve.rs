@@ -32,7 +32,80 @@ fn serve_answers_http_on_a_sqlite_file_and_stops_at_ctrl_c() {
     // Structured request logs: the route pattern and the status as fields.
     assert!(stderr.contains("route=/v1/cities/{name} status=200"), "{stderr}");
     assert!(db.exists(), "the database file {} was created", db.display());
-    assert!(!dir.path().join("unused").exists(), "--db wins over the data directory");
+    let data_dir = dir.path().join("unused");
+    assert!(!data_dir.join("platform.sqlite").exists(), "--db wins over the data directory");
+    // The development keys live in the data directory all the same; the log says what they
+    // are and never shows one.
+    let keys = std::fs::read_to_string(data_dir.join("dev-keys/beijing.toml")).expect("development keys");
+    assert!(stderr.contains("DEVELOPMENT ONLY"), "{stderr}");
+    for line in keys.lines().filter(|l| l.starts_with("d")) {
+        let key = line.split('"').nth(1).expect("a quoted key");
+        assert!(!stderr.contains(key), "a key in the log");
+    }
+}
+
+#[test]
+fn serve_reads_a_keys_directory_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).expect("a directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["keys", "new", "--issuer-id", "0000100000000001", "--out"])
+        .arg(keys.join("beijing.toml"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = start(&["--keys", keys.to_str().expect("UTF-8")], &dir.path().join("data"), "info");
+    assert_eq!(server.get("/healthz").0, 200);
+    let (status, _, stderr) = server.interrupt();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("cities=[\"beijing\"]"), "{stderr}");
+    assert!(!dir.path().join("data/dev-keys").exists(), "no development keys with --keys");
+
+    std::fs::write(keys.join("broken.toml"), "issuer_id = 12").expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--keys"])
+        .arg(&keys)
+        .env("YITONG_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.toml: not a Yitong key file"), "{stderr}");
+}
+
+#[test]
+fn operator_keys_are_made_listed_and_revoked_and_printed_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let yitong = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_yitong"))
+            .args(args)
+            .args(["--data-dir", dir.path().to_str().expect("UTF-8")])
+            .output()
+            .expect("runs")
+    };
+    let out = yitong(&["operator", "key", "new", "--city", "Beijing", "--name", "desk 1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).expect("UTF-8").trim().to_owned();
+    assert!(key.starts_with("yto_") && key.len() == 68, "{key}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let id = stderr.split_whitespace().nth(2).expect("the key's ID").to_owned();
+    assert!(id.starts_with("opk_"), "{stderr}");
+
+    let out = yitong(&["operator", "key", "list"]);
+    let listed = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(listed.contains(&id) && listed.contains("beijing") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&key[4..]), "list never shows a key");
+
+    let out = yitong(&["operator", "key", "revoke", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8(yitong(&["operator", "key", "list"]).stdout).expect("UTF-8");
+    assert!(listed.contains("revoked"), "{listed}");
+    let out = yitong(&["operator", "key", "revoke", &id]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = yitong(&["operator", "key", "new", "--city", "atlantis"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--city: `atlantis` is not a city"));
 }
 
 #[test]

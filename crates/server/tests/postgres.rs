@@ -1,11 +1,13 @@
 //! The service's store on PostgreSQL (`YITONG_TEST_PG_URL`): opened with its migrations, and
-//! `/healthz` reports it. Skips, saying why, when the variable is unset; under
+//! `/healthz` reports it; phones, a card, a top-up and the views run on it through the routes. Skips, saying why, when the variable is unset; under
 //! `YITONG_REQUIRE_EXTERNAL=1` the skip is a failure.
+
+mod support;
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use sqlx::{Connection, Executor};
 use tower::ServiceExt;
@@ -52,6 +54,28 @@ async fn the_service_runs_on_postgres() {
             .await
             .expect("counted");
     assert!(tables > 0, "no tables in {schema}");
+
+    // Phones, cards, a top-up and the views on PostgreSQL, through the same routes.
+    let state =
+        AppState::builtin(store.clone(), Arc::new(FixedClock(now)), KeySource::Development(dir.path().to_owned()))
+            .expect("built-in data");
+    let s = support::Service::with_state(state, dir).await;
+    let issued = support::issue(&s, "FEE-0001").await;
+    let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
+    let mut se = support::SecureElement::new(issued["image_hex"].as_str().expect("an image"));
+    support::top_up(&s, &s.token, &mut se, &serial, "TOP-0001", 1_500).await;
+    let (status, me) = s.send(Method::GET, "/v1/phones/me", None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["cards"][0]["balance_fen"], 1_500);
+    assert_eq!(me["cards"][0]["history"].as_array().map(Vec::len), Some(2), "{me}");
+    let other = s.register("phone-B", "Mi 6").await;
+    let (status, _) = s.send_as(Some(&other), Method::GET, &format!("/v1/cards/{serial}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, key) = yitong_platform::access::new_operator_key(s.state.store(), s.state.cities(), "beijing", "desk", 0)
+        .await
+        .expect("a key");
+    let (status, check) = s.send_as(Some(key.expose()), Method::GET, "/v1/operator/ledger/check", None).await;
+    assert_eq!((status, &check["balanced"]), (StatusCode::OK, &serde_json::json!(true)), "{check}");
 
     store.close().await;
     admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("dropped");

@@ -47,7 +47,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = column(&row, 7)?;
-        Ok(hashes_match(&stored, token_sha256).then(|| phone_from_row(&row)).transpose()?)
+        hashes_match(&stored, token_sha256).then(|| phone_from_row(&row)).transpose()
     }
 
     /// The registered phone of `device_id`.
@@ -92,7 +92,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = column(&row, 5)?;
-        Ok(hashes_match(&stored, key_sha256).then(|| key_from_row(&row)).transpose()?)
+        hashes_match(&stored, key_sha256).then(|| key_from_row(&row)).transpose()
     }
 
     /// Every operator key (never the keys themselves), oldest first, at most

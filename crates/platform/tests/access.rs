@@ -1,0 +1,78 @@
+//! Phone registrations and operator keys on SQLite and PostgreSQL: a device registers once,
+//! racing registrations of one device give one token, a token finds its phone and nothing else
+//! does, operator keys are scoped to a city, listed without secrets and revoked for good.
+
+mod support;
+
+use support::wallet::mi6;
+use support::TestDb;
+use yitong_platform::access::{self, AccessError};
+use yitong_platform::cities::Cities;
+
+async fn phones_register_once_and_tokens_find_them(db: &TestDb) {
+    let store = &db.store;
+    let phone = mi6("phone-A", "FEE-0001").phone;
+    let (registered, token) = access::register_phone(store, &phone, 1_000).await.expect("registered");
+    assert_eq!(registered.phone, phone);
+    let found = access::phone_by_token(store, token.expose()).await.expect("read").expect("found");
+    assert_eq!(found, registered);
+    assert_eq!(store.phone_of_device("phone-A").await.expect("read"), Some(registered.clone()));
+    // Another token of the right shape, the token altered, or an operator-shaped one: nobody.
+    let mut altered = token.expose().to_owned();
+    let last = altered.pop().expect("a character");
+    altered.push(if last == '0' { '1' } else { '0' });
+    for presented in [altered.as_str(), "ytp_", "", &token.expose().replacen("ytp_", "yto_", 1)] {
+        assert_eq!(access::phone_by_token(store, presented).await.expect("read"), None, "{presented}");
+    }
+    assert!(matches!(
+        access::register_phone(store, &phone, 2_000).await,
+        Err(AccessError::PhoneRegistered(device)) if device == "phone-A"
+    ));
+    let mut bad = phone.clone();
+    bad.device_id = "phone\u{0}B".into();
+    assert!(matches!(
+        access::register_phone(store, &bad, 2_000).await,
+        Err(AccessError::BadField { field: "device_id", .. })
+    ));
+
+    // Two pools racing to register one device: one token, one row.
+    let other = db.open_again().await;
+    let phone_b = mi6("phone-B", "FEE-0002").phone;
+    let (a, b) =
+        tokio::join!(access::register_phone(store, &phone_b, 3_000), access::register_phone(&other, &phone_b, 3_000));
+    assert_eq!(usize::from(a.is_ok()) + usize::from(b.is_ok()), 1, "exactly one registration wins");
+    other.close().await;
+}
+
+async fn operator_keys_are_scoped_listed_and_revoked(db: &TestDb) {
+    let store = &db.store;
+    let cities = Cities::builtin().expect("cities");
+    let (key, secret) =
+        access::new_operator_key(store, &cities, "beijing", "Beijing desk", 1_000).await.expect("a key");
+    assert_eq!((key.city.as_str(), key.name.as_str()), ("beijing", "Beijing desk"));
+    assert!(secret.expose().starts_with("yto_"));
+    assert_eq!(access::operator_by_key(store, secret.expose()).await.expect("read"), Some(key.clone()));
+    assert!(matches!(
+        access::new_operator_key(store, &cities, "atlantis", "x", 1_000).await,
+        Err(AccessError::UnknownCity(_))
+    ));
+    assert!(matches!(
+        access::new_operator_key(store, &cities, "beijing", " ", 1_000).await,
+        Err(AccessError::BadField { field: "name", .. })
+    ));
+    let (second, _) =
+        access::new_operator_key(store, &cities, "shanghai", "Shanghai desk", 2_000).await.expect("a key");
+    let listed = store.operator_keys().await.expect("listed");
+    assert_eq!(listed, vec![key.clone(), second]);
+
+    assert!(store.revoke_operator_key(&key.key_id, 3_000).await.expect("revoked"));
+    assert!(!store.revoke_operator_key(&key.key_id, 4_000).await.expect("read"), "once");
+    assert!(!store.revoke_operator_key("opk_nosuch", 4_000).await.expect("read"));
+    assert_eq!(access::operator_by_key(store, secret.expose()).await.expect("read"), None, "revoked: nothing");
+    assert_eq!(store.operator_keys().await.expect("listed")[0].revoked_at_ms, Some(3_000));
+}
+
+on_both_backends! {
+    phones => phones_register_once_and_tokens_find_them,
+    operator_keys => operator_keys_are_scoped_listed_and_revoked,
+}
