@@ -132,7 +132,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
                 );
             };
             let card = cardfile::power_on(&card.image).with_context(|| format!("--phone: {}", path.display()))?;
-            Source::Phone(phone, name, Box::new(card))
+            Source::Phone(Box::new(phone), name, Box::new(card))
         }
         (None, None, None) => anyhow::bail!("give a card image, --phone or --reader"),
     };
@@ -192,7 +192,7 @@ pub fn tap(args: &TapArgs) -> anyhow::Result<()> {
 enum Source {
     Reader(ReaderChannel),
     Image(cardfile::LockedImage, Box<cardfile::FileCard>),
-    Phone(yitong_wallet::PhoneFile, String, Box<cardfile::FileCard>),
+    Phone(Box<yitong_wallet::PhoneFile>, String, Box<cardfile::FileCard>),
 }
 
 #[cfg(feature = "pcsc")]
