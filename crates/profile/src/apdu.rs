@@ -339,6 +339,15 @@ fn exact<T>(r: Reader<'_>, v: T) -> Result<T, Truncated> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn commands_are_named_by_their_header() {
+        assert_eq!(super::command_name(&super::credit_for_load([0; 4], [0; 3], [0; 4])), "CREDIT FOR LOAD");
+        assert_eq!(super::command_name(&super::initialize_for_load(1, [0; 6])), "INITIALIZE FOR LOAD");
+        assert_eq!(super::command_name(&super::application_block(true, [0; 4])), "APPLICATION BLOCK");
+        assert_eq!(super::command_name(&super::get_challenge()), "GET CHALLENGE");
+        assert_eq!(super::command_name(&[0x80]), "?");
+    }
+
     use super::*;
 
     #[test]

@@ -83,3 +83,17 @@ impl core::fmt::Display for StatusWord {
         write!(f, "{:04X}", self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_are_named_for_messages() {
+        assert_eq!(StatusWord(0x9401).meaning(), Some("insufficient balance"));
+        assert_eq!(StatusWord::MAC_ERROR.meaning(), Some("MAC error"));
+        assert_eq!(StatusWord(0x6283).meaning(), Some("application locked"));
+        assert_eq!(StatusWord(0x6F00).meaning(), None);
+        assert_eq!(StatusWord(0x6F00).to_string(), "6F00");
+    }
+}

@@ -362,11 +362,12 @@ pub struct Claimed {
     /// Its image for the SE.
     #[serde(rename = "image_hex", with = "hex_bytes")]
     pub image: Vec<u8>,
-    /// The funded order that loads the moved balance.
-    pub load_order: OrderInfo,
+    /// The funded order that loads the moved balance; none when the old card was empty.
+    #[serde(default)]
+    pub load_order: Option<OrderInfo>,
     /// INITIALIZE FOR LOAD of the load order.
-    #[serde(with = "hex_bytes")]
-    pub initialize_command: Vec<u8>,
+    #[serde(default, with = "hex_bytes_opt")]
+    pub initialize_command: Option<Vec<u8>>,
 }
 
 /// The service, one method per endpoint. Methods that act for a phone take its token.

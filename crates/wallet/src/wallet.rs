@@ -320,16 +320,17 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     ) -> Result<Option<(OrderInfo, Vec<u8>)>, WalletError> {
         let card = self.card(city)?.clone();
         let answer = match claim_code {
+            // An empty old card has no load order: nothing to load.
             Some(code) => {
-                self.api.claim_transfer(token, code, &card.channel).map(|c| (c.load_order, c.initialize_command))
+                self.api.claim_transfer(token, code, &card.channel).map(|c| c.load_order.zip(c.initialize_command))
             }
             None => self
                 .api
                 .open_topup(token, &TopUpRequest { card: card.serial, amount_fen, order_id: order_id.to_owned() })
-                .map(|opened| (opened.order, opened.initialize_command)),
+                .map(|opened| Some((opened.order, opened.initialize_command))),
         };
         match answer {
-            Ok(answer) => Ok(Some(answer)),
+            Ok(answer) => Ok(answer),
             Err(error) if error.http_status() == Some(404) => Ok(None),
             Err(error) => Err(error),
         }
@@ -687,8 +688,12 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 image: se.image(),
             },
         );
-        let order = &claimed.load_order;
-        if order.amount_fen == 0 || order.state == "loaded" {
+        let (Some(order), Some(initialize)) = (&claimed.load_order, &claimed.initialize_command) else {
+            // The old card was empty: nothing to load.
+            self.file.save()?;
+            return Ok((claimed.card.serial, None));
+        };
+        if order.state == "loaded" {
             self.file.save()?;
             return Ok((claimed.card.serial, None));
         }
@@ -700,7 +705,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         };
         self.set_in_flight(city, Some(flow))?;
         let mut se = se;
-        let loaded = self.load(city, &mut se, &token, &order.order_id, &claimed.initialize_command, None)?;
+        let loaded = self.load(city, &mut se, &token, &order.order_id, initialize, None)?;
         Ok((claimed.card.serial, Some(loaded.balance_after_fen)))
     }
 
