@@ -94,6 +94,5 @@ mod tests {
         assert_eq!(StatusWord::MAC_ERROR.meaning(), Some("MAC error"));
         assert_eq!(StatusWord(0x6283).meaning(), Some("application locked"));
         assert_eq!(StatusWord(0x6F00).meaning(), None);
-        assert_eq!(StatusWord(0x6F00).to_string(), "6F00");
     }
 }
