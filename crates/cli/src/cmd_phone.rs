@@ -118,9 +118,9 @@ pub struct TopupArgs {
     /// Amount in yuan.
     #[arg(long)]
     pub amount: String,
-    /// Test aid: cut the load short — `before-credit` (the phone stops before CREDIT reaches the
-    /// card) or `answer-lost` (the card commits, its answer is lost). The next command on the
-    /// phone reconciles it.
+    /// Test aid: cut the load short — `before-money` (the phone stops before CREDIT FOR LOAD
+    /// reaches the card) or `answer-lost` (the card commits, its answer is lost). The next
+    /// command on the phone reconciles it.
     #[arg(long, value_enum, value_name = "WHERE")]
     pub simulate_tear: Option<TearArg>,
     #[command(flatten)]
@@ -130,10 +130,28 @@ pub struct TopupArgs {
 /// `--simulate-tear`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TearArg {
-    /// Stop before CREDIT FOR LOAD reaches the card.
-    BeforeCredit,
-    /// The card commits CREDIT FOR LOAD; its answer is lost.
+    /// Stop before the money command (CREDIT FOR LOAD, DEBIT FOR PURCHASE) reaches the card.
+    BeforeMoney,
+    /// The card commits the money command; its answer is lost.
     AnswerLost,
+}
+
+impl From<TearArg> for Tear {
+    fn from(tear: TearArg) -> Tear {
+        match tear {
+            TearArg::BeforeMoney => Tear::BeforeMoneyCommand,
+            TearArg::AnswerLost => Tear::MoneyAnswerLost,
+        }
+    }
+}
+
+/// `--simulate-tear` of a closure.
+#[derive(Args)]
+pub struct ClosureTearArgs {
+    /// Test aid: cut the card's DEBIT FOR PURCHASE short — `before-money` or `answer-lost` (the
+    /// card commits, its answer is lost). The next command on the phone resumes the closure.
+    #[arg(long, value_enum, value_name = "WHERE")]
+    pub simulate_tear: Option<TearArg>,
 }
 
 #[derive(Args)]
@@ -158,6 +176,8 @@ pub struct TransferArgs {
     #[arg(long)]
     pub city: String,
     #[command(flatten)]
+    pub tear: ClosureTearArgs,
+    #[command(flatten)]
     pub server: ServerArgs,
 }
 
@@ -168,6 +188,8 @@ pub struct DeleteArgs {
     /// The city of the card.
     #[arg(long)]
     pub city: String,
+    #[command(flatten)]
+    pub tear: ClosureTearArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -353,10 +375,7 @@ fn topup(args: &TopupArgs) -> anyhow::Result<()> {
     if amount == 0 {
         bail!("--amount: a top-up of 0 yuan loads nothing");
     }
-    let tear = args.simulate_tear.map(|t| match t {
-        TearArg::BeforeCredit => Tear::BeforeCredit,
-        TearArg::AnswerLost => Tear::CreditAnswerLost,
-    });
+    let tear = args.simulate_tear.map(Tear::from);
     let mut file = open(&args.phone)?;
     let api = api(&args.server, Some(&file.phone))?;
     let done = Wallet::new(&api, &mut file).top_up(&args.city, amount, tear).map_err(fail)?;
@@ -462,13 +481,16 @@ fn transfer(args: &TransferArgs) -> anyhow::Result<()> {
     let mut new = open(&args.to).context("--to")?;
     let api = api(&args.server, Some(&old.phone))?;
     let mut to = Wallet::new(&api, &mut new);
-    let done = Wallet::new(&api, &mut old).transfer(&args.city, &mut to).map_err(fail)?;
+    let done = Wallet::new(&api, &mut old)
+        .transfer(&args.city, &mut to, args.tear.simulate_tear.map(Tear::from))
+        .map_err(fail)?;
     print_closed(args.server.json, &args.phone, &done, true)
 }
 
 fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
     let mut file = open(&args.phone)?;
     let api = api(&args.server, Some(&file.phone))?;
-    let done = Wallet::new(&api, &mut file).delete(&args.city).map_err(fail)?;
+    let done =
+        Wallet::new(&api, &mut file).delete(&args.city, args.tear.simulate_tear.map(Tear::from)).map_err(fail)?;
     print_closed(args.server.json, &args.phone, &done, false)
 }

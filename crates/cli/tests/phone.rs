@@ -147,3 +147,32 @@ fn bad_input_names_the_flag_or_the_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("p.json: damaged: missing field `device`"), "{stderr}");
 }
+
+#[test]
+fn an_nfc_sim_phone_names_its_carrier_and_signs_up_at_the_carriers_hall() {
+    let dir = Dir::new();
+    let server = service(&dir);
+    let out = phone(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 4", "--out", "sim.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--carrier: the Xiaomi Mi 4 carries cards on an NFC-SIM"), "{stderr}");
+    let out = phone(
+        &dir,
+        &server,
+        &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--carrier", "China Mobile", "--out", "x.json"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--carrier: the Xiaomi Mi 6 carries cards on its embedded SE")
+    );
+
+    let new = json(
+        &dir,
+        &server,
+        &["new", "--maker", "Xiaomi", "--model", "Mi 4", "--carrier", "China Mobile", "--out", "sim.json"],
+    );
+    assert_eq!(new["device"]["carrier"], "China Mobile", "{new}");
+    let iccid = new["device"]["se_id"].as_str().unwrap();
+    assert!(iccid.starts_with("8986") && iccid.len() == 20 && iccid.bytes().all(|b| b.is_ascii_digit()), "{iccid}");
+    let enrolled = json(&dir, &server, &["enroll", "sim.json", "--city", "beijing"]);
+    assert_eq!(enrolled["channel"], "carrier-hall", "{enrolled}");
+}

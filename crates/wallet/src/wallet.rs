@@ -21,15 +21,15 @@ pub const TOPUP_FEN_MAX: i64 = 1_000_000;
 /// on the loop against a service that never says closed.
 pub const CLOSURE_STEPS_MAX: usize = 32;
 
-/// Test aid: where a top-up's CREDIT FOR LOAD is cut off, as when the phone dies or is pulled
-/// away. The flow stops with [`WalletError::Interrupted`]; the next command recovers.
+/// Test aid: where a flow's money command — a top-up's CREDIT FOR LOAD, a closure's DEBIT FOR
+/// PURCHASE — is cut off, as when the phone dies or is pulled away. The flow stops with
+/// [`WalletError::Interrupted`]; the next command on the phone recovers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tear {
-    /// The phone stops after the service authorized the load, before CREDIT reaches the card:
-    /// the card never loads.
-    BeforeCredit,
-    /// The card commits CREDIT but its answer (the TAC) is lost.
-    CreditAnswerLost,
+    /// The phone stops just before the money command reaches the card: the card never commits.
+    BeforeMoneyCommand,
+    /// The card commits the money command but its answer (TAC and MAC2) is lost.
+    MoneyAnswerLost,
 }
 
 /// A flow in flight that a command settled before doing its own work.
@@ -229,7 +229,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 self.recover_top_up(city, &order_id, amount_fen, claim_code.as_deref()).map(Some)
             }
             Some(InFlight::Closure { purpose, serial }) => {
-                let step = self.run_closure(city, purpose)?;
+                let step = self.run_closure(city, purpose, None)?;
                 let outcome = self.finish_closure(city, &serial, &step)?;
                 Ok(Some(Recovered {
                     city: city.to_owned(),
@@ -368,8 +368,8 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         self.keep_image(city, se)?;
         let interrupted = || WalletError::Interrupted { what: format!("the load of order {order_id} in {city}") };
         match tear {
-            Some(Tear::BeforeCredit) => return Err(interrupted()),
-            Some(Tear::CreditAnswerLost) => se.lose_next_money_answer(),
+            Some(Tear::BeforeMoneyCommand) => return Err(interrupted()),
+            Some(Tear::MoneyAnswerLost) => se.lose_next_money_answer(),
             None => {}
         }
         let answer = exchange(se, credit);
@@ -519,7 +519,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
 
     /// Runs (or resumes) the closure of the city's card: the service's commands to the card and
     /// its answers back, until the service says closed.
-    fn run_closure(&mut self, city: &str, purpose: Purpose) -> Result<ClosureStep, WalletError> {
+    fn run_closure(&mut self, city: &str, purpose: Purpose, tear: Option<Tear>) -> Result<ClosureStep, WalletError> {
         let token = self.registered()?;
         let serial = self.card(city)?.serial.clone();
         match self.file.phone.in_flight.get(city) {
@@ -538,6 +538,17 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             let Some(command) = step.command.take() else {
                 return Ok(step);
             };
+            if command.starts_with(&[0x80, 0x54]) {
+                match tear {
+                    Some(Tear::BeforeMoneyCommand) => {
+                        return Err(WalletError::Interrupted {
+                            what: format!("the closure of the {city} card (before DEBIT FOR PURCHASE)"),
+                        })
+                    }
+                    Some(Tear::MoneyAnswerLost) => se.lose_next_money_answer(),
+                    None => {}
+                }
+            }
             let answer = transmit(&mut se, &command);
             self.keep_image(city, &se)?;
             let answer = answer.map_err(|error| match error {
@@ -585,8 +596,8 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     }
 
     /// Deletes the city's card: emptied and blocked on the SE (proven by the card's answers),
-    /// its balance refunded through the payment provider.
-    pub fn delete(&mut self, city: &str) -> Result<Closed, WalletError> {
+    /// its balance refunded through the payment provider. `tear` cuts its DEBIT short (test aid).
+    pub fn delete(&mut self, city: &str, tear: Option<Tear>) -> Result<Closed, WalletError> {
         let city = city.trim().to_ascii_lowercase();
         let mut recovered = Vec::new();
         if matches!(self.file.phone.in_flight.get(&city), Some(InFlight::TopUp { .. })) {
@@ -594,7 +605,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         }
         self.refuse_in_flight_except_closure(&city)?;
         let serial = self.card(&city)?.serial.clone();
-        let step = self.run_closure(&city, Purpose::Delete)?;
+        let step = self.run_closure(&city, Purpose::Delete, tear)?;
         self.finish_closure(&city, &serial, &step)?;
         Ok(Closed {
             city,
@@ -619,7 +630,8 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     /// answers), then the new phone claims the balance — a card of the city issued to it with
     /// no fee, and the balance loaded over the air as a top-up is (no payment: the order is
     /// funded from the old card).
-    pub fn transfer(&mut self, city: &str, to: &mut Wallet<'_, A>) -> Result<Closed, WalletError> {
+    /// `tear` cuts the old card's DEBIT short (test aid).
+    pub fn transfer(&mut self, city: &str, to: &mut Wallet<'_, A>, tear: Option<Tear>) -> Result<Closed, WalletError> {
         let city = city.trim().to_ascii_lowercase();
         if self.file.path() == to.file.path() {
             return Err(WalletError::Usage("--to: the new phone must be another phone file".into()));
@@ -634,7 +646,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             _ => {
                 self.refuse_in_flight_except_closure(&city)?;
                 let serial = self.card(&city)?.serial.clone();
-                let step = self.run_closure(&city, Purpose::Transfer)?;
+                let step = self.run_closure(&city, Purpose::Transfer, tear)?;
                 self.finish_closure(&city, &serial, &step)?;
                 let Some(InFlight::Transfer { code, moved_fen, .. }) = self.file.phone.in_flight.get(&city).cloned()
                 else {

@@ -7,7 +7,7 @@ mod support;
 
 use support::{gate_tap, se_balance, service_code, Service};
 use yitong_terminal::{Refusal, TapResult};
-use yitong_wallet::{InFlight, Tear, TopUpStep, WalletError};
+use yitong_wallet::{Closed, InFlight, Tear, TopUpStep, WalletError};
 
 both_backends!(
     enroll_and_two_top_ups,
@@ -16,6 +16,8 @@ both_backends!(
     another_phones_token_is_refused,
     transfer_moves_the_balance_and_blocks_the_old_card,
     delete_refunds_the_balance,
+    a_delete_torn_after_debit_is_resumed_by_the_next_command,
+    a_transfer_torn_before_debit_is_resumed_by_running_it_again,
 );
 
 fn enroll_and_two_top_ups(s: &Service) {
@@ -51,7 +53,7 @@ fn a_top_up_torn_after_credit_committed_is_found_loaded(s: &Service) {
     let phone = s.phone("a", "Mi 6");
     s.with(&phone, |w| w.enroll("beijing", None)).expect("enrolled");
     s.with(&phone, |w| w.top_up("beijing", 2_000, None)).expect("loaded");
-    let torn = s.with(&phone, |w| w.top_up("beijing", 3_000, Some(Tear::CreditAnswerLost)));
+    let torn = s.with(&phone, |w| w.top_up("beijing", 3_000, Some(Tear::MoneyAnswerLost)));
     assert!(matches!(torn, Err(WalletError::Interrupted { .. })), "{torn:?}");
     // The card committed: its memory was kept.
     assert_eq!(se_balance(&phone, "beijing"), 5_000);
@@ -85,7 +87,7 @@ fn a_top_up_torn_after_credit_committed_is_found_loaded(s: &Service) {
 fn a_top_up_torn_before_credit_is_loaded_again_once(s: &Service) {
     let phone = s.phone("a", "Mi 6");
     s.with(&phone, |w| w.enroll("beijing", None)).expect("enrolled");
-    let torn = s.with(&phone, |w| w.top_up("beijing", 4_000, Some(Tear::BeforeCredit)));
+    let torn = s.with(&phone, |w| w.top_up("beijing", 4_000, Some(Tear::BeforeMoneyCommand)));
     assert!(matches!(torn, Err(WalletError::Interrupted { .. })), "{torn:?}");
     assert_eq!(se_balance(&phone, "beijing"), 0, "the card never got CREDIT");
 
@@ -125,18 +127,26 @@ fn another_phones_token_is_refused(s: &Service) {
     s.assert_ledger_balanced();
 }
 
+/// `old` transfers its Beijing card to `new`, each file locked as the CLI locks them.
+fn transfer(
+    s: &Service,
+    old: &std::path::Path,
+    new: &std::path::Path,
+    tear: Option<Tear>,
+) -> Result<Closed, WalletError> {
+    let api = s.api();
+    let mut old_file = yitong_wallet::PhoneFile::open(old).expect("opens");
+    let mut new_file = yitong_wallet::PhoneFile::open(new).expect("opens");
+    let mut to = yitong_wallet::Wallet::new(&api, &mut new_file);
+    yitong_wallet::Wallet::new(&api, &mut old_file).transfer("beijing", &mut to, tear)
+}
+
 fn transfer_moves_the_balance_and_blocks_the_old_card(s: &Service) {
     let old = s.phone("old", "Mi 6");
     let old_serial = s.with(&old, |w| w.enroll("beijing", None)).expect("enrolled").serial;
     s.with(&old, |w| w.top_up("beijing", 8_800, None)).expect("loaded");
     let new = s.phone("new", "Mi MIX");
-    let done = {
-        let api = s.api();
-        let mut old_file = yitong_wallet::PhoneFile::open(&old).expect("opens");
-        let mut new_file = yitong_wallet::PhoneFile::open(&new).expect("opens");
-        let mut to = yitong_wallet::Wallet::new(&api, &mut new_file);
-        yitong_wallet::Wallet::new(&api, &mut old_file).transfer("beijing", &mut to).expect("transferred")
-    };
+    let done = transfer(s, &old, &new, None).expect("transferred");
     assert_eq!((done.serial.as_str(), done.moved_fen, done.new_balance_fen), (old_serial.as_str(), 8_800, Some(8_800)));
     let new_serial = done.new_serial.expect("a new card");
     assert_ne!(new_serial, old_serial);
@@ -163,7 +173,7 @@ fn delete_refunds_the_balance(s: &Service) {
     let phone = s.phone("a", "Mi 6");
     let serial = s.with(&phone, |w| w.enroll("beijing", None)).expect("enrolled").serial;
     s.with(&phone, |w| w.top_up("beijing", 3_300, None)).expect("loaded");
-    let done = s.with(&phone, |w| w.delete("beijing")).expect("deleted");
+    let done = s.with(&phone, |w| w.delete("beijing", None)).expect("deleted");
     assert_eq!((done.serial.as_str(), done.moved_fen), (serial.as_str(), 3_300));
     let refund = done.refund_order.expect("a refund order");
     assert_eq!(refund.amount_fen, 3_300);
@@ -175,5 +185,47 @@ fn delete_refunds_the_balance(s: &Service) {
     // Topping up a deleted card: the phone has none.
     let error = s.with(&phone, |w| w.top_up("beijing", 100, None)).unwrap_err();
     assert!(matches!(error, WalletError::NoCard { .. }), "{error}");
+    s.assert_ledger_balanced();
+}
+
+/// The card committed the closure's DEBIT but its answer was lost: the next command (a show)
+/// resumes the closure from the card's evidence; the balance is moved once, the card blocked.
+fn a_delete_torn_after_debit_is_resumed_by_the_next_command(s: &Service) {
+    let phone = s.phone("a", "Mi 6");
+    let serial = s.with(&phone, |w| w.enroll("beijing", None)).expect("enrolled").serial;
+    s.with(&phone, |w| w.top_up("beijing", 2_500, None)).expect("loaded");
+    let torn = s.with(&phone, |w| w.delete("beijing", Some(Tear::MoneyAnswerLost)));
+    assert!(matches!(torn, Err(WalletError::Interrupted { .. })), "{torn:?}");
+    assert_eq!(se_balance(&phone, "beijing"), 0, "the card committed the debit");
+    let in_flight = yitong_wallet::phone::read(&phone).expect("reads").in_flight;
+    assert!(matches!(in_flight.get("beijing"), Some(InFlight::Closure { .. })), "{in_flight:?}");
+
+    let report = s.with(&phone, |w| w.show(false)).expect("shown");
+    assert_eq!(report.recovered.len(), 1, "{:?}", report.recovered);
+    assert_eq!((report.recovered[0].id.as_str(), report.recovered[0].outcome.as_str()), (serial.as_str(), "closed"));
+    assert!(report.cards.is_empty() && report.in_flight.is_empty());
+    let after = yitong_wallet::phone::read(&phone).expect("reads");
+    let tap = gate_tap(&after.retired[0].card.image);
+    assert_eq!(tap.result, TapResult::Refused(Refusal::Locked), "{tap:?}");
+    s.assert_ledger_balanced();
+}
+
+/// The phone stopped before the old card's DEBIT: running the transfer again resumes the
+/// closure (the card proves the debit never happened), then the new phone claims the balance.
+fn a_transfer_torn_before_debit_is_resumed_by_running_it_again(s: &Service) {
+    let old = s.phone("old", "Mi 6");
+    s.with(&old, |w| w.enroll("beijing", None)).expect("enrolled");
+    s.with(&old, |w| w.top_up("beijing", 1_500, None)).expect("loaded");
+    let new = s.phone("new", "Mi 6");
+    let torn = transfer(s, &old, &new, Some(Tear::BeforeMoneyCommand));
+    assert!(matches!(torn, Err(WalletError::Interrupted { .. })), "{torn:?}");
+    assert_eq!(se_balance(&old, "beijing"), 1_500, "no DEBIT reached the card");
+
+    let done = transfer(s, &old, &new, None).expect("transferred");
+    assert_eq!((done.moved_fen, done.new_balance_fen), (1_500, Some(1_500)));
+    assert_eq!(se_balance(&new, "beijing"), 1_500);
+    // Repeating the transfer now: the old phone has no card left.
+    let again = transfer(s, &old, &new, None).unwrap_err();
+    assert!(matches!(again, WalletError::NoCard { .. }), "{again}");
     s.assert_ledger_balanced();
 }
