@@ -71,10 +71,17 @@ pub fn transmit(se: &mut dyn CardChannel, command: &[u8]) -> Result<Vec<u8>, Wal
 /// other status word is the error [`WalletError::Card`], named.
 pub fn exchange(se: &mut dyn CardChannel, command: &[u8]) -> Result<Vec<u8>, WalletError> {
     let answer = transmit(se, command)?;
+    success(command, answer)
+}
+
+/// The card's whole `answer` to `command` if its status word is `9000`, else the named error.
+pub fn success(command: &[u8], answer: Vec<u8>) -> Result<Vec<u8>, WalletError> {
     match StatusWord::split(&answer) {
         Some((_, StatusWord::OK)) => Ok(answer),
         Some((_, status)) => Err(WalletError::Card { command: command_name(command), status }),
-        None => unreachable!("transmit checked the length"),
+        None => {
+            Err(WalletError::BadCardAnswer { command: command_name(command), why: "shorter than a status word".into() })
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::api::{
 };
 use crate::error::WalletError;
 use crate::phone::{InFlight, PhoneCard, PhoneFile, RetiredCard, TopUpStep, RETIRED_MAX};
-use crate::se::{exchange, random_id, transmit, SoftSe};
+use crate::se::{exchange, random_id, success, transmit, SoftSe};
 use crate::token::Token;
 
 /// Largest top-up, fen (the service's bound: 10,000 yuan).
@@ -225,9 +225,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     /// enrollment or a transfer waiting for its claim is left to its own command.
     pub fn recover(&mut self, city: &str) -> Result<Option<Recovered>, WalletError> {
         match self.file.phone.in_flight.get(city).cloned() {
-            Some(InFlight::TopUp { order_id, amount_fen, claim_code, .. }) => {
-                self.recover_top_up(city, &order_id, amount_fen, claim_code.as_deref()).map(Some)
-            }
+            Some(InFlight::TopUp { order_id, .. }) => self.recover_top_up(city, &order_id).map(Some),
             Some(InFlight::Closure { purpose, serial }) => {
                 let step = self.run_closure(city, purpose, None)?;
                 let outcome = self.finish_closure(city, &serial, &step)?;
@@ -243,13 +241,8 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         }
     }
 
-    fn recover_top_up(
-        &mut self,
-        city: &str,
-        order_id: &str,
-        amount_fen: i64,
-        claim_code: Option<&str>,
-    ) -> Result<Recovered, WalletError> {
+    /// Settles a top-up (or a transfer's load) in flight from the card's evidence.
+    fn recover_top_up(&mut self, city: &str, order_id: &str) -> Result<Recovered, WalletError> {
         let token = self.registered()?;
         let recovered = |outcome: &str, balance_after_fen| Recovered {
             city: city.to_owned(),
@@ -260,23 +253,10 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         };
         let commands = match self.api.evidence(&token, order_id) {
             Ok(commands) => commands,
-            // Never authorized: nothing can be on the card for this order. Start it again.
-            Err(error) if error.service_code() == Some("no_load") => {
-                let Some((order, initialize)) = self.reopen(&token, city, order_id, amount_fen, claim_code)? else {
-                    self.set_in_flight(city, None)?;
-                    return Ok(recovered("not_paid", None));
-                };
-                return match order.state.as_str() {
-                    "paid" => {
-                        let mut se = self.se(city)?;
-                        let loaded = self.load(city, &mut se, &token, order_id, &initialize, None)?;
-                        Ok(recovered("loaded", Some(loaded.balance_after_fen)))
-                    }
-                    state => {
-                        self.set_in_flight(city, None)?;
-                        Ok(recovered(if state == "created" { "not_paid" } else { state }, None))
-                    }
-                };
+            // The order never reached the service: nothing was paid, nothing can be on the card.
+            Err(error) if error.http_status() == Some(404) => {
+                self.set_in_flight(city, None)?;
+                return Ok(recovered("not_opened", None));
             }
             Err(error) => return Err(error),
         };
@@ -285,7 +265,8 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         let prove = commands.prove.as_deref().map(|command| transmit(&mut se, command)).transpose()?;
         let log = commands.log.iter().map(|command| transmit(&mut se, command)).collect::<Result<Vec<_>, _>>()?;
         let initialize = transmit(&mut se, &commands.initialize)?;
-        let evidence = Evidence { prove, log, initialize: Some(initialize), when_not_loaded: WhenNotLoaded::LoadAgain };
+        let evidence =
+            Evidence { prove, log, initialize: Some(initialize.clone()), when_not_loaded: WhenNotLoaded::LoadAgain };
         let verdict = self.api.reconcile(&token, order_id, &evidence)?;
         match verdict.status {
             ReconcileStatus::LoadAgain => {
@@ -296,43 +277,26 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 let loaded = self.credit_and_complete(city, &mut se, &token, order_id, &credit, None)?;
                 Ok(recovered("loaded", Some(loaded.balance_after_fen)))
             }
+            // Paid, never authorized (the phone stopped before `authorize`): nothing can be on the
+            // card for it; load it now in the session the fresh INITIALIZE opened.
+            ReconcileStatus::NothingInDoubt if verdict.order.state == "paid" => {
+                let initialize = success(&commands.initialize, initialize)?;
+                let authorization = self.api.authorize(&token, order_id, &initialize)?;
+                let loaded =
+                    self.credit_and_complete(city, &mut se, &token, order_id, &authorization.credit_command, None)?;
+                Ok(recovered("loaded", Some(loaded.balance_after_fen)))
+            }
             status => {
                 self.set_in_flight(city, None)?;
-                let outcome = match status {
-                    ReconcileStatus::Loaded | ReconcileStatus::NothingInDoubt => "loaded",
-                    ReconcileStatus::Refunded => "refunded",
+                let outcome = match (status, verdict.order.state.as_str()) {
+                    (ReconcileStatus::Loaded, _) | (ReconcileStatus::NothingInDoubt, "loaded") => "loaded",
+                    (ReconcileStatus::NothingInDoubt, "created") => "not_paid",
+                    (ReconcileStatus::NothingInDoubt, state) => state,
+                    (ReconcileStatus::Refunded, _) => "refunded",
                     _ => "unconfirmed",
                 };
                 Ok(recovered(outcome, verdict.balance_after_fen))
             }
-        }
-    }
-
-    /// The order of a top-up (or a transfer's load) asked for again, idempotently: its state and
-    /// its INITIALIZE FOR LOAD; `None` when the service has no such order.
-    fn reopen(
-        &mut self,
-        token: &Token,
-        city: &str,
-        order_id: &str,
-        amount_fen: i64,
-        claim_code: Option<&str>,
-    ) -> Result<Option<(OrderInfo, Vec<u8>)>, WalletError> {
-        let card = self.card(city)?.clone();
-        let answer = match claim_code {
-            // An empty old card has no load order: nothing to load.
-            Some(code) => {
-                self.api.claim_transfer(token, code, &card.channel).map(|c| c.load_order.zip(c.initialize_command))
-            }
-            None => self
-                .api
-                .open_topup(token, &TopUpRequest { card: card.serial, amount_fen, order_id: order_id.to_owned() })
-                .map(|opened| Some((opened.order, opened.initialize_command))),
-        };
-        match answer {
-            Ok(answer) => Ok(answer),
-            Err(error) if error.http_status() == Some(404) => Ok(None),
-            Err(error) => Err(error),
         }
     }
 

@@ -13,6 +13,7 @@ both_backends!(
     enroll_and_two_top_ups,
     a_top_up_torn_after_credit_committed_is_found_loaded,
     a_top_up_torn_before_credit_is_loaded_again_once,
+    a_top_up_stopped_before_authorize_is_loaded_if_paid_and_dropped_if_not,
     another_phones_token_is_refused,
     transfer_moves_the_balance_and_blocks_the_old_card,
     delete_refunds_the_balance,
@@ -227,5 +228,37 @@ fn a_transfer_torn_before_debit_is_resumed_by_running_it_again(s: &Service) {
     // Repeating the transfer now: the old phone has no card left.
     let again = transfer(s, &old, &new, None).unwrap_err();
     assert!(matches!(again, WalletError::NoCard { .. }), "{again}");
+    s.assert_ledger_balanced();
+}
+
+/// The phone stopped after opening (and paying) an order, before `authorize`: the next command
+/// loads the paid one and drops the one never paid.
+fn a_top_up_stopped_before_authorize_is_loaded_if_paid_and_dropped_if_not(s: &Service) {
+    use yitong_wallet::api::{TopUpRequest, WalletApi};
+    let phone = s.phone("a", "Mi 6");
+    let serial = s.with(&phone, |w| w.enroll("beijing", None)).expect("enrolled").serial;
+    let token = yitong_wallet::phone::read(&phone).expect("reads").token.expect("a token");
+    let api = s.api();
+    let stop_after_opening = |order_id: &str, amount_fen: i64, pay: bool| {
+        let request = TopUpRequest { card: serial.clone(), amount_fen, order_id: order_id.into() };
+        api.open_topup(&token, &request).expect("opened");
+        if pay {
+            api.dev_pay(order_id).expect("paid");
+        }
+        let mut file = yitong_wallet::PhoneFile::open(&phone).expect("opens");
+        let flow = InFlight::TopUp { order_id: order_id.into(), amount_fen, step: TopUpStep::Opened, claim_code: None };
+        file.phone.in_flight.insert("beijing".into(), flow);
+        file.save().expect("saved");
+    };
+
+    stop_after_opening("TU-STOPPED-PAID", 900, true);
+    let report = s.with(&phone, |w| w.show(false)).expect("shown");
+    assert_eq!(report.recovered[0].outcome, "loaded", "{:?}", report.recovered);
+    assert_eq!((report.cards[0].card.balance_fen, report.in_flight.len()), (900, 0));
+
+    stop_after_opening("TU-STOPPED-UNPAID", 300, false);
+    let report = s.with(&phone, |w| w.show(false)).expect("shown");
+    assert_eq!(report.recovered[0].outcome, "not_paid", "{:?}", report.recovered);
+    assert_eq!((report.cards[0].card.balance_fen, report.in_flight.len()), (900, 0));
     s.assert_ledger_balanced();
 }
