@@ -468,6 +468,9 @@ fn print_closed(args_json: bool, phone: &Path, done: &Closed, transfer: bool) ->
     if let Some(order) = &done.refund_order {
         println!("refund order {}: {} yuan, {}", order.order_id, yuan(order.amount_fen), order.state);
     }
+    if let Some(order) = &done.fee_refund_order {
+        println!("sign-up fee refund {}: {} yuan, {}", order.order_id, yuan(order.amount_fen), order.state);
+    }
     Ok(())
 }
 

@@ -352,6 +352,9 @@ pub struct ClosureStep {
     /// A debit the card could no longer prove or disprove, handed to the back office, fen.
     #[serde(default)]
     pub unconfirmed_fen: Option<i64>,
+    /// Delete: the refund of the sign-up fee, where the city's rules refund it.
+    #[serde(default)]
+    pub fee_refund_order: Option<OrderInfo>,
 }
 
 /// `POST /v1/transfers/{code}/claim`'s answer.

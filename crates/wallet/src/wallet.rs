@@ -102,6 +102,9 @@ pub struct Closed {
     /// Delete: the refund order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_order: Option<OrderInfo>,
+    /// Delete: the sign-up fee's refund, where the city's rules refund it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_refund_order: Option<OrderInfo>,
     /// Transfer: the new phone's card.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_serial: Option<String>,
@@ -267,7 +270,15 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         let initialize = transmit(&mut se, &commands.initialize)?;
         let evidence =
             Evidence { prove, log, initialize: Some(initialize.clone()), when_not_loaded: WhenNotLoaded::LoadAgain };
-        let verdict = self.api.reconcile(&token, order_id, &evidence)?;
+        let verdict = match self.api.reconcile(&token, order_id, &evidence) {
+            Ok(verdict) => verdict,
+            // Settled before as unconfirmed (the phone stopped before it saved that verdict).
+            Err(error) if error.service_code() == Some("load_unconfirmed") => {
+                self.set_in_flight(city, None)?;
+                return Ok(recovered("unconfirmed", None));
+            }
+            Err(error) => return Err(error),
+        };
         match verdict.status {
             ReconcileStatus::LoadAgain => {
                 let credit = verdict.credit_command.ok_or_else(|| WalletError::BadServiceAnswer {
@@ -577,6 +588,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             moved_fen: step.moved_fen.unwrap_or(0),
             unconfirmed_fen: step.unconfirmed_fen,
             refund_order: step.refund_order,
+            fee_refund_order: step.fee_refund_order,
             new_serial: None,
             new_balance_fen: None,
             recovered,
@@ -627,6 +639,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             moved_fen,
             unconfirmed_fen,
             refund_order: None,
+            fee_refund_order: None,
             new_serial: Some(loaded.0),
             new_balance_fen: loaded.1,
             recovered,
