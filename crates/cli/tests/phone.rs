@@ -176,3 +176,31 @@ fn an_nfc_sim_phone_names_its_carrier_and_signs_up_at_the_carriers_hall() {
     let enrolled = json(&dir, &server, &["enroll", "sim.json", "--city", "beijing"]);
     assert_eq!(enrolled["channel"], "carrier-hall", "{enrolled}");
 }
+
+#[test]
+fn a_card_moves_to_a_new_phone_then_is_deleted_with_a_refund() {
+    let dir = Dir::new();
+    let server = service(&dir);
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
+    ok(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    ok(&dir, &server, &["topup", "p.json", "--city", "beijing", "--amount", "30"]);
+    ok(&dir, &server, &["new", "--maker", "Huawei", "--model", "P10", "--out", "q.json"]);
+
+    let moved = json(&dir, &server, &["transfer", "p.json", "--to", "q.json", "--city", "beijing"]);
+    assert_eq!((&moved["moved_fen"], &moved["new_balance_fen"]), (&3_000.into(), &3_000.into()), "{moved}");
+    let old = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(old["cards"].as_array().map(Vec::len), Some(0), "{old}");
+    let new = json(&dir, &server, &["show", "q.json"]);
+    assert_eq!(new["cards"][0]["card"]["balance_fen"], 3_000, "{new}");
+    // The old phone's card no longer passes a gate: the phone has no Beijing card now.
+    let keys = dir.path("data/dev-keys/beijing.toml");
+    let out = dir.run(&["gate", "tap", "--phone", "p.json", "--keys", keys.to_str().unwrap(), "--station", "Xidan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("p.json has no beijing card"));
+
+    let deleted = json(&dir, &server, &["delete", "q.json", "--city", "beijing"]);
+    assert_eq!(deleted["moved_fen"], 3_000, "{deleted}");
+    assert_eq!(deleted["refund_order"]["amount_fen"], 3_000, "{deleted}");
+    let text = ok(&dir, &server, &["show", "q.json"]);
+    assert!(text.contains("no cards"), "{text}");
+}
