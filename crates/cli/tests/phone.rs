@@ -204,3 +204,30 @@ fn a_card_moves_to_a_new_phone_then_is_deleted_with_a_refund() {
     let text = ok(&dir, &server, &["show", "q.json"]);
     assert!(text.contains("no cards"), "{text}");
 }
+
+#[test]
+fn a_phone_made_while_the_service_is_down_registers_at_its_first_enroll() {
+    let dir = Dir::new();
+    // Port 9 (discard) on loopback: nothing answers.
+    let new = dir.json(&[
+        "phone",
+        "new",
+        "--maker",
+        "Xiaomi",
+        "--model",
+        "Mi 6",
+        "--out",
+        "p.json",
+        "--server",
+        "http://127.0.0.1:9",
+        "--json",
+    ]);
+    assert_eq!(new["registered"], false, "{new}");
+    assert!(new["note"].as_str().unwrap().contains("the first `enroll` registers it"), "{new}");
+    let server = service(&dir);
+    let enrolled = json(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    assert_eq!(enrolled["existing"], false, "{enrolled}");
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(shown["server"], format!("http://{}", server.address));
+    assert!(shown["phone_id"].is_string(), "{shown}");
+}
