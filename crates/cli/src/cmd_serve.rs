@@ -93,8 +93,10 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot listen on {listen}"))?;
     let address = listener.local_addr().context("the listening address")?;
+    // Before the URL is printed: a Ctrl-C right after it stops the service gracefully.
+    let shutdown = yitong_server::shutdown_signal();
     println!("yitong: wallet platform API at http://{address}/ (OpenAPI at http://{address}/openapi.json), database {database}; Ctrl-C stops");
-    yitong_server::serve(listener, state, yitong_server::shutdown_signal()).await.context("serving")?;
+    yitong_server::serve(listener, state, shutdown).await.context("serving")?;
     store.close().await;
     println!("yitong: stopped");
     Ok(())

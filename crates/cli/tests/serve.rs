@@ -63,9 +63,10 @@ fn serve_reads_a_keys_directory_and_names_a_bad_one() {
     assert!(!dir.path().join("data/dev-keys").exists(), "no development keys with --keys");
 
     std::fs::write(keys.join("broken.toml"), "issuer_id = 12").expect("written");
+    // $YITONG_KEYS_DIR is --keys by default.
     let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--keys"])
-        .arg(&keys)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("YITONG_KEYS_DIR", &keys)
         .env("YITONG_DATA_DIR", dir.path().join("data"))
         .output()
         .expect("runs");

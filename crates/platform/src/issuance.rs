@@ -299,6 +299,15 @@ impl IssuanceService {
             None => PricingRules::for_city(city, Vec::new()).map_err(IssuanceError::Pricing)?,
         };
         let counts = store.promotion_signups(city.name()).await?;
+        // Read again after the counts: a racing request of this phone that took a promotional
+        // place committed its card in the same transaction, so a count that includes it comes
+        // with its card — found here, not charged for.
+        let mut connection = store.pool().acquire().await?;
+        let existing = store::card_of_device_in(&mut connection, &application.phone.device_id, city.name()).await?;
+        drop(connection);
+        if let Some(card) = existing {
+            return self.existing(payments, card, now_ms).await;
+        }
         let request = SignupRequest { maker: &application.phone.maker, channel: application.channel, at };
         let quote = match signup_fee(&rules, &request, |id| counts.get(id).copied().unwrap_or(0), false) {
             Decision::NewCard(quote) => quote,
