@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cities;
+pub mod closure;
 pub mod devices;
 pub mod issuance;
 pub mod issuer_keys;
