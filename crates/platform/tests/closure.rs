@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::wallet::{at, SecureElement, Wallet, T0};
+use support::wallet::{at, beijing_keys, SecureElement, Wallet, T0};
 use support::TestDb;
 use yitong_platform::closure::{ClosureError, ClosureService, ClosureState, ClosureStep, DebitState, Purpose};
 use yitong_platform::issuance::Phone;
@@ -15,7 +15,8 @@ use yitong_platform::ota::TopUpError;
 use yitong_platform::payments::OrderState;
 use yitong_platform::pricing::{Channel, PricingRules};
 use yitong_platform::store::Store;
-use yitong_profile::apdu;
+use yitong_profile::apdu::{self, transaction_type, PurchaseInit};
+use yitong_terminal::{Mac1Request, SecurityModule, SoftwarePsam};
 
 async fn assert_balanced(store: &Store) {
     let check = store.check_ledger().await.expect("checked");
@@ -53,6 +54,32 @@ async fn pump(service: &ClosureService, wallet: &Wallet, se: &mut SecureElement,
     panic!("the closure did not end: {step:?}");
 }
 
+/// A metro gate of Beijing (its own PSAM) charges `amount` fen: money the platform hears of only
+/// from the gate's upload.
+fn gate_purchase(wallet: &Wallet, se: &mut SecureElement, card: &CardId, amount: u32, second: u8) {
+    let beijing = wallet.issuance.cities().get("beijing").unwrap();
+    let gate = [0x10, 0x00, 0x01, 0x23, 0x00, 0x01];
+    let mut psam = SoftwarePsam::new(gate, 1 + u32::from(second));
+    psam.add_issuer(beijing.issuer_id(), beijing_keys());
+    let init = PurchaseInit::decode(&se.ok(&apdu::initialize_for_purchase(false, amount, gate))).unwrap();
+    let mut serial = [0u8; 10];
+    hex::decode_to_slice(card.as_str(), &mut serial).unwrap();
+    let when = at(10, 45, second);
+    let request = Mac1Request {
+        card_random: init.card_random,
+        offline_counter: init.offline_counter,
+        amount_fen: amount,
+        transaction_type: transaction_type::EP_PURCHASE,
+        at: when,
+        key_version: init.key_version,
+        algorithm_id: init.algorithm_id,
+        asn8: yitong_profile::files::asn8(&serial),
+        issuer_id: beijing.issuer_id(),
+    };
+    let (number, mac1) = psam.purchase_mac1(&request).unwrap();
+    se.ok(&apdu::debit_for_purchase(number, when.date_bcd(), when.time_bcd(), mac1));
+}
+
 fn new_phone(device: &str) -> Phone {
     Phone {
         device_id: device.to_owned(),
@@ -78,7 +105,7 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
     let service = closures(&wallet);
     let (card, mut se) = loaded_card(&wallet, "phone-A", 5_000).await;
     // A gate charged 300 fen the platform has not heard of yet.
-    se.ok(&apdu::get_balance());
+    gate_purchase(&wallet, &mut se, &card, 300, 0);
     let step = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 50_000).await.unwrap();
     assert!(step.started);
     assert_eq!(step.command.as_deref(), Some(&apdu::get_balance()[..]));
@@ -91,13 +118,15 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
     wallet.payments.refund(&order, T0 + 53_000).await.unwrap();
 
     let closed = pump(&service, &wallet, &mut se, step).await;
-    assert_eq!((closed.state, closed.moved.get(), closed.unconfirmed.get()), (ClosureState::Closed, 5_000, 0));
+    assert_eq!((closed.state, closed.moved.get(), closed.unconfirmed.get()), (ClosureState::Closed, 4_700, 0));
     assert_eq!(se.balance_fen(), 0);
     assert_blocked(&mut se);
     let code = closed.transfer_code.clone().expect("a transfer code");
     assert_eq!(code.len(), 32);
     assert_eq!(liability(wallet.store(), &card).await, 0);
-    assert_eq!(-wallet.store().balance(&Account::TransfersPayable).await.unwrap(), 5_000);
+    assert_eq!(-wallet.store().balance(&Account::TransfersPayable).await.unwrap(), 4_700);
+    // What the liability held beyond the card's proven balance was spent at the gate.
+    assert_eq!(-wallet.store().balance(&Account::FaresUnsettled).await.unwrap(), 300);
     assert_balanced(wallet.store()).await;
     // Started again: the same outcome, nothing moved twice.
     let again = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 70_000).await.unwrap();
@@ -119,7 +148,7 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
         .unwrap();
     assert_eq!(claim.card.card.fee.get(), 0, "a transfer is not a sign-up");
     let order = claim.load_order.clone().expect("a funded load order");
-    assert_eq!((order.state, order.amount.get()), (OrderState::Paid, 5_000));
+    assert_eq!((order.state, order.amount.get()), (OrderState::Paid, 4_700));
     assert_balanced(wallet.store()).await;
     // Repeated: the same card and order; another phone is refused.
     let repeated = service
@@ -143,10 +172,16 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
     let credit = new_se.send(&auth.credit_command);
     let loaded = wallet.ota.complete(&wallet.payments, &id, &credit, T0 + 91_000).await.unwrap();
     assert_eq!(loaded.order.state, OrderState::Loaded);
-    assert_eq!(new_se.balance_fen(), 5_000);
+    assert_eq!(new_se.balance_fen(), 4_700);
     assert_eq!(wallet.store().balance(&Account::TransfersPayable).await.unwrap(), 0);
-    assert_eq!(liability(wallet.store(), &claim.card.card.card_id).await, 5_000);
+    assert_eq!(liability(wallet.store(), &claim.card.card.card_id).await, 4_700);
     assert_balanced(wallet.store()).await;
+    // Conserved: the rider paid 2,900 (fee) + 5,000 (top-up) + 100 (refunded); the provider holds
+    // 7,900 = the fee earned + the new card's 4,700 + the gate's 300 + the old card's 0.
+    let clearing = wallet.store().balance(&Account::provider_clearing("simulated").unwrap()).await.unwrap();
+    let fee = -wallet.store().balance(&Account::FeeRevenue).await.unwrap();
+    assert_eq!((clearing, fee), (7_900, 2_900));
+    assert_eq!(clearing, fee + i64::from(new_se.balance_fen()) + 300 + i64::from(se.balance_fen()));
     // The old phone may enroll Beijing again: its closed card does not count.
     let fresh = wallet.issue("phone-A", "F-phone-A-2").await;
     assert_ne!(fresh.card.card_id, card);
@@ -159,12 +194,22 @@ async fn a_deletion_refunds_the_balance(db: &TestDb, fee_back: bool) {
     let service = closures(&wallet);
     let (card, mut se) = loaded_card(&wallet, "phone-A", 3_000).await;
     // A 200 fen purchase at a gate the platform has not heard of.
+    gate_purchase(&wallet, &mut se, &card, 200, 0);
     let step = service.start(&wallet.payments, &card, Purpose::Delete, T0 + 50_000).await.unwrap();
     let closed = pump(&service, &wallet, &mut se, step).await;
-    assert_eq!(closed.moved.get(), 3_000);
+    assert_eq!(closed.moved.get(), 2_800);
     assert_blocked(&mut se);
     let refund = closed.refund_order.clone().expect("a balance refund");
-    assert_eq!((refund.state, refund.amount.get()), (OrderState::Refunded, 3_000));
+    assert_eq!((refund.state, refund.amount.get()), (OrderState::Refunded, 2_800));
+    // Paid back as a partial refund of the card's top-up.
+    let parts = wallet.store().refund_parts(&refund.merchant_order_id).await.unwrap();
+    assert_eq!(
+        parts.iter().map(|p| (p.paid_order_id.as_str(), p.amount.get(), p.refunded)).collect::<Vec<_>>(),
+        [("T-phone-A", 2_800, true)]
+    );
+    // Conserved: paid 2,900 + 3,000; refunded 2,800 (+ 2,900 by the rule); the gate's 200 remain.
+    let clearing = wallet.store().balance(&Account::provider_clearing("simulated").unwrap()).await.unwrap();
+    assert_eq!(clearing, if fee_back { 200 } else { 2_900 + 200 });
     assert_eq!(closed.fee_refund_order.as_ref().map(|o| o.state), fee_back.then_some(OrderState::Refunded));
     assert_eq!(wallet.store().balance(&Account::RefundsPayable).await.unwrap(), 0);
     let purpose = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 70_000).await;
@@ -258,6 +303,67 @@ async fn a_vanished_phone_is_resumed_from_the_card(db: &TestDb) {
     assert_balanced(wallet.store()).await;
 }
 
+async fn an_unprovable_debit_is_handed_on_unconfirmed(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let service = closures(&wallet);
+    let (card, mut se) = loaded_card(&wallet, "phone-A", 900).await;
+    let step = to_debit(&service, &wallet, &mut se, &card).await;
+    // The card commits, the answer is lost; then ten 0-fen gate taps replace the proof and
+    // scroll the log past the debit.
+    se.ok(&step.command.clone().unwrap());
+    for n in 0..10 {
+        gate_purchase(&wallet, &mut se, &card, 0, n);
+    }
+    let resumed = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 62_000).await.unwrap();
+    let closed = pump(&service, &wallet, &mut se, resumed).await;
+    // Nothing proves the 900 fen left the card for us: not moved, handed on.
+    assert_eq!((closed.moved.get(), closed.unconfirmed.get()), (0, 900));
+    let debits = wallet.store().closure_debits(&closed.closure_id).await.unwrap();
+    assert_eq!(debits.iter().map(|d| d.state).collect::<Vec<_>>(), [DebitState::Unconfirmed]);
+    assert_eq!(-wallet.store().balance(&Account::FaresUnsettled).await.unwrap(), 900);
+    let code = closed.transfer_code.unwrap();
+    let claim = service
+        .claim_transfer(&wallet.payments, &code, &new_phone("phone-B"), Channel::MakerWallet, at(12, 0, 0), T0 + 80_000)
+        .await
+        .unwrap();
+    assert_eq!((claim.load_order, claim.initialize_command), (None, None), "nothing to load");
+    assert_balanced(wallet.store()).await;
+}
+
+async fn a_debit_whose_proof_was_replaced_is_found_in_the_log(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let service = closures(&wallet);
+    let (card, mut se) = loaded_card(&wallet, "phone-A", 600).await;
+    let step = to_debit(&service, &wallet, &mut se, &card).await;
+    se.ok(&step.command.clone().unwrap());
+    // One 0-fen gate tap replaces the purchase proof; EF18 still holds our debit (record 2).
+    gate_purchase(&wallet, &mut se, &card, 0, 0);
+    let resumed = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 62_000).await.unwrap();
+    let closed = pump(&service, &wallet, &mut se, resumed).await;
+    assert_eq!((closed.moved.get(), closed.unconfirmed.get()), (600, 0));
+    let debits = wallet.store().closure_debits(&closed.closure_id).await.unwrap();
+    assert_eq!(debits.iter().map(|d| (d.state, d.record.tac)).collect::<Vec<_>>(), [(DebitState::Recovered, None)]);
+    assert_balanced(wallet.store()).await;
+}
+
+async fn racing_claims_bind_one_phone(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let service = closures(&wallet);
+    let (card, mut se) = loaded_card(&wallet, "phone-A", 1_000).await;
+    let step = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 50_000).await.unwrap();
+    let code = pump(&service, &wallet, &mut se, step).await.transfer_code.unwrap();
+    let other = wallet.other_pool(db.open_again().await);
+    let (b, c) = (new_phone("phone-B"), new_phone("phone-C"));
+    let (first, second) = tokio::join!(
+        service.claim_transfer(&wallet.payments, &code, &b, Channel::MakerWallet, at(12, 0, 0), T0 + 80_000),
+        service.claim_transfer(&other, &code, &c, Channel::MakerWallet, at(12, 0, 0), T0 + 80_000),
+    );
+    let won: Vec<_> = [first, second].into_iter().filter_map(Result::ok).collect();
+    assert_eq!(won.len(), 1, "one phone gets the balance");
+    assert_eq!(won[0].load_order.as_ref().map(|o| o.amount.get()), Some(1_000));
+    assert_balanced(wallet.store()).await;
+}
+
 async fn racing_starts_open_one_closure(db: &TestDb) {
     let wallet = Wallet::new(db.store.clone());
     let (card, _se) = loaded_card(&wallet, "phone-A", 1_000).await;
@@ -278,4 +384,7 @@ on_both_backends! {
     empty_card => an_empty_card_is_blocked_without_a_debit,
     vanished_phone => a_vanished_phone_is_resumed_from_the_card,
     racing_starts => racing_starts_open_one_closure,
+    unconfirmed_debit => an_unprovable_debit_is_handed_on_unconfirmed,
+    racing_claims => racing_claims_bind_one_phone,
+    debit_in_the_log => a_debit_whose_proof_was_replaced_is_found_in_the_log,
 }

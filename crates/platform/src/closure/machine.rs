@@ -80,6 +80,10 @@ impl ClosureService {
             return Err(ClosureError::PurposeMismatch { card: card.clone(), purpose: closure.purpose });
         }
         if closure.state == ClosureState::Closed {
+            // A deletion's refunds the provider had not finished are asked again.
+            if closure.purpose == Purpose::Delete {
+                self.push_refunds(payments, &closure, now_ms).await?;
+            }
             return self.step(payments, &closure, false).await;
         }
         // Resume: a debit in doubt is asked about first; a block is asked again (blocking a

@@ -287,5 +287,38 @@ mod tests {
         assert!(!S::Issued.is_final());
         assert_eq!(OrderState::parse("LOADED"), None);
         assert_eq!(OrderKind::parse("sign_up_fee"), Some(OrderKind::SignUpFee));
+        for kind in KINDS {
+            assert_eq!(OrderKind::parse(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_transfer_loads_and_is_never_refunded() {
+        let refused = |kind, events: &[OrderEvent], from, event| {
+            assert_eq!(run(kind, events), Err(IllegalTransition { kind, from, event }), "{events:?}");
+        };
+        let funded = [E::PaymentConfirmed, E::DeliveryStarted, E::DeliveryConfirmed];
+        assert_eq!(run(OrderKind::Transfer, &funded), Ok(S::Loaded));
+        // Its money came from the old card: there is no payment to refund.
+        refused(OrderKind::Transfer, &[E::PaymentConfirmed, E::RefundRequested], S::Paid, E::RefundRequested);
+        refused(
+            OrderKind::Transfer,
+            &[E::PaymentConfirmed, E::DeliveryStarted, E::RefundRequested],
+            S::Loading,
+            E::RefundRequested,
+        );
+    }
+
+    #[test]
+    fn a_balance_refund_is_only_refunded() {
+        let refused = |kind, events: &[OrderEvent], from, event| {
+            assert_eq!(run(kind, events), Err(IllegalTransition { kind, from, event }), "{events:?}");
+        };
+        assert_eq!(run(OrderKind::BalanceRefund, &[E::RefundRequested, E::RefundConfirmed]), Ok(S::Refunded));
+        // Nobody pays it, nothing is delivered for it.
+        refused(OrderKind::BalanceRefund, &[E::PaymentConfirmed], S::Created, E::PaymentConfirmed);
+        refused(OrderKind::BalanceRefund, &[E::DeliveryStarted], S::Created, E::DeliveryStarted);
+        // A top-up's refund still needs it paid first.
+        refused(OrderKind::TopUp, &[E::RefundRequested], S::Created, E::RefundRequested);
     }
 }

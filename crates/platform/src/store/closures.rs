@@ -26,6 +26,12 @@ impl Store {
         closure_of_card_in(&mut connection, card).await
     }
 
+    /// Closure `id` (the HTTP layer checks that its card is the calling phone's).
+    pub async fn closure(&self, id: &str) -> Result<Option<Closure>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        closure_in(&mut connection, id).await
+    }
+
     /// Every debit closure `id` handed out, oldest first.
     pub async fn closure_debits(&self, id: &str) -> Result<Vec<ClosureDebit>, StoreError> {
         let rows = sqlx::query(&format!(
