@@ -35,4 +35,4 @@ mod terminal_id;
 pub use card::{default_valid_to, holder_file, management_file, CardRequest, IssuerIdentity, APP_TYPE_EP, APP_VERSION};
 pub use error::IssueError;
 pub use serial::{Serial, SerialAllocator, SEQUENCE_MAX};
-pub use terminal_id::{TerminalSite, TOPUP_CLI, TOPUP_OVER_THE_AIR};
+pub use terminal_id::{TerminalSite, SERVICE_DESK_OVER_THE_AIR, TOPUP_CLI, TOPUP_OVER_THE_AIR};

@@ -8,6 +8,9 @@ use crate::IssueError;
 pub const TOPUP_CLI: u16 = 0x0001;
 /// Top-up terminal number of the wallet platform's over-the-air load host.
 pub const TOPUP_OVER_THE_AIR: u16 = 0x0002;
+/// Top-up terminal number of the wallet platform's service desk over the air: it empties and
+/// blocks a phone card being transferred or deleted (a purchase of the whole balance).
+pub const SERVICE_DESK_OVER_THE_AIR: u16 = 0x0003;
 
 /// Station code reserved for top-up terminals: a metro gate's station code never takes it.
 const TOPUP_STATION: u16 = 0xFFFF;

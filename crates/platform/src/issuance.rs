@@ -479,6 +479,43 @@ impl IssuanceService {
         Ok(Some(IssuedCard { image: request.image(keys.master.clone())?, card, existing: false }))
     }
 
+    /// `city`'s pricing rules (the standard fee and no promotions unless set).
+    pub fn pricing(&self, city: &str) -> Result<PricingRules, IssuanceError> {
+        let city = self.city(city)?;
+        match self.pricing.get(city.name()) {
+            Some(rules) => Ok(rules.clone()),
+            None => PricingRules::for_city(city, Vec::new()).map_err(IssuanceError::Pricing),
+        }
+    }
+
+    /// A card of `city` for `phone` without a fee (a transfer is not a sign-up), or the card the
+    /// phone has in the city already (`existing`). The phone is checked as for a sign-up.
+    pub(crate) async fn issue_without_fee<P: PaymentProvider>(
+        &self,
+        payments: &PaymentService<P>,
+        phone: &Phone,
+        city: &str,
+        channel: Channel,
+        at: DateTime,
+        now_ms: i64,
+    ) -> Result<IssuedCard, IssuanceError> {
+        let city = self.city(city)?;
+        // Never used: no fee is charged, so no fee order is opened.
+        let fee_order_id = MerchantOrderId::parse("no-fee").expect("a valid constant order ID");
+        let application = CardApplication { phone: phone.clone(), city: city.name().to_owned(), channel, fee_order_id };
+        self.check_phone(&application, city)?;
+        let quote =
+            Quote { fee_fen: 0, standard_fee_fen: city.signup_fee_fen(), promotion: None, passed_over: Vec::new() };
+        self.issue(payments, &application, city, &quote, None, None, at, now_ms)
+            .await?
+            .ok_or_else(|| IssuanceError::PromotionEnded(String::new()))
+    }
+
+    /// The image of `card` again (a repeated claim).
+    pub(crate) fn image_of(&self, card: PhoneCard) -> Result<IssuedCard, IssuanceError> {
+        self.image(card, true)
+    }
+
     /// The phone's existing card; a fee order a crash left `issuing` is finished (it is earned).
     async fn existing<P: PaymentProvider>(
         &self,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use yitong_crypto::Algorithm;
 use yitong_record::TacKeys;
-use yitong_terminal::{IssuerKeys, SoftwareLoadHost};
+use yitong_terminal::{IssuerKeys, SoftwareLoadHost, SoftwarePsam};
 
 use crate::cities::{Cities, City};
 use crate::files::{write_atomically, WriteError};
@@ -47,6 +47,17 @@ impl IssuerKeyring {
             host.add_keys(*issuer_id, keys.key_version, keys.master.load().clone());
         }
         host
+    }
+
+    /// The service desk's security module for closing cards: every issuer's purchase and
+    /// maintenance keys (and nothing else), terminal `terminal_id`, numbering from
+    /// `next_transaction_number` (the platform keeps the number in its database).
+    pub fn service_desk_psam(&self, terminal_id: [u8; 6], next_transaction_number: u32) -> SoftwarePsam {
+        let mut psam = SoftwarePsam::new(terminal_id, next_transaction_number);
+        for (issuer_id, keys) in self.keys.values() {
+            psam.add_issuer(*issuer_id, keys.clone());
+        }
+        psam
     }
 
     /// Every issuer's TAC keys.

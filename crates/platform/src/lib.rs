@@ -1,7 +1,8 @@
 //! The wallet platform: what a rider meets in the wallet app and what the card issuer runs behind
 //! it — device eligibility, the cities and their fees, sign-up pricing and promotions, card
 //! issuance to phones ([`issuance::IssuanceService`]), over-the-air top-up
-//! ([`ota::OtaService`]), payments from mobile payment providers, and the double-entry ledger
+//! ([`ota::OtaService`]), card transfer to a new phone and deletion with a refund
+//! ([`closure::ClosureService`]), payments from mobile payment providers, and the double-entry ledger
 //! with its storage (SQLite by default, PostgreSQL by URL).
 //!
 //! The domain is testable without HTTP: the HTTP service (a crate above this one) and the CLI
@@ -12,6 +13,7 @@
 pub mod access;
 pub mod card_view;
 pub mod cities;
+pub mod closure;
 pub mod devices;
 pub mod files;
 pub mod issuance;

@@ -187,6 +187,8 @@ pub enum TopUpError {
     NotATopUp(MerchantOrderId),
     /// The order's card was not issued here.
     UnknownCard(CardId),
+    /// The card is being closed (transfer or deletion) or closed: it takes no load.
+    CardClosed(CardId),
     /// The order is not in a state that can load (not paid, refunded, closed).
     NotPayable {
         /// The order.
@@ -233,6 +235,7 @@ impl fmt::Display for TopUpError {
         match self {
             TopUpError::NotATopUp(id) => write!(f, "order {id} is not a top-up order"),
             TopUpError::UnknownCard(card) => write!(f, "card {card} was not issued here"),
+            TopUpError::CardClosed(card) => write!(f, "card {card} is closing or closed and takes no top-up"),
             TopUpError::NotPayable { order, state } => write!(f, "order {order} is {} and cannot load", state.name()),
             TopUpError::AlreadyLoaded(id) => write!(f, "order {id} is loaded already"),
             TopUpError::LoadInDoubt { card, tap_id } => {
@@ -491,7 +494,7 @@ impl OtaService {
         id: &MerchantOrderId,
     ) -> Result<Context<'_>, TopUpError> {
         let order = match payments.order(id).await {
-            Ok(order) if order.kind == OrderKind::TopUp => order,
+            Ok(order) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => order,
             Ok(_) | Err(ServiceError::OrderNotFound(_)) => return Err(TopUpError::NotATopUp(id.clone())),
             Err(error) => return Err(error.into()),
         };
@@ -582,6 +585,11 @@ impl OtaService {
                 OrderState::Loading => {}
                 OrderState::Loaded => return Err(TopUpError::AlreadyLoaded(id.clone())),
                 state => return Err(TopUpError::NotPayable { order: id.clone(), state }),
+            }
+            // The card stays open until the commit (a closure waits, or this waits and refuses).
+            if !store::closures::move_card_in(&mut transaction, &context.card.card_id, "active", "active").await? {
+                transaction.rollback().await?;
+                return Err(TopUpError::CardClosed(context.card.card_id.clone()));
             }
             if let Some(old) = replacing {
                 if !store::settle_load_in(&mut transaction, old, LoadState::NotLoaded, &old.record, now_ms).await? {

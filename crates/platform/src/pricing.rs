@@ -120,6 +120,7 @@ impl std::error::Error for PricingError {}
 pub struct PricingRules {
     standard_fee_fen: u32,
     promotions: Vec<Promotion>,
+    fee_refund_within_days: Option<u32>,
 }
 
 impl PricingRules {
@@ -151,7 +152,7 @@ impl PricingRules {
                 return Err(PricingError::ZeroCap { id: p.id.clone() });
             }
         }
-        Ok(PricingRules { standard_fee_fen, promotions })
+        Ok(PricingRules { standard_fee_fen, promotions, fee_refund_within_days: None })
     }
 
     /// The standard fee, fen.
@@ -162,6 +163,19 @@ impl PricingRules {
     /// The promotions, as given.
     pub fn promotions(&self) -> &[Promotion] {
         &self.promotions
+    }
+
+    /// The sign-up fee is refunded when the rider deletes the card within `days` of its issue
+    /// (`None`, the default: never refunded).
+    pub fn with_fee_refund_within_days(self, days: Option<u32>) -> Self {
+        PricingRules { fee_refund_within_days: days, ..self }
+    }
+
+    /// Whether a card issued at `issued_at_ms` and deleted at `deleted_at_ms` gets its fee back.
+    pub fn refunds_fee(&self, issued_at_ms: i64, deleted_at_ms: i64) -> bool {
+        const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+        self.fee_refund_within_days
+            .is_some_and(|days| deleted_at_ms.saturating_sub(issued_at_ms) <= i64::from(days).saturating_mul(DAY_MS))
     }
 }
 

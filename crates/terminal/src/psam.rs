@@ -174,6 +174,28 @@ impl SoftwarePsam {
             PsamKeys { purchase: keys.master.purchase().clone(), maintenance: keys.master.maintenance().clone() };
         self.add_keys(issuer_id, keys.key_version, psam_keys);
     }
+
+    /// The MAC of APPLICATION BLOCK with P2 `01` (`permanently`: blocked for good, as the
+    /// platform closes a card) or `00`; otherwise as [`SecurityModule::application_block_mac`].
+    pub fn application_block_mac_p2(
+        &self,
+        issuer_id: [u8; 8],
+        asn8: [u8; 8],
+        key_version: Option<u8>,
+        challenge: [u8; 4],
+        permanently: bool,
+    ) -> Result<Mac4, SamError> {
+        let keys = match key_version {
+            Some(v) => self.keys.get(&(issuer_id, v)),
+            None => self.keys.range((issuer_id, 0)..=(issuer_id, u8::MAX)).next_back().map(|(_, k)| k),
+        };
+        let keys = match keys {
+            Some(k) => k,
+            None if holds_issuer(&self.keys, issuer_id) => return Err(SamError::KeyMismatch),
+            None => return Err(SamError::UnknownIssuer),
+        };
+        Ok(keys.maintenance.command_mac(issuer_id, asn8, challenge, application_block_header(permanently)))
+    }
 }
 
 impl SecurityModule for SoftwarePsam {
@@ -239,16 +261,7 @@ impl SecurityModule for SoftwarePsam {
         key_version: Option<u8>,
         challenge: [u8; 4],
     ) -> Result<Mac4, SamError> {
-        let keys = match key_version {
-            Some(v) => self.keys.get(&(issuer_id, v)),
-            None => self.keys.range((issuer_id, 0)..=(issuer_id, u8::MAX)).next_back().map(|(_, k)| k),
-        };
-        let keys = match keys {
-            Some(k) => k,
-            None if holds_issuer(&self.keys, issuer_id) => return Err(SamError::KeyMismatch),
-            None => return Err(SamError::UnknownIssuer),
-        };
-        Ok(keys.maintenance.command_mac(issuer_id, asn8, challenge, application_block_header(false)))
+        self.application_block_mac_p2(issuer_id, asn8, key_version, challenge, false)
     }
 }
 

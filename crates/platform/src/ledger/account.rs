@@ -67,6 +67,13 @@ pub enum Account {
     FeeRevenue,
     /// Refunds decided and not yet confirmed by the provider (liability).
     RefundsPayable,
+    /// Balances of transferred cards waiting for (or being loaded onto) the new phone's card
+    /// (liability).
+    TransfersPayable,
+    /// What closed cards' liability held beyond what the card proved it held: fares spent at
+    /// gates that the gates' uploads will report (or, negative, loads the platform left
+    /// unconfirmed that did land); the back office clears it.
+    FaresUnsettled,
 }
 
 impl Account {
@@ -90,6 +97,8 @@ impl Account {
             Account::CardLiability(card) => format!("card_liability/{card}"),
             Account::FeeRevenue => "fee_revenue".to_owned(),
             Account::RefundsPayable => "refunds_payable".to_owned(),
+            Account::TransfersPayable => "transfers_payable".to_owned(),
+            Account::FaresUnsettled => "fares_unsettled".to_owned(),
         }
     }
 
@@ -100,6 +109,8 @@ impl Account {
                 "payments_unapplied" => Ok(Account::PaymentsUnapplied),
                 "fee_revenue" => Ok(Account::FeeRevenue),
                 "refunds_payable" => Ok(Account::RefundsPayable),
+                "transfers_payable" => Ok(Account::TransfersPayable),
+                "fares_unsettled" => Ok(Account::FaresUnsettled),
                 _ => Err(LedgerError::BadAccount(name.to_owned())),
             },
             Some(("provider_clearing", provider)) => Account::provider_clearing(provider),
@@ -128,6 +139,8 @@ mod tests {
             Account::CardLiability(card),
             Account::FeeRevenue,
             Account::RefundsPayable,
+            Account::TransfersPayable,
+            Account::FaresUnsettled,
         ] {
             assert_eq!(Account::parse(&account.name()), Ok(account));
         }

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! top-up:      created ─paid→ paid ─→ loading ─→ loaded
+//! transfer:    created ─funded from the old card→ paid ─→ loading ─→ loaded (never refunded)
+//! balance refund (a deleted card's balance): created ─→ refund_pending ─→ refunded
 //! sign-up fee: created ─paid→ paid ─→ issuing ─→ issued ─(fee refunded by policy)┐
 //!                 │            │          │                                        ▼
 //!                 │            └──────────┴─(not delivered)──────────→ refund_pending ─→ refunded
@@ -24,7 +26,14 @@ pub enum OrderKind {
     TopUp,
     /// The card's sign-up (issuance) fee.
     SignUpFee,
+    /// A transferred balance loaded onto the new phone's card over the air; funded by the old
+    /// card's closure (`transfers_payable`), never by a provider payment, so never refunded.
+    Transfer,
+    /// A deleted card's balance paid back through the provider (partial refunds of its top-ups).
+    BalanceRefund,
 }
+
+const KINDS: [OrderKind; 4] = [OrderKind::TopUp, OrderKind::SignUpFee, OrderKind::Transfer, OrderKind::BalanceRefund];
 
 impl OrderKind {
     /// The stored name.
@@ -32,12 +41,14 @@ impl OrderKind {
         match self {
             OrderKind::TopUp => "top_up",
             OrderKind::SignUpFee => "sign_up_fee",
+            OrderKind::Transfer => "transfer",
+            OrderKind::BalanceRefund => "balance_refund",
         }
     }
 
     /// Reads a stored name back.
     pub fn parse(name: &str) -> Option<OrderKind> {
-        [OrderKind::TopUp, OrderKind::SignUpFee].into_iter().find(|kind| kind.name() == name)
+        KINDS.into_iter().find(|kind| kind.name() == name)
     }
 }
 
@@ -164,13 +175,18 @@ impl OrderState {
         use OrderEvent as E;
         use OrderState as S;
         let next = match (self, event, kind) {
-            (S::Created, E::PaymentConfirmed, _) => S::Paid,
+            (S::Created, E::PaymentConfirmed, kind) if kind != OrderKind::BalanceRefund => S::Paid,
             (S::Created, E::PaymentFailed, _) => S::Closed,
-            (S::Paid, E::DeliveryStarted, OrderKind::TopUp) => S::Loading,
+            (S::Paid, E::DeliveryStarted, OrderKind::TopUp | OrderKind::Transfer) => S::Loading,
             (S::Paid, E::DeliveryStarted, OrderKind::SignUpFee) => S::Issuing,
-            (S::Loading, E::DeliveryConfirmed, OrderKind::TopUp) => S::Loaded,
+            (S::Loading, E::DeliveryConfirmed, OrderKind::TopUp | OrderKind::Transfer) => S::Loaded,
             (S::Issuing, E::DeliveryConfirmed, OrderKind::SignUpFee) => S::Issued,
-            (S::Paid | S::Loading | S::Issuing, E::RefundRequested, _) => S::RefundPending,
+            // A transfer's money came from the old card, not from a payment: it loads or waits.
+            (S::Paid | S::Loading | S::Issuing, E::RefundRequested, kind) if kind != OrderKind::Transfer => {
+                S::RefundPending
+            }
+            // The closure that emptied the card posted the balance to `refunds_payable`.
+            (S::Created, E::RefundRequested, OrderKind::BalanceRefund) => S::RefundPending,
             // A fee refunded when the card is deleted, where the city's policy says so. Loaded
             // money is not refunded through its order: it is on the card, and the card's
             // balance refund is its own movement.
@@ -271,5 +287,38 @@ mod tests {
         assert!(!S::Issued.is_final());
         assert_eq!(OrderState::parse("LOADED"), None);
         assert_eq!(OrderKind::parse("sign_up_fee"), Some(OrderKind::SignUpFee));
+        for kind in KINDS {
+            assert_eq!(OrderKind::parse(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_transfer_loads_and_is_never_refunded() {
+        let refused = |kind, events: &[OrderEvent], from, event| {
+            assert_eq!(run(kind, events), Err(IllegalTransition { kind, from, event }), "{events:?}");
+        };
+        let funded = [E::PaymentConfirmed, E::DeliveryStarted, E::DeliveryConfirmed];
+        assert_eq!(run(OrderKind::Transfer, &funded), Ok(S::Loaded));
+        // Its money came from the old card: there is no payment to refund.
+        refused(OrderKind::Transfer, &[E::PaymentConfirmed, E::RefundRequested], S::Paid, E::RefundRequested);
+        refused(
+            OrderKind::Transfer,
+            &[E::PaymentConfirmed, E::DeliveryStarted, E::RefundRequested],
+            S::Loading,
+            E::RefundRequested,
+        );
+    }
+
+    #[test]
+    fn a_balance_refund_is_only_refunded() {
+        let refused = |kind, events: &[OrderEvent], from, event| {
+            assert_eq!(run(kind, events), Err(IllegalTransition { kind, from, event }), "{events:?}");
+        };
+        assert_eq!(run(OrderKind::BalanceRefund, &[E::RefundRequested, E::RefundConfirmed]), Ok(S::Refunded));
+        // Nobody pays it, nothing is delivered for it.
+        refused(OrderKind::BalanceRefund, &[E::PaymentConfirmed], S::Created, E::PaymentConfirmed);
+        refused(OrderKind::BalanceRefund, &[E::DeliveryStarted], S::Created, E::DeliveryStarted);
+        // A top-up's refund still needs it paid first.
+        refused(OrderKind::TopUp, &[E::RefundRequested], S::Created, E::RefundRequested);
     }
 }

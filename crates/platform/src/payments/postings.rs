@@ -1,7 +1,7 @@
 //! What each order transition posts to the ledger: the one table of the platform's payment
 //! money movements.
 
-use super::{Order, OrderState, ServiceError};
+use super::{Order, OrderKind, OrderState, ServiceError};
 use crate::ledger::{Account, Posting, PostingId};
 
 /// The posting for `order` moving to `to`, or `None` where no money moves (delivery started,
@@ -11,6 +11,10 @@ pub(crate) fn posting_for(order: &Order, to: OrderState, at_ms: i64) -> Result<O
     use OrderState as S;
     let clearing = Account::provider_clearing(&order.provider)?;
     let (debit, credit, memo) = match (order.state, to) {
+        // A transfer's load order is funded by the old card's emptied balance.
+        (S::Created, S::Paid) if order.kind == OrderKind::Transfer => {
+            (Account::TransfersPayable, Account::PaymentsUnapplied, "funded by a card transfer")
+        }
         // The provider collected the rider's money for us; we owe a delivery or a refund.
         (S::Created, S::Paid) => (clearing, Account::PaymentsUnapplied, "paid"),
         // The card proved the load: the money is now the card's stored value.

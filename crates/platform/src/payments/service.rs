@@ -397,6 +397,17 @@ impl<P: PaymentProvider> PaymentService<P> {
         self.push_refund(&applied.order, now_ms).await
     }
 
+    /// `event` on order `id` with its posting, for the platform's own orders (a transfer's funding,
+    /// a balance refund's confirmation). Repeating it is a no-op.
+    pub(crate) async fn apply_event(
+        &self,
+        id: &MerchantOrderId,
+        event: OrderEvent,
+        now_ms: i64,
+    ) -> Result<Order, ServiceError> {
+        Ok(self.apply(id, event, None, None, now_ms).await?.order)
+    }
+
     /// Asks the provider for the refund of a `refund_pending` order (idempotent by refund ID)
     /// and confirms it here when the provider has.
     async fn push_refund(&self, order: &Order, now_ms: i64) -> Result<Order, ServiceError> {

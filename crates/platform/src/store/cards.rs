@@ -45,17 +45,31 @@ impl Store {
     }
 }
 
-/// The card of phone `device_id` in `city`, if it has one.
+/// Card `card_id`, if issued.
+pub(crate) async fn card_by_id_in(
+    connection: &mut AnyConnection,
+    card_id: &CardId,
+) -> Result<Option<PhoneCard>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
+        .bind(card_id.as_str())
+        .fetch_optional(&mut *connection)
+        .await?;
+    row.as_ref().map(card_from_row).transpose()
+}
+
+/// The card of phone `device_id` in `city` that is not closed, if it has one.
 pub(crate) async fn card_of_device_in(
     connection: &mut AnyConnection,
     device_id: &str,
     city: &str,
 ) -> Result<Option<PhoneCard>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE device_id = $1 AND city = $2"))
-        .bind(device_id)
-        .bind(city)
-        .fetch_optional(&mut *connection)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS} FROM phone_cards WHERE device_id = $1 AND city = $2 AND state <> 'closed'"
+    ))
+    .bind(device_id)
+    .bind(city)
+    .fetch_optional(&mut *connection)
+    .await?;
     row.as_ref().map(card_from_row).transpose()
 }
 
@@ -107,11 +121,12 @@ pub(crate) async fn allocate_sequence_in(connection: &mut AnyConnection, city: &
     })
 }
 
-/// Records an issued card; `false` if the phone already has a card of the city (nothing written).
+/// Records an issued card; `false` if the phone already has a card of the city that is not
+/// closed (nothing written).
 pub(crate) async fn insert_card_in(connection: &mut AnyConnection, card: &PhoneCard) -> Result<bool, StoreError> {
     let inserted = sqlx::query(&format!(
         "INSERT INTO phone_cards ({CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (device_id, city) DO NOTHING"
+         ON CONFLICT (device_id, city) WHERE state <> 'closed' DO NOTHING"
     ))
     .bind(card.card_id.as_str())
     .bind(card.city.as_str())

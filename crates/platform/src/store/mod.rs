@@ -10,6 +10,7 @@
 
 mod access;
 mod cards;
+pub(crate) mod closures;
 mod ledger;
 mod loads;
 mod orders;
@@ -27,12 +28,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
+pub use closures::REFUND_PARTS_MAX;
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
 
 pub(crate) use cards::{
-    allocate_sequence_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
+    allocate_sequence_in, card_by_id_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
     signup_order_in,
 };
 pub(crate) use ledger::{post_in, record_card_balance_in};
@@ -51,12 +53,22 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
-/// The migrations, in order; the same SQL runs on SQLite and PostgreSQL.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+/// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
+/// half where it has one ([`BACKEND_HALVES`]).
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
+    (3, "closures", include_str!("../../migrations/0003_closures.sql")),
     (4, "phones and operators", include_str!("../../migrations/0004_phones_and_operators.sql")),
 ];
+
+/// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite
+/// cannot drop a constraint), run first in the migration's transaction.
+const BACKEND_HALVES: [(i64, &str, &str); 1] = [(
+    3,
+    include_str!("../../migrations/0003_closures.sqlite.sql"),
+    include_str!("../../migrations/0003_closures.postgres.sql"),
+)];
 
 /// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own
 /// server settings).
@@ -161,25 +173,29 @@ impl From<LedgerError> for StoreError {
     }
 }
 
-/// The embedded migrations as a `sqlx` migration source.
+/// The embedded migrations for one back end as a `sqlx` migration source.
 #[derive(Debug)]
-struct EmbeddedMigrations;
+struct EmbeddedMigrations(Backend);
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
-        Box::pin(async {
+        Box::pin(async move {
             let migrations = MIGRATIONS
                 .iter()
                 .map(|&(version, description, sql)| {
-                    Migration::new(
-                        version,
-                        Cow::Borrowed(description),
-                        MigrationType::Simple,
-                        Cow::Borrowed(sql),
-                        false,
-                    )
+                    let half = BACKEND_HALVES.iter().find(|half| half.0 == version).map(|&(_, sqlite, postgres)| {
+                        match self.0 {
+                            Backend::Sqlite => sqlite,
+                            Backend::Postgres => postgres,
+                        }
+                    });
+                    let sql = match half {
+                        Some(half) => Cow::Owned(format!("{half}\n{sql}")),
+                        None => Cow::Borrowed(sql),
+                    };
+                    Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql, false)
                 })
                 .collect();
             Ok(migrations)
@@ -242,7 +258,7 @@ impl Store {
             })
             .connect(url)
             .await?;
-        let migrator = Migrator::new(EmbeddedMigrations).await.map_err(StoreError::Migrate)?;
+        let migrator = Migrator::new(EmbeddedMigrations(backend)).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool, backend })
     }
