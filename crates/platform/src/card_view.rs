@@ -21,15 +21,21 @@ pub enum HistoryKind {
     Load,
     /// A top-up whose money is returned (refund pending or refunded).
     Refund,
+    /// The balance moved in from the phone's earlier card (a transfer's load order).
+    TransferIn,
+    /// The balance returned to the rider at the card's deletion.
+    BalanceRefund,
 }
 
 impl HistoryKind {
-    /// `fee`, `load` or `refund`.
+    /// `fee`, `load`, `refund`, `transfer_in` or `balance_refund`.
     pub fn name(self) -> &'static str {
         match self {
             HistoryKind::Fee => "fee",
             HistoryKind::Load => "load",
             HistoryKind::Refund => "refund",
+            HistoryKind::TransferIn => "transfer_in",
+            HistoryKind::BalanceRefund => "balance_refund",
         }
     }
 }
@@ -62,8 +68,8 @@ pub struct LoadShown {
 pub struct CardView {
     /// The card as issued.
     pub card: PhoneCard,
-    /// `active` (closure adds `closing` and `closed`).
-    pub state: &'static str,
+    /// `active`, `closing` or `closed` (card closure).
+    pub state: String,
     /// The balance the platform's ledger believes the card holds, fen (see the module doc).
     pub balance_fen: i64,
     /// Newest first.
@@ -82,6 +88,8 @@ impl Store {
                 (OrderKind::SignUpFee, _) => HistoryKind::Fee,
                 (OrderKind::TopUp, OrderState::RefundPending | OrderState::Refunded) => HistoryKind::Refund,
                 (OrderKind::TopUp, _) => HistoryKind::Load,
+                (OrderKind::Transfer, _) => HistoryKind::TransferIn,
+                (OrderKind::BalanceRefund, _) => HistoryKind::BalanceRefund,
             };
             let loads = self.ota_loads(&order.merchant_order_id).await?;
             let load =
@@ -99,6 +107,7 @@ impl Store {
             (b.order.created_at_ms, b.order.merchant_order_id.as_str())
                 .cmp(&(a.order.created_at_ms, a.order.merchant_order_id.as_str()))
         });
-        Ok(CardView { card, state: "active", balance_fen, history })
+        let state = self.card_state(&card.card_id).await?.unwrap_or_else(|| "active".to_owned());
+        Ok(CardView { card, state, balance_fen, history })
     }
 }
