@@ -13,7 +13,7 @@ use yitong_record::TacKeys;
 use yitong_terminal::{IssuerKeys, SoftwareLoadHost, SoftwarePsam};
 
 use crate::cities::{Cities, City};
-use crate::files::{write_atomically, WriteError};
+use yitong_files::{write_atomically, FileError};
 use crate::keyfile::{KeyFileError, KeySet};
 
 /// Each city issuer's master keys, by city code; the newest version issues new cards.
@@ -99,7 +99,7 @@ pub enum KeyringError {
         file: PathBuf,
     },
     /// A development key file that cannot be written.
-    Write(WriteError),
+    Write(FileError),
 }
 
 impl fmt::Display for KeyringError {

@@ -15,7 +15,6 @@ pub mod card_view;
 pub mod cities;
 pub mod closure;
 pub mod devices;
-pub mod files;
 pub mod issuance;
 pub mod issuer_keys;
 pub mod keyfile;

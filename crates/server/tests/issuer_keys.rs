@@ -11,7 +11,7 @@ use serde_json::json;
 use support::{beijing, issue, service, top_up, SecureElement};
 use yitong_crypto::Algorithm;
 use yitong_platform::cities::Cities;
-use yitong_platform::files::write_atomically;
+use yitong_files::write_atomically;
 use yitong_platform::keyfile::KeySet;
 use yitong_platform::store::Store;
 use yitong_profile::DateTime;
