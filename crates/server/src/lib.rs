@@ -50,7 +50,7 @@ pub use state::{AppState, Clock, FixedClock, KeySource, StateError, SystemClock}
 #[openapi(
     info(
         title = "Yitong wallet platform",
-        description = "Device eligibility, cities, sign-up fees, card issuance and over-the-air top-up of phone transit cards."
+        description = "Device eligibility, cities, sign-up fees, card issuance, over-the-air top-up, card transfer and deletion of phone transit cards."
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes)
@@ -65,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cities::router())
         .merge(routes::cards::router())
         .merge(routes::topups::router())
+        .merge(routes::closures::router())
         .merge(routes::phones::router())
         .merge(routes::operator::router())
 }

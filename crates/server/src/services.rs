@@ -1,9 +1,11 @@
 //! The platform's write-side services the routes call: payments (the built-in simulated
-//! provider), card issuance and the over-the-air load host, over one store and one keyring.
+//! provider), card issuance, the over-the-air load host and the service desk that closes cards,
+//! over one store and one keyring.
 
 use std::fmt;
 use std::sync::Arc;
 
+use yitong_platform::closure::ClosureService;
 use yitong_platform::issuance::IssuanceService;
 use yitong_platform::ota::OtaService;
 use yitong_platform::payments::{PaymentService, SimulatedProvider};
@@ -12,7 +14,7 @@ use yitong_platform::payments::{PaymentService, SimulatedProvider};
 /// every start (development and tests; no real money moves).
 pub const SIMULATED_PROVIDER_SEED: u64 = 8;
 
-/// Payments, issuance and the load host.
+/// Payments, issuance, the load host and the service desk.
 pub struct Services {
     /// The payment service over the built-in simulated provider.
     pub payments: PaymentService<Arc<SimulatedProvider>>,
@@ -22,6 +24,8 @@ pub struct Services {
     pub issuance: IssuanceService,
     /// The over-the-air load host.
     pub ota: OtaService,
+    /// Card closure for a transfer or a deletion, and transfer claims.
+    pub closures: ClosureService,
 }
 
 impl fmt::Debug for Services {

@@ -13,6 +13,7 @@ use yitong_profile::DateTime;
 
 use crate::metrics::Metrics;
 use crate::services::{Services, SIMULATED_PROVIDER_SEED};
+use yitong_platform::closure::ClosureService;
 use yitong_platform::issuance::IssuanceService;
 use yitong_platform::issuer_keys::{IssuerKeyring, KeyringError, DEV_KEYS_DIR};
 use yitong_platform::ota::OtaService;
@@ -183,8 +184,9 @@ impl AppState {
         let services = Services {
             payments: PaymentService::new(store.clone(), provider.clone()),
             provider,
-            issuance,
             ota: OtaService::new(cities.clone(), &keys),
+            closures: ClosureService::new(issuance.clone(), &keys, transfer_code_seed()),
+            issuance,
         };
         let metrics = Metrics::default();
         AppState { inner: Arc::new(Inner { store, cities, devices, pricing, clock, metrics, services }) }
@@ -221,7 +223,7 @@ impl AppState {
         local.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000)
     }
 
-    /// Payments, issuance and the load host.
+    /// Payments, issuance, the load host and the service desk.
     pub fn services(&self) -> &Services {
         &self.inner.services
     }
@@ -230,4 +232,11 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
+}
+
+/// The seed of the transfer codes (bearer capabilities): the operating system's random source.
+fn transfer_code_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's random source answers");
+    seed
 }

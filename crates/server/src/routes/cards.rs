@@ -180,7 +180,8 @@ pub(crate) fn card_info(card: &PhoneCard) -> Result<CardInfo, ApiError> {
 /// One entry of a card's history, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryItem {
-    /// `fee`, `load` or `refund` (a top-up whose money is returned).
+    /// `fee`, `load`, `refund` (a top-up whose money is returned), `transfer_in` (the balance
+    /// moved from the phone's earlier card) or `balance_refund` (the balance returned at deletion).
     pub kind: &'static str,
     /// The order.
     pub order_id: String,
@@ -207,7 +208,7 @@ pub struct CardViewBody {
     /// The card as issued.
     #[serde(flatten)]
     pub card: CardInfo,
-    /// `active` (`closing`, `closed` come with card closure).
+    /// `active`, `closing` (its closure began) or `closed` (empty and blocked for good).
     pub state: String,
     /// The balance the platform's ledger believes the card holds, fen: loads confirmed or
     /// recovered minus what it knows left the card. Gate fares do not reach the platform, so

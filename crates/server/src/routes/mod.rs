@@ -2,6 +2,7 @@
 
 pub mod cards;
 pub mod cities;
+pub mod closures;
 pub mod devices;
 pub mod health;
 pub mod operator;

@@ -414,7 +414,8 @@ async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Re
     let id = path_order_id(text)?;
     let not_found = || ApiError::NotFound(format!("no top-up order {id} of this phone"));
     let order = match state.store().order(&id).await? {
-        Some(order) if order.kind == OrderKind::TopUp => order,
+        // A transfer's funded load order is loaded by the same steps as a top-up.
+        Some(order) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => order,
         _ => return Err(not_found()),
     };
     let card = order.card_id.as_ref().ok_or_else(not_found)?;
