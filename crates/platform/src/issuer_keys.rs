@@ -13,8 +13,8 @@ use yitong_record::TacKeys;
 use yitong_terminal::{IssuerKeys, SoftwareLoadHost, SoftwarePsam};
 
 use crate::cities::{Cities, City};
-use yitong_files::{write_atomically, FileError};
 use crate::keyfile::{KeyFileError, KeySet};
+use yitong_files::{write_atomically, FileError};
 
 /// Each city issuer's master keys, by city code; the newest version issues new cards.
 #[derive(Clone, Debug, Default)]

@@ -314,9 +314,11 @@ async fn the_openapi_document_lists_every_route() {
             "/metrics",
             "/v1/cards",
             "/v1/cards/{serial}",
+            "/v1/cards/{serial}/closure",
             "/v1/cities",
             "/v1/cities/{name}",
             "/v1/cities/{name}/signup-fee",
+            "/v1/closures/{id}/answer",
             "/v1/dev/orders/{id}/pay",
             "/v1/devices/eligibility",
             "/v1/devices/makers",
@@ -329,6 +331,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/topups/{id}/complete",
             "/v1/topups/{id}/evidence",
             "/v1/topups/{id}/reconcile",
+            "/v1/transfers/{code}/claim",
         ]
     );
     // Each documented route is served with its method (not the router's 404 or 405): document
@@ -336,8 +339,11 @@ async fn the_openapi_document_lists_every_route() {
     // credential answers 401 without one.)
     for path in &paths {
         let method = if document["paths"][*path]["get"].is_object() { Method::GET } else { Method::POST };
-        let uri =
-            path.replace("{name}", "beijing").replace("{id}", "NOSUCH01").replace("{serial}", "10000000000000000001");
+        let uri = path
+            .replace("{name}", "beijing")
+            .replace("{id}", "NOSUCH01")
+            .replace("{serial}", "10000000000000000001")
+            .replace("{code}", "00000000000000000000000000000000");
         let (status, _, body) = s.call(method, &uri).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{uri}: {body}");
         assert!(!body.contains("no such endpoint"), "{uri}: {body}");
