@@ -128,6 +128,15 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
     // What the liability held beyond the card's proven balance was spent at the gate.
     assert_eq!(-wallet.store().balance(&Account::FaresUnsettled).await.unwrap(), 300);
     assert_balanced(wallet.store()).await;
+    // The check ties `transfers_payable` to the unclaimed transfers: one altered behind the
+    // store's back is found.
+    db.execute("UPDATE card_transfers SET amount_fen = amount_fen + 1").await;
+    let check = wallet.store().check_ledger().await.unwrap();
+    let found: Vec<(&str, i64, i64)> =
+        check.order_mismatches.iter().map(|m| (m.account.as_str(), m.expected_fen, m.ledger_fen)).collect();
+    assert_eq!(found, [("transfers_payable", 4_701, 4_700)]);
+    db.execute("UPDATE card_transfers SET amount_fen = amount_fen - 1").await;
+    assert_balanced(wallet.store()).await;
     // Started again: the same outcome, nothing moved twice.
     let again = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 70_000).await.unwrap();
     assert_eq!((again.started, again.transfer_code.as_deref(), again.command), (false, Some(code.as_str()), None));

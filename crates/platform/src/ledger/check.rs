@@ -38,7 +38,8 @@ pub struct LedgerCheck {
     /// Cards whose liability account differs from the balance the service believes they hold.
     pub card_mismatches: Vec<BalanceMismatch>,
     /// Order-backed accounts (`payments_unapplied`, `refunds_payable`, provider clearing) that
-    /// differ from the sum of the orders in the matching states.
+    /// differ from the sum of the orders in the matching states, and `transfers_payable` that
+    /// differs from the transfers closed and not yet claimed.
     pub order_mismatches: Vec<BalanceMismatch>,
 }
 

@@ -248,6 +248,17 @@ async fn order_mismatches(
             expect(clearing.name());
         }
     }
+    // Transfers closed and not yet funded (a claim funds its load order once bound) are owed.
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(t.amount_fen), 0) AS BIGINT) FROM card_transfers t \
+         LEFT JOIN payment_orders o ON o.merchant_order_id = t.load_order_id \
+         WHERE t.load_order_id IS NULL OR o.state = 'created'",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    let payable = Account::TransfersPayable.name();
+    let ledger = -balances.get(&payable).copied().unwrap_or(0);
+    accounts.insert(payable, (column(&row, 0)?, ledger));
     Ok(mismatches(accounts.iter().map(|(account, &both)| (account.as_str(), both)).collect()))
 }
 
