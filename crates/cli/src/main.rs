@@ -15,6 +15,7 @@ mod cities;
 mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
+mod cmd_ledger;
 mod cmd_operator;
 mod cmd_phone;
 mod cmd_reader;
@@ -67,6 +68,9 @@ enum Command {
     /// The platform's operators: API keys scoped to one city's issuer.
     #[command(subcommand)]
     Operator(cmd_operator::OperatorCommand),
+    /// The platform's ledger: `check` proves it from the database.
+    #[command(subcommand)]
+    Ledger(cmd_ledger::LedgerCommand),
 }
 
 #[derive(Subcommand)]
@@ -193,7 +197,7 @@ fn quiet_on_closed_pipe() {
     }));
 }
 
-/// A tap or load that did not complete: exit code 1.
+/// A tap or load that did not complete, or a ledger that does not prove out: exit code 1.
 #[derive(Debug)]
 pub struct Incomplete(pub String);
 
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => cmd_serve::serve(&args),
         Command::Operator(command) => cmd_operator::run(&command),
+        Command::Ledger(command) => cmd_ledger::run(&command),
         Command::Phone(command) => cmd_phone::run(&command),
     };
     match result {
