@@ -72,14 +72,36 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route (what `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    with_common_responses(routes().into_openapi())
+}
+
+/// Adds what every route with a JSON body answers and its own annotation need not repeat:
+/// `415` when the body is not sent as `application/json` (`ApiError::BadBody`).
+fn with_common_responses(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+    for item in document.paths.paths.values_mut() {
+        for operation in [&mut item.post, &mut item.put, &mut item.patch].into_iter().flatten() {
+            if operation.request_body.is_some() {
+                operation.responses.responses.entry("415".to_owned()).or_insert_with(|| {
+                    let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("the body is not sent as `application/json`")
+                            .content("application/json", body)
+                            .build(),
+                    )
+                });
+            }
+        }
+    }
+    document
 }
 
 /// The whole service over `state`: the routes, `/openapi.json`, JSON errors for unknown paths
 /// and methods, and the middleware that counts and logs each request.
 pub fn router(state: AppState) -> Router {
     let (router, document) = routes().split_for_parts();
-    let document = document.to_pretty_json().expect("the OpenAPI document serializes");
+    let document = with_common_responses(document).to_pretty_json().expect("the OpenAPI document serializes");
     router
         .route(
             "/openapi.json",

@@ -357,6 +357,12 @@ async fn the_openapi_document_lists_every_route() {
         .collect();
     assert_eq!(parameters, ["maker", "model", "city"]);
     assert!(eligibility["responses"]["400"].is_object());
+    // Every route with a JSON body documents the 415 it answers to another content type.
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if let Some(post) = item.get("post").filter(|post| post.get("requestBody").is_some()) {
+            assert!(post["responses"]["415"].is_object(), "{path}");
+        }
+    }
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
     assert_eq!(yitong_server::openapi().paths.paths.len(), paths.len());
 }
