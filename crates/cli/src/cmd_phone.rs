@@ -357,8 +357,9 @@ fn enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             done.card_number
         );
     } else {
+        let promotion = done.promotion_id.as_ref().map(|id| format!(" (promotion {id})")).unwrap_or_default();
         println!(
-            "{}: {} card {} (serial {}) on the SE, through {}; sign-up fee {} yuan",
+            "{}: {} card {} (serial {}) on the SE, through {}; sign-up fee {} yuan{promotion}",
             args.phone.display(),
             done.city,
             done.card_number,

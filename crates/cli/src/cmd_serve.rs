@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use yitong_platform::store::{Store, SQLITE_FILE_NAME};
-use yitong_server::KeySource;
+use yitong_server::{KeySource, StateError};
 
 use crate::terminals::{data_dir, DATA_DIR_ENV};
 
@@ -24,7 +24,14 @@ pub struct ServeArgs {
     /// made once into <data dir>/dev-keys).
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// The cities' sign-up promotions and fee-refund rules, TOML (docs/platform.md, "Sign-up
+    /// pricing"; default $YITONG_PRICING_FILE; without either every city charges its standard fee).
+    #[arg(long, value_name = "FILE")]
+    pub pricing: Option<PathBuf>,
 }
+
+/// The environment variable naming the pricing file.
+pub const PRICING_FILE_ENV: &str = "YITONG_PRICING_FILE";
 
 /// The environment variable naming the keys directory.
 pub const KEYS_DIR_ENV: &str = "YITONG_KEYS_DIR";
@@ -88,8 +95,20 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
         // With --db postgres://… the development keys still live in the data directory.
         None => KeySource::Development(resolve_data_dir(&args.database.data_dir)?),
     };
-    let state = yitong_server::AppState::builtin(store.clone(), Arc::new(yitong_server::SystemClock), keys)
-        .context("--keys")?;
+    let pricing_file = args.pricing.clone().or_else(|| std::env::var_os(PRICING_FILE_ENV).map(PathBuf::from));
+    let pricing = match &pricing_file {
+        Some(file) => {
+            Some(std::fs::read_to_string(file).with_context(|| format!("--pricing: cannot read {}", file.display()))?)
+        }
+        None => None,
+    };
+    let clock = Arc::new(yitong_server::SystemClock);
+    let state = yitong_server::AppState::builtin_priced(store.clone(), clock, keys, pricing.as_deref()).map_err(
+        |error| match (&error, &pricing_file) {
+            (StateError::PricingFile(_), Some(file)) => anyhow::anyhow!("--pricing: {}: {error}", file.display()),
+            _ => anyhow::Error::new(error).context("--keys"),
+        },
+    )?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot listen on {listen}"))?;
     let address = listener.local_addr().context("the listening address")?;

@@ -231,3 +231,42 @@ fn a_phone_made_while_the_service_is_down_registers_at_its_first_enroll() {
     assert_eq!(shown["server"], format!("http://{}", server.address));
     assert!(shown["phone_id"].is_string(), "{shown}");
 }
+
+#[test]
+fn a_promotion_from_the_pricing_file_waives_the_fee_up_to_its_cap() {
+    let dir = Dir::new();
+    let pricing = dir.path("pricing.toml");
+    std::fs::write(
+        &pricing,
+        "[[beijing.promotions]]\nid = \"mi-free\"\nmakers = [\"Xiaomi\"]\nstarts = \"2020-01-01 00:00\"\n\
+         ends = \"2099-01-01 00:00\"\nfee_fen = 0\ncap = 1\n",
+    )
+    .unwrap();
+    let server = start(&["--pricing", pricing.to_str().unwrap()], &dir.path("data"), "warn");
+    let (status, quote) = server.get("/v1/cities/beijing/signup-fee?maker=Xiaomi&channel=maker-wallet");
+    assert_eq!(status, 200, "{quote}");
+    let quote: Value = serde_json::from_str(&quote).unwrap();
+    assert_eq!((&quote["fee_fen"], &quote["promotion"]), (&0.into(), &"mi-free".into()), "{quote}");
+
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "a.json"]);
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi MIX", "--out", "b.json"]);
+    ok(&dir, &server, &["new", "--maker", "Huawei", "--model", "P10", "--out", "c.json"]);
+    let first = json(&dir, &server, &["enroll", "a.json", "--city", "beijing"]);
+    assert_eq!((&first["fee_fen"], &first["promotion_id"]), (&0.into(), &"mi-free".into()), "{first}");
+    // The cap of one is spent: the standard 29 yuan; another maker's phone was never in it.
+    let second = json(&dir, &server, &["enroll", "b.json", "--city", "beijing"]);
+    assert_eq!(second["fee_fen"], 2_900, "{second}");
+    let other = json(&dir, &server, &["enroll", "c.json", "--city", "beijing"]);
+    assert_eq!(other["fee_fen"], 2_900, "{other}");
+    drop(server);
+
+    // A file that cannot be used stops the start, naming the flag, the file and the field.
+    std::fs::write(&pricing, "[[beijing.promotions]]\nid = \"x\"\nchannels = [\"fax\"]\nstarts = \"2020-01-01 00:00\"\nends = \"2021-01-01 00:00\"\nfee_fen = 0\n").unwrap();
+    let out = dir.run(&["serve", "--listen", "127.0.0.1:0", "--pricing", pricing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--pricing: ") && stderr.contains("[beijing] promotion `x`, `channels`: `fax`"),
+        "{stderr}"
+    );
+}

@@ -22,4 +22,5 @@ pub mod ledger;
 pub mod ota;
 pub mod payments;
 pub mod pricing;
+pub mod pricing_file;
 pub mod store;

@@ -32,6 +32,24 @@ pub enum Channel {
     CarrierHall,
 }
 
+const CHANNELS: [Channel; 3] = [Channel::MakerWallet, Channel::CityApp, Channel::CarrierHall];
+
+impl Channel {
+    /// `maker-wallet`, `city-app` or `carrier-hall`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::MakerWallet => "maker-wallet",
+            Channel::CityApp => "city-app",
+            Channel::CarrierHall => "carrier-hall",
+        }
+    }
+
+    /// Reads a name back, in any case.
+    pub fn parse(name: &str) -> Option<Channel> {
+        CHANNELS.into_iter().find(|channel| channel.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
 /// A time window, local time: from `starts` (inclusive) to `ends` (exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {

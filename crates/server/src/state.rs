@@ -8,6 +8,7 @@ use std::sync::Arc;
 use yitong_platform::cities::{Cities, CityError};
 use yitong_platform::devices::{CatalogueError, DeviceRegistry};
 use yitong_platform::pricing::{PricingError, PricingRules};
+use yitong_platform::pricing_file::{read_pricing, standard_pricing, PricingFileError};
 use yitong_platform::store::Store;
 use yitong_profile::DateTime;
 
@@ -69,6 +70,8 @@ pub enum StateError {
         /// What is wrong.
         error: PricingError,
     },
+    /// The operator's pricing file.
+    PricingFile(PricingFileError),
     /// The issuers' keys (a key file, the keys directory, the development keys).
     Keys(KeyringError),
 }
@@ -92,6 +95,7 @@ impl fmt::Display for StateError {
             StateError::Cities(e) => write!(f, "cities: {e}"),
             StateError::Catalogue(e) => write!(f, "device catalogue: {e}"),
             StateError::Pricing { city, error } => write!(f, "pricing of {city}: {error}"),
+            StateError::PricingFile(e) => write!(f, "pricing file: {e}"),
             StateError::Keys(e) => write!(f, "issuer keys: {e}"),
         }
     }
@@ -120,18 +124,25 @@ struct Inner {
 impl AppState {
     /// The built-in ten regions and device catalogue over `store`, read at `clock`, with the
     /// issuers' keys from `keys` (never returned or logged) and the simulated payment provider.
-    /// No promotions are configured yet: every city charges its standard sign-up fee.
+    /// Every city charges its standard sign-up fee (see [`builtin_priced`](Self::builtin_priced)).
     pub fn builtin(store: Store, clock: Arc<dyn Clock>, keys: KeySource) -> Result<Self, StateError> {
+        Self::builtin_priced(store, clock, keys, None)
+    }
+
+    /// [`builtin`](Self::builtin) with the operator's pricing file (`pricing_toml`, see
+    /// `yitong_platform::pricing_file`): each city's promotions and fee-refund rule.
+    pub fn builtin_priced(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keys: KeySource,
+        pricing_toml: Option<&str>,
+    ) -> Result<Self, StateError> {
         let cities = Cities::builtin().map_err(StateError::Cities)?;
         let devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
-        let pricing = cities
-            .iter()
-            .map(|city| {
-                PricingRules::for_city(city, Vec::new())
-                    .map(|rules| (city.name().to_owned(), rules))
-                    .map_err(|error| StateError::Pricing { city: city.name().to_owned(), error })
-            })
-            .collect::<Result<_, _>>()?;
+        let pricing = match pricing_toml {
+            Some(text) => read_pricing(text, &cities, &devices).map_err(StateError::PricingFile)?,
+            None => standard_pricing(&cities).map_err(|(city, error)| StateError::Pricing { city, error })?,
+        };
         let keys = match keys {
             KeySource::Dir(dir) => {
                 let (keys, held) = IssuerKeyring::from_dir(&dir, &cities).map_err(StateError::Keys)?;

@@ -62,6 +62,9 @@ pub struct Enrolled {
     pub channel: String,
     /// The fee charged, fen (0 when waived).
     pub fee_fen: i64,
+    /// The promotion that set the fee, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion_id: Option<String>,
     /// The phone had the card already: nothing was charged.
     pub existing: bool,
     /// Flows settled first.
@@ -372,6 +375,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 card_number: card.card_number.clone(),
                 channel: card.channel.clone(),
                 fee_fen: 0,
+                promotion_id: None,
                 existing: true,
                 recovered,
             });
@@ -434,6 +438,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             card_number: card.card_number,
             channel,
             fee_fen: card.fee_fen,
+            promotion_id: card.promotion_id,
             existing,
             recovered,
         })

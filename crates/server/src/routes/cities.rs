@@ -158,11 +158,8 @@ pub struct PassedOverEntry {
     pub why: &'static str,
 }
 
-const CHANNELS: [(&str, Channel); 3] =
-    [("maker-wallet", Channel::MakerWallet), ("city-app", Channel::CityApp), ("carrier-hall", Channel::CarrierHall)];
-
 pub(crate) fn parse_channel(text: &str) -> Result<(&'static str, Channel), ApiError> {
-    CHANNELS.iter().copied().find(|(name, _)| name.eq_ignore_ascii_case(text)).ok_or_else(|| ApiError::BadParameter {
+    Channel::parse(text).map(|channel| (channel.name(), channel)).ok_or_else(|| ApiError::BadParameter {
         name: "channel",
         message: format!("`{text}` is not maker-wallet, city-app or carrier-hall"),
     })
