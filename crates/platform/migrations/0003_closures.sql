@@ -45,9 +45,10 @@ CREATE TABLE closure_debits (
 CREATE UNIQUE INDEX closure_debits_one_doubt ON closure_debits (closure_id) WHERE state = 'in_doubt';
 
 -- A transfer's balance waiting for the new phone: the code is a bearer capability handed only to
--- the old phone; the first claim binds the new phone, its card and the funded load order.
+-- the old phone and kept here as its SHA-256 (hex) only; the first claim binds the new phone, its
+-- card and the funded load order.
 CREATE TABLE card_transfers (
-    transfer_code TEXT PRIMARY KEY,
+    code_sha256 TEXT PRIMARY KEY,
     closure_id TEXT NOT NULL UNIQUE REFERENCES card_closures (closure_id),
     from_card_id TEXT NOT NULL REFERENCES phone_cards (card_id),
     from_device_id TEXT NOT NULL,

@@ -137,9 +137,29 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
     assert_eq!(found, [("transfers_payable", 4_701, 4_700)]);
     db.execute("UPDATE card_transfers SET amount_fen = amount_fen - 1").await;
     assert_balanced(wallet.store()).await;
-    // Started again: the same outcome, nothing moved twice.
+    // The database keeps the code's SHA-256 only.
+    let sha256 = |code: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(code.as_bytes()));
+    assert_eq!(db.texts("SELECT code_sha256 FROM card_transfers").await, [sha256(&code)]);
+    // Started again: the same outcome, nothing moved twice, and a fresh code that replaces the
+    // first (which no longer claims anything).
     let again = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 70_000).await.unwrap();
-    assert_eq!((again.started, again.transfer_code.as_deref(), again.command), (false, Some(code.as_str()), None));
+    assert_eq!((again.started, again.moved.get(), again.command), (false, 4_700, None));
+    let stale = code;
+    let code = again.transfer_code.clone().expect("a fresh code");
+    assert_ne!(code, stale);
+    assert_eq!(db.texts("SELECT code_sha256 FROM card_transfers").await, [sha256(&code)]);
+    let refused = service
+        .claim_transfer(
+            &wallet.payments,
+            &stale,
+            &new_phone("phone-B"),
+            Channel::MakerWallet,
+            at(12, 0, 0),
+            T0 + 75_000,
+        )
+        .await;
+    assert!(matches!(refused, Err(ClosureError::UnknownTransferCode)), "{refused:?}");
+    assert_balanced(wallet.store()).await;
 
     // The old phone cannot claim its own code; a wrong code is unknown.
     let own = service
@@ -172,6 +192,9 @@ async fn a_transfer_moves_the_balance_to_the_new_phone(db: &TestDb) {
         .claim_transfer(&wallet.payments, &code, &new_phone("phone-C"), Channel::MakerWallet, at(12, 0, 2), T0 + 82_000)
         .await;
     assert!(matches!(other, Err(ClosureError::ClaimedByAnotherPhone)), "{other:?}");
+    // Claimed: the old phone gets no code any more (none would claim anything).
+    let after = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 83_000).await.unwrap();
+    assert_eq!((after.state, after.transfer_code), (ClosureState::Closed, None));
 
     // The new phone loads it through the top-up flow.
     let mut new_se = SecureElement::new(&claim.card.image, 100);

@@ -66,9 +66,12 @@ async fn a_card_moves_to_a_new_phone_over_http() {
     assert_eq!(code.len(), 32, "128 bits as hex");
     assert_eq!(se.balance_fen(), 0, "the old card is empty");
     assert_blocked(&mut se);
-    // Starting again answers the outcome (200), the same code.
+    // Starting again answers the outcome (200) with a fresh code; the first claims nothing now.
     let (status, again) = s.post(&uri, json!({"purpose": "transfer"})).await;
-    assert_eq!((status, &again["transfer_code"]), (StatusCode::OK, &json!(code)), "{again}");
+    assert_eq!((status, &again["state"], &again["moved_fen"]), (StatusCode::OK, &json!("closed"), &json!(5_000)));
+    let stale = code;
+    let code = again["transfer_code"].as_str().expect("a fresh code").to_owned();
+    assert_ne!(code, stale);
     let (_, view) = s.send(Method::GET, &format!("/v1/cards/{serial}"), None).await;
     assert_eq!((&view["state"], &view["balance_fen"]), (&json!("closed"), &json!(0)), "{view}");
     assert_eq!(s.balance(Account::TransfersPayable).await, -5_000, "owed to the new card");
@@ -78,6 +81,15 @@ async fn a_card_moves_to_a_new_phone_over_http() {
     let (code_name, _) = s.refused(&claim, Some(json!({"channel": "maker-wallet"})), StatusCode::CONFLICT).await;
     assert_eq!(code_name, "transfer_not_claimable");
     let phone_b = s.register("phone-B", "Mi 6").await;
+    let (status, _) = s
+        .send_as(
+            Some(&phone_b),
+            Method::POST,
+            &format!("/v1/transfers/{stale}/claim"),
+            Some(json!({"channel": "maker-wallet"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a replaced code");
     let (status, bad) = s.send_as(Some(&phone_b), Method::POST, &claim, Some(json!({"channel": "post"}))).await;
     assert_eq!((status, &bad["code"]), (StatusCode::BAD_REQUEST, &json!("bad_field")), "{bad}");
 

@@ -343,7 +343,8 @@ impl ClosureService {
         match closure.purpose {
             Purpose::Transfer => {
                 let transfer = super::Transfer {
-                    code: self.transfer_code(),
+                    // Never shown: the outcome hands the old phone a fresh code (see `step`).
+                    code_sha256: super::code_sha256(&self.transfer_code()),
                     closure_id: closure.closure_id.clone(),
                     from_card_id: card.card_id.clone(),
                     from_device_id: card.device_id.clone(),
@@ -493,8 +494,14 @@ impl ClosureService {
         let (transfer_code, refund_order, fee_refund_order) = if closure.state == ClosureState::Closed {
             match closure.purpose {
                 Purpose::Transfer => {
-                    let transfer = db::transfer_of_closure_in(&mut connection, &closure.closure_id).await?;
-                    (transfer.map(|t| t.code), None, None)
+                    // Only the code's hash is kept: each time the old phone asks for the outcome it
+                    // gets a fresh code, and the earlier ones stop working. Once a phone claimed
+                    // the transfer there is none to give.
+                    let code = self.transfer_code();
+                    let replaced =
+                        db::replace_transfer_code_in(&mut connection, &closure.closure_id, &super::code_sha256(&code))
+                            .await?;
+                    (replaced.then_some(code), None, None)
                 }
                 Purpose::Delete => {
                     drop(connection);

@@ -224,8 +224,9 @@ pub struct ClosureDebit {
 /// A transferred balance and who claimed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
-    /// The code (a bearer capability, handed to the old phone only).
-    pub code: String,
+    /// The SHA-256 (hex) of the code, a bearer capability handed to the old phone only: the
+    /// code itself is never stored.
+    pub code_sha256: String,
     /// The closure that emptied the old card.
     pub closure_id: String,
     /// The old card.
@@ -432,4 +433,11 @@ impl ClosureService {
         self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).fill_bytes(&mut bytes);
         hex::encode_upper(bytes)
     }
+}
+
+/// What the store keeps of a transfer code: its SHA-256, hex. A 128-bit random secret needs no
+/// salt or slow hash; codes are read in either case.
+pub(crate) fn code_sha256(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(code.trim().to_ascii_uppercase().as_bytes()))
 }

@@ -36,6 +36,7 @@ impl ClosureService {
         at: DateTime,
         now_ms: i64,
     ) -> Result<TransferClaim, ClosureError> {
+        let code = &super::code_sha256(code);
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
         let transfer = db::transfer_in(&mut transaction, code).await?.ok_or(ClosureError::UnknownTransferCode)?;

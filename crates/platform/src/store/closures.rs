@@ -16,7 +16,7 @@ pub const REFUND_PARTS_MAX: usize = 64;
 const CLOSURE_COLUMNS: &str = "closure_id, card_id, purpose, state, stage, moved_fen, unconfirmed_fen, rounds, \
                                created_at_ms, updated_at_ms, version";
 const DEBIT_COLUMNS: &str = "tap_id, closure_id, state, counter_before, record, created_at_ms, updated_at_ms";
-const TRANSFER_COLUMNS: &str = "transfer_code, closure_id, from_card_id, from_device_id, city, amount_fen, \
+const TRANSFER_COLUMNS: &str = "code_sha256, closure_id, from_card_id, from_device_id, city, amount_fen, \
                                 to_device_id, to_card_id, load_order_id, created_at_ms, claimed_at_ms";
 
 impl Store {
@@ -234,7 +234,7 @@ pub(crate) async fn insert_transfer_in(connection: &mut AnyConnection, transfer:
     sqlx::query(&format!(
         "INSERT INTO card_transfers ({TRANSFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
-    .bind(transfer.code.as_str())
+    .bind(transfer.code_sha256.as_str())
     .bind(transfer.closure_id.as_str())
     .bind(transfer.from_card_id.as_str())
     .bind(transfer.from_device_id.as_str())
@@ -250,22 +250,13 @@ pub(crate) async fn insert_transfer_in(connection: &mut AnyConnection, transfer:
     Ok(())
 }
 
-/// The transfer with code `code`.
-pub(crate) async fn transfer_in(connection: &mut AnyConnection, code: &str) -> Result<Option<Transfer>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM card_transfers WHERE transfer_code = $1"))
-        .bind(code)
-        .fetch_optional(&mut *connection)
-        .await?;
-    row.as_ref().map(transfer_from_row).transpose()
-}
-
-/// The transfer closure `id` ended with.
-pub(crate) async fn transfer_of_closure_in(
+/// The transfer whose code hashes to `code_sha256`.
+pub(crate) async fn transfer_in(
     connection: &mut AnyConnection,
-    id: &str,
+    code_sha256: &str,
 ) -> Result<Option<Transfer>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM card_transfers WHERE closure_id = $1"))
-        .bind(id)
+    let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM card_transfers WHERE code_sha256 = $1"))
+        .bind(code_sha256)
         .fetch_optional(&mut *connection)
         .await?;
     row.as_ref().map(transfer_from_row).transpose()
@@ -274,17 +265,17 @@ pub(crate) async fn transfer_of_closure_in(
 /// Binds an unclaimed transfer to phone `device_id`; `false` if it was claimed already.
 pub(crate) async fn claim_transfer_in(
     connection: &mut AnyConnection,
-    code: &str,
+    code_sha256: &str,
     device_id: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
         "UPDATE card_transfers SET to_device_id = $1, claimed_at_ms = $2 \
-         WHERE transfer_code = $3 AND to_device_id IS NULL",
+         WHERE code_sha256 = $3 AND to_device_id IS NULL",
     )
     .bind(device_id)
     .bind(now_ms)
-    .bind(code)
+    .bind(code_sha256)
     .execute(&mut *connection)
     .await?
     .rows_affected();
@@ -294,19 +285,35 @@ pub(crate) async fn claim_transfer_in(
 /// Records the new card and its load order; `false` if the transfer has them already.
 pub(crate) async fn bind_transfer_in(
     connection: &mut AnyConnection,
-    code: &str,
+    code_sha256: &str,
     card: &CardId,
     order: Option<&MerchantOrderId>,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE card_transfers SET to_card_id = $1, load_order_id = $2 WHERE transfer_code = $3 AND to_card_id IS NULL",
+        "UPDATE card_transfers SET to_card_id = $1, load_order_id = $2 WHERE code_sha256 = $3 AND to_card_id IS NULL",
     )
     .bind(card.as_str())
     .bind(order.map(|o| o.as_str().to_owned()))
-    .bind(code)
+    .bind(code_sha256)
     .execute(&mut *connection)
     .await?
     .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Replaces the code of closure `id`'s transfer while no phone has claimed it; `false` once one has.
+pub(crate) async fn replace_transfer_code_in(
+    connection: &mut AnyConnection,
+    id: &str,
+    code_sha256: &str,
+) -> Result<bool, StoreError> {
+    let updated =
+        sqlx::query("UPDATE card_transfers SET code_sha256 = $1 WHERE closure_id = $2 AND to_device_id IS NULL")
+            .bind(code_sha256)
+            .bind(id)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
     Ok(updated == 1)
 }
 
@@ -437,14 +444,14 @@ fn debit_from_row(row: &AnyRow) -> Result<ClosureDebit, StoreError> {
 }
 
 fn transfer_from_row(row: &AnyRow) -> Result<Transfer, StoreError> {
-    let code: String = column(row, 0)?;
-    let bad = |why: String| StoreError::Corrupt { table: "card_transfers", key: String::from("(a code)"), why };
+    let code_sha256: String = column(row, 0)?;
+    let bad = |why: String| StoreError::Corrupt { table: "card_transfers", key: code_sha256.clone(), why };
     let from: String = column(row, 2)?;
     let amount: i64 = column(row, 5)?;
     let to_card: Option<String> = column(row, 7)?;
     let order: Option<String> = column(row, 8)?;
     Ok(Transfer {
-        code,
+        code_sha256: code_sha256.clone(),
         closure_id: column(row, 1)?,
         from_card_id: CardId::parse(&from).map_err(|e| bad(e.to_string()))?,
         from_device_id: column(row, 3)?,

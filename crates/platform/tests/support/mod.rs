@@ -69,6 +69,15 @@ impl TestDb {
         connection.close().await.expect("closed");
     }
 
+    /// The first column of `sql`'s rows, as text, read behind the store's back.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&self.url).await.expect("connects");
+        let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut connection).await.expect("SQL runs");
+        connection.close().await.expect("closed");
+        rows.into_iter().map(|(text,)| text).collect()
+    }
+
     /// Drops the PostgreSQL schema (a failed test leaves it for a look).
     pub async fn cleanup(self) {
         self.store.close().await;
