@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use yitong_platform::issuer_keys::{KeyTexts, KEYS_ENV_PREFIX};
 use yitong_platform::store::{Store, SQLITE_FILE_NAME};
 use yitong_server::{KeySource, StateError};
 
@@ -20,8 +21,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
     pub listen: String,
     /// A directory of full issuer key files (`yitong keys new`), one per city the operator has,
-    /// mapped by the issuer ID inside (default $YITONG_KEYS_DIR; without either: DEVELOPMENT keys
-    /// made once into <data dir>/dev-keys).
+    /// mapped by the issuer ID inside (default $YITONG_KEYS_DIR; or key files in variables
+    /// $YITONG_ISSUER_KEYS_*, one each; without any: DEVELOPMENT keys made once into
+    /// <data dir>/dev-keys).
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
     /// The cities' sign-up promotions and fee-refund rules, TOML (docs/platform.md, "Sign-up
@@ -90,8 +92,14 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     // Migrations run as the store opens.
     let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
     let keys_dir = args.keys.clone().or_else(|| std::env::var_os(KEYS_DIR_ENV).map(PathBuf::from));
+    let key_texts = KeyTexts::from_vars(std::env::vars_os()).context(KEYS_ENV_PREFIX)?;
+    let keys_from = if key_texts.is_empty() { "--keys" } else { "the $YITONG_ISSUER_KEYS_* variables" };
     let keys = match keys_dir {
-        Some(dir) => KeySource::Dir(dir),
+        Some(dir) if key_texts.is_empty() => KeySource::Dir(dir),
+        Some(_) => {
+            anyhow::bail!("--keys: issuer keys come from a directory or from ${KEYS_ENV_PREFIX}* variables, not both")
+        }
+        None if !key_texts.is_empty() => KeySource::Environment(key_texts),
         // With --db postgres://… the development keys still live in the data directory.
         None => KeySource::Development(resolve_data_dir(&args.database.data_dir)?),
     };
@@ -106,7 +114,7 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     let state = yitong_server::AppState::builtin_priced(store.clone(), clock, keys, pricing.as_deref()).map_err(
         |error| match (&error, &pricing_file) {
             (StateError::PricingFile(_), Some(file)) => anyhow::anyhow!("--pricing: {}: {error}", file.display()),
-            _ => anyhow::Error::new(error).context("--keys"),
+            _ => anyhow::Error::new(error).context(keys_from),
         },
     )?;
     let listener =

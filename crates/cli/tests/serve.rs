@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::server::start;
+use support::server::{start, start_with_env};
 
 #[test]
 fn serve_answers_http_on_a_sqlite_file_and_stops_at_ctrl_c() {
@@ -73,6 +73,54 @@ fn serve_reads_a_keys_directory_and_names_a_bad_one() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.toml: not a Yitong key file"), "{stderr}");
+}
+
+#[test]
+fn serve_reads_key_files_from_the_environment_and_never_shows_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("beijing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["keys", "new", "--issuer-id", "0000100000000001", "--out"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).expect("the key file");
+    let dlk = text.lines().find(|l| l.trim_start().starts_with("dlk")).expect("a load key line");
+    let dlk = dlk.split('"').nth(1).expect("quoted hex").to_owned();
+    let env = [("YITONG_ISSUER_KEYS_BEIJING", text.as_str())];
+    let server = start_with_env(&[], &dir.path().join("data"), "info", &env);
+    let (status, body) = server.get("/v1/cities/beijing/signup-fee?maker=Xiaomi&channel=maker-wallet");
+    assert_eq!(status, 200, "{body}");
+    let (status, stdout, stderr) = server.interrupt();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("variables=[\"YITONG_ISSUER_KEYS_BEIJING\"]"), "{stderr}");
+    assert!(stderr.contains("cities=[\"beijing\"]"), "{stderr}");
+    assert!(!stderr.contains(&dlk) && !stdout.contains(&dlk), "a key in the output");
+    assert!(!dir.path().join("data/dev-keys").exists(), "no development keys with keys in the environment");
+
+    // A broken one stops the start, naming the variable, not its value; with --keys too: refused.
+    let broken = text.replace(&dlk, "00");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("YITONG_ISSUER_KEYS_BEIJING", &broken)
+        .env("YITONG_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("YITONG_ISSUER_KEYS_BEIJING: master.dlk: must be 32 hex digits (value not shown)"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--keys"])
+        .arg(dir.path())
+        .env("YITONG_ISSUER_KEYS_BEIJING", &text)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
 }
 
 #[test]

@@ -88,15 +88,15 @@ pub enum KeyringError {
     },
     /// A key file whose issuer ID is no city's (`City::issuer_id`).
     UnknownIssuer {
-        /// The file.
-        file: PathBuf,
+        /// The file (or the environment variable holding it).
+        file: String,
         /// Its issuer ID, hex.
         issuer_id: String,
     },
     /// Two files with keys of one issuer and key version.
     Duplicate {
-        /// The second file.
-        file: PathBuf,
+        /// The second file (or environment variable).
+        file: String,
     },
     /// A development key file that cannot be written.
     Write(FileError),
@@ -107,13 +107,11 @@ impl fmt::Display for KeyringError {
         match self {
             KeyringError::File(error) => write!(f, "{error}"),
             KeyringError::Dir { dir, error } => write!(f, "{}: {error}", dir.display()),
-            KeyringError::UnknownIssuer { file, issuer_id } => write!(
-                f,
-                "{}: issuer {issuer_id} is no city's (a city's issuer ID is 0000 · city code · 00000001)",
-                file.display()
-            ),
+            KeyringError::UnknownIssuer { file, issuer_id } => {
+                write!(f, "{file}: issuer {issuer_id} is no city's (a city's issuer ID is 0000 · city code · 00000001)")
+            }
             KeyringError::Duplicate { file } => {
-                write!(f, "{}: another file holds keys of the same issuer and key version", file.display())
+                write!(f, "{file}: another file holds keys of the same issuer and key version")
             }
             KeyringError::Write(error) => write!(f, "{error}"),
         }
@@ -142,15 +140,29 @@ impl IssuerKeyring {
             }
         }
         paths.sort();
+        let sets = paths.iter().map(|path| KeySet::read(path)).collect::<Result<Vec<_>, _>>()?;
+        Self::from_key_sets(sets, cities)
+    }
+
+    /// Full key files held in memory (environment variables): as [`from_dir`](Self::from_dir),
+    /// errors naming the variable.
+    pub fn from_texts(texts: &KeyTexts, cities: &Cities) -> Result<(IssuerKeyring, Vec<String>), KeyringError> {
+        let sets = texts.0.iter().map(|(name, text)| KeySet::parse(text, name)).collect::<Result<Vec<_>, _>>()?;
+        Self::from_key_sets(sets, cities)
+    }
+
+    /// The keyring of these full key sets, each mapped to its city by its issuer ID.
+    fn from_key_sets(sets: Vec<KeySet>, cities: &Cities) -> Result<(IssuerKeyring, Vec<String>), KeyringError> {
         let mut keyring = IssuerKeyring::new();
         let mut held = Vec::new();
-        for path in paths {
-            let set = KeySet::read(&path)?;
-            let city = cities.iter().find(|c| c.issuer_id() == set.issuer_id).ok_or_else(|| {
-                KeyringError::UnknownIssuer { file: path.clone(), issuer_id: hex::encode_upper(set.issuer_id) }
-            })?;
+        for set in sets {
+            let city =
+                cities.iter().find(|c| c.issuer_id() == set.issuer_id).ok_or_else(|| KeyringError::UnknownIssuer {
+                    file: set.origin().to_owned(),
+                    issuer_id: hex::encode_upper(set.issuer_id),
+                })?;
             if keyring.keys.contains_key(&(city.city_code(), set.key_version)) {
-                return Err(KeyringError::Duplicate { file: path });
+                return Err(KeyringError::Duplicate { file: set.origin().to_owned() });
             }
             let master = set.master_keys("serve --keys")?;
             keyring.add(city, IssuerKeys { key_version: set.key_version, master });
@@ -174,7 +186,7 @@ impl IssuerKeyring {
                 let set = KeySet::read(&path)?;
                 if set.issuer_id != city.issuer_id() {
                     return Err(KeyringError::UnknownIssuer {
-                        file: path,
+                        file: path.display().to_string(),
                         issuer_id: hex::encode_upper(set.issuer_id),
                     });
                 }
@@ -188,5 +200,45 @@ impl IssuerKeyring {
             keyring.add(city, IssuerKeys { key_version: set.key_version, master });
         }
         Ok(keyring)
+    }
+}
+
+/// The prefix of the environment variables that hold full key files, one per variable
+/// (`YITONG_ISSUER_KEYS_BEIJING`; the rest of the name is free).
+pub const KEYS_ENV_PREFIX: &str = "YITONG_ISSUER_KEYS_";
+
+/// Key files held in memory by name — environment variables in a deployment whose secrets come
+/// that way. Their texts are zeroized when dropped and never printed (`Debug` shows the names).
+pub struct KeyTexts(Vec<(String, zeroize::Zeroizing<String>)>);
+
+impl KeyTexts {
+    /// The variables of `vars` whose names start with [`KEYS_ENV_PREFIX`], by name; a value that
+    /// is not UTF-8 is refused, naming the variable.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Result<KeyTexts, KeyringError> {
+        let mut texts = Vec::new();
+        for (name, value) in vars {
+            let Some(name) = name.to_str().filter(|n| n.starts_with(KEYS_ENV_PREFIX)).map(str::to_owned) else {
+                continue;
+            };
+            let value = value.into_string().map_err(|_| {
+                KeyringError::File(KeyFileError::Invalid(format!("{name}: not UTF-8 text (value not shown)")))
+            })?;
+            texts.push((name, zeroize::Zeroizing::new(value)));
+        }
+        texts.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(KeyTexts(texts))
+    }
+
+    /// No variable held a key file.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for KeyTexts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
     }
 }

@@ -335,12 +335,23 @@ impl KeySet {
         )
     }
 
+    /// Where the set came from (a file's path, an environment variable's name), for messages.
+    pub fn origin(&self) -> &str {
+        &self.source
+    }
+
     /// Reads and checks the key file at `path`.
     pub fn read(path: &Path) -> Result<Self, KeyFileError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| KeyFileError::Io { what: format!("cannot read key file {}", path.display()), error })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks the key file `text`, read from `source` (a path, or an environment variable's
+    /// name): errors name `source` and the field, never a key.
+    pub fn parse(text: &str, source: &str) -> Result<Self, KeyFileError> {
         // toml's message quotes the offending line, which may hold a key: say where, not what.
-        let file: KeyFile = toml::from_str(&text).map_err(|e| {
+        let file: KeyFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map(|span| {
                 let before = &text[..span.start.min(text.len())];
                 let line = before.matches('\n').count() + 1;
@@ -349,7 +360,7 @@ impl KeySet {
             });
             KeyFileError::Invalid(format!(
                 "{}: not a Yitong key file ({}{})",
-                path.display(),
+                source,
                 e.message(),
                 at.unwrap_or_default()
             ))
@@ -357,7 +368,7 @@ impl KeySet {
         let algorithm = match file.algorithm.as_str() {
             "des" => Algorithm::Des,
             "sm4" => Algorithm::Sm4,
-            other => invalid!("{}: algorithm: `{other}` is not des or sm4", path.display()),
+            other => invalid!("{}: algorithm: `{other}` is not des or sm4", source),
         };
         // A malformed key is named, never repeated: its digits are secret.
         let key = |name: &str, v: &Option<String>| -> Result<Option<[u8; 16]>, KeyFileError> {
@@ -367,7 +378,7 @@ impl KeySet {
                     bytes.and_then(|b| <[u8; 16]>::try_from(b).ok()).ok_or_else(|| {
                         KeyFileError::Invalid(format!(
                             "{}: master.{name}: must be 32 hex digits (value not shown)",
-                            path.display()
+                            source
                         ))
                     })
                 })
@@ -397,23 +408,23 @@ impl KeySet {
                     "{}: master.{name} is missing: key files written before the maintenance (damk) and unblock \
                      (dauk) keys cannot be used; write a new set with `yitong keys new` (or add the key, 32 hex \
                      digits, under [master])",
-                    path.display()
+                    source
                 ),
-                (false, true) => invalid!("{}: master.{name} is missing from a {} key file", path.display(), file.role),
+                (false, true) => invalid!("{}: master.{name} is missing from a {} key file", source, file.role),
                 (true, false) => invalid!(
                     "{}: master.{name}: a {} key file must not hold this key (`yitong keys export` writes the right part)",
-                    path.display(),
+                    source,
                     file.role
                 ),
                 _ => {}
             }
         }
         Ok(KeySet {
-            issuer_id: parse_hex(&file.issuer_id, &format!("{}: issuer_id", path.display()))?,
+            issuer_id: parse_hex(&file.issuer_id, &format!("{}: issuer_id", source))?,
             key_version: file.key_version,
             algorithm,
             role: file.role,
-            source: path.display().to_string(),
+            source: source.to_owned(),
             load: dlk.map(|k| MasterKey::new(algorithm, k)),
             purchase: dpk.map(|k| MasterKey::new(algorithm, k)),
             tac: dtk.map(|k| MasterKey::new(algorithm, k)),

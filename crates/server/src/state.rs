@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::services::{Services, SIMULATED_PROVIDER_SEED};
 use yitong_platform::closure::ClosureService;
 use yitong_platform::issuance::IssuanceService;
-use yitong_platform::issuer_keys::{IssuerKeyring, KeyringError, DEV_KEYS_DIR};
+use yitong_platform::issuer_keys::{IssuerKeyring, KeyTexts, KeyringError, DEV_KEYS_DIR};
 use yitong_platform::ota::OtaService;
 use yitong_platform::payments::{PaymentService, SimulatedProvider, SimulationFaults};
 
@@ -82,6 +82,8 @@ pub enum KeySource {
     /// A directory of full key files, one per city the operator has (`yitong serve --keys DIR`);
     /// cities without a file cannot issue or load.
     Dir(PathBuf),
+    /// Full key files held by environment variables (`YITONG_ISSUER_KEYS_*`), mapped as `Dir`'s.
+    Environment(KeyTexts),
     /// DEVELOPMENT keys of every city, made once into `<data dir>/dev-keys/` and read again at
     /// every start.
     Development(PathBuf),
@@ -147,6 +149,11 @@ impl AppState {
             KeySource::Dir(dir) => {
                 let (keys, held) = IssuerKeyring::from_dir(&dir, &cities).map_err(StateError::Keys)?;
                 tracing::info!(dir = %dir.display(), cities = ?held, "issuer keys read; other cities cannot issue or load");
+                keys
+            }
+            KeySource::Environment(texts) => {
+                let (keys, held) = IssuerKeyring::from_texts(&texts, &cities).map_err(StateError::Keys)?;
+                tracing::info!(variables = ?texts, cities = ?held, "issuer keys read from the environment; other cities cannot issue or load");
                 keys
             }
             KeySource::Development(data_dir) => {

@@ -15,7 +15,13 @@ pub struct Server {
 /// `yitong serve --listen 127.0.0.1:0 ARGS` with `data_dir` and `RUST_LOG=log` (stderr is
 /// piped and read at the end: keep the log level low for long tests).
 pub fn start(args: &[&str], data_dir: &std::path::Path, log: &str) -> Server {
+    start_with_env(args, data_dir, log, &[])
+}
+
+/// [`start`] with these environment variables too.
+pub fn start_with_env(args: &[&str], data_dir: &std::path::Path, log: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .envs(env.iter().copied())
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
