@@ -113,7 +113,17 @@ impl Run {
             "service_card_balances_from": self.service_source,
             "se_card_balances_fen": self.se_cards_fen,
             "ledger_balanced": self.balanced(),
-            "ledger": self.ledger,
+            // The check without its per-account balances (one per card).
+            "ledger": self.ledger.as_ref().map(|check| json!({
+                "postings": check.postings,
+                "lines": check.lines,
+                "debit_fen": check.debit_fen,
+                "credit_fen": check.credit_fen,
+                "card_balances_fen": check.card_balances_fen,
+                "unbalanced_postings": check.unbalanced_postings,
+                "card_mismatches": check.card_mismatches,
+                "order_mismatches": check.order_mismatches,
+            })),
         })
     }
 }
@@ -535,9 +545,12 @@ fn report(
     http: &Run,
 ) -> anyhow::Result<()> {
     let loaded = loaded_fen(args);
-    // The time HTTP adds: the wall time per top-up, and each latency, over the baseline's.
-    let cost = baseline.per_second() / http.per_second().max(1e-9);
-    let ratio = |q| http.ms(q) / baseline.ms(q).max(1e-9);
+    // The time HTTP adds: the wall time per top-up, and each latency, over the baseline's (none
+    // when a run did no top-up).
+    let comparable = baseline.done > 0 && http.done > 0;
+    let cost = comparable.then(|| baseline.per_second() / http.per_second());
+    let ratio = |q| comparable.then(|| http.ms(q) / baseline.ms(q).max(1e-9));
+    let times = |r: Option<f64>| r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}×"));
     let rate_met = http.per_second() >= GOAL_PER_SECOND;
     let p99_met = http.ms(0.99) <= GOAL_P99_MS;
     if args.json {
@@ -595,11 +608,12 @@ fn report(
         );
     }
     println!(
-        "  HTTP costs {cost:.2}× the in-process top-up (wall time per top-up); latency p50 {:.2}×, p90 {:.2}×, p99 {:.2}×, max {:.2}×",
-        ratio(0.50),
-        ratio(0.90),
-        ratio(0.99),
-        ratio(1.0)
+        "  HTTP costs {} the in-process top-up (wall time per top-up); latency p50 {}, p90 {}, p99 {}, max {}",
+        times(cost),
+        times(ratio(0.50)),
+        times(ratio(0.90)),
+        times(ratio(0.99)),
+        times(ratio(1.0))
     );
     println!(
         "  goal {GOAL_PER_SECOND:.0} top-ups/s: {} ({:.2}× the goal); p99 ≤ {GOAL_P99_MS} ms: {} ({:.2} ms)",

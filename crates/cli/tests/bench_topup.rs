@@ -63,6 +63,20 @@ fn a_running_service_is_benchmarked_with_server_and_its_database_checked() {
 }
 
 #[test]
+fn phones_that_cannot_reach_the_service_fail_the_run() {
+    // Port 9 (discard) on loopback: nothing listens there in a test environment.
+    let out = bench(&["--phones", "2", "--topups", "1", "--server", "http://127.0.0.1:9", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP: 2 phone(s) stopped"), "{stderr}");
+    assert!(stderr.contains("cannot reach the service at http://127.0.0.1:9"), "{stderr}");
+    // The figures are printed all the same: the baseline ran, the HTTP run did nothing.
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((&v["baseline"]["topups"], &v["http"]["topups"]), (&2.into(), &0.into()), "{v}");
+    assert_eq!(v["http_over_baseline"]["time_per_topup"], Value::Null, "{v}");
+}
+
+#[test]
 fn bad_input_names_the_flag() {
     for (args, flag) in [
         (&["--phones", "0"][..], "--phones"),
