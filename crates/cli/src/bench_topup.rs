@@ -147,7 +147,7 @@ struct PhoneRun {
 impl Run {
     /// The phones' parts of a run that started at `start`.
     fn gather(start: Instant, phones: Vec<PhoneRun>) -> Run {
-        let mut run = Run { wall: Duration::ZERO, ..Run::default() };
+        let mut run = Run::default();
         for phone in phones {
             run.done += phone.latencies.len() as u64;
             run.latencies.extend(phone.latencies);
@@ -181,16 +181,17 @@ pub fn topup(args: &TopUpBenchArgs) -> anyhow::Result<()> {
 
     let (http, server, database) = match remote {
         Some(api) => {
-            let store = match &args.db {
-                Some(_) => Some(runtime.block_on(open_store(&args.db, &None))?.0),
-                None => None,
+            // The service's database, for the ledger check; its name printable (no password).
+            let (store, database) = match &args.db {
+                Some(_) => runtime.block_on(open_store(&args.db, &None)).map(|(s, name)| (Some(s), Some(name)))?,
+                None => (None, None),
             };
             let mut http = over_http(args, api.server(), temp.path())?;
             if let Some(store) = store {
                 http.ledger = Some(runtime.block_on(store.check_ledger()).context("the ledger check")?);
                 runtime.block_on(store.close());
             }
-            (http, api.server().to_owned(), args.db.clone())
+            (http, api.server().to_owned(), database)
         }
         None => {
             let (http, server, database) = runtime.block_on(serve_and_run(args, temp.path()))?;
@@ -203,7 +204,7 @@ pub fn topup(args: &TopUpBenchArgs) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for (name, run) in [("in-process", &baseline), ("HTTP", &http)] {
         if let Some(first) = run.failures.first() {
-            failed.push(format!("{name}: {} phone(s) stopped, the first on: {first}", run.failures.len()));
+            failed.push(format!("{name}: {} phone(s) stopped, first: {first}", run.failures.len()));
         }
         if run.balanced() == Some(false) {
             failed.push(format!("{name}: the ledger does not balance"));
