@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_topup;
 mod cardfile;
 mod cities;
 mod cmd_card;
@@ -169,6 +170,9 @@ enum BenchCommand {
     Tap(bench::TapBenchArgs),
     /// APDU round trips and taps through pcscd and the vpcd virtual reader (needs --features pcsc).
     Pcsc(bench::PcscBenchArgs),
+    /// Simulated phones doing over-the-air top-ups over HTTP, concurrently: top-ups per second,
+    /// latency percentiles, the in-process baseline, the ledger check.
+    Topup(bench_topup::TopUpBenchArgs),
 }
 
 /// Arguments of `yitong demo`.
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
         Command::Fare(FareCommand::Stations(args)) => cmd_fare::stations(&args),
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
         Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
+        Command::Bench(BenchCommand::Topup(args)) => bench_topup::topup(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => cmd_serve::serve(&args),
         Command::Operator(command) => cmd_operator::run(&command),
