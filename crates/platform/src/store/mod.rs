@@ -21,10 +21,12 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
@@ -209,6 +211,42 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's writers queue here, in arrival order, rather than in SQLite's busy handler (which
+    /// sleeps in growing steps and makes a long tail of waits); one per store.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction ([`Store::begin_write`]): the transaction, and on SQLite the store's
+/// writer turn, held until it commits or rolls back (or is dropped, which rolls back).
+pub(crate) struct WriteTransaction {
+    transaction: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTransaction {
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.transaction.commit().await
+    }
+
+    /// Rolls back.
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.transaction.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.transaction
+    }
 }
 
 impl Store {
@@ -260,7 +298,7 @@ impl Store {
             .await?;
         let migrator = Migrator::new(EmbeddedMigrations(backend)).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
@@ -298,10 +336,18 @@ impl Store {
 
     /// A transaction that will write: on SQLite it takes the write lock at once, so a read
     /// followed by a write cannot fail on a snapshot another writer made stale.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                // The turn first, then the connection: a writer waiting for its turn holds no
+                // connection. Waiting as long as SQLite's busy handler would.
+                let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
+                let turn = tokio::time::timeout(wait, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+                WriteTransaction { transaction: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) }
+            }
+            Backend::Postgres => WriteTransaction { transaction: self.pool.begin().await?, _turn: None },
         })
     }
 
