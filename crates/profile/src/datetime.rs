@@ -255,3 +255,44 @@ mod tests {
         assert_eq!(DateTime::new(2026, 11, 25, 0, 0, 0).unwrap().weekday(), 2);
     }
 }
+
+/// `YYYY-MM-DD HH:MM:SS`, as [`Display`](core::fmt::Display) writes it and [`DateTime::parse`]
+/// reads it.
+#[cfg(feature = "serde")]
+impl serde::Serialize for DateTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for DateTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = DateTime;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a local time YYYY-MM-DD HH:MM:SS")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DateTime, E> {
+                DateTime::parse(text).map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use super::DateTime;
+    use alloc::string::ToString;
+
+    #[test]
+    fn a_date_time_is_its_text_in_json() {
+        let at = DateTime::new(2026, 12, 6, 4, 0, 0).expect("valid");
+        assert_eq!(serde_json::to_string(&at).expect("serializes"), "\"2026-12-06 04:00:00\"");
+        assert_eq!(serde_json::from_str::<DateTime>("\"2026-12-06 04:00:00\"").expect("parses"), at);
+        let error = serde_json::from_str::<DateTime>("\"2026-13-06 04:00:00\"").expect_err("no month 13");
+        assert!(error.to_string().contains("YYYY-MM-DD HH:MM:SS"), "{error}");
+    }
+}
