@@ -25,10 +25,10 @@ pub const REASON_BYTES_MAX: usize = 500;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CardKey {
     /// The issuer ID.
-    #[serde(with = "hex_8")]
+    #[serde(with = "crate::hex_serde::bytes8")]
     pub issuer_id: [u8; 8],
     /// The application serial.
-    #[serde(with = "hex_10")]
+    #[serde(with = "crate::hex_serde::bytes10")]
     pub serial: [u8; 10],
 }
 
@@ -311,28 +311,6 @@ fn check_reason(reason: String) -> Result<String, HotlistError> {
     }
     Ok(trimmed.to_owned())
 }
-
-macro_rules! hex_array {
-    ($module:ident, $n:literal) => {
-        mod $module {
-            use serde::{Deserialize, Deserializer, Serializer};
-
-            pub fn serialize<S: Serializer>(bytes: &[u8; $n], serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&hex::encode_upper(bytes))
-            }
-
-            pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; $n], D::Error> {
-                let text = String::deserialize(deserializer)?;
-                let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
-                <[u8; $n]>::try_from(bytes)
-                    .map_err(|_| serde::de::Error::custom(concat!("expected ", stringify!($n), " bytes of hex")))
-            }
-        }
-    };
-}
-
-hex_array!(hex_8, 8);
-hex_array!(hex_10, 10);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,8 @@
 //! they prove. It does no I/O: the service (`yitong-server`) stores what it returns and feeds it
 //! records, so that every rule here is tested without a database.
 //!
+//! - [`batch`]: what a gate uploads — its identity, the batch ID and its records — in JSON Lines
+//!   or a compact binary encoding.
 //! - [`shadow`]: a shadow balance per card — the sequences of its online (load) and offline
 //!   (purchase) counters with the balances each transaction left — fed records after their TAC
 //!   is verified. It recognises duplicates, settles the gates' unconfirmed records from later
@@ -18,6 +20,8 @@
 //! a day's report.
 #![forbid(unsafe_code)]
 
+pub mod batch;
+mod hex_serde;
 pub mod hotlist;
 pub mod settlement;
 pub mod shadow;
