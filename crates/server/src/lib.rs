@@ -66,6 +66,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cards::router())
         .merge(routes::topups::router())
         .merge(routes::closures::router())
+        .merge(routes::hotlist::router())
         .merge(routes::phones::router())
         .merge(routes::operator::router())
 }

@@ -11,6 +11,7 @@
 mod access;
 mod cards;
 pub(crate) mod closures;
+mod hotlist;
 mod ledger;
 mod loads;
 mod orders;
@@ -31,6 +32,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction}
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
 pub use closures::REFUND_PARTS_MAX;
+pub use hotlist::HotlistChangeError;
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
@@ -57,11 +59,12 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
     (4, "phones and operators", include_str!("../../migrations/0004_phones_and_operators.sql")),
+    (5, "hotlist", include_str!("../../migrations/0005_hotlist.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

@@ -5,6 +5,7 @@ pub mod cities;
 pub mod closures;
 pub mod devices;
 pub mod health;
+pub mod hotlist;
 pub mod operator;
 pub mod phones;
 pub mod topups;
