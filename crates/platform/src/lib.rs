@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod card_answer;
 pub mod card_view;
 pub mod cities;
 pub mod closure;

@@ -41,6 +41,8 @@ use yitong_profile::apdu::{self, transaction_type, LoadInit};
 use yitong_profile::files::LogRecord;
 use yitong_profile::{DateTime, StatusWord};
 use yitong_record::{verify_tac, RecordStatus, TacError, TacKeys, TapKind, TapRecord};
+
+use crate::card_answer::{ok_data, BadAnswer};
 use yitong_terminal::{LoadKeyHolder, LoadRequest, SamError, SoftwareLoadHost};
 
 use crate::cities::{Cities, City};
@@ -256,6 +258,12 @@ impl fmt::Display for TopUpError {
     }
 }
 
+impl From<BadAnswer> for TopUpError {
+    fn from(bad: BadAnswer) -> TopUpError {
+        TopUpError::BadAnswer { command: bad.command, why: bad.why }
+    }
+}
+
 impl std::error::Error for TopUpError {}
 
 impl From<StoreError> for TopUpError {
@@ -391,7 +399,7 @@ impl OtaService {
             LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
             LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
         }
-        let (data, _) = split(answer, "CREDIT FOR LOAD")?;
+        let data = ok_data(answer, "CREDIT FOR LOAD")?;
         let tac = <[u8; 4]>::try_from(data).map_err(|_| TopUpError::BadAnswer {
             command: "CREDIT FOR LOAD",
             why: format!("{} data bytes, expected the 4-byte TAC", data.len()),
@@ -716,21 +724,11 @@ fn log_shows(load: &OtaLoad, log: &[Vec<u8>]) -> Option<TapRecord> {
 }
 
 fn parse_initialize(answer: &[u8]) -> Result<LoadInit, TopUpError> {
-    let (data, _) = split(answer, "INITIALIZE FOR LOAD")?;
+    let data = ok_data(answer, "INITIALIZE FOR LOAD")?;
     LoadInit::decode(data).map_err(|_| TopUpError::BadAnswer {
         command: "INITIALIZE FOR LOAD",
         why: format!("{} data bytes, expected 16", data.len()),
     })
-}
-
-/// Data of a `9000` answer.
-fn split<'a>(answer: &'a [u8], command: &'static str) -> Result<(&'a [u8], StatusWord), TopUpError> {
-    let (data, sw) = StatusWord::split(answer)
-        .ok_or(TopUpError::BadAnswer { command, why: "shorter than a status word".to_owned() })?;
-    if sw != StatusWord::OK {
-        return Err(TopUpError::BadAnswer { command, why: format!("status {sw}") });
-    }
-    Ok((data, sw))
 }
 
 fn authorization(record: &TapRecord) -> LoadAuthorization {
@@ -836,7 +834,10 @@ mod tests {
         let mut answer = vec![0; 16];
         answer.extend_from_slice(&[0x90, 0x00]);
         assert_eq!(parse_initialize(&answer).unwrap().online_counter, 0);
-        assert!(matches!(split(&[0x90], "CREDIT FOR LOAD"), Err(TopUpError::BadAnswer { .. })));
+        assert!(matches!(
+            ok_data(&[0x90], "CREDIT FOR LOAD").map_err(TopUpError::from),
+            Err(TopUpError::BadAnswer { .. })
+        ));
     }
 
     #[test]

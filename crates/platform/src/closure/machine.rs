@@ -4,6 +4,8 @@ use yitong_issuer::{TerminalSite, SERVICE_DESK_OVER_THE_AIR};
 use yitong_profile::apdu::{self, transaction_type, PurchaseInit};
 use yitong_profile::files::{LogRecord, LOG_RECORDS_MAX, LOG_RECORD_LEN};
 use yitong_profile::{DateTime, StatusWord};
+
+use crate::card_answer::ok_data;
 use yitong_record::{verify_tac, RecordStatus, TapKind, TapRecord};
 use yitong_terminal::{Mac1Request, SamError, SecurityModule};
 
@@ -178,7 +180,7 @@ impl ClosureService {
             }
             Stage::Debit { .. } => {
                 let doubt = doubt.ok_or_else(|| ClosureError::Contended(id.to_owned()))?;
-                let (data, _) = ok_data(answer, "DEBIT FOR PURCHASE")?;
+                let data = ok_data(answer, "DEBIT FOR PURCHASE")?;
                 let proof = <[u8; 8]>::try_from(data).map_err(|_| ClosureError::BadAnswer {
                     command: "DEBIT FOR PURCHASE",
                     why: format!("{} data bytes, expected TAC and MAC2", data.len()),
@@ -240,7 +242,7 @@ impl ClosureService {
                 }
             }
             Stage::Challenge => {
-                let (data, _) = ok_data(answer, "GET CHALLENGE")?;
+                let data = ok_data(answer, "GET CHALLENGE")?;
                 let challenge = <[u8; 4]>::try_from(data).map_err(|_| ClosureError::BadAnswer {
                     command: "GET CHALLENGE",
                     why: format!("{} data bytes, expected 4", data.len()),
@@ -560,7 +562,7 @@ fn split4(bytes: [u8; 8]) -> ([u8; 4], [u8; 4]) {
 }
 
 fn balance_of(answer: &[u8]) -> Result<i64, ClosureError> {
-    let (data, _) = ok_data(answer, "GET BALANCE")?;
+    let data = ok_data(answer, "GET BALANCE")?;
     let bytes = <[u8; 4]>::try_from(data).map_err(|_| ClosureError::BadAnswer {
         command: "GET BALANCE",
         why: format!("{} data bytes, expected 4", data.len()),
@@ -569,21 +571,11 @@ fn balance_of(answer: &[u8]) -> Result<i64, ClosureError> {
 }
 
 fn initialize_of(answer: &[u8]) -> Result<PurchaseInit, ClosureError> {
-    let (data, _) = ok_data(answer, "INITIALIZE FOR PURCHASE")?;
+    let data = ok_data(answer, "INITIALIZE FOR PURCHASE")?;
     PurchaseInit::decode(data).map_err(|_| ClosureError::BadAnswer {
         command: "INITIALIZE FOR PURCHASE",
         why: format!("{} data bytes, expected 15", data.len()),
     })
-}
-
-/// Data of a `9000` answer.
-fn ok_data<'a>(answer: &'a [u8], command: &'static str) -> Result<(&'a [u8], StatusWord), ClosureError> {
-    let (data, sw) = StatusWord::split(answer)
-        .ok_or(ClosureError::BadAnswer { command, why: "shorter than a status word".to_owned() })?;
-    if sw != StatusWord::OK {
-        return Err(ClosureError::BadAnswer { command, why: format!("status {sw}") });
-    }
-    Ok((data, sw))
 }
 
 #[cfg(test)]

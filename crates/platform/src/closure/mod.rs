@@ -369,6 +369,12 @@ impl fmt::Display for ClosureError {
 
 impl std::error::Error for ClosureError {}
 
+impl From<crate::card_answer::BadAnswer> for ClosureError {
+    fn from(bad: crate::card_answer::BadAnswer) -> ClosureError {
+        ClosureError::BadAnswer { command: bad.command, why: bad.why }
+    }
+}
+
 impl From<StoreError> for ClosureError {
     fn from(error: StoreError) -> ClosureError {
         ClosureError::Store(error)
