@@ -21,3 +21,7 @@
 pub mod hotlist;
 pub mod settlement;
 pub mod shadow;
+
+pub use settlement::{
+    settle, BusinessDay, CutOver, DayReport, DaySettlement, Participants, PlatformEntry, SettleError,
+};
