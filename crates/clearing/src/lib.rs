@@ -25,3 +25,7 @@ mod hex_serde;
 pub mod hotlist;
 pub mod settlement;
 pub mod shadow;
+
+pub use settlement::{
+    settle, BusinessDay, CutOver, DayReport, DaySettlement, Participants, PlatformEntry, SettleError,
+};
