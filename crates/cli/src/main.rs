@@ -21,6 +21,7 @@ mod cmd_operator;
 mod cmd_phone;
 mod cmd_reader;
 mod cmd_serve;
+mod cmd_settle;
 mod demo;
 mod keys;
 mod money;
@@ -72,6 +73,9 @@ enum Command {
     /// The platform's ledger: `check` proves it from the database.
     #[command(subcommand)]
     Ledger(cmd_ledger::LedgerCommand),
+    /// A business day's clearing report: who owes whom among the cities' issuers and operators
+    /// (CSV or JSON).
+    Settle(cmd_settle::SettleArgs),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::serve(&args),
         Command::Operator(command) => cmd_operator::run(&command),
         Command::Ledger(command) => cmd_ledger::run(&command),
+        Command::Settle(args) => cmd_settle::run(&args),
         Command::Phone(command) => cmd_phone::run(&command),
     };
     match result {

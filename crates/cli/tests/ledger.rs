@@ -1,6 +1,7 @@
-//! `yitong ledger check` on the database a spawned `yitong serve` wrote: a rider's top-up,
-//! transfer and deletion prove out (exit 0); money posted with no order behind it does not
-//! (exit 1, the account named); a database that cannot be opened names the flag (exit 2).
+//! `yitong ledger check` and `yitong settle` on the database a spawned `yitong serve` wrote: a
+//! rider's top-up, transfer and deletion prove out (exit 0) and clear as the day's figures;
+//! money posted with no order behind it does not prove out (exit 1, the account named); a
+//! database that cannot be opened names the flag (exit 2).
 #![cfg(unix)]
 
 mod support;
@@ -42,9 +43,42 @@ fn the_ledger_of_a_riders_day_proves_out_and_money_without_an_order_does_not() {
     assert_eq!(json["accounts"]["provider_clearing/simulated"], 5_900, "{json}");
     assert_eq!(json["accounts"]["fee_revenue"], -2_900, "{json}");
 
+    let day_before = business_day_now();
     phone(&dir, &server.address, &["new", "--maker", "Huawei", "--model", "P10", "--out", "q.json"]);
     phone(&dir, &server.address, &["transfer", "p.json", "--to", "q.json", "--city", "beijing"]);
     phone(&dir, &server.address, &["delete", "q.json", "--city", "beijing"]);
+    let day_after = business_day_now();
+
+    // The day's clearing: the top-up and the transfer's load at the load host (Beijing's issuer
+    // owes itself: all Beijing), the two service-desk debits that emptied the cards, one fee,
+    // the deleted card's 30 yuan refunded. A run across the 04:00 cut-over adds both days.
+    let mut figures = [0i64; 5];
+    let mut days = vec![day_before.clone()];
+    if day_after != day_before {
+        days.push(day_after);
+    }
+    for day in &days {
+        let data = dir.path("data");
+        let out = dir.run(&["settle", "--date", day, "--format", "json", "--data-dir", data.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(report["reconciliation"]["net_positions_sum_fen"], 0, "{report}");
+        for issuer in report["issuers"].as_array().expect("issuers") {
+            assert_eq!(issuer["issuer"]["id"], "issuer:0000100000000001", "{report}");
+            for (i, key) in
+                ["host_loads", "platform_loads", "card_debits", "platform_fees", "platform_refunds"].iter().enumerate()
+            {
+                figures[i] += issuer[key]["amount_fen"].as_i64().expect("fen");
+            }
+        }
+    }
+    assert_eq!(figures, [6_000, 6_000, 6_000, 2_900, 3_000]);
+    let data = dir.path("data");
+    let csv = dir.run(&["settle", "--date", &day_before, "--data-dir", data.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with(yitong_clearing::settlement::CSV_HEADER));
+    let bad = dir.run(&["settle", "--date", "2026-13-01", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--date: "));
     let (status, _, _) = server.interrupt();
     assert!(status.success());
     let out = check(&dir, &[]);
@@ -88,4 +122,9 @@ fn a_database_that_cannot_be_opened_names_the_flag() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--db: cannot open sqlite:/nonexistent/yitong/platform.sqlite"), "{stderr}");
+}
+
+/// The business day of now: Asia/Shanghai time less the 04:00 cut-over, as a date.
+fn business_day_now() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(8 - 4)).format("%Y-%m-%d").to_string()
 }

@@ -24,4 +24,5 @@ pub mod ota;
 pub mod payments;
 pub mod pricing;
 pub mod pricing_file;
+pub mod settlement;
 pub mod store;

@@ -15,6 +15,7 @@ mod hotlist;
 mod ledger;
 mod loads;
 mod orders;
+mod settlement;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -36,6 +37,7 @@ pub use hotlist::HotlistChangeError;
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
+pub use settlement::PlatformDay;
 
 pub(crate) use cards::{
     allocate_sequence_in, card_by_id_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,

@@ -8,4 +8,5 @@ pub mod health;
 pub mod hotlist;
 pub mod operator;
 pub mod phones;
+pub mod settlement;
 pub mod topups;

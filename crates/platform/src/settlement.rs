@@ -1,0 +1,57 @@
+//! A business day's clearing report of the platform's own money: its over-the-air loads and its
+//! service desk's debits as the cards proved them, its fees and refunds, settled by
+//! `yitong_clearing::settlement` between the ten regions' issuers and operators. Gates' uploads
+//! join it when the back office ingests them.
+
+use yitong_clearing::settlement::{settle, BusinessDay, CityParticipants, DayReport, Participants, SettleError};
+
+use crate::cities::Cities;
+use crate::store::{Store, StoreError};
+
+/// Seconds Asia/Shanghai is ahead of UTC.
+const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
+
+/// Why a day could not be settled.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SettlementError {
+    /// The settlement refused its input (a record it cannot place).
+    Settle(SettleError),
+    /// The database failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for SettlementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettlementError::Settle(error) => write!(f, "{error}"),
+            SettlementError::Store(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for SettlementError {}
+
+/// The participants of the served cities: each city's issuer (by its issuer ID and name) and its
+/// metro and bus operators.
+pub fn participants(cities: &Cities) -> Result<Participants, SettleError> {
+    Participants::new(
+        cities
+            .iter()
+            .map(|city| CityParticipants::new(city.city_code(), city.display_name(), city.issuer_id(), city.issuer())),
+    )
+}
+
+/// The report of `day`: the platform's records and ledger figures of the day, settled.
+pub async fn settle_platform_day(
+    store: &Store,
+    cities: &Cities,
+    day: BusinessDay,
+) -> Result<DayReport, SettlementError> {
+    let unix_ms = |local_seconds: i64| local_seconds.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000);
+    let from_ms = unix_ms(day.start().seconds_since_epoch());
+    let to_ms = unix_ms(day.end().seconds_since_epoch());
+    let inputs = store.platform_day(cities, from_ms, to_ms).await.map_err(SettlementError::Store)?;
+    let participants = participants(cities).map_err(SettlementError::Settle)?;
+    settle(day, &inputs.cleared, &inputs.pending, &inputs.entries, &participants).map_err(SettlementError::Settle)
+}

@@ -1,0 +1,106 @@
+//! What the platform itself contributes to a day's clearing: its over-the-air loads and its
+//! service desk's debits (typed records, cleared once the card proved them, pending while in
+//! doubt or unconfirmed), and the figures of its ledger the cards never show — fees earned,
+//! refunds paid, loads paid for — as `yitong_clearing` platform entries. Gate uploads come with
+//! ingestion.
+
+use yitong_clearing::settlement::{PlatformEntry, PlatformEntryKind};
+use yitong_profile::DateTime;
+use yitong_record::{RecordStatus, TapRecord};
+
+use super::{column, Store, StoreError};
+use crate::cities::Cities;
+
+/// Milliseconds Asia/Shanghai is ahead of UTC.
+const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600 * 1_000;
+
+/// The platform's records and ledger figures of a time window.
+#[derive(Debug, Default)]
+pub struct PlatformDay {
+    /// Loads and debits the cards proved (confirmed, or recovered later).
+    pub cleared: Vec<TapRecord>,
+    /// Loads and debits still in doubt, or handed on unconfirmed.
+    pub pending: Vec<TapRecord>,
+    /// Fees earned, refunds paid and loads paid for.
+    pub entries: Vec<PlatformEntry>,
+}
+
+impl Store {
+    /// The platform's records made, and its ledger figures posted, from `from_ms` to `to_ms`
+    /// (Unix milliseconds, end excluded); issuers by the cards' cities in `cities`.
+    pub async fn platform_day(&self, cities: &Cities, from_ms: i64, to_ms: i64) -> Result<PlatformDay, StoreError> {
+        let mut connection = self.pool().acquire().await?;
+        let mut day = PlatformDay::default();
+        for (table, proven) in [("ota_loads", "recovered"), ("closure_debits", "recovered")] {
+            let rows = sqlx::query(&format!(
+                "SELECT tap_id, state, record FROM {table} WHERE created_at_ms >= $1 AND created_at_ms < $2 \
+                 AND state IN ('confirmed', '{proven}', 'in_doubt', 'unconfirmed') ORDER BY tap_id"
+            ))
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&mut *connection)
+            .await?;
+            for row in &rows {
+                let tap_id: String = column(row, 0)?;
+                let state: String = column(row, 1)?;
+                let text: String = column(row, 2)?;
+                let mut record: TapRecord = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    table,
+                    key: tap_id.clone(),
+                    why: e.to_string(),
+                })?;
+                match state.as_str() {
+                    "confirmed" => {
+                        record.status = RecordStatus::Confirmed;
+                        day.cleared.push(record);
+                    }
+                    "recovered" => {
+                        record.status = RecordStatus::Recovered;
+                        day.cleared.push(record);
+                    }
+                    _ => {
+                        record.status = RecordStatus::Unconfirmed;
+                        day.pending.push(record);
+                    }
+                }
+            }
+        }
+        // Each order's move into `issued` (a fee earned), `refunded` or `loaded`, with its city: the
+        // card's, or for a fee order the city its sign-up was quoted for.
+        let rows = sqlx::query(
+            "SELECT t.merchant_order_id, o.kind, t.to_state, o.amount_fen, t.at_ms, COALESCE(c.city, s.city) \
+             FROM payment_order_transitions t \
+             JOIN payment_orders o ON o.merchant_order_id = t.merchant_order_id \
+             LEFT JOIN phone_cards c ON c.card_id = o.card_id \
+             LEFT JOIN signup_orders s ON s.merchant_order_id = o.merchant_order_id \
+             WHERE t.at_ms >= $1 AND t.at_ms < $2 AND t.to_state IN ('issued', 'refunded', 'loaded') \
+             ORDER BY t.at_ms, t.merchant_order_id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&mut *connection)
+        .await?;
+        for row in &rows {
+            let order: String = column(row, 0)?;
+            let bad = |why: String| StoreError::Corrupt { table: "payment_orders", key: order.clone(), why };
+            let kind: String = column(row, 1)?;
+            let to: String = column(row, 2)?;
+            let amount: i64 = column(row, 3)?;
+            let at_ms: i64 = column(row, 4)?;
+            let city: Option<String> = column(row, 5)?;
+            let city = city.ok_or_else(|| bad("no card or sign-up city".to_owned()))?;
+            let kind = match (kind.as_str(), to.as_str()) {
+                ("sign_up_fee", "issued") => PlatformEntryKind::Fee,
+                (_, "refunded") => PlatformEntryKind::Refund,
+                (_, "loaded") => PlatformEntryKind::LoadPaid,
+                _ => continue,
+            };
+            let issuer_id = cities.get(&city).ok_or_else(|| bad(format!("city {city:?} is not served")))?.issuer_id();
+            let amount_fen = u32::try_from(amount).map_err(|_| bad(format!("amount {amount}")))?;
+            let at = DateTime::from_seconds_since_epoch(at_ms.saturating_add(SHANGHAI_OFFSET_MS).div_euclid(1_000))
+                .map_err(|_| bad(format!("time {at_ms}")))?;
+            day.entries.push(PlatformEntry { kind, issuer_id, amount_fen, at });
+        }
+        Ok(day)
+    }
+}

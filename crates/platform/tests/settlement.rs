@@ -1,0 +1,61 @@
+//! A business day of the platform's own money settled (`settle_platform_day`), on SQLite and
+//! PostgreSQL: the fee earned, a load the card proved (cleared, matching the load paid for), a
+//! load still in doubt (pending, not cleared), and nothing of the next day.
+
+#[macro_use]
+mod support;
+
+use support::wallet::{at, SecureElement, Wallet, T0};
+use support::TestDb;
+use yitong_clearing::settlement::{BusinessDay, CutOver, LineKind, Participant};
+use yitong_platform::cities::Cities;
+use yitong_platform::settlement::settle_platform_day;
+
+const BEIJING_ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
+
+async fn a_day_of_fees_and_loads(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let issued = wallet.issue("phone-A", "F-phone-A").await;
+    let card = issued.card.card_id.clone();
+    let mut se = SecureElement::new(&issued.image, 0);
+    // A load of 50 yuan the card proves with its TAC.
+    let order = wallet.paid_top_up("TOP-0001", &card, 5_000, T0).await;
+    let command = wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap();
+    let answer = se.send(&command);
+    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
+    let credit = se.send(&auth.credit_command);
+    wallet.ota.complete(&wallet.payments, &order, &credit, T0 + 11_000).await.unwrap();
+    // A load of 20 yuan whose CREDIT answer never came back: in doubt.
+    let order = wallet.paid_top_up("TOP-0002", &card, 2_000, T0 + 20_000).await;
+    let command = wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap();
+    let answer = se.send(&command);
+    wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 31, 0), T0 + 30_000).await.unwrap();
+
+    let cities = Cities::builtin().unwrap();
+    let day = BusinessDay::parse("2026-11-25", CutOver::default()).unwrap();
+    let report = settle_platform_day(wallet.store(), &cities, day).await.unwrap();
+
+    // One load line: the issuer whose host took the money (Beijing's) owes the card's (Beijing's).
+    assert_eq!(report.obligations.len(), 1, "{:?}", report.obligations);
+    let line = &report.obligations[0];
+    assert_eq!((line.kind, line.records, line.amount_fen), (LineKind::Load, 1, 5_000));
+    assert_eq!(line.payer.id, Participant::Issuer { issuer_id: BEIJING_ISSUER });
+    assert_eq!(line.payee.id, Participant::Issuer { issuer_id: BEIJING_ISSUER });
+    let beijing =
+        report.issuers.iter().find(|i| i.issuer.id == Participant::Issuer { issuer_id: BEIJING_ISSUER }).unwrap();
+    assert_eq!((beijing.host_loads.records, beijing.host_loads.amount_fen), (1, 5_000));
+    assert_eq!((beijing.platform_loads.records, beijing.platform_loads.amount_fen), (1, 5_000), "loaded once");
+    assert_eq!(beijing.platform_fees.amount_fen, 2_900, "Beijing's sign-up fee");
+    assert_eq!(beijing.platform_load_difference_fen, 0);
+    let pending = &report.reconciliation.pending_loads;
+    assert_eq!((pending.records, pending.amount_fen), (1, 2_000), "the load in doubt is not cleared");
+    assert_eq!(report.reconciliation.net_positions_sum_fen, 0);
+
+    // The next day has none of it.
+    let next = settle_platform_day(wallet.store(), &cities, day.next().unwrap()).await.unwrap();
+    assert!(next.obligations.is_empty() && next.issuers.is_empty(), "{next:?}");
+}
+
+on_both_backends! {
+    day => a_day_of_fees_and_loads,
+}

@@ -1,0 +1,83 @@
+//! `GET /v1/operator/settlement`: a business day's clearing report (who owes whom among the
+//! cities' issuers and operators, the totals, the reconciliation) as JSON or CSV, for any
+//! operator key: clearing participants share the report.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yitong_clearing::settlement::{BusinessDay, CutOver};
+use yitong_platform::settlement::{settle_platform_day, SettlementError};
+
+use crate::auth::OperatorCaller;
+use crate::error::{optional, required, ApiError, ApiQuery, ErrorBody};
+use crate::state::AppState;
+
+/// `/v1/operator/settlement`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(settlement))
+}
+
+/// The day asked about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SettlementQuery {
+    /// The business day, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// When a business day starts, local time `HH:MM` (default `04:00`).
+    pub cut_over: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The day's clearing report (docs/backoffice.md, "Clearing and settlement").
+#[utoipa::path(get, path = "/v1/operator/settlement", tag = "operator", params(SettlementQuery),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "the report: JSON (`format=json`) or CSV with a section column (`format=csv`)",
+            content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, body = ErrorBody, description = "`date`, `cut_over` or `format` is missing or malformed"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+    ))]
+async fn settlement(
+    State(state): State<AppState>,
+    OperatorCaller(_): OperatorCaller,
+    ApiQuery(query): ApiQuery<SettlementQuery>,
+) -> Result<Response, ApiError> {
+    let cut_over = match optional("cut_over", &query.cut_over)? {
+        Some(text) => {
+            text.parse::<CutOver>().map_err(|e| ApiError::BadParameter { name: "cut_over", message: e.to_string() })?
+        }
+        None => CutOver::default(),
+    };
+    let date = required("date", &query.date)?;
+    let day = BusinessDay::parse(date, cut_over)
+        .map_err(|e| ApiError::BadParameter { name: "date", message: e.to_string() })?;
+    let csv = match optional("format", &query.format)? {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::BadParameter { name: "format", message: format!("`{other}` is not json or csv") })
+        }
+    };
+    let report = settle_platform_day(state.store(), state.cities(), day).await.map_err(|error| match error {
+        SettlementError::Store(inner) => ApiError::Store(inner),
+        other => {
+            tracing::error!(error = %other, "settlement");
+            ApiError::Refused {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "cannot_settle",
+                message: other.to_string(),
+            }
+        }
+    })?;
+    Ok(if csv {
+        ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report.to_csv()).into_response()
+    } else {
+        Json(report).into_response()
+    })
+}
