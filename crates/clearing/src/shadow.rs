@@ -25,8 +25,9 @@
 //! # Records: accepted, duplicate, rejected
 //!
 //! - A record whose TAC check failed is **rejected** with the reason and kept by the caller for
-//!   audit. Records of an unknown transaction type, a `kind` against the type, or balances that
-//!   do not add up (after ≠ before ± amount) are rejected too. A `confirmed` record without a TAC
+//!   audit. Records of an unknown transaction type, a `kind` against the type, a balance beyond
+//!   the card's 4 signed bytes, or balances that do not add up (after ≠ before ± amount) are
+//!   rejected too. A `confirmed` record without a TAC
 //!   is a TAC failure ([`TacError::Missing`](yitong_record::TacError::Missing)). Failures that are
 //!   the card's ([`Rejection::is_tac_failure`]: a TAC mismatch, a missing TAC) are counted per
 //!   card, once per record: a re-sent rejected record is recognised (`again`).

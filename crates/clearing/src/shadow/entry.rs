@@ -138,6 +138,11 @@ pub enum Rejection {
         /// The record's EF18 type.
         transaction_type: u8,
     },
+    /// A balance outside the card's 4 signed bytes.
+    BalanceOutOfRange {
+        /// The balance, in fen.
+        balance_fen: i64,
+    },
     /// Balance after ≠ balance before ± amount.
     BalancesDoNotAddUp {
         /// Balance before, in fen.
@@ -161,6 +166,7 @@ impl Rejection {
             Rejection::Tac(_) => true,
             Rejection::UnknownTransactionType(_)
             | Rejection::KindMismatch { .. }
+            | Rejection::BalanceOutOfRange { .. }
             | Rejection::BalancesDoNotAddUp { .. } => false,
         }
     }
@@ -174,6 +180,9 @@ impl std::fmt::Display for Rejection {
             Rejection::UnknownTransactionType(t) => write!(f, "transaction type {t:02X} is not a load or a purchase"),
             Rejection::KindMismatch { kind, transaction_type } => {
                 write!(f, "kind {kind:?} does not go with transaction type {transaction_type:02X}")
+            }
+            Rejection::BalanceOutOfRange { balance_fen } => {
+                write!(f, "balance {balance_fen} does not fit the card's 4 signed bytes")
             }
             Rejection::BalancesDoNotAddUp { before_fen, amount_fen, after_fen } => {
                 write!(f, "balance {before_fen} and amount {amount_fen} do not make balance after {after_fen}")
@@ -237,13 +246,19 @@ impl Entry {
         self.at.seconds_since_epoch()
     }
 
-    /// The record's own checks: a type of the profile, a kind that goes with it, balances that
-    /// add up. Kept records pass them; stored ones are checked again on reading.
+    /// The record's own checks: a type of the profile, a kind that goes with it, balances the
+    /// card can hold (which also keeps every sum of them far from overflowing) that add up. Kept
+    /// records pass them; stored ones are checked again on reading.
     pub(crate) fn check(&self) -> Result<(), Rejection> {
         let sequence = Sequence::of_transaction_type(self.transaction_type)
             .ok_or(Rejection::UnknownTransactionType(self.transaction_type))?;
         if self.kind.is_load() != (sequence == Sequence::Online) || sequence != self.sequence {
             return Err(Rejection::KindMismatch { kind: self.kind, transaction_type: self.transaction_type });
+        }
+        for balance_fen in [self.balance_before_fen, self.balance_after_fen] {
+            if i32::try_from(balance_fen).is_err() {
+                return Err(Rejection::BalanceOutOfRange { balance_fen });
+            }
         }
         let after = self.balance_before_fen.checked_add(sequence.delta_fen(self.amount_fen));
         if after != Some(self.balance_after_fen) {

@@ -539,6 +539,10 @@ fn malformed_records_are_rejected_with_their_reason() {
             TapRecord { balance_after_fen: 800, ..ride.clone() },
             Rejection::BalancesDoNotAddUp { before_fen: 1_000, amount_fen: 300, after_fen: 800 },
         ),
+        (
+            TapRecord { balance_before_fen: i64::MAX, balance_after_fen: i64::MAX - 300, ..ride.clone() },
+            Rejection::BalanceOutOfRange { balance_fen: i64::MAX },
+        ),
     ];
     for (record, reason) in cases {
         assert_eq!(feed(&mut shadow, &record).disposition, Disposition::Rejected { reason, again: false });
