@@ -42,10 +42,65 @@ impl Decision {
     }
 }
 
-/// Settles the unconfirmed `record` from `same` (every entry of its sequence) and `other` (every
-/// entry of the other sequence), both in key order (by counter, then time); `other_committed`
-/// is the other sequence's records that committed for sure (proven or logged).
-pub(crate) fn decide(record: &Entry, same: &[&Entry], other: &[&Entry], other_committed: &Timeline) -> Decision {
+/// One sequence's records (any standing) with the lookups settlement needs, each in O(log n).
+pub(crate) struct Records<'a> {
+    /// By counter, then time (key order).
+    by_key: &'a [&'a Entry],
+    /// `earliest_from[i]`: the earliest stamp of `by_key[i..]`.
+    earliest_from: Vec<i64>,
+    /// Stamps, sorted.
+    stamps: Vec<i64>,
+    /// `lowest_from[j]`: the lowest index into `by_key` of the records of `stamps[j..]`.
+    lowest_from: Vec<usize>,
+}
+
+impl<'a> Records<'a> {
+    /// `by_key`: the sequence's entries in key order.
+    pub(crate) fn new(by_key: &'a [&'a Entry]) -> Self {
+        let mut earliest_from = vec![i64::MAX; by_key.len() + 1];
+        for i in (0..by_key.len()).rev() {
+            earliest_from[i] = earliest_from[i + 1].min(by_key[i].at_s());
+        }
+        let mut by_time: Vec<usize> = (0..by_key.len()).collect();
+        by_time.sort_by_key(|&i| (by_key[i].at_s(), i));
+        let stamps = by_time.iter().map(|&i| by_key[i].at_s()).collect();
+        let mut lowest_from = vec![usize::MAX; by_key.len() + 1];
+        for j in (0..by_time.len()).rev() {
+            lowest_from[j] = lowest_from[j + 1].min(by_time[j]);
+        }
+        Records { by_key, earliest_from, stamps, lowest_from }
+    }
+
+    /// The records of `counter`, by time.
+    fn at_counter(&self, counter: u16) -> &'a [&'a Entry] {
+        let by_key: &'a [&'a Entry] = self.by_key;
+        let from = by_key.partition_point(|e| e.counter < counter);
+        let to = by_key.partition_point(|e| e.counter <= counter);
+        &by_key[from..to]
+    }
+
+    /// Whether a record is stamped from `from_s` to `to_s`.
+    fn any_stamped(&self, from_s: i64, to_s: i64) -> bool {
+        self.stamps.partition_point(|&t| t <= to_s) > self.stamps.partition_point(|&t| t < from_s)
+    }
+
+    /// Of the records stamped after `at_s`, the one of the lowest counter (then the earliest).
+    fn lowest_stamped_after(&self, at_s: i64) -> Option<&'a Entry> {
+        let j = self.stamps.partition_point(|&t| t <= at_s);
+        self.by_key.get(self.lowest_from[j]).copied()
+    }
+
+    /// The earliest stamp of the records of counters above `counter`.
+    fn earliest_above(&self, counter: u16) -> Option<i64> {
+        let i = self.by_key.partition_point(|e| e.counter <= counter);
+        (i < self.by_key.len()).then(|| self.earliest_from[i])
+    }
+}
+
+/// Settles the unconfirmed `record` from `same` (the records of its sequence) and `other` (the
+/// other sequence's); `other_committed` is the other sequence's records that committed for sure
+/// (proven or logged).
+pub(crate) fn decide(record: &Entry, same: &Records<'_>, other: &Records<'_>, other_committed: &Timeline) -> Decision {
     assert_eq!(record.evidence, Evidence::Unconfirmed);
     counter_taken(record, same)
         .or_else(|| next_counter(record, same, other_committed))
@@ -55,9 +110,9 @@ pub(crate) fn decide(record: &Entry, same: &[&Entry], other: &[&Entry], other_co
 
 /// U1: another record of the same counter. A committed one took the counter; a later one (by
 /// stamp, then tap ID) found the counter not yet moved, after this attempt.
-fn counter_taken(record: &Entry, same: &[&Entry]) -> Option<Decision> {
+fn counter_taken(record: &Entry, same: &Records<'_>) -> Option<Decision> {
     let key = record.key();
-    let rivals = || same.iter().filter(|e| e.counter == record.counter && e.key() != key);
+    let rivals = || same.at_counter(record.counter).iter().filter(|e| e.key() != key);
     if let Some(taken) = rivals().find(|e| e.evidence >= Evidence::Logged) {
         return Some(Decision::voided(taken));
     }
@@ -67,9 +122,9 @@ fn counter_taken(record: &Entry, same: &[&Entry]) -> Option<Decision> {
 
 /// U2: the first record of the next counter, whose snapshot shows the counter moved (by this
 /// record, or by an unseen one of this counter) and the balance it left.
-fn next_counter(record: &Entry, same: &[&Entry], other_committed: &Timeline) -> Option<Decision> {
+fn next_counter(record: &Entry, same: &Records<'_>, other_committed: &Timeline) -> Option<Decision> {
     let next = record.counter.checked_add(1)?;
-    let after = same.iter().filter(|e| e.counter == next).min_by_key(|e| (e.at, e.tap_id()))?;
+    let after = same.at_counter(next).iter().min_by_key(|e| (e.at, e.tap_id()))?;
     let found = after.balance_before_fen;
     if found == record.balance_after_fen {
         return Some(Decision::charged(after));
@@ -89,18 +144,18 @@ fn next_counter(record: &Entry, same: &[&Entry], other_committed: &Timeline) -> 
 
 /// U3: the first record of the other sequence after this one, when no record of this sequence
 /// comes before it: its snapshot's balance shows whether the money moved.
-fn other_sequence(record: &Entry, same: &[&Entry], other: &[&Entry]) -> Option<Decision> {
+fn other_sequence(record: &Entry, same: &Records<'_>, other: &Records<'_>) -> Option<Decision> {
     let tolerance = CLOCK_SKEW_S_MAX;
     if record.amount_fen == 0 {
         return None;
     }
     let at = record.at_s();
     // A record of the other sequence stamped near this one may be before it or after it.
-    if other.iter().any(|e| (e.at_s() - at).abs() <= tolerance) {
+    if other.any_stamped(at - tolerance, at + tolerance) {
         return None;
     }
-    let first = other.iter().find(|e| e.at_s() > at + tolerance)?;
-    if same.iter().any(|e| e.counter > record.counter && e.at_s() <= first.at_s() + tolerance) {
+    let first = other.lowest_stamped_after(at + tolerance)?;
+    if same.earliest_above(record.counter).is_some_and(|t| t <= first.at_s() + tolerance) {
         return None;
     }
     let found = first.balance_before_fen;
@@ -113,10 +168,8 @@ fn other_sequence(record: &Entry, same: &[&Entry], other: &[&Entry]) -> Option<D
     // An unseen transaction of the other sequence between them could bring the balance back to
     // the balance before: the void needs the counter below `first` committed before this one.
     let closed = first.counter == 1
-        || other.iter().any(|e| {
-            e.counter.checked_add(1) == Some(first.counter)
-                && e.evidence >= Evidence::Logged
-                && e.at_s() + tolerance < at
+        || first.counter.checked_sub(1).is_some_and(|below| {
+            other.at_counter(below).iter().any(|e| e.evidence >= Evidence::Logged && e.at_s() + tolerance < at)
         });
     (found == record.balance_before_fen && closed).then(|| Decision::voided(first))
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::entry::{Entry, EntryKey, Evidence, Sequence};
 use super::flag::Flag;
-use super::settle::{self, Decision, Verdict};
+use super::settle::{self, Decision, Records, Verdict};
 use super::timeline::{Between, Point, Timeline};
 use super::TAC_FAILURE_THRESHOLD;
 
@@ -46,11 +46,16 @@ pub(crate) fn derive(entries: &BTreeMap<EntryKey, Entry>, tac_failures: u32) -> 
         Sequence::Online => &online_sure,
         Sequence::Offline => &offline_sure,
     };
+    let [online_records, offline_records] = [&online, &offline].map(|entries| Records::new(entries));
+    let records_of = |sequence: Sequence| match sequence {
+        Sequence::Online => &online_records,
+        Sequence::Offline => &offline_records,
+    };
     let mut decisions = BTreeMap::new();
     for sequence in sequences {
         for record in entries_of(sequence).iter().filter(|e| unconfirmed(e)) {
             let decision =
-                settle::decide(record, entries_of(sequence), entries_of(sequence.other()), sure_of(sequence.other()));
+                settle::decide(record, records_of(sequence), records_of(sequence.other()), sure_of(sequence.other()));
             decisions.insert(record.key(), decision);
         }
     }
