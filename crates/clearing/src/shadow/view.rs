@@ -27,35 +27,41 @@ struct Slot<'a> {
     others: Vec<&'a Entry>,
 }
 
+/// One value per sequence.
+struct Both<T> {
+    online: T,
+    offline: T,
+}
+
+impl<T> Both<T> {
+    fn new(mut f: impl FnMut(Sequence) -> T) -> Self {
+        Both { online: f(Sequence::Online), offline: f(Sequence::Offline) }
+    }
+
+    fn of(&self, sequence: Sequence) -> &T {
+        match sequence {
+            Sequence::Online => &self.online,
+            Sequence::Offline => &self.offline,
+        }
+    }
+}
+
+const SEQUENCES: [Sequence; 2] = [Sequence::Online, Sequence::Offline];
+
 pub(crate) fn derive(entries: &BTreeMap<EntryKey, Entry>, tac_failures: u32) -> View {
     // In key order: by counter, then time.
-    let of = |sequence: Sequence| -> Vec<&Entry> { entries.values().filter(|e| e.sequence == sequence).collect() };
-    let sequences = [Sequence::Online, Sequence::Offline];
-    let [online, offline] = sequences.map(of);
-    let entries_of = |sequence: Sequence| match sequence {
-        Sequence::Online => &online,
-        Sequence::Offline => &offline,
-    };
+    let all = Both::new(|s| entries.values().filter(|e| e.sequence == s).collect::<Vec<&Entry>>());
 
     // Settlement reads records only: committed for sure = proven or logged.
     let surely = |e: &Entry| e.evidence >= Evidence::Logged;
     let unconfirmed = |e: &Entry| e.evidence == Evidence::Unconfirmed;
-    let [online_sure, offline_sure] =
-        sequences.map(|s| timeline(&slots(entries_of(s), surely), entries_of(s), unconfirmed));
-    let sure_of = |sequence: Sequence| match sequence {
-        Sequence::Online => &online_sure,
-        Sequence::Offline => &offline_sure,
-    };
-    let [online_records, offline_records] = [&online, &offline].map(|entries| Records::new(entries));
-    let records_of = |sequence: Sequence| match sequence {
-        Sequence::Online => &online_records,
-        Sequence::Offline => &offline_records,
-    };
+    let sure = Both::new(|s| timeline(&slots(all.of(s), surely), all.of(s), unconfirmed));
+    let records = Both::new(|s| Records::new(all.of(s)));
     let mut decisions = BTreeMap::new();
-    for sequence in sequences {
-        for record in entries_of(sequence).iter().filter(|e| unconfirmed(e)) {
-            let decision =
-                settle::decide(record, records_of(sequence), records_of(sequence.other()), sure_of(sequence.other()));
+    for sequence in SEQUENCES {
+        for record in all.of(sequence).iter().filter(|e| unconfirmed(e)) {
+            let other = sequence.other();
+            let decision = settle::decide(record, records.of(sequence), records.of(other), sure.of(other));
             decisions.insert(record.key(), decision);
         }
     }
@@ -63,34 +69,25 @@ pub(crate) fn derive(entries: &BTreeMap<EntryKey, Entry>, tac_failures: u32) -> 
     let committed = |e: &Entry| surely(e) || verdict(e) == Some(Verdict::Charged);
     let pending = |e: &Entry| verdict(e) == Some(Verdict::Pending);
 
-    let [online_slots, offline_slots] = sequences.map(|s| slots(entries_of(s), committed));
-    let slots_of = |sequence: Sequence| match sequence {
-        Sequence::Online => &online_slots,
-        Sequence::Offline => &offline_slots,
-    };
-    let [online_known, offline_known] = sequences.map(|s| timeline(slots_of(s), entries_of(s), pending));
-    let known_of = |sequence: Sequence| match sequence {
-        Sequence::Online => &online_known,
-        Sequence::Offline => &offline_known,
-    };
-
+    let kept = Both::new(|s| slots(all.of(s), committed));
+    let known = Both::new(|s| timeline(kept.of(s), all.of(s), pending));
     let mut flags = BTreeSet::new();
-    for sequence in sequences {
-        let slots = slots_of(sequence);
+    for sequence in SEQUENCES {
+        let slots = kept.of(sequence);
         flags.extend(shared_counters(sequence, slots));
         let covered: BTreeSet<u16> = slots
             .iter()
             .map(|s| s.kept.counter)
-            .chain(entries_of(sequence).iter().filter(|e| pending(e)).map(|e| e.counter))
+            .chain(all.of(sequence).iter().filter(|e| pending(e)).map(|e| e.counter))
             .collect();
-        flags.extend(gaps(sequence, entries_of(sequence), &covered));
-        flags.extend(breaks(sequence, slots, known_of(sequence.other())));
+        flags.extend(gaps(sequence, all.of(sequence), &covered));
+        flags.extend(breaks(sequence, slots, known.of(sequence.other())));
     }
     if tac_failures >= TAC_FAILURE_THRESHOLD {
         flags.insert(Flag::TacFailures);
     }
-    let balance_fen =
-        latest(online_slots.last().map(|s| s.kept), offline_slots.last().map(|s| s.kept)).map(|e| e.balance_after_fen);
+    let latest_of = |s: Sequence| kept.of(s).last().map(|slot| slot.kept);
+    let balance_fen = latest(latest_of(Sequence::Online), latest_of(Sequence::Offline)).map(|e| e.balance_after_fen);
     View { decisions, flags, balance_fen }
 }
 
