@@ -27,10 +27,10 @@
 //! - A record whose TAC check failed is **rejected** with the reason and kept by the caller for
 //!   audit. Records of an unknown transaction type, a `kind` against the type, a balance beyond
 //!   the card's 4 signed bytes, or balances that do not add up (after ≠ before ± amount) are
-//!   rejected too. A `confirmed` record without a TAC
-//!   is a TAC failure ([`TacError::Missing`](yitong_record::TacError::Missing)). Failures that are
-//!   the card's ([`Rejection::is_tac_failure`]: a TAC mismatch, a missing TAC) are counted per
-//!   card, once per record: a re-sent rejected record is recognised (`again`).
+//!   rejected too. A `confirmed` record without a TAC is a TAC failure
+//!   ([`TacError::Missing`](yitong_record::TacError::Missing)). Failures that are the card's
+//!   ([`Rejection::is_tac_failure`]: a TAC mismatch, a missing TAC) are counted per card, once per
+//!   record: a re-sent rejected record is recognised (`again`).
 //! - A transaction's identity is its card, sequence, counter, terminal ID, terminal transaction
 //!   number, amount and time. A record of an identity already held is a **duplicate**, not
 //!   counted twice — a re-sent record, or a `recovered` copy of a `confirmed` one. A copy with
@@ -43,7 +43,7 @@
 //!
 //! Within a sequence, counters order transactions. Across sequences only time can: the clocks of
 //! gates, top-up terminals and the platform are taken to agree within [`CLOCK_SKEW_S_MAX`], so a
-//! transaction truly before another is stamped at most that much later. A transaction of the
+//! transaction truly before another is never stamped more than that after it. A transaction of the
 //! other sequence is *surely* before (after) a transaction when stamped more than the tolerance
 //! before (after) it; within the tolerance the order is unknown. A counter of the other sequence
 //! with no committed record may hide a transaction anywhere between the records of the counters
