@@ -2,10 +2,10 @@
 //! transactions of the other counter, decided by time within [`CLOCK_SKEW_S_MAX`].
 //!
 //! The clocks of gates, top-up terminals and the platform agree within the tolerance, so a
-//! transaction truly before another is stamped at most [`CLOCK_SKEW_S_MAX`] later. A transaction
-//! of this sequence is then *surely outside* the window from `a` to `b` (`a` truly before `b`)
-//! when it is stamped more than the tolerance before `a` or after `b`, *surely inside* when more
-//! than the tolerance after `a` and before `b`, and ambiguous otherwise. A counter of this
+//! transaction truly before another is never stamped more than the tolerance after it. A
+//! transaction of this sequence is then *surely outside* the window from `a` to `b` (`a` truly
+//! before `b`) when it is stamped more than the tolerance before `a` or after `b`, *surely
+//! inside* when more than the tolerance after `a` and before `b`, and ambiguous otherwise. A counter of this
 //! sequence with no committed record may hide a transaction: it lies (by counter) after the
 //! record of the counter below and before the one above, so it is surely outside only when one
 //! of those bounds is.
