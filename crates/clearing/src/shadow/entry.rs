@@ -1,0 +1,355 @@
+//! What the book keeps of a record — its place on the card (sequence and counter), the
+//! transaction's identity, its balances and what proves it — and the checks a record passes
+//! before it is kept.
+
+use serde::{Deserialize, Serialize};
+use yitong_profile::apdu::transaction_type;
+use yitong_profile::DateTime;
+use yitong_record::{RecordStatus, TacError, TapId, TapKind, TapRecord};
+
+use super::text;
+
+/// A card: its issuer and application serial (what diversifies its TAC key). It has one balance
+/// and two counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CardId {
+    /// Issuer ID (EF15).
+    #[serde(with = "text::hex_bytes")]
+    pub issuer_id: [u8; 8],
+    /// Application serial (EF15).
+    #[serde(with = "text::hex_bytes")]
+    pub card_serial: [u8; 10],
+}
+
+impl CardId {
+    /// The card a record is about.
+    pub fn of(record: &TapRecord) -> Self {
+        CardId { issuer_id: record.issuer_id, card_serial: record.card_serial }
+    }
+}
+
+impl std::fmt::Display for CardId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", hex::encode_upper(self.issuer_id), hex::encode_upper(self.card_serial))
+    }
+}
+
+/// Which of the card's two counters numbers a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sequence {
+    /// The online counter: loads, which add to the balance.
+    Online,
+    /// The offline counter: purchases (composite entries and exits included), which take from it.
+    Offline,
+}
+
+impl Sequence {
+    /// The sequence of an EF18 transaction type (the TAC covers the type, not the record's
+    /// `kind` label); `None` for a type the profile's cards do not write.
+    pub fn of_transaction_type(transaction_type: u8) -> Option<Sequence> {
+        match transaction_type {
+            transaction_type::EP_LOAD => Some(Sequence::Online),
+            transaction_type::EP_PURCHASE | transaction_type::CAPP_PURCHASE => Some(Sequence::Offline),
+            _ => None,
+        }
+    }
+
+    /// The card's other sequence.
+    pub fn other(self) -> Sequence {
+        match self {
+            Sequence::Online => Sequence::Offline,
+            Sequence::Offline => Sequence::Online,
+        }
+    }
+
+    /// What a transaction of this sequence of `amount_fen` does to the balance.
+    pub(crate) fn delta_fen(self, amount_fen: u32) -> i64 {
+        match self {
+            Sequence::Online => i64::from(amount_fen),
+            Sequence::Offline => -i64::from(amount_fen),
+        }
+    }
+
+    /// Whether a balance change of `change_fen` is impossible for transactions of this sequence
+    /// alone (loads never take money, purchases never add it).
+    pub(crate) fn cannot_explain(self, change_fen: i64) -> bool {
+        match self {
+            Sequence::Online => change_fen < 0,
+            Sequence::Offline => change_fen > 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Sequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sequence::Online => "online",
+            Sequence::Offline => "offline",
+        })
+    }
+}
+
+/// What a kept record proves about the card's commit, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// The gate could not tell whether the card committed; later records decide.
+    Unconfirmed,
+    /// Recovered from the card's EF18 log by the gate, without a TAC: the gate's word.
+    Logged,
+    /// Its TAC verified with the issuer's key: the card committed it.
+    Proven,
+}
+
+/// The outcome of a record's TAC check, done by the caller (`yitong_record::verify_tac`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TacCheck {
+    /// The TAC verified.
+    Verified,
+    /// The record carries no TAC (recovered from the card's log, or unconfirmed).
+    Absent,
+    /// The TAC did not verify, for this reason.
+    Failed(TacError),
+}
+
+impl From<Result<(), TacError>> for TacCheck {
+    fn from(result: Result<(), TacError>) -> Self {
+        match result {
+            Ok(()) => TacCheck::Verified,
+            Err(TacError::Missing) => TacCheck::Absent,
+            Err(e) => TacCheck::Failed(e),
+        }
+    }
+}
+
+/// Why a record is not kept as a transaction (the caller keeps it for audit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Its TAC does not prove it ([`TacError::Missing`]: a `confirmed` record without a TAC).
+    Tac(TacError),
+    /// A transaction type the profile's cards do not write.
+    UnknownTransactionType(u8),
+    /// The record's `kind` says load and its type purchase, or the other way round.
+    KindMismatch {
+        /// The record's kind.
+        kind: TapKind,
+        /// The record's EF18 type.
+        transaction_type: u8,
+    },
+    /// A balance outside the card's 4 signed bytes.
+    BalanceOutOfRange {
+        /// The balance, in fen.
+        balance_fen: i64,
+    },
+    /// Balance after ≠ balance before ± amount.
+    BalancesDoNotAddUp {
+        /// Balance before, in fen.
+        before_fen: i64,
+        /// Amount, in fen.
+        amount_fen: u32,
+        /// Balance after, in fen.
+        after_fen: i64,
+    },
+}
+
+impl Rejection {
+    /// Whether the rejection counts towards the card's TAC failures: a TAC that does not match,
+    /// or a `confirmed` record without one. A missing key (`UnknownIssuer`, `KeyMismatch`) is the
+    /// back office's gap, not the card's; a record of an unknown type is malformed, not forged.
+    pub fn is_tac_failure(&self) -> bool {
+        match self {
+            Rejection::Tac(TacError::UnknownIssuer | TacError::KeyMismatch | TacError::UnknownTransactionType(_)) => {
+                false
+            }
+            Rejection::Tac(_) => true,
+            Rejection::UnknownTransactionType(_)
+            | Rejection::KindMismatch { .. }
+            | Rejection::BalanceOutOfRange { .. }
+            | Rejection::BalancesDoNotAddUp { .. } => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Tac(TacError::Missing) => f.write_str("a confirmed record without a TAC"),
+            Rejection::Tac(e) => write!(f, "{e}"),
+            Rejection::UnknownTransactionType(t) => write!(f, "transaction type {t:02X} is not a load or a purchase"),
+            Rejection::KindMismatch { kind, transaction_type } => {
+                write!(f, "kind {kind:?} does not go with transaction type {transaction_type:02X}")
+            }
+            Rejection::BalanceOutOfRange { balance_fen } => {
+                write!(f, "balance {balance_fen} does not fit the card's 4 signed bytes")
+            }
+            Rejection::BalancesDoNotAddUp { before_fen, amount_fen, after_fen } => {
+                write!(f, "balance {before_fen} and amount {amount_fen} do not make balance after {after_fen}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A transaction's identity on its card: a re-sent record, or a `recovered` copy of a
+/// `confirmed` one, has the same key. Ordered by place: sequence, counter, then time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct EntryKey {
+    sequence: Sequence,
+    counter: u16,
+    at: DateTime,
+    terminal_id: [u8; 6],
+    terminal_transaction_number: u32,
+    amount_fen: u32,
+}
+
+/// A kept record: a transaction of the card (committed, or maybe, for an unconfirmed one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) sequence: Sequence,
+    pub(crate) counter: u16,
+    #[serde(with = "text::date_time")]
+    pub(crate) at: DateTime,
+    #[serde(with = "text::hex_bytes")]
+    pub(crate) terminal_id: [u8; 6],
+    pub(crate) terminal_transaction_number: u32,
+    pub(crate) amount_fen: u32,
+    pub(crate) kind: TapKind,
+    pub(crate) transaction_type: u8,
+    pub(crate) evidence: Evidence,
+    pub(crate) balance_before_fen: i64,
+    pub(crate) balance_after_fen: i64,
+    /// When the back office received it (the age of an unconfirmed record counts from `at`).
+    #[serde(with = "text::date_time")]
+    pub(crate) received: DateTime,
+}
+
+impl Entry {
+    pub(crate) fn key(&self) -> EntryKey {
+        EntryKey {
+            sequence: self.sequence,
+            counter: self.counter,
+            at: self.at,
+            terminal_id: self.terminal_id,
+            terminal_transaction_number: self.terminal_transaction_number,
+            amount_fen: self.amount_fen,
+        }
+    }
+
+    pub(crate) fn tap_id(&self) -> TapId {
+        TapId { terminal_id: self.terminal_id, number: self.terminal_transaction_number }
+    }
+
+    pub(crate) fn at_s(&self) -> i64 {
+        self.at.seconds_since_epoch()
+    }
+
+    /// The record's own checks: a type of the profile, a kind that goes with it, balances the
+    /// card can hold (which also keeps every sum of them far from overflowing) that add up. Kept
+    /// records pass them; stored ones are checked again on reading.
+    pub(crate) fn check(&self) -> Result<(), Rejection> {
+        let sequence = Sequence::of_transaction_type(self.transaction_type)
+            .ok_or(Rejection::UnknownTransactionType(self.transaction_type))?;
+        if self.kind.is_load() != (sequence == Sequence::Online) || sequence != self.sequence {
+            return Err(Rejection::KindMismatch { kind: self.kind, transaction_type: self.transaction_type });
+        }
+        for balance_fen in [self.balance_before_fen, self.balance_after_fen] {
+            if i32::try_from(balance_fen).is_err() {
+                return Err(Rejection::BalanceOutOfRange { balance_fen });
+            }
+        }
+        let after = self.balance_before_fen.checked_add(sequence.delta_fen(self.amount_fen));
+        if after != Some(self.balance_after_fen) {
+            return Err(Rejection::BalancesDoNotAddUp {
+                before_fen: self.balance_before_fen,
+                amount_fen: self.amount_fen,
+                after_fen: self.balance_after_fen,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The entry a record makes, or why it is rejected. `tac` must agree with the record (checked by
+/// the caller): verified or failed only with a TAC, absent only without.
+pub(crate) fn admit(record: &TapRecord, tac: TacCheck, received: DateTime) -> Result<Entry, Rejection> {
+    let evidence = match (tac, record.status) {
+        (TacCheck::Failed(e), _) => return Err(Rejection::Tac(e)),
+        // A verified TAC proves the commit whatever the gate thought.
+        (TacCheck::Verified, _) => Evidence::Proven,
+        (TacCheck::Absent, RecordStatus::Confirmed) => return Err(Rejection::Tac(TacError::Missing)),
+        (TacCheck::Absent, RecordStatus::Recovered) => Evidence::Logged,
+        (TacCheck::Absent, RecordStatus::Unconfirmed) => Evidence::Unconfirmed,
+    };
+    let sequence = Sequence::of_transaction_type(record.transaction_type)
+        .ok_or(Rejection::UnknownTransactionType(record.transaction_type))?;
+    let entry = Entry {
+        sequence,
+        counter: record.counter,
+        at: record.at,
+        terminal_id: record.terminal_id,
+        terminal_transaction_number: record.terminal_transaction_number,
+        amount_fen: record.amount_fen,
+        kind: record.kind,
+        transaction_type: record.transaction_type,
+        evidence,
+        balance_before_fen: record.balance_before_fen,
+        balance_after_fen: record.balance_after_fen,
+        received,
+    };
+    entry.check()?;
+    Ok(entry)
+}
+
+/// A rejected record's identity, so that a re-sent one is not counted twice: the transaction's
+/// and what the record says of it (copies with other balances or kinds are other records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct RejectedKey {
+    transaction_type: u8,
+    kind: OrderedKind,
+    counter: u16,
+    #[serde(with = "text::date_time")]
+    at: DateTime,
+    #[serde(with = "text::hex_bytes")]
+    terminal_id: [u8; 6],
+    terminal_transaction_number: u32,
+    amount_fen: u32,
+    balance_before_fen: i64,
+    balance_after_fen: i64,
+}
+
+impl RejectedKey {
+    pub(crate) fn of(record: &TapRecord) -> Self {
+        RejectedKey {
+            transaction_type: record.transaction_type,
+            kind: OrderedKind(record.kind),
+            counter: record.counter,
+            at: record.at,
+            terminal_id: record.terminal_id,
+            terminal_transaction_number: record.terminal_transaction_number,
+            amount_fen: record.amount_fen,
+            balance_before_fen: record.balance_before_fen,
+            balance_after_fen: record.balance_after_fen,
+        }
+    }
+}
+
+/// A kind with an order, for keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct OrderedKind(TapKind);
+
+impl Ord for OrderedKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // A fieldless enum's discriminant: the declaration order.
+        (self.0 as u8).cmp(&(other.0 as u8))
+    }
+}
+
+impl PartialOrd for OrderedKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
