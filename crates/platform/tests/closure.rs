@@ -396,6 +396,34 @@ async fn racing_claims_bind_one_phone(db: &TestDb) {
     assert_balanced(wallet.store()).await;
 }
 
+async fn a_phone_that_cannot_take_the_card_leaves_the_transfer_to_another(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let service = closures(&wallet);
+    let (card, mut se) = loaded_card(&wallet, "phone-A", 1_000).await;
+    let step = service.start(&wallet.payments, &card, Purpose::Transfer, T0 + 50_000).await.unwrap();
+    let code = pump(&service, &wallet, &mut se, step).await.transfer_code.unwrap();
+    // A Mi 5c has no NFC: refused, and the transfer stays unclaimed.
+    let no_nfc = Phone { model: "Mi 5c".to_owned(), ..new_phone("phone-B") };
+    let refused =
+        service.claim_transfer(&wallet.payments, &code, &no_nfc, Channel::MakerWallet, at(12, 0, 0), T0 + 80_000).await;
+    assert!(matches!(refused, Err(ClosureError::Issuance(_))), "{refused:?}");
+    // A phone with a Beijing card of its own: refused too, the transfer still free.
+    let holder = wallet.issue("phone-C", "F-phone-C").await;
+    let has_card = service
+        .claim_transfer(&wallet.payments, &code, &new_phone("phone-C"), Channel::MakerWallet, at(12, 0, 1), T0 + 81_000)
+        .await;
+    assert!(matches!(has_card, Err(ClosureError::PhoneHasCard(ref c)) if *c == holder.card.card_id), "{has_card:?}");
+    let claim = service
+        .claim_transfer(&wallet.payments, &code, &new_phone("phone-D"), Channel::MakerWallet, at(12, 0, 2), T0 + 82_000)
+        .await
+        .expect("the rider's eligible phone claims it");
+    assert_eq!(claim.load_order.as_ref().map(|o| o.amount.get()), Some(1_000));
+    // The load order's ID does not tell the new phone the old card's serial.
+    let order_id = claim.load_order.as_ref().unwrap().merchant_order_id.as_str().to_owned();
+    assert!(!order_id.contains(card.as_str()), "{order_id}");
+    assert_balanced(wallet.store()).await;
+}
+
 async fn racing_starts_open_one_closure(db: &TestDb) {
     let wallet = Wallet::new(db.store.clone());
     let (card, _se) = loaded_card(&wallet, "phone-A", 1_000).await;
@@ -418,5 +446,6 @@ on_both_backends! {
     racing_starts => racing_starts_open_one_closure,
     unconfirmed_debit => an_unprovable_debit_is_handed_on_unconfirmed,
     racing_claims => racing_claims_bind_one_phone,
+    ineligible_claim => a_phone_that_cannot_take_the_card_leaves_the_transfer_to_another,
     debit_in_the_log => a_debit_whose_proof_was_replaced_is_found_in_the_log,
 }

@@ -63,20 +63,36 @@ impl ClosureService {
         let claimed_at_ms = transfer.claimed_at_ms.unwrap_or(now_ms);
         let card = match &transfer.to_card_id {
             Some(card) => {
+                drop(connection);
                 let card = store.phone_card(card).await?.ok_or_else(|| ClosureError::UnknownCard(card.clone()))?;
                 self.issuance.image_of(card)?
             }
             None => {
                 let existing = store::card_of_device_in(&mut connection, &phone.device_id, &transfer.city).await?;
-                if let Some(card) = existing.filter(|card| card.issued_at_ms < claimed_at_ms) {
-                    return Err(ClosureError::PhoneHasCard(card.card_id));
+                // No connection held while issuing takes the store's writer turn.
+                drop(connection);
+                let issued = match existing.filter(|card| card.issued_at_ms < claimed_at_ms) {
+                    Some(card) => Err(ClosureError::PhoneHasCard(card.card_id)),
+                    None => self
+                        .issuance
+                        .issue_without_fee(payments, phone, &transfer.city, channel, at, now_ms)
+                        .await
+                        .map_err(ClosureError::from),
+                };
+                match issued {
+                    Ok(card) => card,
+                    Err(error) => {
+                        // This phone cannot take the card (not eligible, a card of the city
+                        // already): the transfer waits for another phone's claim again.
+                        let mut transaction = store.begin_write().await?;
+                        db::unclaim_transfer_in(&mut transaction, code, &phone.device_id).await?;
+                        transaction.commit().await?;
+                        return Err(error);
+                    }
                 }
-                self.issuance.issue_without_fee(payments, phone, &transfer.city, channel, at, now_ms).await?
             }
         };
-        drop(connection);
-        let order_id = MerchantOrderId::parse(&format!("X{}", transfer.from_card_id))
-            .expect("X and a card ID of at most 31 characters is an order ID");
+        let order_id = transfer_order_id(&transfer.closure_id);
         let funded = transfer.amount.get() > 0;
         if transfer.to_card_id.is_none() {
             let mut transaction = store.begin_write().await?;
@@ -111,4 +127,12 @@ impl ClosureService {
         let initialize = apdu::initialize_for_load(amount, OtaService::terminal_id(city));
         Ok(TransferClaim { card, load_order: Some(order), initialize_command: Some(initialize) })
     }
+}
+
+/// The load order of closure `closure_id`'s transfer: `X` and 24 hex digits of its SHA-256, so
+/// that the new phone does not learn the old card's serial from it.
+fn transfer_order_id(closure_id: &str) -> MerchantOrderId {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode_upper(Sha256::digest(closure_id.as_bytes()));
+    MerchantOrderId::parse(&format!("X{}", &digest[..24])).expect("X and 24 hex digits is an order ID")
 }

@@ -282,6 +282,25 @@ pub(crate) async fn claim_transfer_in(
     Ok(updated == 1)
 }
 
+/// Releases a transfer phone `device_id` claimed but could not take (no card issued): another
+/// phone may claim it.
+pub(crate) async fn unclaim_transfer_in(
+    connection: &mut AnyConnection,
+    code_sha256: &str,
+    device_id: &str,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE card_transfers SET to_device_id = NULL, claimed_at_ms = NULL \
+         WHERE code_sha256 = $1 AND to_device_id = $2 AND to_card_id IS NULL",
+    )
+    .bind(code_sha256)
+    .bind(device_id)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// Records the new card and its load order; `false` if the transfer has them already.
 pub(crate) async fn bind_transfer_in(
     connection: &mut AnyConnection,
