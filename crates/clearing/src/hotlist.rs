@@ -306,6 +306,9 @@ fn check_reason(reason: String) -> Result<String, HotlistError> {
     if trimmed.is_empty() {
         return Err(HotlistError::BadReason("a change needs a reason".into()));
     }
+    if trimmed.chars().any(char::is_control) {
+        return Err(HotlistError::BadReason("control characters are not allowed".into()));
+    }
     if trimmed.len() > REASON_BYTES_MAX {
         return Err(HotlistError::BadReason(format!("{} bytes, at most {REASON_BYTES_MAX}", trimmed.len())));
     }
@@ -359,6 +362,7 @@ mod tests {
         assert!(matches!(list.add(card(BEIJING, 2), "  ", desk(), at(2)), Err(HotlistError::BadReason(_))));
         let long = "x".repeat(REASON_BYTES_MAX + 1);
         assert!(matches!(list.add(card(BEIJING, 2), &long, desk(), at(2)), Err(HotlistError::BadReason(_))));
+        assert!(matches!(list.add(card(BEIJING, 2), "lost\u{0}", desk(), at(2)), Err(HotlistError::BadReason(_))));
         assert_eq!(list.version(), 1);
     }
 

@@ -111,7 +111,11 @@ pub fn read_pricing(
     let entries: BTreeMap<String, CityEntry> =
         toml::from_str(text).map_err(|error| PricingFileError::Syntax(error.to_string()))?;
     let mut rules = standard_pricing(cities).map_err(|(city, error)| PricingFileError::Rules { city, error })?;
+    let mut seen = std::collections::BTreeMap::new();
     for (name, entry) in entries {
+        if let Some(first) = seen.insert(name.to_ascii_lowercase(), name.clone()) {
+            return Err(PricingFileError::Syntax(format!("[{first}] and [{name}] are the same city: give it once")));
+        }
         let Some(city) = cities.get(&name.to_ascii_lowercase()) else {
             return Err(PricingFileError::UnknownCity {
                 city: name,
@@ -235,6 +239,8 @@ cap = 2
         assert_eq!(error(&window), "[beijing]: promotion `mi-launch`: its window ends before it starts");
         let fee = MI_LAUNCH.replace("fee_fen = 0", "fee_fen = 3000");
         assert!(error(&fee).contains("more than the standard fee of 2900 fen"), "{}", error(&fee));
+        let twice = format!("{MI_LAUNCH}\n[beijing]\nfee_refund_within_days = 1\n");
+        assert_eq!(error(&twice), "[Beijing] and [beijing] are the same city: give it once");
         let unknown = MI_LAUNCH.replace("cap = 2", "cap = 2\ncolour = \"red\"");
         assert!(error(&unknown).contains("colour"), "{}", error(&unknown));
         let negative = MI_LAUNCH.replace("fee_fen = 0", "fee_fen = -1");

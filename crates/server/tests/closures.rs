@@ -204,6 +204,10 @@ async fn bad_input_and_forged_answers_change_nothing() {
         s.refused("/v1/cards/XY-Z/closure", Some(json!({"purpose": "delete"})), StatusCode::BAD_REQUEST).await;
     assert_eq!(code, "bad_path");
     s.refused("/v1/closures/CNOSUCH/answer", Some(json!({"answer": "9000"})), StatusCode::NOT_FOUND).await;
+    // Not a closure ID at all (a NUL, not `C` and a card ID): not found, and never sent to SQL.
+    for id in ["C%00", "X1000", "C"] {
+        s.refused(&format!("/v1/closures/{id}/answer"), Some(json!({"answer": "9000"})), StatusCode::NOT_FOUND).await;
+    }
 
     let (_, mut step) = s.post(&uri, json!({"purpose": "delete"})).await;
     let answer_uri = format!("/v1/closures/{}/answer", step["closure_id"].as_str().expect("an ID"));

@@ -499,10 +499,13 @@ impl ClosureService {
                     // Only the code's hash is kept: each time the old phone asks for the outcome it
                     // gets a fresh code, and the earlier ones stop working. Once a phone claimed
                     // the transfer there is none to give.
+                    drop(connection);
                     let code = self.transfer_code();
+                    let mut transaction = store.begin_write().await?;
                     let replaced =
-                        db::replace_transfer_code_in(&mut connection, &closure.closure_id, &super::code_sha256(&code))
+                        db::replace_transfer_code_in(&mut transaction, &closure.closure_id, &super::code_sha256(&code))
                             .await?;
+                    transaction.commit().await?;
                     (replaced.then_some(code), None, None)
                 }
                 Purpose::Delete => {

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yitong_platform::closure::{ClosureError, ClosureStep, Purpose};
+use yitong_platform::ledger::CardId;
 
 use crate::auth::PhoneCaller;
 use crate::error::{field, hex_field, ApiError, ApiJson, ApiPath, ErrorBody, PARAMETER_CHARS_MAX};
@@ -108,7 +109,7 @@ pub struct ClaimAnswer {
         (status = 400, body = ErrorBody, description = "the serial or `purpose` is malformed"),
         (status = 401, body = ErrorBody, description = "no valid phone token"),
         (status = 404, body = ErrorBody, description = "no such card of this phone"),
-        (status = 409, body = ErrorBody, description = "the card is being closed for the other purpose, a top-up of it is in doubt, or another request moved the closure"),
+        (status = 409, body = ErrorBody, description = "the card is being closed for the other purpose, a top-up of it is in doubt, another request moved the closure, or the card kept a balance after the rounds allowed"),
         (status = 422, body = ErrorBody, description = "the service desk holds no key of the card"),
     ))]
 async fn start_closure(
@@ -139,7 +140,7 @@ async fn start_closure(
         (status = 400, body = ErrorBody, description = "the answer is not hex"),
         (status = 401, body = ErrorBody, description = "no valid phone token"),
         (status = 404, body = ErrorBody, description = "no such closure of this phone's cards"),
-        (status = 409, body = ErrorBody, description = "another request moved the closure meanwhile: start it again to resume"),
+        (status = 409, body = ErrorBody, description = "another request moved the closure meanwhile (start it again to resume), or the card kept a balance after the rounds allowed"),
         (status = 422, body = ErrorBody, description = "the card's answer is malformed, a failure, or its MAC2 or TAC does not verify (nothing recorded)"),
     ))]
 async fn closure_answer(
@@ -221,7 +222,8 @@ async fn own_closure(
 ) -> Result<String, ApiError> {
     let id = text.trim();
     let not_found = || ApiError::NotFound(format!("no closure {id} of this phone"));
-    if id.is_empty() || id.len() > PARAMETER_CHARS_MAX {
+    // A closure ID is `C` and a card ID: anything else names no closure (and never reaches SQL).
+    if id.len() > PARAMETER_CHARS_MAX || !id.strip_prefix('C').is_some_and(|card| CardId::parse(card).is_ok()) {
         return Err(not_found());
     }
     let closure = state.store().closure(id).await?.ok_or_else(not_found)?;
@@ -246,6 +248,9 @@ fn closure_error(error: ClosureError) -> ApiError {
             refused(StatusCode::CONFLICT, "transfer_not_claimable")
         }
         ClosureError::PhoneHasCard(_) => refused(StatusCode::CONFLICT, "phone_has_card"),
+        // The card kept showing a balance (loaded meanwhile, or its answers are not what they
+        // seem): not the service's fault.
+        ClosureError::TooManyRounds(_) => refused(StatusCode::CONFLICT, "closure_rounds_exhausted"),
         ClosureError::BadAnswer { .. } | ClosureError::Mac2Invalid | ClosureError::Tac(_) => {
             refused(StatusCode::UNPROCESSABLE_ENTITY, "card_answer_rejected")
         }

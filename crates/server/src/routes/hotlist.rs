@@ -185,8 +185,10 @@ async fn remove_card(
     ApiPath(serial): ApiPath<String>,
     ApiJson(body): ApiJson<UnlistRequest>,
 ) -> Result<Json<ChangeBody>, ApiError> {
-    let card = card_of(&state, &key, serial.trim())
-        .map_err(|_| ApiError::BadPath(format!("serial: `{}` is not 20 hex digits", serial.trim())))?;
+    let card = card_of(&state, &key, serial.trim()).map_err(|error| match error {
+        ApiError::BadField { message, .. } => ApiError::BadPath(format!("serial: {message}")),
+        other => other,
+    })?;
     let change = change(&state, &key, card, ChangeKind::Removed, &body.reason).await?;
     Ok(Json(ChangeBody::from(&change)))
 }
