@@ -56,6 +56,36 @@ async fn a_day_of_fees_and_loads(db: &TestDb) {
     assert!(next.obligations.is_empty() && next.issuers.is_empty(), "{next:?}");
 }
 
+/// A load whose MAC2 left at 03:59:50 and whose TAC came back at 04:00:05: the card's load and
+/// the load paid for fall on the same business day (the one before the cut-over).
+async fn a_load_across_the_cut_over_stays_on_one_day(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let issued = wallet.issue("phone-A", "F-phone-A").await;
+    let mut se = SecureElement::new(&issued.image, 0);
+    // 2026-11-26 03:59:50 in Beijing is T0 (10:00 the day before) + 17 h 59 min 50 s.
+    let before_cut_over = T0 + 64_790_000;
+    let order = wallet.paid_top_up("TOP-0001", &issued.card.card_id, 1_000, before_cut_over - 5_000).await;
+    let command = wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap();
+    let answer = se.send(&command);
+    let card_time = yitong_profile::DateTime::new(2026, 11, 26, 3, 59, 50).unwrap();
+    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, card_time, before_cut_over).await.unwrap();
+    let credit = se.send(&auth.credit_command);
+    wallet.ota.complete(&wallet.payments, &order, &credit, before_cut_over + 15_000).await.unwrap();
+
+    let cities = Cities::builtin().unwrap();
+    let day = BusinessDay::parse("2026-11-25", CutOver::default()).unwrap();
+    for (day, loads) in [(day, 1_000), (day.next().unwrap(), 0)] {
+        let report = settle_platform_day(wallet.store(), &cities, day).await.unwrap();
+        let (host, paid) = report
+            .issuers
+            .iter()
+            .map(|i| (i.host_loads.amount_fen, i.platform_loads.amount_fen))
+            .fold((0, 0), |(h, p), (a, b)| (h + a, p + b));
+        assert_eq!((host, paid), (loads, loads), "{day:?}");
+    }
+}
+
 on_both_backends! {
     day => a_day_of_fees_and_loads,
+    cut_over => a_load_across_the_cut_over_stays_on_one_day,
 }

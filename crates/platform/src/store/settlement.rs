@@ -29,7 +29,9 @@ impl Store {
     /// The platform's records made, and its ledger figures posted, from `from_ms` to `to_ms`
     /// (Unix milliseconds, end excluded); issuers by the cards' cities in `cities`.
     pub async fn platform_day(&self, cities: &Cities, from_ms: i64, to_ms: i64) -> Result<PlatformDay, StoreError> {
-        let mut connection = self.pool().acquire().await?;
+        // One snapshot: a load confirmed meanwhile is either cleared and paid, or neither.
+        let mut transaction = self.begin_snapshot().await?;
+        let connection: &mut sqlx::AnyConnection = &mut transaction;
         let mut day = PlatformDay::default();
         for (table, proven) in [("ota_loads", "recovered"), ("closure_debits", "recovered")] {
             let rows = sqlx::query(&format!(
@@ -66,15 +68,22 @@ impl Store {
             }
         }
         // Each order's move into `issued` (a fee earned), `refunded` or `loaded`, with its city: the
-        // card's, or for a fee order the city its sign-up was quoted for.
+        // card's, or for a fee order the city its sign-up was quoted for. A paid load is dated as
+        // its load record is (when the MAC2 left), so that the two fall on the same day.
         let rows = sqlx::query(
-            "SELECT t.merchant_order_id, o.kind, t.to_state, o.amount_fen, t.at_ms, COALESCE(c.city, s.city) \
+            "SELECT t.merchant_order_id, o.kind, t.to_state, o.amount_fen, \
+                    CASE WHEN t.to_state = 'loaded' THEN COALESCE(l.created_at_ms, t.at_ms) ELSE t.at_ms END AS at_ms, \
+                    COALESCE(c.city, s.city) \
              FROM payment_order_transitions t \
              JOIN payment_orders o ON o.merchant_order_id = t.merchant_order_id \
              LEFT JOIN phone_cards c ON c.card_id = o.card_id \
              LEFT JOIN signup_orders s ON s.merchant_order_id = o.merchant_order_id \
-             WHERE t.at_ms >= $1 AND t.at_ms < $2 AND t.to_state IN ('issued', 'refunded', 'loaded') \
-             ORDER BY t.at_ms, t.merchant_order_id",
+             LEFT JOIN ota_loads l ON l.merchant_order_id = o.merchant_order_id \
+                  AND l.state IN ('confirmed', 'recovered') AND t.to_state = 'loaded' \
+             WHERE t.to_state IN ('issued', 'refunded', 'loaded') \
+               AND CASE WHEN t.to_state = 'loaded' THEN COALESCE(l.created_at_ms, t.at_ms) ELSE t.at_ms END >= $1 \
+               AND CASE WHEN t.to_state = 'loaded' THEN COALESCE(l.created_at_ms, t.at_ms) ELSE t.at_ms END < $2 \
+             ORDER BY at_ms, t.merchant_order_id",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -101,6 +110,7 @@ impl Store {
                 .map_err(|_| bad(format!("time {at_ms}")))?;
             day.entries.push(PlatformEntry { kind, issuer_id, amount_fen, at });
         }
+        transaction.commit().await?;
         Ok(day)
     }
 }
