@@ -77,24 +77,20 @@ async fn a_card_moves_to_a_new_phone_over_http() {
     assert_eq!(s.balance(Account::TransfersPayable).await, -5_000, "owed to the new card");
 
     // The old phone cannot claim its own transfer; a malformed channel names the field.
-    let claim = format!("/v1/transfers/{code}/claim");
-    let (code_name, _) = s.refused(&claim, Some(json!({"channel": "maker-wallet"})), StatusCode::CONFLICT).await;
+    let claim = "/v1/transfers/claim";
+    let (code_name, _) =
+        s.refused(claim, Some(json!({"code": code, "channel": "maker-wallet"})), StatusCode::CONFLICT).await;
     assert_eq!(code_name, "transfer_not_claimable");
     let phone_b = s.register("phone-B", "Mi 6").await;
-    let (status, _) = s
-        .send_as(
-            Some(&phone_b),
-            Method::POST,
-            &format!("/v1/transfers/{stale}/claim"),
-            Some(json!({"channel": "maker-wallet"})),
-        )
-        .await;
+    let (status, _) =
+        s.send_as(Some(&phone_b), Method::POST, claim, Some(json!({"code": stale, "channel": "maker-wallet"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a replaced code");
-    let (status, bad) = s.send_as(Some(&phone_b), Method::POST, &claim, Some(json!({"channel": "post"}))).await;
+    let (status, bad) =
+        s.send_as(Some(&phone_b), Method::POST, claim, Some(json!({"code": code, "channel": "post"}))).await;
     assert_eq!((status, &bad["code"]), (StatusCode::BAD_REQUEST, &json!("bad_field")), "{bad}");
 
-    let body = json!({"channel": "maker-wallet"});
-    let (status, claimed) = s.send_as(Some(&phone_b), Method::POST, &claim, Some(body.clone())).await;
+    let body = json!({"code": code, "channel": "maker-wallet"});
+    let (status, claimed) = s.send_as(Some(&phone_b), Method::POST, claim, Some(body.clone())).await;
     assert_eq!(status, StatusCode::CREATED, "{claimed}");
     assert_eq!((&claimed["card"]["device_id"], &claimed["card"]["fee_fen"]), (&json!("phone-B"), &json!(0)));
     let order = &claimed["load_order"];
@@ -130,17 +126,17 @@ async fn a_card_moves_to_a_new_phone_over_http() {
     assert_eq!(new_se.balance_fen(), 5_000, "the balance moved, verified by the new card's TAC");
 
     // The same claim again: the same card (200); a third phone's: refused.
-    let (status, repeat) = s.send_as(Some(&phone_b), Method::POST, &claim, Some(body.clone())).await;
+    let (status, repeat) = s.send_as(Some(&phone_b), Method::POST, claim, Some(body.clone())).await;
     assert_eq!((status, &repeat["card"]["serial"]), (StatusCode::OK, &json!(new_serial)), "{repeat}");
     let phone_c = s.register("phone-C", "Mi 6").await;
-    let (status, third) = s.send_as(Some(&phone_c), Method::POST, &claim, Some(body)).await;
+    let (status, third) = s.send_as(Some(&phone_c), Method::POST, claim, Some(body)).await;
     assert_eq!((status, &third["code"]), (StatusCode::CONFLICT, &json!("transfer_not_claimable")), "{third}");
     let (status, unknown) = s
         .send_as(
             Some(&phone_c),
             Method::POST,
-            "/v1/transfers/00000000000000000000000000000000/claim",
-            Some(json!({"channel": "maker-wallet"})),
+            claim,
+            Some(json!({"code": "00000000000000000000000000000000", "channel": "maker-wallet"})),
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");

@@ -335,7 +335,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/topups/{id}/complete",
             "/v1/topups/{id}/evidence",
             "/v1/topups/{id}/reconcile",
-            "/v1/transfers/{code}/claim",
+            "/v1/transfers/claim",
         ]
     );
     // Each documented route is served with its method (not the router's 404 or 405): document

@@ -357,7 +357,7 @@ pub struct ClosureStep {
     pub fee_refund_order: Option<OrderInfo>,
 }
 
-/// `POST /v1/transfers/{code}/claim`'s answer.
+/// `POST /v1/transfers/claim`'s answer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claimed {
     /// The new phone's card.
@@ -403,7 +403,7 @@ pub trait WalletApi {
     fn start_closure(&self, token: &Token, serial: &str, purpose: Purpose) -> Result<ClosureStep, WalletError>;
     /// `POST /v1/closures/{id}/answer` with the card's answer to the last command.
     fn closure_answer(&self, token: &Token, closure_id: &str, answer: &[u8]) -> Result<ClosureStep, WalletError>;
-    /// `POST /v1/transfers/{code}/claim` with the new phone's token.
+    /// `POST /v1/transfers/claim` with the code and the new phone's token.
     fn claim_transfer(&self, token: &Token, code: &str, channel: &str) -> Result<Claimed, WalletError>;
 }
 

@@ -202,8 +202,8 @@ impl WalletApi for HttpApi {
     }
 
     fn claim_transfer(&self, token: &Token, code: &str, channel: &str) -> Result<Claimed, WalletError> {
-        let body = json!({ "channel": channel });
-        self.post(Some(token), &format!("/v1/transfers/{}/claim", segment(code)), Some(&body))
+        let body = json!({ "code": code, "channel": channel });
+        self.post(Some(token), "/v1/transfers/claim", Some(&body))
     }
 }
 

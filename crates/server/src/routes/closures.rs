@@ -21,7 +21,7 @@ use crate::routes::cities::parse_channel;
 use crate::routes::topups::{payment_error, CardAnswerBody, OrderInfo};
 use crate::state::AppState;
 
-/// `/v1/cards/{serial}/closure`, `/v1/closures/{id}/answer`, `/v1/transfers/{code}/claim`.
+/// `/v1/cards/{serial}/closure`, `/v1/closures/{id}/answer`, `/v1/transfers/claim`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(start_closure)).routes(routes!(closure_answer)).routes(routes!(claim_transfer))
 }
@@ -77,9 +77,12 @@ impl From<&ClosureStep> for ClosureAnswer {
     }
 }
 
-/// The new phone's claim of a transfer.
+/// The new phone's claim of a transfer. The code travels in the body, never in a URL that
+/// proxies and access logs keep.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClaimRequest {
+    /// The transfer code the old phone was given, 32 hex digits.
+    pub code: String,
     /// Where the rider takes the card: `maker-wallet`, `city-app` or `carrier-hall`.
     pub channel: String,
 }
@@ -162,9 +165,8 @@ async fn closure_answer(
 
 /// The new phone claims a transferred balance: a card of the city issued to it and the load
 /// order of the balance.
-#[utoipa::path(post, path = "/v1/transfers/{code}/claim", tag = "closures", request_body = ClaimRequest,
+#[utoipa::path(post, path = "/v1/transfers/claim", tag = "closures", request_body = ClaimRequest,
     security(("phone_token" = [])),
-    params(("code" = String, Path, description = "the transfer code the old phone was given")),
     responses(
         (status = 201, body = ClaimAnswer, description = "the new card and its load order"),
         (status = 200, body = ClaimAnswer, description = "the same, for a repeated claim of this phone"),
@@ -177,12 +179,11 @@ async fn closure_answer(
 async fn claim_transfer(
     State(state): State<AppState>,
     PhoneCaller(caller): PhoneCaller,
-    ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<ClaimRequest>,
 ) -> Result<(StatusCode, Json<ClaimAnswer>), ApiError> {
-    let code = code.trim();
-    if code.is_empty() || code.len() > PARAMETER_CHARS_MAX || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::BadPath("transfer code: not hex digits".into()));
+    let code = field("code", &body.code)?;
+    if !code.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadField { name: "code", message: "not hex digits".into() });
     }
     let (_, channel) = parse_channel(field("channel", &body.channel)?).map_err(|_| ApiError::BadField {
         name: "channel",
