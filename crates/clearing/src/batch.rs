@@ -41,7 +41,7 @@ pub struct BatchHeader {
     /// The gate's ID of the batch, unique per gate: a batch sent again is recognised by it.
     pub batch_id: String,
     /// The gate's terminal ID.
-    #[serde(with = "crate::hex_serde::bytes6")]
+    #[serde(with = "crate::hex_serde")]
     pub gate: [u8; 6],
     /// The operator running the gate.
     pub operator: String,

@@ -1,27 +1,19 @@
-//! Byte arrays as upper-case hex strings in serde formats (IDs in stored state and JSON).
+//! Fixed-size byte arrays (IDs) as upper-case hex strings in serde formats, as clearing records
+//! write them, so that stored state reads like the records it came from.
 
-macro_rules! hex_array {
-    ($module:ident, $n:literal) => {
-        /// `[u8; N]` as hex.
-        pub mod $module {
-            use serde::{Deserialize, Deserializer, Serializer};
+use serde::de::Error;
+use serde::{Deserialize, Deserializer, Serializer};
 
-            /// Writes the bytes as upper-case hex.
-            pub fn serialize<S: Serializer>(bytes: &[u8; $n], serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&hex::encode_upper(bytes))
-            }
-
-            /// Reads hex (either case) of exactly N bytes.
-            pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; $n], D::Error> {
-                let text = String::deserialize(deserializer)?;
-                let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
-                <[u8; $n]>::try_from(bytes)
-                    .map_err(|_| serde::de::Error::custom(concat!("expected ", stringify!($n), " bytes of hex")))
-            }
-        }
-    };
+/// Writes the bytes as upper-case hex.
+pub(crate) fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode_upper(bytes))
 }
 
-hex_array!(bytes6, 6);
-hex_array!(bytes8, 8);
-hex_array!(bytes10, 10);
+/// Reads exactly `2 N` hex digits (either case).
+pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    let text = String::deserialize(d)?;
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(&text, &mut bytes)
+        .map_err(|_| D::Error::custom(format!("`{text}` must be {} hex digits", 2 * N)))?;
+    Ok(bytes)
+}

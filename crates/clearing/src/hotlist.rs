@@ -18,25 +18,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use yitong_profile::DateTime;
 
+use crate::shadow::CardId;
+
 /// Longest reason kept, in bytes: a sentence for the audit, not a document.
 pub const REASON_BYTES_MAX: usize = 500;
-
-/// A card: its issuer and application serial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CardKey {
-    /// The issuer ID.
-    #[serde(with = "crate::hex_serde::bytes8")]
-    pub issuer_id: [u8; 8],
-    /// The application serial.
-    #[serde(with = "crate::hex_serde::bytes10")]
-    pub serial: [u8; 10],
-}
-
-impl fmt::Display for CardKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} of issuer {}", hex::encode_upper(self.serial), hex::encode_upper(self.issuer_id))
-    }
-}
 
 /// Who changed the list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +52,7 @@ pub struct Change {
     /// The version this change made.
     pub version: u64,
     /// The card.
-    pub card: CardKey,
+    pub card: CardId,
     /// Added or removed.
     pub kind: ChangeKind,
     /// Why, for the audit.
@@ -85,12 +70,12 @@ pub enum HotlistError {
     /// Added while listed already (the change it would repeat is named by its version).
     AlreadyListed {
         /// The card.
-        card: CardKey,
+        card: CardId,
         /// The version that listed it.
         since_version: u64,
     },
     /// Removed while not listed.
-    NotListed(CardKey),
+    NotListed(CardId),
     /// An empty reason, or one over [`REASON_BYTES_MAX`] bytes.
     BadReason(String),
     /// A delta asked from a version the list has not reached.
@@ -139,7 +124,7 @@ pub struct Delta {
     /// Cards listed after `from` and still listed at `to`, with the change that listed them.
     pub added: Vec<Change>,
     /// Cards listed at `from` (or listed and removed after it) that are not listed at `to`.
-    pub removed: Vec<CardKey>,
+    pub removed: Vec<CardId>,
 }
 
 /// The back office's hotlist: the current entries and every change. In JSON it is its changes
@@ -149,7 +134,7 @@ pub struct Delta {
 pub struct Hotlist {
     changes: Vec<Change>,
     /// Listed cards → the index of the change that listed them.
-    listed: BTreeMap<CardKey, usize>,
+    listed: BTreeMap<CardId, usize>,
 }
 
 /// The stored form: the changes alone.
@@ -203,7 +188,7 @@ impl Hotlist {
     }
 
     /// The change that listed `card`, if it is listed.
-    pub fn entry(&self, card: &CardKey) -> Option<&Change> {
+    pub fn entry(&self, card: &CardId) -> Option<&Change> {
         self.listed.get(card).and_then(|&i| self.changes.get(i))
     }
 
@@ -213,18 +198,18 @@ impl Hotlist {
     }
 
     /// Lists `card` for `reason`: the change made.
-    pub fn add(&mut self, card: CardKey, reason: &str, by: Actor, at: DateTime) -> Result<&Change, HotlistError> {
+    pub fn add(&mut self, card: CardId, reason: &str, by: Actor, at: DateTime) -> Result<&Change, HotlistError> {
         self.apply(card, ChangeKind::Added, reason.to_owned(), by, at)
     }
 
     /// Takes `card` off the list for `reason`: the change made.
-    pub fn remove(&mut self, card: CardKey, reason: &str, by: Actor, at: DateTime) -> Result<&Change, HotlistError> {
+    pub fn remove(&mut self, card: CardId, reason: &str, by: Actor, at: DateTime) -> Result<&Change, HotlistError> {
         self.apply(card, ChangeKind::Removed, reason.to_owned(), by, at)
     }
 
     fn apply(
         &mut self,
-        card: CardKey,
+        card: CardId,
         kind: ChangeKind,
         reason: String,
         by: Actor,
@@ -255,7 +240,7 @@ impl Hotlist {
             return Err(HotlistError::AheadOfList { since, version });
         }
         let start = usize::try_from(since).unwrap_or(usize::MAX).min(self.changes.len());
-        let touched: BTreeSet<CardKey> =
+        let touched: BTreeSet<CardId> =
             self.changes[start..].iter().map(|c| c.card).filter(|c| accepted(&c.issuer_id)).collect();
         let mut added = Vec::new();
         let mut removed = Vec::new();
@@ -278,7 +263,7 @@ pub struct GateHotlist {
     /// The version held (0: none yet).
     pub version: u64,
     /// The refused cards.
-    pub cards: BTreeSet<CardKey>,
+    pub cards: BTreeSet<CardId>,
 }
 
 impl GateHotlist {
@@ -297,7 +282,7 @@ impl GateHotlist {
 
     /// The serials, as the gate's terminal core takes them.
     pub fn serials(&self) -> BTreeSet<[u8; 10]> {
-        self.cards.iter().map(|card| card.serial).collect()
+        self.cards.iter().map(|card| card.card_serial).collect()
     }
 }
 
@@ -322,8 +307,8 @@ mod tests {
     const BEIJING: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
     const SHANGHAI: [u8; 8] = [0, 0, 0x20, 0, 0, 0, 0, 1];
 
-    fn card(issuer_id: [u8; 8], last: u8) -> CardKey {
-        CardKey { issuer_id, serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, last] }
+    fn card(issuer_id: [u8; 8], last: u8) -> CardId {
+        CardId { issuer_id, card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, last] }
     }
 
     fn at(minute: u8) -> DateTime {
@@ -382,11 +367,11 @@ mod tests {
         list.remove(card(SHANGHAI, 2), "found", desk(), at(5)).expect("removed");
         list.add(card(SHANGHAI, 2), "stolen again", desk(), at(6)).expect("added");
         let delta = list.delta(2, |_| true).expect("a delta");
-        let added: Vec<(CardKey, u64)> = delta.added.iter().map(|c| (c.card, c.version)).collect();
+        let added: Vec<(CardId, u64)> = delta.added.iter().map(|c| (c.card, c.version)).collect();
         assert_eq!(added, [(card(BEIJING, 3), 4), (card(SHANGHAI, 2), 6)]);
         assert_eq!(delta.removed, [card(BEIJING, 1)]);
         assert_eq!(gate.apply(&delta), Ok(6));
-        let expected: BTreeSet<CardKey> = list.entries().map(|c| c.card).collect();
+        let expected: BTreeSet<CardId> = list.entries().map(|c| c.card).collect();
         assert_eq!(gate.cards, expected);
         assert_eq!(gate.serials().len(), 2);
 

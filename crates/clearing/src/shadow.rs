@@ -155,7 +155,6 @@ mod book;
 mod entry;
 mod flag;
 mod settle;
-mod text;
 mod timeline;
 mod view;
 

@@ -6,12 +6,13 @@
 mod support;
 
 use support::TestDb;
-use yitong_clearing::hotlist::{Actor, CardKey, ChangeKind};
+use yitong_clearing::hotlist::{Actor, ChangeKind};
+use yitong_clearing::shadow::CardId;
 use yitong_platform::store::HotlistChangeError;
 use yitong_profile::DateTime;
 
-fn card(last: u8) -> CardKey {
-    CardKey { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, last] }
+fn card(last: u8) -> CardId {
+    CardId { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, last] }
 }
 
 fn at() -> DateTime {

@@ -6,7 +6,8 @@ mod support;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{service, Service};
-use yitong_clearing::hotlist::{Actor, CardKey, ChangeKind};
+use yitong_clearing::hotlist::{Actor, ChangeKind};
+use yitong_clearing::shadow::CardId;
 use yitong_platform::access;
 
 async fn operator_key(s: &Service, city: &str, name: &str) -> String {
@@ -49,7 +50,7 @@ async fn an_operator_lists_and_unlists_and_gates_follow_by_deltas() {
     assert_eq!(delta["added"][0]["serial"], SERIAL);
 
     // The policy lists another card, the desk removes the first: a gate at 1 learns both.
-    let other = CardKey { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0x43] };
+    let other = CardId { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0x43] };
     let at = s.state.now();
     s.state
         .store()

@@ -7,17 +7,15 @@ use yitong_profile::apdu::transaction_type;
 use yitong_profile::DateTime;
 use yitong_record::{RecordStatus, TacError, TapId, TapKind, TapRecord};
 
-use super::text;
-
 /// A card: its issuer and application serial (what diversifies its TAC key). It has one balance
 /// and two counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CardId {
     /// Issuer ID (EF15).
-    #[serde(with = "text::hex_bytes")]
+    #[serde(with = "crate::hex_serde")]
     pub issuer_id: [u8; 8],
     /// Application serial (EF15).
-    #[serde(with = "text::hex_bytes")]
+    #[serde(with = "crate::hex_serde")]
     pub card_serial: [u8; 10],
 }
 
@@ -210,9 +208,8 @@ pub(crate) struct EntryKey {
 pub(crate) struct Entry {
     pub(crate) sequence: Sequence,
     pub(crate) counter: u16,
-    #[serde(with = "text::date_time")]
     pub(crate) at: DateTime,
-    #[serde(with = "text::hex_bytes")]
+    #[serde(with = "crate::hex_serde")]
     pub(crate) terminal_id: [u8; 6],
     pub(crate) terminal_transaction_number: u32,
     pub(crate) amount_fen: u32,
@@ -222,7 +219,6 @@ pub(crate) struct Entry {
     pub(crate) balance_before_fen: i64,
     pub(crate) balance_after_fen: i64,
     /// When the back office received it (the age of an unconfirmed record counts from `at`).
-    #[serde(with = "text::date_time")]
     pub(crate) received: DateTime,
 }
 
@@ -310,9 +306,8 @@ pub(crate) struct RejectedKey {
     transaction_type: u8,
     kind: OrderedKind,
     counter: u16,
-    #[serde(with = "text::date_time")]
     at: DateTime,
-    #[serde(with = "text::hex_bytes")]
+    #[serde(with = "crate::hex_serde")]
     terminal_id: [u8; 6],
     terminal_transaction_number: u32,
     amount_fen: u32,

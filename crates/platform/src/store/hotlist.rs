@@ -3,7 +3,8 @@
 //! one in; the other reads the list again and retries (or finds its change refused, e.g. the card
 //! listed meanwhile).
 
-use yitong_clearing::hotlist::{Actor, CardKey, Change, ChangeKind, Hotlist, HotlistError};
+use yitong_clearing::hotlist::{Actor, Change, ChangeKind, Hotlist, HotlistError};
+use yitong_clearing::shadow::CardId;
 use yitong_profile::DateTime;
 
 use super::{column, Store, StoreError};
@@ -54,7 +55,7 @@ impl Store {
     /// Adds (`kind` added) or removes `card` for `reason`: the change made, with its version.
     pub async fn change_hotlist(
         &self,
-        card: CardKey,
+        card: CardId,
         kind: ChangeKind,
         reason: &str,
         by: Actor,
@@ -76,7 +77,7 @@ impl Store {
             )
             .bind(i64::try_from(change.version).map_err(|_| StoreError::Contended(0))?)
             .bind(hex::encode_upper(change.card.issuer_id))
-            .bind(hex::encode_upper(change.card.serial))
+            .bind(hex::encode_upper(change.card.card_serial))
             .bind(kind_name(change.kind))
             .bind(change.reason.as_str())
             .bind(serde_json::to_string(&change.by).map_err(|e| corrupt(change.version, e.to_string()))?)
@@ -123,12 +124,12 @@ async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result<Hotlist, S
         let kind: String = column(row, 3)?;
         let actor: String = column(row, 5)?;
         let at: String = column(row, 6)?;
-        let card = CardKey {
+        let card = CardId {
             issuer_id: hex::decode(&issuer)
                 .ok()
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .ok_or_else(|| bad(format!("issuer_id {issuer:?}")))?,
-            serial: hex::decode(&serial)
+            card_serial: hex::decode(&serial)
                 .ok()
                 .and_then(|b| <[u8; 10]>::try_from(b).ok())
                 .ok_or_else(|| bad(format!("card_serial {serial:?}")))?,

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use yitong_clearing::hotlist::{Actor, CardKey, Change, ChangeKind, Delta, HotlistError};
+use yitong_clearing::hotlist::{Actor, Change, ChangeKind, Delta, HotlistError};
+use yitong_clearing::shadow::CardId;
 use yitong_platform::access::OperatorKey;
 use yitong_platform::store::HotlistChangeError;
 
@@ -39,9 +40,9 @@ pub struct CardKeyBody {
     pub serial: String,
 }
 
-impl From<&CardKey> for CardKeyBody {
-    fn from(card: &CardKey) -> Self {
-        CardKeyBody { issuer_id: hex::encode_upper(card.issuer_id), serial: hex::encode_upper(card.serial) }
+impl From<&CardId> for CardKeyBody {
+    fn from(card: &CardId) -> Self {
+        CardKeyBody { issuer_id: hex::encode_upper(card.issuer_id), serial: hex::encode_upper(card.card_serial) }
     }
 }
 
@@ -194,20 +195,20 @@ async fn remove_card(
 }
 
 /// The card `serial` of the key's city's issuer: an operator acts on its own issuer's cards only.
-fn card_of(state: &AppState, key: &OperatorKey, serial: &str) -> Result<CardKey, ApiError> {
+fn card_of(state: &AppState, key: &OperatorKey, serial: &str) -> Result<CardId, ApiError> {
     let bad = || ApiError::BadField { name: "serial", message: format!("`{serial}` is not 20 hex digits") };
     let serial = hex::decode(serial).ok().and_then(|b| <[u8; 10]>::try_from(b).ok()).ok_or_else(bad)?;
     let city = state
         .cities()
         .get(&key.city)
         .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
-    Ok(CardKey { issuer_id: city.issuer_id(), serial })
+    Ok(CardId { issuer_id: city.issuer_id(), card_serial: serial })
 }
 
 async fn change(
     state: &AppState,
     key: &OperatorKey,
-    card: CardKey,
+    card: CardId,
     kind: ChangeKind,
     reason: &str,
 ) -> Result<Change, ApiError> {
