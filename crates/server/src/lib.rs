@@ -67,6 +67,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::topups::router())
         .merge(routes::closures::router())
         .merge(routes::hotlist::router())
+        .merge(routes::clearing::router())
         .merge(routes::settlement::router())
         .merge(routes::phones::router())
         .merge(routes::operator::router())

@@ -26,6 +26,8 @@ pub struct Services {
     pub ota: OtaService,
     /// Card closure for a transfer or a deletion, and transfer claims.
     pub closures: ClosureService,
+    /// The back office's TAC keys: every uploaded record is proven with them.
+    pub tac: yitong_record::TacKeys,
 }
 
 impl fmt::Debug for Services {

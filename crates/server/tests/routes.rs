@@ -318,6 +318,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/cities",
             "/v1/cities/{name}",
             "/v1/cities/{name}/signup-fee",
+            "/v1/clearing/batches",
             "/v1/closures/{id}/answer",
             "/v1/dev/orders/{id}/pay",
             "/v1/devices/eligibility",

@@ -64,37 +64,53 @@ impl Store {
     ) -> Result<Change, HotlistChangeError> {
         for _ in 0..ATTEMPTS {
             let mut transaction = self.begin_write().await?;
-            let mut list = read_hotlist(&mut transaction).await?;
-            let change = match kind {
-                ChangeKind::Added => list.add(card, reason, by.clone(), at),
-                ChangeKind::Removed => list.remove(card, reason, by.clone(), at),
+            match append_change_in(&mut transaction, card, kind, reason, by.clone(), at, now_ms).await? {
+                Some(change) => {
+                    transaction.commit().await?;
+                    return Ok(change);
+                }
+                // Another writer took the version: read the list again.
+                None => transaction.rollback().await?,
             }
-            .map_err(HotlistChangeError::Refused)?
-            .clone();
-            let inserted = sqlx::query(
-                "INSERT INTO hotlist_changes (version, issuer_id, card_serial, kind, reason, actor, at, recorded_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO NOTHING",
-            )
-            .bind(i64::try_from(change.version).map_err(|_| StoreError::Contended(0))?)
-            .bind(hex::encode_upper(change.card.issuer_id))
-            .bind(hex::encode_upper(change.card.card_serial))
-            .bind(kind_name(change.kind))
-            .bind(change.reason.as_str())
-            .bind(serde_json::to_string(&change.by).map_err(|e| corrupt(change.version, e.to_string()))?)
-            .bind(change.at.to_string())
-            .bind(now_ms)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                transaction.commit().await?;
-                return Ok(change);
-            }
-            // Another writer took the version: read the list again.
-            transaction.rollback().await?;
         }
         Err(StoreError::Contended(ATTEMPTS).into())
     }
+}
+
+/// Appends the change inside the caller's write transaction: the change, or `None` when another
+/// writer took its version meanwhile (the caller retries its transaction).
+pub(crate) async fn append_change_in(
+    connection: &mut sqlx::AnyConnection,
+    card: CardId,
+    kind: ChangeKind,
+    reason: &str,
+    by: Actor,
+    at: DateTime,
+    now_ms: i64,
+) -> Result<Option<Change>, HotlistChangeError> {
+    let mut list = read_hotlist(connection).await?;
+    let change = match kind {
+        ChangeKind::Added => list.add(card, reason, by, at),
+        ChangeKind::Removed => list.remove(card, reason, by, at),
+    }
+    .map_err(HotlistChangeError::Refused)?
+    .clone();
+    let inserted = sqlx::query(
+        "INSERT INTO hotlist_changes (version, issuer_id, card_serial, kind, reason, actor, at, recorded_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO NOTHING",
+    )
+    .bind(i64::try_from(change.version).map_err(|_| StoreError::Contended(0))?)
+    .bind(hex::encode_upper(change.card.issuer_id))
+    .bind(hex::encode_upper(change.card.card_serial))
+    .bind(kind_name(change.kind))
+    .bind(change.reason.as_str())
+    .bind(serde_json::to_string(&change.by).map_err(|e| corrupt(change.version, e.to_string()))?)
+    .bind(change.at.to_string())
+    .bind(now_ms)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok((inserted == 1).then_some(change))
 }
 
 fn kind_name(kind: ChangeKind) -> &'static str {
@@ -108,7 +124,7 @@ fn corrupt(version: u64, why: String) -> StoreError {
     StoreError::Corrupt { table: "hotlist_changes", key: version.to_string(), why }
 }
 
-async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result<Hotlist, StoreError> {
+pub(crate) async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result<Hotlist, StoreError> {
     let rows = sqlx::query(
         "SELECT version, issuer_id, card_serial, kind, reason, actor, at FROM hotlist_changes ORDER BY version",
     )

@@ -10,6 +10,7 @@
 
 mod access;
 mod cards;
+mod clearing;
 pub(crate) mod closures;
 mod hotlist;
 mod ledger;
@@ -32,6 +33,7 @@ use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
+pub use clearing::{BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord, SettledRecord};
 pub use closures::REFUND_PARTS_MAX;
 pub use hotlist::HotlistChangeError;
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
@@ -61,12 +63,13 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
     (4, "phones and operators", include_str!("../../migrations/0004_phones_and_operators.sql")),
     (5, "hotlist", include_str!("../../migrations/0005_hotlist.sql")),
+    (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

@@ -2,6 +2,7 @@
 
 pub mod cards;
 pub mod cities;
+pub mod clearing;
 pub mod closures;
 pub mod devices;
 pub mod health;

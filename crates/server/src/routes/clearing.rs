@@ -1,0 +1,96 @@
+//! `POST /v1/clearing/batches`: a gate's upload (its operator's key), in JSON Lines or the
+//! compact binary encoding (`yitong_clearing::batch`). Every record is proven with its TAC and
+//! fed to its card's shadow; the answer says what each came to. A batch sent again is answered
+//! as the first time, nothing counted twice.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yitong_clearing::batch::{Batch, BINARY_MEDIA_TYPE};
+use yitong_platform::store::{BatchAnswer, IngestError};
+
+use crate::auth::OperatorCaller;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Largest upload accepted, bytes: a day of a busy gate in JSON Lines.
+pub const BATCH_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// `/v1/clearing/batches`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload)).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX))
+}
+
+/// Takes a gate's batch of records: each proven with its TAC, fed to its card's shadow, kept for
+/// audit; proven fraud goes on the hotlist.
+#[utoipa::path(post, path = "/v1/clearing/batches", tag = "clearing",
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "JSON Lines: the header `{batch_id, gate, operator}`, then one record per line; or the binary encoding as `application/vnd.yitong.batch` (docs/backoffice.md)"),
+    security(("operator_key" = [])),
+    responses(
+        (status = 201, body = Object, description = "the batch taken: `{gate, batch_id, records, accepted, duplicates, rejected: [{position, tap_id, reason}], settled: [{tap_id, verdict, previous, evidence}], flags: [{card, flag, hotlisted_at_version}]}`"),
+        (status = 200, body = Object, description = "the same batch again: its first answer, nothing counted twice"),
+        (status = 400, body = ErrorBody, description = "the batch does not parse (the line or byte named), or its gate is not of the key's city"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 413, body = ErrorBody, description = "larger than 32 MiB"),
+        (status = 415, body = ErrorBody, description = "neither application/x-ndjson nor application/vnd.yitong.batch"),
+    ))]
+async fn upload(
+    State(state): State<AppState>,
+    OperatorCaller(key): OperatorCaller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
+    // Too large (413) or unreadable: a JSON error as every other.
+    let body =
+        body.map_err(|rejection| ApiError::BadBody { status: rejection.status(), message: rejection.body_text() })?;
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let bad = |message: String| ApiError::BadBody { status: StatusCode::BAD_REQUEST, message };
+    let batch = match media.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+            let text = std::str::from_utf8(&body).map_err(|_| bad("the batch is not UTF-8".into()))?;
+            Batch::from_json_lines(text).map_err(|e| bad(e.to_string()))?
+        }
+        m if m == BINARY_MEDIA_TYPE => Batch::from_binary(&body).map_err(|e| bad(e.to_string()))?,
+        _ => {
+            return Err(ApiError::BadBody {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: format!("send application/x-ndjson or {BINARY_MEDIA_TYPE}"),
+            })
+        }
+    };
+    let city = state
+        .cities()
+        .get(&key.city)
+        .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
+    if u16::from_be_bytes([batch.header.gate[0], batch.header.gate[1]]) != city.city_code() {
+        return Err(bad(format!(
+            "gate {} is not a terminal of {} (its ID starts with the city code {:04X})",
+            hex::encode_upper(batch.header.gate),
+            key.city,
+            city.city_code()
+        )));
+    }
+    let ingested = state
+        .store()
+        .ingest_batch(&batch, &state.services().tac, &key.key_id, state.now(), state.now_ms())
+        .await
+        .map_err(|error| match error {
+            IngestError::Store(inner) => ApiError::Store(inner),
+            other => {
+                tracing::error!(error = %other, "ingest");
+                ApiError::Refused {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "cannot_ingest",
+                    message: other.to_string(),
+                }
+            }
+        })?;
+    let status = if ingested.new { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(ingested.answer)))
+}

@@ -1,0 +1,110 @@
+//! Gates' uploads over HTTP: a load record with the card's real TAC (the platform's own
+//! over-the-air load, uploaded as its host's batch) is accepted into the card's shadow; the same
+//! batch again is answered as the first time; the record again in another batch is a duplicate;
+//! forged copies are rejected with their reason, and the third TAC failure puts the card on the
+//! hotlist by policy; the binary encoding works the same; bad uploads are 4xx.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use support::{issue, service, top_up, SecureElement, Service};
+use tower::ServiceExt;
+use yitong_clearing::batch::{Batch, BatchHeader, BINARY_MEDIA_TYPE};
+use yitong_clearing::shadow::CardId;
+use yitong_platform::access;
+use yitong_platform::payments::MerchantOrderId;
+use yitong_record::TapRecord;
+
+/// The over-the-air load host's terminal in Beijing: `1000 · FFFF · 0002`.
+const HOST: [u8; 6] = [0x10, 0x00, 0xFF, 0xFF, 0x00, 0x02];
+
+async fn upload(s: &Service, key: &str, media: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let request = Request::post("/v1/clearing/batches")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", media)
+        .body(Body::from(body))
+        .unwrap();
+    let response = yitong_server::router(s.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}")))
+}
+
+fn batch(id: &str, records: Vec<TapRecord>) -> Batch {
+    Batch { header: BatchHeader { batch_id: id.into(), gate: HOST, operator: "beijing-card".into() }, records }
+}
+
+fn lines(batch: &Batch) -> Vec<u8> {
+    batch.to_json_lines().unwrap().into_bytes()
+}
+
+#[tokio::test]
+async fn uploads_are_proven_deduplicated_and_forgeries_hotlisted() {
+    let s = service().await;
+    let issued = issue(&s, "FEE-0001").await;
+    let serial = issued["card"]["serial"].as_str().unwrap().to_owned();
+    let mut se = SecureElement::new(issued["image_hex"].as_str().unwrap());
+    top_up(&s, &s.token, &mut se, &serial, "TOP-0001", 5_000).await;
+    let load = s.state.store().ota_loads(&MerchantOrderId::parse("TOP-0001").unwrap()).await.unwrap();
+    let record = load[0].record.clone();
+    assert!(record.tac.is_some(), "the card's TAC");
+    let (_, key) = access::new_operator_key(s.state.store(), s.state.cities(), "beijing", "host", 0).await.unwrap();
+    let key = key.expose().to_owned();
+
+    let first = batch("B1", vec![record.clone()]);
+    let (status, answer) = upload(&s, &key, "application/x-ndjson", lines(&first)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!((&answer["records"], &answer["accepted"], &answer["duplicates"]), (&json!(1), &json!(1), &json!(0)));
+    assert_eq!(answer["rejected"], json!([]));
+    let card = CardId::of(&record);
+    let shadow = s.state.store().card_shadow(card).await.unwrap().expect("a shadow");
+    assert_eq!(shadow.balance_fen(), Some(5_000), "the card's balance after the load");
+
+    // The same batch again: its first answer (200); the record in another batch: a duplicate.
+    let (status, again) = upload(&s, &key, "application/x-ndjson", lines(&first)).await;
+    assert_eq!((status, &again), (StatusCode::OK, &answer));
+    let (status, dup) =
+        upload(&s, &key, BINARY_MEDIA_TYPE, batch("B2", vec![record.clone()]).to_binary().unwrap()).await;
+    assert_eq!((status, &dup["accepted"], &dup["duplicates"]), (StatusCode::CREATED, &json!(0), &json!(1)), "{dup}");
+
+    // Forged copies (another amount and terminal transaction number, the old TAC): rejected with
+    // the reason; at the third failure the policy lists the card.
+    let forged: Vec<TapRecord> = (1..=3)
+        .map(|n| TapRecord { amount_fen: 9_000 + n, terminal_transaction_number: 900 + n, ..record.clone() })
+        .collect();
+    let (status, answer) = upload(&s, &key, "application/x-ndjson", lines(&batch("B3", forged))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let rejected = answer["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 3, "{answer}");
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("TAC"), "{answer}");
+    let flags = answer["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 1, "{answer}");
+    assert_eq!(flags[0]["hotlisted_at_version"], 1, "{answer}");
+    let list = s.state.store().hotlist().await.unwrap();
+    assert_eq!(list.entries().map(|c| c.card).collect::<Vec<_>>(), [card]);
+    assert_eq!(s.state.store().card_shadow(card).await.unwrap().unwrap().balance_fen(), Some(5_000), "unchanged");
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused() {
+    let s = service().await;
+    let (_, beijing) = access::new_operator_key(s.state.store(), s.state.cities(), "beijing", "g", 0).await.unwrap();
+    let (_, shanghai) = access::new_operator_key(s.state.store(), s.state.cities(), "shanghai", "g", 0).await.unwrap();
+    let (beijing, shanghai) = (beijing.expose().to_owned(), shanghai.expose().to_owned());
+    let empty = lines(&batch("B1", vec![]));
+    let (status, error) = upload(&s, &shanghai, "application/x-ndjson", empty.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a Beijing gate's batch from Shanghai's key: {error}");
+    assert!(error["message"].as_str().unwrap().contains("not a terminal of shanghai"), "{error}");
+    let (status, _) = upload(&s, &beijing, "text/plain", empty).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, error) = upload(&s, &beijing, "application/x-ndjson", b"{\"batch_id\":\"B\"}\n".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("line 1: not a batch header"), "{error}");
+    let (status, _) = upload(&s, &beijing, BINARY_MEDIA_TYPE, b"YTB1\x01".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = upload(&s, "yto_nope", "application/x-ndjson", Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
