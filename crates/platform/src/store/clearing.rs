@@ -189,9 +189,8 @@ impl Store {
         let mut dispositions = Vec::with_capacity(batch.records.len());
         for (position, record) in batch.records.iter().enumerate() {
             let card = CardId::of(record);
-            if !shadows.contains_key(&card) {
-                let loaded = load_shadow(&mut transaction, card).await?;
-                shadows.insert(card, loaded);
+            if let std::collections::btree_map::Entry::Vacant(slot) = shadows.entry(card) {
+                slot.insert(load_shadow(&mut transaction, card).await?);
             }
             let Some((_, shadow)) = shadows.get_mut(&card) else { continue };
             let tac = TacCheck::from(verify_tac(record, tac_keys));

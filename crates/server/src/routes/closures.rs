@@ -224,7 +224,7 @@ async fn own_closure(
     let id = text.trim();
     let not_found = || ApiError::NotFound(format!("no closure {id} of this phone"));
     // A closure ID is `C` and a card ID: anything else names no closure (and never reaches SQL).
-    if id.len() > PARAMETER_CHARS_MAX || !id.strip_prefix('C').is_some_and(|card| CardId::parse(card).is_ok()) {
+    if id.len() > PARAMETER_CHARS_MAX || id.strip_prefix('C').is_none_or(|card| CardId::parse(card).is_err()) {
         return Err(not_found());
     }
     let closure = state.store().closure(id).await?.ok_or_else(not_found)?;
