@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use yitong_clearing::settlement::{BusinessDay, CutOver};
 use yitong_platform::cities::Cities;
-use yitong_platform::settlement::settle_platform_day;
+use yitong_platform::settlement::settle_day;
 
 use crate::cmd_serve::{open_store, DatabaseArgs};
 
@@ -42,7 +42,7 @@ pub fn run(args: &SettleArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
     let report = runtime.block_on(async {
         let (store, shown) = open_store(&args.database.db, &args.database.data_dir).await?;
-        let report = settle_platform_day(&store, &cities, day).await.with_context(|| format!("settling {shown}"));
+        let report = settle_day(&store, &cities, day).await.with_context(|| format!("settling {shown}"));
         store.close().await;
         report
     })?;

@@ -22,12 +22,15 @@ CREATE TABLE clearing_records (
     card_serial TEXT NOT NULL,
     disposition TEXT NOT NULL CHECK (disposition IN ('accepted', 'duplicate', 'rejected')),
     reason TEXT,
+    -- The tap's local time, `YYYY-MM-DD HH:MM:SS` (sorts as time): the business day it clears in.
+    at TEXT NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (gate, batch_id, position),
     FOREIGN KEY (gate, batch_id) REFERENCES clearing_batches (gate, batch_id)
 );
 
 CREATE INDEX clearing_records_card ON clearing_records (issuer_id, card_serial);
+CREATE INDEX clearing_records_at ON clearing_records (at) WHERE disposition = 'accepted';
 
 CREATE TABLE card_shadows (
     issuer_id TEXT NOT NULL,

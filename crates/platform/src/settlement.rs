@@ -1,7 +1,7 @@
-//! A business day's clearing report of the platform's own money: its over-the-air loads and its
-//! service desk's debits as the cards proved them, its fees and refunds, settled by
-//! `yitong_clearing::settlement` between the ten regions' issuers and operators. Gates' uploads
-//! join it when the back office ingests them.
+//! A business day's clearing report: the transactions gates uploaded (by their cards' shadows'
+//! verdicts) and the platform's own money — its over-the-air loads and its service desk's debits
+//! as the cards proved them, its fees and refunds — settled by `yitong_clearing::settlement`
+//! between the ten regions' issuers and operators.
 
 use yitong_clearing::settlement::{settle, BusinessDay, CityParticipants, DayReport, Participants, SettleError};
 
@@ -19,6 +19,8 @@ pub enum SettlementError {
     Settle(SettleError),
     /// The database failed.
     Store(StoreError),
+    /// An ingested record or a card's shadow does not read back.
+    Ingest(crate::store::IngestError),
 }
 
 impl std::fmt::Display for SettlementError {
@@ -26,6 +28,7 @@ impl std::fmt::Display for SettlementError {
         match self {
             SettlementError::Settle(error) => write!(f, "{error}"),
             SettlementError::Store(error) => write!(f, "{error}"),
+            SettlementError::Ingest(error) => write!(f, "{error}"),
         }
     }
 }
@@ -42,16 +45,18 @@ pub fn participants(cities: &Cities) -> Result<Participants, SettleError> {
     )
 }
 
-/// The report of `day`: the platform's records and ledger figures of the day, settled.
-pub async fn settle_platform_day(
-    store: &Store,
-    cities: &Cities,
-    day: BusinessDay,
-) -> Result<DayReport, SettlementError> {
+/// The report of `day`: the gates' transactions of the day and the platform's records and ledger
+/// figures, settled. A platform record uploaded by a gate too counts once.
+pub async fn settle_day(store: &Store, cities: &Cities, day: BusinessDay) -> Result<DayReport, SettlementError> {
     let unix_ms = |local_seconds: i64| local_seconds.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000);
     let from_ms = unix_ms(day.start().seconds_since_epoch());
     let to_ms = unix_ms(day.end().seconds_since_epoch());
-    let inputs = store.platform_day(cities, from_ms, to_ms).await.map_err(SettlementError::Store)?;
+    let mut inputs = store.platform_day(cities, from_ms, to_ms).await.map_err(SettlementError::Store)?;
+    let (cleared, pending) = store.ingested_day(day.start(), day.end()).await.map_err(SettlementError::Ingest)?;
+    let known: std::collections::BTreeSet<_> =
+        inputs.cleared.iter().chain(&inputs.pending).map(|record| record.tap_id()).collect();
+    inputs.cleared.extend(cleared.into_iter().filter(|record| !known.contains(&record.tap_id())));
+    inputs.pending.extend(pending.into_iter().filter(|record| !known.contains(&record.tap_id())));
     let participants = participants(cities).map_err(SettlementError::Settle)?;
     settle(day, &inputs.cleared, &inputs.pending, &inputs.entries, &participants).map_err(SettlementError::Settle)
 }

@@ -1,4 +1,4 @@
-//! A business day of the platform's own money settled (`settle_platform_day`), on SQLite and
+//! A business day of the platform's own money settled (`settle_day`), on SQLite and
 //! PostgreSQL: the fee earned, a load the card proved (cleared, matching the load paid for), a
 //! load still in doubt (pending, not cleared), and nothing of the next day.
 
@@ -9,7 +9,7 @@ use support::wallet::{at, SecureElement, Wallet, T0};
 use support::TestDb;
 use yitong_clearing::settlement::{BusinessDay, CutOver, LineKind, Participant};
 use yitong_platform::cities::Cities;
-use yitong_platform::settlement::settle_platform_day;
+use yitong_platform::settlement::settle_day;
 
 const BEIJING_ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
 
@@ -33,7 +33,7 @@ async fn a_day_of_fees_and_loads(db: &TestDb) {
 
     let cities = Cities::builtin().unwrap();
     let day = BusinessDay::parse("2026-11-25", CutOver::default()).unwrap();
-    let report = settle_platform_day(wallet.store(), &cities, day).await.unwrap();
+    let report = settle_day(wallet.store(), &cities, day).await.unwrap();
 
     // One load line: the issuer whose host took the money (Beijing's) owes the card's (Beijing's).
     assert_eq!(report.obligations.len(), 1, "{:?}", report.obligations);
@@ -52,7 +52,7 @@ async fn a_day_of_fees_and_loads(db: &TestDb) {
     assert_eq!(report.reconciliation.net_positions_sum_fen, 0);
 
     // The next day has none of it.
-    let next = settle_platform_day(wallet.store(), &cities, day.next().unwrap()).await.unwrap();
+    let next = settle_day(wallet.store(), &cities, day.next().unwrap()).await.unwrap();
     assert!(next.obligations.is_empty() && next.issuers.is_empty(), "{next:?}");
 }
 
@@ -75,7 +75,7 @@ async fn a_load_across_the_cut_over_stays_on_one_day(db: &TestDb) {
     let cities = Cities::builtin().unwrap();
     let day = BusinessDay::parse("2026-11-25", CutOver::default()).unwrap();
     for (day, loads) in [(day, 1_000), (day.next().unwrap(), 0)] {
-        let report = settle_platform_day(wallet.store(), &cities, day).await.unwrap();
+        let report = settle_day(wallet.store(), &cities, day).await.unwrap();
         let (host, paid) = report
             .issuers
             .iter()

@@ -7,7 +7,7 @@
 mod support;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use support::{issue, service, top_up, SecureElement, Service};
@@ -86,6 +86,12 @@ async fn uploads_are_proven_deduplicated_and_forgeries_hotlisted() {
     let list = s.state.store().hotlist().await.unwrap();
     assert_eq!(list.entries().map(|c| c.card).collect::<Vec<_>>(), [card]);
     assert_eq!(s.state.store().card_shadow(card).await.unwrap().unwrap().balance_fen(), Some(5_000), "unchanged");
+
+    // The day's report counts the load once: the platform's record and the host's upload of it.
+    let (status, report) = s.send_as(Some(&key), Method::GET, "/v1/operator/settlement?date=2026-11-25", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let host = &report["issuers"][0]["host_loads"];
+    assert_eq!((&host["records"], &host["amount_fen"]), (&json!(1), &json!(5_000)), "{report}");
 }
 
 #[tokio::test]

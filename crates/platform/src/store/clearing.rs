@@ -16,7 +16,7 @@ use yitong_clearing::batch::Batch;
 use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
 use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Shadow, TacCheck, Verdict};
 use yitong_profile::DateTime;
-use yitong_record::{verify_tac, TacKeys};
+use yitong_record::{verify_tac, TacKeys, TapRecord};
 
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::{column, Store, StoreError};
@@ -277,7 +277,7 @@ impl Store {
             let text = serde_json::to_string(record).map_err(|e| IngestError::Shadow(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO clearing_records (gate, batch_id, position, tap_id, issuer_id, card_serial, disposition, \
-                 reason, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 reason, at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(gate.as_str())
             .bind(batch.header.batch_id.as_str())
@@ -287,6 +287,7 @@ impl Store {
             .bind(hex::encode_upper(record.card_serial))
             .bind(disposition)
             .bind(reason)
+            .bind(record.at.to_string())
             .bind(text)
             .execute(&mut *transaction)
             .await?;
@@ -366,4 +367,46 @@ async fn store_shadow(
         .rows_affected(),
     };
     Ok(written == 1)
+}
+
+impl Store {
+    /// The transactions gates uploaded with local times from `from` to `until` (excluded), by
+    /// their cards' verdicts: charged ones (proven, logged, or unconfirmed and since shown
+    /// committed) to clear, undecided ones pending; voided ones are neither.
+    pub async fn ingested_day(
+        &self,
+        from: DateTime,
+        until: DateTime,
+    ) -> Result<(Vec<TapRecord>, Vec<TapRecord>), IngestError> {
+        let mut transaction = self.begin_snapshot().await?;
+        let rows = sqlx::query(
+            "SELECT tap_id, record FROM clearing_records \
+             WHERE disposition = 'accepted' AND at >= $1 AND at < $2 ORDER BY at, tap_id",
+        )
+        .bind(from.to_string())
+        .bind(until.to_string())
+        .fetch_all(&mut *transaction)
+        .await?;
+        let mut verdicts: BTreeMap<CardId, BTreeMap<String, Verdict>> = BTreeMap::new();
+        let (mut cleared, mut pending) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let tap_id: String = column(row, 0)?;
+            let text: String = column(row, 1)?;
+            let record: TapRecord =
+                serde_json::from_str(&text).map_err(|e| IngestError::Shadow(format!("record {tap_id}: {e}")))?;
+            let card = CardId::of(&record);
+            if let std::collections::btree_map::Entry::Vacant(slot) = verdicts.entry(card) {
+                let (_, shadow) = load_shadow(&mut transaction, card).await?;
+                slot.insert(shadow.transactions().into_iter().map(|t| (t.tap_id.to_string(), t.verdict)).collect());
+            }
+            match verdicts.get(&card).and_then(|by_tap| by_tap.get(&tap_id)) {
+                Some(Verdict::Charged) => cleared.push(record),
+                Some(Verdict::Pending) => pending.push(record),
+                // Voided, or replaced in the shadow by a stronger copy of the same transaction.
+                _ => {}
+            }
+        }
+        transaction.commit().await?;
+        Ok((cleared, pending))
+    }
 }

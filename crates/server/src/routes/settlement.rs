@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yitong_clearing::settlement::{BusinessDay, CutOver};
-use yitong_platform::settlement::{settle_platform_day, SettlementError};
+use yitong_platform::settlement::{settle_day, SettlementError};
 
 use crate::auth::OperatorCaller;
 use crate::error::{optional, required, ApiError, ApiQuery, ErrorBody};
@@ -64,7 +64,7 @@ async fn settlement(
             return Err(ApiError::BadParameter { name: "format", message: format!("`{other}` is not json or csv") })
         }
     };
-    let report = settle_platform_day(state.store(), state.cities(), day).await.map_err(|error| match error {
+    let report = settle_day(state.store(), state.cities(), day).await.map_err(|error| match error {
         SettlementError::Store(inner) => ApiError::Store(inner),
         other => {
             tracing::error!(error = %other, "settlement");
