@@ -16,6 +16,7 @@ mod cities;
 mod cmd_card;
 mod cmd_fare;
 mod cmd_gate;
+mod cmd_gate_sync;
 mod cmd_ledger;
 mod cmd_operator;
 mod cmd_phone;
@@ -158,6 +159,8 @@ enum ReaderCommand {
 enum GateCommand {
     /// Taps a card at a metro gate (entry or exit by the card's state) or, with --bus, a bus validator.
     Tap(cmd_gate::TapArgs),
+    /// Uploads the records the terminals hold to the back office and fetches the hotlist's changes.
+    Sync(cmd_gate_sync::SyncArgs),
 }
 
 #[derive(Subcommand)]
@@ -231,6 +234,7 @@ fn main() -> ExitCode {
         Command::Card(CardCommand::Read(args)) => cmd_reader::read(&args),
         Command::Reader(ReaderCommand::List(args)) => cmd_reader::list(&args),
         Command::Gate(GateCommand::Tap(args)) => cmd_gate::tap(&args),
+        Command::Gate(GateCommand::Sync(args)) => cmd_gate_sync::sync(&args),
         Command::Fare(FareCommand::Quote(args)) => cmd_fare::quote(&args),
         Command::Fare(FareCommand::Stations(args)) => cmd_fare::stations(&args),
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),

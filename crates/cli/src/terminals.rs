@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use yitong_clearing::hotlist::GateHotlist;
 use yitong_terminal::{GateState, TapRecord};
 
 use crate::cardfile::write_atomically;
@@ -65,6 +66,13 @@ pub(crate) fn data_dir(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> anyh
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TerminalsFile {
     pub terminals: BTreeMap<String, TerminalEntry>,
+    /// The gates' copy of the back office's hotlist (`yitong gate sync`).
+    #[serde(default, skip_serializing_if = "is_empty_hotlist")]
+    pub hotlist: GateHotlist,
+}
+
+fn is_empty_hotlist(hotlist: &GateHotlist) -> bool {
+    hotlist.version == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
