@@ -13,6 +13,8 @@
 //!   gap, a balance that does not follow, two transactions with one counter (a clone), repeated
 //!   TAC failures.
 //! - [`hotlist`]: versioned lists of refused card serials per issuer, with deltas for gates.
+//! - [`ridership`]: taps per station per hour, the origin–destination matrix and revenue per line
+//!   and per operator, for the operators' console.
 //! - [`settlement`]: a business day with a cut-over, per-operator and per-issuer totals, and the
 //!   positions between issuers and operators across cities, netted per participant.
 //!
@@ -23,6 +25,7 @@
 pub mod batch;
 mod hex_serde;
 pub mod hotlist;
+pub mod ridership;
 pub mod settlement;
 pub mod shadow;
 

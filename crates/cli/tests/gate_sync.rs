@@ -87,6 +87,22 @@ fn a_gate_uploads_its_records_and_follows_the_hotlist() {
     let metro = report["operators"].as_array().unwrap().iter().find(|o| o["operator"]["id"] == "metro:1000");
     assert_eq!(metro.map(|m| m["purchases"]["amount_fen"].as_i64()), Some(Some(fare)), "{report}");
 
+    // Ridership: one journey Xidan → Guomao at 08:00–08:30, the fare on the metro's line.
+    let (status, body) = server.get_as("/v1/operator/ridership?date=2026-11-25", Some(&key));
+    assert_eq!(status, 200, "{body}");
+    let stats: Value = serde_json::from_str(&body).unwrap();
+    let journeys = stats["journeys"].as_array().unwrap();
+    assert_eq!(journeys.len(), 1, "{stats}");
+    assert_eq!((&journeys[0]["journeys"], &journeys[0]["fares_fen"]), (&1.into(), &fare.into()), "{stats}");
+    assert_eq!(stats["operators"][0]["amount_fen"], fare, "{stats}");
+    let taps: i64 = stats["station_hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["entries"].as_i64().unwrap() + h["exits"].as_i64().unwrap())
+        .sum();
+    assert_eq!(taps, 2, "{stats}");
+
     // The operator lists the card; the next sync brings it to the gate, which refuses it.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {

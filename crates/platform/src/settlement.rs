@@ -6,7 +6,9 @@
 use yitong_clearing::settlement::{settle, BusinessDay, CityParticipants, DayReport, Participants, SettleError};
 
 use crate::cities::Cities;
-use crate::store::{Store, StoreError};
+use yitong_clearing::ridership::{ridership, Ridership};
+
+use crate::store::{PlatformDay, Store, StoreError};
 
 /// Seconds Asia/Shanghai is ahead of UTC.
 const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
@@ -45,9 +47,10 @@ pub fn participants(cities: &Cities) -> Result<Participants, SettleError> {
     )
 }
 
-/// The report of `day`: the gates' transactions of the day and the platform's records and ledger
-/// figures, settled. A platform record uploaded by a gate too counts once.
-pub async fn settle_day(store: &Store, cities: &Cities, day: BusinessDay) -> Result<DayReport, SettlementError> {
+/// The day's cleared and pending records and the platform's ledger figures: the gates'
+/// uploaded transactions by their cards' verdicts and the platform's own records, a platform
+/// record uploaded by a gate too counted once.
+pub async fn day_inputs(store: &Store, cities: &Cities, day: BusinessDay) -> Result<PlatformDay, SettlementError> {
     let unix_ms = |local_seconds: i64| local_seconds.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000);
     let from_ms = unix_ms(day.start().seconds_since_epoch());
     let to_ms = unix_ms(day.end().seconds_since_epoch());
@@ -57,6 +60,18 @@ pub async fn settle_day(store: &Store, cities: &Cities, day: BusinessDay) -> Res
         inputs.cleared.iter().chain(&inputs.pending).map(|record| record.tap_id()).collect();
     inputs.cleared.extend(cleared.into_iter().filter(|record| !known.contains(&record.tap_id())));
     inputs.pending.extend(pending.into_iter().filter(|record| !known.contains(&record.tap_id())));
+    Ok(inputs)
+}
+
+/// The report of `day` ([`day_inputs`], settled).
+pub async fn settle_day(store: &Store, cities: &Cities, day: BusinessDay) -> Result<DayReport, SettlementError> {
+    let inputs = day_inputs(store, cities, day).await?;
     let participants = participants(cities).map_err(SettlementError::Settle)?;
     settle(day, &inputs.cleared, &inputs.pending, &inputs.entries, &participants).map_err(SettlementError::Settle)
+}
+
+/// The ridership of `day`: its cleared rides ([`day_inputs`]).
+pub async fn ridership_day(store: &Store, cities: &Cities, day: BusinessDay) -> Result<Ridership, SettlementError> {
+    let inputs = day_inputs(store, cities, day).await?;
+    Ok(ridership(inputs.cleared.iter().filter(|record| day.contains(&record.at))))
 }

@@ -46,9 +46,16 @@ pub fn start_with_env(args: &[&str], data_dir: &std::path::Path, log: &str, env:
 impl Server {
     /// `GET path` over a fresh connection: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.get_as(path, None)
+    }
+
+    /// `GET path` with the bearer `token`, if any.
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).expect("connects");
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout set");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).expect("sent");
+        let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Connection: close\r\n\r\n", self.address)
+            .expect("sent");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("an answer");
         let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
