@@ -89,8 +89,6 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    // Migrations run as the store opens.
-    let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
     let keys_dir = args.keys.clone().or_else(|| std::env::var_os(KEYS_DIR_ENV).map(PathBuf::from));
     let key_texts = KeyTexts::from_vars(std::env::vars_os()).context(KEYS_ENV_PREFIX)?;
     let keys_from = if key_texts.is_empty() { "--keys" } else { "the $YITONG_ISSUER_KEYS_* variables" };
@@ -110,6 +108,8 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
         }
         None => None,
     };
+    // The keys and the pricing are checked first; migrations run as the store opens.
+    let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
     let clock = Arc::new(yitong_server::SystemClock);
     let state = yitong_server::AppState::builtin_priced(store.clone(), clock, keys, pricing.as_deref()).map_err(
         |error| match (&error, &pricing_file) {

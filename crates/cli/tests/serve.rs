@@ -117,6 +117,7 @@ fn serve_reads_key_files_from_the_environment_and_never_shows_them() {
         .args(["serve", "--listen", "127.0.0.1:0", "--keys"])
         .arg(dir.path())
         .env("YITONG_ISSUER_KEYS_BEIJING", &text)
+        .env("YITONG_DATA_DIR", dir.path().join("data"))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
