@@ -87,6 +87,22 @@ async fn uploads_are_proven_deduplicated_and_forgeries_hotlisted() {
     assert_eq!(list.entries().map(|c| c.card).collect::<Vec<_>>(), [card]);
     assert_eq!(s.state.store().card_shadow(card).await.unwrap().unwrap().balance_fen(), Some(5_000), "unchanged");
 
+    // What the back office knows of the card: its balance, the TAC failures and the flag; a key
+    // of another city does not see it (its issuer's card of that serial was never uploaded).
+    let uri = format!("/v1/operator/cards/{serial}/shadow");
+    let (status, shadow) = s.send_as(Some(&key), Method::GET, &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{shadow}");
+    assert_eq!(
+        (&shadow["balance_fen"], &shadow["transactions"], &shadow["tac_failures"]),
+        (&json!(5_000), &json!(1), &json!(3))
+    );
+    assert_eq!(shadow["flags"].as_array().map(Vec::len), Some(1), "{shadow}");
+    let (_, shanghai) = access::new_operator_key(s.state.store(), s.state.cities(), "shanghai", "sh", 0).await.unwrap();
+    let (status, _) = s.send_as(Some(shanghai.expose()), Method::GET, &uri, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.send_as(Some(&key), Method::GET, "/v1/operator/cards/XYZ/shadow", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // The day's report counts the load once: the platform's record and the host's upload of it.
     let (status, report) = s.send_as(Some(&key), Method::GET, "/v1/operator/settlement?date=2026-11-25", None).await;
     assert_eq!(status, StatusCode::OK, "{report}");

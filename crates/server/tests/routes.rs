@@ -325,6 +325,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/devices/makers",
             "/v1/hotlist",
             "/v1/operator/cards/{serial}",
+            "/v1/operator/cards/{serial}/shadow",
             "/v1/operator/hotlist",
             "/v1/operator/hotlist/{serial}/remove",
             "/v1/operator/ledger/check",

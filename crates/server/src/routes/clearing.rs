@@ -1,7 +1,8 @@
 //! `POST /v1/clearing/batches`: a gate's upload (its operator's key), in JSON Lines or the
 //! compact binary encoding (`yitong_clearing::batch`). Every record is proven with its TAC and
 //! fed to its card's shadow; the answer says what each came to. A batch sent again is answered
-//! as the first time, nothing counted twice.
+//! as the first time, nothing counted twice. `GET /v1/operator/cards/{serial}/shadow`: what the
+//! back office knows of a card of the key's city.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,7 +23,10 @@ pub const BATCH_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// `/v1/clearing/batches`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(upload)).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX))
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .layer(DefaultBodyLimit::max(BATCH_BYTES_MAX))
+        .routes(routes!(card_shadow))
 }
 
 /// Takes a gate's batch of records: each proven with its TAC, fed to its card's shadow, kept for
@@ -93,4 +97,101 @@ async fn upload(
         })?;
     let status = if ingested.new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(ingested.answer)))
+}
+
+/// An unconfirmed record not decided yet.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PendingBody {
+    /// Its tap ID.
+    pub tap_id: String,
+    /// `online` (a load) or `offline` (a purchase).
+    pub sequence: String,
+    /// Its counter.
+    pub counter: u16,
+    /// Its amount, fen.
+    pub amount_fen: u32,
+    /// When the card was tapped, local time.
+    pub at: String,
+    /// How long it has waited, seconds.
+    pub age_s: i64,
+}
+
+/// What the back office knows of a card.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ShadowBody {
+    /// The issuer ID, hex.
+    pub issuer_id: String,
+    /// The serial, hex.
+    pub serial: String,
+    /// The balance after the card's latest transaction known, fen (null when undecidable).
+    pub balance_fen: Option<i64>,
+    /// Transactions held.
+    pub transactions: usize,
+    /// Unconfirmed records not decided yet, with their age.
+    pub pending: Vec<PendingBody>,
+    /// What does not add up (counter gaps, balance breaks, clones, TAC failures).
+    pub flags: Vec<String>,
+    /// Records whose TAC failed.
+    pub tac_failures: u32,
+}
+
+/// The shadow of a card of the key's city's issuer.
+#[utoipa::path(get, path = "/v1/operator/cards/{serial}/shadow", tag = "clearing",
+    security(("operator_key" = [])),
+    params(("serial" = String, Path, description = "the card's application serial, 20 hex digits")),
+    responses(
+        (status = 200, body = ShadowBody, description = "the card's shadow balance, pending records and flags"),
+        (status = 400, body = ErrorBody, description = "the serial is not 20 hex digits"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 404, body = ErrorBody, description = "no record of the card has been uploaded"),
+    ))]
+async fn card_shadow(
+    State(state): State<AppState>,
+    OperatorCaller(key): OperatorCaller,
+    crate::error::ApiPath(serial): crate::error::ApiPath<String>,
+) -> Result<Json<ShadowBody>, ApiError> {
+    let serial_text = serial.trim();
+    let serial = hex::decode(serial_text)
+        .ok()
+        .and_then(|b| <[u8; 10]>::try_from(b).ok())
+        .ok_or_else(|| ApiError::BadPath(format!("serial: `{serial_text}` is not 20 hex digits")))?;
+    let city = state
+        .cities()
+        .get(&key.city)
+        .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
+    let card = yitong_clearing::shadow::CardId { issuer_id: city.issuer_id(), card_serial: serial };
+    let shadow = state
+        .store()
+        .card_shadow(card)
+        .await
+        .map_err(|error| match error {
+            IngestError::Store(inner) => ApiError::Store(inner),
+            other => ApiError::Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "cannot_read_shadow",
+                message: other.to_string(),
+            },
+        })?
+        .ok_or_else(|| ApiError::NotFound(format!("no record of card {serial_text} of {} was uploaded", key.city)))?;
+    let now = state.now();
+    Ok(Json(ShadowBody {
+        issuer_id: hex::encode_upper(card.issuer_id),
+        serial: hex::encode_upper(card.card_serial),
+        balance_fen: shadow.balance_fen(),
+        transactions: shadow.transactions().len(),
+        pending: shadow
+            .pending()
+            .iter()
+            .map(|p| PendingBody {
+                tap_id: p.tap_id.to_string(),
+                sequence: format!("{:?}", p.sequence).to_lowercase(),
+                counter: p.counter,
+                amount_fen: p.amount_fen,
+                at: p.at.to_string(),
+                age_s: p.age_s(&now),
+            })
+            .collect(),
+        flags: shadow.flags().map(ToString::to_string).collect(),
+        tac_failures: shadow.tac_failures(),
+    }))
 }
