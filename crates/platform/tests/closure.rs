@@ -419,9 +419,15 @@ async fn a_phone_that_cannot_take_the_card_leaves_the_transfer_to_another(db: &T
         .expect("the rider's eligible phone claims it");
     assert_eq!(claim.load_order.as_ref().map(|o| o.amount.get()), Some(1_000));
     // The load order's ID does not tell the new phone the old card's serial.
-    let order_id = claim.load_order.as_ref().unwrap().merchant_order_id.as_str().to_owned();
-    assert!(!order_id.contains(card.as_str()), "{order_id}");
+    let order_id = claim.load_order.as_ref().unwrap().merchant_order_id.clone();
+    assert!(!order_id.as_str().contains(card.as_str()), "{order_id}");
     assert_balanced(wallet.store()).await;
+    // Had a crash left it `created` (bound, not yet funded), the late-order sweep would not ask
+    // the provider about it, nor close it: the transfer's money is not the provider's.
+    db.execute("UPDATE payment_orders SET state = 'created' WHERE kind = 'transfer'").await;
+    let day_later = T0 + 86_400_000;
+    assert_eq!(wallet.payments.reconcile_waiting(day_later, 100).await.unwrap(), []);
+    assert_eq!(wallet.payments.reconcile(&order_id, day_later).await.unwrap().state, OrderState::Created);
 }
 
 async fn racing_starts_open_one_closure(db: &TestDb) {

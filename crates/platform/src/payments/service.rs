@@ -308,6 +308,12 @@ impl<P: PaymentProvider> PaymentService<P> {
     /// the order as it is, for the next round.
     pub async fn reconcile(&self, id: &MerchantOrderId, now_ms: i64) -> Result<Order, ServiceError> {
         let order = self.order(id).await?;
+        // A transfer's load (funded from the old card) and a balance refund (paid back as refunds
+        // of top-ups) never were the provider's orders: their own flows settle them, and asking
+        // the provider would close a transfer's money away.
+        if matches!(order.kind, OrderKind::Transfer | OrderKind::BalanceRefund) {
+            return Ok(order);
+        }
         match order.state {
             OrderState::Created => {
                 let status = match retry(|| self.provider.query_order(id)).await {
