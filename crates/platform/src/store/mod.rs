@@ -58,6 +58,10 @@ pub const STORE_CONNECTIONS_DEFAULT: u32 = 4;
 pub const STORE_CONNECTIONS_MAX: u32 = 64;
 /// How long a SQLite writer waits for another's transaction before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// SQLite's page cache per connection, KiB.
+pub const SQLITE_CACHE_KIB: u32 = 65_536;
+/// WAL pages after which a commit copies the WAL back into the database (SQLite's default: 1,000).
+pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
@@ -219,27 +223,91 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's writers queue here, in arrival order, rather than in SQLite's busy handler (which
-    /// sleeps in growing steps and makes a long tail of waits); one per store.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite's one writing connection, kept out of the pool: writers queue for it here, in
+    /// arrival order, rather than in SQLite's busy handler (which sleeps in growing steps and
+    /// makes a long tail of waits), and its page cache stays warm from one write to the next
+    /// (a pooled connection's cache is dropped whenever another connection wrote). One per
+    /// store; `None` on PostgreSQL (`None` inside once closed).
+    writer: Option<Arc<tokio::sync::Mutex<Option<Writer>>>>,
 }
 
-/// A write transaction ([`Store::begin_write`]): the transaction, and on SQLite the store's
-/// writer turn, held until it commits or rolls back (or is dropped, which rolls back).
+/// The SQLite writer's connection, and whether a transaction is open on it (one dropped without
+/// commit or rollback where no runtime could roll it back: the next writer does).
+#[derive(Debug)]
+struct Writer {
+    connection: AnyConnection,
+    open: bool,
+}
+
+/// A write transaction ([`Store::begin_write`]): on SQLite the writer connection, held until the
+/// transaction commits or rolls back (or is dropped, which rolls back before the next writer
+/// gets the connection); on PostgreSQL a pooled transaction.
 pub(crate) struct WriteTransaction {
-    transaction: Transaction<'static, Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite(Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>),
+    Postgres(Transaction<'static, Any>),
 }
 
 impl WriteTransaction {
     /// Commits.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.transaction.commit().await
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        match &mut self.inner {
+            Inner::Sqlite(turn) => {
+                let writer = writer_of(turn)?;
+                writer.connection.execute("COMMIT").await?;
+                writer.open = false;
+                Ok(())
+            }
+            Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
+                Inner::Postgres(transaction) => transaction.commit().await,
+                Inner::Sqlite(_) => Ok(()),
+            },
+        }
     }
 
     /// Rolls back.
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.transaction.rollback().await
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        match &mut self.inner {
+            Inner::Sqlite(turn) => {
+                let writer = writer_of(turn)?;
+                writer.connection.execute("ROLLBACK").await?;
+                writer.open = false;
+                Ok(())
+            }
+            Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
+                Inner::Postgres(transaction) => transaction.rollback().await,
+                Inner::Sqlite(_) => Ok(()),
+            },
+        }
+    }
+}
+
+/// The writer under `turn` (there while the transaction lives).
+fn writer_of(turn: &mut Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>) -> Result<&mut Writer, sqlx::Error> {
+    turn.as_mut().and_then(|turn| turn.as_mut()).ok_or(sqlx::Error::PoolClosed)
+}
+
+impl Drop for WriteTransaction {
+    fn drop(&mut self) {
+        // An SQLite transaction still open: rolled back while the turn is held, so the next
+        // writer starts clean (without a runtime, the next writer rolls it back).
+        if let Inner::Sqlite(turn) = &mut self.inner {
+            let Some(mut turn) = turn.take() else { return };
+            if turn.as_ref().is_some_and(|writer| writer.open) {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if let Some(writer) = turn.as_mut() {
+                            if writer.connection.execute("ROLLBACK").await.is_ok() {
+                                writer.open = false;
+                            }
+                        }
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -247,13 +315,25 @@ impl std::ops::Deref for WriteTransaction {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
-        &self.transaction
+        match &self.inner {
+            Inner::Sqlite(turn) => match turn.as_ref().and_then(|turn| turn.as_ref()) {
+                Some(writer) => &writer.connection,
+                None => unreachable!("the writer is held while the transaction lives"),
+            },
+            Inner::Postgres(transaction) => transaction,
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTransaction {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.transaction
+        match &mut self.inner {
+            Inner::Sqlite(turn) => match turn.as_mut().and_then(|turn| turn.as_mut()) {
+                Some(writer) => &mut writer.connection,
+                None => unreachable!("the writer is held while the transaction lives"),
+            },
+            Inner::Postgres(transaction) => transaction,
+        }
     }
 }
 
@@ -298,6 +378,15 @@ impl Store {
                     if backend == Backend::Sqlite {
                         connection.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
                         connection.execute(format!("PRAGMA synchronous = {synchronous}").as_str()).await?;
+                        // Pages stay in memory between transactions (the default keeps 2 MiB), and
+                        // the WAL is copied back in fewer, larger checkpoints (pages rewritten by
+                        // many commits are copied once).
+                        connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
+                        // A multi-row statement's undo journal stays in memory, not a temporary file.
+                        connection.execute("PRAGMA temp_store = MEMORY").await?;
+                        connection
+                            .execute(format!("PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}").as_str())
+                            .await?;
                     }
                     Ok(())
                 })
@@ -306,7 +395,14 @@ impl Store {
             .await?;
         let migrator = Migrator::new(EmbeddedMigrations(backend)).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Store { pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
+        let writer = match backend {
+            Backend::Sqlite => {
+                let connection = pool.acquire().await?.detach();
+                Some(Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false }))))
+            }
+            Backend::Postgres => None,
+        };
+        Ok(Store { pool, backend, writer })
     }
 
     /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
@@ -334,6 +430,11 @@ impl Store {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            if let Some(writer) = writer.lock().await.take() {
+                let _ = writer.connection.close().await;
+            }
+        }
         self.pool.close().await;
     }
 
@@ -345,18 +446,22 @@ impl Store {
     /// A transaction that will write: on SQLite it takes the write lock at once, so a read
     /// followed by a write cannot fail on a snapshot another writer made stale.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => {
-                // The turn first, then the connection: a writer waiting for its turn holds no
-                // connection. Waiting as long as SQLite's busy handler would.
-                let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
-                let turn = tokio::time::timeout(wait, self.writer.clone().lock_owned())
-                    .await
-                    .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
-                WriteTransaction { transaction: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) }
-            }
-            Backend::Postgres => WriteTransaction { transaction: self.pool.begin().await?, _turn: None },
-        })
+        let Some(writer) = &self.writer else {
+            return Ok(WriteTransaction { inner: Inner::Postgres(self.pool.begin().await?) });
+        };
+        // Waiting as long as SQLite's busy handler would.
+        let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
+        let mut turn = tokio::time::timeout(wait, writer.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+        let held = turn.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
+        if held.open {
+            held.connection.execute("ROLLBACK").await?;
+            held.open = false;
+        }
+        held.connection.execute("BEGIN IMMEDIATE").await?;
+        held.open = true;
+        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)) })
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).
