@@ -240,17 +240,44 @@ impl Hotlist {
             return Err(HotlistError::AheadOfList { since, version });
         }
         let start = usize::try_from(since).unwrap_or(usize::MAX).min(self.changes.len());
-        let touched: BTreeSet<CardId> =
-            self.changes[start..].iter().map(|c| c.card).filter(|c| accepted(&c.issuer_id)).collect();
+        Delta::after(since, version, &self.changes[start..], accepted)
+    }
+}
+
+impl Delta {
+    /// The delta from `since` to `version` from the changes after `since` alone (versions
+    /// `since + 1` to `version`, in order) — what a store answers without replaying the list: a
+    /// card touched after `since` is added, with the change, when its last change listed it, and
+    /// removed otherwise (a copy that did not hold it has nothing to remove).
+    pub fn after(
+        since: u64,
+        version: u64,
+        changes: &[Change],
+        accepted: impl Fn(&[u8; 8]) -> bool,
+    ) -> Result<Delta, HotlistError> {
+        if since > version {
+            return Err(HotlistError::AheadOfList { since, version });
+        }
+        let mut last: BTreeMap<CardId, &Change> = BTreeMap::new();
+        let mut expected = since + 1;
+        for change in changes {
+            if change.version != expected {
+                return Err(HotlistError::DeltaOutOfOrder { held: expected - 1, from: change.version });
+            }
+            expected += 1;
+            if accepted(&change.card.issuer_id) {
+                last.insert(change.card, change);
+            }
+        }
+        if expected - 1 != version {
+            return Err(HotlistError::DeltaOutOfOrder { held: expected - 1, from: version });
+        }
         let mut added = Vec::new();
         let mut removed = Vec::new();
-        for card in touched {
-            match self.entry(&card) {
-                Some(change) if change.version > since => added.push(change.clone()),
-                // Listed before `since`, removed and listed again after it: still listed, and the
-                // copy has it.
-                Some(_) => {}
-                None => removed.push(card),
+        for (card, change) in last {
+            match change.kind {
+                ChangeKind::Added => added.push(change.clone()),
+                ChangeKind::Removed => removed.push(card),
             }
         }
         Ok(Delta { from: since, to: version, added, removed })
@@ -381,6 +408,35 @@ mod tests {
         // Up to date: an empty delta at the same version.
         let none = list.delta(6, |_| true).expect("a delta");
         assert!(none.added.is_empty() && none.removed.is_empty() && none.to == 6);
+    }
+
+    #[test]
+    fn a_delta_is_made_from_the_changes_after_the_version_alone() {
+        let mut list = Hotlist::new();
+        list.add(card(BEIJING, 1), "clone", Actor::Policy, at(1)).expect("added");
+        list.add(card(SHANGHAI, 2), "stolen", desk(), at(2)).expect("added");
+        list.remove(card(BEIJING, 1), "gate fault", desk(), at(3)).expect("removed");
+        list.add(card(BEIJING, 3), "tampered balance", Actor::Policy, at(4)).expect("added");
+        list.remove(card(SHANGHAI, 2), "found", desk(), at(5)).expect("removed");
+        let changes = list.changes().to_vec();
+        let listed: BTreeSet<CardId> = list.entries().map(|c| c.card).collect();
+        // A gate at any version catches up from the changes after it.
+        for since in 0..=5u64 {
+            let mut gate = GateHotlist::default();
+            let before = Hotlist::from_changes(changes[..since as usize].to_vec()).expect("a prefix");
+            gate.apply(&before.delta(0, |_| true).expect("a delta")).expect("applies");
+            let delta = Delta::after(since, 5, &changes[since as usize..], |_| true).expect("a delta");
+            assert_eq!(gate.apply(&delta), Ok(5));
+            assert_eq!(gate.cards, listed, "from version {since}");
+        }
+        // A change missing, or the changes stopping short of the version: refused.
+        let gap = [changes[2].clone(), changes[4].clone()];
+        assert_eq!(Delta::after(2, 5, &gap, |_| true), Err(HotlistError::DeltaOutOfOrder { held: 3, from: 5 }));
+        assert_eq!(
+            Delta::after(2, 5, &changes[2..4], |_| true),
+            Err(HotlistError::DeltaOutOfOrder { held: 4, from: 5 })
+        );
+        assert_eq!(Delta::after(6, 5, &[], |_| true), Err(HotlistError::AheadOfList { since: 6, version: 5 }));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The hotlist in the store, on SQLite and PostgreSQL: changes kept with their versions and read
-//! back as the list; writers racing from separate pools each get their own version, none lost;
+//! back as the list, and a gate's delta from the changes after its version alone; writers racing from separate pools each get their own version, none lost;
 //! a refused change writes nothing.
 
 #[macro_use]
@@ -34,6 +34,22 @@ async fn changes_are_kept_and_read_back(db: &TestDb) {
     assert_eq!(list.version(), 3, "the refused change wrote nothing");
     assert_eq!(list.entries().map(|c| (c.card, c.by.clone())).collect::<Vec<_>>(), [(card(2), Actor::Policy)]);
     assert_eq!(list.changes()[2].reason, "found");
+
+    // A gate's poll reads the changes after its version only: card 1 listed at 1 and removed at
+    // 3, card 2 listed at 2.
+    let delta = |since| async move { db.store.hotlist_delta(since, |_| true).await.expect("read") };
+    let from_1 = delta(1).await.expect("a delta");
+    assert_eq!((from_1.from, from_1.to), (1, 3));
+    assert_eq!(from_1.added.iter().map(|c| (c.card, c.version)).collect::<Vec<_>>(), [(card(2), 2)]);
+    assert_eq!(from_1.removed, [card(1)]);
+    let from_0 = delta(0).await.expect("a delta");
+    assert_eq!((from_0.added.len(), from_0.removed.len()), (1, 1));
+    let none = delta(3).await.expect("a delta");
+    assert!(none.added.is_empty() && none.removed.is_empty() && none.to == 3);
+    assert!(delta(4).await.is_err(), "ahead of the list");
+    // Only Beijing's cards for a gate that keeps Beijing's: none of another issuer here.
+    let other = db.store.hotlist_delta(0, |issuer| issuer[2] == 0x20).await.expect("read").expect("a delta");
+    assert!(other.added.is_empty() && other.removed.is_empty() && other.to == 3);
 }
 
 async fn racing_writers_each_get_a_version(db: &TestDb) {

@@ -3,7 +3,7 @@
 //! one in; the other reads the list again and retries (or finds its change refused, e.g. the card
 //! listed meanwhile).
 
-use yitong_clearing::hotlist::{Actor, Change, ChangeKind, Hotlist, HotlistError};
+use yitong_clearing::hotlist::{Actor, Change, ChangeKind, Delta, Hotlist, HotlistError};
 use yitong_clearing::shadow::CardId;
 use yitong_profile::DateTime;
 
@@ -50,6 +50,32 @@ impl Store {
     pub async fn hotlist(&self) -> Result<Hotlist, StoreError> {
         let mut connection = self.pool().acquire().await?;
         read_hotlist(&mut connection).await
+    }
+
+    /// What changed after version `since` for the issuers `accepted` keeps: the changes after it
+    /// read alone (a gate's poll costs what changed, not the list's history), in one snapshot.
+    pub async fn hotlist_delta(
+        &self,
+        since: u64,
+        accepted: impl Fn(&[u8; 8]) -> bool,
+    ) -> Result<Result<Delta, HotlistError>, StoreError> {
+        let mut transaction = self.begin_snapshot().await?;
+        let version: i64 = column(
+            &sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM hotlist_changes")
+                .fetch_one(&mut *transaction)
+                .await?,
+            0,
+        )?;
+        let version = u64::try_from(version).map_err(|_| corrupt(0, format!("version {version}")))?;
+        if since > version {
+            transaction.commit().await?;
+            return Ok(Err(HotlistError::AheadOfList { since, version }));
+        }
+        let from = i64::try_from(since).map_err(|_| corrupt(since, "a version beyond 64 signed bits".into()))?;
+        let changes = read_changes(&mut transaction, from).await?;
+        transaction.commit().await?;
+        // Versions missing among the rows: the table was changed outside this code.
+        Delta::after(since, version, &changes, accepted).map(Ok).map_err(|e| corrupt(since, e.to_string()))
     }
 
     /// Adds (`kind` added) or removes `card` for `reason`: the change made, with its version.
@@ -125,9 +151,17 @@ fn corrupt(version: u64, why: String) -> StoreError {
 }
 
 pub(crate) async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result<Hotlist, StoreError> {
+    let changes = read_changes(connection, 0).await?;
+    Hotlist::from_changes(changes).map_err(|e| corrupt(0, e.to_string()))
+}
+
+/// The changes after version `since`, in order.
+async fn read_changes(connection: &mut sqlx::AnyConnection, since: i64) -> Result<Vec<Change>, StoreError> {
     let rows = sqlx::query(
-        "SELECT version, issuer_id, card_serial, kind, reason, actor, at FROM hotlist_changes ORDER BY version",
+        "SELECT version, issuer_id, card_serial, kind, reason, actor, at FROM hotlist_changes \
+         WHERE version > $1 ORDER BY version",
     )
+    .bind(since)
     .fetch_all(&mut *connection)
     .await?;
     let mut changes = Vec::with_capacity(rows.len());
@@ -163,5 +197,5 @@ pub(crate) async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result
             at: DateTime::parse(&at).map_err(|_| bad(format!("at {at:?}")))?,
         });
     }
-    Hotlist::from_changes(changes).map_err(|e| corrupt(0, e.to_string()))
+    Ok(changes)
 }

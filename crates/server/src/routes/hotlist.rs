@@ -144,9 +144,10 @@ async fn hotlist_delta(
         })?,
         None => 0,
     };
-    let list = state.store().hotlist().await?;
-    let delta = list
-        .delta(since, |_| true)
+    let delta = state
+        .store()
+        .hotlist_delta(since, |_| true)
+        .await?
         .map_err(|error| ApiError::BadParameter { name: "since", message: error.to_string() })?;
     Ok(Json(DeltaBody::from(&delta)))
 }
