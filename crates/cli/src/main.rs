@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_clearing;
+mod bench_clearing_day;
 mod bench_topup;
 mod cardfile;
 mod cities;
@@ -180,6 +182,9 @@ enum BenchCommand {
     /// Simulated phones doing over-the-air top-ups over HTTP, concurrently: top-ups per second,
     /// latency percentiles, the in-process baseline, the ledger check.
     Topup(bench_topup::TopUpBenchArgs),
+    /// A day of gate uploads through the back office's ingest path (decode, TAC verification,
+    /// deduplication, shadow balances, durable commit), against a naive baseline.
+    Clearing(bench_clearing::ClearingBenchArgs),
 }
 
 /// Arguments of `yitong demo`.
@@ -240,6 +245,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Tap(args)) => bench::tap(&args),
         Command::Bench(BenchCommand::Pcsc(args)) => bench::pcsc(&args),
         Command::Bench(BenchCommand::Topup(args)) => bench_topup::topup(&args),
+        Command::Bench(BenchCommand::Clearing(args)) => bench_clearing::clearing(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => cmd_serve::serve(&args),
         Command::Operator(command) => cmd_operator::run(&command),

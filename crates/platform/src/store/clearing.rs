@@ -19,7 +19,7 @@ use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys, TapRecord};
 
 use super::hotlist::{append_change_in, HotlistChangeError};
-use super::{column, Store, StoreError};
+use super::{column, Backend, Store, StoreError};
 
 /// Attempts at a batch before giving up under contention.
 const ATTEMPTS: u32 = 5;
@@ -143,8 +143,10 @@ impl Store {
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
+        // The TACs first, outside the writer's turn: CPU work, the same on every attempt.
+        let checks = verify_tacs(&batch.records, tac_keys);
         for _ in 0..ATTEMPTS {
-            if let Some(ingested) = self.try_ingest(batch, tac_keys, operator_key_id, received, now_ms).await? {
+            if let Some(ingested) = self.try_ingest(batch, &checks, operator_key_id, received, now_ms).await? {
                 return Ok(ingested);
             }
         }
@@ -155,7 +157,7 @@ impl Store {
     async fn try_ingest(
         &self,
         batch: &Batch,
-        tac_keys: &TacKeys,
+        checks: &[TacCheck],
         operator_key_id: &str,
         received: DateTime,
         now_ms: i64,
@@ -185,15 +187,12 @@ impl Store {
             flags: Vec::new(),
         };
         // The batch's cards: their shadows as stored (with the version read) and as fed.
-        let mut shadows: BTreeMap<CardId, (Option<i64>, Shadow)> = BTreeMap::new();
+        let cards: Vec<CardId> = batch.records.iter().map(CardId::of).collect();
+        let mut shadows = load_shadows(self.backend(), &mut transaction, &cards).await?;
         let mut dispositions = Vec::with_capacity(batch.records.len());
-        for (position, record) in batch.records.iter().enumerate() {
+        for ((position, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
             let card = CardId::of(record);
-            if let std::collections::btree_map::Entry::Vacant(slot) = shadows.entry(card) {
-                slot.insert(load_shadow(&mut transaction, card).await?);
-            }
             let Some((_, shadow)) = shadows.get_mut(&card) else { continue };
-            let tac = TacCheck::from(verify_tac(record, tac_keys));
             let outcome = shadow.handle_record(record, tac, received);
             let (disposition, reason) = match outcome {
                 Ok(fed) => {
@@ -273,33 +272,22 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *transaction)
         .await?;
-        for (position, (record, (disposition, reason))) in batch.records.iter().zip(dispositions).enumerate() {
-            let text = serde_json::to_string(record).map_err(|e| IngestError::Shadow(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO clearing_records (gate, batch_id, position, tap_id, issuer_id, card_serial, disposition, \
-                 reason, at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(gate.as_str())
-            .bind(batch.header.batch_id.as_str())
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(record.tap_id().to_string())
-            .bind(hex::encode_upper(record.issuer_id))
-            .bind(hex::encode_upper(record.card_serial))
-            .bind(disposition)
-            .bind(reason)
-            .bind(record.at.to_string())
-            .bind(text)
-            .execute(&mut *transaction)
+        insert_records(self.backend(), &mut transaction, &gate, &batch.header.batch_id, &batch.records, dispositions)
             .await?;
-        }
-        for (card, (version, shadow)) in &shadows {
-            if !store_shadow(&mut transaction, *card, *version, shadow, now_ms).await? {
-                transaction.rollback().await?;
-                return Ok(None);
-            }
+        if !store_shadows(self.backend(), &mut transaction, &shadows, now_ms).await? {
+            transaction.rollback().await?;
+            return Ok(None);
         }
         transaction.commit().await?;
         Ok(Some(Ingested { answer, new: true }))
+    }
+
+    /// The cards the back office has shadows of, and their shadow balances added up, fen.
+    pub async fn shadow_totals(&self) -> Result<(i64, i64), IngestError> {
+        let row = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_shadows")
+            .fetch_one(self.pool())
+            .await?;
+        Ok((column(&row, 0)?, column(&row, 1)?))
     }
 
     /// The card's shadow as stored, if the back office has seen it.
@@ -328,45 +316,162 @@ async fn load_shadow(connection: &mut sqlx::AnyConnection, card: CardId) -> Resu
     }
 }
 
-/// Writes the shadow if its stored version is still `version`; `false` when another writer
-/// changed it meanwhile.
-async fn store_shadow(
+/// Records per `INSERT` statement: 10 parameters each, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters per statement.
+const RECORDS_PER_STATEMENT: usize = 1_000;
+/// Cards per shadow `SELECT` (2 parameters each) and per shadow upsert (6 each).
+const SHADOWS_PER_STATEMENT: usize = 1_000;
+/// Records from which the TACs are checked on several threads.
+const PARALLEL_TAC_RECORDS: usize = 256;
+
+/// Every record's TAC check, on the machine's cores for a large batch (each record's check is
+/// DES or SM4 work on its own).
+fn verify_tacs(records: &[TapRecord], keys: &TacKeys) -> Vec<TacCheck> {
+    let check = |record: &TapRecord| TacCheck::from(verify_tac(record, keys));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if records.len() < PARALLEL_TAC_RECORDS || threads < 2 {
+        return records.iter().map(check).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> =
+            records.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>())).collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
+/// `(…), (…)`: `rows` groups of `columns` placeholders — `?` on SQLite (sqlx binds `$N` there by
+/// looking each name up, quadratic in a statement's parameters), `$N` on PostgreSQL.
+fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => text.push('?'),
+                Backend::Postgres => text.push_str(&format!("${}", row * columns + column + 1)),
+            }
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// The stored shadows of `cards` (in any order, repeats allowed) with their versions; a fresh
+/// shadow (version `None`) for a card not seen yet.
+async fn load_shadows(
+    backend: Backend,
     connection: &mut sqlx::AnyConnection,
-    card: CardId,
-    version: Option<i64>,
-    shadow: &Shadow,
+    cards: &[CardId],
+) -> Result<BTreeMap<CardId, (Option<i64>, Shadow)>, IngestError> {
+    let mut shadows: BTreeMap<CardId, (Option<i64>, Shadow)> =
+        cards.iter().map(|&card| (card, (None, Shadow::new(card)))).collect();
+    let distinct: Vec<CardId> = shadows.keys().copied().collect();
+    for chunk in distinct.chunks(SHADOWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT s.issuer_id, s.card_serial, s.state, s.version FROM (VALUES {}) AS wanted \
+             JOIN card_shadows AS s ON s.issuer_id = wanted.column1 AND s.card_serial = wanted.column2",
+            placeholders(backend, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for card in chunk {
+            query = query.bind(hex::encode_upper(card.issuer_id)).bind(hex::encode_upper(card.card_serial));
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let (issuer, serial): (String, String) = (column(&row, 0)?, column(&row, 1)?);
+            let state: String = column(&row, 2)?;
+            let version: i64 = column(&row, 3)?;
+            let shadow: Shadow = serde_json::from_str(&state)
+                .map_err(|e| IngestError::Shadow(format!("card {issuer}/{serial}: {e}")))?;
+            let card = shadow.card();
+            if (hex::encode_upper(card.issuer_id), hex::encode_upper(card.card_serial))
+                != (issuer.clone(), serial.clone())
+            {
+                return Err(IngestError::Shadow(format!("card {issuer}/{serial}: the stored shadow is card {card}'s")));
+            }
+            shadows.insert(card, (Some(version), shadow));
+        }
+    }
+    Ok(shadows)
+}
+
+/// Keeps the batch's records, each with what it was.
+async fn insert_records(
+    backend: Backend,
+    connection: &mut sqlx::AnyConnection,
+    gate: &str,
+    batch_id: &str,
+    records: &[TapRecord],
+    dispositions: Vec<(&'static str, Option<String>)>,
+) -> Result<(), IngestError> {
+    let rows: Vec<_> = records.iter().zip(dispositions).enumerate().collect();
+    for chunk in rows.chunks(RECORDS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO clearing_records (gate, batch_id, position, tap_id, issuer_id, card_serial, disposition, \
+             reason, at, record) VALUES {}",
+            placeholders(backend, chunk.len(), 10)
+        );
+        let mut query = sqlx::query(&sql);
+        for (position, (record, (disposition, reason))) in chunk {
+            let text = serde_json::to_string(record).map_err(|e| IngestError::Shadow(e.to_string()))?;
+            query = query
+                .bind(gate)
+                .bind(batch_id)
+                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                .bind(record.tap_id().to_string())
+                .bind(hex::encode_upper(record.issuer_id))
+                .bind(hex::encode_upper(record.card_serial))
+                .bind(*disposition)
+                .bind(reason.clone())
+                .bind(record.at.to_string())
+                .bind(text);
+        }
+        query.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Writes every shadow whose stored version is still the one read (a new card's: none);
+/// `false` when another writer changed one meanwhile. One upsert per chunk: a new card is
+/// inserted at version 1, a known one replaced where its version is the one read.
+async fn store_shadows(
+    backend: Backend,
+    connection: &mut sqlx::AnyConnection,
+    shadows: &BTreeMap<CardId, (Option<i64>, Shadow)>,
     now_ms: i64,
 ) -> Result<bool, IngestError> {
-    let state = serde_json::to_string(shadow).map_err(|e| IngestError::Shadow(format!("card {card}: {e}")))?;
-    let (issuer, serial) = (hex::encode_upper(card.issuer_id), hex::encode_upper(card.card_serial));
-    let written = match version {
-        None => sqlx::query(
+    let rows: Vec<_> = shadows.iter().collect();
+    for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO card_shadows (issuer_id, card_serial, state, balance_fen, version, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (issuer_id, card_serial) DO NOTHING",
-        )
-        .bind(issuer)
-        .bind(serial)
-        .bind(state)
-        .bind(shadow.balance_fen())
-        .bind(now_ms)
-        .execute(&mut *connection)
-        .await?
-        .rows_affected(),
-        Some(version) => sqlx::query(
-            "UPDATE card_shadows SET state = $1, balance_fen = $2, version = version + 1, updated_at_ms = $3 \
-             WHERE issuer_id = $4 AND card_serial = $5 AND version = $6",
-        )
-        .bind(state)
-        .bind(shadow.balance_fen())
-        .bind(now_ms)
-        .bind(issuer)
-        .bind(serial)
-        .bind(version)
-        .execute(&mut *connection)
-        .await?
-        .rows_affected(),
-    };
-    Ok(written == 1)
+             VALUES {} ON CONFLICT (issuer_id, card_serial) DO UPDATE SET state = excluded.state, \
+             balance_fen = excluded.balance_fen, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
+             WHERE card_shadows.version = excluded.version - 1",
+            placeholders(backend, chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (card, (version, shadow)) in chunk {
+            let state = serde_json::to_string(shadow).map_err(|e| IngestError::Shadow(format!("card {card}: {e}")))?;
+            query = query
+                .bind(hex::encode_upper(card.issuer_id))
+                .bind(hex::encode_upper(card.card_serial))
+                .bind(state)
+                .bind(shadow.balance_fen())
+                .bind(version.unwrap_or(0) + 1)
+                .bind(now_ms);
+        }
+        let written = query.execute(&mut *connection).await?.rows_affected();
+        if written != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 impl Store {

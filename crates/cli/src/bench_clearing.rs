@@ -1,0 +1,353 @@
+//! `yitong bench clearing`: a day of gate uploads through the back office's whole ingest path,
+//! against a naive baseline in the same run.
+//!
+//! The day (`bench_clearing_day`) is generated first and encoded as the gates' binary batches
+//! (not timed). The timed run decodes each batch, verifies every record's TAC, deduplicates,
+//! updates the cards' shadows and commits durably (`Store::ingest_batch`, SQLite with
+//! `synchronous = FULL` unless `--db` names another database). The baseline takes the first
+//! `--baseline-taps` records the way a first attempt would: per record, the TAC verified, one
+//! `INSERT` and one balance `UPDATE`, each its own (durable) transaction. Each run ends with its
+//! proof: every record accepted, the torn taps settled as they happened, and the shadows' balances
+//! adding up, to the fen, to the cards' true balances.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use yitong_clearing::batch::Batch;
+use yitong_platform::cities::Cities;
+use yitong_platform::issuer_keys::IssuerKeyring;
+use yitong_platform::store::Store;
+use yitong_profile::DateTime;
+use yitong_record::{verify_tac, TacKeys};
+
+use crate::bench_clearing_day::{generate, Day};
+use crate::cmd_serve::open_store;
+use crate::money::yuan;
+
+/// Issue 9's goal on the 2-core development machine, and against the baseline.
+const GOAL_PER_SECOND: f64 = 200_000.0;
+const GOAL_RATIO: f64 = 10.0;
+const TAPS_MAX: usize = 20_000_000;
+/// The binary encoding's most records per batch.
+const BATCH_MAX: usize = 100_000;
+
+/// Arguments of `yitong bench clearing`.
+#[derive(Args, Clone)]
+pub struct ClearingBenchArgs {
+    /// Records to generate and ingest.
+    #[arg(long, default_value_t = 200_000)]
+    pub taps: usize,
+    /// Most records per gate upload.
+    #[arg(long, default_value_t = 2_000)]
+    pub batch: usize,
+    /// Records the naive baseline takes (the first ones of the day; each costs two durable commits).
+    #[arg(long, default_value_t = 2_000)]
+    pub baseline_taps: usize,
+    /// Cities whose cards and gates take part (the first ones' networks see visitors of the others).
+    #[arg(long, value_delimiter = ',', default_value = "beijing,shanghai,guangzhou,wuhan")]
+    pub cities: Vec<String>,
+    /// The day's seed: the same seed, the same day.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The back office's database: `sqlite:PATH` or `postgres://…` (default a fresh SQLite file in a
+    /// temporary directory). The baseline always runs on a fresh SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Print JSON (and no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a run measured and what its records came to.
+#[derive(Default)]
+struct Run {
+    records: usize,
+    wall: Duration,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    /// Unconfirmed records by their last verdict.
+    verdicts: BTreeMap<String, usize>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.records as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "records": self.records,
+            "wall_s": self.wall.as_secs_f64(),
+            "taps_per_s": self.per_second(),
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "unconfirmed_verdicts": self.verdicts,
+        })
+    }
+}
+
+pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
+    if !(1..=TAPS_MAX).contains(&args.taps) {
+        bail!("--taps: {} is not 1 to {TAPS_MAX}", args.taps);
+    }
+    if !(1..=BATCH_MAX).contains(&args.batch) {
+        bail!("--batch: {} is not 1 to {BATCH_MAX} (the binary encoding's limit)", args.batch);
+    }
+    if cfg!(debug_assertions) && !args.json {
+        eprintln!("note: a debug build; run `cargo run --release -p yitong-cli -- bench clearing` for real figures");
+    }
+    let all = Cities::builtin().context("the built-in cities")?;
+    let mut cities = Vec::new();
+    for name in &args.cities {
+        let city = all.get(name).with_context(|| {
+            format!("--cities: `{name}` is not a city here ({})", all.names().collect::<Vec<_>>().join(", "))
+        })?;
+        if cities.iter().any(|c: &&yitong_platform::cities::City| c.name() == city.name()) {
+            bail!("--cities: `{name}` is named twice");
+        }
+        cities.push(city);
+    }
+    if cities.is_empty() {
+        bail!("--cities: name at least one city");
+    }
+    let temp = tempfile::tempdir().context("a temporary directory")?;
+    let keyring = IssuerKeyring::development(temp.path(), &all).context("development keys")?;
+    let tac = keyring.tac_keys();
+
+    let spinner = spinner(args, "generating the day's taps");
+    let day = generate(&cities, &keyring, args.taps, args.batch, args.seed)?;
+    let uploads = day.batches.iter().map(Batch::to_binary).collect::<Result<Vec<_>, _>>()?;
+    spinner.finish_and_clear();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+    let (run, database, shadows) = runtime.block_on(async {
+        let (store, database) = open_store(&args.db, &Some(temp.path().join("back-office"))).await?;
+        let run = ingest(args, &store, &uploads, &tac, day.records).await?;
+        let shadows = store.shadow_totals().await.context("the shadows' totals")?;
+        store.close().await;
+        anyhow::Ok((run, database, shadows))
+    })?;
+    let baseline_records = args.baseline_taps.min(day.records);
+    let baseline =
+        runtime.block_on(baseline(args, &temp.path().join("baseline.sqlite"), &uploads, &tac, baseline_records))?;
+
+    let mut failed = Vec::new();
+    if run.accepted != day.records || run.rejected != 0 || run.duplicates != 0 {
+        failed.push(format!(
+            "{} records: {} accepted, {} duplicates, {} rejected",
+            day.records, run.accepted, run.duplicates, run.rejected
+        ));
+    }
+    let charged = run.verdicts.get("charged").copied().unwrap_or(0);
+    let voided = run.verdicts.get("voided").copied().unwrap_or(0);
+    let pending = run.verdicts.get("pending").copied().unwrap_or(0);
+    if (charged, voided, pending) != (day.torn_committed, day.torn_voided, 0) {
+        failed.push(format!(
+            "torn taps: {charged} charged, {voided} voided, {pending} pending; the cards committed {} and not {}",
+            day.torn_committed, day.torn_voided
+        ));
+    }
+    if shadows != (day.cards as i64, day.final_balances_fen) {
+        failed.push(format!(
+            "the shadows: {} cards holding {} yuan; the cards: {} holding {} yuan",
+            shadows.0,
+            yuan(shadows.1),
+            day.cards,
+            yuan(day.final_balances_fen)
+        ));
+    }
+    report(args, &day, &database, &run, &baseline, shadows);
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// The whole ingest path, batch after batch as the gates upload them.
+async fn ingest(
+    args: &ClearingBenchArgs,
+    store: &Store,
+    uploads: &[Vec<u8>],
+    tac: &TacKeys,
+    records: usize,
+) -> anyhow::Result<Run> {
+    // Received the next morning: every tap is in the past.
+    let received = DateTime::new(2026, 11, 26, 1, 0, 0)?;
+    let bar = progress(args, "ingest", records);
+    let mut run = Run::default();
+    let mut verdicts = BTreeMap::new();
+    let start = Instant::now();
+    for (n, bytes) in uploads.iter().enumerate() {
+        let batch = Batch::from_binary(bytes).with_context(|| format!("batch {n}"))?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let ingested = store.ingest_batch(&batch, tac, "bench", received, now_ms).await.context("ingesting")?;
+        let answer = ingested.answer;
+        run.records += answer.records;
+        run.accepted += answer.accepted;
+        run.duplicates += answer.duplicates;
+        run.rejected += answer.rejected.len();
+        for settled in answer.settled {
+            verdicts.insert(settled.tap_id, settled.verdict);
+        }
+        bar.inc(answer.records as u64);
+    }
+    run.wall = start.elapsed();
+    bar.finish_and_clear();
+    for verdict in verdicts.into_values() {
+        *run.verdicts.entry(verdict).or_default() += 1;
+    }
+    Ok(run)
+}
+
+/// The naive baseline: per record, the TAC verified, then an `INSERT` and a balance `UPDATE` in
+/// autocommit (WAL, `synchronous = FULL`: two durable commits).
+async fn baseline(
+    args: &ClearingBenchArgs,
+    path: &std::path::Path,
+    uploads: &[Vec<u8>],
+    tac: &TacKeys,
+    records: usize,
+) -> anyhow::Result<Run> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sqlx::{ConnectOptions, Connection};
+    let mut db = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .connect()
+        .await
+        .context("the baseline's SQLite file")?;
+    sqlx::raw_sql(
+        "CREATE TABLE records (tap_id TEXT PRIMARY KEY, card TEXT NOT NULL, record TEXT NOT NULL); \
+         CREATE TABLE balances (card TEXT PRIMARY KEY, balance_fen INTEGER NOT NULL);",
+    )
+    .execute(&mut db)
+    .await?;
+    let bar = progress(args, "baseline", records);
+    let mut run = Run::default();
+    let start = Instant::now();
+    'batches: for bytes in uploads {
+        let batch = Batch::from_binary(bytes)?;
+        for record in &batch.records {
+            if run.records == records {
+                break 'batches;
+            }
+            run.records += 1;
+            if verify_tac(record, tac).is_err() && record.tac.is_some() {
+                run.rejected += 1;
+                continue;
+            }
+            let card = record.card_serial_hex();
+            let inserted = sqlx::query("INSERT INTO records VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(record.tap_id().to_string())
+                .bind(&card)
+                .bind(serde_json::to_string(record)?)
+                .execute(&mut db)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                run.duplicates += 1;
+                continue;
+            }
+            run.accepted += 1;
+            sqlx::query(
+                "INSERT INTO balances VALUES (?, ?) ON CONFLICT (card) DO UPDATE SET balance_fen = excluded.balance_fen",
+            )
+            .bind(&card)
+            .bind(record.balance_after_fen)
+            .execute(&mut db)
+            .await?;
+            bar.inc(1);
+        }
+    }
+    run.wall = start.elapsed();
+    bar.finish_and_clear();
+    db.close().await?;
+    Ok(run)
+}
+
+fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {
+    let ratio = run.per_second() / baseline.per_second().max(1e-9);
+    let met = run.per_second() >= GOAL_PER_SECOND && ratio >= GOAL_RATIO;
+    if args.json {
+        let out = json!({
+            "database": database,
+            "seed": args.seed,
+            "cities": args.cities,
+            "day": {
+                "records": day.records, "batches": day.batches.len(), "cards": day.cards,
+                "visiting_cards": day.visiting_cards, "loaded_fen": day.loaded_fen,
+                "purchased_fen": day.purchased_fen, "torn_committed": day.torn_committed,
+                "torn_voided": day.torn_voided, "initial_balances_fen": day.initial_balances_fen,
+                "final_balances_fen": day.final_balances_fen,
+            },
+            "ingest": run.json(),
+            "baseline": baseline.json(),
+            "ratio": ratio,
+            "shadows": { "cards": shadows.0, "balances_fen": shadows.1 },
+            "goal": { "taps_per_s": GOAL_PER_SECOND, "ratio": GOAL_RATIO, "met": met },
+        });
+        println!("{out:#}");
+        return;
+    }
+    println!("bench clearing: {database}; seed {}; cities {}", args.seed, args.cities.join(", "));
+    println!(
+        "day: {} records in {} batches; {} cards ({} visiting another city); loads {} yuan, purchases {} yuan; \
+         torn taps {} committed, {} not",
+        day.records,
+        day.batches.len(),
+        day.cards,
+        day.visiting_cards,
+        yuan(day.loaded_fen),
+        yuan(day.purchased_fen),
+        day.torn_committed,
+        day.torn_voided
+    );
+    println!("{:<10} {:>10} {:>10} {:>12}", "run", "records", "wall s", "taps/s");
+    for (name, r) in [("ingest", run), ("baseline", baseline)] {
+        println!("{name:<10} {:>10} {:>10.3} {:>12.0}", r.records, r.wall.as_secs_f64(), r.per_second());
+    }
+    println!("ratio: {ratio:.1}x the baseline");
+    println!(
+        "shadows: {} cards holding {} yuan (the cards' true balances: {} yuan)",
+        shadows.0,
+        yuan(shadows.1),
+        yuan(day.final_balances_fen)
+    );
+    println!(
+        "goal ({GOAL_PER_SECOND:.0} taps/s and {GOAL_RATIO:.0}x the baseline): {}",
+        if met { "met" } else { "not met" }
+    );
+}
+
+fn spinner(args: &ClearingBenchArgs, what: &str) -> ProgressBar {
+    if args.json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// A bar of a run's records on stderr; hidden for --json or when stderr is not a terminal.
+fn progress(args: &ClearingBenchArgs, what: &str, records: usize) -> ProgressBar {
+    if args.json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(records as u64);
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} taps  {per_sec}  {elapsed}")
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(what.to_owned());
+    bar
+}

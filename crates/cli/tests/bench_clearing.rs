@@ -1,0 +1,67 @@
+//! `yitong bench clearing` as a process: the day's records all accepted, the torn taps settled as
+//! the cards did them, the shadows adding up to the cards' balances; the same seed gives the same
+//! day; bad flags named. No timing assertions.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yitong")).args(["bench", "clearing"]).args(args).output().expect("yitong runs")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = bench(&[args, &["--json"]].concat());
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn a_day_of_taps_is_ingested_settled_and_adds_up() {
+    let v = json(&["--taps", "3000", "--baseline-taps", "100", "--seed", "7"]);
+    let day = &v["day"];
+    let records = day["records"].as_u64().expect("records");
+    assert!(records >= 3_000, "{v}");
+    let (ingest, baseline) = (&v["ingest"], &v["baseline"]);
+    assert_eq!((&ingest["records"], &ingest["accepted"]), (&records.into(), &records.into()), "{v}");
+    assert_eq!((&ingest["duplicates"], &ingest["rejected"]), (&0.into(), &0.into()), "{v}");
+    // Conservation of the generated day, then the back office's view of it.
+    let fen = |key: &str| day[key].as_i64().unwrap_or_else(|| panic!("{key}: {v}"));
+    assert_eq!(
+        fen("initial_balances_fen") + fen("loaded_fen") - fen("purchased_fen"),
+        fen("final_balances_fen"),
+        "{v}"
+    );
+    assert_eq!(v["shadows"]["balances_fen"], day["final_balances_fen"], "{v}");
+    assert_eq!(v["shadows"]["cards"], day["cards"], "{v}");
+    let verdicts = &ingest["unconfirmed_verdicts"];
+    assert!(day["torn_committed"].as_u64().expect("torn") + day["torn_voided"].as_u64().expect("torn") > 0, "{v}");
+    assert_eq!(verdicts["charged"].as_u64().unwrap_or(0), day["torn_committed"].as_u64().unwrap(), "{v}");
+    assert_eq!(verdicts["voided"].as_u64().unwrap_or(0), day["torn_voided"].as_u64().unwrap(), "{v}");
+    assert!(verdicts.get("pending").is_none(), "{v}");
+    assert_eq!(baseline["records"], 100, "{v}");
+    assert_eq!(baseline["accepted"].as_u64().unwrap() + baseline["rejected"].as_u64().unwrap(), 100, "{v}");
+    assert!(v["ratio"].as_f64().expect("a ratio") > 0.0, "{v}");
+    assert!(day["visiting_cards"].as_u64().expect("visitors") > 0, "{v}");
+
+    // The same seed, the same day; another seed, another.
+    let again = json(&["--taps", "3000", "--baseline-taps", "10", "--seed", "7"]);
+    assert_eq!(again["day"], v["day"]);
+    let other = json(&["--taps", "3000", "--baseline-taps", "10", "--seed", "8"]);
+    assert_ne!(other["day"], v["day"]);
+}
+
+#[test]
+fn bad_flags_are_named() {
+    for (args, named) in [
+        (&["--taps", "0"][..], "--taps"),
+        (&["--batch", "100001"][..], "--batch"),
+        (&["--cities", "beijing,atlantis"][..], "--cities"),
+        (&["--cities", "beijing,beijing"][..], "--cities"),
+    ] {
+        let out = bench(args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
