@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -21,7 +23,7 @@ use serde_json::json;
 use yitong_clearing::batch::Batch;
 use yitong_platform::cities::Cities;
 use yitong_platform::issuer_keys::IssuerKeyring;
-use yitong_platform::store::Store;
+use yitong_platform::store::{IngestQueue, Store};
 use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys};
 
@@ -35,6 +37,7 @@ const GOAL_RATIO: f64 = 10.0;
 const TAPS_MAX: usize = 20_000_000;
 /// The binary encoding's most records per batch.
 const BATCH_MAX: usize = 100_000;
+const UPLOADERS_MAX: usize = 1_024;
 
 /// Arguments of `yitong bench clearing`.
 #[derive(Args, Clone)]
@@ -45,6 +48,9 @@ pub struct ClearingBenchArgs {
     /// Most records per gate upload.
     #[arg(long, default_value_t = 2_000)]
     pub batch: usize,
+    /// Gates uploading at once (the service commits concurrent uploads in groups).
+    #[arg(long, default_value_t = 256)]
+    pub uploaders: usize,
     /// Records the naive baseline takes (the first ones of the day; each costs two durable commits).
     #[arg(long, default_value_t = 2_000)]
     pub baseline_taps: usize,
@@ -100,6 +106,9 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
     if !(1..=BATCH_MAX).contains(&args.batch) {
         bail!("--batch: {} is not 1 to {BATCH_MAX} (the binary encoding's limit)", args.batch);
     }
+    if !(1..=UPLOADERS_MAX).contains(&args.uploaders) {
+        bail!("--uploaders: {} is not 1 to {UPLOADERS_MAX}", args.uploaders);
+    }
     if cfg!(debug_assertions) && !args.json {
         eprintln!("note: a debug build; run `cargo run --release -p yitong-cli -- bench clearing` for real figures");
     }
@@ -119,11 +128,11 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
     }
     let temp = tempfile::tempdir().context("a temporary directory")?;
     let keyring = IssuerKeyring::development(temp.path(), &all).context("development keys")?;
-    let tac = keyring.tac_keys();
+    let tac = Arc::new(keyring.tac_keys());
 
     let spinner = spinner(args, "generating the day's taps");
     let day = generate(&cities, &keyring, args.taps, args.batch, args.seed)?;
-    let uploads = day.batches.iter().map(Batch::to_binary).collect::<Result<Vec<_>, _>>()?;
+    let uploads = Arc::new(day.batches.iter().map(Batch::to_binary).collect::<Result<Vec<_>, _>>()?);
     spinner.finish_and_clear();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
@@ -170,38 +179,55 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole ingest path, batch after batch as the gates upload them.
+/// The whole ingest path as the service runs it: `--uploaders` gates uploading at once, in the
+/// day's order, through the group-committing queue.
 async fn ingest(
     args: &ClearingBenchArgs,
     store: &Store,
-    uploads: &[Vec<u8>],
-    tac: &TacKeys,
+    uploads: &Arc<Vec<Vec<u8>>>,
+    tac: &Arc<TacKeys>,
     records: usize,
 ) -> anyhow::Result<Run> {
     // Received the next morning: every tap is in the past.
     let received = DateTime::new(2026, 11, 26, 1, 0, 0)?;
     let bar = progress(args, "ingest", records);
-    let mut run = Run::default();
-    let mut verdicts = BTreeMap::new();
+    let queue = Arc::new(IngestQueue::new(store.clone()));
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    for (n, bytes) in uploads.iter().enumerate() {
-        let batch = Batch::from_binary(bytes).with_context(|| format!("batch {n}"))?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let ingested = store.ingest_batch(&batch, tac, "bench", received, now_ms).await.context("ingesting")?;
-        let answer = ingested.answer;
-        run.records += answer.records;
-        run.accepted += answer.accepted;
-        run.duplicates += answer.duplicates;
-        run.rejected += answer.rejected.len();
-        for settled in answer.settled {
-            verdicts.insert(settled.tap_id, settled.verdict);
-        }
-        bar.inc(answer.records as u64);
+    let mut uploaders = tokio::task::JoinSet::new();
+    for _ in 0..args.uploaders {
+        let (queue, next, uploads, tac, bar) = (queue.clone(), next.clone(), uploads.clone(), tac.clone(), bar.clone());
+        uploaders.spawn(async move {
+            let mut run = Run::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(bytes) = uploads.get(n) else { return anyhow::Ok(run) };
+                let batch = Batch::from_binary(bytes).with_context(|| format!("batch {n}"))?;
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let ingested =
+                    queue.ingest(Arc::new(batch), &tac, "bench", received, now_ms).await.context("ingesting")?;
+                let answer = ingested.answer;
+                run.records += answer.records;
+                run.accepted += answer.accepted;
+                run.duplicates += answer.duplicates;
+                run.rejected += answer.rejected.len();
+                bar.inc(answer.records as u64);
+            }
+        });
+    }
+    let mut run = Run::default();
+    while let Some(part) = uploaders.join_next().await {
+        let part = part.context("an uploader")??;
+        run.records += part.records;
+        run.accepted += part.accepted;
+        run.duplicates += part.duplicates;
+        run.rejected += part.rejected;
     }
     run.wall = start.elapsed();
     bar.finish_and_clear();
-    for verdict in verdicts.into_values() {
-        *run.verdicts.entry(verdict).or_default() += 1;
+    // The verdicts as the shadows hold them at the end (answers can arrive in any order).
+    for (verdict, count) in store.unconfirmed_verdicts().await.context("the shadows' verdicts")? {
+        run.verdicts.insert(verdict.to_owned(), count as usize);
     }
     Ok(run)
 }

@@ -1,15 +1,19 @@
 //! Ingestion in the store, on SQLite and PostgreSQL: a load record with the card's real TAC
 //! (from an over-the-air load) uploaded in two batches racing from separate pools — one accepts
 //! it, the other finds it a duplicate, the card's shadow written once per batch (compare and
-//! swap), nothing counted twice; a batch sent again answers as the first time.
+//! swap), nothing counted twice; a batch sent again answers as the first time. Batches larger
+//! than a statement; uploads at once committed in groups, a bad one refused alone.
 
 #[macro_use]
 mod support;
 
+use std::sync::Arc;
 use support::wallet::{at, keyring, SecureElement, Wallet, T0};
 use support::TestDb;
 use yitong_clearing::batch::{Batch, BatchHeader};
+
 use yitong_clearing::shadow::CardId;
+use yitong_platform::store::{IngestError, IngestQueue};
 use yitong_record::{RecordStatus, TapKind, TapRecord};
 
 const HOST: [u8; 6] = [0x10, 0x00, 0xFF, 0xFF, 0x00, 0x02];
@@ -105,7 +109,59 @@ async fn batches_larger_than_a_statement(db: &TestDb) {
     assert_eq!(db.store.shadow_totals().await.unwrap(), (i64::from(CARDS), i64::from(CARDS) * 400));
 }
 
+/// Uploads sent at once through the queue: committed in groups, each answered as alone — a batch
+/// sent twice at once counted once, and a batch that cannot be taken (its card's stored shadow
+/// corrupted behind the store's back) refused alone while the others land.
+async fn concurrent_uploads_commit_in_groups(db: &TestDb) {
+    let tac = Arc::new(yitong_record::TacKeys::new());
+    let gate = [0x10, 0, 0, 0x0C, 0, 1];
+    let batch = |id: &str, records: Vec<TapRecord>| {
+        Arc::new(Batch { header: BatchHeader { batch_id: id.into(), gate, operator: "beijing-metro".into() }, records })
+    };
+    // Card 7 is known, then its stored shadow is broken.
+    db.store
+        .ingest_batch(&batch("P0", vec![logged_purchase(7, 5, 1_000)]), &tac, "key-1", at(9, 0, 0), T0)
+        .await
+        .unwrap();
+    db.execute("UPDATE card_shadows SET state = '{\"card\": 1}' WHERE card_serial LIKE '%00000007'").await;
+
+    let queue = Arc::new(IngestQueue::new(db.store.clone()));
+    let mut uploads = tokio::task::JoinSet::new();
+    let mut sent: Vec<Arc<Batch>> =
+        (0..10u32).map(|n| batch(&format!("B{n}"), vec![logged_purchase(100 + n, 5, 1_000)])).collect();
+    sent.push(sent[3].clone());
+    sent.push(batch("BAD", vec![logged_purchase(7, 6, 700)]));
+    for b in sent {
+        let (queue, tac) = (queue.clone(), tac.clone());
+        uploads.spawn(async move {
+            let answer = queue.ingest(b.clone(), &tac, "key-1", at(10, 0, 0), T0 + 1).await;
+            (b.header.batch_id.clone(), answer)
+        });
+    }
+    let mut new_b3 = Vec::new();
+    while let Some(done) = uploads.join_next().await {
+        let (id, answer) = done.expect("an upload task");
+        match id.as_str() {
+            "BAD" => assert!(matches!(answer, Err(IngestError::Shadow(_))), "{answer:?}"),
+            _ => {
+                let answer = answer.unwrap_or_else(|e| panic!("{id}: {e}"));
+                assert_eq!((answer.answer.records, answer.answer.accepted), (1, 1), "{id}");
+                if id == "B3" {
+                    new_b3.push(answer.new);
+                }
+            }
+        }
+    }
+    new_b3.sort_unstable();
+    assert_eq!(new_b3, [false, true], "B3 taken once, answered twice");
+    // Card 7 and the ten new cards; the ten hold 700 fen each (card 7's broken row keeps its 700).
+    assert_eq!(db.store.shadow_totals().await.unwrap(), (11, 11 * 700));
+    let kept = db.texts("SELECT batch_id FROM clearing_batches ORDER BY batch_id").await;
+    assert_eq!(kept.len(), 11, "P0 and B0–B9, not BAD: {kept:?}");
+}
+
 on_both_backends! {
     racing => racing_batches_of_one_card,
     large_batches => batches_larger_than_a_statement,
+    group_commit => concurrent_uploads_commit_in_groups,
 }

@@ -9,7 +9,7 @@ use yitong_platform::cities::{Cities, CityError};
 use yitong_platform::devices::{CatalogueError, DeviceRegistry};
 use yitong_platform::pricing::{PricingError, PricingRules};
 use yitong_platform::pricing_file::{read_pricing, standard_pricing, PricingFileError};
-use yitong_platform::store::Store;
+use yitong_platform::store::{IngestQueue, Store};
 use yitong_profile::DateTime;
 
 use crate::metrics::Metrics;
@@ -115,6 +115,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Store,
+    /// Gates' uploads, committed in groups.
+    uploads: IngestQueue,
     cities: Cities,
     devices: DeviceRegistry,
     pricing: BTreeMap<String, PricingRules>,
@@ -208,12 +210,18 @@ impl AppState {
             issuance,
         };
         let metrics = Metrics::default();
-        AppState { inner: Arc::new(Inner { store, cities, devices, pricing, clock, metrics, services }) }
+        let uploads = IngestQueue::new(store.clone());
+        AppState { inner: Arc::new(Inner { store, uploads, cities, devices, pricing, clock, metrics, services }) }
     }
 
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The queue of gates' uploads in front of the database (group commit).
+    pub fn uploads(&self) -> &IngestQueue {
+        &self.inner.uploads
     }
 
     /// The cities served.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use yitong_clearing::batch::Batch;
 use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
-use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Shadow, TacCheck, Verdict};
+use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Evidence, Shadow, TacCheck, Verdict};
 use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys, TapRecord};
 
@@ -143,10 +143,36 @@ impl Store {
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
+        let upload = Upload { batch, operator_key_id, received, now_ms };
+        let mut answers = self.ingest_batches(&[upload], tac_keys).await?;
+        answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
+    }
+
+    /// Takes several uploads in one write transaction — one commit for all, each card's shadow
+    /// read and written once — each answered as it would be alone, in order (a batch named twice
+    /// is taken once; the second answers as a batch sent again).
+    pub async fn ingest_batches(
+        &self,
+        uploads: &[Upload<'_>],
+        tac_keys: &TacKeys,
+    ) -> Result<Vec<Ingested>, IngestError> {
         // The TACs first, outside the writer's turn: CPU work, the same on every attempt.
-        let checks = verify_tacs(&batch.records, tac_keys);
+        let records: Vec<&TapRecord> = uploads.iter().flat_map(|u| &u.batch.records).collect();
+        let mut checks = verify_tacs(&records, tac_keys).into_iter();
+        let checks: Vec<Vec<TacCheck>> =
+            uploads.iter().map(|u| checks.by_ref().take(u.batch.records.len()).collect()).collect();
+        self.ingest_checked(uploads, &checks).await
+    }
+
+    /// [`Store::ingest_batches`] with each record's TAC check done (`checks[i][j]`: upload `i`'s
+    /// record `j`).
+    pub(crate) async fn ingest_checked(
+        &self,
+        uploads: &[Upload<'_>],
+        checks: &[Vec<TacCheck>],
+    ) -> Result<Vec<Ingested>, IngestError> {
         for _ in 0..ATTEMPTS {
-            if let Some(ingested) = self.try_ingest(batch, &checks, operator_key_id, received, now_ms).await? {
+            if let Some(ingested) = self.try_ingest(uploads, checks).await? {
                 return Ok(ingested);
             }
         }
@@ -156,130 +182,105 @@ impl Store {
     /// One attempt: `None` when another writer changed a shadow or the hotlist meanwhile.
     async fn try_ingest(
         &self,
-        batch: &Batch,
-        checks: &[TacCheck],
-        operator_key_id: &str,
-        received: DateTime,
-        now_ms: i64,
-    ) -> Result<Option<Ingested>, IngestError> {
-        let gate = hex::encode_upper(batch.header.gate);
+        uploads: &[Upload<'_>],
+        checks: &[Vec<TacCheck>],
+    ) -> Result<Option<Vec<Ingested>>, IngestError> {
         let mut transaction = self.begin_write().await?;
-        let stored = sqlx::query("SELECT answer FROM clearing_batches WHERE gate = $1 AND batch_id = $2")
-            .bind(gate.as_str())
-            .bind(batch.header.batch_id.as_str())
-            .fetch_optional(&mut *transaction)
-            .await?;
-        if let Some(row) = stored {
-            transaction.rollback().await?;
-            let text: String = column(&row, 0)?;
-            let answer = serde_json::from_str::<BatchAnswer>(&text)
-                .map_err(|e| IngestError::Shadow(format!("batch {gate}/{}: {e}", batch.header.batch_id)))?;
-            return Ok(Some(Ingested { answer, new: false }));
-        }
-        let mut answer = BatchAnswer {
-            gate: gate.clone(),
-            batch_id: batch.header.batch_id.clone(),
-            records: batch.records.len(),
-            accepted: 0,
-            duplicates: 0,
-            rejected: Vec::new(),
-            settled: Vec::new(),
-            flags: Vec::new(),
-        };
-        // The batch's cards: their shadows as stored (with the version read) and as fed.
-        let cards: Vec<CardId> = batch.records.iter().map(CardId::of).collect();
-        let mut shadows = load_shadows(self.backend(), &mut transaction, &cards).await?;
-        let mut dispositions = Vec::with_capacity(batch.records.len());
-        for ((position, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
-            let card = CardId::of(record);
-            let Some((_, shadow)) = shadows.get_mut(&card) else { continue };
-            let outcome = shadow.handle_record(record, tac, received);
-            let (disposition, reason) = match outcome {
-                Ok(fed) => {
-                    for settlement in &fed.settlements {
-                        answer.settled.push(SettledRecord {
-                            tap_id: settlement.tap_id.to_string(),
-                            verdict: verdict_name(settlement.verdict).to_owned(),
-                            previous: verdict_name(settlement.previous).to_owned(),
-                            evidence: settlement.evidence.map(|tap| tap.to_string()),
-                        });
-                    }
-                    for flag in &fed.raised {
-                        let mut raised =
-                            RaisedFlag { card: card.to_string(), flag: flag.to_string(), hotlisted_at_version: None };
-                        if let Some(reason) = hotlist_reason(flag) {
-                            match append_change_in(
-                                &mut transaction,
-                                card,
-                                ChangeKind::Added,
-                                &reason,
-                                Actor::Policy,
-                                received,
-                                now_ms,
-                            )
-                            .await
-                            {
-                                Ok(Some(change)) => raised.hotlisted_at_version = Some(change.version),
-                                Ok(None) => {
-                                    transaction.rollback().await?;
-                                    return Ok(None);
-                                }
-                                // Listed before (by hand, or for another flag): it stays listed.
-                                Err(HotlistChangeError::Refused(HotlistError::AlreadyListed { .. })) => {}
-                                Err(HotlistChangeError::Refused(error)) => {
-                                    return Err(IngestError::Shadow(format!("hotlist: {error}")))
-                                }
-                                Err(HotlistChangeError::Store(error)) => return Err(error.into()),
-                            }
-                        }
-                        answer.flags.push(raised);
-                    }
-                    match fed.disposition {
-                        Disposition::Accepted => {
-                            answer.accepted += 1;
-                            ("accepted", None)
-                        }
-                        Disposition::Duplicate { .. } => {
-                            answer.duplicates += 1;
-                            ("duplicate", None)
-                        }
-                        Disposition::Rejected { reason, .. } => ("rejected", Some(reason.to_string())),
-                    }
+        let mut answers: Vec<Option<Ingested>> = Vec::with_capacity(uploads.len());
+        let mut first_of: BTreeMap<(String, &str), usize> = BTreeMap::new();
+        let mut fresh = Vec::new();
+        for (index, upload) in uploads.iter().enumerate() {
+            let gate = hex::encode_upper(upload.batch.header.gate);
+            let batch_id = upload.batch.header.batch_id.as_str();
+            if first_of.contains_key(&(gate.clone(), batch_id)) {
+                answers.push(None);
+                continue;
+            }
+            first_of.insert((gate.clone(), batch_id), index);
+            let stored = sqlx::query("SELECT answer FROM clearing_batches WHERE gate = $1 AND batch_id = $2")
+                .bind(gate.as_str())
+                .bind(batch_id)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            match stored {
+                Some(row) => {
+                    let text: String = column(&row, 0)?;
+                    let answer = serde_json::from_str::<BatchAnswer>(&text)
+                        .map_err(|e| IngestError::Shadow(format!("batch {gate}/{batch_id}: {e}")))?;
+                    answers.push(Some(Ingested { answer, new: false }));
                 }
-                // A record the shadow cannot take (its TAC check does not fit it): rejected, kept.
-                Err(error) => ("rejected", Some(error.to_string())),
+                None => {
+                    fresh.push(index);
+                    answers.push(None);
+                }
+            }
+        }
+        // The new batches' cards: their shadows as stored (with the version read) and as fed.
+        let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
+        let mut shadows = load_shadows(self.backend(), &mut transaction, &cards).await?;
+        let mut rows = Vec::with_capacity(cards.len());
+        for &index in &fresh {
+            let upload = &uploads[index];
+            let Some((answer, dispositions)) = feed(&mut transaction, &mut shadows, upload, &checks[index]).await?
+            else {
+                transaction.rollback().await?;
+                return Ok(None);
             };
-            if let Some(reason) = &reason {
-                answer.rejected.push(RejectedRecord {
+            let text = serde_json::to_string(&answer).map_err(|e| IngestError::Shadow(e.to_string()))?;
+            let inserted = sqlx::query(
+                "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, \
+                 received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gate, batch_id) DO NOTHING",
+            )
+            .bind(answer.gate.as_str())
+            .bind(answer.batch_id.as_str())
+            .bind(upload.batch.header.operator.as_str())
+            .bind(upload.operator_key_id)
+            .bind(i64::try_from(upload.batch.records.len()).unwrap_or(i64::MAX))
+            .bind(text)
+            .bind(upload.now_ms)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // Another writer took the batch meanwhile: the next attempt answers with its answer.
+                transaction.rollback().await?;
+                return Ok(None);
+            }
+            for (position, (record, (disposition, reason))) in upload.batch.records.iter().zip(dispositions).enumerate()
+            {
+                rows.push(RecordRow {
+                    gate: answer.gate.clone(),
+                    upload: index,
                     position,
-                    tap_id: record.tap_id().to_string(),
-                    reason: reason.clone(),
+                    record,
+                    disposition,
+                    reason,
                 });
             }
-            dispositions.push((disposition, reason));
+            answers[index] = Some(Ingested { answer, new: true });
         }
-        let text = serde_json::to_string(&answer).map_err(|e| IngestError::Shadow(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, received_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gate, batch_id) DO NOTHING",
-        )
-        .bind(gate.as_str())
-        .bind(batch.header.batch_id.as_str())
-        .bind(batch.header.operator.as_str())
-        .bind(operator_key_id)
-        .bind(i64::try_from(batch.records.len()).unwrap_or(i64::MAX))
-        .bind(text)
-        .bind(now_ms)
-        .execute(&mut *transaction)
-        .await?;
-        insert_records(self.backend(), &mut transaction, &gate, &batch.header.batch_id, &batch.records, dispositions)
-            .await?;
+        insert_records(self.backend(), &mut transaction, uploads, &rows).await?;
+        let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
         if !store_shadows(self.backend(), &mut transaction, &shadows, now_ms).await? {
             transaction.rollback().await?;
             return Ok(None);
         }
         transaction.commit().await?;
-        Ok(Some(Ingested { answer, new: true }))
+        // A batch named twice: the second answers as sent again.
+        let mut done = Vec::with_capacity(uploads.len());
+        for (index, upload) in uploads.iter().enumerate() {
+            let answer = match &answers[index] {
+                Some(ingested) => ingested.clone(),
+                None => {
+                    let key = (hex::encode_upper(upload.batch.header.gate), upload.batch.header.batch_id.as_str());
+                    let first = first_of.get(&key).and_then(|&i| answers[i].as_ref());
+                    let first = first.ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))?;
+                    Ingested { answer: first.answer.clone(), new: false }
+                }
+            };
+            done.push(answer);
+        }
+        Ok(Some(done))
     }
 
     /// The cards the back office has shadows of, and their shadow balances added up, fen.
@@ -288,6 +289,38 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         Ok((column(&row, 0)?, column(&row, 1)?))
+    }
+
+    /// The unconfirmed records of every card's shadow, counted by verdict (`pending`, `charged`,
+    /// `voided`): the shadows read in pages of [`SHADOWS_PER_STATEMENT`].
+    pub async fn unconfirmed_verdicts(&self) -> Result<BTreeMap<&'static str, u64>, IngestError> {
+        let mut counts = BTreeMap::new();
+        let mut connection = self.pool().acquire().await?;
+        let mut after = (String::new(), String::new());
+        loop {
+            let rows = sqlx::query(
+                "SELECT issuer_id, card_serial, state FROM card_shadows WHERE (issuer_id, card_serial) > ($1, $2) \
+                 ORDER BY issuer_id, card_serial LIMIT $3",
+            )
+            .bind(after.0.as_str())
+            .bind(after.1.as_str())
+            .bind(SHADOWS_PER_STATEMENT as i64)
+            .fetch_all(&mut *connection)
+            .await?;
+            for row in &rows {
+                let state: String = column(row, 2)?;
+                let shadow: Shadow = serde_json::from_str(&state).map_err(|e| IngestError::Shadow(e.to_string()))?;
+                for transaction in shadow.transactions() {
+                    if transaction.evidence == Evidence::Unconfirmed {
+                        *counts.entry(verdict_name(transaction.verdict)).or_default() += 1;
+                    }
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == SHADOWS_PER_STATEMENT => after = (column(last, 0)?, column(last, 1)?),
+                _ => return Ok(counts),
+            }
+        }
     }
 
     /// The card's shadow as stored, if the back office has seen it.
@@ -316,6 +349,121 @@ async fn load_shadow(connection: &mut sqlx::AnyConnection, card: CardId) -> Resu
     }
 }
 
+/// A gate's batch to take ([`Store::ingest_batches`]): the operator key it came with, and when it
+/// was received (local time for the shadows, Unix milliseconds for the rows).
+#[derive(Clone, Copy, Debug)]
+pub struct Upload<'a> {
+    /// The batch.
+    pub batch: &'a Batch,
+    /// The operator key's ID.
+    pub operator_key_id: &'a str,
+    /// Local time of receipt.
+    pub received: DateTime,
+    /// Unix milliseconds of receipt.
+    pub now_ms: i64,
+}
+
+/// A record to keep, with what it was.
+struct RecordRow<'a> {
+    gate: String,
+    upload: usize,
+    position: usize,
+    record: &'a TapRecord,
+    disposition: &'static str,
+    reason: Option<String>,
+}
+
+/// What a record was (`accepted`, `duplicate`, `rejected`) and why, when rejected.
+type RecordDisposition = (&'static str, Option<String>);
+
+/// Feeds a batch's records to their cards' shadows (listing proven fraud on the hotlist in the
+/// transaction): the batch's answer and each record's disposition, or `None` when another writer
+/// took the hotlist's next version meanwhile (the caller rolls back and tries again).
+async fn feed(
+    transaction: &mut sqlx::AnyConnection,
+    shadows: &mut BTreeMap<CardId, (Option<i64>, Shadow)>,
+    upload: &Upload<'_>,
+    checks: &[TacCheck],
+) -> Result<Option<(BatchAnswer, Vec<RecordDisposition>)>, IngestError> {
+    let batch = upload.batch;
+    let mut answer = BatchAnswer {
+        gate: hex::encode_upper(batch.header.gate),
+        batch_id: batch.header.batch_id.clone(),
+        records: batch.records.len(),
+        accepted: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+        settled: Vec::new(),
+        flags: Vec::new(),
+    };
+    let mut dispositions = Vec::with_capacity(batch.records.len());
+    for ((position, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
+        let card = CardId::of(record);
+        let Some((_, shadow)) = shadows.get_mut(&card) else { continue };
+        let (disposition, reason) = match shadow.handle_record(record, tac, upload.received) {
+            Ok(fed) => {
+                for settlement in &fed.settlements {
+                    answer.settled.push(SettledRecord {
+                        tap_id: settlement.tap_id.to_string(),
+                        verdict: verdict_name(settlement.verdict).to_owned(),
+                        previous: verdict_name(settlement.previous).to_owned(),
+                        evidence: settlement.evidence.map(|tap| tap.to_string()),
+                    });
+                }
+                for flag in &fed.raised {
+                    let mut raised =
+                        RaisedFlag { card: card.to_string(), flag: flag.to_string(), hotlisted_at_version: None };
+                    if let Some(reason) = hotlist_reason(flag) {
+                        let change = append_change_in(
+                            transaction,
+                            card,
+                            ChangeKind::Added,
+                            &reason,
+                            Actor::Policy,
+                            upload.received,
+                            upload.now_ms,
+                        )
+                        .await;
+                        match change {
+                            Ok(Some(change)) => raised.hotlisted_at_version = Some(change.version),
+                            Ok(None) => return Ok(None),
+                            // Listed before (by hand, or for another flag): it stays listed.
+                            Err(HotlistChangeError::Refused(HotlistError::AlreadyListed { .. })) => {}
+                            Err(HotlistChangeError::Refused(error)) => {
+                                return Err(IngestError::Shadow(format!("hotlist: {error}")))
+                            }
+                            Err(HotlistChangeError::Store(error)) => return Err(error.into()),
+                        }
+                    }
+                    answer.flags.push(raised);
+                }
+                match fed.disposition {
+                    Disposition::Accepted => {
+                        answer.accepted += 1;
+                        ("accepted", None)
+                    }
+                    Disposition::Duplicate { .. } => {
+                        answer.duplicates += 1;
+                        ("duplicate", None)
+                    }
+                    Disposition::Rejected { reason, .. } => ("rejected", Some(reason.to_string())),
+                }
+            }
+            // A record the shadow cannot take (its TAC check does not fit it): rejected, kept.
+            Err(error) => ("rejected", Some(error.to_string())),
+        };
+        if let Some(reason) = &reason {
+            answer.rejected.push(RejectedRecord {
+                position,
+                tap_id: record.tap_id().to_string(),
+                reason: reason.clone(),
+            });
+        }
+        dispositions.push((disposition, reason));
+    }
+    Ok(Some((answer, dispositions)))
+}
+
 /// Records per `INSERT` statement: 10 parameters each, well under SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameters per statement.
 const RECORDS_PER_STATEMENT: usize = 1_000;
@@ -326,8 +474,8 @@ const PARALLEL_TAC_RECORDS: usize = 256;
 
 /// Every record's TAC check, on the machine's cores for a large batch (each record's check is
 /// DES or SM4 work on its own).
-fn verify_tacs(records: &[TapRecord], keys: &TacKeys) -> Vec<TacCheck> {
-    let check = |record: &TapRecord| TacCheck::from(verify_tac(record, keys));
+pub(crate) fn verify_tacs(records: &[&TapRecord], keys: &TacKeys) -> Vec<TacCheck> {
+    let check = |record: &&TapRecord| TacCheck::from(verify_tac(record, keys));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if records.len() < PARALLEL_TAC_RECORDS || threads < 2 {
         return records.iter().map(check).collect();
@@ -401,16 +549,13 @@ async fn load_shadows(
     Ok(shadows)
 }
 
-/// Keeps the batch's records, each with what it was.
+/// Keeps the uploads' records, each with what it was.
 async fn insert_records(
     backend: Backend,
     connection: &mut sqlx::AnyConnection,
-    gate: &str,
-    batch_id: &str,
-    records: &[TapRecord],
-    dispositions: Vec<(&'static str, Option<String>)>,
+    uploads: &[Upload<'_>],
+    rows: &[RecordRow<'_>],
 ) -> Result<(), IngestError> {
-    let rows: Vec<_> = records.iter().zip(dispositions).enumerate().collect();
     for chunk in rows.chunks(RECORDS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO clearing_records (gate, batch_id, position, tap_id, issuer_id, card_serial, disposition, \
@@ -418,17 +563,19 @@ async fn insert_records(
             placeholders(backend, chunk.len(), 10)
         );
         let mut query = sqlx::query(&sql);
-        for (position, (record, (disposition, reason))) in chunk {
+        for row in chunk {
+            let record = row.record;
             let text = serde_json::to_string(record).map_err(|e| IngestError::Shadow(e.to_string()))?;
+            let batch_id = uploads.get(row.upload).map_or("", |u| u.batch.header.batch_id.as_str());
             query = query
-                .bind(gate)
+                .bind(row.gate.as_str())
                 .bind(batch_id)
-                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                .bind(i64::try_from(row.position).unwrap_or(i64::MAX))
                 .bind(record.tap_id().to_string())
                 .bind(hex::encode_upper(record.issuer_id))
                 .bind(hex::encode_upper(record.card_serial))
-                .bind(*disposition)
-                .bind(reason.clone())
+                .bind(row.disposition)
+                .bind(row.reason.clone())
                 .bind(record.at.to_string())
                 .bind(text);
         }

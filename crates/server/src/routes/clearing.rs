@@ -81,8 +81,8 @@ async fn upload(
         )));
     }
     let ingested = state
-        .store()
-        .ingest_batch(&batch, &state.services().tac, &key.key_id, state.now(), state.now_ms())
+        .uploads()
+        .ingest(std::sync::Arc::new(batch), &state.services().tac, &key.key_id, state.now(), state.now_ms())
         .await
         .map_err(|error| match error {
             IngestError::Store(inner) => ApiError::Store(inner),

@@ -1,0 +1,154 @@
+//! Group commit of gates' uploads: uploads arriving together share one write transaction — one
+//! durable commit, each card's shadow read and written once — and each is answered as it would
+//! be alone ([`Store::ingest_batches`]).
+//!
+//! No task of its own: an uploader checks its records' TACs (on its own thread, beside the
+//! others), queues its batch, then either finds its answer or takes the leader's turn and
+//! ingests what is queued, up to [`GROUP_RECORDS_MAX`] records. A group that fails is taken again
+//! upload by upload, so one bad batch fails alone. A leader cancelled mid-group (its caller gone)
+//! rolls back; the uploaders it would have answered queue again.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+use yitong_clearing::batch::Batch;
+use yitong_clearing::shadow::TacCheck;
+use yitong_profile::DateTime;
+use yitong_record::{TacKeys, TapRecord};
+
+use super::clearing::verify_tacs;
+use super::{IngestError, Ingested, Store, Upload};
+
+/// Records a group takes at most (a first upload larger than this goes alone).
+pub const GROUP_RECORDS_MAX: usize = 50_000;
+
+/// An upload waiting in the queue.
+struct Queued {
+    batch: Arc<Batch>,
+    operator_key_id: String,
+    received: DateTime,
+    now_ms: i64,
+    checks: Vec<TacCheck>,
+    answer: oneshot::Sender<Result<Ingested, IngestError>>,
+}
+
+/// Uploads to one store, committed in groups. Share it (`Arc`) between the uploaders.
+#[derive(Debug)]
+pub struct IngestQueue {
+    store: Store,
+    queued: Mutex<Vec<Queued>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued").field("batch_id", &self.batch.header.batch_id).finish_non_exhaustive()
+    }
+}
+
+impl IngestQueue {
+    /// A queue in front of `store`.
+    pub fn new(store: Store) -> IngestQueue {
+        IngestQueue { store, queued: Mutex::new(Vec::new()), leader: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Takes `batch` (as [`Store::ingest_batch`]), committed with the uploads queued beside it.
+    pub async fn ingest(
+        &self,
+        batch: Arc<Batch>,
+        tac_keys: &TacKeys,
+        operator_key_id: &str,
+        received: DateTime,
+        now_ms: i64,
+    ) -> Result<Ingested, IngestError> {
+        let records: Vec<&TapRecord> = batch.records.iter().collect();
+        let checks = verify_tacs(&records, tac_keys);
+        loop {
+            let (answer, mut answered) = oneshot::channel();
+            self.queue().push(Queued {
+                batch: batch.clone(),
+                operator_key_id: operator_key_id.to_owned(),
+                received,
+                now_ms,
+                checks: checks.clone(),
+                answer,
+            });
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut answered => match answer {
+                        Ok(answer) => return answer,
+                        // Its leader was cancelled before answering: queue again.
+                        Err(_) => break,
+                    },
+                    _turn = self.leader.lock() => {
+                        let group = self.next_group();
+                        if !group.is_empty() {
+                            self.take(group).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // A panic elsewhere while holding the lock leaves a usable queue (pushes and drains only).
+        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The oldest queued uploads, up to [`GROUP_RECORDS_MAX`] records (at least one).
+    fn next_group(&self) -> Vec<Queued> {
+        let mut queued = self.queue();
+        let mut records = 0;
+        let mut take = 0;
+        for upload in queued.iter() {
+            records += upload.batch.records.len();
+            if take > 0 && records > GROUP_RECORDS_MAX {
+                break;
+            }
+            take += 1;
+        }
+        queued.drain(..take).collect()
+    }
+
+    /// Ingests `group` in one transaction and answers each; if that fails, each alone.
+    async fn take(&self, group: Vec<Queued>) {
+        let together = {
+            let uploads: Vec<Upload<'_>> = group.iter().map(upload).collect();
+            let checks: Vec<Vec<TacCheck>> = group.iter().map(|q| q.checks.clone()).collect();
+            self.store.ingest_checked(&uploads, &checks).await
+        };
+        match together {
+            Ok(answers) => {
+                for (queued, answer) in group.into_iter().zip(answers) {
+                    let _ = queued.answer.send(Ok(answer));
+                }
+            }
+            Err(_) if group.len() > 1 => {
+                for queued in group {
+                    let alone =
+                        self.store.ingest_checked(&[upload(&queued)], std::slice::from_ref(&queued.checks)).await;
+                    let alone = alone.and_then(|mut answers| {
+                        answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
+                    });
+                    let _ = queued.answer.send(alone);
+                }
+            }
+            Err(error) => {
+                if let Some(queued) = group.into_iter().next() {
+                    let _ = queued.answer.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+fn upload(queued: &Queued) -> Upload<'_> {
+    Upload {
+        batch: &queued.batch,
+        operator_key_id: &queued.operator_key_id,
+        received: queued.received,
+        now_ms: queued.now_ms,
+    }
+}
