@@ -160,8 +160,29 @@ async fn concurrent_uploads_commit_in_groups(db: &TestDb) {
     assert_eq!(kept.len(), 11, "P0 and B0–B9, not BAD: {kept:?}");
 }
 
+/// The platform's own over-the-air load reaches the card's shadow without an upload, once.
+async fn platform_loads_are_fed(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let issued = wallet.issue("phone-A", "F-phone-A").await;
+    let mut se = SecureElement::new(&issued.image, 0);
+    let order = wallet.paid_top_up("TOP-0001", &issued.card.card_id, 5_000, T0).await;
+    let answer = se.send(&wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap());
+    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
+    let credit = se.send(&auth.credit_command);
+    wallet.ota.complete(&wallet.payments, &order, &credit, T0 + 11_000).await.unwrap();
+    let tac = keyring(wallet.issuance.cities()).tac_keys();
+    assert_eq!(db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 60_000).await.unwrap(), 1);
+    assert_eq!(db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 61_000).await.unwrap(), 0, "fed once");
+    let record = wallet.store().ota_loads(&order).await.unwrap()[0].record.clone();
+    let shadow = db.store.card_shadow(CardId::of(&record)).await.unwrap().expect("a shadow");
+    assert_eq!((shadow.balance_fen(), shadow.transactions().len()), (Some(5_000), 1));
+    let batches = db.texts("SELECT batch_id FROM clearing_batches").await;
+    assert_eq!(batches, [format!("platform:{}", record.tap_id())]);
+}
+
 on_both_backends! {
     racing => racing_batches_of_one_card,
+    platform_loads => platform_loads_are_fed,
     large_batches => batches_larger_than_a_statement,
     group_commit => concurrent_uploads_commit_in_groups,
 }

@@ -2,7 +2,8 @@
 //! over-the-air load, uploaded as its host's batch) is accepted into the card's shadow; the same
 //! batch again is answered as the first time; the record again in another batch is a duplicate;
 //! forged copies are rejected with their reason, and the third TAC failure puts the card on the
-//! hotlist by policy; the binary encoding works the same; bad uploads are 4xx.
+//! hotlist by policy; the binary encoding works the same; bad uploads are 4xx. The platform's own
+//! loads reach the shadow without an upload, fed once.
 
 mod support;
 
@@ -129,4 +130,37 @@ async fn bad_uploads_are_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = upload(&s, "yto_nope", "application/x-ndjson", Vec::new()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_platforms_own_loads_reach_the_shadow_without_an_upload() {
+    let s = service().await;
+    let issued = issue(&s, "FEE-0001").await;
+    let serial = issued["card"]["serial"].as_str().unwrap().to_owned();
+    let mut se = SecureElement::new(issued["image_hex"].as_str().unwrap());
+    top_up(&s, &s.token, &mut se, &serial, "TOP-0001", 5_000).await;
+    top_up(&s, &s.token, &mut se, &serial, "TOP-0002", 2_000).await;
+    let (_, key) = access::new_operator_key(s.state.store(), s.state.cities(), "beijing", "desk", 0).await.unwrap();
+    let key = key.expose().to_owned();
+
+    // No gate uploaded anything: reading the shadow feeds the two loads the platform made.
+    let uri = format!("/v1/operator/cards/{serial}/shadow");
+    let (status, shadow) = s.send_as(Some(&key), Method::GET, &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{shadow}");
+    assert_eq!((&shadow["balance_fen"], &shadow["transactions"]), (&json!(7_000), &json!(2)), "{shadow}");
+    assert_eq!(shadow["flags"], json!([]), "{shadow}");
+    // Read again: fed once.
+    let (_, again) = s.send_as(Some(&key), Method::GET, &uri, None).await;
+    assert_eq!(again, shadow);
+    let fed = s.state.store().feed_platform_records(&s.state.services().tac, s.state.now(), s.state.now_ms()).await;
+    assert_eq!(fed.unwrap(), 0, "nothing left to feed");
+
+    // The load host uploading the same record later: a duplicate, not counted twice.
+    let load = s.state.store().ota_loads(&MerchantOrderId::parse("TOP-0002").unwrap()).await.unwrap();
+    let (status, answer) =
+        upload(&s, &key, "application/x-ndjson", lines(&batch("H1", vec![load[0].record.clone()]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!((&answer["accepted"], &answer["duplicates"]), (&json!(0), &json!(1)), "{answer}");
+    let (_, after) = s.send_as(Some(&key), Method::GET, &uri, None).await;
+    assert_eq!(after["balance_fen"], json!(7_000), "{after}");
 }

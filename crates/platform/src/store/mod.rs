@@ -17,6 +17,7 @@ mod ingest_queue;
 mod ledger;
 mod loads;
 mod orders;
+mod platform_feed;
 mod settlement;
 
 use std::borrow::Cow;
@@ -41,6 +42,7 @@ pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
+pub use platform_feed::{PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
 
 pub(crate) use cards::{

@@ -160,6 +160,7 @@ async fn card_shadow(
         .get(&key.city)
         .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
     let card = yitong_clearing::shadow::CardId { issuer_id: city.issuer_id(), card_serial: serial };
+    feed_platform_records(&state).await?;
     let shadow = state
         .store()
         .card_shadow(card)
@@ -194,4 +195,22 @@ async fn card_shadow(
         flags: shadow.flags().map(ToString::to_string).collect(),
         tac_failures: shadow.tac_failures(),
     }))
+}
+
+/// Feeds the platform's own final card transactions (over-the-air loads, service-desk debits)
+/// not fed yet to the back office, so that shadows and reports read them as if uploaded.
+pub(crate) async fn feed_platform_records(state: &AppState) -> Result<(), ApiError> {
+    state.store().feed_platform_records(&state.services().tac, state.now(), state.now_ms()).await.map(drop).map_err(
+        |error| match error {
+            IngestError::Store(inner) => ApiError::Store(inner),
+            other => {
+                tracing::error!(error = %other, "feeding the platform's records");
+                ApiError::Refused {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "cannot_ingest",
+                    message: other.to_string(),
+                }
+            }
+        },
+    )
 }
