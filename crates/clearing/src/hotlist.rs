@@ -259,18 +259,19 @@ impl Delta {
             return Err(HotlistError::AheadOfList { since, version });
         }
         let mut last: BTreeMap<CardId, &Change> = BTreeMap::new();
-        let mut expected = since + 1;
+        // The version the changes reached so far.
+        let mut reached = since;
         for change in changes {
-            if change.version != expected {
-                return Err(HotlistError::DeltaOutOfOrder { held: expected - 1, from: change.version });
+            if Some(change.version) != reached.checked_add(1) {
+                return Err(HotlistError::DeltaOutOfOrder { held: reached, from: change.version });
             }
-            expected += 1;
+            reached = change.version;
             if accepted(&change.card.issuer_id) {
                 last.insert(change.card, change);
             }
         }
-        if expected - 1 != version {
-            return Err(HotlistError::DeltaOutOfOrder { held: expected - 1, from: version });
+        if reached != version {
+            return Err(HotlistError::DeltaOutOfOrder { held: reached, from: version });
         }
         let mut added = Vec::new();
         let mut removed = Vec::new();

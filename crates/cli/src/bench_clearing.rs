@@ -2,13 +2,15 @@
 //! against a naive baseline in the same run.
 //!
 //! The day (`bench_clearing_day`) is generated first and encoded as the gates' binary batches
-//! (not timed). The timed run decodes each batch, verifies every record's TAC, deduplicates,
-//! updates the cards' shadows and commits durably (`Store::ingest_batch`, SQLite with
-//! `synchronous = FULL` unless `--db` names another database). The baseline takes the first
+//! (not timed). The timed run has `--uploaders` gates upload at once through the service's
+//! group-committing queue (`IngestQueue`): each batch decoded, every record's TAC verified,
+//! deduplicated, the cards' shadows updated, committed durably (SQLite with `synchronous = FULL`
+//! unless `--db` names another database). The baseline takes the first
 //! `--baseline-taps` records the way a first attempt would: per record, the TAC verified, one
-//! `INSERT` and one balance `UPDATE`, each its own (durable) transaction. Each run ends with its
-//! proof: every record accepted, the torn taps settled as they happened, and the shadows' balances
-//! adding up, to the fen, to the cards' true balances.
+//! `INSERT` and one balance `UPDATE`, each its own (durable) transaction. The run ends with its
+//! proof, read from the database: every batch and record kept and accepted, no flag nor hotlist
+//! change, the torn taps settled as they happened, and the shadows' balances adding up, to the
+//! fen, to the cards' true balances.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -77,8 +79,14 @@ struct Run {
     accepted: usize,
     duplicates: usize,
     rejected: usize,
-    /// Unconfirmed records by their last verdict.
+    /// Unconfirmed records by their verdict, as the shadows hold them at the end.
     verdicts: BTreeMap<String, usize>,
+    /// What the database holds at the end: batches, records by disposition, cards with flags,
+    /// the hotlist's version.
+    stored_batches: i64,
+    stored_records: BTreeMap<String, i64>,
+    flagged_cards: u64,
+    hotlist_version: u64,
 }
 
 impl Run {
@@ -95,6 +103,9 @@ impl Run {
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "unconfirmed_verdicts": self.verdicts,
+            "stored": { "batches": self.stored_batches, "records": self.stored_records },
+            "flagged_cards": self.flagged_cards,
+            "hotlist_version": self.hotlist_version,
         })
     }
 }
@@ -138,6 +149,11 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     let (run, database, shadows) = runtime.block_on(async {
         let (store, database) = open_store(&args.db, &Some(temp.path().join("back-office"))).await?;
+        // The proofs read the whole database: it must hold this run alone.
+        let (batches, _) = store.clearing_counts().await.context("the database's batches")?;
+        if batches > 0 || store.shadow_totals().await.context("the database's shadows")?.0 > 0 {
+            bail!("--db: {database} holds a back office already ({batches} batches); give an empty database");
+        }
         let run = ingest(args, &store, &uploads, &tac, day.records).await?;
         let shadows = store.shadow_totals().await.context("the shadows' totals")?;
         store.close().await;
@@ -152,6 +168,24 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
         failed.push(format!(
             "{} records: {} accepted, {} duplicates, {} rejected",
             day.records, run.accepted, run.duplicates, run.rejected
+        ));
+    }
+    let stored = |disposition: &str| run.stored_records.get(disposition).copied().unwrap_or(0);
+    if (run.stored_batches, stored("accepted"), stored("duplicate") + stored("rejected"))
+        != (day.batches.len() as i64, day.records as i64, 0)
+    {
+        failed.push(format!(
+            "the database keeps {} batches and {:?} records; the day sent {} batches of {} records",
+            run.stored_batches,
+            run.stored_records,
+            day.batches.len(),
+            day.records
+        ));
+    }
+    if run.flagged_cards > 0 || run.hotlist_version > 0 {
+        failed.push(format!(
+            "{} cards flagged and {} hotlist changes on a day without fraud",
+            run.flagged_cards, run.hotlist_version
         ));
     }
     let charged = run.verdicts.get("charged").copied().unwrap_or(0);
@@ -225,10 +259,15 @@ async fn ingest(
     }
     run.wall = start.elapsed();
     bar.finish_and_clear();
-    // The verdicts as the shadows hold them at the end (answers can arrive in any order).
-    for (verdict, count) in store.unconfirmed_verdicts().await.context("the shadows' verdicts")? {
+    // What the database holds, read from it (answers can arrive in any order, and the answers
+    // are the code's own word).
+    let census = store.shadow_census().await.context("the shadows")?;
+    for (verdict, count) in census.unconfirmed {
         run.verdicts.insert(verdict.to_owned(), count as usize);
     }
+    run.flagged_cards = census.flagged_cards;
+    (run.stored_batches, run.stored_records) = store.clearing_counts().await.context("the records kept")?;
+    run.hotlist_version = store.hotlist().await.context("the hotlist")?.version();
     Ok(run)
 }
 

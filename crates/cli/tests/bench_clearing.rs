@@ -25,6 +25,10 @@ fn a_day_of_taps_is_ingested_settled_and_adds_up() {
     let (ingest, baseline) = (&v["ingest"], &v["baseline"]);
     assert_eq!((&ingest["records"], &ingest["accepted"]), (&records.into(), &records.into()), "{v}");
     assert_eq!((&ingest["duplicates"], &ingest["rejected"]), (&0.into(), &0.into()), "{v}");
+    // What the database keeps: every batch, every record accepted; no flag, no hotlist change.
+    assert_eq!(ingest["stored"]["batches"], day["batches"], "{v}");
+    assert_eq!(ingest["stored"]["records"], serde_json::json!({ "accepted": records }), "{v}");
+    assert_eq!((&ingest["flagged_cards"], &ingest["hotlist_version"]), (&0.into(), &0.into()), "{v}");
     // Conservation of the generated day, then the back office's view of it.
     let fen = |key: &str| day[key].as_i64().unwrap_or_else(|| panic!("{key}: {v}"));
     assert_eq!(
@@ -58,6 +62,7 @@ fn bad_flags_are_named() {
         (&["--batch", "100001"][..], "--batch"),
         (&["--cities", "beijing,atlantis"][..], "--cities"),
         (&["--cities", "beijing,beijing"][..], "--cities"),
+        (&["--uploaders", "0"][..], "--uploaders"),
     ] {
         let out = bench(args);
         assert!(!out.status.success(), "{args:?}");

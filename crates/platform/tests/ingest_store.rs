@@ -160,24 +160,36 @@ async fn concurrent_uploads_commit_in_groups(db: &TestDb) {
     assert_eq!(kept.len(), 11, "P0 and B0–B9, not BAD: {kept:?}");
 }
 
-/// The platform's own over-the-air load reaches the card's shadow without an upload, once.
+/// The platform's own over-the-air loads reach the card's shadow without an upload, once; a
+/// stored record that does not read back is reported and skipped, the others fed.
 async fn platform_loads_are_fed(db: &TestDb) {
     let wallet = Wallet::new(db.store.clone());
     let issued = wallet.issue("phone-A", "F-phone-A").await;
     let mut se = SecureElement::new(&issued.image, 0);
-    let order = wallet.paid_top_up("TOP-0001", &issued.card.card_id, 5_000, T0).await;
-    let answer = se.send(&wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap());
-    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
-    let credit = se.send(&auth.credit_command);
-    wallet.ota.complete(&wallet.payments, &order, &credit, T0 + 11_000).await.unwrap();
+    let mut orders = Vec::new();
+    for (n, amount) in [(1u8, 5_000), (2, 2_000)] {
+        let ms = T0 + i64::from(n) * 100_000;
+        let order = wallet.paid_top_up(&format!("TOP-000{n}"), &issued.card.card_id, amount, ms).await;
+        let answer = se.send(&wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap());
+        let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, n), ms + 10_000).await.unwrap();
+        let credit = se.send(&auth.credit_command);
+        wallet.ota.complete(&wallet.payments, &order, &credit, ms + 11_000).await.unwrap();
+        orders.push(order);
+    }
     let tac = keyring(wallet.issuance.cities()).tac_keys();
-    assert_eq!(db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 60_000).await.unwrap(), 1);
-    assert_eq!(db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 61_000).await.unwrap(), 0, "fed once");
-    let record = wallet.store().ota_loads(&order).await.unwrap()[0].record.clone();
-    let shadow = db.store.card_shadow(CardId::of(&record)).await.unwrap().expect("a shadow");
-    assert_eq!((shadow.balance_fen(), shadow.transactions().len()), (Some(5_000), 1));
+    let first = wallet.store().ota_loads(&orders[0]).await.unwrap()[0].record.clone();
+    let second = wallet.store().ota_loads(&orders[1]).await.unwrap()[0].record.clone();
+    // The first load's stored record broken behind the store's back: reported, the second fed.
+    db.execute("UPDATE ota_loads SET record = '{}' WHERE merchant_order_id = 'TOP-0001'").await;
+    let feed = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 600_000).await.unwrap();
+    assert_eq!(feed.fed, 1);
+    assert_eq!(feed.failed.iter().map(|(tap, _)| tap.clone()).collect::<Vec<_>>(), [first.tap_id().to_string()]);
+    let again = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 601_000).await.unwrap();
+    assert_eq!((again.fed, again.failed.len()), (0, 1), "fed once; the broken one still reported");
+    let shadow = db.store.card_shadow(CardId::of(&second)).await.unwrap().expect("a shadow");
+    assert_eq!((shadow.balance_fen(), shadow.transactions().len()), (Some(7_000), 1));
     let batches = db.texts("SELECT batch_id FROM clearing_batches").await;
-    assert_eq!(batches, [format!("platform:{}", record.tap_id())]);
+    assert_eq!(batches, [format!("platform:{}", second.tap_id())]);
 }
 
 on_both_backends! {

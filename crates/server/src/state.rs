@@ -116,7 +116,7 @@ pub struct AppState {
 struct Inner {
     store: Store,
     /// Gates' uploads, committed in groups.
-    uploads: IngestQueue,
+    uploads: Arc<IngestQueue>,
     cities: Cities,
     devices: DeviceRegistry,
     pricing: BTreeMap<String, PricingRules>,
@@ -210,7 +210,7 @@ impl AppState {
             issuance,
         };
         let metrics = Metrics::default();
-        let uploads = IngestQueue::new(store.clone());
+        let uploads = Arc::new(IngestQueue::new(store.clone()));
         AppState { inner: Arc::new(Inner { store, uploads, cities, devices, pricing, clock, metrics, services }) }
     }
 
@@ -220,7 +220,7 @@ impl AppState {
     }
 
     /// The queue of gates' uploads in front of the database (group commit).
-    pub fn uploads(&self) -> &IngestQueue {
+    pub fn uploads(&self) -> &Arc<IngestQueue> {
         &self.inner.uploads
     }
 

@@ -153,10 +153,16 @@ async fn the_platforms_own_loads_reach_the_shadow_without_an_upload() {
     let (_, again) = s.send_as(Some(&key), Method::GET, &uri, None).await;
     assert_eq!(again, shadow);
     let fed = s.state.store().feed_platform_records(&s.state.services().tac, s.state.now(), s.state.now_ms()).await;
-    assert_eq!(fed.unwrap(), 0, "nothing left to feed");
+    assert_eq!(fed.unwrap(), Default::default(), "nothing left to feed");
+
+    // A gate's batch may not take the platform's batch IDs.
+    let load = s.state.store().ota_loads(&MerchantOrderId::parse("TOP-0002").unwrap()).await.unwrap();
+    let squatter = batch(&format!("platform:{}", load[0].record.tap_id()), vec![]);
+    let (status, refused) = upload(&s, &key, "application/x-ndjson", lines(&squatter)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["message"].as_str().unwrap_or("").contains("platform:"), "{refused}");
 
     // The load host uploading the same record later: a duplicate, not counted twice.
-    let load = s.state.store().ota_loads(&MerchantOrderId::parse("TOP-0002").unwrap()).await.unwrap();
     let (status, answer) =
         upload(&s, &key, "application/x-ndjson", lines(&batch("H1", vec![load[0].record.clone()]))).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");

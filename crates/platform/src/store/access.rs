@@ -19,6 +19,7 @@ impl Store {
     /// Records a registered phone with its token's hash; `false` if its device is registered
     /// already (nothing written).
     pub(crate) async fn insert_phone(&self, phone: &RegisteredPhone, token_sha256: &str) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO phones ({PHONE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
         ))
@@ -30,9 +31,10 @@ impl Store {
         .bind(phone.phone.carrier.clone())
         .bind(phone.registered_at_ms)
         .bind(token_sha256)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?
         .rows_affected();
+        transaction.commit().await?;
         Ok(inserted == 1)
     }
 
@@ -72,6 +74,7 @@ impl Store {
 
     /// Records an operator key with its hash.
     pub(crate) async fn insert_operator_key(&self, key: &OperatorKey, key_sha256: &str) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
         sqlx::query(&format!("INSERT INTO operator_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
             .bind(key.key_id.as_str())
             .bind(key.city.as_str())
@@ -79,8 +82,9 @@ impl Store {
             .bind(key.created_at_ms)
             .bind(key.revoked_at_ms)
             .bind(key_sha256)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -109,13 +113,15 @@ impl Store {
     /// Revokes operator key `key_id` at `now_ms`; `false` if there is no such key or it was
     /// revoked before.
     pub async fn revoke_operator_key(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
         let updated =
             sqlx::query("UPDATE operator_keys SET revoked_at_ms = $1 WHERE key_id = $2 AND revoked_at_ms IS NULL")
                 .bind(now_ms)
                 .bind(key_id)
-                .execute(&self.pool)
+                .execute(&mut *transaction)
                 .await?
                 .rows_affected();
+        transaction.commit().await?;
         Ok(updated == 1)
     }
 }

@@ -91,6 +91,17 @@ pub struct Ingested {
     pub new: bool,
 }
 
+/// What the cards' shadows hold ([`Store::shadow_census`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShadowCensus {
+    /// Cards with a shadow.
+    pub cards: u64,
+    /// Unconfirmed records by verdict (`pending`, `charged`, `voided`).
+    pub unconfirmed: BTreeMap<&'static str, u64>,
+    /// Cards with a flag standing.
+    pub flagged_cards: u64,
+}
+
 /// Why a batch could not be taken.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -219,6 +230,7 @@ impl Store {
         let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
         let mut shadows = load_shadows(self.backend(), &mut transaction, &cards).await?;
         let mut rows = Vec::with_capacity(cards.len());
+        let mut batch_rows = Vec::with_capacity(fresh.len());
         for &index in &fresh {
             let upload = &uploads[index];
             let Some((answer, dispositions)) = feed(&mut transaction, &mut shadows, upload, &checks[index]).await?
@@ -227,25 +239,7 @@ impl Store {
                 return Ok(None);
             };
             let text = serde_json::to_string(&answer).map_err(|e| IngestError::Shadow(e.to_string()))?;
-            let inserted = sqlx::query(
-                "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, \
-                 received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gate, batch_id) DO NOTHING",
-            )
-            .bind(answer.gate.as_str())
-            .bind(answer.batch_id.as_str())
-            .bind(upload.batch.header.operator.as_str())
-            .bind(upload.operator_key_id)
-            .bind(i64::try_from(upload.batch.records.len()).unwrap_or(i64::MAX))
-            .bind(text)
-            .bind(upload.now_ms)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                // Another writer took the batch meanwhile: the next attempt answers with its answer.
-                transaction.rollback().await?;
-                return Ok(None);
-            }
+            batch_rows.push((answer.gate.clone(), answer.batch_id.clone(), index, text));
             for (position, (record, (disposition, reason))) in upload.batch.records.iter().zip(dispositions).enumerate()
             {
                 rows.push(RecordRow {
@@ -258,6 +252,31 @@ impl Store {
                 });
             }
             answers[index] = Some(Ingested { answer, new: true });
+        }
+        // The batches' rows in key order: two writers with the same batches lock them in the same
+        // order (no deadlock on PostgreSQL); one already there means another writer took it.
+        batch_rows.sort();
+        for (gate, batch_id, index, text) in batch_rows {
+            let upload = &uploads[index];
+            let inserted = sqlx::query(
+                "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, \
+                 received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gate, batch_id) DO NOTHING",
+            )
+            .bind(gate.as_str())
+            .bind(batch_id.as_str())
+            .bind(upload.batch.header.operator.as_str())
+            .bind(upload.operator_key_id)
+            .bind(i64::try_from(upload.batch.records.len()).unwrap_or(i64::MAX))
+            .bind(text)
+            .bind(upload.now_ms)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // The next attempt answers with that writer's answer.
+                transaction.rollback().await?;
+                return Ok(None);
+            }
         }
         insert_records(self.backend(), &mut transaction, uploads, &rows).await?;
         let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
@@ -291,10 +310,10 @@ impl Store {
         Ok((column(&row, 0)?, column(&row, 1)?))
     }
 
-    /// The unconfirmed records of every card's shadow, counted by verdict (`pending`, `charged`,
-    /// `voided`): the shadows read in pages of [`SHADOWS_PER_STATEMENT`].
-    pub async fn unconfirmed_verdicts(&self) -> Result<BTreeMap<&'static str, u64>, IngestError> {
-        let mut counts = BTreeMap::new();
+    /// Every card's shadow read (in pages of [`SHADOWS_PER_STATEMENT`]) and counted: its
+    /// unconfirmed records by verdict, and the cards with flags standing.
+    pub async fn shadow_census(&self) -> Result<ShadowCensus, IngestError> {
+        let mut census = ShadowCensus::default();
         let mut connection = self.pool().acquire().await?;
         let mut after = (String::new(), String::new());
         loop {
@@ -310,17 +329,34 @@ impl Store {
             for row in &rows {
                 let state: String = column(row, 2)?;
                 let shadow: Shadow = serde_json::from_str(&state).map_err(|e| IngestError::Shadow(e.to_string()))?;
+                census.cards += 1;
+                census.flagged_cards += u64::from(shadow.flags().next().is_some());
                 for transaction in shadow.transactions() {
                     if transaction.evidence == Evidence::Unconfirmed {
-                        *counts.entry(verdict_name(transaction.verdict)).or_default() += 1;
+                        *census.unconfirmed.entry(verdict_name(transaction.verdict)).or_default() += 1;
                     }
                 }
             }
             match rows.last() {
                 Some(last) if rows.len() == SHADOWS_PER_STATEMENT => after = (column(last, 0)?, column(last, 1)?),
-                _ => return Ok(counts),
+                _ => return Ok(census),
             }
         }
+    }
+
+    /// The batches kept, and the records kept by disposition (`accepted`, `duplicate`,
+    /// `rejected`).
+    pub async fn clearing_counts(&self) -> Result<(i64, BTreeMap<String, i64>), IngestError> {
+        let batches: i64 =
+            column(&sqlx::query("SELECT COUNT(*) FROM clearing_batches").fetch_one(self.pool()).await?, 0)?;
+        let rows = sqlx::query("SELECT disposition, COUNT(*) FROM clearing_records GROUP BY disposition")
+            .fetch_all(self.pool())
+            .await?;
+        let mut records = BTreeMap::new();
+        for row in &rows {
+            records.insert(column(row, 0)?, column(row, 1)?);
+        }
+        Ok((batches, records))
     }
 
     /// The card's shadow as stored, if the back office has seen it.
@@ -399,7 +435,9 @@ async fn feed(
     let mut dispositions = Vec::with_capacity(batch.records.len());
     for ((position, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
         let card = CardId::of(record);
-        let Some((_, shadow)) = shadows.get_mut(&card) else { continue };
+        let (_, shadow) = shadows
+            .get_mut(&card)
+            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
         let (disposition, reason) = match shadow.handle_record(record, tac, upload.received) {
             Ok(fed) => {
                 for settlement in &fed.settlements {

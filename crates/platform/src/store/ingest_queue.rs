@@ -2,11 +2,13 @@
 //! durable commit, each card's shadow read and written once — and each is answered as it would
 //! be alone ([`Store::ingest_batches`]).
 //!
-//! No task of its own: an uploader checks its records' TACs (on its own thread, beside the
-//! others), queues its batch, then either finds its answer or takes the leader's turn and
-//! ingests what is queued, up to [`GROUP_RECORDS_MAX`] records. A group that fails is taken again
-//! upload by upload, so one bad batch fails alone. A leader cancelled mid-group (its caller gone)
-//! rolls back; the uploaders it would have answered queue again.
+//! No task of its own: an uploader checks its records' TACs (in its own task, beside the other
+//! uploaders), queues its batch, then either finds its answer or takes the leader's turn and
+//! has what is queued ingested, up to [`GROUP_RECORDS_MAX`] records, on a spawned task that
+//! answers every upload of the group even if the leader's caller goes away. A group that fails
+//! is taken again upload by upload, so one bad batch fails alone. Should that task die
+//! unanswered, its uploaders queue again (a batch it had committed is then answered as sent
+//! again).
 
 use std::sync::{Arc, Mutex};
 
@@ -54,7 +56,7 @@ impl IngestQueue {
 
     /// Takes `batch` (as [`Store::ingest_batch`]), committed with the uploads queued beside it.
     pub async fn ingest(
-        &self,
+        self: &Arc<Self>,
         batch: Arc<Batch>,
         tac_keys: &TacKeys,
         operator_key_id: &str,
@@ -84,7 +86,10 @@ impl IngestQueue {
                     _turn = self.leader.lock() => {
                         let group = self.next_group();
                         if !group.is_empty() {
-                            self.take(group).await;
+                            // On a task of its own: the leader's caller going away does not cut the
+                            // group's transaction short, and every upload of it is answered.
+                            let queue = self.clone();
+                            let _ = tokio::spawn(async move { queue.take(group).await }).await;
                         }
                     }
                 }

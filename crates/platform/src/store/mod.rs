@@ -35,14 +35,16 @@ use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
-pub use clearing::{BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord, SettledRecord, Upload};
+pub use clearing::{
+    BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord, SettledRecord, ShadowCensus, Upload,
+};
 pub use closures::REFUND_PARTS_MAX;
 pub use hotlist::HotlistChangeError;
 pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
-pub use platform_feed::{PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
+pub use platform_feed::{PlatformFeed, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
 
 pub(crate) use cards::{
@@ -235,8 +237,10 @@ pub struct Store {
     writer: Option<Arc<tokio::sync::Mutex<Option<Writer>>>>,
 }
 
-/// The SQLite writer's connection, and whether a transaction is open on it (one dropped without
-/// commit or rollback where no runtime could roll it back: the next writer does).
+/// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
+/// is sent and cleared only once COMMIT or ROLLBACK returned, so that a statement cancelled
+/// half-way (sqlx runs it anyway), or a transaction SQLite rolled back on its own, leaves it set
+/// and the next writer rolls back first.
 #[derive(Debug)]
 struct Writer {
     connection: AnyConnection,
@@ -460,11 +464,14 @@ impl Store {
             .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
         let held = turn.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
         if held.open {
-            held.connection.execute("ROLLBACK").await?;
-            held.open = false;
+            // A transaction may be open (its writer was cancelled, or its rollback failed): roll
+            // it back. An error means none was (SQLite had rolled it back, or it committed).
+            let _ = held.connection.execute("ROLLBACK").await;
         }
-        held.connection.execute("BEGIN IMMEDIATE").await?;
+        // Marked open before BEGIN is sent: a BEGIN cancelled after SQLite ran it is rolled back
+        // by the next writer.
         held.open = true;
+        held.connection.execute("BEGIN IMMEDIATE").await?;
         Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)) })
     }
 

@@ -18,59 +18,84 @@ pub const PLATFORM_OPERATOR: &str = "platform";
 /// Records fed per group.
 const FEED_GROUP: i64 = 5_000;
 
+/// What a feed did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlatformFeed {
+    /// Records fed now.
+    pub fed: usize,
+    /// Records that could not be fed (tap ID, why): left for the next feed.
+    pub failed: Vec<(String, String)>,
+}
+
 impl Store {
     /// Feeds every final platform record not fed yet to the back office (TACs verified with
-    /// `tac_keys`, received at `received`): the number fed.
+    /// `tac_keys`, received at `received`), in groups; a group that fails is fed record by
+    /// record, and a record that still fails is reported and left for the next feed.
     pub async fn feed_platform_records(
         &self,
         tac_keys: &TacKeys,
         received: DateTime,
         now_ms: i64,
-    ) -> Result<usize, IngestError> {
-        let mut fed = 0;
+    ) -> Result<PlatformFeed, IngestError> {
+        let mut feed = PlatformFeed::default();
         for table in ["ota_loads", "closure_debits"] {
+            // Pages in (update time, tap ID) order, each after the last row seen.
+            let mut after: (i64, String) = (i64::MIN, String::new());
             loop {
                 // The batch's gate is the tap ID's terminal (its first 12 hex digits).
                 let sql = format!(
-                    "SELECT t.tap_id, t.record FROM {table} AS t \
-                     WHERE t.state IN ('confirmed', 'recovered', 'unconfirmed') AND NOT EXISTS ( \
+                    "SELECT t.tap_id, t.record, t.updated_at_ms FROM {table} AS t \
+                     WHERE t.state IN ('confirmed', 'recovered', 'unconfirmed') \
+                     AND (t.updated_at_ms > $1 OR (t.updated_at_ms = $1 AND t.tap_id > $2)) AND NOT EXISTS ( \
                      SELECT 1 FROM clearing_batches AS b WHERE b.gate = substr(t.tap_id, 1, 12) \
                      AND b.batch_id = '{PLATFORM_BATCH_PREFIX}' || t.tap_id) \
                      ORDER BY t.updated_at_ms, t.tap_id LIMIT {FEED_GROUP}"
                 );
-                let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-                if rows.is_empty() {
-                    break;
-                }
+                let rows = sqlx::query(&sql).bind(after.0).bind(after.1.as_str()).fetch_all(self.pool()).await?;
+                let Some(last) = rows.last() else { break };
+                after = (column(last, 2)?, column(last, 0)?);
                 let mut batches = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let tap_id: String = column(row, 0)?;
                     let text: String = column(row, 1)?;
-                    let record: TapRecord = serde_json::from_str(&text)
-                        .map_err(|e| IngestError::Shadow(format!("{table} {tap_id}: {e}")))?;
-                    batches.push(Batch {
-                        header: BatchHeader {
-                            batch_id: format!("{PLATFORM_BATCH_PREFIX}{tap_id}"),
-                            gate: record.terminal_id,
-                            operator: PLATFORM_OPERATOR.to_owned(),
-                        },
-                        records: vec![record],
-                    });
+                    match serde_json::from_str::<TapRecord>(&text) {
+                        Ok(record) => batches.push(platform_batch(&tap_id, record)),
+                        Err(error) => feed.failed.push((tap_id, format!("{table}: the stored record: {error}"))),
+                    }
                 }
                 let uploads: Vec<Upload<'_>> = batches
                     .iter()
                     .map(|batch| Upload { batch, operator_key_id: PLATFORM_OPERATOR, received, now_ms })
                     .collect();
-                let answers = self.ingest_batches(&uploads, tac_keys).await?;
-                let new = answers.iter().filter(|a| a.new).count();
-                fed += new;
-                if new == 0 {
-                    // Nothing new although the rows were found: a record whose tap ID and terminal
-                    // disagree (its batch is kept under the terminal); stop rather than loop.
-                    break;
+                match self.ingest_batches(&uploads, tac_keys).await {
+                    Ok(answers) => feed.fed += answers.iter().filter(|a| a.new).count(),
+                    Err(_) => {
+                        for upload in &uploads {
+                            match self.ingest_batches(std::slice::from_ref(upload), tac_keys).await {
+                                Ok(answers) => feed.fed += answers.iter().filter(|a| a.new).count(),
+                                Err(error) => feed.failed.push((tap_id_of(upload.batch), error.to_string())),
+                            }
+                        }
+                    }
                 }
             }
         }
-        Ok(fed)
+        Ok(feed)
     }
+}
+
+/// The batch a platform record is fed as.
+fn platform_batch(tap_id: &str, record: TapRecord) -> Batch {
+    Batch {
+        header: BatchHeader {
+            batch_id: format!("{PLATFORM_BATCH_PREFIX}{tap_id}"),
+            gate: record.terminal_id,
+            operator: PLATFORM_OPERATOR.to_owned(),
+        },
+        records: vec![record],
+    }
+}
+
+fn tap_id_of(batch: &Batch) -> String {
+    batch.header.batch_id.trim_start_matches(PLATFORM_BATCH_PREFIX).to_owned()
 }

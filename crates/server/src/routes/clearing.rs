@@ -12,7 +12,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yitong_clearing::batch::{Batch, BINARY_MEDIA_TYPE};
-use yitong_platform::store::{BatchAnswer, IngestError};
+use yitong_platform::store::{BatchAnswer, IngestError, PLATFORM_BATCH_PREFIX};
 
 use crate::auth::OperatorCaller;
 use crate::error::{ApiError, ErrorBody};
@@ -68,6 +68,11 @@ async fn upload(
             })
         }
     };
+    if batch.header.batch_id.starts_with(PLATFORM_BATCH_PREFIX) {
+        return Err(bad(format!(
+            "batch_id: `{PLATFORM_BATCH_PREFIX}…` names the platform's own records (fed without an upload)"
+        )));
+    }
     let city = state
         .cities()
         .get(&key.city)
@@ -160,7 +165,7 @@ async fn card_shadow(
         .get(&key.city)
         .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
     let card = yitong_clearing::shadow::CardId { issuer_id: city.issuer_id(), card_serial: serial };
-    feed_platform_records(&state).await?;
+    feed_platform_records(&state).await;
     let shadow = state
         .store()
         .card_shadow(card)
@@ -198,19 +203,15 @@ async fn card_shadow(
 }
 
 /// Feeds the platform's own final card transactions (over-the-air loads, service-desk debits)
-/// not fed yet to the back office, so that shadows and reports read them as if uploaded.
-pub(crate) async fn feed_platform_records(state: &AppState) -> Result<(), ApiError> {
-    state.store().feed_platform_records(&state.services().tac, state.now(), state.now_ms()).await.map(drop).map_err(
-        |error| match error {
-            IngestError::Store(inner) => ApiError::Store(inner),
-            other => {
-                tracing::error!(error = %other, "feeding the platform's records");
-                ApiError::Refused {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "cannot_ingest",
-                    message: other.to_string(),
-                }
+/// not fed yet to the back office, so that shadows and reports read them as if uploaded. What
+/// cannot be fed now is logged and left for the next feed: the reading goes on.
+pub(crate) async fn feed_platform_records(state: &AppState) {
+    match state.store().feed_platform_records(&state.services().tac, state.now(), state.now_ms()).await {
+        Ok(feed) => {
+            for (tap_id, why) in &feed.failed {
+                tracing::error!(tap_id = %tap_id, why = %why, "a platform record not fed to the back office");
             }
-        },
-    )
+        }
+        Err(error) => tracing::error!(error = %error, "feeding the platform's records"),
+    }
 }

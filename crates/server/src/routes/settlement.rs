@@ -57,7 +57,7 @@ async fn settlement(
             return Err(ApiError::BadParameter { name: "format", message: format!("`{other}` is not json or csv") })
         }
     };
-    super::clearing::feed_platform_records(&state).await?;
+    super::clearing::feed_platform_records(&state).await;
     let report = settle_day(state.store(), state.cities(), day).await.map_err(settlement_error)?;
     Ok(if csv {
         ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report.to_csv()).into_response()
