@@ -19,6 +19,8 @@ mod loads;
 mod orders;
 mod platform_feed;
 mod settlement;
+#[cfg(test)]
+mod writer_tests;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,0 +1,60 @@
+//! The SQLite writer connection after writes that end badly: dropped unfinished, its COMMIT
+//! landed but unrecorded, its transaction rolled back by SQLite behind it — the next writer
+//! always starts clean, and nothing unfinished is kept.
+
+use sqlx::Executor;
+
+use super::{column, Store};
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
+    t.commit().await.expect("committed");
+    (dir, store)
+}
+
+async fn rows(store: &Store) -> Vec<i64> {
+    let rows = sqlx::query("SELECT n FROM probe ORDER BY n").fetch_all(store.pool()).await.expect("read");
+    rows.iter().map(|row| column(row, 0).expect("a number")).collect()
+}
+
+async fn insert(store: &Store, n: i64) {
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute(format!("INSERT INTO probe VALUES ({n})").as_str()).await.expect("inserted");
+    t.commit().await.expect("committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_write_is_rolled_back_and_the_next_writer_begins() {
+    let (_dir, store) = store().await;
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    drop(t);
+    insert(&store, 2).await;
+    assert_eq!(rows(&store).await, [2], "the dropped write was not kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_landed_unrecorded_does_not_stop_the_next_writer() {
+    let (_dir, store) = store().await;
+    // As if the COMMIT ran but its caller went away before hearing so: the flag says open.
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    t.execute("COMMIT").await.expect("committed behind the flag's back");
+    drop(t);
+    insert(&store, 2).await;
+    assert_eq!(rows(&store).await, [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
+    let (_dir, store) = store().await;
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    t.execute("ROLLBACK").await.expect("rolled back behind the flag's back");
+    assert!(t.commit().await.is_err(), "no transaction to commit");
+    insert(&store, 2).await;
+    assert_eq!(rows(&store).await, [2]);
+}
