@@ -4,6 +4,8 @@
 //! between the ten regions' issuers and operators.
 
 use yitong_clearing::settlement::{settle, BusinessDay, CityParticipants, DayReport, Participants, SettleError};
+use yitong_clearing::shadow::Verdict;
+use yitong_record::{RecordStatus, TapRecord};
 
 use crate::cities::Cities;
 use yitong_clearing::ridership::{ridership, Ridership};
@@ -54,7 +56,20 @@ pub async fn day_inputs(store: &Store, cities: &Cities, day: BusinessDay) -> Res
     let unix_ms = |local_seconds: i64| local_seconds.saturating_sub(SHANGHAI_OFFSET_SECONDS).saturating_mul(1_000);
     let from_ms = unix_ms(day.start().seconds_since_epoch());
     let to_ms = unix_ms(day.end().seconds_since_epoch());
-    let mut inputs = store.platform_day(cities, from_ms, to_ms).await.map_err(SettlementError::Store)?;
+    let stamps = (day.start(), day.end());
+    let mut inputs = store.platform_day(cities, stamps, from_ms, to_ms).await.map_err(SettlementError::Store)?;
+    // The platform's unconfirmed records, fed to the shadows, may have been settled there since.
+    let (unconfirmed, pending): (Vec<TapRecord>, Vec<TapRecord>) =
+        inputs.pending.drain(..).partition(|record| record.status == RecordStatus::Unconfirmed);
+    inputs.pending = pending;
+    let verdicts = store.shadow_verdicts(&unconfirmed).await.map_err(SettlementError::Ingest)?;
+    for (record, verdict) in unconfirmed.into_iter().zip(verdicts) {
+        match verdict {
+            Some(Verdict::Charged) => inputs.cleared.push(record),
+            Some(Verdict::Voided) => {}
+            Some(Verdict::Pending) | None => inputs.pending.push(record),
+        }
+    }
     let (cleared, pending) = store.ingested_day(day.start(), day.end()).await.map_err(SettlementError::Ingest)?;
     let known: std::collections::BTreeSet<_> =
         inputs.cleared.iter().chain(&inputs.pending).map(|record| record.tap_id()).collect();

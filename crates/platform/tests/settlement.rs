@@ -1,11 +1,12 @@
 //! A business day of the platform's own money settled (`settle_day`), on SQLite and
 //! PostgreSQL: the fee earned, a load the card proved (cleared, matching the load paid for), a
-//! load still in doubt (pending, not cleared), and nothing of the next day.
+//! load still in doubt (pending, not cleared), and nothing of the next day; a load at the
+//! cut-over on one day; a load fed to the back office counted once across the days.
 
 #[macro_use]
 mod support;
 
-use support::wallet::{at, SecureElement, Wallet, T0};
+use support::wallet::{at, keyring, SecureElement, Wallet, T0};
 use support::TestDb;
 use yitong_clearing::settlement::{BusinessDay, CutOver, LineKind, Participant};
 use yitong_platform::cities::Cities;
@@ -85,7 +86,41 @@ async fn a_load_across_the_cut_over_stays_on_one_day(db: &TestDb) {
     }
 }
 
+/// A load the platform made at 03:59:50 whose card stamp says 04:00:10 (the stamp is the
+/// platform's time sent with MAC2; here read a little later): on the day of its stamp, as the
+/// gates' records are — neither lost between the two days nor counted on both, before and after
+/// it is fed to the back office.
+async fn a_fed_load_counts_once(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let issued = wallet.issue("phone-A", "F-phone-A").await;
+    let mut se = SecureElement::new(&issued.image, 0);
+    let before_cut_over = T0 + 64_790_000;
+    let order = wallet.paid_top_up("TOP-0001", &issued.card.card_id, 1_000, before_cut_over - 5_000).await;
+    let answer = se.send(&wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap());
+    let card_time = yitong_profile::DateTime::new(2026, 11, 26, 4, 0, 10).unwrap();
+    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, card_time, before_cut_over).await.unwrap();
+    let credit = se.send(&auth.credit_command);
+    wallet.ota.complete(&wallet.payments, &order, &credit, before_cut_over + 5_000).await.unwrap();
+    let cities = Cities::builtin().unwrap();
+    let day = BusinessDay::parse("2026-11-25", CutOver::default()).unwrap();
+    // The host's loads of the two days: the load on the day of its stamp, the 26th.
+    let host_loads = || async {
+        let mut loads = Vec::new();
+        for day in [day, day.next().unwrap()] {
+            let report = settle_day(wallet.store(), &cities, day).await.unwrap();
+            loads.push(report.issuers.iter().map(|i| i.host_loads.amount_fen).sum::<i64>());
+        }
+        loads
+    };
+    assert_eq!(host_loads().await, [0, 1_000], "before the back office has it");
+    let tac = keyring(&cities).tac_keys();
+    let feed = db.store.feed_platform_records(&tac, card_time, before_cut_over + 60_000).await.unwrap();
+    assert_eq!(feed.fed, 1);
+    assert_eq!(host_loads().await, [0, 1_000], "fed, still once");
+}
+
 on_both_backends! {
     day => a_day_of_fees_and_loads,
     cut_over => a_load_across_the_cut_over_stays_on_one_day,
+    fed => a_fed_load_counts_once,
 }

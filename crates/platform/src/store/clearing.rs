@@ -662,7 +662,9 @@ async fn store_shadows(
 impl Store {
     /// The transactions gates uploaded with local times from `from` to `until` (excluded), by
     /// their cards' verdicts: charged ones (proven, logged, or unconfirmed and since shown
-    /// committed) to clear, undecided ones pending; voided ones are neither.
+    /// committed) to clear, undecided ones pending; voided ones are neither. The platform's own
+    /// loads and debits are left out, fed or uploaded: they are [`Store::platform_day`]'s to
+    /// report (by when the platform made them, which may be another day than their stamp).
     pub async fn ingested_day(
         &self,
         from: DateTime,
@@ -670,26 +672,24 @@ impl Store {
     ) -> Result<(Vec<TapRecord>, Vec<TapRecord>), IngestError> {
         let mut transaction = self.begin_snapshot().await?;
         let rows = sqlx::query(
-            "SELECT tap_id, record FROM clearing_records \
-             WHERE disposition = 'accepted' AND at >= $1 AND at < $2 ORDER BY at, tap_id",
+            "SELECT r.tap_id, r.record FROM clearing_records AS r \
+             WHERE r.disposition = 'accepted' AND r.at >= $1 AND r.at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM ota_loads AS o WHERE o.tap_id = r.tap_id) \
+             AND NOT EXISTS (SELECT 1 FROM closure_debits AS d WHERE d.tap_id = r.tap_id) \
+             ORDER BY r.at, r.tap_id",
         )
         .bind(from.to_string())
         .bind(until.to_string())
         .fetch_all(&mut *transaction)
         .await?;
-        let mut verdicts: BTreeMap<CardId, BTreeMap<String, Verdict>> = BTreeMap::new();
+        let mut verdicts = Verdicts::default();
         let (mut cleared, mut pending) = (Vec::new(), Vec::new());
         for row in &rows {
             let tap_id: String = column(row, 0)?;
             let text: String = column(row, 1)?;
             let record: TapRecord =
                 serde_json::from_str(&text).map_err(|e| IngestError::Shadow(format!("record {tap_id}: {e}")))?;
-            let card = CardId::of(&record);
-            if let std::collections::btree_map::Entry::Vacant(slot) = verdicts.entry(card) {
-                let (_, shadow) = load_shadow(&mut transaction, card).await?;
-                slot.insert(shadow.transactions().into_iter().map(|t| (t.tap_id.to_string(), t.verdict)).collect());
-            }
-            match verdicts.get(&card).and_then(|by_tap| by_tap.get(&tap_id)) {
+            match verdicts.of(&mut transaction, &record).await? {
                 Some(Verdict::Charged) => cleared.push(record),
                 Some(Verdict::Pending) => pending.push(record),
                 // Voided, or replaced in the shadow by a stronger copy of the same transaction.
@@ -698,5 +698,36 @@ impl Store {
         }
         transaction.commit().await?;
         Ok((cleared, pending))
+    }
+
+    /// Each record's verdict in its card's shadow (`None`: not held there), in one snapshot.
+    pub async fn shadow_verdicts(&self, records: &[TapRecord]) -> Result<Vec<Option<Verdict>>, IngestError> {
+        let mut transaction = self.begin_snapshot().await?;
+        let mut verdicts = Verdicts::default();
+        let mut found = Vec::with_capacity(records.len());
+        for record in records {
+            found.push(verdicts.of(&mut transaction, record).await?);
+        }
+        transaction.commit().await?;
+        Ok(found)
+    }
+}
+
+/// Cards' verdicts by tap ID, each card's shadow read once.
+#[derive(Default)]
+struct Verdicts(BTreeMap<CardId, BTreeMap<String, Verdict>>);
+
+impl Verdicts {
+    async fn of(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+        record: &TapRecord,
+    ) -> Result<Option<Verdict>, IngestError> {
+        let card = CardId::of(record);
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.0.entry(card) {
+            let (_, shadow) = load_shadow(connection, card).await?;
+            slot.insert(shadow.transactions().into_iter().map(|t| (t.tap_id.to_string(), t.verdict)).collect());
+        }
+        Ok(self.0.get(&card).and_then(|by_tap| by_tap.get(&record.tap_id().to_string())).copied())
     }
 }

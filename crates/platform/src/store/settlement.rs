@@ -25,10 +25,23 @@ pub struct PlatformDay {
     pub entries: Vec<PlatformEntry>,
 }
 
+/// How far a platform record's stamp (the time sent to the card) may be from when the platform
+/// made it (the same clock, read within one request), in milliseconds: the window searched for a
+/// day's records around the day.
+const STAMP_MARGIN_MS: i64 = 3_600_000;
+
 impl Store {
-    /// The platform's records made, and its ledger figures posted, from `from_ms` to `to_ms`
-    /// (Unix milliseconds, end excluded); issuers by the cards' cities in `cities`.
-    pub async fn platform_day(&self, cities: &Cities, from_ms: i64, to_ms: i64) -> Result<PlatformDay, StoreError> {
+    /// The platform's records stamped from `from` to `until` (local time, end excluded; the way
+    /// the gates' records are dated, so that a record falls on one day whoever reports it), and
+    /// its ledger figures posted from `from_ms` to `to_ms` (Unix milliseconds, end excluded);
+    /// issuers by the cards' cities in `cities`.
+    pub async fn platform_day(
+        &self,
+        cities: &Cities,
+        (from, until): (DateTime, DateTime),
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<PlatformDay, StoreError> {
         // One snapshot: a load confirmed meanwhile is either cleared and paid, or neither.
         let mut transaction = self.begin_snapshot().await?;
         let connection: &mut sqlx::AnyConnection = &mut transaction;
@@ -38,8 +51,8 @@ impl Store {
                 "SELECT tap_id, state, record FROM {table} WHERE created_at_ms >= $1 AND created_at_ms < $2 \
                  AND state IN ('confirmed', '{proven}', 'in_doubt', 'unconfirmed') ORDER BY tap_id"
             ))
-            .bind(from_ms)
-            .bind(to_ms)
+            .bind(from_ms.saturating_sub(STAMP_MARGIN_MS))
+            .bind(to_ms.saturating_add(STAMP_MARGIN_MS))
             .fetch_all(&mut *connection)
             .await?;
             for row in &rows {
@@ -51,6 +64,9 @@ impl Store {
                     key: tap_id.clone(),
                     why: e.to_string(),
                 })?;
+                if record.at < from || record.at >= until {
+                    continue;
+                }
                 match state.as_str() {
                     "confirmed" => {
                         record.status = RecordStatus::Confirmed;
