@@ -181,11 +181,16 @@ async fn platform_loads_are_fed(db: &TestDb) {
     let second = wallet.store().ota_loads(&orders[1]).await.unwrap()[0].record.clone();
     // The first load's stored record broken behind the store's back: reported, the second fed.
     db.execute("UPDATE ota_loads SET record = '{}' WHERE merchant_order_id = 'TOP-0001'").await;
-    let feed = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 600_000).await.unwrap();
+    let feed = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 600_000, i64::MIN).await.unwrap();
     assert_eq!(feed.fed, 1);
     assert_eq!(feed.failed.iter().map(|(tap, _)| tap.clone()).collect::<Vec<_>>(), [first.tap_id().to_string()]);
-    let again = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 601_000).await.unwrap();
+    // The next feed starts no later than the broken record's last change (T0 + 100,000 + 11,000).
+    assert!(feed.next_since_ms <= T0 + 111_000, "{}", feed.next_since_ms);
+    let again = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 601_000, feed.next_since_ms).await.unwrap();
     assert_eq!((again.fed, again.failed.len()), (0, 1), "fed once; the broken one still reported");
+    // From after every change: nothing looked at.
+    let later = db.store.feed_platform_records(&tac, at(11, 0, 0), T0 + 602_000, T0 + 500_000).await.unwrap();
+    assert_eq!((later.fed, later.failed.len()), (0, 0));
     let shadow = db.store.card_shadow(CardId::of(&second)).await.unwrap().expect("a shadow");
     assert_eq!((shadow.balance_fen(), shadow.transactions().len()), (Some(7_000), 1));
     let batches = db.texts("SELECT batch_id FROM clearing_batches").await;

@@ -114,7 +114,7 @@ async fn a_fed_load_counts_once(db: &TestDb) {
     };
     assert_eq!(host_loads().await, [0, 1_000], "before the back office has it");
     let tac = keyring(&cities).tac_keys();
-    let feed = db.store.feed_platform_records(&tac, card_time, before_cut_over + 60_000).await.unwrap();
+    let feed = db.store.feed_platform_records(&tac, card_time, before_cut_over + 60_000, i64::MIN).await.unwrap();
     assert_eq!(feed.fed, 1);
     assert_eq!(host_loads().await, [0, 1_000], "fed, still once");
 }

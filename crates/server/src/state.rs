@@ -117,6 +117,8 @@ struct Inner {
     store: Store,
     /// Gates' uploads, committed in groups.
     uploads: Arc<IngestQueue>,
+    /// Where the next feed of the platform's records to the back office starts (Unix ms).
+    fed_since_ms: std::sync::atomic::AtomicI64,
     cities: Cities,
     devices: DeviceRegistry,
     pricing: BTreeMap<String, PricingRules>,
@@ -211,12 +213,21 @@ impl AppState {
         };
         let metrics = Metrics::default();
         let uploads = Arc::new(IngestQueue::new(store.clone()));
-        AppState { inner: Arc::new(Inner { store, uploads, cities, devices, pricing, clock, metrics, services }) }
+        let fed_since_ms = std::sync::atomic::AtomicI64::new(i64::MIN);
+        AppState {
+            inner: Arc::new(Inner { store, uploads, fed_since_ms, cities, devices, pricing, clock, metrics, services }),
+        }
     }
 
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Where the next feed of the platform's own records to the back office starts (Unix
+    /// milliseconds; every record at first): advanced after each feed.
+    pub fn platform_fed_since_ms(&self) -> &std::sync::atomic::AtomicI64 {
+        &self.inner.fed_since_ms
     }
 
     /// The queue of gates' uploads in front of the database (group commit).

@@ -152,8 +152,10 @@ async fn the_platforms_own_loads_reach_the_shadow_without_an_upload() {
     // Read again: fed once.
     let (_, again) = s.send_as(Some(&key), Method::GET, &uri, None).await;
     assert_eq!(again, shadow);
-    let fed = s.state.store().feed_platform_records(&s.state.services().tac, s.state.now(), s.state.now_ms()).await;
-    assert_eq!(fed.unwrap(), Default::default(), "nothing left to feed");
+    let store = s.state.store();
+    let fed = store.feed_platform_records(&s.state.services().tac, s.state.now(), s.state.now_ms(), i64::MIN).await;
+    let fed = fed.unwrap();
+    assert_eq!((fed.fed, fed.failed.len()), (0, 0), "nothing left to feed");
 
     // A gate's batch may not take the platform's batch IDs.
     let load = s.state.store().ota_loads(&MerchantOrderId::parse("TOP-0002").unwrap()).await.unwrap();

@@ -46,7 +46,7 @@ pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
-pub use platform_feed::{PlatformFeed, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
+pub use platform_feed::{PlatformFeed, FEED_MARGIN_MS, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
 
 pub(crate) use cards::{
@@ -75,13 +75,14 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
     (4, "phones and operators", include_str!("../../migrations/0004_phones_and_operators.sql")),
     (5, "hotlist", include_str!("../../migrations/0005_hotlist.sql")),
     (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
+    (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

@@ -18,6 +18,11 @@ pub const PLATFORM_OPERATOR: &str = "platform";
 /// Records fed per group.
 const FEED_GROUP: i64 = 5_000;
 
+/// How far before a feed began a record may have been changed and still be found by the next
+/// feed from [`PlatformFeed::next_since_ms`] (clocks of several service processes, transactions
+/// committed after the feed began), in milliseconds.
+pub const FEED_MARGIN_MS: i64 = 600_000;
+
 /// What a feed did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlatformFeed {
@@ -25,22 +30,27 @@ pub struct PlatformFeed {
     pub fed: usize,
     /// Records that could not be fed (tap ID, why): left for the next feed.
     pub failed: Vec<(String, String)>,
+    /// Where the next feed may start (its `since_ms`): [`FEED_MARGIN_MS`] before this feed
+    /// began, or the first record that could not be fed, whichever is earlier.
+    pub next_since_ms: i64,
 }
 
 impl Store {
-    /// Feeds every final platform record not fed yet to the back office (TACs verified with
-    /// `tac_keys`, received at `received`), in groups; a group that fails is fed record by
-    /// record, and a record that still fails is reported and left for the next feed.
+    /// Feeds every final platform record changed since `since_ms` (Unix milliseconds; `i64::MIN`
+    /// for all) and not fed yet to the back office (TACs verified with `tac_keys`, received at
+    /// `received`, the feed beginning at `now_ms`), in groups; a group that fails is fed record
+    /// by record, and a record that still fails is reported and left for the next feed.
     pub async fn feed_platform_records(
         &self,
         tac_keys: &TacKeys,
         received: DateTime,
         now_ms: i64,
+        since_ms: i64,
     ) -> Result<PlatformFeed, IngestError> {
-        let mut feed = PlatformFeed::default();
+        let mut feed = PlatformFeed { next_since_ms: now_ms.saturating_sub(FEED_MARGIN_MS), ..PlatformFeed::default() };
         for table in ["ota_loads", "closure_debits"] {
             // Pages in (update time, tap ID) order, each after the last row seen.
-            let mut after: (i64, String) = (i64::MIN, String::new());
+            let mut after: (i64, String) = (since_ms, String::new());
             loop {
                 // The batch's gate is the tap ID's terminal (its first 12 hex digits).
                 let sql = format!(
@@ -55,12 +65,20 @@ impl Store {
                 let Some(last) = rows.last() else { break };
                 after = (column(last, 2)?, column(last, 0)?);
                 let mut batches = Vec::with_capacity(rows.len());
+                let mut changed_ms = std::collections::BTreeMap::new();
                 for row in &rows {
                     let tap_id: String = column(row, 0)?;
                     let text: String = column(row, 1)?;
+                    let updated_ms: i64 = column(row, 2)?;
                     match serde_json::from_str::<TapRecord>(&text) {
-                        Ok(record) => batches.push(platform_batch(&tap_id, record)),
-                        Err(error) => feed.failed.push((tap_id, format!("{table}: the stored record: {error}"))),
+                        Ok(record) => {
+                            changed_ms.insert(tap_id.clone(), updated_ms);
+                            batches.push(platform_batch(&tap_id, record));
+                        }
+                        Err(error) => {
+                            feed.next_since_ms = feed.next_since_ms.min(updated_ms);
+                            feed.failed.push((tap_id, format!("{table}: the stored record: {error}")));
+                        }
                     }
                 }
                 let uploads: Vec<Upload<'_>> = batches
@@ -73,7 +91,12 @@ impl Store {
                         for upload in &uploads {
                             match self.ingest_batches(std::slice::from_ref(upload), tac_keys).await {
                                 Ok(answers) => feed.fed += answers.iter().filter(|a| a.new).count(),
-                                Err(error) => feed.failed.push((tap_id_of(upload.batch), error.to_string())),
+                                Err(error) => {
+                                    let tap_id = tap_id_of(upload.batch);
+                                    let updated_ms = changed_ms.get(&tap_id).copied().unwrap_or(i64::MIN);
+                                    feed.next_since_ms = feed.next_since_ms.min(updated_ms);
+                                    feed.failed.push((tap_id, error.to_string()));
+                                }
                             }
                         }
                     }

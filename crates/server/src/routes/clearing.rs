@@ -206,11 +206,14 @@ async fn card_shadow(
 /// not fed yet to the back office, so that shadows and reports read them as if uploaded. What
 /// cannot be fed now is logged and left for the next feed: the reading goes on.
 pub(crate) async fn feed_platform_records(state: &AppState) {
-    match state.store().feed_platform_records(&state.services().tac, state.now(), state.now_ms()).await {
+    use std::sync::atomic::Ordering;
+    let since = state.platform_fed_since_ms().load(Ordering::Relaxed);
+    match state.store().feed_platform_records(&state.services().tac, state.now(), state.now_ms(), since).await {
         Ok(feed) => {
             for (tap_id, why) in &feed.failed {
                 tracing::error!(tap_id = %tap_id, why = %why, "a platform record not fed to the back office");
             }
+            state.platform_fed_since_ms().store(feed.next_since_ms, Ordering::Relaxed);
         }
         Err(error) => tracing::error!(error = %error, "feeding the platform's records"),
     }
