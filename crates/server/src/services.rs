@@ -27,7 +27,7 @@ pub struct Services {
     /// Card closure for a transfer or a deletion, and transfer claims.
     pub closures: ClosureService,
     /// The back office's TAC keys: every uploaded record is proven with them.
-    pub tac: yitong_record::TacKeys,
+    pub tac: Arc<yitong_record::TacKeys>,
 }
 
 impl fmt::Debug for Services {

@@ -208,7 +208,7 @@ impl AppState {
             provider,
             ota: OtaService::new(cities.clone(), &keys),
             closures: ClosureService::new(issuance.clone(), &keys, transfer_code_seed()),
-            tac: keys.tac_keys(),
+            tac: Arc::new(keys.tac_keys()),
             issuance,
         };
         let metrics = Metrics::default();

@@ -2,8 +2,8 @@
 //! durable commit, each card's shadow read and written once — and each is answered as it would
 //! be alone ([`Store::ingest_batches`]).
 //!
-//! No task of its own: an uploader checks its records' TACs (in its own task, beside the other
-//! uploaders), queues its batch, then either finds its answer or takes the leader's turn and
+//! No task of its own: an uploader checks its records' TACs (on a blocking thread, beside the
+//! other uploaders), queues its batch, then either finds its answer or takes the leader's turn and
 //! has what is queued ingested, up to [`GROUP_RECORDS_MAX`] records, on a spawned task that
 //! answers every upload of the group even if the leader's caller goes away. A group that fails
 //! is taken again upload by upload, so one bad batch fails alone. Should that task die
@@ -58,13 +58,21 @@ impl IngestQueue {
     pub async fn ingest(
         self: &Arc<Self>,
         batch: Arc<Batch>,
-        tac_keys: &TacKeys,
+        tac_keys: &Arc<TacKeys>,
         operator_key_id: &str,
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
-        let records: Vec<&TapRecord> = batch.records.iter().collect();
-        let checks = verify_tacs(&records, tac_keys);
+        // CPU work (DES or SM4 per record), off the runtime's threads.
+        let checks = {
+            let (batch, keys) = (batch.clone(), tac_keys.clone());
+            tokio::task::spawn_blocking(move || {
+                let records: Vec<&TapRecord> = batch.records.iter().collect();
+                verify_tacs(&records, &keys)
+            })
+            .await
+            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?
+        };
         loop {
             let (answer, mut answered) = oneshot::channel();
             self.queue().push(Queued {
