@@ -2,7 +2,7 @@
 //! terminal's and a gate's records (a real card's TACs) uploaded from the state file, accepted and
 //! cleared in the day's report (the exit fare owed by Beijing's issuer to Beijing's metro); a sync
 //! again uploads nothing; a card the operator lists reaches the gate's hotlist file and the gate
-//! refuses it.
+//! refuses it. Taps and syncs in parallel processes on one state file lose and double nothing.
 #![cfg(unix)]
 
 mod support;
@@ -135,4 +135,71 @@ fn a_sync_without_a_key_or_server_says_what_is_missing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not answer"));
+}
+
+/// Gates tapping three cards (a process per tap) while `gate sync` runs again and again (a
+/// process per sync), all on one state file: every record reaches the back office exactly once —
+/// none lost between a tap and a sync, none sent twice — and a last sync finds nothing left.
+#[test]
+fn taps_and_syncs_in_parallel_processes_lose_and_double_nothing() {
+    const CARDS: usize = 3;
+    const TAPS: usize = 6;
+    let dir = std::sync::Arc::new(Dir::new());
+    std::fs::create_dir(dir.path("keys")).unwrap();
+    dir.ok(&["keys", "new", "--issuer-id", "0000100000000001", "--out", "keys/beijing.toml"]);
+    let data = dir.path("data");
+    let server = start(&["--keys", dir.path("keys").to_str().unwrap()], &data, "warn");
+    let key = dir.ok(&["operator", "key", "new", "--city", "beijing", "--data-dir", data.to_str().unwrap()]);
+    let key = key.trim().to_owned();
+    let keys = "keys/beijing.toml";
+    for card in 0..CARDS {
+        let (file, serial) = (format!("card{card}.se"), format!("1000000000000012345{card}"));
+        let issue = ["card", "issue", "--keys", keys, "--serial", &serial, "--out", &file];
+        dir.ok(&[&issue[..], &["--valid-from", "2026-01-01", "--valid-to", "2030-12-31"]].concat());
+        let load = ["card", "load", &file, "--keys", keys, "--amount", "50", "--at", "2026-11-25 07:00:00"];
+        dir.ok(&[&load[..], &["--state", "st.json"]].concat());
+    }
+
+    let tappers: Vec<_> = (0..CARDS)
+        .map(|card| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                for tap in 0..TAPS {
+                    let file = format!("card{card}.se");
+                    let station = if tap % 2 == 0 { "Xidan" } else { "Guomao" };
+                    let at = format!("2026-11-25 {:02}:{:02}:00", 8 + card, tap * 5);
+                    let args = ["gate", "tap", &file, "--keys", keys, "--city", "beijing", "--station", station];
+                    dir.ok(&[&args[..], &["--at", &at, "--state", "st.json", "--json"]].concat());
+                }
+            })
+        })
+        .collect();
+    let syncer = {
+        let (dir, address, key) = (dir.clone(), server.address.clone(), key.clone());
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                let synced = sync(&dir, &address, &key);
+                assert_eq!(synced["failed"], serde_json::json!([]), "{synced}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    for thread in tappers.into_iter().chain([syncer]) {
+        thread.join().expect("a tapper or the syncer");
+    }
+    let last = sync(&dir, &server.address, &key);
+    assert_eq!(last["failed"], serde_json::json!([]), "{last}");
+    let again = sync(&dir, &server.address, &key);
+    assert_eq!(again["uploads"], serde_json::json!([]), "nothing left: {again}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (batches, records) = runtime.block_on(async {
+        let store = Store::open_data_dir(&data).await.unwrap();
+        let counts = store.clearing_counts().await.unwrap();
+        store.close().await;
+        counts
+    });
+    assert!(batches >= 1);
+    let expected = i64::try_from(CARDS * (1 + TAPS)).unwrap();
+    assert_eq!(records, [("accepted".to_owned(), expected)].into(), "each load and tap once, none twice");
 }
