@@ -14,13 +14,12 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use yitong_clearing::batch::{Batch, BatchHeader};
-use yitong_crypto::inputs::{self, Transaction};
 use yitong_crypto::SessionKey;
 use yitong_platform::cities::City;
 use yitong_platform::issuer_keys::IssuerKeyring;
 use yitong_profile::apdu::transaction_type;
 use yitong_profile::DateTime;
-use yitong_record::{RecordStatus, TapKind, TapRecord};
+use yitong_record::{card_tac, RecordStatus, TapKind, TapRecord};
 
 /// Stations of each city's (synthetic) network, and bus routes.
 const STATIONS: u32 = 80;
@@ -285,7 +284,7 @@ fn upload(
         let records = by_terminal.entry(record.terminal_id).or_default();
         record.terminal_transaction_number = records.len() as u32 + 1;
         if let Some(key) = tac_key {
-            record.tac = Some(sign(&record, &keys[key]));
+            record.tac = Some(card_tac(&record, &keys[key])?);
         }
         records.push(record);
     }
@@ -314,20 +313,4 @@ fn upload(
     // Gates upload through the day: by the time of each batch's first tap.
     batches.sort_by_key(|b| (b.records.first().map(|r| r.at), b.header.gate));
     Ok(batches)
-}
-
-/// The TAC the card computes when it commits the transaction.
-fn sign(record: &TapRecord, key: &SessionKey) -> [u8; 4] {
-    let t = Transaction {
-        amount_fen: record.amount_fen,
-        transaction_type: record.transaction_type,
-        terminal_id: record.terminal_id,
-        date: record.at.date_bcd(),
-        time: record.at.time_bcd(),
-    };
-    if record.kind.is_load() {
-        inputs::load_tac(key, record.balance_after_fen as u32, record.counter.wrapping_sub(1), &t)
-    } else {
-        inputs::purchase_tac(key, record.terminal_transaction_number, &t)
-    }
 }

@@ -13,8 +13,7 @@ use support::TestDb;
 use yitong_clearing::batch::{Batch, BatchHeader};
 use yitong_clearing::hotlist::GateHotlist;
 use yitong_clearing::shadow::CardId;
-use yitong_crypto::inputs::{self, Transaction};
-use yitong_record::{RecordStatus, TacKeys, TapKind, TapRecord};
+use yitong_record::{card_tac, RecordStatus, TacKeys, TapKind, TapRecord};
 
 const BEIJING: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
 
@@ -52,14 +51,7 @@ fn ride(card: u8, validator: u8, number: u32, counter: u16, amount: u32, before:
         tac: None,
     };
     let key = beijing_keys().master.tac().card_tac_key(BEIJING, record.asn8());
-    let t = Transaction {
-        amount_fen: record.amount_fen,
-        transaction_type: record.transaction_type,
-        terminal_id: record.terminal_id,
-        date: record.at.date_bcd(),
-        time: record.at.time_bcd(),
-    };
-    record.tac = Some(inputs::purchase_tac(&key, record.terminal_transaction_number, &t));
+    record.tac = Some(card_tac(&record, &key).expect("a purchase"));
     record
 }
 

@@ -33,5 +33,5 @@ mod tac;
 mod text;
 
 pub use record::{RecordStatus, TapId, TapKind, TapRecord};
-pub use tac::{verify_tac, TacError, TacKeys};
+pub use tac::{card_tac, verify_tac, TacError, TacKeys};
 pub use yitong_profile::DateTime;

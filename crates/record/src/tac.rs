@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use yitong_crypto::inputs::{self, Transaction};
-use yitong_crypto::{mac_matches, TacMasterKey};
+use yitong_crypto::{mac_matches, Mac4, SessionKey, TacMasterKey};
 use yitong_profile::apdu::transaction_type;
 
 use crate::record::TapRecord;
@@ -79,6 +79,19 @@ pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
         return Err(TacError::KeyMismatch);
     }
     let key = master.card_tac_key(record.issuer_id, record.asn8());
+    let expected = card_tac(record, &key)?;
+    if mac_matches(&expected, &tac) {
+        Ok(())
+    } else {
+        Err(TacError::Mismatch)
+    }
+}
+
+/// The TAC a card holding `card_key` (its TAC key, diversified from the issuer's DTK) computes
+/// when it commits the transaction `record` describes: for a load over its balance after and the
+/// online counter INITIALIZE returned (the record's counter minus one), for a purchase over the
+/// terminal's transaction number; both over amount, type, terminal ID, date and time.
+pub fn card_tac(record: &TapRecord, card_key: &SessionKey) -> Result<Mac4, TacError> {
     let t = Transaction {
         amount_fen: record.amount_fen,
         transaction_type: record.transaction_type,
@@ -86,21 +99,15 @@ pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
         date: record.at.date_bcd(),
         time: record.at.time_bcd(),
     };
-    let expected = match record.transaction_type {
+    match record.transaction_type {
         transaction_type::EP_LOAD => {
-            // The load TAC signs the balance after as the card's 4 bytes, and the online counter
-            // as INITIALIZE returned it (the record's counter minus one).
+            // The card's balance is 4 bytes.
             let balance_after = i32::try_from(record.balance_after_fen).map_err(|_| TacError::Mismatch)?;
-            inputs::load_tac(&key, balance_after as u32, record.counter.wrapping_sub(1), &t)
+            Ok(inputs::load_tac(card_key, balance_after as u32, record.counter.wrapping_sub(1), &t))
         }
         transaction_type::EP_PURCHASE | transaction_type::CAPP_PURCHASE => {
-            inputs::purchase_tac(&key, record.terminal_transaction_number, &t)
+            Ok(inputs::purchase_tac(card_key, record.terminal_transaction_number, &t))
         }
-        other => return Err(TacError::UnknownTransactionType(other)),
-    };
-    if mac_matches(&expected, &tac) {
-        Ok(())
-    } else {
-        Err(TacError::Mismatch)
+        other => Err(TacError::UnknownTransactionType(other)),
     }
 }
