@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use support::server::start;
+use support::server::{start, Server};
 use support::Dir;
 use yitong_clearing::hotlist::{Actor, ChangeKind};
 use yitong_clearing::shadow::CardId;
@@ -32,31 +32,24 @@ fn sync(dir: &Dir, address: &str, key: &str) -> Value {
     ])
 }
 
-#[test]
-fn a_gate_uploads_its_records_and_follows_the_hotlist() {
-    let dir = Dir::new();
+/// Beijing's issuer keys in `keys/beijing.toml`, a `yitong serve` holding them (data in `data`),
+/// and an operator key of Beijing's.
+fn back_office(dir: &Dir) -> (Server, String) {
     std::fs::create_dir(dir.path("keys")).unwrap();
     dir.ok(&["keys", "new", "--issuer-id", "0000100000000001", "--out", "keys/beijing.toml"]);
     let data = dir.path("data");
     let server = start(&["--keys", dir.path("keys").to_str().unwrap()], &data, "warn");
     let key = dir.ok(&["operator", "key", "new", "--city", "beijing", "--data-dir", data.to_str().unwrap()]);
-    let key = key.trim().to_owned();
+    (server, key.trim().to_owned())
+}
 
+#[test]
+fn a_gate_uploads_its_records_and_follows_the_hotlist() {
+    let dir = Dir::new();
+    let (server, key) = back_office(&dir);
+    let data = dir.path("data");
     let keys = "keys/beijing.toml";
-    dir.ok(&[
-        "card",
-        "issue",
-        "--keys",
-        keys,
-        "--serial",
-        "10000000000000123456",
-        "--out",
-        "card.se",
-        "--valid-from",
-        "2026-01-01",
-        "--valid-to",
-        "2030-12-31",
-    ]);
+    dir.issue(keys, "10000000000000123456", "card.se");
     let state = ["--state", "st.json"];
     dir.ok(&[
         &["card", "load", "card.se", "--keys", keys, "--amount", "50", "--at", "2026-11-25 07:00:00"][..],
@@ -145,17 +138,12 @@ fn taps_and_syncs_in_parallel_processes_lose_and_double_nothing() {
     const CARDS: usize = 3;
     const TAPS: usize = 6;
     let dir = std::sync::Arc::new(Dir::new());
-    std::fs::create_dir(dir.path("keys")).unwrap();
-    dir.ok(&["keys", "new", "--issuer-id", "0000100000000001", "--out", "keys/beijing.toml"]);
+    let (server, key) = back_office(&dir);
     let data = dir.path("data");
-    let server = start(&["--keys", dir.path("keys").to_str().unwrap()], &data, "warn");
-    let key = dir.ok(&["operator", "key", "new", "--city", "beijing", "--data-dir", data.to_str().unwrap()]);
-    let key = key.trim().to_owned();
     let keys = "keys/beijing.toml";
     for card in 0..CARDS {
         let (file, serial) = (format!("card{card}.se"), format!("1000000000000012345{card}"));
-        let issue = ["card", "issue", "--keys", keys, "--serial", &serial, "--out", &file];
-        dir.ok(&[&issue[..], &["--valid-from", "2026-01-01", "--valid-to", "2030-12-31"]].concat());
+        dir.issue(keys, &serial, &file);
         let load = ["card", "load", &file, "--keys", keys, "--amount", "50", "--at", "2026-11-25 07:00:00"];
         dir.ok(&[&load[..], &["--state", "st.json"]].concat());
     }

@@ -42,23 +42,16 @@ impl Dir {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
+    /// A card of serial `serial` issued with the key set `keys` into `out`, valid 2026–2030.
+    pub fn issue(&self, keys: &str, serial: &str, out: &str) {
+        let args = ["card", "issue", "--keys", keys, "--serial", serial, "--out", out];
+        self.ok(&[&args[..], &["--valid-from", "2026-01-01", "--valid-to", "2030-12-31"]].concat());
+    }
+
     /// A key set and a card loaded with `yuan`.
     pub fn card(&self, yuan: &str) {
         self.ok(&["keys", "new", "--out", "keys.toml"]);
-        self.ok(&[
-            "card",
-            "issue",
-            "--keys",
-            "keys.toml",
-            "--serial",
-            "10000000000000123456",
-            "--out",
-            "card.se",
-            "--valid-from",
-            "2026-01-01",
-            "--valid-to",
-            "2030-12-31",
-        ]);
+        self.issue("keys.toml", "10000000000000123456", "card.se");
         if yuan != "0" {
             self.ok(&[
                 "card",
