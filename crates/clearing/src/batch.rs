@@ -21,8 +21,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use yitong_profile::DateTime;
-use yitong_record::{RecordStatus, TapKind, TapRecord};
+use yitong_record::{RecordStatus, TapRecord};
+
+use crate::bytes::{kind_byte, BytesError, Reader};
 
 /// Most records in one batch: a gate uploads at least daily; a bound on what one request makes
 /// the service parse.
@@ -93,6 +94,12 @@ impl fmt::Display for BatchError {
 
 impl std::error::Error for BatchError {}
 
+impl From<BytesError> for BatchError {
+    fn from(error: BytesError) -> Self {
+        BatchError::Binary { offset: error.offset, why: error.why }
+    }
+}
+
 impl BatchHeader {
     fn check(self) -> Result<BatchHeader, BatchError> {
         for (name, value) in [("batch_id", &self.batch_id), ("operator", &self.operator)] {
@@ -139,7 +146,7 @@ impl Batch {
 
     /// Parses the binary encoding.
     pub fn from_binary(bytes: &[u8]) -> Result<Batch, BatchError> {
-        let mut r = Reader { bytes, offset: 0 };
+        let mut r = Reader::new(bytes);
         if r.take(4)? != BINARY_MAGIC {
             return Err(BatchError::Binary { offset: 0, why: "not a Yitong batch (magic YTB1)".into() });
         }
@@ -153,11 +160,9 @@ impl Batch {
         }
         let mut records = Vec::with_capacity(count.min(1_024));
         for _ in 0..count {
-            records.push(r.record()?);
+            records.push(read_record(&mut r)?);
         }
-        if r.offset != bytes.len() {
-            return Err(BatchError::Binary { offset: r.offset, why: "bytes after the last record".into() });
-        }
+        r.finish("record")?;
         Ok(Batch { header, records })
     }
 
@@ -173,6 +178,25 @@ impl Batch {
             put_record(&mut out, record)?;
         }
         Ok(out)
+    }
+
+    /// The batch as the back office keeps it: the binary encoding, or JSON Lines for a batch the
+    /// binary encoding cannot carry (a text over 255 bytes, only ever from JSON input).
+    pub fn pack(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self.to_binary() {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => self.to_json_lines().map(String::into_bytes),
+        }
+    }
+
+    /// Reads what [`Batch::pack`] wrote.
+    pub fn unpack(bytes: &[u8]) -> Result<Batch, BatchError> {
+        if bytes.starts_with(BINARY_MAGIC) {
+            return Batch::from_binary(bytes);
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| BatchError::Binary { offset: e.valid_up_to(), why: "neither binary nor UTF-8".into() })?;
+        Batch::from_json_lines(text)
     }
 }
 
@@ -190,12 +214,7 @@ fn put_record(out: &mut Vec<u8>, r: &TapRecord) -> Result<(), BatchError> {
         RecordStatus::Recovered => 1,
         RecordStatus::Unconfirmed => 2,
     });
-    out.push(match r.kind {
-        TapKind::Entry => 0,
-        TapKind::Exit => 1,
-        TapKind::Single => 2,
-        TapKind::Load => 3,
-    });
+    out.push(kind_byte(r.kind));
     out.push(r.transaction_type);
     out.extend_from_slice(&r.card_serial);
     out.extend_from_slice(&r.issuer_id);
@@ -219,123 +238,71 @@ fn put_record(out: &mut Vec<u8>, r: &TapRecord) -> Result<(), BatchError> {
     put_text(out, &r.station)
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], BatchError> {
-        let end = self
-            .offset
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| BatchError::Binary { offset: self.offset, why: format!("ends early ({n} bytes wanted)") })?;
-        let taken = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(taken)
+fn read_record(r: &mut Reader<'_>) -> Result<TapRecord, BatchError> {
+    let start = r.offset();
+    let status = match r.u8()? {
+        0 => RecordStatus::Confirmed,
+        1 => RecordStatus::Recovered,
+        2 => RecordStatus::Unconfirmed,
+        _ => return Err(Reader::error(start, "unknown record status").into()),
+    };
+    let kind = r.kind()?;
+    let transaction_type = r.u8()?;
+    let card_serial = r.array()?;
+    let issuer_id = r.array()?;
+    let counter = r.u16()?;
+    let amount_fen = r.u32()?;
+    let balance_before_fen = r.i64()?;
+    let balance_after_fen = r.i64()?;
+    let terminal_id = r.array()?;
+    let terminal_transaction_number = r.u32()?;
+    let at = r.time()?;
+    let city_code = r.u16()?;
+    let line = r.u16()?;
+    let station_code = r.u16()?;
+    let card_random = r.array()?;
+    let key_version = r.u8()?;
+    let algorithm_id = r.u8()?;
+    let presence_offset = r.offset();
+    let presence = r.u8()?;
+    if presence > 0b11 {
+        return Err(Reader::error(presence_offset, "unknown presence bits").into());
     }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], BatchError> {
-        let offset = self.offset;
-        <[u8; N]>::try_from(self.take(N)?).map_err(|_| BatchError::Binary { offset, why: "short field".into() })
-    }
-
-    fn u8(&mut self) -> Result<u8, BatchError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, BatchError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, BatchError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, BatchError> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    fn text(&mut self) -> Result<String, BatchError> {
-        let length = usize::from(self.u8()?);
-        let offset = self.offset;
-        let bytes = self.take(length)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| BatchError::Binary { offset, why: "text is not UTF-8".into() })
-    }
-
-    fn record(&mut self) -> Result<TapRecord, BatchError> {
-        let start = self.offset;
-        let bad = |offset: usize, why: &str| BatchError::Binary { offset, why: why.to_owned() };
-        let status = match self.u8()? {
-            0 => RecordStatus::Confirmed,
-            1 => RecordStatus::Recovered,
-            2 => RecordStatus::Unconfirmed,
-            _ => return Err(bad(start, "unknown record status")),
-        };
-        let kind = match self.u8()? {
-            0 => TapKind::Entry,
-            1 => TapKind::Exit,
-            2 => TapKind::Single,
-            3 => TapKind::Load,
-            _ => return Err(bad(start + 1, "unknown record kind")),
-        };
-        let transaction_type = self.u8()?;
-        let card_serial = self.array()?;
-        let issuer_id = self.array()?;
-        let counter = self.u16()?;
-        let amount_fen = self.u32()?;
-        let balance_before_fen = self.i64()?;
-        let balance_after_fen = self.i64()?;
-        let terminal_id = self.array()?;
-        let terminal_transaction_number = self.u32()?;
-        let at_offset = self.offset;
-        let at = DateTime::from_bcd7(&self.array::<7>()?).map_err(|_| bad(at_offset, "not a BCD date and time"))?;
-        let city_code = self.u16()?;
-        let line = self.u16()?;
-        let station_code = self.u16()?;
-        let card_random = self.array()?;
-        let key_version = self.u8()?;
-        let algorithm_id = self.u8()?;
-        let presence_offset = self.offset;
-        let presence = self.u8()?;
-        if presence > 0b11 {
-            return Err(bad(presence_offset, "unknown presence bits"));
-        }
-        let mac2: [u8; 4] = self.array()?;
-        let tac: [u8; 4] = self.array()?;
-        let city = self.text()?;
-        let station = self.text()?;
-        Ok(TapRecord {
-            status,
-            kind,
-            transaction_type,
-            card_serial,
-            issuer_id,
-            counter,
-            amount_fen,
-            balance_before_fen,
-            balance_after_fen,
-            terminal_id,
-            terminal_transaction_number,
-            at,
-            city,
-            city_code,
-            station,
-            line,
-            station_code,
-            card_random,
-            key_version,
-            algorithm_id,
-            mac2: (presence & 1 != 0).then_some(mac2),
-            tac: (presence & 2 != 0).then_some(tac),
-        })
-    }
+    let mac2: [u8; 4] = r.array()?;
+    let tac: [u8; 4] = r.array()?;
+    let city = r.text()?;
+    let station = r.text()?;
+    Ok(TapRecord {
+        status,
+        kind,
+        transaction_type,
+        card_serial,
+        issuer_id,
+        counter,
+        amount_fen,
+        balance_before_fen,
+        balance_after_fen,
+        terminal_id,
+        terminal_transaction_number,
+        at,
+        city,
+        city_code,
+        station,
+        line,
+        station_code,
+        card_random,
+        key_version,
+        algorithm_id,
+        mac2: (presence & 1 != 0).then_some(mac2),
+        tac: (presence & 2 != 0).then_some(tac),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yitong_profile::DateTime;
+    use yitong_record::TapKind;
 
     /// The record of the `yitong-record` crate's documentation example.
     fn exit() -> TapRecord {
@@ -397,6 +364,21 @@ mod tests {
         assert_eq!(bytes.len(), 4 + 14 + 6 + 14 + 4 + 2 * (fixed + 8 + 7));
         assert_eq!(&bytes[..5], b"YTB1\x0D");
         assert_eq!(Batch::from_binary(&bytes), Ok(batch()));
+    }
+
+    #[test]
+    fn packed_batches_are_binary_unless_a_text_does_not_fit() {
+        let packed = batch().pack().expect("packs");
+        assert_eq!(packed, batch().to_binary().expect("writes"));
+        assert_eq!(Batch::unpack(&packed), Ok(batch()));
+        // A station name of 256 bytes (JSON input allows it; a byte of length cannot say it).
+        let mut long = batch();
+        long.records[0].station = "站".repeat(86);
+        assert!(long.to_binary().is_err());
+        let packed = long.pack().expect("packs");
+        assert_eq!(packed, long.to_json_lines().expect("writes").into_bytes());
+        assert_eq!(Batch::unpack(&packed), Ok(long));
+        assert!(matches!(Batch::unpack(b"\xFF\xFE"), Err(BatchError::Binary { offset: 0, .. })));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+mod bytes;
 mod hex_serde;
 pub mod hotlist;
 pub mod ridership;

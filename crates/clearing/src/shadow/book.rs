@@ -153,6 +153,13 @@ pub enum ShadowError {
         /// The transaction.
         tap_id: TapId,
     },
+    /// A packed shadow ([`Shadow::pack`]) that does not read at byte `offset`.
+    Packed {
+        /// The byte offset.
+        offset: usize,
+        /// Why.
+        why: String,
+    },
 }
 
 impl std::fmt::Display for ShadowError {
@@ -168,6 +175,7 @@ impl std::fmt::Display for ShadowError {
             ),
             ShadowError::StoredTransaction { tap_id, reason } => write!(f, "stored transaction {tap_id}: {reason}"),
             ShadowError::StoredDuplicate { tap_id } => write!(f, "stored transaction {tap_id} is held twice"),
+            ShadowError::Packed { offset, why } => write!(f, "packed shadow, byte {offset}: {why}"),
         }
     }
 }
@@ -340,6 +348,12 @@ impl Shadow {
             .collect()
     }
 
+    /// What the shadow is derived from: its transactions, in key order, and its rejected
+    /// records with whether each was a TAC failure.
+    pub(super) fn inputs(&self) -> (Vec<&Entry>, &BTreeMap<RejectedKey, bool>) {
+        (self.entries.values().collect(), &self.rejected)
+    }
+
     /// The card's records rejected for a TAC failure (each counted once).
     pub fn tac_failures(&self) -> u32 {
         let count = self.rejected.values().filter(|&&counted| counted).count();
@@ -350,17 +364,17 @@ impl Shadow {
 /// A shadow as stored: its inputs only.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StoredShadow {
-    card: CardId,
-    transactions: Vec<Entry>,
-    rejected: Vec<StoredRejection>,
+pub(super) struct StoredShadow {
+    pub(super) card: CardId,
+    pub(super) transactions: Vec<Entry>,
+    pub(super) rejected: Vec<StoredRejection>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StoredRejection {
-    record: RejectedKey,
-    tac_failure: bool,
+pub(super) struct StoredRejection {
+    pub(super) record: RejectedKey,
+    pub(super) tac_failure: bool,
 }
 
 impl From<Shadow> for StoredShadow {

@@ -7,6 +7,8 @@ use yitong_profile::apdu::transaction_type;
 use yitong_profile::DateTime;
 use yitong_record::{RecordStatus, TacError, TapId, TapKind, TapRecord};
 
+use crate::bytes::{kind_byte, BytesError, Reader};
+
 /// A card: its issuer and application serial (what diversifies its TAC key). It has one balance
 /// and two counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -223,6 +225,65 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Appends the entry's 50 bytes: sequence (0 online, 1 offline), counter, time (BCD),
+    /// terminal ID, its number, amount, kind, type, evidence (0 unconfirmed, 1 logged, 2
+    /// proven), balances before and after, time received (BCD).
+    pub(crate) fn pack_into(&self, out: &mut Vec<u8>) {
+        out.push(match self.sequence {
+            Sequence::Online => 0,
+            Sequence::Offline => 1,
+        });
+        out.extend_from_slice(&self.counter.to_be_bytes());
+        out.extend_from_slice(&self.at.bcd7());
+        out.extend_from_slice(&self.terminal_id);
+        out.extend_from_slice(&self.terminal_transaction_number.to_be_bytes());
+        out.extend_from_slice(&self.amount_fen.to_be_bytes());
+        out.push(kind_byte(self.kind));
+        out.push(self.transaction_type);
+        out.push(match self.evidence {
+            Evidence::Unconfirmed => 0,
+            Evidence::Logged => 1,
+            Evidence::Proven => 2,
+        });
+        out.extend_from_slice(&self.balance_before_fen.to_be_bytes());
+        out.extend_from_slice(&self.balance_after_fen.to_be_bytes());
+        out.extend_from_slice(&self.received.bcd7());
+    }
+
+    /// Reads what [`Entry::pack_into`] wrote (its checks are the caller's: [`Entry::check`]).
+    pub(crate) fn unpack(r: &mut Reader<'_>) -> Result<Self, BytesError> {
+        let offset = r.offset();
+        let sequence = match r.u8()? {
+            0 => Sequence::Online,
+            1 => Sequence::Offline,
+            _ => return Err(Reader::error(offset, "unknown sequence")),
+        };
+        let (counter, at, terminal_id) = (r.u16()?, r.time()?, r.array()?);
+        let (terminal_transaction_number, amount_fen, kind, transaction_type) =
+            (r.u32()?, r.u32()?, r.kind()?, r.u8()?);
+        let offset = r.offset();
+        let evidence = match r.u8()? {
+            0 => Evidence::Unconfirmed,
+            1 => Evidence::Logged,
+            2 => Evidence::Proven,
+            _ => return Err(Reader::error(offset, "unknown evidence")),
+        };
+        Ok(Entry {
+            sequence,
+            counter,
+            at,
+            terminal_id,
+            terminal_transaction_number,
+            amount_fen,
+            kind,
+            transaction_type,
+            evidence,
+            balance_before_fen: r.i64()?,
+            balance_after_fen: r.i64()?,
+            received: r.time()?,
+        })
+    }
+
     pub(crate) fn key(&self) -> EntryKey {
         EntryKey {
             sequence: self.sequence,
@@ -316,6 +377,35 @@ pub(crate) struct RejectedKey {
 }
 
 impl RejectedKey {
+    /// Appends the key's 41 bytes: type, kind, counter, time (BCD), terminal ID, its number,
+    /// amount, balances before and after.
+    pub(crate) fn pack_into(&self, out: &mut Vec<u8>) {
+        out.push(self.transaction_type);
+        out.push(kind_byte(self.kind.0));
+        out.extend_from_slice(&self.counter.to_be_bytes());
+        out.extend_from_slice(&self.at.bcd7());
+        out.extend_from_slice(&self.terminal_id);
+        out.extend_from_slice(&self.terminal_transaction_number.to_be_bytes());
+        out.extend_from_slice(&self.amount_fen.to_be_bytes());
+        out.extend_from_slice(&self.balance_before_fen.to_be_bytes());
+        out.extend_from_slice(&self.balance_after_fen.to_be_bytes());
+    }
+
+    /// Reads what [`RejectedKey::pack_into`] wrote.
+    pub(crate) fn unpack(r: &mut Reader<'_>) -> Result<Self, BytesError> {
+        Ok(RejectedKey {
+            transaction_type: r.u8()?,
+            kind: OrderedKind(r.kind()?),
+            counter: r.u16()?,
+            at: r.time()?,
+            terminal_id: r.array()?,
+            terminal_transaction_number: r.u32()?,
+            amount_fen: r.u32()?,
+            balance_before_fen: r.i64()?,
+            balance_after_fen: r.i64()?,
+        })
+    }
+
     pub(crate) fn of(record: &TapRecord) -> Self {
         RejectedKey {
             transaction_type: record.transaction_type,

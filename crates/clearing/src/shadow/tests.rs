@@ -633,3 +633,37 @@ fn the_book_keeps_one_shadow_per_card() {
     assert_eq!(book.shadow(&card()).and_then(Shadow::balance_fen), Some(700));
     assert!(book.handle_record(&ride, TacCheck::Absent, ride.at).is_err());
 }
+
+#[test]
+fn a_packed_shadow_reads_back_as_the_stored_form_does() {
+    let mut h = History::new(1_000, 0, 0);
+    let records =
+        [h.load(500), h.unconfirmed(TapKind::Exit, 300, true), h.purchase(100), h.unconfirmed(TapKind::Entry, 0, true)];
+    let mut shadow = fed(&records.iter().collect::<Vec<_>>());
+    feed_checked(&mut shadow, &records[2], TacCheck::Failed(TacError::Mismatch));
+    let packed = shadow.pack();
+    // The layout in `packed.rs`: magic, card, 4 transactions of 50 bytes, 1 rejection of 42.
+    assert_eq!(packed.len(), 4 + 18 + 4 + 4 * 50 + 4 + 42);
+    assert_eq!(&packed[..4], b"YTS1");
+    assert_eq!((&packed[4..12], &packed[12..22]), (&ISSUER[..], &SERIAL[..]));
+    let back = Shadow::unpack(&packed).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&shadow).unwrap());
+    assert_eq!((back.balance_fen(), back.tac_failures(), flags(&back)), (Some(1_100), 1, flags(&shadow)));
+    assert_eq!(back.pending(), shadow.pending());
+
+    // The first transaction (the load, online before offline): its balance after at bytes 61..69.
+    assert_eq!(&packed[61..69], &1_500_i64.to_be_bytes());
+    let mut altered = packed.clone();
+    altered[61..69].copy_from_slice(&1_501_i64.to_be_bytes());
+    let error = Shadow::unpack(&altered).unwrap_err().to_string();
+    assert!(error.contains("do not make balance after 1501"), "{error}");
+    let truncated = Shadow::unpack(&packed[..packed.len() - 1]);
+    assert!(matches!(truncated, Err(ShadowError::Packed { .. })), "{truncated:?}");
+    let mut longer = packed.clone();
+    longer.push(0);
+    assert!(matches!(Shadow::unpack(&longer), Err(ShadowError::Packed { offset, .. }) if offset == packed.len()));
+    assert!(matches!(Shadow::unpack(b"{\"card\": 1}"), Err(ShadowError::Packed { offset: 0, .. })));
+    let mut huge = packed;
+    huge[22..26].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(Shadow::unpack(&huge), Err(ShadowError::Packed { .. })));
+}

@@ -1,0 +1,80 @@
+//! A shadow's compact binary form, for storage: what its serde form holds (the card, its
+//! transactions, its rejected records' identities), in a tenth of the bytes of JSON, read back
+//! through the same checks.
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | magic `YTS1` |
+//! | 8 + 10 | card: issuer ID, serial |
+//! | 4 + 50 n | transactions: count, then each ([`Entry`]'s `pack_into`) |
+//! | 4 + 42 n | rejected records: count, then each identity and 1 byte, whether it was a TAC failure |
+
+use super::book::{StoredRejection, StoredShadow};
+use super::entry::{CardId, Entry, RejectedKey};
+use super::{Shadow, ShadowError};
+use crate::bytes::{BytesError, Reader};
+
+/// The packed form's first bytes.
+pub const PACKED_SHADOW_MAGIC: &[u8; 4] = b"YTS1";
+
+impl From<BytesError> for ShadowError {
+    fn from(error: BytesError) -> Self {
+        ShadowError::Packed { offset: error.offset, why: error.why }
+    }
+}
+
+impl Shadow {
+    /// The shadow in its packed form.
+    pub fn pack(&self) -> Vec<u8> {
+        let (entries, rejected) = self.inputs();
+        let mut out = Vec::with_capacity(34 + 50 * entries.len() + 42 * rejected.len());
+        out.extend_from_slice(PACKED_SHADOW_MAGIC);
+        let card = self.card();
+        out.extend_from_slice(&card.issuer_id);
+        out.extend_from_slice(&card.card_serial);
+        out.extend_from_slice(&count(entries.len()).to_be_bytes());
+        for entry in entries {
+            entry.pack_into(&mut out);
+        }
+        out.extend_from_slice(&count(rejected.len()).to_be_bytes());
+        for (key, &tac_failure) in rejected {
+            key.pack_into(&mut out);
+            out.push(u8::from(tac_failure));
+        }
+        out
+    }
+
+    /// Reads a packed shadow, with the checks a stored shadow passes.
+    pub fn unpack(bytes: &[u8]) -> Result<Shadow, ShadowError> {
+        let mut r = Reader::new(bytes);
+        if r.take(4)? != PACKED_SHADOW_MAGIC {
+            return Err(Reader::error(0, "not a packed shadow (magic YTS1)").into());
+        }
+        let card = CardId { issuer_id: r.array()?, card_serial: r.array()? };
+        let entries = r.u32()?;
+        // Each entry at least 50 bytes: a count beyond the bytes there ends early, not in memory.
+        let mut transactions = Vec::with_capacity(usize::try_from(entries).unwrap_or(0).min(bytes.len() / 50));
+        for _ in 0..entries {
+            transactions.push(Entry::unpack(&mut r)?);
+        }
+        let rejections = r.u32()?;
+        let mut rejected = Vec::with_capacity(usize::try_from(rejections).unwrap_or(0).min(bytes.len() / 42));
+        for _ in 0..rejections {
+            let record = RejectedKey::unpack(&mut r)?;
+            let offset = r.offset();
+            let tac_failure = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(Reader::error(offset, "not a yes or no").into()),
+            };
+            rejected.push(StoredRejection { record, tac_failure });
+        }
+        r.finish("rejected record")?;
+        Shadow::try_from(StoredShadow { card, transactions, rejected })
+    }
+}
+
+fn count(n: usize) -> u32 {
+    // A card's records number far fewer than 2³²; saturating keeps the function total.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
