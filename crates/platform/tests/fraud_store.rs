@@ -126,8 +126,10 @@ async fn forged_records_are_rejected_one_by_one(db: &TestDb) {
     assert!(answer.answer.rejected.iter().all(|r| r.reason.contains("TAC")), "{:?}", answer.answer.rejected);
     let listed: Vec<_> = answer.answer.flags.iter().filter_map(|f| f.hotlisted_at_version).collect();
     assert_eq!(listed, [1], "the third TAC failure lists the card");
-    let kept = db.texts("SELECT disposition FROM clearing_records ORDER BY position").await;
-    assert_eq!(kept, ["accepted", "rejected", "rejected", "rejected"], "every record kept for audit");
+    let kept = db.store.batch_records("1000B0010001", "V1-3").await.unwrap().expect("the batch is kept");
+    let dispositions: Vec<_> = kept.iter().map(|k| k.disposition.name()).collect();
+    assert_eq!(dispositions, ["accepted", "rejected", "rejected", "rejected"], "every record kept for audit");
+    assert_eq!(kept[3].record.tac, Some([0, 0, 0, 0]), "the forged record kept as it came");
 }
 
 on_both_backends! {

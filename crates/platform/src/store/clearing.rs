@@ -1,17 +1,20 @@
 //! Ingestion of gates' upload batches: every record's TAC verified with the issuer's key, fed to
 //! its card's shadow (`yitong_clearing::shadow`), kept for audit with what it was (accepted,
-//! duplicate, rejected with the reason), and proven fraud listed on the hotlist by the policy —
-//! one write transaction per batch. A batch sent again (same gate and batch ID) is answered as
-//! the first time, counting nothing twice; a record sent again in another batch is a duplicate
-//! to its card's shadow.
+//! duplicate, rejected with the reason: `kept_batches`), and proven fraud listed on the hotlist
+//! by the policy — one write transaction per batch (or per group of batches: `ingest_queue`). A
+//! batch sent again (same gate and batch ID) is answered as the first time, counting nothing
+//! twice; a record sent again in another batch is a duplicate to its card's shadow.
 //!
-//! Card shadows are stored as JSON with a version: two batches of one card racing on
-//! PostgreSQL — the second's compare-and-swap fails and its whole transaction is tried again on
-//! the shadows as the first left them (SQLite's writers take turns anyway).
+//! Card shadows are stored packed (`Shadow::pack`; JSON in rows written before migration 8, read
+//! as they are) with a version, and kept in memory between groups
+//! (`shadow_cache`): two batches of one card racing on PostgreSQL (or two processes on one
+//! SQLite file) — the second's compare-and-swap fails and its whole transaction is tried again on
+//! the shadows as the first left them, read from the database.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use yitong_clearing::batch::Batch;
 use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
 use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Evidence, Shadow, TacCheck, Verdict};
@@ -19,6 +22,8 @@ use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys, TapRecord};
 
 use super::hotlist::{append_change_in, HotlistChangeError};
+use super::kept_batches::{insert_batch, BatchRow, KeptDisposition};
+use super::shadow_cache::ShadowCache;
 use super::{column, Backend, Store, StoreError};
 
 /// Attempts at a batch before giving up under contention.
@@ -182,8 +187,12 @@ impl Store {
         uploads: &[Upload<'_>],
         checks: &[Vec<TacCheck>],
     ) -> Result<Vec<Ingested>, IngestError> {
+        let packed = uploads
+            .iter()
+            .map(|u| u.batch.pack().map_err(|e| IngestError::Shadow(format!("batch {}: {e}", u.batch.header.batch_id))))
+            .collect::<Result<Vec<_>, _>>()?;
         for _ in 0..ATTEMPTS {
-            if let Some(ingested) = self.try_ingest(uploads, checks).await? {
+            if let Some(ingested) = self.try_ingest(uploads, checks, &packed).await? {
                 return Ok(ingested);
             }
         }
@@ -195,6 +204,7 @@ impl Store {
         &self,
         uploads: &[Upload<'_>],
         checks: &[Vec<TacCheck>],
+        packed: &[Vec<u8>],
     ) -> Result<Option<Vec<Ingested>>, IngestError> {
         let mut transaction = self.begin_write().await?;
         let mut answers: Vec<Option<Ingested>> = Vec::with_capacity(uploads.len());
@@ -228,8 +238,7 @@ impl Store {
         }
         // The new batches' cards: their shadows as stored (with the version read) and as fed.
         let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
-        let mut shadows = load_shadows(self.backend(), &mut transaction, &cards).await?;
-        let mut rows = Vec::with_capacity(cards.len());
+        let mut shadows = load_shadows(self.backend(), &self.shadows, &mut transaction, &cards).await?;
         let mut batch_rows = Vec::with_capacity(fresh.len());
         for &index in &fresh {
             let upload = &uploads[index];
@@ -239,52 +248,37 @@ impl Store {
                 return Ok(None);
             };
             let text = serde_json::to_string(&answer).map_err(|e| IngestError::Shadow(e.to_string()))?;
-            batch_rows.push((answer.gate.clone(), answer.batch_id.clone(), index, text));
-            for (position, (record, (disposition, reason))) in upload.batch.records.iter().zip(dispositions).enumerate()
-            {
-                rows.push(RecordRow {
-                    gate: answer.gate.clone(),
-                    upload: index,
-                    position,
-                    record,
-                    disposition,
-                    reason,
-                });
-            }
+            batch_rows.push(BatchRow {
+                upload,
+                gate: answer.gate.clone(),
+                answer: text,
+                packed: &packed[index],
+                dispositions: dispositions.into_iter().map(KeptDisposition::letter).collect(),
+            });
             answers[index] = Some(Ingested { answer, new: true });
         }
         // The batches' rows in key order: two writers with the same batches lock them in the same
         // order (no deadlock on PostgreSQL); one already there means another writer took it.
-        batch_rows.sort();
-        for (gate, batch_id, index, text) in batch_rows {
-            let upload = &uploads[index];
-            let inserted = sqlx::query(
-                "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, \
-                 received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gate, batch_id) DO NOTHING",
-            )
-            .bind(gate.as_str())
-            .bind(batch_id.as_str())
-            .bind(upload.batch.header.operator.as_str())
-            .bind(upload.operator_key_id)
-            .bind(i64::try_from(upload.batch.records.len()).unwrap_or(i64::MAX))
-            .bind(text)
-            .bind(upload.now_ms)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+        batch_rows.sort_by(|a, b| {
+            (&a.gate, &a.upload.batch.header.batch_id).cmp(&(&b.gate, &b.upload.batch.header.batch_id))
+        });
+        for row in &batch_rows {
+            if !insert_batch(&mut transaction, row).await? {
                 // The next attempt answers with that writer's answer.
                 transaction.rollback().await?;
                 return Ok(None);
             }
         }
-        insert_records(self.backend(), &mut transaction, uploads, &rows).await?;
         let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
         if !store_shadows(self.backend(), &mut transaction, &shadows, now_ms).await? {
+            // Another writer changed one of them: read them all again.
+            self.shadows.forget(shadows.keys());
             transaction.rollback().await?;
             return Ok(None);
         }
         transaction.commit().await?;
+        self.shadows
+            .put(shadows.into_iter().map(|(card, (version, shadow))| (card, (version.unwrap_or(0) + 1, shadow))));
         // A batch named twice: the second answers as sent again.
         let mut done = Vec::with_capacity(uploads.len());
         for (index, upload) in uploads.iter().enumerate() {
@@ -318,7 +312,7 @@ impl Store {
         let mut after = (String::new(), String::new());
         loop {
             let rows = sqlx::query(
-                "SELECT issuer_id, card_serial, state FROM card_shadows WHERE (issuer_id, card_serial) > ($1, $2) \
+                "SELECT issuer_id, card_serial, state, packed FROM card_shadows WHERE (issuer_id, card_serial) > ($1, $2) \
                  ORDER BY issuer_id, card_serial LIMIT $3",
             )
             .bind(after.0.as_str())
@@ -327,8 +321,8 @@ impl Store {
             .fetch_all(&mut *connection)
             .await?;
             for row in &rows {
-                let state: String = column(row, 2)?;
-                let shadow: Shadow = serde_json::from_str(&state).map_err(|e| IngestError::Shadow(e.to_string()))?;
+                let card = format!("{}/{}", column::<String>(row, 0)?, column::<String>(row, 1)?);
+                let shadow = stored_shadow(row, 2, &card)?;
                 census.cards += 1;
                 census.flagged_cards += u64::from(shadow.flags().next().is_some());
                 for transaction in shadow.transactions() {
@@ -344,21 +338,6 @@ impl Store {
         }
     }
 
-    /// The batches kept, and the records kept by disposition (`accepted`, `duplicate`,
-    /// `rejected`).
-    pub async fn clearing_counts(&self) -> Result<(i64, BTreeMap<String, i64>), IngestError> {
-        let batches: i64 =
-            column(&sqlx::query("SELECT COUNT(*) FROM clearing_batches").fetch_one(self.pool()).await?, 0)?;
-        let rows = sqlx::query("SELECT disposition, COUNT(*) FROM clearing_records GROUP BY disposition")
-            .fetch_all(self.pool())
-            .await?;
-        let mut records = BTreeMap::new();
-        for row in &rows {
-            records.insert(column(row, 0)?, column(row, 1)?);
-        }
-        Ok((batches, records))
-    }
-
     /// The card's shadow as stored, if the back office has seen it.
     pub async fn card_shadow(&self, card: CardId) -> Result<Option<Shadow>, IngestError> {
         let mut connection = self.pool().acquire().await?;
@@ -369,7 +348,7 @@ impl Store {
 
 /// The stored shadow and its version (`None`: a card not seen yet, a fresh shadow).
 async fn load_shadow(connection: &mut sqlx::AnyConnection, card: CardId) -> Result<(Option<i64>, Shadow), IngestError> {
-    let row = sqlx::query("SELECT state, version FROM card_shadows WHERE issuer_id = $1 AND card_serial = $2")
+    let row = sqlx::query("SELECT state, packed, version FROM card_shadows WHERE issuer_id = $1 AND card_serial = $2")
         .bind(hex::encode_upper(card.issuer_id))
         .bind(hex::encode_upper(card.card_serial))
         .fetch_optional(&mut *connection)
@@ -377,9 +356,8 @@ async fn load_shadow(connection: &mut sqlx::AnyConnection, card: CardId) -> Resu
     match row {
         None => Ok((None, Shadow::new(card))),
         Some(row) => {
-            let state: String = column(&row, 0)?;
-            let version: i64 = column(&row, 1)?;
-            let shadow = serde_json::from_str(&state).map_err(|e| IngestError::Shadow(format!("card {card}: {e}")))?;
+            let version: i64 = column(&row, 2)?;
+            let shadow = stored_shadow(&row, 0, &card)?;
             Ok((Some(version), shadow))
         }
     }
@@ -399,19 +377,6 @@ pub struct Upload<'a> {
     pub now_ms: i64,
 }
 
-/// A record to keep, with what it was.
-struct RecordRow<'a> {
-    gate: String,
-    upload: usize,
-    position: usize,
-    record: &'a TapRecord,
-    disposition: &'static str,
-    reason: Option<String>,
-}
-
-/// What a record was (`accepted`, `duplicate`, `rejected`) and why, when rejected.
-type RecordDisposition = (&'static str, Option<String>);
-
 /// Feeds a batch's records to their cards' shadows (listing proven fraud on the hotlist in the
 /// transaction): the batch's answer and each record's disposition, or `None` when another writer
 /// took the hotlist's next version meanwhile (the caller rolls back and tries again).
@@ -420,7 +385,7 @@ async fn feed(
     shadows: &mut BTreeMap<CardId, (Option<i64>, Shadow)>,
     upload: &Upload<'_>,
     checks: &[TacCheck],
-) -> Result<Option<(BatchAnswer, Vec<RecordDisposition>)>, IngestError> {
+) -> Result<Option<(BatchAnswer, Vec<KeptDisposition>)>, IngestError> {
     let batch = upload.batch;
     let mut answer = BatchAnswer {
         gate: hex::encode_upper(batch.header.gate),
@@ -478,34 +443,28 @@ async fn feed(
                 match fed.disposition {
                     Disposition::Accepted => {
                         answer.accepted += 1;
-                        ("accepted", None)
+                        (KeptDisposition::Accepted, None)
                     }
                     Disposition::Duplicate { .. } => {
                         answer.duplicates += 1;
-                        ("duplicate", None)
+                        (KeptDisposition::Duplicate, None)
                     }
-                    Disposition::Rejected { reason, .. } => ("rejected", Some(reason.to_string())),
+                    Disposition::Rejected { reason, .. } => (KeptDisposition::Rejected, Some(reason.to_string())),
                 }
             }
             // A record the shadow cannot take (its TAC check does not fit it): rejected, kept.
-            Err(error) => ("rejected", Some(error.to_string())),
+            Err(error) => (KeptDisposition::Rejected, Some(error.to_string())),
         };
-        if let Some(reason) = &reason {
-            answer.rejected.push(RejectedRecord {
-                position,
-                tap_id: record.tap_id().to_string(),
-                reason: reason.clone(),
-            });
+        if let Some(reason) = reason {
+            answer.rejected.push(RejectedRecord { position, tap_id: record.tap_id().to_string(), reason });
         }
-        dispositions.push((disposition, reason));
+        dispositions.push(disposition);
     }
     Ok(Some((answer, dispositions)))
 }
 
-/// Records per `INSERT` statement: 10 parameters each, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 parameters per statement.
-const RECORDS_PER_STATEMENT: usize = 1_000;
-/// Cards per shadow `SELECT` (2 parameters each) and per shadow upsert (6 each).
+/// Cards per shadow `SELECT` (2 parameters each) and per shadow upsert (6 each), well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
 const SHADOWS_PER_STATEMENT: usize = 1_000;
 /// Records from which the TACs are checked on several threads.
 const PARALLEL_TAC_RECORDS: usize = 256;
@@ -531,7 +490,7 @@ pub(crate) fn verify_tacs(records: &[&TapRecord], keys: &TacKeys) -> Vec<TacChec
 
 /// `(…), (…)`: `rows` groups of `columns` placeholders — `?` on SQLite (sqlx binds `$N` there by
 /// looking each name up, quadratic in a statement's parameters), `$N` on PostgreSQL.
-fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         text.push_str(if row == 0 { "(" } else { ", (" });
@@ -553,15 +512,22 @@ fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
 /// shadow (version `None`) for a card not seen yet.
 async fn load_shadows(
     backend: Backend,
+    cache: &ShadowCache,
     connection: &mut sqlx::AnyConnection,
     cards: &[CardId],
 ) -> Result<BTreeMap<CardId, (Option<i64>, Shadow)>, IngestError> {
     let mut shadows: BTreeMap<CardId, (Option<i64>, Shadow)> =
         cards.iter().map(|&card| (card, (None, Shadow::new(card)))).collect();
-    let distinct: Vec<CardId> = shadows.keys().copied().collect();
+    let mut distinct = Vec::with_capacity(shadows.len());
+    for (card, slot) in &mut shadows {
+        match cache.get(card) {
+            Some((version, shadow)) => *slot = (Some(version), shadow),
+            None => distinct.push(*card),
+        }
+    }
     for chunk in distinct.chunks(SHADOWS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT s.issuer_id, s.card_serial, s.state, s.version FROM (VALUES {}) AS wanted \
+            "SELECT s.issuer_id, s.card_serial, s.state, s.packed, s.version FROM (VALUES {}) AS wanted \
              JOIN card_shadows AS s ON s.issuer_id = wanted.column1 AND s.card_serial = wanted.column2",
             placeholders(backend, chunk.len(), 2)
         );
@@ -571,10 +537,8 @@ async fn load_shadows(
         }
         for row in query.fetch_all(&mut *connection).await? {
             let (issuer, serial): (String, String) = (column(&row, 0)?, column(&row, 1)?);
-            let state: String = column(&row, 2)?;
-            let version: i64 = column(&row, 3)?;
-            let shadow: Shadow = serde_json::from_str(&state)
-                .map_err(|e| IngestError::Shadow(format!("card {issuer}/{serial}: {e}")))?;
+            let version: i64 = column(&row, 4)?;
+            let shadow = stored_shadow(&row, 2, &format!("{issuer}/{serial}"))?;
             let card = shadow.card();
             if (hex::encode_upper(card.issuer_id), hex::encode_upper(card.card_serial))
                 != (issuer.clone(), serial.clone())
@@ -587,39 +551,18 @@ async fn load_shadows(
     Ok(shadows)
 }
 
-/// Keeps the uploads' records, each with what it was.
-async fn insert_records(
-    backend: Backend,
-    connection: &mut sqlx::AnyConnection,
-    uploads: &[Upload<'_>],
-    rows: &[RecordRow<'_>],
-) -> Result<(), IngestError> {
-    for chunk in rows.chunks(RECORDS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO clearing_records (gate, batch_id, position, tap_id, issuer_id, card_serial, disposition, \
-             reason, at, record) VALUES {}",
-            placeholders(backend, chunk.len(), 10)
-        );
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            let record = row.record;
-            let text = serde_json::to_string(record).map_err(|e| IngestError::Shadow(e.to_string()))?;
-            let batch_id = uploads.get(row.upload).map_or("", |u| u.batch.header.batch_id.as_str());
-            query = query
-                .bind(row.gate.as_str())
-                .bind(batch_id)
-                .bind(i64::try_from(row.position).unwrap_or(i64::MAX))
-                .bind(record.tap_id().to_string())
-                .bind(hex::encode_upper(record.issuer_id))
-                .bind(hex::encode_upper(record.card_serial))
-                .bind(row.disposition)
-                .bind(row.reason.clone())
-                .bind(record.at.to_string())
-                .bind(text);
+/// A stored shadow from `row`'s columns `state` (JSON, written before migration 8) and
+/// `state + 1` (packed), of `card`.
+fn stored_shadow(row: &AnyRow, state: usize, card: &dyn std::fmt::Display) -> Result<Shadow, IngestError> {
+    let packed: Option<Vec<u8>> = column(row, state + 1)?;
+    let shadow = match packed {
+        Some(bytes) => Shadow::unpack(&bytes).map_err(|e| e.to_string()),
+        None => {
+            let text: Option<String> = column(row, state)?;
+            serde_json::from_str(text.as_deref().unwrap_or_default()).map_err(|e| e.to_string())
         }
-        query.execute(&mut *connection).await?;
-    }
-    Ok(())
+    };
+    shadow.map_err(|why| IngestError::Shadow(format!("card {card}: {why}")))
 }
 
 /// Writes every shadow whose stored version is still the one read (a new card's: none);
@@ -634,19 +577,18 @@ async fn store_shadows(
     let rows: Vec<_> = shadows.iter().collect();
     for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO card_shadows (issuer_id, card_serial, state, balance_fen, version, updated_at_ms) \
-             VALUES {} ON CONFLICT (issuer_id, card_serial) DO UPDATE SET state = excluded.state, \
+            "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
+             VALUES {} ON CONFLICT (issuer_id, card_serial) DO UPDATE SET state = NULL, packed = excluded.packed, \
              balance_fen = excluded.balance_fen, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
              WHERE card_shadows.version = excluded.version - 1",
             placeholders(backend, chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for (card, (version, shadow)) in chunk {
-            let state = serde_json::to_string(shadow).map_err(|e| IngestError::Shadow(format!("card {card}: {e}")))?;
             query = query
                 .bind(hex::encode_upper(card.issuer_id))
                 .bind(hex::encode_upper(card.card_serial))
-                .bind(state)
+                .bind(shadow.pack())
                 .bind(shadow.balance_fen())
                 .bind(version.unwrap_or(0) + 1)
                 .bind(now_ms);
@@ -660,46 +602,6 @@ async fn store_shadows(
 }
 
 impl Store {
-    /// The transactions gates uploaded with local times from `from` to `until` (excluded), by
-    /// their cards' verdicts: charged ones (proven, logged, or unconfirmed and since shown
-    /// committed) to clear, undecided ones pending; voided ones are neither. The platform's own
-    /// loads and debits are left out, fed or uploaded: they are [`Store::platform_day`]'s to
-    /// report (by when the platform made them, which may be another day than their stamp).
-    pub async fn ingested_day(
-        &self,
-        from: DateTime,
-        until: DateTime,
-    ) -> Result<(Vec<TapRecord>, Vec<TapRecord>), IngestError> {
-        let mut transaction = self.begin_snapshot().await?;
-        let rows = sqlx::query(
-            "SELECT r.tap_id, r.record FROM clearing_records AS r \
-             WHERE r.disposition = 'accepted' AND r.at >= $1 AND r.at < $2 \
-             AND NOT EXISTS (SELECT 1 FROM ota_loads AS o WHERE o.tap_id = r.tap_id) \
-             AND NOT EXISTS (SELECT 1 FROM closure_debits AS d WHERE d.tap_id = r.tap_id) \
-             ORDER BY r.at, r.tap_id",
-        )
-        .bind(from.to_string())
-        .bind(until.to_string())
-        .fetch_all(&mut *transaction)
-        .await?;
-        let mut verdicts = Verdicts::default();
-        let (mut cleared, mut pending) = (Vec::new(), Vec::new());
-        for row in &rows {
-            let tap_id: String = column(row, 0)?;
-            let text: String = column(row, 1)?;
-            let record: TapRecord =
-                serde_json::from_str(&text).map_err(|e| IngestError::Shadow(format!("record {tap_id}: {e}")))?;
-            match verdicts.of(&mut transaction, &record).await? {
-                Some(Verdict::Charged) => cleared.push(record),
-                Some(Verdict::Pending) => pending.push(record),
-                // Voided, or replaced in the shadow by a stronger copy of the same transaction.
-                _ => {}
-            }
-        }
-        transaction.commit().await?;
-        Ok((cleared, pending))
-    }
-
     /// Each record's verdict in its card's shadow (`None`: not held there), in one snapshot.
     pub async fn shadow_verdicts(&self, records: &[TapRecord]) -> Result<Vec<Option<Verdict>>, IngestError> {
         let mut transaction = self.begin_snapshot().await?;
@@ -715,10 +617,10 @@ impl Store {
 
 /// Cards' verdicts by tap ID, each card's shadow read once.
 #[derive(Default)]
-struct Verdicts(BTreeMap<CardId, BTreeMap<String, Verdict>>);
+pub(super) struct Verdicts(BTreeMap<CardId, BTreeMap<String, Verdict>>);
 
 impl Verdicts {
-    async fn of(
+    pub(super) async fn of(
         &mut self,
         connection: &mut sqlx::AnyConnection,
         record: &TapRecord,

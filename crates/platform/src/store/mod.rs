@@ -14,11 +14,13 @@ mod clearing;
 pub(crate) mod closures;
 mod hotlist;
 mod ingest_queue;
+mod kept_batches;
 mod ledger;
 mod loads;
 mod orders;
 mod platform_feed;
 mod settlement;
+mod shadow_cache;
 #[cfg(test)]
 mod writer_tests;
 
@@ -43,6 +45,7 @@ pub use clearing::{
 pub use closures::REFUND_PARTS_MAX;
 pub use hotlist::HotlistChangeError;
 pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX};
+pub use kept_batches::{KeptDisposition, KeptRecord};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
@@ -58,6 +61,7 @@ pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_tran
 pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
 use crate::ledger::LedgerError;
+use shadow_cache::ShadowCache;
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
 /// default limit is 100 connections, shared by every service and test.
@@ -75,7 +79,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -83,15 +87,23 @@ const MIGRATIONS: [(i64, &str, &str); 7] = [
     (5, "hotlist", include_str!("../../migrations/0005_hotlist.sql")),
     (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
     (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
+    (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite
-/// cannot drop a constraint), run first in the migration's transaction.
-const BACKEND_HALVES: [(i64, &str, &str); 1] = [(
-    3,
-    include_str!("../../migrations/0003_closures.sqlite.sql"),
-    include_str!("../../migrations/0003_closures.postgres.sql"),
-)];
+/// cannot drop a constraint; a binary column is `BLOB` on one, `BYTEA` on the other), run first in the migration's transaction.
+const BACKEND_HALVES: [(i64, &str, &str); 2] = [
+    (
+        3,
+        include_str!("../../migrations/0003_closures.sqlite.sql"),
+        include_str!("../../migrations/0003_closures.postgres.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/0008_packed_batches.sqlite.sql"),
+        include_str!("../../migrations/0008_packed_batches.postgres.sql"),
+    ),
+];
 
 /// How hard SQLite works to keep a commit across a power loss (PostgreSQL keeps its own
 /// server settings).
@@ -238,6 +250,8 @@ pub struct Store {
     /// (a pooled connection's cache is dropped whenever another connection wrote). One per
     /// store; `None` on PostgreSQL (`None` inside once closed).
     writer: Option<Arc<tokio::sync::Mutex<Option<Writer>>>>,
+    /// Card shadows between ingest groups (shared by the store's clones).
+    shadows: Arc<ShadowCache>,
 }
 
 /// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
@@ -413,7 +427,9 @@ impl Store {
             }
             Backend::Postgres => None,
         };
-        Ok(Store { pool, backend, writer })
+        let store = Store { pool, backend, writer, shadows: Arc::default() };
+        store.move_record_rows().await?;
+        Ok(store)
     }
 
     /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
