@@ -8,7 +8,8 @@
 //!
 //! The principal types are [`Algorithm`], the purpose-typed [`MasterKey`]s (load, purchase, TAC,
 //! maintenance: each terminal role holds only its own), [`SessionKey`] and the MAC input builders
-//! in [`inputs`]. Key material is zeroized on drop and never `Copy`; MACs are compared in constant
+//! in [`inputs`]; [`IssuerTacKey`] keeps the issuer's step of a card's TAC key for the back office,
+//! which checks the TACs of many cards. Key material is zeroized on drop and never `Copy`; MACs are compared in constant
 //! time with [`mac_matches`].
 //! The crate does no I/O and is `no_std`.
 //!
@@ -24,10 +25,12 @@
 
 mod algorithm;
 pub mod inputs;
+mod issuer_tac;
 mod keys;
 mod mac;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use issuer_tac::IssuerTacKey;
 pub use keys::{
     card_key, diversify, mac_matches, purpose, tac_key, CardKeys, Key16, LoadMasterKey, MaintenanceMasterKey,
     MasterKey, MasterKeys, PurchaseMasterKey, Purpose, SessionKey, TacMasterKey, UnblockMasterKey,

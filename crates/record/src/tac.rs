@@ -3,16 +3,17 @@
 use std::collections::BTreeMap;
 
 use yitong_crypto::inputs::{self, Transaction};
-use yitong_crypto::{mac_matches, Mac4, SessionKey, TacMasterKey};
+use yitong_crypto::{mac_matches, IssuerTacKey, Mac4, SessionKey, TacMasterKey};
 use yitong_profile::apdu::transaction_type;
 
 use crate::record::TapRecord;
 
 /// The issuers' TAC master keys (master DTK), per issuer ID and key version, as only the back
-/// office holds them.
+/// office holds them — each kept diversified by its issuer ID ([`IssuerTacKey`]), the step every
+/// card of the issuer shares.
 #[derive(Default)]
 pub struct TacKeys {
-    keys: BTreeMap<([u8; 8], u8), TacMasterKey>,
+    keys: BTreeMap<([u8; 8], u8), IssuerTacKey>,
 }
 
 impl std::fmt::Debug for TacKeys {
@@ -30,7 +31,7 @@ impl TacKeys {
 
     /// Adds (or replaces) an issuer's master TAC key (DTK) of one key version.
     pub fn add(&mut self, issuer_id: [u8; 8], key_version: u8, master: TacMasterKey) {
-        self.keys.insert((issuer_id, key_version), master);
+        self.keys.insert((issuer_id, key_version), master.for_issuer(issuer_id));
     }
 }
 
@@ -68,17 +69,17 @@ impl std::error::Error for TacError {}
 /// DTK) and compares it in constant time with the record's.
 pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
     let tac = record.tac.ok_or(TacError::Missing)?;
-    let master = keys.keys.get(&(record.issuer_id, record.key_version)).ok_or_else(|| {
+    let issuer_key = keys.keys.get(&(record.issuer_id, record.key_version)).ok_or_else(|| {
         if keys.keys.keys().any(|(issuer, _)| *issuer == record.issuer_id) {
             TacError::KeyMismatch
         } else {
             TacError::UnknownIssuer
         }
     })?;
-    if master.algorithm().id() != record.algorithm_id {
+    if issuer_key.algorithm().id() != record.algorithm_id {
         return Err(TacError::KeyMismatch);
     }
-    let key = master.card_tac_key(record.issuer_id, record.asn8());
+    let key = issuer_key.card_tac_key(record.asn8());
     let expected = card_tac(record, &key)?;
     if mac_matches(&expected, &tac) {
         Ok(())
