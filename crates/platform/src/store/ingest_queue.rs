@@ -2,8 +2,8 @@
 //! durable commit, each card's shadow read and written once — and each is answered as it would
 //! be alone ([`Store::ingest_batches`]).
 //!
-//! No task of its own: an uploader checks its records' TACs (on a blocking thread, beside the
-//! other uploaders), queues its batch, then either finds its answer or takes the leader's turn and
+//! No task of its own: an uploader checks its records' TACs (on a blocking thread, taking turns
+//! with the other uploaders on all cores but one), queues its batch, then either finds its answer or takes the leader's turn and
 //! has what is queued ingested, up to [`GROUP_RECORDS_MAX`] records, on a spawned task that
 //! answers every upload of the group even if the leader's caller goes away. A group that fails
 //! is taken again upload by upload, so one bad batch fails alone. Should that task die
@@ -16,9 +16,8 @@ use tokio::sync::oneshot;
 use yitong_clearing::batch::Batch;
 use yitong_clearing::shadow::TacCheck;
 use yitong_profile::DateTime;
-use yitong_record::{TacKeys, TapRecord};
+use yitong_record::{verify_tac, TacKeys};
 
-use super::clearing::verify_tacs;
 use super::{IngestError, Ingested, Store, Upload};
 
 /// Records a group takes at most (a first upload larger than this goes alone).
@@ -40,6 +39,9 @@ pub struct IngestQueue {
     store: Store,
     queued: Mutex<Vec<Queued>>,
     leader: tokio::sync::Mutex<()>,
+    /// Turns at checking TACs: one core fewer than the machine has (at least one), so that the
+    /// group being written is not starved of CPU by the uploads checked meanwhile.
+    checking: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Queued {
@@ -51,7 +53,13 @@ impl std::fmt::Debug for Queued {
 impl IngestQueue {
     /// A queue in front of `store`.
     pub fn new(store: Store) -> IngestQueue {
-        IngestQueue { store, queued: Mutex::new(Vec::new()), leader: tokio::sync::Mutex::new(()) }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        IngestQueue {
+            store,
+            queued: Mutex::new(Vec::new()),
+            leader: tokio::sync::Mutex::new(()),
+            checking: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+        }
     }
 
     /// Takes `batch` (as [`Store::ingest_batch`]), committed with the uploads queued beside it.
@@ -63,15 +71,17 @@ impl IngestQueue {
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
-        // CPU work (DES or SM4 per record), off the runtime's threads.
+        // CPU work (DES or SM4 per record), off the runtime's threads, an upload per turn.
         let checks = {
+            let turn = self.checking.acquire().await;
             let (batch, keys) = (batch.clone(), tac_keys.clone());
-            tokio::task::spawn_blocking(move || {
-                let records: Vec<&TapRecord> = batch.records.iter().collect();
-                verify_tacs(&records, &keys)
+            let checks = tokio::task::spawn_blocking(move || {
+                batch.records.iter().map(|record| TacCheck::from(verify_tac(record, &keys))).collect::<Vec<_>>()
             })
             .await
-            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?
+            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?;
+            drop(turn);
+            checks
         };
         loop {
             let (answer, mut answered) = oneshot::channel();
