@@ -105,7 +105,8 @@
 //!
 //! The shadow balance ([`Shadow::balance_fen`]) is the balance after the card's latest committed
 //! transaction: the later of the two sequences' highest counters — the one whose balance before
-//! is what the other left, when only one way round chains, else the later stamp.
+//! is what the other left, when only one way round chains (and not against the clocks: not
+//! stamped surely before the other), else the later stamp.
 //!
 //! # Policy
 //!

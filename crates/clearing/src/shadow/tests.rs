@@ -667,3 +667,21 @@ fn a_packed_shadow_reads_back_as_the_stored_form_does() {
     huge[22..26].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(Shadow::unpack(&huge), Err(ShadowError::Packed { .. })));
 }
+
+#[test]
+fn a_card_loaded_from_0_and_emptied_holds_0() {
+    // The load's balance before (0) is also the last purchase's balance after: a chain the
+    // clocks refute (the load is stamped two hours before), so the later stamp decides.
+    let mut h = History::new(0, 0, 0);
+    let records = [h.load(3_000), h.purchase(200), h.purchase(2_800)];
+    let shadow = fed(&records.iter().collect::<Vec<_>>());
+    assert_eq!(shadow.balance_fen(), Some(0));
+    // Loaded again from 0 within the clocks' tolerance of the emptying: the chain stands.
+    let mut again = History::new(0, 0, 0);
+    let first = again.load(3_000);
+    let emptied = again.purchase(3_000);
+    let mut reload = again.load(1_000);
+    reload.at = emptied.at.plus_seconds(60).unwrap();
+    let shadow = fed(&[&first, &emptied, &reload]);
+    assert_eq!(shadow.balance_fen(), Some(1_000));
+}

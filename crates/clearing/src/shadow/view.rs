@@ -8,7 +8,7 @@ use super::entry::{Entry, EntryKey, Evidence, Sequence};
 use super::flag::Flag;
 use super::settle::{self, Decision, Records, Verdict};
 use super::timeline::{Between, Point, Timeline};
-use super::TAC_FAILURE_THRESHOLD;
+use super::{CLOCK_SKEW_S_MAX, TAC_FAILURE_THRESHOLD};
 
 /// The derived state of a card.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -191,11 +191,16 @@ fn breaks(sequence: Sequence, slots: &[Slot<'_>], other: &Timeline) -> Vec<Flag>
 
 /// The later of the two sequences' latest transactions: the one whose balance before is what the
 /// other left (when only one way round chains), else the later stamp (at one stamp, the purchase).
+/// A chain against the clocks — the follower stamped surely before the other — does not count: a
+/// card loaded from 0 and later emptied would otherwise chain the load after the emptying.
 fn latest<'a>(online: Option<&'a Entry>, offline: Option<&'a Entry>) -> Option<&'a Entry> {
+    let may_follow = |next: &Entry, first: &Entry| {
+        next.at.seconds_since_epoch() >= first.at.seconds_since_epoch() - CLOCK_SKEW_S_MAX
+    };
     match (online, offline) {
         (Some(load), Some(purchase)) => {
-            let purchase_follows = purchase.balance_before_fen == load.balance_after_fen;
-            let load_follows = load.balance_before_fen == purchase.balance_after_fen;
+            let purchase_follows = purchase.balance_before_fen == load.balance_after_fen && may_follow(purchase, load);
+            let load_follows = load.balance_before_fen == purchase.balance_after_fen && may_follow(load, purchase);
             Some(match (purchase_follows, load_follows) {
                 (true, false) => purchase,
                 (false, true) => load,
