@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::wallet::{at, beijing_keys, SecureElement, Wallet, T0};
+use support::wallet::{at, closures, gate_purchase, loaded_card, pump, SecureElement, Wallet, T0};
 use support::TestDb;
 use yitong_platform::closure::{ClosureError, ClosureService, ClosureState, ClosureStep, DebitState, Purpose};
 use yitong_platform::issuance::Phone;
@@ -15,69 +15,11 @@ use yitong_platform::ota::TopUpError;
 use yitong_platform::payments::OrderState;
 use yitong_platform::pricing::{Channel, PricingRules};
 use yitong_platform::store::Store;
-use yitong_profile::apdu::{self, transaction_type, PurchaseInit};
-use yitong_terminal::{Mac1Request, SecurityModule, SoftwarePsam};
+use yitong_profile::apdu;
 
 async fn assert_balanced(store: &Store) {
     let check = store.check_ledger().await.expect("checked");
     assert!(check.is_ok(), "{check}");
-}
-
-fn closures(wallet: &Wallet) -> ClosureService {
-    ClosureService::new(wallet.issuance.clone(), &support::wallet::keyring(wallet.issuance.cities()), [7; 32])
-}
-
-/// A Beijing card with `amount` fen loaded over the air, and its secure element.
-async fn loaded_card(wallet: &Wallet, device: &str, amount: i64) -> (CardId, SecureElement) {
-    let issued = wallet.issue(device, &format!("F-{device}")).await;
-    let card = issued.card.card_id.clone();
-    let mut se = SecureElement::new(&issued.image, 0);
-    let order = wallet.paid_top_up(&format!("T-{device}"), &card, amount, T0).await;
-    let command = wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap();
-    let answer = se.send(&command);
-    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
-    let credit = se.send(&auth.credit_command);
-    wallet.ota.complete(&wallet.payments, &order, &credit, T0 + 11_000).await.unwrap();
-    (card, se)
-}
-
-/// Pumps the closure to its end: each command to the card, each answer back.
-async fn pump(service: &ClosureService, wallet: &Wallet, se: &mut SecureElement, mut step: ClosureStep) -> ClosureStep {
-    for n in 0..32 {
-        let Some(command) = step.command.clone() else { return step };
-        let answer = se.send(&command);
-        step = service
-            .answer(&wallet.payments, &step.closure_id, &answer, at(11, 0, n), T0 + 60_000 + i64::from(n))
-            .await
-            .unwrap();
-    }
-    panic!("the closure did not end: {step:?}");
-}
-
-/// A metro gate of Beijing (its own PSAM) charges `amount` fen: money the platform hears of only
-/// from the gate's upload.
-fn gate_purchase(wallet: &Wallet, se: &mut SecureElement, card: &CardId, amount: u32, second: u8) {
-    let beijing = wallet.issuance.cities().get("beijing").unwrap();
-    let gate = [0x10, 0x00, 0x01, 0x23, 0x00, 0x01];
-    let mut psam = SoftwarePsam::new(gate, 1 + u32::from(second));
-    psam.add_issuer(beijing.issuer_id(), beijing_keys());
-    let init = PurchaseInit::decode(&se.ok(&apdu::initialize_for_purchase(false, amount, gate))).unwrap();
-    let mut serial = [0u8; 10];
-    hex::decode_to_slice(card.as_str(), &mut serial).unwrap();
-    let when = at(10, 45, second);
-    let request = Mac1Request {
-        card_random: init.card_random,
-        offline_counter: init.offline_counter,
-        amount_fen: amount,
-        transaction_type: transaction_type::EP_PURCHASE,
-        at: when,
-        key_version: init.key_version,
-        algorithm_id: init.algorithm_id,
-        asn8: yitong_profile::files::asn8(&serial),
-        issuer_id: beijing.issuer_id(),
-    };
-    let (number, mac1) = psam.purchase_mac1(&request).unwrap();
-    se.ok(&apdu::debit_for_purchase(number, when.date_bcd(), when.time_bcd(), mac1));
 }
 
 fn new_phone(device: &str) -> Phone {

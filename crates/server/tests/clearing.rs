@@ -171,4 +171,11 @@ async fn the_platforms_own_loads_reach_the_shadow_without_an_upload() {
     assert_eq!((&answer["accepted"], &answer["duplicates"]), (&json!(0), &json!(1)), "{answer}");
     let (_, after) = s.send_as(Some(&key), Method::GET, &uri, None).await;
     assert_eq!(after["balance_fen"], json!(7_000), "{after}");
+
+    // The ledger's 7,000 fen of liability are the 7,000 the card shows (no gate charged it).
+    let (status, agreement) = s.send_as(Some(&key), Method::GET, "/v1/operator/ledger/agreement", None).await;
+    assert_eq!(status, StatusCode::OK, "{agreement}");
+    assert_eq!(agreement["agree"], json!(true), "{agreement}");
+    let sums = [&agreement["cards"], &agreement["agreeing"], &agreement["ledger_fen"], &agreement["cleared_fen"]];
+    assert_eq!(sums, [&json!(1), &json!(1), &json!(7_000), &json!(7_000)], "{agreement}");
 }

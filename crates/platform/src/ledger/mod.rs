@@ -4,7 +4,9 @@
 //!
 //! This module only builds and validates postings; [`crate::store::Store::post`] writes them (in
 //! the same transaction as the order transition they belong to) and
-//! [`crate::store::Store::check_ledger`] proves the stored ledger balances.
+//! [`crate::store::Store::check_ledger`] proves the stored ledger balances;
+//! [`crate::store::Store::check_clearing_agreement`] that it agrees with the back office's
+//! clearing, card by card ([`ClearingAgreement`]).
 //!
 //! Accounts and the sign of their balances (debit positive):
 //!
@@ -17,11 +19,13 @@
 //! | `refunds_payable` | liability | refunds decided, not yet confirmed by the provider |
 
 mod account;
+mod agreement;
 mod check;
 mod fen;
 mod posting;
 
 pub use account::{Account, CardId};
+pub use agreement::{CardAgreement, ClearingAgreement, UndecidedCard};
 pub use check::{BalanceMismatch, LedgerCheck};
 pub use fen::Fen;
 pub use posting::{Line, Posting, PostingId, Side, POSTING_LINES_MAX};

@@ -347,7 +347,10 @@ impl Store {
 }
 
 /// The stored shadow and its version (`None`: a card not seen yet, a fresh shadow).
-async fn load_shadow(connection: &mut sqlx::AnyConnection, card: CardId) -> Result<(Option<i64>, Shadow), IngestError> {
+pub(super) async fn load_shadow(
+    connection: &mut sqlx::AnyConnection,
+    card: CardId,
+) -> Result<(Option<i64>, Shadow), IngestError> {
     let row = sqlx::query("SELECT state, packed, version FROM card_shadows WHERE issuer_id = $1 AND card_serial = $2")
         .bind(hex::encode_upper(card.issuer_id))
         .bind(hex::encode_upper(card.card_serial))

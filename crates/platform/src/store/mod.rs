@@ -9,6 +9,7 @@
 //! and the posting's primary key decide, and the loser retries or finds the work done.
 
 mod access;
+mod agreement;
 mod cards;
 mod clearing;
 pub(crate) mod closures;

@@ -7,6 +7,7 @@ use yitong_card::testing::CountingRng;
 use yitong_card::{Card, MemStore};
 use yitong_crypto::{Algorithm, MasterKeys};
 use yitong_platform::cities::Cities;
+use yitong_platform::closure::{ClosureService, ClosureStep};
 use yitong_platform::devices::DeviceRegistry;
 use yitong_platform::issuance::{CardApplication, Issuance, IssuanceService, IssuedCard, Phone};
 use yitong_platform::issuer_keys::IssuerKeyring;
@@ -18,9 +19,10 @@ use yitong_platform::payments::{
 };
 use yitong_platform::pricing::Channel;
 use yitong_platform::store::Store;
-use yitong_profile::apdu;
+use yitong_profile::apdu::{self, transaction_type, PurchaseInit};
 use yitong_profile::DateTime;
-use yitong_terminal::IssuerKeys;
+use yitong_record::{RecordStatus, TapKind, TapRecord};
+use yitong_terminal::{IssuerKeys, Mac1Request, SecurityModule, SoftwarePsam};
 
 /// 2026-11-25 02:00:00 UTC (10:00 in Beijing), Unix milliseconds.
 pub const T0: i64 = 1_795_572_000_000;
@@ -167,4 +169,93 @@ impl SecureElement {
         let data = self.ok(&apdu::get_balance());
         i32::from_be_bytes(data.try_into().expect("4 bytes"))
     }
+}
+
+/// A metro gate of Beijing (its own PSAM) charges `amount` fen on the phone's card at 10:45 and
+/// `second` seconds: money the platform hears of only from the gate's upload — the gate's record
+/// of it, with the TAC the card answered.
+pub fn gate_purchase(wallet: &Wallet, se: &mut SecureElement, card: &CardId, amount: u32, second: u8) -> TapRecord {
+    let beijing = wallet.issuance.cities().get("beijing").unwrap();
+    let gate = [0x10, 0x00, 0x01, 0x23, 0x00, 0x01];
+    let mut psam = SoftwarePsam::new(gate, 1 + u32::from(second));
+    psam.add_issuer(beijing.issuer_id(), beijing_keys());
+    let init = PurchaseInit::decode(&se.ok(&apdu::initialize_for_purchase(false, amount, gate))).unwrap();
+    let mut serial = [0u8; 10];
+    hex::decode_to_slice(card.as_str(), &mut serial).unwrap();
+    let when = at(10, 45, second);
+    let request = Mac1Request {
+        card_random: init.card_random,
+        offline_counter: init.offline_counter,
+        amount_fen: amount,
+        transaction_type: transaction_type::EP_PURCHASE,
+        at: when,
+        key_version: init.key_version,
+        algorithm_id: init.algorithm_id,
+        asn8: yitong_profile::files::asn8(&serial),
+        issuer_id: beijing.issuer_id(),
+    };
+    let (number, mac1) = psam.purchase_mac1(&request).unwrap();
+    let answer = se.ok(&apdu::debit_for_purchase(number, when.date_bcd(), when.time_bcd(), mac1));
+    let before = i64::from(init.balance_fen);
+    TapRecord {
+        status: RecordStatus::Confirmed,
+        kind: TapKind::Single,
+        transaction_type: transaction_type::EP_PURCHASE,
+        card_serial: serial,
+        issuer_id: beijing.issuer_id(),
+        counter: init.offline_counter + 1,
+        amount_fen: amount,
+        balance_before_fen: before,
+        balance_after_fen: before - i64::from(amount),
+        terminal_id: gate,
+        terminal_transaction_number: number,
+        at: when,
+        city: "beijing".into(),
+        city_code: beijing.city_code(),
+        station: String::new(),
+        line: 1,
+        station_code: 0x23,
+        card_random: init.card_random,
+        key_version: init.key_version,
+        algorithm_id: init.algorithm_id,
+        mac2: Some(answer[4..8].try_into().unwrap()),
+        tac: Some(answer[..4].try_into().unwrap()),
+    }
+}
+
+/// The closure service over the wallet's issuance, with Beijing's keys.
+pub fn closures(wallet: &Wallet) -> ClosureService {
+    ClosureService::new(wallet.issuance.clone(), &keyring(wallet.issuance.cities()), [7; 32])
+}
+
+/// A Beijing card with `amount` fen loaded over the air, and its secure element.
+pub async fn loaded_card(wallet: &Wallet, device: &str, amount: i64) -> (CardId, SecureElement) {
+    let issued = wallet.issue(device, &format!("F-{device}")).await;
+    let card = issued.card.card_id.clone();
+    let mut se = SecureElement::new(&issued.image, 0);
+    let order = wallet.paid_top_up(&format!("T-{device}"), &card, amount, T0).await;
+    let command = wallet.ota.initialize_command(&wallet.payments, &order).await.unwrap();
+    let answer = se.send(&command);
+    let auth = wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 30, 0), T0 + 10_000).await.unwrap();
+    let credit = se.send(&auth.credit_command);
+    wallet.ota.complete(&wallet.payments, &order, &credit, T0 + 11_000).await.unwrap();
+    (card, se)
+}
+
+/// Pumps a closure to its end: each command to the card, each answer back.
+pub async fn pump(
+    service: &ClosureService,
+    wallet: &Wallet,
+    se: &mut SecureElement,
+    mut step: ClosureStep,
+) -> ClosureStep {
+    for n in 0..32 {
+        let Some(command) = step.command.clone() else { return step };
+        let answer = se.send(&command);
+        step = service
+            .answer(&wallet.payments, &step.closure_id, &answer, at(11, 0, n), T0 + 60_000 + i64::from(n))
+            .await
+            .unwrap();
+    }
+    panic!("the closure did not end: {step:?}");
 }

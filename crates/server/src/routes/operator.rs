@@ -1,15 +1,18 @@
 //! Operator routes (an operator API key, scoped to one city's issuer): a card of the key's city
-//! with its phone, and the ledger check. A card of another city is "not found", as an unknown
-//! one. The ledger check is global (one ledger for every city): any valid operator key may run it.
+//! with its phone, the ledger check and the ledger's agreement with the clearing. A card of
+//! another city is "not found", as an unknown one. The ledger check and the agreement are global
+//! (one ledger for every city): any valid operator key may run them.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use yitong_platform::store::IngestError;
 
 use crate::auth::OperatorCaller;
 use crate::error::{ApiError, ApiPath, ErrorBody};
@@ -18,7 +21,7 @@ use crate::state::AppState;
 
 /// `/v1/operator/…`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(operator_card)).routes(routes!(ledger_check))
+    OpenApiRouter::new().routes(routes!(operator_card)).routes(routes!(ledger_check)).routes(routes!(ledger_agreement))
 }
 
 /// A card as its issuer's operator sees it: the rider's view and the phone it lives on.
@@ -129,5 +132,112 @@ async fn ledger_check(
         unbalanced_postings: check.unbalanced_postings.clone(),
         card_mismatches: check.card_mismatches.iter().map(mismatch).collect(),
         order_mismatches: check.order_mismatches.iter().map(mismatch).collect(),
+    }))
+}
+
+/// One card whose ledger and clearing differ.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardAgreementBody {
+    /// The card's serial.
+    pub card_id: String,
+    /// `active`, `closing` or `closed`.
+    pub state: String,
+    /// The ledger's side: the card's liability plus what its closure left in `fares_unsettled`.
+    pub ledger_fen: i64,
+    /// The clearing's side: shadow balance + gate debits − other terminals' loads.
+    pub cleared_fen: i64,
+    /// The card's shadow balance.
+    pub shadow_fen: i64,
+    /// Gate debits the card committed, cleared.
+    pub gate_debits_fen: i64,
+    /// Loads at terminals other than the platform's, cleared.
+    pub other_loads_fen: i64,
+}
+
+/// A card not decided yet, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UndecidedCardBody {
+    /// The card's serial.
+    pub card_id: String,
+    /// Records pending, a flag standing, platform records not decided or not fed.
+    pub why: String,
+}
+
+/// The ledger's agreement with the clearing, card by card.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgreementBody {
+    /// Every decided card's ledger and clearing agree.
+    pub agree: bool,
+    /// The platform's cards.
+    pub cards: u64,
+    /// Cards that agree.
+    pub agreeing: u64,
+    /// Cards not decided yet.
+    pub undecided_count: u64,
+    /// The decided cards' ledger side, summed.
+    pub ledger_fen: i64,
+    /// The decided cards' clearing side, summed.
+    pub cleared_fen: i64,
+    /// Gate debits of the decided cards, cleared.
+    pub gate_debits_fen: i64,
+    /// The `fares_unsettled` account (credit positive).
+    pub fares_unsettled_fen: i64,
+    /// The same as the closed cards' cleared records show it.
+    pub fares_unsettled_cleared_fen: i64,
+    /// Cards whose two sides differ (at most 100 listed).
+    pub mismatches: Vec<CardAgreementBody>,
+    /// Cards not decided (at most 100 listed).
+    pub undecided: Vec<UndecidedCardBody>,
+}
+
+/// Checks the ledger against the clearing, card by card (`Store::check_clearing_agreement`),
+/// after feeding the platform's own records to the back office: global, any operator key.
+#[utoipa::path(get, path = "/v1/operator/ledger/agreement", tag = "operator",
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, body = AgreementBody, description = "the check; `agree` is the verdict"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+    ))]
+async fn ledger_agreement(
+    State(state): State<AppState>,
+    OperatorCaller(_): OperatorCaller,
+) -> Result<Json<AgreementBody>, ApiError> {
+    super::clearing::feed_platform_records(&state).await;
+    let check = state.store().check_clearing_agreement(state.cities()).await.map_err(|error| match error {
+        IngestError::Store(inner) => ApiError::Store(inner),
+        other => ApiError::Refused {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "cannot_read_shadow",
+            message: other.to_string(),
+        },
+    })?;
+    Ok(Json(AgreementBody {
+        agree: check.is_ok(),
+        cards: check.cards,
+        agreeing: check.agreeing,
+        undecided_count: check.undecided_count,
+        ledger_fen: check.ledger_fen,
+        cleared_fen: check.cleared_fen,
+        gate_debits_fen: check.gate_debits_fen,
+        fares_unsettled_fen: check.fares_unsettled_fen,
+        fares_unsettled_cleared_fen: check.fares_unsettled_cleared_fen,
+        mismatches: check
+            .mismatches
+            .iter()
+            .map(|m| CardAgreementBody {
+                card_id: m.card_id.clone(),
+                state: m.state.clone(),
+                ledger_fen: m.ledger_fen,
+                cleared_fen: m.cleared_fen(),
+                shadow_fen: m.shadow_fen,
+                gate_debits_fen: m.gate_debits_fen,
+                other_loads_fen: m.other_loads_fen,
+            })
+            .collect(),
+        undecided: check
+            .undecided
+            .iter()
+            .map(|u| UndecidedCardBody { card_id: u.card_id.clone(), why: u.why.clone() })
+            .collect(),
     }))
 }
