@@ -12,6 +12,8 @@ ALTER TABLE clearing_batches ADD COLUMN dispositions TEXT;
 ALTER TABLE clearing_batches ADD COLUMN first_at TEXT;
 ALTER TABLE clearing_batches ADD COLUMN last_at TEXT;
 CREATE INDEX clearing_batches_last_at ON clearing_batches (last_at);
+-- Batches still to be packed (rows from before this migration): found at open without a scan.
+CREATE INDEX clearing_batches_unpacked ON clearing_batches (gate, batch_id) WHERE records_packed IS NULL;
 DROP INDEX clearing_records_card;
 DROP INDEX clearing_records_at;
 

@@ -69,7 +69,7 @@ async fn the_ledger_and_the_clearing_agree_card_by_card(db: &TestDb) {
     db.store.feed_platform_records(&tac, at(12, 15, 0), T0 + 140_000, i64::MIN).await.unwrap();
     let last = db.store.check_clearing_agreement(&cities).await.unwrap();
     assert!(!last.is_ok(), "{last}");
-    assert_eq!((last.cards, last.agreeing, last.undecided_count), (3, 1, 1), "{last}");
+    assert_eq!((last.cards, last.agreeing, last.mismatch_count, last.undecided_count), (3, 1, 1, 1), "{last}");
     assert_eq!(last.undecided[0].card_id, c.as_str());
     assert!(last.undecided[0].why.contains("1 record(s) pending"), "{last}");
     let differs = &last.mismatches[0];

@@ -291,7 +291,25 @@ async fn record_rows_from_before_are_moved_into_their_batches(db: &TestDb) {
     reopened.close().await;
 }
 
+/// A gate's batch whose ID starts like the platform's in another case is a gate's: its records
+/// are in the day (SQLite's `LIKE` would have ignored the case).
+async fn a_gate_batch_named_like_the_platforms_is_in_the_day(db: &TestDb) {
+    let tac = yitong_record::TacKeys::new();
+    let batch = Batch {
+        header: BatchHeader {
+            batch_id: "PLATFORM:1".into(),
+            gate: [0x10, 0, 0, 0x0C, 0, 1],
+            operator: "beijing-metro".into(),
+        },
+        records: vec![logged_purchase(21, 5, 1_000)],
+    };
+    db.store.ingest_batch(&batch, &tac, "key-1", at(20, 0, 0), T0).await.unwrap();
+    let (cleared, pending) = db.store.ingested_day(at(0, 0, 0), at(23, 59, 59)).await.unwrap();
+    assert_eq!((cleared, pending.len()), (batch.records, 0));
+}
+
 on_both_backends! {
+    platform_like => a_gate_batch_named_like_the_platforms_is_in_the_day,
     moved_rows => record_rows_from_before_are_moved_into_their_batches,
     shadow_changed_elsewhere => a_shadow_changed_through_another_store_is_read_again,
     racing => racing_batches_of_one_card,

@@ -17,9 +17,9 @@
 //! proved it held and left the rest — the fares gates charged, net of other loads — in
 //! `fares_unsettled` for the clearing, which is exactly what the cleared records show.
 //!
-//! Evidence, not assumption: a card whose shadow still has a pending record, a counter gap or a
-//! fraud flag, or whose platform loads or debits are not all decided and fed, is *undecided*
-//! (with the reason), neither agreeing nor not.
+//! Evidence, not assumption: a card being closed, or whose shadow still has a pending record, a
+//! counter gap or a fraud flag, or whose platform loads or debits are not all decided and fed,
+//! is *undecided* (with the reason), neither agreeing nor not.
 
 use std::fmt;
 
@@ -85,6 +85,8 @@ pub struct ClearingAgreement {
     pub fares_unsettled_cleared_fen: i64,
     /// Cards whose two sides differ (at most a bounded number listed).
     pub mismatches: Vec<CardAgreement>,
+    /// Cards whose two sides differ, all of them counted.
+    pub mismatch_count: u64,
     /// Cards not decided (at most a bounded number listed).
     pub undecided: Vec<UndecidedCard>,
     /// Cards not decided, all of them counted.
@@ -94,7 +96,7 @@ pub struct ClearingAgreement {
 impl ClearingAgreement {
     /// Every decided card agrees (undecided ones wait for their evidence).
     pub fn is_ok(&self) -> bool {
-        self.mismatches.is_empty() && self.ledger_fen == self.cleared_fen
+        self.mismatch_count == 0
     }
 }
 
@@ -103,10 +105,7 @@ impl fmt::Display for ClearingAgreement {
         writeln!(
             f,
             "cards: {} ({} agree, {} differ, {} undecided)",
-            self.cards,
-            self.agreeing,
-            self.mismatches.len(),
-            self.undecided_count
+            self.cards, self.agreeing, self.mismatch_count, self.undecided_count
         )?;
         writeln!(f, "ledger {} fen = cleared {} fen", self.ledger_fen, self.cleared_fen)?;
         writeln!(

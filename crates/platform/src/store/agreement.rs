@@ -90,6 +90,10 @@ impl Store {
             };
             let transactions = shadow.transactions();
             let mut why = Vec::new();
+            if agreement.state == "closing" {
+                // Its debit may be proven and fed before the closure's posting moves the liability.
+                why.push("closure in progress".to_owned());
+            }
             if let Some(flag) = shadow.flags().next() {
                 why.push(format!("flag standing: {flag}"));
             }
@@ -138,8 +142,11 @@ impl Store {
             }
             if agreement.agrees() {
                 check.agreeing += 1;
-            } else if check.mismatches.len() < CHECK_LISTED_MAX {
-                check.mismatches.push(agreement);
+            } else {
+                check.mismatch_count += 1;
+                if check.mismatches.len() < CHECK_LISTED_MAX {
+                    check.mismatches.push(agreement);
+                }
             }
         }
         transaction.commit().await?;

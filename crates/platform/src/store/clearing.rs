@@ -472,10 +472,15 @@ const SHADOWS_PER_STATEMENT: usize = 1_000;
 /// Records from which the TACs are checked on several threads.
 const PARALLEL_TAC_RECORDS: usize = 256;
 
+/// A record's TAC check, as its shadow takes it.
+pub(crate) fn tac_check(record: &TapRecord, keys: &TacKeys) -> TacCheck {
+    TacCheck::from(verify_tac(record, keys))
+}
+
 /// Every record's TAC check, on the machine's cores for a large batch (each record's check is
 /// DES or SM4 work on its own).
 pub(crate) fn verify_tacs(records: &[&TapRecord], keys: &TacKeys) -> Vec<TacCheck> {
-    let check = |record: &&TapRecord| TacCheck::from(verify_tac(record, keys));
+    let check = |record: &&TapRecord| tac_check(record, keys);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if records.len() < PARALLEL_TAC_RECORDS || threads < 2 {
         return records.iter().map(check).collect();
@@ -523,7 +528,7 @@ async fn load_shadows(
         cards.iter().map(|&card| (card, (None, Shadow::new(card)))).collect();
     let mut distinct = Vec::with_capacity(shadows.len());
     for (card, slot) in &mut shadows {
-        match cache.get(card) {
+        match cache.take(card) {
             Some((version, shadow)) => *slot = (Some(version), shadow),
             None => distinct.push(*card),
         }

@@ -16,7 +16,9 @@ use tokio::sync::oneshot;
 use yitong_clearing::batch::Batch;
 use yitong_clearing::shadow::TacCheck;
 use yitong_profile::DateTime;
-use yitong_record::{verify_tac, TacKeys};
+use yitong_record::TacKeys;
+
+use super::clearing::tac_check;
 
 use super::{IngestError, Ingested, Store, Upload};
 
@@ -41,7 +43,7 @@ pub struct IngestQueue {
     leader: tokio::sync::Mutex<()>,
     /// Turns at checking TACs: one core fewer than the machine has (at least one), so that the
     /// group being written is not starved of CPU by the uploads checked meanwhile.
-    checking: tokio::sync::Semaphore,
+    checking: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Queued {
@@ -58,7 +60,7 @@ impl IngestQueue {
             store,
             queued: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(()),
-            checking: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+            checking: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
         }
     }
 
@@ -73,15 +75,16 @@ impl IngestQueue {
     ) -> Result<Ingested, IngestError> {
         // CPU work (DES or SM4 per record), off the runtime's threads, an upload per turn.
         let checks = {
-            let turn = self.checking.acquire().await;
+            // The turn goes with the work: a caller that goes away does not free it early.
+            let turn = self.checking.clone().acquire_owned().await;
             let (batch, keys) = (batch.clone(), tac_keys.clone());
-            let checks = tokio::task::spawn_blocking(move || {
-                batch.records.iter().map(|record| TacCheck::from(verify_tac(record, &keys))).collect::<Vec<_>>()
+            tokio::task::spawn_blocking(move || {
+                let checks: Vec<TacCheck> = batch.records.iter().map(|record| tac_check(record, &keys)).collect();
+                drop(turn);
+                checks
             })
             .await
-            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?;
-            drop(turn);
-            checks
+            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?
         };
         loop {
             let (answer, mut answered) = oneshot::channel();

@@ -191,10 +191,12 @@ impl Store {
     ) -> Result<(Vec<TapRecord>, Vec<TapRecord>), IngestError> {
         let (from_text, until_text) = (from.to_string(), until.to_string());
         let mut transaction = self.begin_snapshot().await?;
-        // The platform's fed batches hold only its own records.
+        // The platform's fed batches hold only its own records (compared byte for byte: SQLite's
+        // LIKE ignores case, and a gate's `PLATFORM:…` batch is a gate's).
         let sql = format!(
             "SELECT gate, batch_id, records_packed, dispositions FROM clearing_batches \
-             WHERE last_at >= $1 AND first_at < $2 AND batch_id NOT LIKE '{PLATFORM_BATCH_PREFIX}%'"
+             WHERE last_at >= $1 AND first_at < $2 AND substr(batch_id, 1, {}) <> '{PLATFORM_BATCH_PREFIX}'",
+            PLATFORM_BATCH_PREFIX.len()
         );
         let rows =
             sqlx::query(&sql).bind(from_text.as_str()).bind(until_text.as_str()).fetch_all(&mut *transaction).await?;
@@ -228,8 +230,15 @@ impl Store {
     }
 
     /// Moves rows of the per-record table (before migration 8) into their batches' rows, a
-    /// hundred batches per transaction, until every batch is packed.
+    /// hundred batches per transaction, until every batch is packed. Another service opening the
+    /// database at once may move a batch first: a batch is written only while still unpacked.
     pub(crate) async fn move_record_rows(&self) -> Result<(), StoreError> {
+        let unpacked = sqlx::query("SELECT 1 FROM clearing_batches WHERE records_packed IS NULL LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        if unpacked.is_none() {
+            return Ok(());
+        }
         loop {
             let mut transaction = self.begin_write().await?;
             let batches = sqlx::query(
@@ -273,9 +282,9 @@ impl Store {
                 }
                 let packed = batch.pack().map_err(|e| corrupt(e.to_string()))?;
                 let (first_at, last_at) = time_span(&batch.records);
-                sqlx::query(
+                let moved = sqlx::query(
                     "UPDATE clearing_batches SET records_packed = $1, dispositions = $2, first_at = $3, last_at = $4 \
-                     WHERE gate = $5 AND batch_id = $6",
+                     WHERE gate = $5 AND batch_id = $6 AND records_packed IS NULL",
                 )
                 .bind(packed)
                 .bind(dispositions)
@@ -284,7 +293,12 @@ impl Store {
                 .bind(gate.as_str())
                 .bind(batch_id.as_str())
                 .execute(&mut *transaction)
-                .await?;
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    // Moved by another service meanwhile (its rows may already be gone).
+                    continue;
+                }
                 sqlx::query("DELETE FROM clearing_records WHERE gate = $1 AND batch_id = $2")
                     .bind(gate.as_str())
                     .bind(batch_id.as_str())

@@ -1,5 +1,6 @@
 //! Card shadows kept in memory between ingest groups, each with the stored version it was
-//! written at: a group takes a cached shadow instead of reading and parsing the stored one. The
+//! written at: a group takes a cached shadow (no copy) instead of reading and parsing the stored
+//! one. The
 //! stored version still decides — every write is a compare-and-swap on it — so a shadow another
 //! process or service wrote meanwhile fails the write, the group forgets its cards here and
 //! tries again from the database.
@@ -24,9 +25,12 @@ impl ShadowCache {
         self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A copy of the card's shadow and its stored version, if cached.
-    pub(crate) fn get(&self, card: &CardId) -> Option<(i64, Shadow)> {
-        self.map().get(card).cloned()
+    /// Takes the card's shadow and its stored version out, if cached: the group that takes it
+    /// puts it back once written ([`ShadowCache::put`]); one that fails leaves it to be read
+    /// again. (Two groups of one store at once: the second reads the stored one and one of them
+    /// fails its compare-and-swap.)
+    pub(crate) fn take(&self, card: &CardId) -> Option<(i64, Shadow)> {
+        self.map().remove(card)
     }
 
     /// Keeps shadows just written at their versions.

@@ -172,6 +172,8 @@ pub struct AgreementBody {
     pub cards: u64,
     /// Cards that agree.
     pub agreeing: u64,
+    /// Cards whose two sides differ.
+    pub mismatch_count: u64,
     /// Cards not decided yet.
     pub undecided_count: u64,
     /// The decided cards' ledger side, summed.
@@ -215,6 +217,7 @@ async fn ledger_agreement(
         agree: check.is_ok(),
         cards: check.cards,
         agreeing: check.agreeing,
+        mismatch_count: check.mismatch_count,
         undecided_count: check.undecided_count,
         ledger_fen: check.ledger_fen,
         cleared_fen: check.cleared_fen,
