@@ -1,5 +1,6 @@
-//! `yitong ledger check` and `yitong settle` on the database a spawned `yitong serve` wrote: a
-//! rider's top-up, transfer and deletion prove out (exit 0) and clear as the day's figures;
+//! `yitong ledger check`, `yitong ledger agreement` and `yitong settle` on the database a spawned
+//! `yitong serve` wrote: a rider's top-up, transfer and deletion prove out (exit 0), wait for the
+//! back office card by card, and clear as the day's figures;
 //! money posted with no order behind it does not prove out (exit 1, the account named); a
 //! database that cannot be opened names the flag (exit 2).
 #![cfg(unix)]
@@ -85,6 +86,13 @@ fn the_ledger_of_a_riders_day_proves_out_and_money_without_an_order_does_not() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("ledger of sqlite:"), "{text}");
+    // The ledger against the clearing: the service fed nothing to the back office (no operator
+    // asked it), so both cards wait for their platform records — undecided, not "agreeing".
+    let out = dir.run(&["ledger", "agreement", "--data-dir", data.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("cards: 2 (0 agree, 0 differ, 2 undecided)"), "{text}");
+    assert!(text.contains("not fed to the back office yet"), "{text}");
 
     // 1 yuan "paid" that no order backs, posted behind the service's back.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
