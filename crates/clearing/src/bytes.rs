@@ -11,20 +11,20 @@ pub(crate) struct BytesError {
     pub(crate) why: String,
 }
 
-/// A cursor over encoded bytes.
+/// A cursor over encoded bytes: `yitong_profile`'s reader, with the offset every error names.
 pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
+    inner: yitong_profile::Reader<'a>,
+    length: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, offset: 0 }
+        Reader { inner: yitong_profile::Reader::new(bytes), length: bytes.len() }
     }
 
     /// Where the next byte is read.
     pub(crate) fn offset(&self) -> usize {
-        self.offset
+        self.length - self.inner.rest().len()
     }
 
     /// An error at `offset`.
@@ -34,26 +34,20 @@ impl<'a> Reader<'a> {
 
     /// An error unless every byte was read.
     pub(crate) fn finish(&self, what: &str) -> Result<(), BytesError> {
-        match self.offset == self.bytes.len() {
+        match self.inner.rest().is_empty() {
             true => Ok(()),
-            false => Err(Reader::error(self.offset, &format!("bytes after the last {what}"))),
+            false => Err(Reader::error(self.offset(), &format!("bytes after the last {what}"))),
         }
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], BytesError> {
-        let end = self
-            .offset
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| BytesError { offset: self.offset, why: format!("ends early ({n} bytes wanted)") })?;
-        let taken = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(taken)
+        let offset = self.offset();
+        self.inner.take(n).map_err(|_| BytesError { offset, why: format!("ends early ({n} bytes wanted)") })
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], BytesError> {
-        let offset = self.offset;
-        <[u8; N]>::try_from(self.take(N)?).map_err(|_| Reader::error(offset, "short field"))
+        let offset = self.offset();
+        self.inner.array().map_err(|_| BytesError { offset, why: format!("ends early ({N} bytes wanted)") })
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, BytesError> {
@@ -75,20 +69,20 @@ impl<'a> Reader<'a> {
     /// A length byte, then that many bytes of UTF-8.
     pub(crate) fn text(&mut self) -> Result<String, BytesError> {
         let length = usize::from(self.u8()?);
-        let offset = self.offset;
+        let offset = self.offset();
         let bytes = self.take(length)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| Reader::error(offset, "text is not UTF-8"))
     }
 
     /// Seven bytes of BCD, `YYYYMMDDhhmmss`.
     pub(crate) fn time(&mut self) -> Result<DateTime, BytesError> {
-        let offset = self.offset;
+        let offset = self.offset();
         DateTime::from_bcd7(&self.array::<7>()?).map_err(|_| Reader::error(offset, "not a BCD date and time"))
     }
 
     /// A record kind's byte ([`kind_byte`]).
     pub(crate) fn kind(&mut self) -> Result<TapKind, BytesError> {
-        let offset = self.offset;
+        let offset = self.offset();
         match self.u8()? {
             0 => Ok(TapKind::Entry),
             1 => Ok(TapKind::Exit),
