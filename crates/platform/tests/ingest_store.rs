@@ -308,7 +308,39 @@ async fn a_gate_batch_named_like_the_platforms_is_in_the_day(db: &TestDb) {
     assert_eq!((cleared, pending.len()), (batch.records, 0));
 }
 
+/// A queue holding at most 3 records at once: uploads of 2 wait their turn, and every one is
+/// taken (an upload larger than the bound takes the whole of it).
+async fn a_bounded_queue_takes_every_upload_in_turn(db: &TestDb) {
+    let tac = Arc::new(yitong_record::TacKeys::new());
+    let queue = Arc::new(IngestQueue::with_limit(db.store.clone(), 3));
+    let mut uploads = tokio::task::JoinSet::new();
+    for n in 0..6u32 {
+        let records = if n == 5 {
+            (0..4).map(|k| logged_purchase(300 + k, 5, 1_000)).collect()
+        } else {
+            vec![logged_purchase(200 + 2 * n, 5, 1_000), logged_purchase(201 + 2 * n, 5, 1_000)]
+        };
+        let batch = Arc::new(Batch {
+            header: BatchHeader {
+                batch_id: format!("Q{n}"),
+                gate: [0x10, 0, 0, 0x0C, 0, 1],
+                operator: "beijing-metro".into(),
+            },
+            records,
+        });
+        let (queue, tac) = (queue.clone(), tac.clone());
+        uploads.spawn(async move { queue.ingest(batch, &tac, "key-1", at(10, 0, 0), T0).await });
+    }
+    let mut accepted = 0;
+    while let Some(done) = uploads.join_next().await {
+        accepted += done.expect("an upload task").expect("taken").answer.accepted;
+    }
+    assert_eq!(accepted, 5 * 2 + 4);
+    assert_eq!(db.store.shadow_totals().await.unwrap(), (14, 14 * 700));
+}
+
 on_both_backends! {
+    bounded_queue => a_bounded_queue_takes_every_upload_in_turn,
     platform_like => a_gate_batch_named_like_the_platforms_is_in_the_day,
     moved_rows => record_rows_from_before_are_moved_into_their_batches,
     shadow_changed_elsewhere => a_shadow_changed_through_another_store_is_read_again,

@@ -24,6 +24,10 @@ use super::{IngestError, Ingested, Store, Upload};
 
 /// Records a group takes at most (a first upload larger than this goes alone).
 pub const GROUP_RECORDS_MAX: usize = 50_000;
+/// Records of uploads in the queue's hands at once (being checked, queued or in a group) by
+/// default: past it, uploads wait their turn, so that a slow database holds the gates back
+/// instead of growing the service's memory. (An upload larger than the bound takes it all.)
+pub const QUEUED_RECORDS_MAX: usize = 1_000_000;
 
 /// An upload waiting in the queue.
 struct Queued {
@@ -44,6 +48,9 @@ pub struct IngestQueue {
     /// Turns at checking TACs: one core fewer than the machine has (at least one), so that the
     /// group being written is not starved of CPU by the uploads checked meanwhile.
     checking: Arc<tokio::sync::Semaphore>,
+    /// Records in the queue's hands: one permit each, at most `limit`.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    limit: usize,
 }
 
 impl std::fmt::Debug for Queued {
@@ -53,14 +60,22 @@ impl std::fmt::Debug for Queued {
 }
 
 impl IngestQueue {
-    /// A queue in front of `store`.
+    /// A queue in front of `store`, holding at most [`QUEUED_RECORDS_MAX`] records at once.
     pub fn new(store: Store) -> IngestQueue {
+        IngestQueue::with_limit(store, QUEUED_RECORDS_MAX)
+    }
+
+    /// A queue in front of `store` holding at most `records` records at once (at least 1).
+    pub fn with_limit(store: Store, records: usize) -> IngestQueue {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let limit = records.clamp(1, u32::MAX as usize);
         IngestQueue {
             store,
             queued: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(()),
             checking: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
         }
     }
 
@@ -73,6 +88,14 @@ impl IngestQueue {
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
+        // Held until answered: the records' place in the queue.
+        let places = u32::try_from(batch.records.len().clamp(1, self.limit)).unwrap_or(u32::MAX);
+        let _places = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(places)
+            .await
+            .map_err(|error| IngestError::Shadow(format!("the upload queue is closed: {error}")))?;
         // CPU work (DES or SM4 per record), off the runtime's threads, an upload per turn.
         let checks = {
             // The turn goes with the work: a caller that goes away does not free it early.

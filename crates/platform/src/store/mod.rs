@@ -45,7 +45,7 @@ pub use clearing::{
 };
 pub use closures::REFUND_PARTS_MAX;
 pub use hotlist::HotlistChangeError;
-pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX};
+pub use ingest_queue::{IngestQueue, GROUP_RECORDS_MAX, QUEUED_RECORDS_MAX};
 pub use kept_batches::{KeptDisposition, KeptRecord};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
 pub use loads::LOADS_LISTED_MAX;
@@ -71,8 +71,12 @@ pub const STORE_CONNECTIONS_DEFAULT: u32 = 4;
 pub const STORE_CONNECTIONS_MAX: u32 = 64;
 /// How long a SQLite writer waits for another's transaction before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
-/// SQLite's page cache per connection, KiB.
+/// SQLite's page cache of the writer connection, KiB: the pages it rewrites stay in memory from
+/// one write to the next.
 pub const SQLITE_CACHE_KIB: u32 = 65_536;
+/// SQLite's page cache of each reading connection of the pool, KiB (up to
+/// [`STORE_CONNECTIONS_MAX`] of them: not the writer's 64 MiB each).
+pub const SQLITE_READER_CACHE_KIB: u32 = 8_192;
 /// WAL pages after which a commit copies the WAL back into the database (SQLite's default: 1,000).
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
@@ -404,10 +408,10 @@ impl Store {
                     if backend == Backend::Sqlite {
                         connection.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
                         connection.execute(format!("PRAGMA synchronous = {synchronous}").as_str()).await?;
-                        // Pages stay in memory between transactions (the default keeps 2 MiB), and
-                        // the WAL is copied back in fewer, larger checkpoints (pages rewritten by
-                        // many commits are copied once).
-                        connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
+                        // Pages stay in memory between transactions (the default keeps 2 MiB; the
+                        // writer keeps more, below), and the WAL is copied back in fewer, larger
+                        // checkpoints (pages rewritten by many commits are copied once).
+                        connection.execute(format!("PRAGMA cache_size = -{SQLITE_READER_CACHE_KIB}").as_str()).await?;
                         // A multi-row statement's undo journal stays in memory, not a temporary file.
                         connection.execute("PRAGMA temp_store = MEMORY").await?;
                         connection
@@ -423,7 +427,8 @@ impl Store {
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         let writer = match backend {
             Backend::Sqlite => {
-                let connection = pool.acquire().await?.detach();
+                let mut connection = pool.acquire().await?.detach();
+                connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
                 Some(Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false }))))
             }
             Backend::Postgres => None,
