@@ -11,6 +11,8 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use yitong_platform::store::IngestStats;
+
 use crate::state::AppState;
 
 /// Most distinct (method, route, status) series kept: routes and statuses are few, but a bound
@@ -90,6 +92,24 @@ impl Metrics {
         let _ = writeln!(out, "yitong_http_requests_unlabelled_total {}", counters.overflow);
         out
     }
+}
+
+/// The back office's upload queue in the Prometheus text exposition format: commits, uploads and
+/// records taken, groups split, uploads failed (counters) and records held now (a gauge).
+pub fn render_ingest(stats: &IngestStats) -> String {
+    let mut out = String::new();
+    let series: [(&str, &str, &str, u64); 6] = [
+        ("yitong_ingest_commits_total", "counter", "Back-office ingest transactions committed.", stats.commits),
+        ("yitong_ingest_batches_total", "counter", "Gate uploads answered from a commit.", stats.batches),
+        ("yitong_ingest_records_total", "counter", "Records of the uploads answered.", stats.records),
+        ("yitong_ingest_groups_split_total", "counter", "Upload groups retried upload by upload.", stats.groups_split),
+        ("yitong_ingest_failed_total", "counter", "Uploads answered with an error.", stats.failed),
+        ("yitong_ingest_records_held", "gauge", "Records in the upload queue's hands now.", stats.records_held),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    out
 }
 
 /// A label value as the exposition format wants it: `\`, `"` and newlines escaped.

@@ -2,7 +2,8 @@
 //! over-the-air load, uploaded as its host's batch) is accepted into the card's shadow; the same
 //! batch again is answered as the first time; the record again in another batch is a duplicate;
 //! forged copies are rejected with their reason, and the third TAC failure puts the card on the
-//! hotlist by policy; the binary encoding works the same; bad uploads are 4xx. The platform's own
+//! hotlist by policy; the binary encoding works the same, `/metrics` counts the uploads; bad
+//! uploads are 4xx. The platform's own
 //! loads reach the shadow without an upload, fed once.
 
 mod support;
@@ -87,6 +88,18 @@ async fn uploads_are_proven_deduplicated_and_forgeries_hotlisted() {
     let list = s.state.store().hotlist().await.unwrap();
     assert_eq!(list.entries().map(|c| c.card).collect::<Vec<_>>(), [card]);
     assert_eq!(s.state.store().card_shadow(card).await.unwrap().unwrap().balance_fen(), Some(5_000), "unchanged");
+    // The queue's figures: four uploads answered (A, A again, B2, B3) of 1 + 1 + 1 + 3 records,
+    // none failed, none held now.
+    let response = yitong_server::router(s.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in ["yitong_ingest_batches_total 4", "yitong_ingest_records_total 6", "yitong_ingest_failed_total 0"] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    assert!(text.lines().any(|l| l == "yitong_ingest_records_held 0"), "{text}");
 
     // What the back office knows of the card: its balance, the TAC failures and the flag; a key
     // of another city does not see it (its issuer's card of that serial was never uploaded).

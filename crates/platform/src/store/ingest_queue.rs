@@ -10,6 +10,7 @@
 //! unanswered, its uploaders queue again (a batch it had committed is then answered as sent
 //! again).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -51,6 +52,34 @@ pub struct IngestQueue {
     /// Records in the queue's hands: one permit each, at most `limit`.
     in_flight: Arc<tokio::sync::Semaphore>,
     limit: usize,
+    counts: Counts,
+}
+
+/// Counters since the queue was made.
+#[derive(Debug, Default)]
+struct Counts {
+    groups: AtomicU64,
+    batches: AtomicU64,
+    records: AtomicU64,
+    split: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What a queue has done, for monitoring ([`IngestQueue::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Transactions committed (a group, or one upload of a split group).
+    pub commits: u64,
+    /// Uploads answered from a commit (a batch sent again included).
+    pub batches: u64,
+    /// Their records.
+    pub records: u64,
+    /// Groups that failed together and were taken upload by upload.
+    pub groups_split: u64,
+    /// Uploads answered with an error.
+    pub failed: u64,
+    /// Records in the queue's hands now (being checked, queued or being written).
+    pub records_held: u64,
 }
 
 impl std::fmt::Debug for Queued {
@@ -76,7 +105,33 @@ impl IngestQueue {
             checking: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limit)),
             limit,
+            counts: Counts::default(),
         }
+    }
+
+    /// What the queue has done so far, and holds now.
+    pub fn stats(&self) -> IngestStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        IngestStats {
+            commits: load(&self.counts.groups),
+            batches: load(&self.counts.batches),
+            records: load(&self.counts.records),
+            groups_split: load(&self.counts.split),
+            failed: load(&self.counts.failed),
+            records_held: self.limit.saturating_sub(self.in_flight.available_permits()) as u64,
+        }
+    }
+
+    /// Answers an upload, counting what it came to.
+    fn answer(&self, queued: Queued, answer: Result<Ingested, IngestError>) {
+        let add = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+        if answer.is_ok() {
+            add(&self.counts.batches, 1);
+            add(&self.counts.records, queued.batch.records.len());
+        } else {
+            add(&self.counts.failed, 1);
+        }
+        let _ = queued.answer.send(answer);
     }
 
     /// Takes `batch` (as [`Store::ingest_batch`]), committed with the uploads queued beside it.
@@ -168,25 +223,29 @@ impl IngestQueue {
             let checks: Vec<Vec<TacCheck>> = group.iter().map(|q| q.checks.clone()).collect();
             self.store.ingest_checked(&uploads, &checks).await
         };
+        let committed = || self.counts.groups.fetch_add(1, Ordering::Relaxed);
         match together {
             Ok(answers) => {
+                committed();
                 for (queued, answer) in group.into_iter().zip(answers) {
-                    let _ = queued.answer.send(Ok(answer));
+                    self.answer(queued, Ok(answer));
                 }
             }
             Err(_) if group.len() > 1 => {
+                self.counts.split.fetch_add(1, Ordering::Relaxed);
                 for queued in group {
                     let alone =
                         self.store.ingest_checked(&[upload(&queued)], std::slice::from_ref(&queued.checks)).await;
                     let alone = alone.and_then(|mut answers| {
+                        committed();
                         answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
                     });
-                    let _ = queued.answer.send(alone);
+                    self.answer(queued, alone);
                 }
             }
             Err(error) => {
                 if let Some(queued) = group.into_iter().next() {
-                    let _ = queued.answer.send(Err(error));
+                    self.answer(queued, Err(error));
                 }
             }
         }

@@ -41,9 +41,11 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError
     Ok(Json(Health { status: "ok", database }))
 }
 
-/// Request counters per method, route and status, Prometheus text format.
+/// Request counters per method, route and status, and the back office's upload queue, Prometheus
+/// text format.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render())
+    let text = state.metrics().render() + &crate::metrics::render_ingest(&state.uploads().stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
