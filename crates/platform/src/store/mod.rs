@@ -13,6 +13,7 @@ mod agreement;
 mod cards;
 mod clearing;
 pub(crate) mod closures;
+mod durable;
 mod hotlist;
 mod ingest_queue;
 mod kept_batches;
@@ -62,6 +63,7 @@ pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_tran
 pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
 use crate::ledger::LedgerError;
+use durable::Durable;
 use shadow_cache::ShadowCache;
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
@@ -84,7 +86,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 8] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -93,6 +95,7 @@ const MIGRATIONS: [(i64, &str, &str); 8] = [
     (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
     (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
     (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
+    (9, "store sync", include_str!("../../migrations/0009_store_sync.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite
@@ -254,9 +257,11 @@ pub struct Store {
     /// makes a long tail of waits), and its page cache stays warm from one write to the next
     /// (a pooled connection's cache is dropped whenever another connection wrote). One per
     /// store; `None` on PostgreSQL (`None` inside once closed).
-    writer: Option<Arc<tokio::sync::Mutex<Option<Writer>>>>,
+    writer: Option<WriterSlot>,
     /// Card shadows between ingest groups (shared by the store's clones).
     shadows: Arc<ShadowCache>,
+    /// SQLite's group commit, with full durability (`None`: PostgreSQL, or `Durability::Os`).
+    durable: Option<Arc<Durable>>,
 }
 
 /// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
@@ -269,11 +274,16 @@ struct Writer {
     open: bool,
 }
 
+/// The SQLite writer, shared by the store's clones: `None` inside once the store is closed.
+type WriterSlot = Arc<tokio::sync::Mutex<Option<Writer>>>;
+
 /// A write transaction ([`Store::begin_write`]): on SQLite the writer connection, held until the
 /// transaction commits or rolls back (or is dropped, which rolls back before the next writer
 /// gets the connection); on PostgreSQL a pooled transaction.
 pub(crate) struct WriteTransaction {
     inner: Inner,
+    /// SQLite with full durability: the commit waits for its barrier (`durable`).
+    sync: Option<(Arc<Durable>, WriterSlot)>,
 }
 
 enum Inner {
@@ -289,7 +299,11 @@ impl WriteTransaction {
                 let writer = writer_of(turn)?;
                 writer.connection.execute("COMMIT").await?;
                 writer.open = false;
-                Ok(())
+                let Some((durable, writer)) = self.sync.take() else { return Ok(()) };
+                // Taken with the turn held; the turn is given up before waiting for the sync.
+                let ticket = durable.ticket();
+                drop(turn.take());
+                durable.wait(ticket, &writer).await
             }
             Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
                 Inner::Postgres(transaction) => transaction.commit().await,
@@ -429,11 +443,16 @@ impl Store {
             Backend::Sqlite => {
                 let mut connection = pool.acquire().await?.detach();
                 connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
+                if options.durability == Durability::Full {
+                    // Synced by the group commit's barriers instead (`durable`).
+                    connection.execute("PRAGMA synchronous = NORMAL").await?;
+                }
                 Some(Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false }))))
             }
             Backend::Postgres => None,
         };
-        let store = Store { pool, backend, writer, shadows: Arc::default() };
+        let durable = (backend == Backend::Sqlite && options.durability == Durability::Full).then(Arc::default);
+        let store = Store { pool, backend, writer, shadows: Arc::default(), durable };
         store.move_record_rows().await?;
         Ok(store)
     }
@@ -480,7 +499,7 @@ impl Store {
     /// followed by a write cannot fail on a snapshot another writer made stale.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         let Some(writer) = &self.writer else {
-            return Ok(WriteTransaction { inner: Inner::Postgres(self.pool.begin().await?) });
+            return Ok(WriteTransaction { inner: Inner::Postgres(self.pool.begin().await?), sync: None });
         };
         // Waiting as long as SQLite's busy handler would.
         let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
@@ -497,7 +516,8 @@ impl Store {
         // by the next writer.
         held.open = true;
         held.connection.execute("BEGIN IMMEDIATE").await?;
-        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)) })
+        let sync = self.durable.clone().map(|durable| (durable, writer.clone()));
+        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)), sync })
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).

@@ -1,6 +1,7 @@
 //! The SQLite writer connection after writes that end badly: dropped unfinished, its COMMIT
 //! landed but unrecorded, its transaction rolled back by SQLite behind it — the next writer
-//! always starts clean, and nothing unfinished is kept.
+//! always starts clean, and nothing unfinished is kept. Writes committed together are made
+//! durable by shared barriers (group commit); with `Durability::Os` none runs.
 
 use sqlx::Executor;
 
@@ -57,4 +58,42 @@ async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
     assert!(t.commit().await.is_err(), "no transaction to commit");
     insert(&store, 2).await;
     assert_eq!(rows(&store).await, [2]);
+}
+
+async fn barriers(store: &Store) -> i64 {
+    let row = sqlx::query("SELECT barriers FROM store_sync").fetch_one(store.pool()).await.expect("read");
+    column(&row, 0).expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_committed_together_share_one_sync() {
+    let (_dir, store) = store().await;
+    let before = barriers(&store).await;
+    insert(&store, 0).await;
+    assert_eq!(barriers(&store).await, before + 1, "a write alone is made durable by a barrier of its own");
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 1..=64 {
+        let store = store.clone();
+        writers.spawn(async move { insert(&store, n).await });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("a writer");
+    }
+    assert_eq!(rows(&store).await, (0..=64).collect::<Vec<i64>>(), "every write kept");
+    // Each answered only after a barrier; writers queued behind one another share them.
+    let shared = barriers(&store).await - before - 1;
+    assert!((1..=32).contains(&shared), "64 writes made durable by {shared} barriers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_os_durability_no_barrier_runs() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("os.sqlite").display());
+    let options = super::StoreOptions { durability: super::Durability::Os, ..super::StoreOptions::default() };
+    let store = Store::open_with(&url, options).await.expect("SQLite opens");
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
+    t.commit().await.expect("committed");
+    insert(&store, 1).await;
+    assert_eq!((rows(&store).await, barriers(&store).await), (vec![1], 0));
 }
