@@ -86,7 +86,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -95,7 +95,6 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
     (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
     (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
     (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
-    (9, "store sync", include_str!("../../migrations/0009_store_sync.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite
@@ -283,7 +282,7 @@ type WriterSlot = Arc<tokio::sync::Mutex<Option<Writer>>>;
 pub(crate) struct WriteTransaction {
     inner: Inner,
     /// SQLite with full durability: the commit waits for its barrier (`durable`).
-    sync: Option<(Arc<Durable>, WriterSlot)>,
+    sync: Option<Arc<Durable>>,
 }
 
 enum Inner {
@@ -299,11 +298,11 @@ impl WriteTransaction {
                 let writer = writer_of(turn)?;
                 writer.connection.execute("COMMIT").await?;
                 writer.open = false;
-                let Some((durable, writer)) = self.sync.take() else { return Ok(()) };
-                // Taken with the turn held; the turn is given up before waiting for the sync.
+                let Some(durable) = self.sync.take() else { return Ok(()) };
+                // The turn is given up before waiting for the sync.
                 let ticket = durable.ticket();
                 drop(turn.take());
-                durable.wait(ticket, &writer).await
+                durable.wait(ticket).await
             }
             Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
                 Inner::Postgres(transaction) => transaction.commit().await,
@@ -403,6 +402,7 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_owned()));
         };
+        let mut database_file = None;
         if backend == Backend::Sqlite {
             if url.contains(":memory:") || url.contains("mode=memory") {
                 // Each pooled connection would get its own empty database.
@@ -414,6 +414,9 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
             options.connect().await?.close().await?;
+            // Its WAL is synced by path (`durable`): made absolute while the directory is known.
+            let file = options.get_filename();
+            database_file = Some(std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned()));
         }
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
@@ -451,7 +454,8 @@ impl Store {
             }
             Backend::Postgres => None,
         };
-        let durable = (backend == Backend::Sqlite && options.durability == Durability::Full).then(Arc::default);
+        let durable =
+            database_file.filter(|_| options.durability == Durability::Full).map(|file| Arc::new(Durable::new(&file)));
         let store = Store { pool, backend, writer, shadows: Arc::default(), durable };
         store.move_record_rows().await?;
         Ok(store)
@@ -516,8 +520,7 @@ impl Store {
         // by the next writer.
         held.open = true;
         held.connection.execute("BEGIN IMMEDIATE").await?;
-        let sync = self.durable.clone().map(|durable| (durable, writer.clone()));
-        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)), sync })
+        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)), sync: self.durable.clone() })
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).

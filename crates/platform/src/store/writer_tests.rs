@@ -1,7 +1,7 @@
 //! The SQLite writer connection after writes that end badly: dropped unfinished, its COMMIT
 //! landed but unrecorded, its transaction rolled back by SQLite behind it — the next writer
 //! always starts clean, and nothing unfinished is kept. Writes committed together are made
-//! durable by shared barriers (group commit); with `Durability::Os` none runs.
+//! durable by shared syncs of the WAL (group commit); with `Durability::Os` none runs.
 
 use sqlx::Executor;
 
@@ -60,33 +60,41 @@ async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
     assert_eq!(rows(&store).await, [2]);
 }
 
-async fn barriers(store: &Store) -> i64 {
-    let row = sqlx::query("SELECT barriers FROM store_sync").fetch_one(store.pool()).await.expect("read");
-    column(&row, 0).expect("a number")
+fn syncs(store: &Store) -> u64 {
+    store.durable.as_ref().map_or(0, |durable| durable.syncs())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_committed_together_share_one_sync() {
     let (_dir, store) = store().await;
-    let before = barriers(&store).await;
+    let durable = store.durable.clone().expect("full durability: group commit");
+    let before = durable.syncs();
     insert(&store, 0).await;
-    assert_eq!(barriers(&store).await, before + 1, "a write alone is made durable by a barrier of its own");
+    assert_eq!(durable.syncs(), before + 1, "a write alone is made durable by a sync of its own");
+    // A slow disk: the sync held back while 64 writers commit, each then waiting for it.
+    let held = durable.hold_syncs().await;
+    let start = durable.committed();
     let mut writers = tokio::task::JoinSet::new();
     for n in 1..=64 {
         let store = store.clone();
         writers.spawn(async move { insert(&store, n).await });
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while durable.committed() < start + 64 {
+        assert!(std::time::Instant::now() < deadline, "the writers did not commit");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(writers.try_join_next().is_none(), "no write answered before its sync");
+    drop(held);
     while let Some(done) = writers.join_next().await {
         done.expect("a writer");
     }
     assert_eq!(rows(&store).await, (0..=64).collect::<Vec<i64>>(), "every write kept");
-    // Each answered only after a barrier; writers queued behind one another share them.
-    let shared = barriers(&store).await - before - 1;
-    assert!((1..=32).contains(&shared), "64 writes made durable by {shared} barriers");
+    assert_eq!(durable.syncs(), before + 2, "the 64 writes made durable by one sync");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_os_durability_no_barrier_runs() {
+async fn with_os_durability_no_sync_runs() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite:{}", dir.path().join("os.sqlite").display());
     let options = super::StoreOptions { durability: super::Durability::Os, ..super::StoreOptions::default() };
@@ -95,5 +103,5 @@ async fn with_os_durability_no_barrier_runs() {
     t.execute("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
     t.commit().await.expect("committed");
     insert(&store, 1).await;
-    assert_eq!((rows(&store).await, barriers(&store).await), (vec![1], 0));
+    assert_eq!((rows(&store).await, syncs(&store)), (vec![1], 0));
 }
