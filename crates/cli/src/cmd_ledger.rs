@@ -51,17 +51,9 @@ async fn agreement(args: &CheckArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the ledger and the clearing of {shown}"));
     store.close().await;
     let check = check?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&check).context("cannot write the check as JSON")?);
-    } else {
-        println!("ledger and clearing of {shown}");
-        print!("{check}");
-    }
-    if check.is_ok() {
-        Ok(())
-    } else {
-        Err(Incomplete(format!("the ledger and the clearing of {shown} do not agree")).into())
-    }
+    let ok = check.is_ok();
+    print_check(args, &check, &format!("ledger and clearing of {shown}"))?;
+    verdict(ok, || format!("the ledger and the clearing of {shown} do not agree"))
 }
 
 async fn check(args: &CheckArgs) -> anyhow::Result<()> {
@@ -69,15 +61,31 @@ async fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let check = store.check_ledger().await.with_context(|| format!("cannot read the ledger of {shown}"));
     store.close().await;
     let check = check?;
+    let ok = check.is_ok();
+    print_check(args, &check, &format!("ledger of {shown}"))?;
+    verdict(ok, || format!("the ledger of {shown} does not prove out"))
+}
+
+/// Prints a check as JSON (`--json`) or as text under `heading`.
+fn print_check<T: serde::Serialize + std::fmt::Display>(
+    args: &CheckArgs,
+    check: &T,
+    heading: &str,
+) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&check).context("cannot write the check as JSON")?);
+        println!("{}", serde_json::to_string_pretty(check).context("cannot write the check as JSON")?);
     } else {
-        println!("ledger of {shown}");
+        println!("{heading}");
         print!("{check}");
     }
-    if check.is_ok() {
+    Ok(())
+}
+
+/// Exit 0 when the check passed, else 1 with `failure`.
+fn verdict(ok: bool, failure: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if ok {
         Ok(())
     } else {
-        Err(Incomplete(format!("the ledger of {shown} does not prove out")).into())
+        Err(Incomplete(failure()).into())
     }
 }

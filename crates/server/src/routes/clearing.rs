@@ -166,19 +166,10 @@ async fn card_shadow(
         .ok_or_else(|| ApiError::NotFound(format!("the key's city {} is not served", key.city)))?;
     let card = yitong_clearing::shadow::CardId { issuer_id: city.issuer_id(), card_serial: serial };
     feed_platform_records(&state).await;
-    let shadow = state
-        .store()
-        .card_shadow(card)
-        .await
-        .map_err(|error| match error {
-            IngestError::Store(inner) => ApiError::Store(inner),
-            other => ApiError::Refused {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "cannot_read_shadow",
-                message: other.to_string(),
-            },
-        })?
-        .ok_or_else(|| ApiError::NotFound(format!("no record of card {serial_text} of {} was uploaded", key.city)))?;
+    let shadow =
+        state.store().card_shadow(card).await.map_err(shadow_read_error)?.ok_or_else(|| {
+            ApiError::NotFound(format!("no record of card {serial_text} of {} was uploaded", key.city))
+        })?;
     let now = state.now();
     Ok(Json(ShadowBody {
         issuer_id: hex::encode_upper(card.issuer_id),
@@ -200,6 +191,19 @@ async fn card_shadow(
         flags: shadow.flags().map(ToString::to_string).collect(),
         tac_failures: shadow.tac_failures(),
     }))
+}
+
+/// A shadow that could not be read: the database's error as such, a stored shadow that does not
+/// read back as `503 cannot_read_shadow`.
+pub(crate) fn shadow_read_error(error: IngestError) -> ApiError {
+    match error {
+        IngestError::Store(inner) => ApiError::Store(inner),
+        other => ApiError::Refused {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "cannot_read_shadow",
+            message: other.to_string(),
+        },
+    }
 }
 
 /// Feeds the platform's own final card transactions (over-the-air loads, service-desk debits)

@@ -6,13 +6,11 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use yitong_platform::store::IngestError;
 
 use crate::auth::OperatorCaller;
 use crate::error::{ApiError, ApiPath, ErrorBody};
@@ -205,14 +203,8 @@ async fn ledger_agreement(
     OperatorCaller(_): OperatorCaller,
 ) -> Result<Json<AgreementBody>, ApiError> {
     super::clearing::feed_platform_records(&state).await;
-    let check = state.store().check_clearing_agreement(state.cities()).await.map_err(|error| match error {
-        IngestError::Store(inner) => ApiError::Store(inner),
-        other => ApiError::Refused {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "cannot_read_shadow",
-            message: other.to_string(),
-        },
-    })?;
+    let check =
+        state.store().check_clearing_agreement(state.cities()).await.map_err(super::clearing::shadow_read_error)?;
     Ok(Json(AgreementBody {
         agree: check.is_ok(),
         cards: check.cards,
