@@ -4,7 +4,7 @@
 //! The day (`bench_clearing_day`) is generated first and encoded as the gates' binary batches
 //! (not timed). The timed run has `--uploaders` gates upload at once through the service's
 //! group-committing queue (`IngestQueue`): each batch decoded, every record's TAC verified,
-//! deduplicated, the cards' shadows updated, committed durably (SQLite with `synchronous = FULL`
+//! deduplicated, the cards' shadows updated, committed durably (SQLite with full durability
 //! unless `--db` names another database). The baseline takes the first
 //! `--baseline-taps` records the way a first attempt would: per record, the TAC verified, one
 //! `INSERT` and one balance `UPDATE`, each its own (durable) transaction. The run ends with its

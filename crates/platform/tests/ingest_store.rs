@@ -337,6 +337,8 @@ async fn a_bounded_queue_takes_every_upload_in_turn(db: &TestDb) {
     }
     assert_eq!(accepted, 5 * 2 + 4);
     assert_eq!(db.store.shadow_totals().await.unwrap(), (14, 14 * 700));
+    let stats = queue.stats();
+    assert_eq!((stats.batches, stats.records, stats.failed, stats.records_held), (6, 14, 0, 0), "{stats:?}");
 }
 
 on_both_backends! {

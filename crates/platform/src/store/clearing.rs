@@ -177,22 +177,24 @@ impl Store {
         let mut checks = verify_tacs(&records, tac_keys).into_iter();
         let checks: Vec<Vec<TacCheck>> =
             uploads.iter().map(|u| checks.by_ref().take(u.batch.records.len()).collect()).collect();
-        self.ingest_checked(uploads, &checks).await
+        self.ingest_checked(uploads, &checks, &mut None).await
     }
 
     /// [`Store::ingest_batches`] with each record's TAC check done (`checks[i][j]`: upload `i`'s
-    /// record `j`).
+    /// record `j`); `written` is told (and taken) once the COMMIT returned, before the commit is
+    /// synced to disk.
     pub(crate) async fn ingest_checked(
         &self,
         uploads: &[Upload<'_>],
         checks: &[Vec<TacCheck>],
+        written: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Vec<Ingested>, IngestError> {
         let packed = uploads
             .iter()
             .map(|u| u.batch.pack().map_err(|e| IngestError::Shadow(format!("batch {}: {e}", u.batch.header.batch_id))))
             .collect::<Result<Vec<_>, _>>()?;
         for _ in 0..ATTEMPTS {
-            if let Some(ingested) = self.try_ingest(uploads, checks, &packed).await? {
+            if let Some(ingested) = self.try_ingest(uploads, checks, &packed, written).await? {
                 return Ok(ingested);
             }
         }
@@ -205,6 +207,7 @@ impl Store {
         uploads: &[Upload<'_>],
         checks: &[Vec<TacCheck>],
         packed: &[Vec<u8>],
+        written: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Option<Vec<Ingested>>, IngestError> {
         let mut transaction = self.begin_write().await?;
         let mut answers: Vec<Option<Ingested>> = Vec::with_capacity(uploads.len());
@@ -276,9 +279,13 @@ impl Store {
             transaction.rollback().await?;
             return Ok(None);
         }
-        transaction.commit().await?;
+        let committed = transaction.commit_unsynced().await?;
         self.shadows
             .put(shadows.into_iter().map(|(card, (version, shadow))| (card, (version.unwrap_or(0) + 1, shadow))));
+        if let Some(written) = written.take() {
+            let _ = written.send(());
+        }
+        committed.synced().await?;
         // A batch named twice: the second answers as sent again.
         let mut done = Vec::with_capacity(uploads.len());
         for (index, upload) in uploads.iter().enumerate() {

@@ -8,6 +8,10 @@
 //! share the next sync. A write is answered only once durable, as with `synchronous = FULL` per
 //! transaction: a power loss loses no write that was answered. (Another connection may read a
 //! committed write in the millisecond before its sync: a read is not a promise.)
+//!
+//! A sync that fails is final: the kernel may have dropped the pages it could not write and a
+//! later sync would not say so, so every later write of this store is refused (its commit may have
+//! landed; its answer is an error) until the service is restarted and SQLite reads the WAL back.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,8 @@ pub(crate) struct Durable {
     flushing: tokio::sync::Mutex<()>,
     /// Syncs run.
     syncs: AtomicU64,
+    /// The first sync that failed: every later wait fails with it.
+    failed: std::sync::Mutex<Option<String>>,
 }
 
 impl Durable {
@@ -38,6 +44,24 @@ impl Durable {
             durable: AtomicU64::new(0),
             flushing: tokio::sync::Mutex::new(()),
             syncs: AtomicU64::new(0),
+            failed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The write-ahead log synced by path; `None` when SQLite's is not there (then the writer
+    /// syncs its own commits, and this is not used).
+    pub(crate) fn found(self) -> Option<Durable> {
+        self.wal.is_file().then_some(self)
+    }
+
+    /// Refuses when a sync has failed before.
+    pub(crate) fn check(&self) -> Result<(), sqlx::Error> {
+        let failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failed.as_ref() {
+            None => Ok(()),
+            Some(why) => Err(sqlx::Error::Io(std::io::Error::other(format!(
+                "an earlier sync of the database's write-ahead log failed ({why}): writes refused until restart"
+            )))),
         }
     }
 
@@ -58,6 +82,18 @@ impl Durable {
         self.committed.load(Ordering::SeqCst)
     }
 
+    /// The write-ahead log it syncs.
+    #[cfg(test)]
+    pub(crate) fn wal(&self) -> &std::path::Path {
+        &self.wal
+    }
+
+    /// Marks a sync failed (as a disk error would).
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&self) {
+        *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some("a test's disk error".into());
+    }
+
     /// Holds syncs back (as a slow disk would) while the guard lives.
     #[cfg(test)]
     pub(crate) async fn hold_syncs(&self) -> tokio::sync::MutexGuard<'_, ()> {
@@ -66,10 +102,12 @@ impl Durable {
 
     /// Waits until `ticket` is durable, syncing the WAL when no other waiter is.
     pub(crate) async fn wait(&self, ticket: u64) -> Result<(), sqlx::Error> {
+        self.check()?;
         if self.durable.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
         let _flushing = self.flushing.lock().await;
+        self.check()?;
         if self.durable.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
@@ -83,8 +121,13 @@ impl Durable {
             Err(error) => Err(error),
         })
         .await
-        .map_err(|error| sqlx::Error::Io(std::io::Error::other(error)))?;
-        synced.map_err(sqlx::Error::Io)?;
+        .map_err(std::io::Error::other)
+        .and_then(|synced| synced);
+        if let Err(error) = synced {
+            let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.get_or_insert_with(|| error.to_string());
+            return Err(sqlx::Error::Io(error));
+        }
         self.syncs.fetch_add(1, Ordering::SeqCst);
         self.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())

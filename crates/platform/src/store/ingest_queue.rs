@@ -38,6 +38,8 @@ struct Queued {
     now_ms: i64,
     checks: Vec<TacCheck>,
     answer: oneshot::Sender<Result<Ingested, IngestError>>,
+    /// Its records' places in the queue, given back when it is answered or dropped.
+    _places: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Uploads to one store, committed in groups. Share it (`Arc`) between the uploaders.
@@ -65,7 +67,9 @@ struct Counts {
     failed: AtomicU64,
 }
 
-/// What a queue has done, for monitoring ([`IngestQueue::stats`]).
+/// What a queue has done, for monitoring ([`IngestQueue::stats`]). An upload is counted when its
+/// answer is sent (its caller may have gone away); a group whose COMMIT landed but whose sync
+/// failed counts its uploads as failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IngestStats {
     /// Transactions committed (a group, or one upload of a split group).
@@ -143,14 +147,9 @@ impl IngestQueue {
         received: DateTime,
         now_ms: i64,
     ) -> Result<Ingested, IngestError> {
-        // Held until answered: the records' place in the queue.
-        let places = u32::try_from(batch.records.len().clamp(1, self.limit)).unwrap_or(u32::MAX);
-        let _places = self
-            .in_flight
-            .clone()
-            .acquire_many_owned(places)
-            .await
-            .map_err(|error| IngestError::Shadow(format!("the upload queue is closed: {error}")))?;
+        // The records' place in the queue, held by the queued upload until it is answered or
+        // dropped (not by this caller, who may go away).
+        let mut places = Some(self.places(&batch).await?);
         // CPU work (DES or SM4 per record), off the runtime's threads, an upload per turn.
         let checks = {
             // The turn goes with the work: a caller that goes away does not free it early.
@@ -165,6 +164,10 @@ impl IngestQueue {
             .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?
         };
         loop {
+            let places = match places.take() {
+                Some(places) => places,
+                None => self.places(&batch).await?,
+            };
             let (answer, mut answered) = oneshot::channel();
             self.queue().push(Queued {
                 batch: batch.clone(),
@@ -173,6 +176,7 @@ impl IngestQueue {
                 now_ms,
                 checks: checks.clone(),
                 answer,
+                _places: places,
             });
             loop {
                 tokio::select! {
@@ -182,18 +186,38 @@ impl IngestQueue {
                         // Its leader was cancelled before answering: queue again.
                         Err(_) => break,
                     },
-                    _turn = self.leader.lock() => {
+                    turn = self.leader.lock() => {
                         let group = self.next_group();
-                        if !group.is_empty() {
-                            // On a task of its own: the leader's caller going away does not cut the
-                            // group's transaction short, and every upload of it is answered.
-                            let queue = self.clone();
-                            let _ = tokio::spawn(async move { queue.take(group).await }).await;
+                        if group.is_empty() {
+                            // Another leader took this upload: its answer comes.
+                            drop(turn);
+                            match (&mut answered).await {
+                                Ok(answer) => return answer,
+                                Err(_) => break,
+                            }
                         }
+                        // On a task of its own: the leader's caller going away does not cut the
+                        // group's transaction short, and every upload of it is answered. The
+                        // next group may begin once this one's COMMIT returned: its sync to disk
+                        // runs beside the next group's work.
+                        let queue = self.clone();
+                        let (committed, written) = oneshot::channel();
+                        tokio::spawn(async move { queue.take(group, committed).await });
+                        let _ = written.await;
                     }
                 }
             }
         }
+    }
+
+    /// A place in the queue for each of the batch's records (at most the whole bound).
+    async fn places(&self, batch: &Batch) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
+        let places = u32::try_from(batch.records.len().clamp(1, self.limit)).unwrap_or(u32::MAX);
+        self.in_flight
+            .clone()
+            .acquire_many_owned(places)
+            .await
+            .map_err(|error| IngestError::Shadow(format!("the upload queue is closed: {error}")))
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
@@ -217,11 +241,14 @@ impl IngestQueue {
     }
 
     /// Ingests `group` in one transaction and answers each; if that fails, each alone.
-    async fn take(&self, group: Vec<Queued>) {
+    /// (`written` is told once a COMMIT of the group's returned, before its sync; dropped unsent
+    /// when none did.)
+    async fn take(&self, group: Vec<Queued>, written: oneshot::Sender<()>) {
+        let mut written = Some(written);
         let together = {
             let uploads: Vec<Upload<'_>> = group.iter().map(upload).collect();
             let checks: Vec<Vec<TacCheck>> = group.iter().map(|q| q.checks.clone()).collect();
-            self.store.ingest_checked(&uploads, &checks).await
+            self.store.ingest_checked(&uploads, &checks, &mut written).await
         };
         let committed = || self.counts.groups.fetch_add(1, Ordering::Relaxed);
         match together {
@@ -234,8 +261,8 @@ impl IngestQueue {
             Err(_) if group.len() > 1 => {
                 self.counts.split.fetch_add(1, Ordering::Relaxed);
                 for queued in group {
-                    let alone =
-                        self.store.ingest_checked(&[upload(&queued)], std::slice::from_ref(&queued.checks)).await;
+                    let checks = std::slice::from_ref(&queued.checks);
+                    let alone = self.store.ingest_checked(&[upload(&queued)], checks, &mut written).await;
                     let alone = alone.and_then(|mut answers| {
                         committed();
                         answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))

@@ -116,7 +116,8 @@ const BACKEND_HALVES: [(i64, &str, &str); 2] = [
 /// server settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Every commit is on disk before it returns (`synchronous = FULL`): the default.
+    /// Every commit is on disk before it returns (on SQLite by the store's group commit, else
+    /// `synchronous = FULL`): the default.
     #[default]
     Full,
     /// Commits survive a crash of the process but the last ones may be lost at a power loss
@@ -281,7 +282,7 @@ type WriterSlot = Arc<tokio::sync::Mutex<Option<Writer>>>;
 /// gets the connection); on PostgreSQL a pooled transaction.
 pub(crate) struct WriteTransaction {
     inner: Inner,
-    /// SQLite with full durability: the commit waits for its barrier (`durable`).
+    /// SQLite with full durability: the commit waits for a sync of the WAL (`durable`).
     sync: Option<Arc<Durable>>,
 }
 
@@ -291,22 +292,30 @@ enum Inner {
 }
 
 impl WriteTransaction {
-    /// Commits.
-    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+    /// Commits, and returns once the commit is durable.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.commit_unsynced().await?.synced().await
+    }
+
+    /// Commits and gives up the writer turn; the commit is durable once [`Committed::synced`]
+    /// returns (at once on PostgreSQL, or without the group commit).
+    pub(crate) async fn commit_unsynced(mut self) -> Result<Committed, sqlx::Error> {
         match &mut self.inner {
             Inner::Sqlite(turn) => {
                 let writer = writer_of(turn)?;
                 writer.connection.execute("COMMIT").await?;
                 writer.open = false;
-                let Some(durable) = self.sync.take() else { return Ok(()) };
-                // The turn is given up before waiting for the sync.
-                let ticket = durable.ticket();
+                // The ticket is taken with the turn held, then the turn is given up.
+                let sync = self.sync.take().map(|durable| {
+                    let ticket = durable.ticket();
+                    (durable, ticket)
+                });
                 drop(turn.take());
-                durable.wait(ticket).await
+                Ok(Committed { sync })
             }
             Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
-                Inner::Postgres(transaction) => transaction.commit().await,
-                Inner::Sqlite(_) => Ok(()),
+                Inner::Postgres(transaction) => transaction.commit().await.map(|()| Committed { sync: None }),
+                Inner::Sqlite(_) => Ok(Committed { sync: None }),
             },
         }
     }
@@ -324,6 +333,22 @@ impl WriteTransaction {
                 Inner::Postgres(transaction) => transaction.rollback().await,
                 Inner::Sqlite(_) => Ok(()),
             },
+        }
+    }
+}
+
+/// A commit done, perhaps not yet durable ([`WriteTransaction::commit_unsynced`]).
+#[must_use = "a commit is durable only once `synced` returns"]
+pub(crate) struct Committed {
+    sync: Option<(Arc<Durable>, u64)>,
+}
+
+impl Committed {
+    /// Waits until the commit is on disk.
+    pub(crate) async fn synced(self) -> Result<(), sqlx::Error> {
+        match self.sync {
+            Some((durable, ticket)) => durable.wait(ticket).await,
+            None => Ok(()),
         }
     }
 }
@@ -442,20 +467,23 @@ impl Store {
             .await?;
         let migrator = Migrator::new(EmbeddedMigrations(backend)).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        // The group commit, where the WAL is where it should be (the migrations wrote through it).
+        let durable = database_file
+            .filter(|_| options.durability == Durability::Full)
+            .and_then(|file| Durable::new(&file).found())
+            .map(Arc::new);
         let writer = match backend {
             Backend::Sqlite => {
                 let mut connection = pool.acquire().await?.detach();
                 connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
-                if options.durability == Durability::Full {
-                    // Synced by the group commit's barriers instead (`durable`).
+                if durable.is_some() {
+                    // Synced by the group commit instead (`durable`).
                     connection.execute("PRAGMA synchronous = NORMAL").await?;
                 }
                 Some(Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false }))))
             }
             Backend::Postgres => None,
         };
-        let durable =
-            database_file.filter(|_| options.durability == Durability::Full).map(|file| Arc::new(Durable::new(&file)));
         let store = Store { pool, backend, writer, shadows: Arc::default(), durable };
         store.move_record_rows().await?;
         Ok(store)
@@ -511,6 +539,9 @@ impl Store {
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
         let held = turn.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
+        if let Some(durable) = &self.durable {
+            durable.check()?;
+        }
         if held.open {
             // A transaction may be open (its writer was cancelled, or its rollback failed): roll
             // it back. An error means none was (SQLite had rolled it back, or it committed).

@@ -68,6 +68,7 @@ fn syncs(store: &Store) -> u64 {
 async fn writes_committed_together_share_one_sync() {
     let (_dir, store) = store().await;
     let durable = store.durable.clone().expect("full durability: group commit");
+    assert!(durable.wal().is_file(), "the WAL synced is SQLite's: {}", durable.wal().display());
     let before = durable.syncs();
     insert(&store, 0).await;
     assert_eq!(durable.syncs(), before + 1, "a write alone is made durable by a sync of its own");
@@ -104,4 +105,14 @@ async fn with_os_durability_no_sync_runs() {
     t.commit().await.expect("committed");
     insert(&store, 1).await;
     assert_eq!((rows(&store).await, syncs(&store)), (vec![1], 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_sync_every_write_is_refused() {
+    let (_dir, store) = store().await;
+    insert(&store, 1).await;
+    store.durable.as_ref().expect("group commit").fail_for_test();
+    let refused = store.begin_write().await.err().expect("a write refused");
+    assert!(refused.to_string().contains("writes refused until restart"), "{refused}");
+    assert_eq!(rows(&store).await, [1], "reads go on");
 }
