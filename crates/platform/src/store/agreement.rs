@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use yitong_clearing::shadow::{CardId, Sequence, Verdict};
+use yitong_clearing::shadow::{CardId, Sequence, Shadow, Verdict};
 
-use super::clearing::load_shadow;
+use super::clearing::load_shadows;
 use super::{column, IngestError, Store, CHECK_LISTED_MAX};
 use crate::cities::Cities;
 use crate::ledger::{CardAgreement, ClearingAgreement, UndecidedCard};
+
+/// Cards whose shadows one statement reads.
+const CARDS_PER_PAGE: usize = 1_000;
 
 impl Store {
     /// Checks, card by card, that the ledger and the back office's shadows agree on what each of
@@ -69,83 +72,92 @@ impl Store {
         let cards = sqlx::query("SELECT card_id, city, state FROM phone_cards ORDER BY card_id")
             .fetch_all(&mut *connection)
             .await?;
+        let mut parsed = Vec::with_capacity(cards.len());
         for row in &cards {
             let (card_id, city, state): (String, String, String) = (column(row, 0)?, column(row, 1)?, column(row, 2)?);
-            check.cards += 1;
             let corrupt = |why: String| IngestError::Shadow(format!("card {card_id}: {why}"));
             let issuer_id =
                 cities.get(&city).ok_or_else(|| corrupt(format!("city {city:?} is not served")))?.issuer_id();
             let mut card_serial = [0u8; 10];
             hex::decode_to_slice(&card_id, &mut card_serial).map_err(|e| corrupt(format!("not a serial: {e}")))?;
-            let (_, shadow) = load_shadow(connection, CardId { issuer_id, card_serial }).await?;
-            let records = platform.get(&card_id);
-            let mut agreement = CardAgreement {
-                card_id: card_id.clone(),
-                state,
-                ledger_fen: liabilities.get(&card_id).copied().unwrap_or(0)
-                    + unsettled.get(&card_id).copied().unwrap_or(0),
-                shadow_fen: shadow.balance_fen().unwrap_or(0),
-                gate_debits_fen: 0,
-                other_loads_fen: 0,
-            };
-            let transactions = shadow.transactions();
-            let mut why = Vec::new();
-            if agreement.state == "closing" {
-                // Its debit may be proven and fed before the closure's posting moves the liability.
-                why.push("closure in progress".to_owned());
-            }
-            if let Some(flag) = shadow.flags().next() {
-                why.push(format!("flag standing: {flag}"));
-            }
-            let pending = transactions.iter().filter(|t| t.verdict == Verdict::Pending).count();
-            if pending > 0 {
-                why.push(format!("{pending} record(s) pending"));
-            }
-            for (tap, state) in records.into_iter().flatten() {
-                let fed = transactions.iter().any(|t| t.tap_id.to_string() == *tap);
-                match state.as_str() {
-                    "in_doubt" => why.push(format!("platform record {tap} in doubt")),
-                    "unconfirmed" => why.push(format!("platform record {tap} handed on unconfirmed")),
-                    _ if !fed => why.push(format!("platform record {tap} not fed to the back office yet")),
-                    _ => {}
+            parsed.push((card_id, state, CardId { issuer_id, card_serial }));
+        }
+        // The shadows read a page of cards per statement.
+        for page in parsed.chunks(CARDS_PER_PAGE) {
+            let ids: Vec<CardId> = page.iter().map(|(_, _, card)| *card).collect();
+            let mut shadows = load_shadows(self.backend(), None, connection, &ids).await?;
+            for (card_id, state, card) in page {
+                check.cards += 1;
+                let shadow = shadows.remove(card).map_or_else(|| Shadow::new(*card), |(_, shadow)| shadow);
+                let records = platform.get(card_id);
+                let mut agreement = CardAgreement {
+                    card_id: card_id.clone(),
+                    state: state.clone(),
+                    ledger_fen: liabilities.get(card_id).copied().unwrap_or(0)
+                        + unsettled.get(card_id).copied().unwrap_or(0),
+                    shadow_fen: shadow.balance_fen().unwrap_or(0),
+                    gate_debits_fen: 0,
+                    other_loads_fen: 0,
+                };
+                let transactions = shadow.transactions();
+                let mut why = Vec::new();
+                if agreement.state == "closing" {
+                    // Its debit may be proven and fed before the closure's posting moves the liability.
+                    why.push("closure in progress".to_owned());
                 }
-            }
-            // A card the platform issued starts both counters at 0: a first record above 1 means
-            // earlier ones were not uploaded.
-            for (sequence, name) in [(Sequence::Online, "load"), (Sequence::Offline, "purchase")] {
-                let lowest = transactions.iter().filter(|t| t.sequence == sequence).map(|t| t.counter).min();
-                if let Some(lowest) = lowest.filter(|&counter| counter > 1) {
-                    why.push(format!("{name} counters below {lowest} not uploaded"));
+                if let Some(flag) = shadow.flags().next() {
+                    why.push(format!("flag standing: {flag}"));
                 }
-            }
-            if !why.is_empty() {
-                check.undecided_count += 1;
-                if check.undecided.len() < CHECK_LISTED_MAX {
-                    check.undecided.push(UndecidedCard { card_id, why: why.join("; ") });
+                let pending = transactions.iter().filter(|t| t.verdict == Verdict::Pending).count();
+                if pending > 0 {
+                    why.push(format!("{pending} record(s) pending"));
                 }
-                continue;
-            }
-            for t in transactions.iter().filter(|t| t.verdict == Verdict::Charged) {
-                if records.is_some_and(|r| r.contains_key(&t.tap_id.to_string())) {
+                for (tap, state) in records.into_iter().flatten() {
+                    let fed = transactions.iter().any(|t| t.tap_id.to_string() == *tap);
+                    match state.as_str() {
+                        "in_doubt" => why.push(format!("platform record {tap} in doubt")),
+                        "unconfirmed" => why.push(format!("platform record {tap} handed on unconfirmed")),
+                        _ if !fed => why.push(format!("platform record {tap} not fed to the back office yet")),
+                        _ => {}
+                    }
+                }
+                // A card the platform issued starts both counters at 0: a first record above 1 means
+                // earlier ones were not uploaded.
+                for (sequence, name) in [(Sequence::Online, "load"), (Sequence::Offline, "purchase")] {
+                    let lowest = transactions.iter().filter(|t| t.sequence == sequence).map(|t| t.counter).min();
+                    if let Some(lowest) = lowest.filter(|&counter| counter > 1) {
+                        why.push(format!("{name} counters below {lowest} not uploaded"));
+                    }
+                }
+                if !why.is_empty() {
+                    check.undecided_count += 1;
+                    if check.undecided.len() < CHECK_LISTED_MAX {
+                        check.undecided.push(UndecidedCard { card_id: card_id.clone(), why: why.join("; ") });
+                    }
                     continue;
                 }
-                match t.sequence {
-                    Sequence::Online => agreement.other_loads_fen += i64::from(t.amount_fen),
-                    Sequence::Offline => agreement.gate_debits_fen += i64::from(t.amount_fen),
+                for t in transactions.iter().filter(|t| t.verdict == Verdict::Charged) {
+                    if records.is_some_and(|r| r.contains_key(&t.tap_id.to_string())) {
+                        continue;
+                    }
+                    match t.sequence {
+                        Sequence::Online => agreement.other_loads_fen += i64::from(t.amount_fen),
+                        Sequence::Offline => agreement.gate_debits_fen += i64::from(t.amount_fen),
+                    }
                 }
-            }
-            check.ledger_fen += agreement.ledger_fen;
-            check.cleared_fen += agreement.cleared_fen();
-            check.gate_debits_fen += agreement.gate_debits_fen;
-            if agreement.state == "closed" {
-                check.fares_unsettled_cleared_fen += agreement.gate_debits_fen - agreement.other_loads_fen;
-            }
-            if agreement.agrees() {
-                check.agreeing += 1;
-            } else {
-                check.mismatch_count += 1;
-                if check.mismatches.len() < CHECK_LISTED_MAX {
-                    check.mismatches.push(agreement);
+                check.ledger_fen += agreement.ledger_fen;
+                check.cleared_fen += agreement.cleared_fen();
+                check.gate_debits_fen += agreement.gate_debits_fen;
+                if agreement.state == "closed" {
+                    check.fares_unsettled_cleared_fen += agreement.gate_debits_fen - agreement.other_loads_fen;
+                }
+                if agreement.agrees() {
+                    check.agreeing += 1;
+                } else {
+                    check.mismatch_count += 1;
+                    if check.mismatches.len() < CHECK_LISTED_MAX {
+                        check.mismatches.push(agreement);
+                    }
                 }
             }
         }

@@ -241,7 +241,7 @@ impl Store {
         }
         // The new batches' cards: their shadows as stored (with the version read) and as fed.
         let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
-        let mut shadows = load_shadows(self.backend(), &self.shadows, &mut transaction, &cards).await?;
+        let mut shadows = load_shadows(self.backend(), Some(&self.shadows), &mut transaction, &cards).await?;
         let mut batch_rows = Vec::with_capacity(fresh.len());
         for &index in &fresh {
             let upload = &uploads[index];
@@ -524,10 +524,11 @@ pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> Str
 }
 
 /// The stored shadows of `cards` (in any order, repeats allowed) with their versions; a fresh
-/// shadow (version `None`) for a card not seen yet.
-async fn load_shadows(
+/// shadow (version `None`) for a card not seen yet. A writer passes the `cache`: its cards are
+/// taken from there instead (a reader passes none, leaving the cache alone).
+pub(super) async fn load_shadows(
     backend: Backend,
-    cache: &ShadowCache,
+    cache: Option<&ShadowCache>,
     connection: &mut sqlx::AnyConnection,
     cards: &[CardId],
 ) -> Result<BTreeMap<CardId, (Option<i64>, Shadow)>, IngestError> {
@@ -535,7 +536,7 @@ async fn load_shadows(
         cards.iter().map(|&card| (card, (None, Shadow::new(card)))).collect();
     let mut distinct = Vec::with_capacity(shadows.len());
     for (card, slot) in &mut shadows {
-        match cache.take(card) {
+        match cache.and_then(|cache| cache.take(card)) {
             Some((version, shadow)) => *slot = (Some(version), shadow),
             None => distinct.push(*card),
         }
