@@ -25,6 +25,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::store::CHECK_LISTED_MAX;
+
 /// One card's two sides, fen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CardAgreement {
@@ -97,6 +99,36 @@ impl ClearingAgreement {
     /// Every decided card agrees (undecided ones wait for their evidence).
     pub fn is_ok(&self) -> bool {
         self.mismatch_count == 0
+    }
+
+    /// Counts one card: its two sides, or why it is undecided (lists bounded by
+    /// [`CHECK_LISTED_MAX`]).
+    pub fn add(&mut self, card_id: &str, judged: Result<CardAgreement, String>) {
+        self.cards += 1;
+        let agreement = match judged {
+            Ok(agreement) => agreement,
+            Err(why) => {
+                self.undecided_count += 1;
+                if self.undecided.len() < CHECK_LISTED_MAX {
+                    self.undecided.push(UndecidedCard { card_id: card_id.to_owned(), why });
+                }
+                return;
+            }
+        };
+        self.ledger_fen += agreement.ledger_fen;
+        self.cleared_fen += agreement.cleared_fen();
+        self.gate_debits_fen += agreement.gate_debits_fen;
+        if agreement.state == "closed" {
+            self.fares_unsettled_cleared_fen += agreement.gate_debits_fen - agreement.other_loads_fen;
+        }
+        if agreement.agrees() {
+            self.agreeing += 1;
+        } else {
+            self.mismatch_count += 1;
+            if self.mismatches.len() < CHECK_LISTED_MAX {
+                self.mismatches.push(agreement);
+            }
+        }
     }
 }
 

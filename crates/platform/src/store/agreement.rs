@@ -2,14 +2,14 @@
 //! says what it proves): each platform card's ledger side from its liability and its closure's
 //! posting, its clearing side from its stored shadow, in one snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use yitong_clearing::shadow::{CardId, Sequence, Shadow, Verdict};
+use yitong_clearing::shadow::{CardId, Sequence, Shadow, Transaction, Verdict};
 
 use super::clearing::load_shadows;
-use super::{column, IngestError, Store, CHECK_LISTED_MAX};
+use super::{column, IngestError, Store};
 use crate::cities::Cities;
-use crate::ledger::{CardAgreement, ClearingAgreement, UndecidedCard};
+use crate::ledger::{CardAgreement, ClearingAgreement};
 
 /// Cards whose shadows one statement reads.
 const CARDS_PER_PAGE: usize = 1_000;
@@ -87,81 +87,76 @@ impl Store {
             let ids: Vec<CardId> = page.iter().map(|(_, _, card)| *card).collect();
             let mut shadows = load_shadows(self.backend(), None, connection, &ids).await?;
             for (card_id, state, card) in page {
-                check.cards += 1;
                 let shadow = shadows.remove(card).map_or_else(|| Shadow::new(*card), |(_, shadow)| shadow);
-                let records = platform.get(card_id);
-                let mut agreement = CardAgreement {
-                    card_id: card_id.clone(),
-                    state: state.clone(),
-                    ledger_fen: liabilities.get(card_id).copied().unwrap_or(0)
-                        + unsettled.get(card_id).copied().unwrap_or(0),
-                    shadow_fen: shadow.balance_fen().unwrap_or(0),
-                    gate_debits_fen: 0,
-                    other_loads_fen: 0,
-                };
-                let transactions = shadow.transactions();
-                let mut why = Vec::new();
-                if agreement.state == "closing" {
-                    // Its debit may be proven and fed before the closure's posting moves the liability.
-                    why.push("closure in progress".to_owned());
-                }
-                if let Some(flag) = shadow.flags().next() {
-                    why.push(format!("flag standing: {flag}"));
-                }
-                let pending = transactions.iter().filter(|t| t.verdict == Verdict::Pending).count();
-                if pending > 0 {
-                    why.push(format!("{pending} record(s) pending"));
-                }
-                for (tap, state) in records.into_iter().flatten() {
-                    let fed = transactions.iter().any(|t| t.tap_id.to_string() == *tap);
-                    match state.as_str() {
-                        "in_doubt" => why.push(format!("platform record {tap} in doubt")),
-                        "unconfirmed" => why.push(format!("platform record {tap} handed on unconfirmed")),
-                        _ if !fed => why.push(format!("platform record {tap} not fed to the back office yet")),
-                        _ => {}
-                    }
-                }
-                // A card the platform issued starts both counters at 0: a first record above 1 means
-                // earlier ones were not uploaded.
-                for (sequence, name) in [(Sequence::Online, "load"), (Sequence::Offline, "purchase")] {
-                    let lowest = transactions.iter().filter(|t| t.sequence == sequence).map(|t| t.counter).min();
-                    if let Some(lowest) = lowest.filter(|&counter| counter > 1) {
-                        why.push(format!("{name} counters below {lowest} not uploaded"));
-                    }
-                }
-                if !why.is_empty() {
-                    check.undecided_count += 1;
-                    if check.undecided.len() < CHECK_LISTED_MAX {
-                        check.undecided.push(UndecidedCard { card_id: card_id.clone(), why: why.join("; ") });
-                    }
-                    continue;
-                }
-                for t in transactions.iter().filter(|t| t.verdict == Verdict::Charged) {
-                    if records.is_some_and(|r| r.contains_key(&t.tap_id.to_string())) {
-                        continue;
-                    }
-                    match t.sequence {
-                        Sequence::Online => agreement.other_loads_fen += i64::from(t.amount_fen),
-                        Sequence::Offline => agreement.gate_debits_fen += i64::from(t.amount_fen),
-                    }
-                }
-                check.ledger_fen += agreement.ledger_fen;
-                check.cleared_fen += agreement.cleared_fen();
-                check.gate_debits_fen += agreement.gate_debits_fen;
-                if agreement.state == "closed" {
-                    check.fares_unsettled_cleared_fen += agreement.gate_debits_fen - agreement.other_loads_fen;
-                }
-                if agreement.agrees() {
-                    check.agreeing += 1;
-                } else {
-                    check.mismatch_count += 1;
-                    if check.mismatches.len() < CHECK_LISTED_MAX {
-                        check.mismatches.push(agreement);
-                    }
-                }
+                let ledger_fen =
+                    liabilities.get(card_id).copied().unwrap_or(0) + unsettled.get(card_id).copied().unwrap_or(0);
+                let judged = judge(card_id, state, ledger_fen, &shadow, platform.get(card_id));
+                check.add(card_id, judged);
             }
         }
         transaction.commit().await?;
         Ok(check)
     }
+}
+
+/// One card's two sides (`Err`: why it is undecided), from its ledger side, its shadow and the
+/// platform's own records of it (tap ID → state).
+fn judge(
+    card_id: &str,
+    state: &str,
+    ledger_fen: i64,
+    shadow: &Shadow,
+    records: Option<&BTreeMap<String, String>>,
+) -> Result<CardAgreement, String> {
+    let transactions = shadow.transactions();
+    let held: BTreeSet<String> = transactions.iter().map(|t| t.tap_id.to_string()).collect();
+    let mut why = Vec::new();
+    if state == "closing" {
+        // Its debit may be proven and fed before the closure's posting moves the liability.
+        why.push("closure in progress".to_owned());
+    }
+    if let Some(flag) = shadow.flags().next() {
+        why.push(format!("flag standing: {flag}"));
+    }
+    let pending = transactions.iter().filter(|t| t.verdict == Verdict::Pending).count();
+    if pending > 0 {
+        why.push(format!("{pending} record(s) pending"));
+    }
+    for (tap, state) in records.into_iter().flatten() {
+        match state.as_str() {
+            "in_doubt" => why.push(format!("platform record {tap} in doubt")),
+            "unconfirmed" => why.push(format!("platform record {tap} handed on unconfirmed")),
+            _ if !held.contains(tap) => {
+                why.push(format!("platform record {tap} not fed to the back office yet (or refused there)"))
+            }
+            _ => {}
+        }
+    }
+    // A card the platform issued starts both counters at 0: a first record above 1 means earlier
+    // ones were not uploaded.
+    for (sequence, name) in [(Sequence::Online, "load"), (Sequence::Offline, "purchase")] {
+        let lowest = transactions.iter().filter(|t| t.sequence == sequence).map(|t| t.counter).min();
+        if let Some(lowest) = lowest.filter(|&counter| counter > 1) {
+            why.push(format!("{name} counters below {lowest} not uploaded"));
+        }
+    }
+    if !why.is_empty() {
+        return Err(why.join("; "));
+    }
+    let mut agreement = CardAgreement {
+        card_id: card_id.to_owned(),
+        state: state.to_owned(),
+        ledger_fen,
+        shadow_fen: shadow.balance_fen().unwrap_or(0),
+        gate_debits_fen: 0,
+        other_loads_fen: 0,
+    };
+    let platform_record = |t: &&Transaction| records.is_some_and(|r| r.contains_key(&t.tap_id.to_string()));
+    for t in transactions.iter().filter(|t| t.verdict == Verdict::Charged).filter(|t| !platform_record(t)) {
+        match t.sequence {
+            Sequence::Online => agreement.other_loads_fen += i64::from(t.amount_fen),
+            Sequence::Offline => agreement.gate_debits_fen += i64::from(t.amount_fen),
+        }
+    }
+    Ok(agreement)
 }

@@ -177,6 +177,7 @@ impl Store {
         let mut checks = verify_tacs(&records, tac_keys).into_iter();
         let checks: Vec<Vec<TacCheck>> =
             uploads.iter().map(|u| checks.by_ref().take(u.batch.records.len()).collect()).collect();
+        let checks: Vec<&[TacCheck]> = checks.iter().map(Vec::as_slice).collect();
         self.ingest_checked(uploads, &checks, &mut None).await
     }
 
@@ -186,7 +187,7 @@ impl Store {
     pub(crate) async fn ingest_checked(
         &self,
         uploads: &[Upload<'_>],
-        checks: &[Vec<TacCheck>],
+        checks: &[&[TacCheck]],
         written: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Vec<Ingested>, IngestError> {
         let packed = uploads
@@ -205,7 +206,7 @@ impl Store {
     async fn try_ingest(
         &self,
         uploads: &[Upload<'_>],
-        checks: &[Vec<TacCheck>],
+        checks: &[&[TacCheck]],
         packed: &[Vec<u8>],
         written: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Option<Vec<Ingested>>, IngestError> {
@@ -245,7 +246,7 @@ impl Store {
         let mut batch_rows = Vec::with_capacity(fresh.len());
         for &index in &fresh {
             let upload = &uploads[index];
-            let Some((answer, dispositions)) = feed(&mut transaction, &mut shadows, upload, &checks[index]).await?
+            let Some((answer, dispositions)) = feed(&mut transaction, &mut shadows, upload, checks[index]).await?
             else {
                 transaction.rollback().await?;
                 return Ok(None);

@@ -36,7 +36,7 @@ struct Queued {
     operator_key_id: String,
     received: DateTime,
     now_ms: i64,
-    checks: Vec<TacCheck>,
+    checks: Arc<[TacCheck]>,
     answer: oneshot::Sender<Result<Ingested, IngestError>>,
     /// Its records' places in the queue, given back when it is answered or dropped.
     _places: tokio::sync::OwnedSemaphorePermit,
@@ -156,7 +156,7 @@ impl IngestQueue {
             let turn = self.checking.clone().acquire_owned().await;
             let (batch, keys) = (batch.clone(), tac_keys.clone());
             tokio::task::spawn_blocking(move || {
-                let checks: Vec<TacCheck> = batch.records.iter().map(|record| tac_check(record, &keys)).collect();
+                let checks: Arc<[TacCheck]> = batch.records.iter().map(|record| tac_check(record, &keys)).collect();
                 drop(turn);
                 checks
             })
@@ -247,7 +247,7 @@ impl IngestQueue {
         let mut written = Some(written);
         let together = {
             let uploads: Vec<Upload<'_>> = group.iter().map(upload).collect();
-            let checks: Vec<Vec<TacCheck>> = group.iter().map(|q| q.checks.clone()).collect();
+            let checks: Vec<&[TacCheck]> = group.iter().map(|q| &*q.checks).collect();
             self.store.ingest_checked(&uploads, &checks, &mut written).await
         };
         let committed = || self.counts.groups.fetch_add(1, Ordering::Relaxed);
@@ -261,8 +261,7 @@ impl IngestQueue {
             Err(_) if group.len() > 1 => {
                 self.counts.split.fetch_add(1, Ordering::Relaxed);
                 for queued in group {
-                    let checks = std::slice::from_ref(&queued.checks);
-                    let alone = self.store.ingest_checked(&[upload(&queued)], checks, &mut written).await;
+                    let alone = self.store.ingest_checked(&[upload(&queued)], &[&*queued.checks], &mut written).await;
                     let alone = alone.and_then(|mut answers| {
                         committed();
                         answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
