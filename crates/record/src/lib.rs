@@ -28,10 +28,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod card_keys;
 mod record;
 mod tac;
 mod text;
 
+pub use card_keys::CARD_KEYS_CACHED;
 pub use record::{RecordStatus, TapId, TapKind, TapRecord};
 pub use tac::{card_tac, verify_tac, TacError, TacKeys};
 pub use yitong_profile::DateTime;

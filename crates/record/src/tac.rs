@@ -6,14 +6,16 @@ use yitong_crypto::inputs::{self, Transaction};
 use yitong_crypto::{mac_matches, IssuerTacKey, Mac4, SessionKey, TacMasterKey};
 use yitong_profile::apdu::transaction_type;
 
+use crate::card_keys::CardKeys;
 use crate::record::TapRecord;
 
 /// The issuers' TAC master keys (master DTK), per issuer ID and key version, as only the back
 /// office holds them — each kept diversified by its issuer ID ([`IssuerTacKey`]), the step every
-/// card of the issuer shares.
+/// card of the issuer shares — and the card keys derived lately (`card_keys`).
 #[derive(Default)]
 pub struct TacKeys {
     keys: BTreeMap<([u8; 8], u8), IssuerTacKey>,
+    cards: CardKeys,
 }
 
 impl std::fmt::Debug for TacKeys {
@@ -32,6 +34,7 @@ impl TacKeys {
     /// Adds (or replaces) an issuer's master TAC key (DTK) of one key version.
     pub fn add(&mut self, issuer_id: [u8; 8], key_version: u8, master: TacMasterKey) {
         self.keys.insert((issuer_id, key_version), master.for_issuer(issuer_id));
+        self.cards.clear();
     }
 }
 
@@ -79,7 +82,8 @@ pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
     if issuer_key.algorithm().id() != record.algorithm_id {
         return Err(TacError::KeyMismatch);
     }
-    let key = issuer_key.card_tac_key(record.asn8());
+    let asn8 = record.asn8();
+    let key = keys.cards.get_or_derive((record.issuer_id, record.key_version, asn8), || issuer_key.card_tac_key(asn8));
     let expected = card_tac(record, &key)?;
     if mac_matches(&expected, &tac) {
         Ok(())
@@ -110,5 +114,98 @@ pub fn card_tac(record: &TapRecord, card_key: &SessionKey) -> Result<Mac4, TacEr
             Ok(inputs::purchase_tac(card_key, record.terminal_transaction_number, &t))
         }
         other => Err(TacError::UnknownTransactionType(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yitong_crypto::{Algorithm, TacMasterKey};
+    use yitong_profile::DateTime;
+
+    use super::*;
+    use crate::{RecordStatus, TapKind};
+
+    const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
+    const DTK: [u8; 16] =
+        [0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78, 0x87, 0x96, 0xA5, 0xB4, 0xC3, 0xD2, 0xE1, 0xF0];
+
+    /// A purchase of card `n` signed with the TAC the card computes (its key diversified from
+    /// the master in one go, not through the back office's kept issuer step nor its cache).
+    fn signed(n: u8, master: &TacMasterKey) -> TapRecord {
+        let mut record = TapRecord {
+            status: RecordStatus::Confirmed,
+            kind: TapKind::Exit,
+            transaction_type: transaction_type::CAPP_PURCHASE,
+            card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x12, 0x34, n],
+            issuer_id: ISSUER,
+            counter: 7,
+            amount_fen: 400,
+            balance_before_fen: 1_000,
+            balance_after_fen: 600,
+            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
+            terminal_transaction_number: 42,
+            at: DateTime::new(2026, 11, 25, 8, 30, 0).unwrap(),
+            city: "beijing".into(),
+            city_code: 0x1000,
+            station: String::new(),
+            line: 1,
+            station_code: 12,
+            card_random: [1, 2, 3, 4],
+            key_version: 1,
+            algorithm_id: master.algorithm().id(),
+            mac2: None,
+            tac: None,
+        };
+        record.tac = Some(card_tac(&record, &master.card_tac_key(ISSUER, record.asn8())).unwrap());
+        record
+    }
+
+    #[test]
+    fn a_cards_kept_key_proves_its_records_and_only_its_own() {
+        for algorithm in [Algorithm::Des, Algorithm::Sm4] {
+            let master = TacMasterKey::new(algorithm, DTK);
+            let mut keys = TacKeys::new();
+            keys.add(ISSUER, 1, TacMasterKey::new(algorithm, DTK));
+            let (first, second) = (signed(1, &master), signed(2, &master));
+            // Derived, then kept: the same verdicts.
+            for _ in 0..2 {
+                assert_eq!(verify_tac(&first, &keys), Ok(()), "{algorithm:?}");
+                assert_eq!(verify_tac(&second, &keys), Ok(()), "{algorithm:?}");
+            }
+            assert_eq!(keys.cards.len(), 2);
+            // Card 2's record claimed by card 1: card 1's kept key does not prove it.
+            let claimed = TapRecord { card_serial: first.card_serial, ..second.clone() };
+            assert_eq!(verify_tac(&claimed, &keys), Err(TacError::Mismatch), "{algorithm:?}");
+            let altered = TapRecord { amount_fen: 1, ..first.clone() };
+            assert_eq!(verify_tac(&altered, &keys), Err(TacError::Mismatch), "{algorithm:?}");
+            // New master keys: the kept card keys go with the old ones.
+            keys.add(ISSUER, 1, TacMasterKey::new(algorithm, [0x77; 16]));
+            assert_eq!(keys.cards.len(), 0);
+            assert_eq!(verify_tac(&first, &keys), Err(TacError::Mismatch), "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn the_kept_card_keys_are_bounded() {
+        let cards = CardKeys::default();
+        let master = TacMasterKey::new(Algorithm::Des, DTK);
+        let (one, other) = (master.card_tac_key(ISSUER, [1; 8]), master.card_tac_key(ISSUER, [2; 8]));
+        let derived = std::cell::Cell::new(0);
+        let derive = |key: &SessionKey| {
+            derived.set(derived.get() + 1);
+            key.clone()
+        };
+        let total = crate::CARD_KEYS_CACHED as u64 + 1_000;
+        for n in 0..total {
+            cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || derive(&one));
+        }
+        assert_eq!(derived.get(), total);
+        assert!(cards.len() <= crate::CARD_KEYS_CACHED, "{} keys kept", cards.len());
+        // The latest card is kept: not derived again.
+        let kept = cards.get_or_derive((ISSUER, 1, (total - 1).to_be_bytes()), || derive(&other));
+        assert_eq!((derived.get(), kept.as_bytes()), (total, one.as_bytes()));
+        // The first one is gone: derived again.
+        let again = cards.get_or_derive((ISSUER, 1, 0u64.to_be_bytes()), || derive(&other));
+        assert_eq!((derived.get(), again.as_bytes()), (total + 1, other.as_bytes()));
     }
 }
