@@ -6,23 +6,22 @@
 //! twice; a record sent again in another batch is a duplicate to its card's shadow.
 //!
 //! Card shadows are stored packed (`Shadow::pack`; JSON in rows written before migration 8, read
-//! as they are) with a version, and kept in memory between groups
+//! as they are) under a write token unique to the write, and kept in memory between groups
 //! (`shadow_cache`): two batches of one card racing on PostgreSQL (or two processes on one
-//! SQLite file) — the second's compare-and-swap fails and its whole transaction is tried again on
-//! the shadows as the first left them, read from the database.
+//! SQLite file) — the second's compare-and-swap on the token fails and its whole group is tried
+//! again on the shadows as the first left them, read from the database. A group is prepared
+//! outside the writer's turn and written in it (`ingest_group`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use yitong_clearing::batch::Batch;
-use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
-use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Evidence, Shadow, TacCheck, Verdict};
+use yitong_clearing::shadow::{CardId, Evidence, Shadow, TacCheck, Verdict};
 use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys, TapRecord};
 
-use super::hotlist::{append_change_in, HotlistChangeError};
-use super::kept_batches::{insert_batch, BatchRow, KeptDisposition};
+use super::ingest_group;
 use super::shadow_cache::ShadowCache;
 use super::{column, Backend, Store, StoreError};
 
@@ -140,7 +139,7 @@ impl From<sqlx::Error> for IngestError {
     }
 }
 
-fn verdict_name(verdict: Verdict) -> &'static str {
+pub(super) fn verdict_name(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Pending => "pending",
         Verdict::Charged => "charged",
@@ -182,126 +181,32 @@ impl Store {
     }
 
     /// [`Store::ingest_batches`] with each record's TAC check done (`checks[i][j]`: upload `i`'s
-    /// record `j`); `written` is told (and taken) once the COMMIT returned, before the commit is
-    /// synced to disk.
+    /// record `j`); `ready` is told (and taken) once the group is prepared and the writer's turn
+    /// is its own: the next group can be prepared meanwhile (`ingest_group`).
     pub(crate) async fn ingest_checked(
         &self,
         uploads: &[Upload<'_>],
         checks: &[&[TacCheck]],
-        written: &mut Option<tokio::sync::oneshot::Sender<()>>,
+        ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Vec<Ingested>, IngestError> {
         let packed = uploads
             .iter()
             .map(|u| u.batch.pack().map_err(|e| IngestError::Shadow(format!("batch {}: {e}", u.batch.header.batch_id))))
             .collect::<Result<Vec<_>, _>>()?;
         for _ in 0..ATTEMPTS {
-            if let Some(ingested) = self.try_ingest(uploads, checks, &packed, written).await? {
-                return Ok(ingested);
+            let prepared = ingest_group::prepare(self, uploads, checks).await?;
+            let cards: Vec<CardId> = prepared.cards().copied().collect();
+            match ingest_group::write(self, uploads, &packed, prepared, ready).await {
+                Ok(Some(ingested)) => return Ok(ingested),
+                // Another writer changed a shadow, the hotlist or took a batch: read them again.
+                Ok(None) => self.shadows.forget(&cards),
+                Err(error) => {
+                    self.shadows.forget(&cards);
+                    return Err(error);
+                }
             }
         }
         Err(StoreError::Contended(ATTEMPTS).into())
-    }
-
-    /// One attempt: `None` when another writer changed a shadow or the hotlist meanwhile.
-    async fn try_ingest(
-        &self,
-        uploads: &[Upload<'_>],
-        checks: &[&[TacCheck]],
-        packed: &[Vec<u8>],
-        written: &mut Option<tokio::sync::oneshot::Sender<()>>,
-    ) -> Result<Option<Vec<Ingested>>, IngestError> {
-        let mut transaction = self.begin_write().await?;
-        let mut answers: Vec<Option<Ingested>> = Vec::with_capacity(uploads.len());
-        let mut first_of: BTreeMap<(String, &str), usize> = BTreeMap::new();
-        let mut fresh = Vec::new();
-        for (index, upload) in uploads.iter().enumerate() {
-            let gate = hex::encode_upper(upload.batch.header.gate);
-            let batch_id = upload.batch.header.batch_id.as_str();
-            if first_of.contains_key(&(gate.clone(), batch_id)) {
-                answers.push(None);
-                continue;
-            }
-            first_of.insert((gate.clone(), batch_id), index);
-            let stored = sqlx::query("SELECT answer FROM clearing_batches WHERE gate = $1 AND batch_id = $2")
-                .bind(gate.as_str())
-                .bind(batch_id)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            match stored {
-                Some(row) => {
-                    let text: String = column(&row, 0)?;
-                    let answer = serde_json::from_str::<BatchAnswer>(&text)
-                        .map_err(|e| IngestError::Shadow(format!("batch {gate}/{batch_id}: {e}")))?;
-                    answers.push(Some(Ingested { answer, new: false }));
-                }
-                None => {
-                    fresh.push(index);
-                    answers.push(None);
-                }
-            }
-        }
-        // The new batches' cards: their shadows as stored (with the version read) and as fed.
-        let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
-        let mut shadows = load_shadows(self.backend(), Some(&self.shadows), &mut transaction, &cards).await?;
-        let mut batch_rows = Vec::with_capacity(fresh.len());
-        for &index in &fresh {
-            let upload = &uploads[index];
-            let Some((answer, dispositions)) = feed(&mut transaction, &mut shadows, upload, checks[index]).await?
-            else {
-                transaction.rollback().await?;
-                return Ok(None);
-            };
-            let text = serde_json::to_string(&answer).map_err(|e| IngestError::Shadow(e.to_string()))?;
-            batch_rows.push(BatchRow {
-                upload,
-                gate: answer.gate.clone(),
-                answer: text,
-                packed: &packed[index],
-                dispositions: dispositions.into_iter().map(KeptDisposition::letter).collect(),
-            });
-            answers[index] = Some(Ingested { answer, new: true });
-        }
-        // The batches' rows in key order: two writers with the same batches lock them in the same
-        // order (no deadlock on PostgreSQL); one already there means another writer took it.
-        batch_rows.sort_by(|a, b| {
-            (&a.gate, &a.upload.batch.header.batch_id).cmp(&(&b.gate, &b.upload.batch.header.batch_id))
-        });
-        for row in &batch_rows {
-            if !insert_batch(&mut transaction, row).await? {
-                // The next attempt answers with that writer's answer.
-                transaction.rollback().await?;
-                return Ok(None);
-            }
-        }
-        let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
-        if !store_shadows(self.backend(), &mut transaction, &shadows, now_ms).await? {
-            // Another writer changed one of them: read them all again.
-            self.shadows.forget(shadows.keys());
-            transaction.rollback().await?;
-            return Ok(None);
-        }
-        let committed = transaction.commit_unsynced().await?;
-        self.shadows
-            .put(shadows.into_iter().map(|(card, (version, shadow))| (card, (version.unwrap_or(0) + 1, shadow))));
-        if let Some(written) = written.take() {
-            let _ = written.send(());
-        }
-        committed.synced().await?;
-        // A batch named twice: the second answers as sent again.
-        let mut done = Vec::with_capacity(uploads.len());
-        for (index, upload) in uploads.iter().enumerate() {
-            let answer = match &answers[index] {
-                Some(ingested) => ingested.clone(),
-                None => {
-                    let key = (hex::encode_upper(upload.batch.header.gate), upload.batch.header.batch_id.as_str());
-                    let first = first_of.get(&key).and_then(|&i| answers[i].as_ref());
-                    let first = first.ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))?;
-                    Ingested { answer: first.answer.clone(), new: false }
-                }
-            };
-            done.push(answer);
-        }
-        Ok(Some(done))
     }
 
     /// The cards the back office has shadows of, and their shadow balances added up, fen.
@@ -388,95 +293,9 @@ pub struct Upload<'a> {
     pub now_ms: i64,
 }
 
-/// Feeds a batch's records to their cards' shadows (listing proven fraud on the hotlist in the
-/// transaction): the batch's answer and each record's disposition, or `None` when another writer
-/// took the hotlist's next version meanwhile (the caller rolls back and tries again).
-async fn feed(
-    transaction: &mut sqlx::AnyConnection,
-    shadows: &mut BTreeMap<CardId, (Option<i64>, Shadow)>,
-    upload: &Upload<'_>,
-    checks: &[TacCheck],
-) -> Result<Option<(BatchAnswer, Vec<KeptDisposition>)>, IngestError> {
-    let batch = upload.batch;
-    let mut answer = BatchAnswer {
-        gate: hex::encode_upper(batch.header.gate),
-        batch_id: batch.header.batch_id.clone(),
-        records: batch.records.len(),
-        accepted: 0,
-        duplicates: 0,
-        rejected: Vec::new(),
-        settled: Vec::new(),
-        flags: Vec::new(),
-    };
-    let mut dispositions = Vec::with_capacity(batch.records.len());
-    for ((position, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
-        let card = CardId::of(record);
-        let (_, shadow) = shadows
-            .get_mut(&card)
-            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
-        let (disposition, reason) = match shadow.handle_record(record, tac, upload.received) {
-            Ok(fed) => {
-                for settlement in &fed.settlements {
-                    answer.settled.push(SettledRecord {
-                        tap_id: settlement.tap_id.to_string(),
-                        verdict: verdict_name(settlement.verdict).to_owned(),
-                        previous: verdict_name(settlement.previous).to_owned(),
-                        evidence: settlement.evidence.map(|tap| tap.to_string()),
-                    });
-                }
-                for flag in &fed.raised {
-                    let mut raised =
-                        RaisedFlag { card: card.to_string(), flag: flag.to_string(), hotlisted_at_version: None };
-                    if let Some(reason) = hotlist_reason(flag) {
-                        let change = append_change_in(
-                            transaction,
-                            card,
-                            ChangeKind::Added,
-                            &reason,
-                            Actor::Policy,
-                            upload.received,
-                            upload.now_ms,
-                        )
-                        .await;
-                        match change {
-                            Ok(Some(change)) => raised.hotlisted_at_version = Some(change.version),
-                            Ok(None) => return Ok(None),
-                            // Listed before (by hand, or for another flag): it stays listed.
-                            Err(HotlistChangeError::Refused(HotlistError::AlreadyListed { .. })) => {}
-                            Err(HotlistChangeError::Refused(error)) => {
-                                return Err(IngestError::Shadow(format!("hotlist: {error}")))
-                            }
-                            Err(HotlistChangeError::Store(error)) => return Err(error.into()),
-                        }
-                    }
-                    answer.flags.push(raised);
-                }
-                match fed.disposition {
-                    Disposition::Accepted => {
-                        answer.accepted += 1;
-                        (KeptDisposition::Accepted, None)
-                    }
-                    Disposition::Duplicate { .. } => {
-                        answer.duplicates += 1;
-                        (KeptDisposition::Duplicate, None)
-                    }
-                    Disposition::Rejected { reason, .. } => (KeptDisposition::Rejected, Some(reason.to_string())),
-                }
-            }
-            // A record the shadow cannot take (its TAC check does not fit it): rejected, kept.
-            Err(error) => (KeptDisposition::Rejected, Some(error.to_string())),
-        };
-        if let Some(reason) = reason {
-            answer.rejected.push(RejectedRecord { position, tap_id: record.tap_id().to_string(), reason });
-        }
-        dispositions.push(disposition);
-    }
-    Ok(Some((answer, dispositions)))
-}
-
 /// Cards per shadow `SELECT` (2 parameters each) and per shadow upsert (6 each), well under
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
-const SHADOWS_PER_STATEMENT: usize = 1_000;
+pub(super) const SHADOWS_PER_STATEMENT: usize = 1_000;
 /// Records from which the TACs are checked on several threads.
 const PARALLEL_TAC_RECORDS: usize = 256;
 
@@ -580,42 +399,6 @@ fn stored_shadow(row: &AnyRow, state: usize, card: &dyn std::fmt::Display) -> Re
         }
     };
     shadow.map_err(|why| IngestError::Shadow(format!("card {card}: {why}")))
-}
-
-/// Writes every shadow whose stored version is still the one read (a new card's: none);
-/// `false` when another writer changed one meanwhile. One upsert per chunk: a new card is
-/// inserted at version 1, a known one replaced where its version is the one read.
-async fn store_shadows(
-    backend: Backend,
-    connection: &mut sqlx::AnyConnection,
-    shadows: &BTreeMap<CardId, (Option<i64>, Shadow)>,
-    now_ms: i64,
-) -> Result<bool, IngestError> {
-    let rows: Vec<_> = shadows.iter().collect();
-    for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
-             VALUES {} ON CONFLICT (issuer_id, card_serial) DO UPDATE SET state = NULL, packed = excluded.packed, \
-             balance_fen = excluded.balance_fen, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
-             WHERE card_shadows.version = excluded.version - 1",
-            placeholders(backend, chunk.len(), 6)
-        );
-        let mut query = sqlx::query(&sql);
-        for (card, (version, shadow)) in chunk {
-            query = query
-                .bind(hex::encode_upper(card.issuer_id))
-                .bind(hex::encode_upper(card.card_serial))
-                .bind(shadow.pack())
-                .bind(shadow.balance_fen())
-                .bind(version.unwrap_or(0) + 1)
-                .bind(now_ms);
-        }
-        let written = query.execute(&mut *connection).await?.rows_affected();
-        if written != chunk.len() as u64 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 impl Store {

@@ -3,12 +3,13 @@
 //! be alone ([`Store::ingest_batches`]).
 //!
 //! No task of its own: an uploader checks its records' TACs (on a blocking thread, taking turns
-//! with the other uploaders on all cores but one), queues its batch, then either finds its answer or takes the leader's turn and
-//! has what is queued ingested, up to [`GROUP_RECORDS_MAX`] records, on a spawned task that
-//! answers every upload of the group even if the leader's caller goes away. A group that fails
-//! is taken again upload by upload, so one bad batch fails alone. Should that task die
-//! unanswered, its uploaders queue again (a batch it had committed is then answered as sent
-//! again).
+//! with the other uploaders on all cores but one), queues its batch, then either finds its
+//! answer or takes the leader's turn and has what is queued ingested, up to
+//! [`GROUP_RECORDS_MAX`] records, on a spawned task that answers every upload of the group even
+//! if the leader's caller goes away. The leader's turn ends once its group is prepared and
+//! writing (`ingest_group`): the next group is fed while this one writes. A group that fails is
+//! taken again upload by upload, so one bad batch fails alone. Should that task die unanswered,
+//! its uploaders queue again (a batch it had committed is then answered as sent again).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -198,12 +199,12 @@ impl IngestQueue {
                         }
                         // On a task of its own: the leader's caller going away does not cut the
                         // group's transaction short, and every upload of it is answered. The
-                        // next group may begin once this one's COMMIT returned: its sync to disk
-                        // runs beside the next group's work.
+                        // next group is prepared once this one is (its shadows fed and cached)
+                        // and holds the writer's turn: it is fed while this one writes.
                         let queue = self.clone();
-                        let (committed, written) = oneshot::channel();
-                        tokio::spawn(async move { queue.take(group, committed).await });
-                        let _ = written.await;
+                        let (ready, prepared) = oneshot::channel();
+                        tokio::spawn(async move { queue.take(group, ready).await });
+                        let _ = prepared.await;
                     }
                 }
             }
@@ -241,14 +242,14 @@ impl IngestQueue {
     }
 
     /// Ingests `group` in one transaction and answers each; if that fails, each alone.
-    /// (`written` is told once a COMMIT of the group's returned, before its sync; dropped unsent
-    /// when none did.)
-    async fn take(&self, group: Vec<Queued>, written: oneshot::Sender<()>) {
-        let mut written = Some(written);
+    /// (`ready` is told once the group is prepared and its write began; dropped unsent when it
+    /// failed before.)
+    async fn take(&self, group: Vec<Queued>, ready: oneshot::Sender<()>) {
+        let mut ready = Some(ready);
         let together = {
             let uploads: Vec<Upload<'_>> = group.iter().map(upload).collect();
             let checks: Vec<&[TacCheck]> = group.iter().map(|q| &*q.checks).collect();
-            self.store.ingest_checked(&uploads, &checks, &mut written).await
+            self.store.ingest_checked(&uploads, &checks, &mut ready).await
         };
         let committed = || self.counts.groups.fetch_add(1, Ordering::Relaxed);
         match together {
@@ -261,7 +262,7 @@ impl IngestQueue {
             Err(_) if group.len() > 1 => {
                 self.counts.split.fetch_add(1, Ordering::Relaxed);
                 for queued in group {
-                    let alone = self.store.ingest_checked(&[upload(&queued)], &[&*queued.checks], &mut written).await;
+                    let alone = self.store.ingest_checked(&[upload(&queued)], &[&*queued.checks], &mut ready).await;
                     let alone = alone.and_then(|mut answers| {
                         committed();
                         answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))

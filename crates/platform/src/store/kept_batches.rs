@@ -12,7 +12,7 @@ use yitong_profile::DateTime;
 use yitong_record::TapRecord;
 
 use super::clearing::{placeholders, Verdicts};
-use super::{column, IngestError, Store, StoreError, Upload, PLATFORM_BATCH_PREFIX};
+use super::{column, Backend, IngestError, Store, StoreError, Upload, PLATFORM_BATCH_PREFIX};
 
 /// What the back office made of a kept record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,33 +75,44 @@ fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String>) {
     (first.map(|at| at.to_string()), last.map(|at| at.to_string()))
 }
 
-/// Writes a batch's row; `false` when the batch is there already (another writer took it).
-pub(crate) async fn insert_batch(
+/// Batches' rows per `INSERT` (11 parameters each; a row's records are up to a few hundred KiB).
+const BATCHES_PER_STATEMENT: usize = 64;
+
+/// Writes the batches' rows, a few dozen per statement; `false` when one is there already
+/// (another writer took it: the caller rolls back).
+pub(crate) async fn insert_batches(
+    backend: Backend,
     connection: &mut sqlx::AnyConnection,
-    row: &BatchRow<'_>,
+    rows: &[BatchRow<'_>],
 ) -> Result<bool, IngestError> {
-    let batch = row.upload.batch;
-    let (first_at, last_at) = time_span(&batch.records);
-    let inserted = sqlx::query(
-        "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
-         records_packed, dispositions, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (gate, batch_id) DO NOTHING",
-    )
-    .bind(row.gate.as_str())
-    .bind(batch.header.batch_id.as_str())
-    .bind(batch.header.operator.as_str())
-    .bind(row.upload.operator_key_id)
-    .bind(i64::try_from(batch.records.len()).unwrap_or(i64::MAX))
-    .bind(row.answer.as_str())
-    .bind(row.upload.now_ms)
-    .bind(row.packed)
-    .bind(row.dispositions.as_str())
-    .bind(first_at)
-    .bind(last_at)
-    .execute(&mut *connection)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    for chunk in rows.chunks(BATCHES_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
+             records_packed, dispositions, first_at, last_at) VALUES {} ON CONFLICT (gate, batch_id) DO NOTHING",
+            placeholders(backend, chunk.len(), 11)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            let batch = row.upload.batch;
+            let (first_at, last_at) = time_span(&batch.records);
+            query = query
+                .bind(row.gate.as_str())
+                .bind(batch.header.batch_id.as_str())
+                .bind(batch.header.operator.as_str())
+                .bind(row.upload.operator_key_id)
+                .bind(i64::try_from(batch.records.len()).unwrap_or(i64::MAX))
+                .bind(row.answer.as_str())
+                .bind(row.upload.now_ms)
+                .bind(row.packed)
+                .bind(row.dispositions.as_str())
+                .bind(first_at)
+                .bind(last_at);
+        }
+        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A kept batch's records with their dispositions, from its stored row.

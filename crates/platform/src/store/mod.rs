@@ -15,6 +15,9 @@ mod clearing;
 pub(crate) mod closures;
 mod durable;
 mod hotlist;
+mod ingest_group;
+#[cfg(test)]
+mod ingest_group_tests;
 mod ingest_queue;
 mod kept_batches;
 mod ledger;

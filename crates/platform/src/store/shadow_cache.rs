@@ -1,55 +1,113 @@
-//! Card shadows kept in memory between ingest groups, each with the stored version it was
-//! written at: a group takes a cached shadow (no copy) instead of reading and parsing the stored
-//! one. The
-//! stored version still decides — every write is a compare-and-swap on it — so a shadow another
-//! process or service wrote meanwhile fails the write, the group forgets its cards here and
-//! tries again from the database.
+//! Card shadows kept in memory between ingest groups, each with the write token it was stored
+//! under: a group takes a cached shadow (no copy) instead of reading and parsing the stored one.
+//!
+//! A group puts its shadows here as soon as it has fed them, before its write commits, so that
+//! the next group can be prepared while this one writes. That is safe because of what an entry
+//! claims: "if the database holds this card under this token, it holds this shadow". A token is
+//! unique to one write, so a write that never commits leaves entries that can never match, and
+//! a group built on one fails its compare-and-swap. The stored token decides every write, so a
+//! shadow another process or service wrote meanwhile fails the write too; the group forgets its
+//! cards here and tries again from the database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use yitong_clearing::shadow::{CardId, Shadow};
 
-/// Cards kept at most; past it, arbitrary cards are dropped (they are read again when needed).
+/// Cards kept at most: two generations of half as many. The cards put last are never the ones
+/// dropped — a group's shadows stay until the next group has taken them — however full the
+/// cache is.
 pub(crate) const SHADOW_CACHE_CARDS: usize = 262_144;
 
-/// Shadows by card, with the version stored.
+type Entries = HashMap<CardId, (i64, Shadow)>;
+
+/// Shadows by card, with their write tokens: the cards put since the last turn-over, and those
+/// of the generation before (dropped at the next one).
 #[derive(Debug, Default)]
 pub(crate) struct ShadowCache {
-    shadows: Mutex<HashMap<CardId, (i64, Shadow)>>,
+    generations: Mutex<(Entries, Entries)>,
 }
 
 impl ShadowCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<CardId, (i64, Shadow)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, (Entries, Entries)> {
         // Plain inserts and removals: a panic elsewhere leaves a usable map.
-        self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes the card's shadow and its stored version out, if cached: the group that takes it
-    /// puts it back once written ([`ShadowCache::put`]); one that fails leaves it to be read
-    /// again. (Two groups of one store at once: the second reads the stored one and one of them
-    /// fails its compare-and-swap.)
+    /// Takes the card's shadow and its token out, if cached: the group that takes it puts its
+    /// own back ([`ShadowCache::put`]); one that fails leaves it to be read again. (Two groups
+    /// of one store at once: the second reads the stored one and one of them fails its
+    /// compare-and-swap.)
     pub(crate) fn take(&self, card: &CardId) -> Option<(i64, Shadow)> {
-        self.map().remove(card)
+        let mut map = self.map();
+        let (current, previous) = &mut *map;
+        current.remove(card).or_else(|| previous.remove(card))
     }
 
-    /// Keeps shadows just written at their versions.
+    /// Keeps shadows under the tokens they are (or are being) written with.
     pub(crate) fn put(&self, written: impl IntoIterator<Item = (CardId, (i64, Shadow))>) {
         let mut map = self.map();
+        let (current, previous) = &mut *map;
         for (card, entry) in written {
-            if map.len() >= SHADOW_CACHE_CARDS && !map.contains_key(&card) {
-                let Some(&evicted) = map.keys().next() else { break };
-                map.remove(&evicted);
+            if current.len() >= SHADOW_CACHE_CARDS / 2 {
+                *previous = std::mem::take(current);
             }
-            map.insert(card, entry);
+            previous.remove(&card);
+            current.insert(card, entry);
         }
     }
 
     /// Drops cards whose stored shadow may have changed behind the cache.
     pub(crate) fn forget<'a>(&self, cards: impl IntoIterator<Item = &'a CardId>) {
         let mut map = self.map();
+        let (current, previous) = &mut *map;
         for card in cards {
-            map.remove(card);
+            current.remove(card);
+            previous.remove(card);
         }
+    }
+
+    /// Cards cached.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        let map = self.map();
+        map.0.len() + map.1.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(n: u32) -> CardId {
+        let mut serial = [0u8; 10];
+        serial[6..].copy_from_slice(&n.to_be_bytes());
+        CardId { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], card_serial: serial }
+    }
+
+    #[test]
+    fn the_cards_put_last_stay_however_many_came_before() {
+        let cache = ShadowCache::default();
+        let total = SHADOW_CACHE_CARDS as u32 * 2;
+        cache.put((0..total).map(|n| (card(n), (i64::from(n), Shadow::new(card(n))))));
+        assert!(cache.len() <= SHADOW_CACHE_CARDS, "{} cards kept", cache.len());
+        // The last half of the bound is all there, with its tokens.
+        for n in total - SHADOW_CACHE_CARDS as u32 / 2..total {
+            let (token, shadow) = cache.take(&card(n)).expect("a card put last");
+            assert_eq!((token, shadow.card()), (i64::from(n), card(n)));
+        }
+        assert!(cache.take(&card(0)).is_none(), "the oldest card was dropped");
+    }
+
+    #[test]
+    fn a_card_put_again_replaces_its_older_entry() {
+        let cache = ShadowCache::default();
+        cache.put([(card(1), (1, Shadow::new(card(1))))]);
+        cache.put([(card(1), (2, Shadow::new(card(1))))]);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.take(&card(1)).map(|(token, _)| token), Some(2));
+        cache.put([(card(2), (3, Shadow::new(card(2))))]);
+        cache.forget(&[card(2)]);
+        assert!(cache.take(&card(2)).is_none());
     }
 }

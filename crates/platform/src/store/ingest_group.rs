@@ -1,0 +1,384 @@
+//! One group of uploads, in two stages, so that the next group can be prepared while this one
+//! writes.
+//!
+//! [`prepare`], outside the writer's turn: the batches stored already found (on a reading
+//! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
+//! packed and put back in the cache under the group's new write token (`shadow_cache` says why
+//! that is safe before the commit). [`write`], in the writer's turn: the policy's hotlist
+//! listings, the batches' rows, the shadows (each a compare-and-swap on the token it was read
+//! with), the commit. `None` from either: another writer got there first; the caller forgets
+//! the group's cards and prepares it again.
+
+use std::collections::BTreeMap;
+
+use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
+use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Shadow, TacCheck};
+use yitong_profile::DateTime;
+
+use super::clearing::{
+    load_shadows, placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord,
+    SettledRecord, Upload, SHADOWS_PER_STATEMENT,
+};
+use super::hotlist::{append_change_in, HotlistChangeError};
+use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
+use super::{column, Backend, Store};
+
+/// Uploads per `SELECT` of answers stored (2 parameters each).
+const UPLOADS_PER_STATEMENT: usize = 1_000;
+
+/// A group fed, ready to write.
+pub(super) struct Prepared {
+    /// Per upload: its answer, when the batch is stored already.
+    stored: Vec<Option<BatchAnswer>>,
+    /// Per upload: the group's earlier upload of the same gate and batch ID.
+    repeats: Vec<Option<usize>>,
+    /// The new batches, fed.
+    fed: Vec<Fed>,
+    /// The listings the policy asks for, in the order the flags were raised.
+    listings: Vec<Listing>,
+    /// The cards' shadows as the group leaves them.
+    shadows: Vec<Written>,
+    /// The token every shadow of the group is written under.
+    token: i64,
+}
+
+impl Prepared {
+    /// The group's cards.
+    pub(super) fn cards(&self) -> impl Iterator<Item = &CardId> {
+        self.shadows.iter().map(|written| &written.card)
+    }
+}
+
+/// A new batch's answer and its records' dispositions (letters, in order).
+struct Fed {
+    upload: usize,
+    answer: BatchAnswer,
+    dispositions: String,
+}
+
+/// A card to list on the hotlist for a flag: `fed[fed].answer.flags[flag]` gets the version.
+struct Listing {
+    fed: usize,
+    flag: usize,
+    card: CardId,
+    reason: String,
+    received: DateTime,
+    now_ms: i64,
+}
+
+/// A card's shadow to write: over the token it was read with (`None`: not stored yet).
+struct Written {
+    card: CardId,
+    read: Option<i64>,
+    packed: Vec<u8>,
+    /// `None` while the shadow cannot tell.
+    balance_fen: Option<i64>,
+}
+
+/// Stage one (see the module documentation).
+pub(super) async fn prepare(
+    store: &Store,
+    uploads: &[Upload<'_>],
+    checks: &[&[TacCheck]],
+) -> Result<Prepared, IngestError> {
+    let mut connection = store.pool().acquire().await?;
+    let known = stored_answers(store.backend(), &mut connection, uploads).await?;
+    let mut stored = Vec::with_capacity(uploads.len());
+    let mut repeats = Vec::with_capacity(uploads.len());
+    let mut first_of: BTreeMap<(&[u8; 6], &str), usize> = BTreeMap::new();
+    let mut fresh = Vec::new();
+    for (index, upload) in uploads.iter().enumerate() {
+        let key = (&upload.batch.header.gate, upload.batch.header.batch_id.as_str());
+        if let Some(&first) = first_of.get(&key) {
+            stored.push(None);
+            repeats.push(Some(first));
+            continue;
+        }
+        first_of.insert(key, index);
+        repeats.push(None);
+        let answer = known.get(&(hex::encode_upper(key.0), key.1.to_owned())).cloned();
+        if answer.is_none() {
+            fresh.push(index);
+        }
+        stored.push(answer);
+    }
+    let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
+    let mut shadows = load_shadows(store.backend(), Some(&store.shadows), &mut connection, &cards).await?;
+    drop(connection);
+    let mut fed = Vec::with_capacity(fresh.len());
+    let mut listings = Vec::new();
+    for upload in fresh {
+        fed.push(feed(&mut shadows, upload, &uploads[upload], checks[upload], fed.len(), &mut listings)?);
+    }
+    let token = write_token()?;
+    let mut written = Vec::with_capacity(shadows.len());
+    let mut cached = Vec::with_capacity(shadows.len());
+    for (card, (read, shadow)) in shadows {
+        written.push(Written { card, read, packed: shadow.pack(), balance_fen: shadow.balance_fen() });
+        cached.push((card, (token, shadow)));
+    }
+    store.shadows.put(cached);
+    Ok(Prepared { stored, repeats, fed, listings, shadows: written, token })
+}
+
+/// Stage two (see the module documentation); `ready` is told (and taken) once the writer's turn
+/// is this group's, and the commit is synced to disk before this returns.
+pub(super) async fn write(
+    store: &Store,
+    uploads: &[Upload<'_>],
+    packed: &[Vec<u8>],
+    prepared: Prepared,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<Option<Vec<Ingested>>, IngestError> {
+    let Prepared { stored, repeats, mut fed, listings, shadows, token } = prepared;
+    let mut transaction = store.begin_write().await?;
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(());
+    }
+    for listing in &listings {
+        let change = append_change_in(
+            &mut transaction,
+            listing.card,
+            ChangeKind::Added,
+            &listing.reason,
+            Actor::Policy,
+            listing.received,
+            listing.now_ms,
+        )
+        .await;
+        match change {
+            Ok(Some(change)) => {
+                if let Some(flag) = fed.get_mut(listing.fed).and_then(|f| f.answer.flags.get_mut(listing.flag)) {
+                    flag.hotlisted_at_version = Some(change.version);
+                }
+            }
+            // Another writer took the hotlist's next version.
+            Ok(None) => {
+                transaction.rollback().await?;
+                return Ok(None);
+            }
+            // Listed before (by hand, or for another flag): it stays listed.
+            Err(HotlistChangeError::Refused(HotlistError::AlreadyListed { .. })) => {}
+            Err(HotlistChangeError::Refused(error)) => return Err(IngestError::Shadow(format!("hotlist: {error}"))),
+            Err(HotlistChangeError::Store(error)) => return Err(error.into()),
+        }
+    }
+    let mut rows = Vec::with_capacity(fed.len());
+    for batch in &fed {
+        let upload = &uploads[batch.upload];
+        rows.push(BatchRow {
+            upload,
+            gate: batch.answer.gate.clone(),
+            answer: serde_json::to_string(&batch.answer).map_err(|e| IngestError::Shadow(e.to_string()))?,
+            packed: &packed[batch.upload],
+            dispositions: batch.dispositions.clone(),
+        });
+    }
+    // The batches' rows in key order: two writers with the same batches lock them in the same
+    // order (no deadlock on PostgreSQL); one already there means another writer took it.
+    rows.sort_by(|a, b| (&a.gate, &a.upload.batch.header.batch_id).cmp(&(&b.gate, &b.upload.batch.header.batch_id)));
+    if !insert_batches(store.backend(), &mut transaction, &rows).await? {
+        transaction.rollback().await?;
+        return Ok(None);
+    }
+    let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
+    if !store_shadows(store.backend(), &mut transaction, &shadows, token, now_ms).await? {
+        transaction.rollback().await?;
+        return Ok(None);
+    }
+    transaction.commit().await?;
+    let mut answers: Vec<Option<Ingested>> =
+        stored.into_iter().map(|answer| answer.map(|answer| Ingested { answer, new: false })).collect();
+    for batch in fed {
+        answers[batch.upload] = Some(Ingested { answer: batch.answer, new: true });
+    }
+    // A batch named twice in the group: the second answers as sent again.
+    for (index, first) in repeats.into_iter().enumerate() {
+        if let Some(first) = first {
+            let answer = answers[first].as_ref().map(|first| first.answer.clone());
+            answers[index] = answer.map(|answer| Ingested { answer, new: false });
+        }
+    }
+    let answers = answers.into_iter().map(|a| a.ok_or_else(|| IngestError::Shadow("a batch without an answer".into())));
+    Ok(Some(answers.collect::<Result<_, _>>()?))
+}
+
+/// The answers of the uploads' batches received before, by (gate, batch ID).
+async fn stored_answers(
+    backend: Backend,
+    connection: &mut sqlx::AnyConnection,
+    uploads: &[Upload<'_>],
+) -> Result<BTreeMap<(String, String), BatchAnswer>, IngestError> {
+    let mut answers = BTreeMap::new();
+    for chunk in uploads.chunks(UPLOADS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT b.gate, b.batch_id, b.answer FROM (VALUES {}) AS wanted \
+             JOIN clearing_batches AS b ON b.gate = wanted.column1 AND b.batch_id = wanted.column2",
+            placeholders(backend, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for upload in chunk {
+            query = query.bind(hex::encode_upper(upload.batch.header.gate)).bind(upload.batch.header.batch_id.as_str());
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let (gate, batch_id, text): (String, String, String) =
+                (column(&row, 0)?, column(&row, 1)?, column(&row, 2)?);
+            let answer = serde_json::from_str::<BatchAnswer>(&text)
+                .map_err(|e| IngestError::Shadow(format!("batch {gate}/{batch_id}: {e}")))?;
+            answers.insert((gate, batch_id), answer);
+        }
+    }
+    Ok(answers)
+}
+
+/// A write token no other write has (random, positive).
+fn write_token() -> Result<i64, IngestError> {
+    let random = getrandom::u64().map_err(|e| IngestError::Shadow(format!("no randomness for a write token: {e}")))?;
+    Ok((random >> 1) as i64)
+}
+
+/// Feeds upload `index`'s records to their cards' shadows: the batch's answer and each record's
+/// disposition; the listings the policy asks for are added to `listings` (this batch is
+/// `fed[position]`).
+fn feed(
+    shadows: &mut BTreeMap<CardId, (Option<i64>, Shadow)>,
+    index: usize,
+    upload: &Upload<'_>,
+    checks: &[TacCheck],
+    position: usize,
+    listings: &mut Vec<Listing>,
+) -> Result<Fed, IngestError> {
+    let batch = upload.batch;
+    let mut answer = BatchAnswer {
+        gate: hex::encode_upper(batch.header.gate),
+        batch_id: batch.header.batch_id.clone(),
+        records: batch.records.len(),
+        accepted: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+        settled: Vec::new(),
+        flags: Vec::new(),
+    };
+    let mut dispositions = String::with_capacity(batch.records.len());
+    for ((place, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
+        let card = CardId::of(record);
+        let (_, shadow) = shadows
+            .get_mut(&card)
+            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
+        let (disposition, reason) = match shadow.handle_record(record, tac, upload.received) {
+            Ok(fed) => {
+                for settlement in &fed.settlements {
+                    answer.settled.push(SettledRecord {
+                        tap_id: settlement.tap_id.to_string(),
+                        verdict: verdict_name(settlement.verdict).to_owned(),
+                        previous: verdict_name(settlement.previous).to_owned(),
+                        evidence: settlement.evidence.map(|tap| tap.to_string()),
+                    });
+                }
+                for flag in &fed.raised {
+                    if let Some(reason) = hotlist_reason(flag) {
+                        listings.push(Listing {
+                            fed: position,
+                            flag: answer.flags.len(),
+                            card,
+                            reason,
+                            received: upload.received,
+                            now_ms: upload.now_ms,
+                        });
+                    }
+                    answer.flags.push(RaisedFlag {
+                        card: card.to_string(),
+                        flag: flag.to_string(),
+                        hotlisted_at_version: None,
+                    });
+                }
+                match fed.disposition {
+                    Disposition::Accepted => {
+                        answer.accepted += 1;
+                        (KeptDisposition::Accepted, None)
+                    }
+                    Disposition::Duplicate { .. } => {
+                        answer.duplicates += 1;
+                        (KeptDisposition::Duplicate, None)
+                    }
+                    Disposition::Rejected { reason, .. } => (KeptDisposition::Rejected, Some(reason.to_string())),
+                }
+            }
+            // A record the shadow cannot take (its TAC check does not fit it): rejected, kept.
+            Err(error) => (KeptDisposition::Rejected, Some(error.to_string())),
+        };
+        if let Some(reason) = reason {
+            answer.rejected.push(RejectedRecord { position: place, tap_id: record.tap_id().to_string(), reason });
+        }
+        dispositions.push(disposition.letter());
+    }
+    Ok(Fed { upload: index, answer, dispositions })
+}
+
+/// Writes the group's shadows under `token`: a new card inserted (refused if another writer
+/// inserted it meanwhile), a known one updated where its token is still the one read. `false`
+/// when any was changed meanwhile (or, on PostgreSQL, the writers deadlocked: try again).
+async fn store_shadows(
+    backend: Backend,
+    connection: &mut sqlx::AnyConnection,
+    shadows: &[Written],
+    token: i64,
+    now_ms: i64,
+) -> Result<bool, IngestError> {
+    let (new, known): (Vec<&Written>, Vec<&Written>) = shadows.iter().partition(|w| w.read.is_none());
+    for chunk in new.chunks(SHADOWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
+             VALUES {} ON CONFLICT (issuer_id, card_serial) DO NOTHING",
+            placeholders(backend, chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for written in chunk {
+            query = query
+                .bind(hex::encode_upper(written.card.issuer_id))
+                .bind(hex::encode_upper(written.card.card_serial))
+                .bind(written.packed.as_slice())
+                .bind(written.balance_fen)
+                .bind(token)
+                .bind(now_ms);
+        }
+        match query.execute(&mut *connection).await {
+            Ok(done) if done.rows_affected() == chunk.len() as u64 => {}
+            Ok(_) => return Ok(false),
+            Err(error) if deadlocked(&error) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    for chunk in known.chunks(SHADOWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE card_shadows SET state = NULL, packed = v.column3, balance_fen = v.column4, version = v.column6, \
+             updated_at_ms = v.column7 FROM (VALUES {}) AS v WHERE card_shadows.issuer_id = v.column1 \
+             AND card_shadows.card_serial = v.column2 AND card_shadows.version = v.column5",
+            placeholders(backend, chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for written in chunk {
+            query = query
+                .bind(hex::encode_upper(written.card.issuer_id))
+                .bind(hex::encode_upper(written.card.card_serial))
+                .bind(written.packed.as_slice())
+                .bind(written.balance_fen)
+                .bind(written.read)
+                .bind(token)
+                .bind(now_ms);
+        }
+        match query.execute(&mut *connection).await {
+            Ok(done) if done.rows_affected() == chunk.len() as u64 => {}
+            Ok(_) => return Ok(false),
+            Err(error) if deadlocked(&error) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(true)
+}
+
+/// PostgreSQL chose this transaction as a deadlock's victim (two groups updating the same cards
+/// in different orders).
+fn deadlocked(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40P01")
+}

@@ -1,0 +1,119 @@
+//! A group prepared on the shadows another group left in the cache before writing them is
+//! written only if that write committed: here it never does, and the shadows stored hold no
+//! trace of it — not even a card first seen in it.
+
+use yitong_clearing::batch::{Batch, BatchHeader};
+use yitong_clearing::shadow::{CardId, TacCheck};
+use yitong_profile::DateTime;
+use yitong_record::{RecordStatus, TapKind, TapRecord};
+
+use super::clearing::Upload;
+use super::ingest_group::{prepare, write};
+use super::Store;
+
+const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
+
+/// A purchase of card `card` at its `counter`, leaving `after` fen of `before`.
+fn purchase(card: u8, counter: u16, before: i64, after: i64) -> TapRecord {
+    TapRecord {
+        status: RecordStatus::Confirmed,
+        kind: TapKind::Exit,
+        transaction_type: 9,
+        card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, card],
+        issuer_id: ISSUER,
+        counter,
+        amount_fen: u32::try_from(before - after).expect("a debit"),
+        balance_before_fen: before,
+        balance_after_fen: after,
+        terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
+        terminal_transaction_number: u32::from(counter) * 100 + u32::from(card),
+        at: DateTime::new(2026, 11, 25, 8, 0, counter as u8).expect("a time"),
+        city: "beijing".into(),
+        city_code: 0x1000,
+        station: String::new(),
+        line: 1,
+        station_code: 12,
+        card_random: [1, 2, 3, 4],
+        key_version: 1,
+        algorithm_id: 0,
+        mac2: None,
+        // Taken as verified below: these tests are about the shadows' writes, not TACs.
+        tac: Some([1, 2, 3, 4]),
+    }
+}
+
+fn batch(id: &str, records: Vec<TapRecord>) -> Batch {
+    Batch {
+        header: BatchHeader { batch_id: id.into(), gate: [0x10, 0, 0, 0x0C, 0, 1], operator: "test".into() },
+        records,
+    }
+}
+
+fn upload(batch: &Batch) -> Upload<'_> {
+    let received = DateTime::new(2026, 11, 26, 1, 0, 0).expect("a time");
+    Upload { batch, operator_key_id: "test", received, now_ms: 1 }
+}
+
+fn verified(batch: &Batch) -> Vec<TacCheck> {
+    vec![TacCheck::Verified; batch.records.len()]
+}
+
+async fn counters(store: &Store, card: u8) -> Option<Vec<u16>> {
+    let id = CardId { issuer_id: ISSUER, card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, card] };
+    let shadow = store.card_shadow(id).await.expect("the shadow reads")?;
+    Some(shadow.transactions().iter().map(|t| t.counter).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
+    store.ingest_checked(&[upload(&a)], &[&verified(&a)], &mut None).await.expect("A ingested");
+
+    // B is prepared (its shadows cached under its token) and never written.
+    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
+    drop(prepare(&store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared"));
+
+    // C is prepared on B's shadow of card 2 (new in B), D on B's shadow of card 1: each write is
+    // refused (for card 2, an insert would have gone through).
+    let c = batch("C", vec![purchase(2, 2, 300, 200)]);
+    let d = batch("D", vec![purchase(1, 3, 200, 100)]);
+    for group in [&c, &d] {
+        let packed = [group.pack().expect("it packs")];
+        let prepared = prepare(&store, &[upload(group)], &[&verified(group)]).await.expect("prepared");
+        let written = write(&store, &[upload(group)], &packed, prepared, &mut None).await.expect("no database error");
+        assert!(written.is_none(), "{}: a write on B's uncommitted shadows went through", group.header.batch_id);
+    }
+    assert_eq!(counters(&store, 1).await, Some(vec![1]), "card 1 holds A's record only");
+    assert_eq!(counters(&store, 2).await, None, "card 2, first seen in B, was never stored");
+    let (batches, _) = store.clearing_counts().await.expect("counted");
+    assert_eq!(batches, 1, "only A's batch is kept");
+
+    // Taken the service's way, they read the stored shadows again and land on A's, not B's.
+    for group in [&c, &d] {
+        let answers = store.ingest_checked(&[upload(group)], &[&verified(group)], &mut None).await.expect("ingested");
+        assert_eq!((answers[0].answer.accepted, answers[0].new), (1, true));
+    }
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 3]));
+    assert_eq!(counters(&store, 2).await, Some(vec![2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_built_on_a_committed_write_goes_through_without_reading_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    // B prepared, then C prepared on B's cached shadows, then both written in order: the next
+    // group fed while one writes, as the upload queue runs them.
+    let b = batch("B", vec![purchase(1, 1, 1_000, 600), purchase(2, 1, 500, 300)]);
+    let c = batch("C", vec![purchase(1, 2, 600, 200), purchase(2, 2, 300, 200)]);
+    let (packed_b, packed_c) = ([b.pack().expect("B packs")], [c.pack().expect("C packs")]);
+    let prepared_b = prepare(&store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared");
+    let prepared_c = prepare(&store, &[upload(&c)], &[&verified(&c)]).await.expect("C prepared");
+    let written_b = write(&store, &[upload(&b)], &packed_b, prepared_b, &mut None).await.expect("B written");
+    assert!(written_b.is_some());
+    let written_c = write(&store, &[upload(&c)], &packed_c, prepared_c, &mut None).await.expect("C written");
+    assert!(written_c.is_some(), "C, built on B as committed, was refused");
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    assert_eq!(counters(&store, 2).await, Some(vec![1, 2]));
+}
