@@ -166,6 +166,55 @@ async fn concurrent_uploads_commit_in_groups(db: &TestDb) {
     assert_eq!(kept.len(), 11, "P0 and B0–B9, not BAD: {kept:?}");
 }
 
+/// Uploads at once, each with a new card's first tap and the previous upload's card's second:
+/// the queue prepares a group on the shadows of the group still writing before it — cards it is
+/// inserting among them — and every record lands in its card's shadow once: no upload refused
+/// for contention, no flag left standing.
+async fn uploads_building_on_each_other_all_land(db: &TestDb) {
+    const UPLOADS: u32 = 600;
+    let tac = Arc::new(yitong_record::TacKeys::new());
+    let queue = Arc::new(IngestQueue::new(db.store.clone()));
+    let gate = [0x10, 0, 0, 0x0C, 0, 1];
+    // Gates uploading one batch after another, as the service sees them: many groups in a row.
+    const GATES: u32 = 24;
+    let mut gates = tokio::task::JoinSet::new();
+    for first in 0..GATES {
+        let (queue, tac) = (queue.clone(), tac.clone());
+        gates.spawn(async move {
+            for n in (first..UPLOADS).step_by(GATES as usize) {
+                let mut records = vec![logged_purchase(1_000 + n, 1, 10_000)];
+                if n > 0 {
+                    records.push(logged_purchase(1_000 + n - 1, 2, 9_700));
+                }
+                let header = BatchHeader { batch_id: format!("U{n}"), gate, operator: "beijing-metro".into() };
+                let batch = Arc::new(Batch { header, records });
+                let answer = queue.ingest(batch, &tac, "key-1", at(23, 0, 0), T0).await;
+                let answer = answer.unwrap_or_else(|e| panic!("upload {n}: {e}"));
+                assert_eq!(
+                    (answer.answer.accepted, answer.answer.duplicates),
+                    (answer.answer.records, 0),
+                    "upload {n}"
+                );
+            }
+        });
+    }
+    while let Some(done) = gates.join_next().await {
+        done.expect("a gate's uploads");
+    }
+    let stats = queue.stats();
+    assert_eq!((stats.batches, stats.failed), (u64::from(UPLOADS), 0), "{stats:?}");
+    assert!(stats.commits < stats.batches, "grouped: {stats:?}");
+    // Every card at 9,400 fen after its two taps, the last one at 9,700 after its first.
+    let total = i64::from(UPLOADS - 1) * 9_400 + 9_700;
+    assert_eq!(db.store.shadow_totals().await.unwrap(), (i64::from(UPLOADS), total));
+    for n in [0, UPLOADS / 2, UPLOADS - 1] {
+        let shadow = db.store.card_shadow(CardId::of(&logged_purchase(1_000 + n, 1, 10_000))).await.unwrap();
+        let counters: Vec<u16> = shadow.expect("a shadow").transactions().iter().map(|t| t.counter).collect();
+        assert_eq!(counters, if n == UPLOADS - 1 { vec![1] } else { vec![1, 2] }, "card {n}");
+    }
+    assert_eq!(db.store.shadow_census().await.unwrap().flagged_cards, 0);
+}
+
 /// The platform's own over-the-air loads reach the card's shadow without an upload, once; a
 /// stored record that does not read back is reported and skipped, the others fed.
 async fn platform_loads_are_fed(db: &TestDb) {
@@ -350,4 +399,5 @@ on_both_backends! {
     platform_loads => platform_loads_are_fed,
     large_batches => batches_larger_than_a_statement,
     group_commit => concurrent_uploads_commit_in_groups,
+    building_on_each_other => uploads_building_on_each_other_all_land,
 }

@@ -352,14 +352,25 @@ pub(super) async fn load_shadows(
     connection: &mut sqlx::AnyConnection,
     cards: &[CardId],
 ) -> Result<BTreeMap<CardId, (Option<i64>, Shadow)>, IngestError> {
-    let mut shadows: BTreeMap<CardId, (Option<i64>, Shadow)> =
-        cards.iter().map(|&card| (card, (None, Shadow::new(card)))).collect();
-    let mut distinct = Vec::with_capacity(shadows.len());
-    for (card, slot) in &mut shadows {
-        match cache.and_then(|cache| cache.take(card)) {
-            Some((version, shadow)) => *slot = (Some(version), shadow),
-            None => distinct.push(*card),
-        }
+    // The card IDs sorted and made distinct first: the map is then built in order, without
+    // moving shadows around.
+    let mut wanted = cards.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let taken = match cache {
+        Some(cache) => cache.take_all(&wanted),
+        None => std::iter::repeat_with(|| None).take(wanted.len()).collect(),
+    };
+    let mut shadows = BTreeMap::new();
+    let mut distinct = Vec::new();
+    for (card, cached) in wanted.into_iter().zip(taken) {
+        match cached {
+            Some((version, shadow)) => shadows.insert(card, (Some(version), shadow)),
+            None => {
+                distinct.push(card);
+                shadows.insert(card, (None, Shadow::new(card)))
+            }
+        };
     }
     for chunk in distinct.chunks(SHADOWS_PER_STATEMENT) {
         let sql = format!(

@@ -122,7 +122,8 @@ pub(super) async fn prepare(
 }
 
 /// Stage two (see the module documentation); `ready` is told (and taken) once the writer's turn
-/// is this group's, and the commit is synced to disk before this returns.
+/// is this group's (the store's ingest groups write one at a time, in the order they took their
+/// turns), and the commit is synced to disk before this returns.
 pub(super) async fn write(
     store: &Store,
     uploads: &[Upload<'_>],
@@ -131,6 +132,9 @@ pub(super) async fn write(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<Option<Vec<Ingested>>, IngestError> {
     let Prepared { stored, repeats, mut fed, listings, shadows, token } = prepared;
+    // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
+    // shadows, writes after it.
+    let turn = store.ingest_turn.lock().await;
     let mut transaction = store.begin_write().await?;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
@@ -186,7 +190,10 @@ pub(super) async fn write(
         transaction.rollback().await?;
         return Ok(None);
     }
-    transaction.commit().await?;
+    let committed = transaction.commit_unsynced().await?;
+    // The next group writes while this one's commit is synced to disk.
+    drop(turn);
+    committed.synced().await?;
     let mut answers: Vec<Option<Ingested>> =
         stored.into_iter().map(|answer| answer.map(|answer| Ingested { answer, new: false })).collect();
     for batch in fed {
@@ -232,7 +239,7 @@ async fn stored_answers(
 }
 
 /// A write token no other write has (random, positive).
-fn write_token() -> Result<i64, IngestError> {
+pub(super) fn write_token() -> Result<i64, IngestError> {
     let random = getrandom::u64().map_err(|e| IngestError::Shadow(format!("no randomness for a write token: {e}")))?;
     Ok((random >> 1) as i64)
 }

@@ -1,6 +1,7 @@
 //! A group prepared on the shadows another group left in the cache before writing them is
 //! written only if that write committed: here it never does, and the shadows stored hold no
-//! trace of it — not even a card first seen in it.
+//! trace of it — not even a card first seen in it. When it does, the second group's write waits
+//! for the first's (on PostgreSQL too, where nothing else would order them).
 
 use yitong_clearing::batch::{Batch, BatchHeader};
 use yitong_clearing::shadow::{CardId, TacCheck};
@@ -8,7 +9,7 @@ use yitong_profile::DateTime;
 use yitong_record::{RecordStatus, TapKind, TapRecord};
 
 use super::clearing::Upload;
-use super::ingest_group::{prepare, write};
+use super::ingest_group::{prepare, write, write_token};
 use super::Store;
 
 const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
@@ -116,4 +117,50 @@ async fn a_group_built_on_a_committed_write_goes_through_without_reading_again()
     assert!(written_c.is_some(), "C, built on B as committed, was refused");
     assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
     assert_eq!(counters(&store, 2).await, Some(vec![1, 2]));
+}
+
+/// Both groups' writes at once, the first one's first: on SQLite and, when `YITONG_TEST_PG_URL`
+/// names a server, on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_prepared_on_one_writing_waits_for_its_commit() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    writes_in_turn(&sqlite).await;
+    let Ok(server) = std::env::var("YITONG_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("YITONG_REQUIRE_EXTERNAL").is_none_or(|v| v != "1"),
+            "YITONG_TEST_PG_URL is not set (YITONG_REQUIRE_EXTERNAL=1 makes a skip a failure)"
+        );
+        eprintln!("skipped on PostgreSQL: YITONG_TEST_PG_URL is not set");
+        return;
+    };
+    use sqlx::{Connection, Executor};
+    let schema = format!("yitong_unit_{}_{}", std::process::id(), write_token().expect("randomness"));
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("YITONG_TEST_PG_URL connects");
+    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("a fresh schema");
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let postgres =
+        Store::open(&format!("{server}{separator}options[search_path]={schema}")).await.expect("PostgreSQL opens");
+    writes_in_turn(&postgres).await;
+    postgres.close().await;
+    admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("dropped");
+}
+
+async fn writes_in_turn(store: &Store) {
+    // Cards 1 and 2 are new in B; C is prepared on B's shadows before B writes them.
+    let b = batch("B", vec![purchase(1, 1, 1_000, 600), purchase(2, 1, 500, 300)]);
+    let c = batch("C", vec![purchase(1, 2, 600, 200), purchase(2, 2, 300, 200)]);
+    let (packed_b, packed_c) = ([b.pack().expect("B packs")], [c.pack().expect("C packs")]);
+    let prepared_b = prepare(store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared");
+    let prepared_c = prepare(store, &[upload(&c)], &[&verified(&c)]).await.expect("C prepared");
+    let (uploads_b, uploads_c) = ([upload(&b)], [upload(&c)]);
+    let (mut ready_b, mut ready_c) = (None, None);
+    let (written_b, written_c) = tokio::join!(
+        write(store, &uploads_b, &packed_b, prepared_b, &mut ready_b),
+        write(store, &uploads_c, &packed_c, prepared_c, &mut ready_c),
+    );
+    assert!(written_b.expect("B written").is_some());
+    assert!(written_c.expect("C written").is_some(), "C did not wait for B's commit");
+    assert_eq!(counters(store, 1).await, Some(vec![1, 2]));
+    assert_eq!(counters(store, 2).await, Some(vec![1, 2]));
 }

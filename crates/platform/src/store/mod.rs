@@ -263,6 +263,9 @@ pub struct Store {
     writer: Option<WriterSlot>,
     /// Card shadows between ingest groups (shared by the store's clones).
     shadows: Arc<ShadowCache>,
+    /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
+    /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
+    ingest_turn: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's group commit, with full durability (`None`: PostgreSQL, or `Durability::Os`).
     durable: Option<Arc<Durable>>,
 }
@@ -487,7 +490,7 @@ impl Store {
             }
             Backend::Postgres => None,
         };
-        let store = Store { pool, backend, writer, shadows: Arc::default(), durable };
+        let store = Store { pool, backend, writer, shadows: Arc::default(), ingest_turn: Arc::default(), durable };
         store.move_record_rows().await?;
         Ok(store)
     }

@@ -34,14 +34,14 @@ impl ShadowCache {
         self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes the card's shadow and its token out, if cached: the group that takes it puts its
-    /// own back ([`ShadowCache::put`]); one that fails leaves it to be read again. (Two groups
-    /// of one store at once: the second reads the stored one and one of them fails its
-    /// compare-and-swap.)
-    pub(crate) fn take(&self, card: &CardId) -> Option<(i64, Shadow)> {
+    /// Takes the shadows of `cards` (in their order) and their tokens out, where cached: the
+    /// group that takes them puts its own back ([`ShadowCache::put`]); one that fails leaves
+    /// them to be read again. (Two groups of one store at once: the second reads the stored ones
+    /// and one of them fails its compare-and-swap.)
+    pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Shadow)>> {
         let mut map = self.map();
         let (current, previous) = &mut *map;
-        current.remove(card).or_else(|| previous.remove(card))
+        cards.iter().map(|card| current.remove(card).or_else(|| previous.remove(card))).collect()
     }
 
     /// Keeps shadows under the tokens they are (or are being) written with.
@@ -93,10 +93,11 @@ mod tests {
         assert!(cache.len() <= SHADOW_CACHE_CARDS, "{} cards kept", cache.len());
         // The last half of the bound is all there, with its tokens.
         for n in total - SHADOW_CACHE_CARDS as u32 / 2..total {
-            let (token, shadow) = cache.take(&card(n)).expect("a card put last");
+            let [taken] = cache.take_all(&[card(n)]).try_into().expect("one answer");
+            let (token, shadow) = taken.expect("a card put last");
             assert_eq!((token, shadow.card()), (i64::from(n), card(n)));
         }
-        assert!(cache.take(&card(0)).is_none(), "the oldest card was dropped");
+        assert!(cache.take_all(&[card(0)])[0].is_none(), "the oldest card was dropped");
     }
 
     #[test]
@@ -105,9 +106,10 @@ mod tests {
         cache.put([(card(1), (1, Shadow::new(card(1))))]);
         cache.put([(card(1), (2, Shadow::new(card(1))))]);
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.take(&card(1)).map(|(token, _)| token), Some(2));
+        let taken = cache.take_all(&[card(1), card(1)]);
+        assert_eq!(taken.iter().map(|t| t.as_ref().map(|(token, _)| *token)).collect::<Vec<_>>(), [Some(2), None]);
         cache.put([(card(2), (3, Shadow::new(card(2))))]);
         cache.forget(&[card(2)]);
-        assert!(cache.take(&card(2)).is_none());
+        assert!(cache.take_all(&[card(2)])[0].is_none());
     }
 }
