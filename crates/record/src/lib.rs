@@ -9,7 +9,8 @@
 //! card's later counters and balances.
 //!
 //! [`verify_tac`] recomputes a record's TAC with the issuer's TAC master key, diversified for the
-//! card ([`TacKeys`] holds them per issuer and key version). Only the back office holds TAC keys.
+//! card ([`TacKeys`] holds them per issuer and key version, and keeps up to [`CARD_KEYS_CACHED`]
+//! card keys it derived). Only the back office holds TAC keys.
 //!
 //! This crate does no I/O. Gates (`yitong-terminal`) make records; the back office consumes them.
 //!
