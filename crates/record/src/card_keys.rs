@@ -37,24 +37,18 @@ impl CardKeys {
         }
         // Derived outside the lock: the other checking threads go on meanwhile.
         let key = derive();
-        let mut map = self.map();
-        let (current, previous) = &mut *map;
-        if current.len() >= CARD_KEYS_CACHED / 2 {
-            *previous = std::mem::take(current);
-        }
-        current.insert(id, key.clone());
+        keep(&mut self.map(), id, key.clone());
         key
     }
 
     fn lookup(&self, id: &CardKeyId) -> Option<SessionKey> {
         let mut map = self.map();
-        let (current, previous) = &mut *map;
-        if let Some(key) = current.get(id) {
+        if let Some(key) = map.0.get(id) {
             return Some(key.clone());
         }
         // Used again: into the current generation.
-        let key = previous.remove(id)?;
-        current.insert(*id, key.clone());
+        let key = map.1.remove(id)?;
+        keep(&mut map, *id, key.clone());
         Some(key)
     }
 
@@ -71,4 +65,12 @@ impl CardKeys {
         let map = self.map();
         map.0.len() + map.1.len()
     }
+}
+
+/// Puts a key in the current generation, turning the generations over when it is full.
+fn keep((current, previous): &mut (Keys, Keys), id: CardKeyId, key: SessionKey) {
+    if current.len() >= CARD_KEYS_CACHED / 2 {
+        *previous = std::mem::take(current);
+    }
+    current.insert(id, key);
 }

@@ -207,5 +207,10 @@ mod tests {
         // The first one is gone: derived again.
         let again = cards.get_or_derive((ISSUER, 1, 0u64.to_be_bytes()), || derive(&other));
         assert_eq!((derived.get(), again.as_bytes()), (total + 1, other.as_bytes()));
+        // Keys of the older generation used again, round after round: still bounded.
+        for n in (0..total).rev().step_by(3) {
+            cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || derive(&one));
+            assert!(cards.len() <= crate::CARD_KEYS_CACHED, "{} keys kept", cards.len());
+        }
     }
 }

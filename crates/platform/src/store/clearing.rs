@@ -193,10 +193,18 @@ impl Store {
             .iter()
             .map(|u| u.batch.pack().map_err(|e| IngestError::Shadow(format!("batch {}: {e}", u.batch.header.batch_id))))
             .collect::<Result<Vec<_>, _>>()?;
-        for _ in 0..ATTEMPTS {
-            let prepared = ingest_group::prepare(self, uploads, checks).await?;
+        // The first attempt is prepared on the cache, while the group before may still write;
+        // the others hold the store's ingest turn from their reads to their commit and read the
+        // database, so that they can lose only to another process, not to a group of this one
+        // built on the attempt that failed.
+        for attempt in 0..ATTEMPTS {
+            let (turn, reads) = match attempt {
+                0 => (None, ingest_group::Reads::Cache),
+                _ => (Some(self.ingest_turn.clone().lock_owned().await), ingest_group::Reads::Database),
+            };
+            let prepared = ingest_group::prepare(self, uploads, checks, reads).await?;
             let cards: Vec<CardId> = prepared.cards().copied().collect();
-            match ingest_group::write(self, uploads, &packed, prepared, ready).await {
+            match ingest_group::write(self, uploads, &packed, prepared, ready, turn).await {
                 Ok(Some(ingested)) => return Ok(ingested),
                 // Another writer changed a shadow, the hotlist or took a batch: read them again.
                 Ok(None) => self.shadows.forget(&cards),

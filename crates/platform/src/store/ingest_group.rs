@@ -21,7 +21,7 @@ use super::clearing::{
 };
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
-use super::{column, Backend, Store};
+use super::{column, Backend, Store, StoreError};
 
 /// Uploads per `SELECT` of answers stored (2 parameters each).
 const UPLOADS_PER_STATEMENT: usize = 1_000;
@@ -75,11 +75,21 @@ struct Written {
     balance_fen: Option<i64>,
 }
 
+/// Where a group's shadows come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reads {
+    /// The cache where it holds them (a first attempt).
+    Cache,
+    /// The database (an attempt after one that lost).
+    Database,
+}
+
 /// Stage one (see the module documentation).
 pub(super) async fn prepare(
     store: &Store,
     uploads: &[Upload<'_>],
     checks: &[&[TacCheck]],
+    reads: Reads,
 ) -> Result<Prepared, IngestError> {
     let mut connection = store.pool().acquire().await?;
     let known = stored_answers(store.backend(), &mut connection, uploads).await?;
@@ -103,7 +113,8 @@ pub(super) async fn prepare(
         stored.push(answer);
     }
     let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
-    let mut shadows = load_shadows(store.backend(), Some(&store.shadows), &mut connection, &cards).await?;
+    let cache = (reads == Reads::Cache).then_some(&*store.shadows);
+    let mut shadows = load_shadows(store.backend(), cache, &mut connection, &cards).await?;
     drop(connection);
     let mut fed = Vec::with_capacity(fresh.len());
     let mut listings = Vec::new();
@@ -121,20 +132,44 @@ pub(super) async fn prepare(
     Ok(Prepared { stored, repeats, fed, listings, shadows: written, token })
 }
 
-/// Stage two (see the module documentation); `ready` is told (and taken) once the writer's turn
-/// is this group's (the store's ingest groups write one at a time, in the order they took their
-/// turns), and the commit is synced to disk before this returns.
+/// Stage two (see the module documentation), in the store's ingest turn (`turn`, when the caller
+/// holds it already): the store's groups write one at a time, in the order they took it. `ready`
+/// is told (and taken) once the writer's turn is this group's; the commit is synced to disk
+/// before this returns. A PostgreSQL deadlock with another service's group is another writer
+/// winning: `None`.
 pub(super) async fn write(
     store: &Store,
     uploads: &[Upload<'_>],
     packed: &[Vec<u8>],
     prepared: Prepared,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+) -> Result<Option<Vec<Ingested>>, IngestError> {
+    match write_in_turn(store, uploads, packed, prepared, ready, turn).await {
+        Err(IngestError::Store(StoreError::Database(error))) if deadlocked(&error) => Ok(None),
+        other => other,
+    }
+}
+
+async fn write_in_turn(
+    store: &Store,
+    uploads: &[Upload<'_>],
+    packed: &[Vec<u8>],
+    prepared: Prepared,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 ) -> Result<Option<Vec<Ingested>>, IngestError> {
     let Prepared { stored, repeats, mut fed, listings, shadows, token } = prepared;
+    if fed.is_empty() {
+        // Every batch was received before: nothing to write.
+        return Ok(Some(answers(stored, repeats, fed)?));
+    }
     // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
     // shadows, writes after it.
-    let turn = store.ingest_turn.lock().await;
+    let turn = match turn {
+        Some(turn) => turn,
+        None => store.ingest_turn.clone().lock_owned().await,
+    };
     let mut transaction = store.begin_write().await?;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
@@ -194,20 +229,28 @@ pub(super) async fn write(
     // The next group writes while this one's commit is synced to disk.
     drop(turn);
     committed.synced().await?;
+    Ok(Some(answers(stored, repeats, fed)?))
+}
+
+/// Every upload's answer: stored before, new, or (a batch named twice in the group) the first's
+/// as sent again.
+fn answers(
+    stored: Vec<Option<BatchAnswer>>,
+    repeats: Vec<Option<usize>>,
+    fed: Vec<Fed>,
+) -> Result<Vec<Ingested>, IngestError> {
     let mut answers: Vec<Option<Ingested>> =
         stored.into_iter().map(|answer| answer.map(|answer| Ingested { answer, new: false })).collect();
     for batch in fed {
         answers[batch.upload] = Some(Ingested { answer: batch.answer, new: true });
     }
-    // A batch named twice in the group: the second answers as sent again.
     for (index, first) in repeats.into_iter().enumerate() {
         if let Some(first) = first {
             let answer = answers[first].as_ref().map(|first| first.answer.clone());
             answers[index] = answer.map(|answer| Ingested { answer, new: false });
         }
     }
-    let answers = answers.into_iter().map(|a| a.ok_or_else(|| IngestError::Shadow("a batch without an answer".into())));
-    Ok(Some(answers.collect::<Result<_, _>>()?))
+    answers.into_iter().map(|a| a.ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))).collect()
 }
 
 /// The answers of the uploads' batches received before, by (gate, batch ID).
@@ -324,7 +367,7 @@ fn feed(
 
 /// Writes the group's shadows under `token`: a new card inserted (refused if another writer
 /// inserted it meanwhile), a known one updated where its token is still the one read. `false`
-/// when any was changed meanwhile (or, on PostgreSQL, the writers deadlocked: try again).
+/// when any was changed meanwhile.
 async fn store_shadows(
     backend: Backend,
     connection: &mut sqlx::AnyConnection,
@@ -349,11 +392,8 @@ async fn store_shadows(
                 .bind(token)
                 .bind(now_ms);
         }
-        match query.execute(&mut *connection).await {
-            Ok(done) if done.rows_affected() == chunk.len() as u64 => {}
-            Ok(_) => return Ok(false),
-            Err(error) if deadlocked(&error) => return Ok(false),
-            Err(error) => return Err(error.into()),
+        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
         }
     }
     for chunk in known.chunks(SHADOWS_PER_STATEMENT) {
@@ -374,18 +414,15 @@ async fn store_shadows(
                 .bind(token)
                 .bind(now_ms);
         }
-        match query.execute(&mut *connection).await {
-            Ok(done) if done.rows_affected() == chunk.len() as u64 => {}
-            Ok(_) => return Ok(false),
-            Err(error) if deadlocked(&error) => return Ok(false),
-            Err(error) => return Err(error.into()),
+        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// PostgreSQL chose this transaction as a deadlock's victim (two groups updating the same cards
-/// in different orders).
+/// PostgreSQL chose this transaction as a deadlock's victim (two services' groups updating the
+/// same cards or batches in different orders).
 fn deadlocked(error: &sqlx::Error) -> bool {
     error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40P01")
 }

@@ -9,7 +9,7 @@ use yitong_profile::DateTime;
 use yitong_record::{RecordStatus, TapKind, TapRecord};
 
 use super::clearing::Upload;
-use super::ingest_group::{prepare, write, write_token};
+use super::ingest_group::{prepare, write, write_token, Reads};
 use super::Store;
 
 const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
@@ -74,7 +74,7 @@ async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_agai
 
     // B is prepared (its shadows cached under its token) and never written.
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
-    drop(prepare(&store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared"));
+    drop(prepare(&store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared"));
 
     // C is prepared on B's shadow of card 2 (new in B), D on B's shadow of card 1: each write is
     // refused (for card 2, an insert would have gone through).
@@ -82,8 +82,9 @@ async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_agai
     let d = batch("D", vec![purchase(1, 3, 200, 100)]);
     for group in [&c, &d] {
         let packed = [group.pack().expect("it packs")];
-        let prepared = prepare(&store, &[upload(group)], &[&verified(group)]).await.expect("prepared");
-        let written = write(&store, &[upload(group)], &packed, prepared, &mut None).await.expect("no database error");
+        let prepared = prepare(&store, &[upload(group)], &[&verified(group)], Reads::Cache).await.expect("prepared");
+        let written =
+            write(&store, &[upload(group)], &packed, prepared, &mut None, None).await.expect("no database error");
         assert!(written.is_none(), "{}: a write on B's uncommitted shadows went through", group.header.batch_id);
     }
     assert_eq!(counters(&store, 1).await, Some(vec![1]), "card 1 holds A's record only");
@@ -109,11 +110,11 @@ async fn a_group_built_on_a_committed_write_goes_through_without_reading_again()
     let b = batch("B", vec![purchase(1, 1, 1_000, 600), purchase(2, 1, 500, 300)]);
     let c = batch("C", vec![purchase(1, 2, 600, 200), purchase(2, 2, 300, 200)]);
     let (packed_b, packed_c) = ([b.pack().expect("B packs")], [c.pack().expect("C packs")]);
-    let prepared_b = prepare(&store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared");
-    let prepared_c = prepare(&store, &[upload(&c)], &[&verified(&c)]).await.expect("C prepared");
-    let written_b = write(&store, &[upload(&b)], &packed_b, prepared_b, &mut None).await.expect("B written");
+    let prepared_b = prepare(&store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared");
+    let prepared_c = prepare(&store, &[upload(&c)], &[&verified(&c)], Reads::Cache).await.expect("C prepared");
+    let written_b = write(&store, &[upload(&b)], &packed_b, prepared_b, &mut None, None).await.expect("B written");
     assert!(written_b.is_some());
-    let written_c = write(&store, &[upload(&c)], &packed_c, prepared_c, &mut None).await.expect("C written");
+    let written_c = write(&store, &[upload(&c)], &packed_c, prepared_c, &mut None, None).await.expect("C written");
     assert!(written_c.is_some(), "C, built on B as committed, was refused");
     assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
     assert_eq!(counters(&store, 2).await, Some(vec![1, 2]));
@@ -151,16 +152,54 @@ async fn writes_in_turn(store: &Store) {
     let b = batch("B", vec![purchase(1, 1, 1_000, 600), purchase(2, 1, 500, 300)]);
     let c = batch("C", vec![purchase(1, 2, 600, 200), purchase(2, 2, 300, 200)]);
     let (packed_b, packed_c) = ([b.pack().expect("B packs")], [c.pack().expect("C packs")]);
-    let prepared_b = prepare(store, &[upload(&b)], &[&verified(&b)]).await.expect("B prepared");
-    let prepared_c = prepare(store, &[upload(&c)], &[&verified(&c)]).await.expect("C prepared");
+    let prepared_b = prepare(store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared");
+    let prepared_c = prepare(store, &[upload(&c)], &[&verified(&c)], Reads::Cache).await.expect("C prepared");
     let (uploads_b, uploads_c) = ([upload(&b)], [upload(&c)]);
     let (mut ready_b, mut ready_c) = (None, None);
     let (written_b, written_c) = tokio::join!(
-        write(store, &uploads_b, &packed_b, prepared_b, &mut ready_b),
-        write(store, &uploads_c, &packed_c, prepared_c, &mut ready_c),
+        write(store, &uploads_b, &packed_b, prepared_b, &mut ready_b, None),
+        write(store, &uploads_c, &packed_c, prepared_c, &mut ready_c, None),
     );
     assert!(written_b.expect("B written").is_some());
     assert!(written_c.expect("C written").is_some(), "C did not wait for B's commit");
     assert_eq!(counters(store, 1).await, Some(vec![1, 2]));
     assert_eq!(counters(store, 2).await, Some(vec![1, 2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
+    store.ingest_checked(&[upload(&a)], &[&verified(&a)], &mut None).await.expect("A ingested");
+    // G2 is prepared on G1's shadow; then another process writes card 1 behind the cache.
+    let g1 = batch("G1", vec![purchase(1, 2, 600, 200)]);
+    let g2 = batch("G2", vec![purchase(1, 3, 200, 100)]);
+    let prepared_1 = prepare(&store, &[upload(&g1)], &[&verified(&g1)], Reads::Cache).await.expect("G1 prepared");
+    let prepared_2 = prepare(&store, &[upload(&g2)], &[&verified(&g2)], Reads::Cache).await.expect("G2 prepared");
+    let mut other = store.begin_write().await.expect("a writer");
+    sqlx::Executor::execute(&mut *other, "UPDATE card_shadows SET version = version + 1").await.expect("changed");
+    other.commit().await.expect("committed");
+    let (packed_1, packed_2) = ([g1.pack().expect("packs")], [g2.pack().expect("packs")]);
+    let lost_1 = write(&store, &[upload(&g1)], &packed_1, prepared_1, &mut None, None).await.expect("no error");
+    let lost_2 = write(&store, &[upload(&g2)], &packed_2, prepared_2, &mut None, None).await.expect("no error");
+    assert!(lost_1.is_none() && lost_2.is_none(), "both lost to the other process");
+
+    // The service's way, both at once: each attempt after the first reads the database in turn.
+    let (uploads_1, uploads_2) = ([upload(&g1)], [upload(&g2)]);
+    let (checks_1, checks_2) = (verified(&g1), verified(&g2));
+    let (checks_1, checks_2) = ([checks_1.as_slice()], [checks_2.as_slice()]);
+    let (mut ready_1, mut ready_2) = (None, None);
+    let (taken_1, taken_2) = tokio::join!(
+        store.ingest_checked(&uploads_1, &checks_1, &mut ready_1),
+        store.ingest_checked(&uploads_2, &checks_2, &mut ready_2),
+    );
+    for taken in [taken_1, taken_2] {
+        let answers = taken.expect("taken");
+        assert_eq!((answers[0].answer.accepted, answers[0].new), (1, true));
+    }
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2, 3]));
+    // G1 sent again: its first answer.
+    let again = store.ingest_checked(&[upload(&g1)], &[&verified(&g1)], &mut None).await.expect("taken");
+    assert_eq!((again[0].answer.accepted, again[0].new), (1, false));
 }

@@ -265,7 +265,7 @@ pub struct Store {
     shadows: Arc<ShadowCache>,
     /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
     /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
-    ingest_turn: Arc<tokio::sync::Mutex<()>>,
+    pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's group commit, with full durability (`None`: PostgreSQL, or `Durability::Os`).
     durable: Option<Arc<Durable>>,
 }
