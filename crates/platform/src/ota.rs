@@ -297,6 +297,17 @@ impl fmt::Debug for OtaService {
     }
 }
 
+/// A top-up order (or a transfer's funded load order) read with its card, as a route reads them
+/// to check that the caller owns them: the steps' `_for` forms take it instead of reading both
+/// again ([`OtaService::order_with_card`] reads them).
+#[derive(Clone, Debug)]
+pub struct OrderWithCard {
+    /// The order.
+    pub order: Order,
+    /// Its card.
+    pub card: PhoneCard,
+}
+
 /// The order, its card and city, checked to be a top-up of a card issued here.
 struct Context<'c> {
     order: Order,
@@ -324,7 +335,12 @@ impl OtaService {
         payments: &PaymentService<P>,
         id: &MerchantOrderId,
     ) -> Result<Vec<u8>, TopUpError> {
-        let context = self.context(payments, id).await?;
+        self.initialize_command_for(self.order_with_card(payments, id).await?)
+    }
+
+    /// [`initialize_command`](Self::initialize_command) of an order read with its card.
+    pub fn initialize_command_for(&self, read: OrderWithCard) -> Result<Vec<u8>, TopUpError> {
+        let context = self.context(read)?;
         Ok(apdu::initialize_for_load(context.amount_fen, OtaService::terminal_id(context.city)))
     }
 
@@ -356,7 +372,20 @@ impl OtaService {
         at: DateTime,
         now_ms: i64,
     ) -> Result<LoadAuthorization, TopUpError> {
-        let context = self.context(payments, id).await?;
+        self.authorize_for(payments, self.order_with_card(payments, id).await?, answer, at, now_ms).await
+    }
+
+    /// [`authorize`](Self::authorize) of an order read with its card.
+    pub async fn authorize_for<P: PaymentProvider>(
+        &self,
+        payments: &PaymentService<P>,
+        read: OrderWithCard,
+        answer: &[u8],
+        at: DateTime,
+        now_ms: i64,
+    ) -> Result<LoadAuthorization, TopUpError> {
+        let context = self.context(read)?;
+        let id = &context.order.merchant_order_id;
         let init = parse_initialize(answer)?;
         let mut connection = payments.store().pool().acquire().await?;
         let live = store::live_load_in(&mut connection, id).await?;
@@ -387,7 +416,19 @@ impl OtaService {
         answer: &[u8],
         now_ms: i64,
     ) -> Result<Loaded, TopUpError> {
-        let context = self.context(payments, id).await?;
+        self.complete_for(payments, self.order_with_card(payments, id).await?, answer, now_ms).await
+    }
+
+    /// [`complete`](Self::complete) of an order read with its card.
+    pub async fn complete_for<P: PaymentProvider>(
+        &self,
+        payments: &PaymentService<P>,
+        read: OrderWithCard,
+        answer: &[u8],
+        now_ms: i64,
+    ) -> Result<Loaded, TopUpError> {
+        let context = self.context(read)?;
+        let id = &context.order.merchant_order_id;
         let mut connection = payments.store().pool().acquire().await?;
         let load = store::live_load_in(&mut connection, id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
         drop(connection);
@@ -424,7 +465,7 @@ impl OtaService {
         at: DateTime,
         now_ms: i64,
     ) -> Result<Reconciled, TopUpError> {
-        let context = self.context(payments, id).await?;
+        let context = self.context(self.order_with_card(payments, id).await?)?;
         let mut connection = payments.store().pool().acquire().await?;
         let live = store::live_load_in(&mut connection, id).await?;
         drop(connection);
@@ -495,12 +536,12 @@ impl OtaService {
         }
     }
 
-    /// The order, a top-up of a card issued here, and its city.
-    async fn context<P: PaymentProvider>(
+    /// Order `id`, a top-up of a card issued here (or a transfer's load), read with its card.
+    pub async fn order_with_card<P: PaymentProvider>(
         &self,
         payments: &PaymentService<P>,
         id: &MerchantOrderId,
-    ) -> Result<Context<'_>, TopUpError> {
+    ) -> Result<OrderWithCard, TopUpError> {
         let order = match payments.order(id).await {
             Ok(order) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => order,
             Ok(_) | Err(ServiceError::OrderNotFound(_)) => return Err(TopUpError::NotATopUp(id.clone())),
@@ -508,6 +549,19 @@ impl OtaService {
         };
         let card_id = order.card_id.clone().ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
         let card = payments.store().phone_card(&card_id).await?.ok_or(TopUpError::UnknownCard(card_id))?;
+        Ok(OrderWithCard { order, card })
+    }
+
+    /// The order checked to be a top-up (or a transfer's load) of its card, a card issued here,
+    /// with its city.
+    fn context(&self, read: OrderWithCard) -> Result<Context<'_>, TopUpError> {
+        let OrderWithCard { order, card } = read;
+        let id = &order.merchant_order_id;
+        if !matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer)
+            || order.card_id.as_ref() != Some(&card.card_id)
+        {
+            return Err(TopUpError::NotATopUp(id.clone()));
+        }
         let city = self.cities.get(&card.city).ok_or_else(|| TopUpError::UnknownCard(card.card_id.clone()))?;
         let amount_fen = u32::try_from(order.amount.get()).map_err(|_| TopUpError::NotATopUp(id.clone()))?;
         Ok(Context { order, card, city, amount_fen })

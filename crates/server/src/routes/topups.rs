@@ -14,7 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yitong_platform::access::RegisteredPhone;
 use yitong_platform::ledger::{CardId, Fen};
-use yitong_platform::ota::{CardEvidence, Reconciled, TopUpError, WhenNotLoaded, EVIDENCE_LOG_RECORDS_MAX};
+use yitong_platform::ota::{
+    CardEvidence, OrderWithCard, Reconciled, TopUpError, WhenNotLoaded, EVIDENCE_LOG_RECORDS_MAX,
+};
 use yitong_platform::payments::{MerchantOrderId, NewOrder, Order, OrderKind, PayOutcome, PaymentError, ServiceError};
 
 use crate::auth::PhoneCaller;
@@ -151,7 +153,7 @@ async fn open_topup(
     let amount = Fen::new(body.amount_fen)
         .ok_or_else(|| ApiError::BadField { name: "amount_fen", message: "negative".into() })?;
     let services = state.services();
-    own_card(&state, &caller, &card).await?;
+    let phone_card = own_card(&state, &caller, &card).await?;
     let new = NewOrder {
         merchant_order_id: id.clone(),
         kind: OrderKind::TopUp,
@@ -160,7 +162,8 @@ async fn open_topup(
         description: format!("top-up of card {card}"),
     };
     let order = services.payments.open_order(new, state.now_ms()).await.map_err(payment_error)?;
-    let command = services.ota.initialize_command(&services.payments, &id).await.map_err(topup_error)?;
+    let read = OrderWithCard { order: order.clone(), card: phone_card };
+    let command = services.ota.initialize_command_for(read).map_err(topup_error)?;
     Ok((
         StatusCode::CREATED,
         Json(TopUpOrder { order: OrderInfo::from(&order), initialize_command: hex::encode_upper(command) }),
@@ -185,12 +188,12 @@ async fn authorize(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CardAnswerBody>,
 ) -> Result<Json<Authorization>, ApiError> {
-    let id = own_order(&state, &caller, &id).await?;
+    let read = own_order(&state, &caller, &id).await?;
     let answer = hex_field("answer", &body.answer)?;
     let services = state.services();
     let authorization = services
         .ota
-        .authorize(&services.payments, &id, &answer, state.now(), state.now_ms())
+        .authorize_for(&services.payments, read, &answer, state.now(), state.now_ms())
         .await
         .map_err(topup_error)?;
     Ok(Json(Authorization {
@@ -218,10 +221,11 @@ async fn complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CardAnswerBody>,
 ) -> Result<Json<LoadedAnswer>, ApiError> {
-    let id = own_order(&state, &caller, &id).await?;
+    let read = own_order(&state, &caller, &id).await?;
     let answer = hex_field("answer", &body.answer)?;
     let services = state.services();
-    let loaded = services.ota.complete(&services.payments, &id, &answer, state.now_ms()).await.map_err(topup_error)?;
+    let loaded =
+        services.ota.complete_for(&services.payments, read, &answer, state.now_ms()).await.map_err(topup_error)?;
     Ok(Json(LoadedAnswer {
         order: OrderInfo::from(&loaded.order),
         tap_id: loaded.record.tap_id().to_string(),
@@ -324,14 +328,15 @@ async fn evidence(
     PhoneCaller(caller): PhoneCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EvidenceCommands>, ApiError> {
-    let id = own_order(&state, &caller, &id).await?;
+    let read = own_order(&state, &caller, &id).await?;
+    let id = read.order.merchant_order_id.clone();
     let services = state.services();
     let (prove, log) = match services.ota.evidence_commands(&services.payments, &id).await {
         Ok((prove, log)) => (Some(hex::encode_upper(prove)), log.iter().map(hex::encode_upper).collect()),
         Err(TopUpError::NoLoad(_)) => (None, Vec::new()),
         Err(error) => return Err(topup_error(error)),
     };
-    let initialize = services.ota.initialize_command(&services.payments, &id).await.map_err(topup_error)?;
+    let initialize = services.ota.initialize_command_for(read).map_err(topup_error)?;
     Ok(Json(EvidenceCommands { prove, log, initialize: hex::encode_upper(initialize) }))
 }
 
@@ -353,7 +358,7 @@ async fn reconcile(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReconcileRequest>,
 ) -> Result<Json<ReconcileAnswer>, ApiError> {
-    let id = own_order(&state, &caller, &id).await?;
+    let id = own_order(&state, &caller, &id).await?.order.merchant_order_id;
     let when_not_loaded = match body.when_not_loaded.trim() {
         "load_again" => WhenNotLoaded::LoadAgain,
         "refund" => WhenNotLoaded::Refund,
@@ -410,7 +415,7 @@ async fn reconcile(
 
 /// The top-up order `text` of one of the calling phone's cards: another phone's order is "not
 /// found", as an unknown one.
-async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Result<MerchantOrderId, ApiError> {
+async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Result<OrderWithCard, ApiError> {
     let id = path_order_id(text)?;
     let not_found = || ApiError::NotFound(format!("no top-up order {id} of this phone"));
     let order = match state.store().order(&id).await? {
@@ -420,7 +425,7 @@ async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Re
     };
     let card = order.card_id.as_ref().ok_or_else(not_found)?;
     match state.store().phone_card(card).await? {
-        Some(card) if card.device_id == caller.phone.device_id => Ok(id),
+        Some(card) if card.device_id == caller.phone.device_id => Ok(OrderWithCard { order, card }),
         _ => Err(not_found()),
     }
 }
