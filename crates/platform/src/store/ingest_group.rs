@@ -376,49 +376,49 @@ async fn store_shadows(
     now_ms: i64,
 ) -> Result<bool, IngestError> {
     let (new, known): (Vec<&Written>, Vec<&Written>) = shadows.iter().partition(|w| w.read.is_none());
-    for chunk in new.chunks(SHADOWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
-             VALUES {} ON CONFLICT (issuer_id, card_serial) DO NOTHING",
-            placeholders(backend, chunk.len(), 6)
-        );
-        let mut query = sqlx::query(&sql);
-        for written in chunk {
-            query = query
-                .bind(hex::encode_upper(written.card.issuer_id))
-                .bind(hex::encode_upper(written.card.card_serial))
-                .bind(written.packed.as_slice())
-                .bind(written.balance_fen)
-                .bind(token)
-                .bind(now_ms);
-        }
-        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
-            return Ok(false);
-        }
-    }
-    for chunk in known.chunks(SHADOWS_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE card_shadows SET state = NULL, packed = v.column3, balance_fen = v.column4, version = v.column6, \
-             updated_at_ms = v.column7 FROM (VALUES {}) AS v WHERE card_shadows.issuer_id = v.column1 \
-             AND card_shadows.card_serial = v.column2 AND card_shadows.version = v.column5",
-            placeholders(backend, chunk.len(), 7)
-        );
-        let mut query = sqlx::query(&sql);
-        for written in chunk {
-            query = query
-                .bind(hex::encode_upper(written.card.issuer_id))
-                .bind(hex::encode_upper(written.card.card_serial))
-                .bind(written.packed.as_slice())
-                .bind(written.balance_fen)
-                .bind(written.read)
-                .bind(token)
-                .bind(now_ms);
-        }
-        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
-            return Ok(false);
+    let statements = [(&new, insert_shadows as fn(Backend, usize) -> String), (&known, update_shadows)];
+    for (rows, statement) in statements {
+        for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
+            let sql = statement(backend, chunk.len());
+            let mut query = sqlx::query(&sql);
+            for written in chunk {
+                query = query
+                    .bind(hex::encode_upper(written.card.issuer_id))
+                    .bind(hex::encode_upper(written.card.card_serial))
+                    .bind(written.packed.as_slice())
+                    .bind(written.balance_fen);
+                // An update names the token it replaces.
+                if written.read.is_some() {
+                    query = query.bind(written.read);
+                }
+                query = query.bind(token).bind(now_ms);
+            }
+            if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+                return Ok(false);
+            }
         }
     }
     Ok(true)
+}
+
+/// New cards' shadows: (issuer, serial, packed, balance, token, time) per row.
+fn insert_shadows(backend: Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
+         VALUES {} ON CONFLICT (issuer_id, card_serial) DO NOTHING",
+        placeholders(backend, rows, 6)
+    )
+}
+
+/// Known cards' shadows where the token is still the one read: (issuer, serial, packed,
+/// balance, token read, token, time) per row.
+fn update_shadows(backend: Backend, rows: usize) -> String {
+    format!(
+        "UPDATE card_shadows SET state = NULL, packed = v.column3, balance_fen = v.column4, version = v.column6, \
+         updated_at_ms = v.column7 FROM (VALUES {}) AS v WHERE card_shadows.issuer_id = v.column1 \
+         AND card_shadows.card_serial = v.column2 AND card_shadows.version = v.column5",
+        placeholders(backend, rows, 7)
+    )
 }
 
 /// PostgreSQL chose this transaction as a deadlock's victim (two services' groups updating the
