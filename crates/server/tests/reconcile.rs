@@ -1,7 +1,8 @@
 //! A top-up whose phone vanished between `authorize` and `complete`, settled over HTTP from a
 //! real card's evidence (GET TRANSACTION PROVE, EF18, a fresh INITIALIZE FOR LOAD): loaded →
-//! recovered with the card's TAC; not loaded → refunded or loaded again; evidence that proves
-//! nothing → 422, nothing changed. The ledger balances after each.
+//! recovered with the card's TAC; not loaded → refunded or loaded again; loaded by another
+//! terminal meanwhile → handed on unconfirmed; evidence that proves nothing → 422, nothing
+//! changed. The ledger balances after each.
 
 mod support;
 
@@ -140,5 +141,27 @@ async fn evidence_that_proves_nothing_changes_nothing() {
     let (status, order) = s.send(Method::GET, "/v1/topups/TOP-0001/evidence", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(order["prove"].is_string(), "{order}");
+    s.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_load_another_terminal_made_meanwhile_is_handed_on_unconfirmed() {
+    let (s, mut se, old_credit, serial) = authorized().await;
+    // Our CREDIT never reached the card; a station's machine loads 7 yuan meanwhile and takes the
+    // online counter our MAC2 was for.
+    let at = yitong_profile::DateTime::new(2026, 11, 25, 18, 35, 0).expect("a time");
+    se.station_load(&s, &serial, 700, at);
+    assert_eq!(se.balance_fen(), 700);
+    let body = evidence(&s, &mut se, "refund").await;
+    let uri = "/v1/topups/TOP-0001/reconcile";
+    let (status, settled) = s.send(Method::POST, uri, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{settled}");
+    // Neither loaded nor refunded: the card's word on our load is gone.
+    assert_eq!((&settled["status"], &settled["order"]["state"]), (&json!("unconfirmed"), &json!("loading")));
+    assert_eq!(settled["tap_id"], "1000FFFF0002-1", "our load record, handed on");
+    let (status, again) = s.send(Method::POST, uri, Some(body)).await;
+    assert_eq!((status, &again["code"]), (StatusCode::CONFLICT, &json!("load_unconfirmed")), "{again}");
+    assert!(!se.send(&old_credit).ends_with(&[0x90, 0x00]), "our old CREDIT loads nothing");
+    assert_eq!(se.balance_fen(), 700);
     s.assert_balanced().await;
 }

@@ -47,6 +47,12 @@ pub async fn open_in(dir: tempfile::TempDir) -> Service {
 }
 
 impl Service {
+    /// The issuers' development keys the service uses (from its keys directory).
+    pub fn keyring(&self) -> yitong_platform::issuer_keys::IssuerKeyring {
+        let cities = yitong_platform::cities::Cities::builtin().expect("the built-in cities");
+        yitong_platform::issuer_keys::IssuerKeyring::development(self._dir.path(), &cities).expect("the keys")
+    }
+
     /// A service over `state` (whose store lives in `dir`), phone-A registered.
     pub async fn with_state(state: AppState, dir: tempfile::TempDir) -> Service {
         let mut s = Service { state, token: String::new(), _dir: dir };
@@ -162,6 +168,38 @@ impl SecureElement {
 
     pub fn send(&mut self, command: &[u8]) -> Vec<u8> {
         self.0.process(command).expect("no power loss in memory")
+    }
+
+    /// A load of `amount_fen` by a station's machine (another load terminal, `1000 FFFF 0001`)
+    /// with the issuer's development load key from `s`'s keys directory, at `at`: the card's
+    /// online counter moves behind the service's back.
+    pub fn station_load(&mut self, s: &Service, serial: &str, amount_fen: u32, at: DateTime) {
+        use yitong_terminal::{LoadKeyHolder, LoadRequest};
+        let station = [0x10, 0x00, 0xFF, 0xFF, 0x00, 0x01];
+        let answer = self.send(&apdu::initialize_for_load(amount_fen, station));
+        assert!(answer.ends_with(&[0x90, 0x00]), "INITIALIZE FOR LOAD: {answer:02X?}");
+        let init = apdu::LoadInit::decode(&answer[..answer.len() - 2]).expect("INITIALIZE's answer");
+        let serial: [u8; 10] = hex::decode(serial).expect("hex").try_into().expect("10 bytes");
+        let keyring = s.keyring();
+        let issuer_id = [0, 0, 0x10, 0, 0, 0, 0, 1];
+        let mac2 = keyring
+            .load_host()
+            .authorize_load(&LoadRequest {
+                issuer_id,
+                asn8: yitong_profile::files::asn8(&serial),
+                card_random: init.card_random,
+                online_counter: init.online_counter,
+                balance_before_fen: init.balance_fen,
+                amount_fen,
+                terminal_id: station,
+                at,
+                key_version: init.key_version,
+                algorithm_id: init.algorithm_id,
+                mac1: init.mac1,
+            })
+            .expect("the station's MAC2");
+        let credited = self.send(&apdu::credit_for_load(at.date_bcd(), at.time_bcd(), mac2));
+        assert!(credited.ends_with(&[0x90, 0x00]), "CREDIT FOR LOAD: {credited:02X?}");
     }
 
     pub fn balance_fen(&mut self) -> i32 {
