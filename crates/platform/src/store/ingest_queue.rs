@@ -48,7 +48,8 @@ struct Queued {
 pub struct IngestQueue {
     store: Store,
     queued: Mutex<Vec<Queued>>,
-    leader: tokio::sync::Mutex<()>,
+    /// The leader's turn: held by a group's task until the group is prepared and writing.
+    leader: Arc<tokio::sync::Mutex<()>>,
     /// Turns at checking TACs: one core fewer than the machine has (at least one), so that the
     /// group being written is not starved of CPU by the uploads checked meanwhile.
     checking: Arc<tokio::sync::Semaphore>,
@@ -106,7 +107,7 @@ impl IngestQueue {
         IngestQueue {
             store,
             queued: Mutex::new(Vec::new()),
-            leader: tokio::sync::Mutex::new(()),
+            leader: Arc::default(),
             checking: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limit)),
             limit,
@@ -187,7 +188,7 @@ impl IngestQueue {
                         // Its leader was cancelled before answering: queue again.
                         Err(_) => break,
                     },
-                    turn = self.leader.lock() => {
+                    turn = self.leader.clone().lock_owned() => {
                         let group = self.next_group();
                         if group.is_empty() {
                             // Another leader took this upload: its answer comes.
@@ -198,13 +199,19 @@ impl IngestQueue {
                             }
                         }
                         // On a task of its own: the leader's caller going away does not cut the
-                        // group's transaction short, and every upload of it is answered. The
-                        // next group is prepared once this one is (its shadows fed and cached)
-                        // and holds the writer's turn: it is fed while this one writes.
+                        // group's transaction short, and every upload of it is answered. The task
+                        // holds the leader's turn until the group is prepared (its shadows fed and
+                        // cached) and holds the writer's turn, or failed before: the next group
+                        // is fed while this one writes, and never two at once.
                         let queue = self.clone();
-                        let (ready, prepared) = oneshot::channel();
-                        tokio::spawn(async move { queue.take(group, ready).await });
-                        let _ = prepared.await;
+                        tokio::spawn(async move {
+                            let (ready, prepared) = oneshot::channel();
+                            let release = async move {
+                                let _ = prepared.await;
+                                drop(turn);
+                            };
+                            tokio::join!(queue.take(group, ready), release);
+                        });
                     }
                 }
             }
