@@ -136,10 +136,11 @@ impl TapRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record() -> TapRecord {
+    /// An unconfirmed exit of a Beijing card at Guomao (no TAC): the crate's tests' sample.
+    pub(crate) fn record() -> TapRecord {
         TapRecord {
             status: RecordStatus::Unconfirmed,
             kind: TapKind::Exit,

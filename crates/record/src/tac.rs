@@ -120,42 +120,22 @@ pub fn card_tac(record: &TapRecord, card_key: &SessionKey) -> Result<Mac4, TacEr
 #[cfg(test)]
 mod tests {
     use yitong_crypto::{Algorithm, TacMasterKey};
-    use yitong_profile::DateTime;
 
     use super::*;
-    use crate::{RecordStatus, TapKind};
+    use crate::RecordStatus;
 
     const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
     const DTK: [u8; 16] =
         [0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78, 0x87, 0x96, 0xA5, 0xB4, 0xC3, 0xD2, 0xE1, 0xF0];
 
-    /// A purchase of card `n` signed with the TAC the card computes (its key diversified from
-    /// the master in one go, not through the back office's kept issuer step nor its cache).
+    /// The crate's sample exit (`record::tests::record`) of card `n`, signed with the TAC the
+    /// card computes (its key diversified from the master in one go, not through the back
+    /// office's kept issuer step nor its cache).
     fn signed(n: u8, master: &TacMasterKey) -> TapRecord {
-        let mut record = TapRecord {
-            status: RecordStatus::Confirmed,
-            kind: TapKind::Exit,
-            transaction_type: transaction_type::CAPP_PURCHASE,
-            card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x12, 0x34, n],
-            issuer_id: ISSUER,
-            counter: 7,
-            amount_fen: 400,
-            balance_before_fen: 1_000,
-            balance_after_fen: 600,
-            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
-            terminal_transaction_number: 42,
-            at: DateTime::new(2026, 11, 25, 8, 30, 0).unwrap(),
-            city: "beijing".into(),
-            city_code: 0x1000,
-            station: String::new(),
-            line: 1,
-            station_code: 12,
-            card_random: [1, 2, 3, 4],
-            key_version: 1,
-            algorithm_id: master.algorithm().id(),
-            mac2: None,
-            tac: None,
-        };
+        let mut record = crate::record::tests::record();
+        record.status = RecordStatus::Confirmed;
+        record.card_serial[9] = n;
+        record.algorithm_id = master.algorithm().id();
         record.tac = Some(card_tac(&record, &master.card_tac_key(ISSUER, record.asn8())).unwrap());
         record
     }

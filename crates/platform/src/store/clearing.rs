@@ -206,8 +206,10 @@ impl Store {
             let cards: Vec<CardId> = prepared.cards().copied().collect();
             match ingest_group::write(self, uploads, &packed, prepared, ready, turn).await {
                 Ok(Some(ingested)) => return Ok(ingested),
-                // Another writer changed a shadow, the hotlist or took a batch: read them again.
+                // Another writer changed a shadow, the hotlist or took a batch (or, on
+                // PostgreSQL, won a deadlock): read them again.
                 Ok(None) => self.shadows.forget(&cards),
+                Err(error) if ingest_group::deadlocked(&error) => self.shadows.forget(&cards),
                 Err(error) => {
                     self.shadows.forget(&cards);
                     return Err(error);

@@ -135,23 +135,8 @@ pub(super) async fn prepare(
 /// Stage two (see the module documentation), in the store's ingest turn (`turn`, when the caller
 /// holds it already): the store's groups write one at a time, in the order they took it. `ready`
 /// is told (and taken) once the writer's turn is this group's; the commit is synced to disk
-/// before this returns. A PostgreSQL deadlock with another service's group is another writer
-/// winning: `None`.
+/// before this returns.
 pub(super) async fn write(
-    store: &Store,
-    uploads: &[Upload<'_>],
-    packed: &[Vec<u8>],
-    prepared: Prepared,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-) -> Result<Option<Vec<Ingested>>, IngestError> {
-    match write_in_turn(store, uploads, packed, prepared, ready, turn).await {
-        Err(IngestError::Store(StoreError::Database(error))) if deadlocked(&error) => Ok(None),
-        other => other,
-    }
-}
-
-async fn write_in_turn(
     store: &Store,
     uploads: &[Upload<'_>],
     packed: &[Vec<u8>],
@@ -422,7 +407,8 @@ fn update_shadows(backend: Backend, rows: usize) -> String {
 }
 
 /// PostgreSQL chose this transaction as a deadlock's victim (two services' groups updating the
-/// same cards or batches in different orders).
-fn deadlocked(error: &sqlx::Error) -> bool {
+/// same cards or batches in different orders): another writer won, as a lost compare-and-swap.
+pub(super) fn deadlocked(error: &IngestError) -> bool {
+    let IngestError::Store(StoreError::Database(error)) = error else { return false };
     error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40P01")
 }
