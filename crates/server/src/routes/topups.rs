@@ -417,16 +417,14 @@ async fn reconcile(
 /// found", as an unknown one.
 async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Result<OrderWithCard, ApiError> {
     let id = path_order_id(text)?;
-    let not_found = || ApiError::NotFound(format!("no top-up order {id} of this phone"));
-    let order = match state.store().order(&id).await? {
-        // A transfer's funded load order is loaded by the same steps as a top-up.
-        Some(order) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => order,
-        _ => return Err(not_found()),
-    };
-    let card = order.card_id.as_ref().ok_or_else(not_found)?;
-    match state.store().phone_card(card).await? {
-        Some(card) if card.device_id == caller.phone.device_id => Ok(OrderWithCard { order, card }),
-        _ => Err(not_found()),
+    let services = state.services();
+    // A transfer's funded load order is loaded by the same steps as a top-up.
+    match services.ota.order_with_card(&services.payments, &id).await {
+        Ok(read) if read.card.device_id == caller.phone.device_id => Ok(read),
+        Ok(_) | Err(TopUpError::NotATopUp(_) | TopUpError::UnknownCard(_)) => {
+            Err(ApiError::NotFound(format!("no top-up order {id} of this phone")))
+        }
+        Err(error) => Err(topup_error(error)),
     }
 }
 
