@@ -11,6 +11,9 @@
 mod access;
 mod agreement;
 mod cards;
+#[cfg(test)]
+mod checkpoint_tests;
+mod checkpoints;
 mod clearing;
 pub(crate) mod closures;
 mod durable;
@@ -44,6 +47,7 @@ use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
+pub use checkpoints::SQLITE_CHECKPOINT_INTERVAL_MS;
 pub use clearing::{
     BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord, SettledRecord, ShadowCensus, Upload,
 };
@@ -66,6 +70,7 @@ pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_tran
 pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
 use crate::ledger::LedgerError;
+use checkpoints::Checkpoints;
 use durable::Durable;
 use shadow_cache::ShadowCache;
 
@@ -82,7 +87,9 @@ pub const SQLITE_CACHE_KIB: u32 = 65_536;
 /// SQLite's page cache of each reading connection of the pool, KiB (up to
 /// [`STORE_CONNECTIONS_MAX`] of them: not the writer's 64 MiB each).
 pub const SQLITE_READER_CACHE_KIB: u32 = 8_192;
-/// WAL pages after which a commit copies the WAL back into the database (SQLite's default: 1,000).
+/// WAL pages after which a commit of a connection other than the writer copies the WAL back into
+/// the database (SQLite's default: 1,000); the writer's commits leave that to the store's checkpoints
+/// task ([`SQLITE_CHECKPOINT_INTERVAL_MS`]).
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
@@ -268,6 +275,8 @@ pub struct Store {
     pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's group commit, with full durability (`None`: PostgreSQL, or `Durability::Os`).
     durable: Option<Arc<Durable>>,
+    /// SQLite's checkpoints, off the writer's turn (`None` on PostgreSQL).
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 /// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
@@ -290,6 +299,8 @@ pub(crate) struct WriteTransaction {
     inner: Inner,
     /// SQLite with full durability: the commit waits for a sync of the WAL (`durable`).
     sync: Option<Arc<Durable>>,
+    /// SQLite: told of the commit.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 enum Inner {
@@ -311,6 +322,9 @@ impl WriteTransaction {
                 let writer = writer_of(turn)?;
                 writer.connection.execute("COMMIT").await?;
                 writer.open = false;
+                if let Some(checkpoints) = &self.checkpoints {
+                    checkpoints.committed();
+                }
                 // The ticket is taken with the turn held, then the turn is given up.
                 let sync = self.sync.take().map(|durable| {
                     let ticket = durable.ticket();
@@ -478,7 +492,7 @@ impl Store {
             .filter(|_| options.durability == Durability::Full)
             .and_then(|file| Durable::new(&file).found())
             .map(Arc::new);
-        let writer = match backend {
+        let (writer, checkpoints) = match backend {
             Backend::Sqlite => {
                 let mut connection = pool.acquire().await?.detach();
                 connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
@@ -486,11 +500,16 @@ impl Store {
                     // Synced by the group commit instead (`durable`).
                     connection.execute("PRAGMA synchronous = NORMAL").await?;
                 }
-                Some(Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false }))))
+                // Checkpointed by `checkpoints` instead, outside the writer's turn.
+                connection.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                let writer: WriterSlot = Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false })));
+                let checkpointer = pool.acquire().await?.detach();
+                (Some(writer.clone()), Some(Arc::new(Checkpoints::start(checkpointer, writer))))
             }
-            Backend::Postgres => None,
+            Backend::Postgres => (None, None),
         };
-        let store = Store { pool, backend, writer, shadows: Arc::default(), ingest_turn: Arc::default(), durable };
+        let store =
+            Store { pool, backend, writer, shadows: Arc::default(), ingest_turn: Arc::default(), durable, checkpoints };
         store.move_record_rows().await?;
         Ok(store)
     }
@@ -520,6 +539,9 @@ impl Store {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.stop();
+        }
         if let Some(writer) = &self.writer {
             if let Some(writer) = writer.lock().await.take() {
                 let _ = writer.connection.close().await;
@@ -537,7 +559,8 @@ impl Store {
     /// followed by a write cannot fail on a snapshot another writer made stale.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         let Some(writer) = &self.writer else {
-            return Ok(WriteTransaction { inner: Inner::Postgres(self.pool.begin().await?), sync: None });
+            let inner = Inner::Postgres(self.pool.begin().await?);
+            return Ok(WriteTransaction { inner, sync: None, checkpoints: None });
         };
         // Waiting as long as SQLite's busy handler would.
         let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
@@ -557,7 +580,11 @@ impl Store {
         // by the next writer.
         held.open = true;
         held.connection.execute("BEGIN IMMEDIATE").await?;
-        Ok(WriteTransaction { inner: Inner::Sqlite(Some(turn)), sync: self.durable.clone() })
+        Ok(WriteTransaction {
+            inner: Inner::Sqlite(Some(turn)),
+            sync: self.durable.clone(),
+            checkpoints: self.checkpoints.clone(),
+        })
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).

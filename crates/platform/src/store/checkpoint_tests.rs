@@ -1,0 +1,62 @@
+//! SQLite's WAL is copied back into the database beside the writer, and starts over even while
+//! writers keep writing (`checkpoints`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Executor;
+
+use super::{column, Store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_while_writers_keep_writing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    let mut t = store.begin_write().await.expect("a writer");
+    t.execute("CREATE TABLE probe (n BIGINT NOT NULL, filler BLOB NOT NULL)").await.expect("created");
+    t.commit().await.expect("committed");
+    let checkpoints = store.checkpoints.clone().expect("SQLite checkpoints");
+
+    // Writers one after the other, without a pause: each commit appends a page or more to the WAL.
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (store, stop, commits) = (store.clone(), stop.clone(), commits.clone());
+        writers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let mut t = store.begin_write().await.expect("a writer");
+                t.execute("INSERT INTO probe VALUES (1, zeroblob(3000))").await.expect("inserted");
+                t.commit().await.expect("committed");
+                commits.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let before = checkpoints.done();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while checkpoints.done() < before + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.await.expect("the writer ran");
+    }
+    assert!(waited.is_ok(), "three checkpoints ran within a minute of writes");
+
+    // Every commit appended at least a frame; a WAL that never started over would hold them all
+    // (its file keeps its largest size: the frames it holds are counted instead).
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(store.pool()).await.expect("the WAL's frames");
+    let frames: i64 = column(&row, 1).expect("a count");
+    let commits = commits.load(Ordering::SeqCst);
+    assert!(commits > 0);
+    assert!(
+        (frames as u64) < commits,
+        "the WAL started over: it holds {frames} frames, fewer than the {commits} commits appended to it"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(store.pool()).await.expect("counted");
+    assert_eq!(rows as u64, commits, "every commit kept");
+    store.close().await;
+}
