@@ -353,15 +353,36 @@ pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> Str
     text
 }
 
-/// The stored shadows of `cards` (in any order, repeats allowed) with their versions; a fresh
-/// shadow (version `None`) for a card not seen yet. A writer passes the `cache`: its cards are
+/// Where a group found a card's shadow, and the token it was written under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Not stored yet.
+    New,
+    /// Read from the database: the card's row is there.
+    Stored(i64),
+    /// Taken from the cache: the card's row is there once the write of that token committed.
+    Cached(i64),
+}
+
+impl Read {
+    /// The token the shadow was (or is being) written under, `None` when new.
+    pub(super) fn token(self) -> Option<i64> {
+        match self {
+            Read::New => None,
+            Read::Stored(token) | Read::Cached(token) => Some(token),
+        }
+    }
+}
+
+/// The stored shadows of `cards` (in any order, repeats allowed) with where they were found; a
+/// fresh shadow ([`Read::New`]) for a card not seen yet. A writer passes the `cache`: its cards are
 /// taken from there instead (a reader passes none, leaving the cache alone).
 pub(super) async fn load_shadows(
     backend: Backend,
     cache: Option<&ShadowCache>,
     connection: &mut sqlx::AnyConnection,
     cards: &[CardId],
-) -> Result<BTreeMap<CardId, (Option<i64>, Shadow)>, IngestError> {
+) -> Result<BTreeMap<CardId, (Read, Shadow)>, IngestError> {
     // The card IDs sorted and made distinct first: the map is then built in order, without
     // moving shadows around.
     let mut wanted = cards.to_vec();
@@ -375,10 +396,10 @@ pub(super) async fn load_shadows(
     let mut distinct = Vec::new();
     for (card, cached) in wanted.into_iter().zip(taken) {
         match cached {
-            Some((version, shadow)) => shadows.insert(card, (Some(version), shadow)),
+            Some((version, shadow)) => shadows.insert(card, (Read::Cached(version), shadow)),
             None => {
                 distinct.push(card);
-                shadows.insert(card, (None, Shadow::new(card)))
+                shadows.insert(card, (Read::New, Shadow::new(card)))
             }
         };
     }
@@ -402,7 +423,7 @@ pub(super) async fn load_shadows(
             {
                 return Err(IngestError::Shadow(format!("card {issuer}/{serial}: the stored shadow is card {card}'s")));
             }
-            shadows.insert(card, (Some(version), shadow));
+            shadows.insert(card, (Read::Stored(version), shadow));
         }
     }
     Ok(shadows)

@@ -16,11 +16,12 @@ use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Shadow, TacCh
 use yitong_profile::DateTime;
 
 use super::clearing::{
-    load_shadows, placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord,
+    load_shadows, placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, Read, RejectedRecord,
     SettledRecord, Upload, SHADOWS_PER_STATEMENT,
 };
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
+use super::shadow_cache::ShadowCache;
 use super::{column, Backend, Store, StoreError};
 
 /// Uploads per `SELECT` of answers stored (2 parameters each).
@@ -66,10 +67,10 @@ struct Listing {
     now_ms: i64,
 }
 
-/// A card's shadow to write: over the token it was read with (`None`: not stored yet).
+/// A card's shadow to write, over what it was read as.
 struct Written {
     card: CardId,
-    read: Option<i64>,
+    read: Read,
     packed: Vec<u8>,
     /// `None` while the shadow cannot tell.
     balance_fen: Option<i64>,
@@ -206,11 +207,13 @@ pub(super) async fn write(
         return Ok(None);
     }
     let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
-    if !store_shadows(store.backend(), &mut transaction, &shadows, token, now_ms).await? {
+    if !store_shadows(store.backend(), &store.shadows, &mut transaction, &shadows, token, now_ms).await? {
         transaction.rollback().await?;
         return Ok(None);
     }
     let committed = transaction.commit_unsynced().await?;
+    // Before the next group writes: its shadows cached under this token are stored.
+    store.shadows.committed(token);
     // The next group writes while this one's commit is synced to disk.
     drop(turn);
     committed.synced().await?;
@@ -276,7 +279,7 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
 /// disposition; the listings the policy asks for are added to `listings` (this batch is
 /// `fed[position]`).
 fn feed(
-    shadows: &mut BTreeMap<CardId, (Option<i64>, Shadow)>,
+    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
     index: usize,
     upload: &Upload<'_>,
     checks: &[TacCheck],
@@ -355,14 +358,30 @@ fn feed(
 /// when any was changed meanwhile.
 async fn store_shadows(
     backend: Backend,
+    cache: &ShadowCache,
     connection: &mut sqlx::AnyConnection,
     shadows: &[Written],
     token: i64,
     now_ms: i64,
 ) -> Result<bool, IngestError> {
-    let (new, known): (Vec<&Written>, Vec<&Written>) = shadows.iter().partition(|w| w.read.is_none());
-    let statements = [(&new, insert_shadows as fn(Backend, usize) -> String), (&known, update_shadows)];
-    for (rows, statement) in statements {
+    // A known card whose row is surely there is upserted (about a third faster on SQLite than
+    // `UPDATE … FROM (VALUES …)`). Not one cached from a write not known to have committed: its
+    // row may never have been inserted, and the upsert would insert it.
+    let (mut new, mut there, mut maybe) = (Vec::new(), Vec::new(), Vec::new());
+    for written in shadows {
+        match written.read {
+            Read::New => new.push(written),
+            Read::Stored(_) => there.push(written),
+            Read::Cached(read) if cache.is_committed(read) => there.push(written),
+            Read::Cached(_) => maybe.push(written),
+        }
+    }
+    let statements = [
+        (&new, Statement::Insert, insert_shadows as fn(Backend, usize) -> String),
+        (&there, Statement::Upsert, upsert_shadows),
+        (&maybe, Statement::Update, update_shadows),
+    ];
+    for (rows, kind, statement) in statements {
         for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
             let sql = statement(backend, chunk.len());
             let mut query = sqlx::query(&sql);
@@ -372,11 +391,15 @@ async fn store_shadows(
                     .bind(hex::encode_upper(written.card.card_serial))
                     .bind(written.packed.as_slice())
                     .bind(written.balance_fen);
-                // An update names the token it replaces.
-                if written.read.is_some() {
-                    query = query.bind(written.read);
+                query = match kind {
+                    Statement::Insert => query.bind(token),
+                    Statement::Upsert => query.bind(written.read.token()),
+                    Statement::Update => query.bind(written.read.token()).bind(token),
                 }
-                query = query.bind(token).bind(now_ms);
+                .bind(now_ms);
+            }
+            if kind == Statement::Upsert {
+                query = query.bind(token);
             }
             if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
                 return Ok(false);
@@ -386,11 +409,36 @@ async fn store_shadows(
     Ok(true)
 }
 
+/// The three ways a shadow is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Statement {
+    Insert,
+    Upsert,
+    Update,
+}
+
 /// New cards' shadows: (issuer, serial, packed, balance, token, time) per row.
 fn insert_shadows(backend: Backend, rows: usize) -> String {
     format!(
         "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
          VALUES {} ON CONFLICT (issuer_id, card_serial) DO NOTHING",
+        placeholders(backend, rows, 6)
+    )
+}
+
+/// Known cards' shadows whose rows are surely there, where the token is still the one read:
+/// (issuer, serial, packed, balance, token read, time) per row, then the new token. (Its insert
+/// never runs: shadow rows are never deleted.)
+fn upsert_shadows(backend: Backend, rows: usize) -> String {
+    let token = match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${}", rows * 6 + 1),
+    };
+    format!(
+        "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
+         VALUES {} ON CONFLICT (issuer_id, card_serial) DO UPDATE SET state = NULL, packed = excluded.packed, \
+         balance_fen = excluded.balance_fen, version = {token}, updated_at_ms = excluded.updated_at_ms \
+         WHERE card_shadows.version = excluded.version",
         placeholders(backend, rows, 6)
     )
 }

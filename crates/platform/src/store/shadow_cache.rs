@@ -8,8 +8,11 @@
 //! a group built on one fails its compare-and-swap. The stored token decides every write, so a
 //! shadow another process or service wrote meanwhile fails the write too; the group forgets its
 //! cards here and tries again from the database.
+//!
+//! It also remembers the tokens of the last [`COMMITTED_TOKENS`] writes that committed: a card
+//! cached under one of them has its row in the database, which lets the write use an upsert.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use yitong_clearing::shadow::{CardId, Shadow};
@@ -19,6 +22,9 @@ use yitong_clearing::shadow::{CardId, Shadow};
 /// cache is.
 pub(crate) const SHADOW_CACHE_CARDS: usize = 262_144;
 
+/// Tokens of committed writes remembered.
+pub(crate) const COMMITTED_TOKENS: usize = 1_024;
+
 type Entries = HashMap<CardId, (i64, Shadow)>;
 
 /// Shadows by card, with their write tokens: the cards put since the last turn-over, and those
@@ -26,6 +32,8 @@ type Entries = HashMap<CardId, (i64, Shadow)>;
 #[derive(Debug, Default)]
 pub(crate) struct ShadowCache {
     generations: Mutex<(Entries, Entries)>,
+    /// The last tokens whose writes committed: in the order they came, and as a set.
+    committed: Mutex<(VecDeque<i64>, HashSet<i64>)>,
 }
 
 impl ShadowCache {
@@ -67,6 +75,24 @@ impl ShadowCache {
         }
     }
 
+    /// The write of `token` committed.
+    pub(crate) fn committed(&self, token: i64) {
+        let mut committed = self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (order, set) = &mut *committed;
+        if order.len() >= COMMITTED_TOKENS {
+            if let Some(oldest) = order.pop_front() {
+                set.remove(&oldest);
+            }
+        }
+        order.push_back(token);
+        set.insert(token);
+    }
+
+    /// Whether the write of `token` is known to have committed (one of the last ones).
+    pub(crate) fn is_committed(&self, token: i64) -> bool {
+        self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.contains(&token)
+    }
+
     /// Cards cached.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -98,6 +124,18 @@ mod tests {
             assert_eq!((token, shadow.card()), (i64::from(n), card(n)));
         }
         assert!(cache.take_all(&[card(0)])[0].is_none(), "the oldest card was dropped");
+    }
+
+    #[test]
+    fn the_last_committed_tokens_are_remembered() {
+        let cache = ShadowCache::default();
+        assert!(!cache.is_committed(7), "none before a commit");
+        let total = COMMITTED_TOKENS as i64 + 10;
+        for token in 0..total {
+            cache.committed(token);
+        }
+        assert!((total - COMMITTED_TOKENS as i64..total).all(|token| cache.is_committed(token)));
+        assert!((0..10).all(|token| !cache.is_committed(token)), "the oldest are forgotten");
     }
 
     #[test]
