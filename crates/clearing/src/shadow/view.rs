@@ -52,17 +52,20 @@ pub(crate) fn derive(entries: &BTreeMap<EntryKey, Entry>, tac_failures: u32) -> 
     // In key order: by counter, then time.
     let all = Both::new(|s| entries.values().filter(|e| e.sequence == s).collect::<Vec<&Entry>>());
 
-    // Settlement reads records only: committed for sure = proven or logged.
+    // Settlement reads records only: committed for sure = proven or logged. (Most cards have no
+    // unconfirmed record to settle: nothing of it is built for them.)
     let surely = |e: &Entry| e.evidence >= Evidence::Logged;
     let unconfirmed = |e: &Entry| e.evidence == Evidence::Unconfirmed;
-    let sure = Both::new(|s| timeline(&slots(all.of(s), surely), all.of(s), unconfirmed));
-    let records = Both::new(|s| Records::new(all.of(s)));
     let mut decisions = BTreeMap::new();
-    for sequence in SEQUENCES {
-        for record in all.of(sequence).iter().filter(|e| unconfirmed(e)) {
-            let other = sequence.other();
-            let decision = settle::decide(record, records.of(sequence), records.of(other), sure.of(other));
-            decisions.insert(record.key(), decision);
+    if entries.values().any(unconfirmed) {
+        let sure = Both::new(|s| timeline(&slots(all.of(s), surely), all.of(s), unconfirmed));
+        let records = Both::new(|s| Records::new(all.of(s)));
+        for sequence in SEQUENCES {
+            for record in all.of(sequence).iter().filter(|e| unconfirmed(e)) {
+                let other = sequence.other();
+                let decision = settle::decide(record, records.of(sequence), records.of(other), sure.of(other));
+                decisions.insert(record.key(), decision);
+            }
         }
     }
     let verdict = |e: &Entry| decisions.get(&e.key()).map(|d| d.verdict);
@@ -144,7 +147,9 @@ fn shared_counters(sequence: Sequence, slots: &[Slot<'_>]) -> Vec<Flag> {
 /// counter moved past them), at or above the lowest record, with no committed or pending record.
 /// One flag per run of missing counters.
 fn gaps(sequence: Sequence, entries: &[&Entry], covered: &BTreeSet<u16>) -> Vec<Flag> {
-    let counters: Vec<u16> = entries.iter().map(|e| e.counter).collect::<BTreeSet<_>>().into_iter().collect();
+    // In key order: by counter.
+    let mut counters: Vec<u16> = entries.iter().map(|e| e.counter).collect();
+    counters.dedup();
     let mut runs: Vec<(u16, u16)> = Vec::new();
     let mut missing = |first: u16, last: u16| match runs.last_mut() {
         Some(run) if run.1.checked_add(1) == Some(first) => run.1 = last,
