@@ -390,7 +390,54 @@ async fn a_bounded_queue_takes_every_upload_in_turn(db: &TestDb) {
     assert_eq!((stats.batches, stats.records, stats.failed, stats.records_held), (6, 14, 0, 0), "{stats:?}");
 }
 
+/// One batch uploaded through two stores at once (two services on one database): kept once with
+/// its records as sent, both answered alike; on PostgreSQL, where a group's rows are copied into
+/// a staging table before its transaction, the loser's staged rows are gone too, and rows a dead
+/// process left there an hour ago are deleted when a store opens.
+async fn one_batch_from_two_stores_at_once(db: &TestDb) {
+    let tac = yitong_record::TacKeys::new();
+    let batch = Batch {
+        header: BatchHeader {
+            batch_id: "TWICE".into(),
+            gate: [0x10, 0, 0, 0x0C, 0, 1],
+            operator: "beijing-metro".into(),
+        },
+        records: (0..40).map(|n| logged_purchase(n, 5, 1_000)).collect(),
+    };
+    let other = db.open_again().await;
+    let (first, second) = tokio::join!(
+        db.store.ingest_batch(&batch, &tac, "key-1", at(20, 0, 0), T0),
+        other.ingest_batch(&batch, &tac, "key-1", at(20, 0, 0), T0),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.answer, second.answer);
+    assert_eq!([first.new, second.new].iter().filter(|&&new| new).count(), 1, "taken once");
+    assert_eq!(first.answer.accepted, 40);
+    let kept = db.store.batch_records("1000000C0001", "TWICE").await.unwrap().expect("kept");
+    assert_eq!(kept.iter().map(|k| k.record.clone()).collect::<Vec<_>>(), batch.records);
+    assert!(kept.iter().all(|k| k.disposition == yitong_platform::store::KeptDisposition::Accepted));
+    assert_eq!(db.store.shadow_totals().await.unwrap(), (40, 40 * 700));
+    if db.store.backend() == yitong_platform::store::Backend::Postgres {
+        assert!(db.texts("SELECT gate FROM clearing_batches_staged").await.is_empty(), "nothing left staged");
+        // A dead process's rows: one staged two hours ago, one just now (another process's,
+        // about to be moved).
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for (token, staged_at_ms) in [(1, now_ms - 7_200_000), (2, now_ms)] {
+            db.execute(&format!(
+                "INSERT INTO clearing_batches_staged (token, staged_at_ms, gate, batch_id, operator, operator_key_id, \
+                 records, answer, received_at_ms, records_packed, dispositions) \
+                 VALUES ({token}, {staged_at_ms}, '1000000C0001', 'LEFT', 'm', 'k', 0, '{{}}', 0, '\\x00', '')"
+            ))
+            .await;
+        }
+        drop(db.open_again().await);
+        assert_eq!(db.texts("SELECT CAST(token AS TEXT) FROM clearing_batches_staged").await, ["2"]);
+    }
+    other.close().await;
+}
+
 on_both_backends! {
+    one_batch_twice => one_batch_from_two_stores_at_once,
     bounded_queue => a_bounded_queue_takes_every_upload_in_turn,
     platform_like => a_gate_batch_named_like_the_platforms_is_in_the_day,
     moved_rows => record_rows_from_before_are_moved_into_their_batches,

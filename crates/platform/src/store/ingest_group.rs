@@ -22,6 +22,7 @@ use super::clearing::{
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
+use super::staged_batches;
 use super::{column, Backend, Store, StoreError};
 
 /// Uploads per `SELECT` of answers stored (2 parameters each).
@@ -145,11 +146,47 @@ pub(super) async fn write(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 ) -> Result<Option<Vec<Ingested>>, IngestError> {
-    let Prepared { stored, repeats, mut fed, listings, shadows, token } = prepared;
+    let Prepared { stored, repeats, fed, listings, shadows, token } = prepared;
     if fed.is_empty() {
         // Every batch was received before: nothing to write.
         return Ok(Some(answers(stored, repeats, fed)?));
     }
+    // On PostgreSQL, the batches' rows are copied before the turn (`staged_batches`), unless
+    // their answers wait for the hotlist's versions.
+    let staged = match &store.copier {
+        Some(copier) if listings.is_empty() => {
+            let rows = batch_rows(uploads, packed, &fed)?;
+            staged_batches::stage(copier, token, &rows).await?;
+            Some((copier, rows.len()))
+        }
+        _ => None,
+    };
+    let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
+    let written =
+        write_in_turn(store, uploads, packed, fed, &listings, &shadows, token, now_ms, staged, ready, turn).await;
+    if let (Some((copier, _)), Ok(None) | Err(_)) = (staged, &written) {
+        // Not moved: deleted now rather than at a later opening.
+        let _ = staged_batches::unstage(copier, token).await;
+    }
+    Ok(written?.map(|fed| answers(stored, repeats, fed)).transpose()?)
+}
+
+/// The rest of [`write`]: its transaction, in the ingest turn; the group's fed batches back when
+/// it committed (`None`: another writer got there first).
+#[allow(clippy::too_many_arguments)]
+async fn write_in_turn(
+    store: &Store,
+    uploads: &[Upload<'_>],
+    packed: &[Vec<u8>],
+    mut fed: Vec<Fed>,
+    listings: &[Listing],
+    shadows: &[Written],
+    token: i64,
+    now_ms: i64,
+    staged: Option<(&sqlx::PgPool, usize)>,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+) -> Result<Option<Vec<Fed>>, IngestError> {
     // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
     // shadows, writes after it.
     let turn = match turn {
@@ -160,7 +197,7 @@ pub(super) async fn write(
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
-    for listing in &listings {
+    for listing in listings {
         let change = append_change_in(
             &mut transaction,
             listing.card,
@@ -188,26 +225,16 @@ pub(super) async fn write(
             Err(HotlistChangeError::Store(error)) => return Err(error.into()),
         }
     }
-    let mut rows = Vec::with_capacity(fed.len());
-    for batch in &fed {
-        let upload = &uploads[batch.upload];
-        rows.push(BatchRow {
-            upload,
-            gate: batch.answer.gate.clone(),
-            answer: serde_json::to_string(&batch.answer).map_err(|e| IngestError::Shadow(e.to_string()))?,
-            packed: &packed[batch.upload],
-            dispositions: batch.dispositions.clone(),
-        });
-    }
-    // The batches' rows in key order: two writers with the same batches lock them in the same
-    // order (no deadlock on PostgreSQL); one already there means another writer took it.
-    rows.sort_by(|a, b| (&a.gate, &a.upload.batch.header.batch_id).cmp(&(&b.gate, &b.upload.batch.header.batch_id)));
-    if !insert_batches(store.backend(), &mut transaction, &rows).await? {
+    // One already there means another writer took it.
+    let batches_written = match staged {
+        Some((_, rows)) => staged_batches::take_staged(&mut transaction, token, rows).await?,
+        None => insert_batches(store.backend(), &mut transaction, &batch_rows(uploads, packed, &fed)?).await?,
+    };
+    if !batches_written {
         transaction.rollback().await?;
         return Ok(None);
     }
-    let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
-    if !store_shadows(store.backend(), &store.shadows, &mut transaction, &shadows, token, now_ms).await? {
+    if !store_shadows(store.backend(), &store.shadows, &mut transaction, shadows, token, now_ms).await? {
         transaction.rollback().await?;
         return Ok(None);
     }
@@ -217,7 +244,28 @@ pub(super) async fn write(
     // The next group writes while this one's commit is synced to disk.
     drop(turn);
     committed.synced().await?;
-    Ok(Some(answers(stored, repeats, fed)?))
+    Ok(Some(fed))
+}
+
+/// The rows of the group's new batches, in key order: two writers with the same batches lock them
+/// in the same order (no deadlock on PostgreSQL).
+fn batch_rows<'a>(
+    uploads: &'a [Upload<'a>],
+    packed: &'a [Vec<u8>],
+    fed: &[Fed],
+) -> Result<Vec<BatchRow<'a>>, IngestError> {
+    let mut rows = Vec::with_capacity(fed.len());
+    for batch in fed {
+        rows.push(BatchRow {
+            upload: &uploads[batch.upload],
+            gate: batch.answer.gate.clone(),
+            answer: serde_json::to_string(&batch.answer).map_err(|e| IngestError::Shadow(e.to_string()))?,
+            packed: &packed[batch.upload],
+            dispositions: batch.dispositions.clone(),
+        });
+    }
+    rows.sort_by(|a, b| (&a.gate, &a.upload.batch.header.batch_id).cmp(&(&b.gate, &b.upload.batch.header.batch_id)));
+    Ok(rows)
 }
 
 /// Every upload's answer: stored before, new, or (a batch named twice in the group) the first's

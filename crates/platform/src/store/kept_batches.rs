@@ -69,7 +69,7 @@ pub(crate) struct BatchRow<'a> {
 }
 
 /// The earliest and latest local times of `records` (`None` for none).
-fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String>) {
+pub(super) fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String>) {
     let first = records.iter().map(|r| r.at).min();
     let last = records.iter().map(|r| r.at).max();
     (first.map(|at| at.to_string()), last.map(|at| at.to_string()))

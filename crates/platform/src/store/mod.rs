@@ -29,6 +29,7 @@ mod orders;
 mod platform_feed;
 mod settlement;
 mod shadow_cache;
+mod staged_batches;
 #[cfg(test)]
 mod writer_tests;
 
@@ -60,6 +61,7 @@ pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
 pub use platform_feed::{PlatformFeed, FEED_MARGIN_MS, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
+pub use staged_batches::STAGED_KEPT_MS;
 
 pub(crate) use cards::{
     allocate_sequence_in, card_by_id_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
@@ -79,6 +81,8 @@ use shadow_cache::ShadowCache;
 pub const STORE_CONNECTIONS_DEFAULT: u32 = 4;
 /// Most connections a pool may be given.
 pub const STORE_CONNECTIONS_MAX: u32 = 64;
+/// PostgreSQL connections kept for `COPY`, beside the pool.
+pub const COPIER_CONNECTIONS: u32 = 2;
 /// How long a SQLite writer waits for another's transaction before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// SQLite's page cache of the writer connection, KiB: the pages it rewrites stay in memory from
@@ -96,7 +100,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 8] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -105,11 +109,12 @@ const MIGRATIONS: [(i64, &str, &str); 8] = [
     (6, "clearing", include_str!("../../migrations/0006_clearing.sql")),
     (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
     (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
+    (9, "staged batches", include_str!("../../migrations/0009_staged_batches.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite
 /// cannot drop a constraint; a binary column is `BLOB` on one, `BYTEA` on the other), run first in the migration's transaction.
-const BACKEND_HALVES: [(i64, &str, &str); 2] = [
+const BACKEND_HALVES: [(i64, &str, &str); 3] = [
     (
         3,
         include_str!("../../migrations/0003_closures.sqlite.sql"),
@@ -119,6 +124,11 @@ const BACKEND_HALVES: [(i64, &str, &str); 2] = [
         8,
         include_str!("../../migrations/0008_packed_batches.sqlite.sql"),
         include_str!("../../migrations/0008_packed_batches.postgres.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/0009_staged_batches.sqlite.sql"),
+        include_str!("../../migrations/0009_staged_batches.postgres.sql"),
     ),
 ];
 
@@ -277,6 +287,8 @@ pub struct Store {
     durable: Option<Arc<Durable>>,
     /// SQLite's checkpoints, off the writer's turn (`None` on PostgreSQL).
     checkpoints: Option<Arc<Checkpoints>>,
+    /// PostgreSQL: native connections, for `COPY` (`staged_batches`).
+    copier: Option<sqlx::PgPool>,
 }
 
 /// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
@@ -492,6 +504,15 @@ impl Store {
             .filter(|_| options.durability == Durability::Full)
             .and_then(|file| Durable::new(&file).found())
             .map(Arc::new);
+        let copier = match backend {
+            Backend::Postgres => {
+                let copier =
+                    sqlx::postgres::PgPoolOptions::new().max_connections(COPIER_CONNECTIONS).connect(url).await?;
+                staged_batches::sweep(&copier).await?;
+                Some(copier)
+            }
+            Backend::Sqlite => None,
+        };
         let (writer, checkpoints) = match backend {
             Backend::Sqlite => {
                 let mut connection = pool.acquire().await?.detach();
@@ -508,8 +529,16 @@ impl Store {
             }
             Backend::Postgres => (None, None),
         };
-        let store =
-            Store { pool, backend, writer, shadows: Arc::default(), ingest_turn: Arc::default(), durable, checkpoints };
+        let store = Store {
+            pool,
+            backend,
+            writer,
+            shadows: Arc::default(),
+            ingest_turn: Arc::default(),
+            durable,
+            checkpoints,
+            copier,
+        };
         store.move_record_rows().await?;
         Ok(store)
     }
@@ -546,6 +575,9 @@ impl Store {
             if let Some(writer) = writer.lock().await.take() {
                 let _ = writer.connection.close().await;
             }
+        }
+        if let Some(copier) = &self.copier {
+            copier.close().await;
         }
         self.pool.close().await;
     }

@@ -1,0 +1,2 @@
+-- A place for PostgreSQL's bulk ingestion (after the back end's half,
+-- 0009_staged_batches.postgres.sql, which makes it; SQLite has nothing to add).

@@ -1,0 +1,1 @@
+-- SQLite's half of 0009: nothing (its batches' rows are inserted by statements on the writer).
