@@ -168,7 +168,7 @@ pub(super) async fn write(
         // Not moved: deleted now rather than at a later opening.
         let _ = staged_batches::unstage(copier, token).await;
     }
-    Ok(written?.map(|fed| answers(stored, repeats, fed)).transpose()?)
+    written?.map(|fed| answers(stored, repeats, fed)).transpose()
 }
 
 /// The rest of [`write`]: its transaction, in the ingest turn; the group's fed batches back when
