@@ -3,19 +3,10 @@
 -- clearing_batches and deletes them. Unlogged: a row here is never the only copy of anything
 -- (a group whose rows were lost in a crash was not answered, and is uploaded again). Rows of a
 -- group that never wrote are deleted by the group, or when a store opens, once an hour old.
+-- The columns are clearing_batches' own (without its key: a batch may be staged twice).
 CREATE UNLOGGED TABLE clearing_batches_staged (
     token BIGINT NOT NULL,
     staged_at_ms BIGINT NOT NULL,
-    gate TEXT NOT NULL,
-    batch_id TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    operator_key_id TEXT NOT NULL,
-    records BIGINT NOT NULL,
-    answer TEXT NOT NULL,
-    received_at_ms BIGINT NOT NULL,
-    records_packed BYTEA NOT NULL,
-    dispositions TEXT NOT NULL,
-    first_at TEXT,
-    last_at TEXT
+    LIKE clearing_batches
 );
 CREATE INDEX clearing_batches_staged_token ON clearing_batches_staged (token);
