@@ -3,15 +3,19 @@
 //! SQLite copies the WAL back into the database file (a checkpoint) in the connection whose
 //! commit took the WAL past `wal_autocheckpoint` pages: that was the writer, which held the writer
 //! turn through tens of milliseconds of copying while every other writer waited. The writer's
-//! automatic checkpoints are off instead, and a task of the store checkpoints on a connection of
-//! its own, every [`SQLITE_CHECKPOINT_INTERVAL_MS`] when something was committed meanwhile:
+//! automatic checkpoints now wait for a WAL four times as long (a backstop, should this task
+//! stop), and a task of the store checkpoints on a connection of its own, every
+//! [`SQLITE_CHECKPOINT_INTERVAL_MS`] when something was committed meanwhile:
 //!
 //! 1. a `PASSIVE` checkpoint beside the writer (it blocks no reader and no writer): the bulk of
-//!    the copying, while writes go on;
-//! 2. then, holding the writer turn, another one, which copies only the frames committed during
-//!    the first. With no writer appending, it leaves the whole WAL copied, so the next write
-//!    starts the WAL over from its beginning; a checkpoint that always ran beside a busy writer
-//!    would never catch up, and the WAL would grow for as long as the writes went on.
+//!    the copying, while writes go on; one that found another checkpoint running is tried again
+//!    at the next tick;
+//! 2. then, once the WAL holds [`SQLITE_CHECKPOINT_PAGES`] frames, another one holding the writer
+//!    turn, which copies only the frames committed during the first. With no writer appending, it
+//!    leaves the whole WAL copied, so the next write starts the WAL over from its beginning
+//!    (unless a reading transaction still holds an older snapshot: then a later one does). A
+//!    checkpoint that always ran beside a busy writer would never catch up, and the WAL would
+//!    grow for as long as the writes went on.
 //!
 //! Durability is unchanged: a checkpoint syncs the WAL before copying and the database after
 //! (the connection's `synchronous` is the store's), and a commit is durable once its WAL frames
@@ -22,10 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{AnyConnection, Executor};
+use sqlx::AnyConnection;
 use tokio::task::JoinHandle;
 
-use super::WriterSlot;
+use super::{column, WriterSlot, SQLITE_CHECKPOINT_PAGES};
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
@@ -34,15 +38,23 @@ pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
     counts: Arc<Counts>,
-    task: JoinHandle<()>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     /// Commits of the writer.
     commits: AtomicU64,
-    /// Checkpoints run to the end (both steps).
-    done: AtomicU64,
+    /// Second steps run (in the writer's turn).
+    in_turn: AtomicU64,
+}
+
+/// What `PRAGMA wal_checkpoint` answers: another checkpoint was running (nothing done), the WAL's
+/// frames.
+async fn checkpoint(connection: &mut AnyConnection) -> Result<(bool, i64), super::StoreError> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
+    let busy: i64 = column(&row, 0)?;
+    Ok((busy != 0, column(&row, 1)?))
 }
 
 impl Checkpoints {
@@ -61,29 +73,38 @@ impl Checkpoints {
                 if commits == checkpointed {
                     continue;
                 }
-                if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                    tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
-                    continue;
-                }
-                let turn = writer.lock().await;
-                if turn.is_none() {
-                    // The store was closed.
-                    return;
-                }
-                let tail = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
-                drop(turn);
-                match tail {
-                    Ok(_) => {
-                        checkpointed = commits;
-                        seen.done.fetch_add(1, Ordering::SeqCst);
-                    }
+                let frames = match checkpoint(&mut connection).await {
+                    Ok((false, frames)) => frames,
+                    // Another connection's checkpoint was running: tried again at the next tick.
+                    Ok((true, _)) => continue,
                     Err(error) => {
-                        tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later")
+                        tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
+                        continue;
+                    }
+                };
+                if frames >= i64::from(SQLITE_CHECKPOINT_PAGES) {
+                    let turn = writer.lock().await;
+                    if turn.is_none() {
+                        // The store was closed.
+                        return;
+                    }
+                    let tail = checkpoint(&mut connection).await;
+                    drop(turn);
+                    match tail {
+                        Ok((false, _)) => {
+                            seen.in_turn.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok((true, _)) => continue,
+                        Err(error) => {
+                            tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
+                            continue;
+                        }
                     }
                 }
+                checkpointed = commits;
             }
         });
-        Checkpoints { counts, task }
+        Checkpoints { counts, task: std::sync::Mutex::new(Some(task)) }
     }
 
     /// The writer committed.
@@ -91,20 +112,29 @@ impl Checkpoints {
         self.counts.commits.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Checkpoints run to the end so far.
+    /// Second steps run so far (each copied the WAL whole, in the writer's turn).
     #[cfg(test)]
-    pub(crate) fn done(&self) -> u64 {
-        self.counts.done.load(Ordering::SeqCst)
+    pub(crate) fn in_turn(&self) -> u64 {
+        self.counts.in_turn.load(Ordering::SeqCst)
     }
 
-    /// Stops the task (its connection is closed with it).
-    pub(crate) fn stop(&self) {
-        self.task.abort();
+    fn task(&self) -> Option<JoinHandle<()>> {
+        self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Stops the task and waits until it is gone (its connection with it).
+    pub(crate) async fn stop(&self) {
+        if let Some(task) = self.task() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for Checkpoints {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task() {
+            task.abort();
+        }
     }
 }
