@@ -5,8 +5,9 @@
 //! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
 //! packed and put back in the cache under the group's new write token (`shadow_cache` says why
 //! that is safe before the commit). [`write`], in the writer's turn: the policy's hotlist
-//! listings, the batches' rows, the shadows (each a compare-and-swap on the token it was read
-//! with), the commit. `None` from either: another writer got there first; the caller forgets
+//! listings, the batches' rows (on PostgreSQL copied just before the transaction:
+//! `staged_batches`), the shadows (each a compare-and-swap on the token it was read with), the
+//! commit. `None` from either: another writer got there first; the caller forgets
 //! the group's cards and prepares it again.
 
 use std::collections::BTreeMap;
@@ -151,53 +152,58 @@ pub(super) async fn write(
         // Every batch was received before: nothing to write.
         return Ok(Some(answers(stored, repeats, fed)?));
     }
-    // On PostgreSQL, the batches' rows are copied before the turn (`staged_batches`), unless
-    // their answers wait for the hotlist's versions.
-    let staged = match &store.copier {
-        Some(copier) if listings.is_empty() => {
-            let rows = batch_rows(uploads, packed, &fed)?;
-            staged_batches::stage(copier, token, &rows).await?;
-            Some((copier, rows.len()))
-        }
-        _ => None,
-    };
-    let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
-    let written =
-        write_in_turn(store, uploads, packed, fed, &listings, &shadows, token, now_ms, staged, ready, turn).await;
-    if let (Some((copier, _)), Ok(None) | Err(_)) = (staged, &written) {
-        // Not moved: deleted now rather than at a later opening.
-        let _ = staged_batches::unstage(copier, token).await;
-    }
-    written?.map(|fed| answers(stored, repeats, fed)).transpose()
-}
-
-/// The rest of [`write`]: its transaction, in the ingest turn; the group's fed batches back when
-/// it committed (`None`: another writer got there first).
-#[allow(clippy::too_many_arguments)]
-async fn write_in_turn(
-    store: &Store,
-    uploads: &[Upload<'_>],
-    packed: &[Vec<u8>],
-    mut fed: Vec<Fed>,
-    listings: &[Listing],
-    shadows: &[Written],
-    token: i64,
-    now_ms: i64,
-    staged: Option<(&sqlx::PgPool, usize)>,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-) -> Result<Option<Vec<Fed>>, IngestError> {
     // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
     // shadows, writes after it.
     let turn = match turn {
         Some(turn) => turn,
         None => store.ingest_turn.clone().lock_owned().await,
     };
+    // On PostgreSQL, the batches' rows are copied first (`staged_batches`), unless their answers
+    // wait for the hotlist's versions.
+    let staged = match &store.copier {
+        Some(copier) if listings.is_empty() => {
+            let rows = batch_rows(uploads, packed, &fed)?;
+            copier.stage(token, &rows).await?;
+            Some(rows.len())
+        }
+        _ => None,
+    };
+    let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
+    let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, now_ms, staged };
+    let written = write_in_turn(store, &group, fed, ready, turn).await;
+    if let (Some(copier), Some(_), Ok(None) | Err(_)) = (&store.copier, staged, &written) {
+        // Not moved: deleted now rather than at a later opening.
+        copier.unstage(token).await;
+    }
+    written?.map(|fed| answers(stored, repeats, fed)).transpose()
+}
+
+/// What [`write_in_turn`] writes.
+struct Group<'a> {
+    uploads: &'a [Upload<'a>],
+    packed: &'a [Vec<u8>],
+    listings: &'a [Listing],
+    shadows: &'a [Written],
+    token: i64,
+    now_ms: i64,
+    /// How many batch rows were staged under the token (PostgreSQL), if they were.
+    staged: Option<usize>,
+}
+
+/// The rest of [`write`], holding the ingest `turn`: its transaction; the group's fed batches
+/// back when it committed (`None`: another writer got there first).
+async fn write_in_turn(
+    store: &Store,
+    group: &Group<'_>,
+    mut fed: Vec<Fed>,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<Option<Vec<Fed>>, IngestError> {
     let mut transaction = store.begin_write().await?;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
-    for listing in listings {
+    for listing in group.listings {
         let change = append_change_in(
             &mut transaction,
             listing.card,
@@ -226,15 +232,19 @@ async fn write_in_turn(
         }
     }
     // One already there means another writer took it.
-    let batches_written = match staged {
-        Some((_, rows)) => staged_batches::take_staged(&mut transaction, token, rows).await?,
-        None => insert_batches(store.backend(), &mut transaction, &batch_rows(uploads, packed, &fed)?).await?,
+    let batches_written = match group.staged {
+        Some(rows) => staged_batches::take_staged(&mut transaction, group.token, rows).await?,
+        None => {
+            let rows = batch_rows(group.uploads, group.packed, &fed)?;
+            insert_batches(store.backend(), &mut transaction, &rows).await?
+        }
     };
     if !batches_written {
         transaction.rollback().await?;
         return Ok(None);
     }
-    if !store_shadows(store.backend(), &store.shadows, &mut transaction, shadows, token, now_ms).await? {
+    let (token, now_ms) = (group.token, group.now_ms);
+    if !store_shadows(store.backend(), &store.shadows, &mut transaction, group.shadows, token, now_ms).await? {
         transaction.rollback().await?;
         return Ok(None);
     }
@@ -402,8 +412,10 @@ fn feed(
 }
 
 /// Writes the group's shadows under `token`: a new card inserted (refused if another writer
-/// inserted it meanwhile), a known one updated where its token is still the one read. `false`
-/// when any was changed meanwhile.
+/// inserted it meanwhile), a known one upserted or updated where its token is still the one
+/// read. `false` when any was changed meanwhile. (Three statements, which cards go in which
+/// depending on the store's cache: two services writing the same cards may lock them in
+/// different orders, a PostgreSQL deadlock its victim retries.)
 async fn store_shadows(
     backend: Backend,
     cache: &ShadowCache,
@@ -416,22 +428,25 @@ async fn store_shadows(
     // `UPDATE … FROM (VALUES …)`). Not one cached from a write not known to have committed: its
     // row may never have been inserted, and the upsert would insert it.
     let (mut new, mut there, mut maybe) = (Vec::new(), Vec::new(), Vec::new());
+    // Asked once per token (a group's cards come from a few groups before).
+    let mut committed = std::collections::HashMap::new();
     for written in shadows {
         match written.read {
             Read::New => new.push(written),
             Read::Stored(_) => there.push(written),
-            Read::Cached(read) if cache.is_committed(read) => there.push(written),
+            Read::Cached(read) if *committed.entry(read).or_insert_with(|| cache.is_committed(read)) => {
+                there.push(written)
+            }
             Read::Cached(_) => maybe.push(written),
         }
     }
-    let statements = [
-        (&new, Statement::Insert, insert_shadows as fn(Backend, usize) -> String),
-        (&there, Statement::Upsert, upsert_shadows),
-        (&maybe, Statement::Update, update_shadows),
-    ];
-    for (rows, kind, statement) in statements {
+    for (rows, kind) in [(&new, Statement::Insert), (&there, Statement::Upsert), (&maybe, Statement::Update)] {
         for chunk in rows.chunks(SHADOWS_PER_STATEMENT) {
-            let sql = statement(backend, chunk.len());
+            let sql = match kind {
+                Statement::Insert => insert_shadows(backend, chunk.len()),
+                Statement::Upsert => upsert_shadows(backend, chunk.len()),
+                Statement::Update => update_shadows(backend, chunk.len()),
+            };
             let mut query = sqlx::query(&sql);
             for written in chunk {
                 query = query

@@ -75,6 +75,10 @@ pub(super) fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String
     (first.map(|at| at.to_string()), last.map(|at| at.to_string()))
 }
 
+/// The columns of a batch's row written at ingestion, in the order of [`BatchRow`]'s values.
+pub(super) const BATCH_COLUMNS: &str = "gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
+                                        records_packed, dispositions, first_at, last_at";
+
 /// Batches' rows per `INSERT` (11 parameters each; a row's records are up to a few hundred KiB).
 const BATCHES_PER_STATEMENT: usize = 64;
 
@@ -87,8 +91,7 @@ pub(crate) async fn insert_batches(
 ) -> Result<bool, IngestError> {
     for chunk in rows.chunks(BATCHES_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO clearing_batches (gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
-             records_packed, dispositions, first_at, last_at) VALUES {} ON CONFLICT (gate, batch_id) DO NOTHING",
+            "INSERT INTO clearing_batches ({BATCH_COLUMNS}) VALUES {} ON CONFLICT (gate, batch_id) DO NOTHING",
             placeholders(backend, chunk.len(), 11)
         );
         let mut query = sqlx::query(&sql);

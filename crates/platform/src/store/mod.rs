@@ -61,7 +61,7 @@ pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
 pub use platform_feed::{PlatformFeed, FEED_MARGIN_MS, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
-pub use staged_batches::STAGED_KEPT_MS;
+pub use staged_batches::{STAGED_KEPT_MS, SWEEP_EVERY};
 
 pub(crate) use cards::{
     allocate_sequence_in, card_by_id_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
@@ -92,8 +92,8 @@ pub const SQLITE_CACHE_KIB: u32 = 65_536;
 /// [`STORE_CONNECTIONS_MAX`] of them: not the writer's 64 MiB each).
 pub const SQLITE_READER_CACHE_KIB: u32 = 8_192;
 /// WAL pages after which a commit of a connection other than the writer copies the WAL back into
-/// the database (SQLite's default: 1,000); the writer's commits leave that to the store's checkpoints
-/// task ([`SQLITE_CHECKPOINT_INTERVAL_MS`]).
+/// the database (SQLite's default: 1,000), and the store's checkpoints task starts the WAL over
+/// ([`SQLITE_CHECKPOINT_INTERVAL_MS`]; the writer's own commits wait for four times as many).
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
@@ -288,7 +288,7 @@ pub struct Store {
     /// SQLite's checkpoints, off the writer's turn (`None` on PostgreSQL).
     checkpoints: Option<Arc<Checkpoints>>,
     /// PostgreSQL: native connections, for `COPY` (`staged_batches`).
-    copier: Option<sqlx::PgPool>,
+    copier: Option<Arc<staged_batches::Copier>>,
 }
 
 /// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
@@ -505,12 +505,7 @@ impl Store {
             .and_then(|file| Durable::new(&file).found())
             .map(Arc::new);
         let copier = match backend {
-            Backend::Postgres => {
-                let copier =
-                    sqlx::postgres::PgPoolOptions::new().max_connections(COPIER_CONNECTIONS).connect(url).await?;
-                staged_batches::sweep(&copier).await?;
-                Some(copier)
-            }
+            Backend::Postgres => Some(Arc::new(staged_batches::Copier::connect(url, COPIER_CONNECTIONS).await?)),
             Backend::Sqlite => None,
         };
         let (writer, checkpoints) = match backend {
@@ -521,8 +516,10 @@ impl Store {
                     // Synced by the group commit instead (`durable`).
                     connection.execute("PRAGMA synchronous = NORMAL").await?;
                 }
-                // Checkpointed by `checkpoints` instead, outside the writer's turn.
-                connection.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own
+                // only as a backstop, should that task stop.
+                let backstop = 4 * SQLITE_CHECKPOINT_PAGES;
+                connection.execute(format!("PRAGMA wal_autocheckpoint = {backstop}").as_str()).await?;
                 let writer: WriterSlot = Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false })));
                 let checkpointer = pool.acquire().await?.detach();
                 (Some(writer.clone()), Some(Arc::new(Checkpoints::start(checkpointer, writer))))
@@ -569,7 +566,7 @@ impl Store {
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
         if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.stop();
+            checkpoints.stop().await;
         }
         if let Some(writer) = &self.writer {
             if let Some(writer) = writer.lock().await.take() {
