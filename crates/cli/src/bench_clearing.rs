@@ -76,6 +76,8 @@ pub struct ClearingBenchArgs {
 struct Run {
     records: usize,
     wall: Duration,
+    /// The process's CPU time (every thread, user and system) during the run.
+    cpu: Duration,
     accepted: usize,
     duplicates: usize,
     rejected: usize,
@@ -94,10 +96,23 @@ impl Run {
         self.records as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
+    /// CPU time a record, µs.
+    fn cpu_us_per_record(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / (self.records as f64).max(1.0)
+    }
+
+    /// How many cores were busy on average.
+    fn cores_busy(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+
     fn json(&self) -> serde_json::Value {
         json!({
             "records": self.records,
             "wall_s": self.wall.as_secs_f64(),
+            "cpu_s": self.cpu.as_secs_f64(),
+            "cpu_us_per_record": self.cpu_us_per_record(),
+            "cores_busy": self.cores_busy(),
             "taps_per_s": self.per_second(),
             "accepted": self.accepted,
             "duplicates": self.duplicates,
@@ -227,7 +242,7 @@ async fn ingest(
     let bar = progress(args, "ingest", records);
     let queue = Arc::new(IngestQueue::new(store.clone()));
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu());
     let mut uploaders = tokio::task::JoinSet::new();
     for _ in 0..args.uploaders {
         let (queue, next, uploads, tac, bar) = (queue.clone(), next.clone(), uploads.clone(), tac.clone(), bar.clone());
@@ -257,7 +272,7 @@ async fn ingest(
         run.duplicates += part.duplicates;
         run.rejected += part.rejected;
     }
-    run.wall = start.elapsed();
+    (run.wall, run.cpu) = (start.elapsed(), process_cpu().saturating_sub(cpu));
     bar.finish_and_clear();
     // What the database holds, read from it (answers can arrive in any order, and the answers
     // are the code's own word).
@@ -298,7 +313,7 @@ async fn baseline(
     .await?;
     let bar = progress(args, "baseline", records);
     let mut run = Run::default();
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu());
     'batches: for bytes in uploads {
         let batch = Batch::from_binary(bytes)?;
         for record in &batch.records {
@@ -333,10 +348,16 @@ async fn baseline(
             bar.inc(1);
         }
     }
-    run.wall = start.elapsed();
+    (run.wall, run.cpu) = (start.elapsed(), process_cpu().saturating_sub(cpu));
     bar.finish_and_clear();
     db.close().await?;
     Ok(run)
+}
+
+/// The process's CPU time so far: all its threads, user and system.
+fn process_cpu() -> Duration {
+    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(u64::try_from(spent.tv_sec).unwrap_or(0), u32::try_from(spent.tv_nsec).unwrap_or(0))
 }
 
 fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {
@@ -376,10 +397,18 @@ fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseli
         day.torn_committed,
         day.torn_voided
     );
-    println!("{:<10} {:>10} {:>10} {:>12}", "run", "records", "wall s", "taps/s");
+    println!("{:<10} {:>10} {:>10} {:>12} {:>10} {:>11}", "run", "records", "wall s", "taps/s", "CPU s", "cores busy");
     for (name, r) in [("ingest", run), ("baseline", baseline)] {
-        println!("{name:<10} {:>10} {:>10.3} {:>12.0}", r.records, r.wall.as_secs_f64(), r.per_second());
+        println!(
+            "{name:<10} {:>10} {:>10.3} {:>12.0} {:>10.3} {:>11.2}",
+            r.records,
+            r.wall.as_secs_f64(),
+            r.per_second(),
+            r.cpu.as_secs_f64(),
+            r.cores_busy()
+        );
     }
+    println!("CPU of the ingest: {:.1} µs a record", run.cpu_us_per_record());
     println!("ratio: {ratio:.1}x the baseline");
     println!(
         "shadows: {} cards holding {} yuan (the cards' true balances: {} yuan)",
