@@ -13,8 +13,9 @@
 use std::collections::BTreeMap;
 
 use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
-use yitong_clearing::shadow::{hotlist_reason, CardId, Disposition, Shadow, TacCheck};
+use yitong_clearing::shadow::{hotlist_reason, Answer, CardId, Disposition, Shadow, ShadowError, TacCheck};
 use yitong_profile::DateTime;
+use yitong_record::TapRecord;
 
 use super::clearing::{
     load_shadows, placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, Read, RejectedRecord,
@@ -28,6 +29,9 @@ use super::{column, Backend, Store, StoreError};
 
 /// Uploads per `SELECT` of answers stored (2 parameters each).
 const UPLOADS_PER_STATEMENT: usize = 1_000;
+/// Records of a group from which they are fed on two threads, each taking the records of half
+/// the cards (feeding a group took longer than writing the one before: the writer waited).
+pub(super) const PARALLEL_FEED_RECORDS: usize = 4_096;
 
 /// A group fed, ready to write.
 pub(super) struct Prepared {
@@ -119,10 +123,11 @@ pub(super) async fn prepare(
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
     let mut shadows = load_shadows(store.backend(), cache, &mut connection, &cards).await?;
     drop(connection);
+    let mut outcomes = handle_records(&mut shadows, uploads, &fresh, checks)?.into_iter();
     let mut fed = Vec::with_capacity(fresh.len());
     let mut listings = Vec::new();
     for upload in fresh {
-        fed.push(feed(&mut shadows, upload, &uploads[upload], checks[upload], fed.len(), &mut listings)?);
+        fed.push(feed(&mut outcomes, upload, &uploads[upload], fed.len(), &mut listings)?);
     }
     let token = write_token()?;
     let mut written = Vec::with_capacity(shadows.len());
@@ -333,14 +338,98 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
     Ok((random >> 1) as i64)
 }
 
-/// Feeds upload `index`'s records to their cards' shadows: the batch's answer and each record's
-/// disposition; the listings the policy asks for are added to `listings` (this batch is
-/// `fed[position]`).
-fn feed(
+/// What feeding a record to its card's shadow answered.
+pub(super) type Outcome = Result<Answer, ShadowError>;
+
+/// Feeds the records of the `fresh` uploads, in order, to their cards' shadows; their outcomes in
+/// the same order. A large group is fed on two threads, each taking the records of half the
+/// cards: a card's records are fed in the same order either way, so the outcomes are the same.
+fn handle_records(
     shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
+    uploads: &[Upload<'_>],
+    fresh: &[usize],
+    checks: &[&[TacCheck]],
+) -> Result<Vec<Outcome>, IngestError> {
+    let count: usize = fresh.iter().map(|&i| uploads[i].batch.records.len()).sum();
+    let parallel = count >= PARALLEL_FEED_RECORDS && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    handle_records_on(shadows, uploads, fresh, checks, parallel)
+}
+
+/// [`handle_records`] on one thread or two.
+pub(super) fn handle_records_on(
+    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
+    uploads: &[Upload<'_>],
+    fresh: &[usize],
+    checks: &[&[TacCheck]],
+    parallel: bool,
+) -> Result<Vec<Outcome>, IngestError> {
+    let records = || {
+        fresh.iter().flat_map(|&i| {
+            let upload = &uploads[i];
+            upload
+                .batch
+                .records
+                .iter()
+                .zip(checks[i].iter().copied())
+                .map(move |(record, tac)| (record, tac, upload.received))
+        })
+    };
+    let mut halves: [BTreeMap<CardId, &mut Shadow>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    for (card, (_, shadow)) in shadows.iter_mut() {
+        halves[if parallel { half(card) } else { 0 }].insert(*card, shadow);
+    }
+    let [mut first, mut second] = halves;
+    if !parallel {
+        return handle_half(&mut first, records(), |_| true);
+    }
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| handle_half(&mut second, records(), |card| half(card) == 1));
+        let first = handle_half(&mut first, records(), |card| half(card) == 0);
+        (first, second.join())
+    });
+    let (first, second) = (first?, second.map_err(|_| IngestError::Shadow("a feeding thread panicked".into()))??);
+    // Back in the records' order.
+    let (mut first, mut second) = (first.into_iter(), second.into_iter());
+    let mut outcomes = Vec::with_capacity(first.len() + second.len());
+    for (record, _, _) in records() {
+        let from = if half(&CardId::of(record)) == 0 { &mut first } else { &mut second };
+        outcomes.push(from.next().ok_or_else(|| IngestError::Shadow("a record without an outcome".into()))?);
+    }
+    Ok(outcomes)
+}
+
+/// Which of two threads feeds `card`'s records.
+fn half(card: &CardId) -> usize {
+    usize::from(card.card_serial.iter().chain(&card.issuer_id).fold(0u8, |a, b| a ^ b) & 1)
+}
+
+/// Feeds the records whose card is `mine`, in order, to the shadows of `shadows`.
+fn handle_half<'r>(
+    shadows: &mut BTreeMap<CardId, &mut Shadow>,
+    records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime)>,
+    mine: impl Fn(&CardId) -> bool,
+) -> Result<Vec<Outcome>, IngestError> {
+    let mut outcomes = Vec::new();
+    for (record, tac, received) in records {
+        let card = CardId::of(record);
+        if !mine(&card) {
+            continue;
+        }
+        let shadow = shadows
+            .get_mut(&card)
+            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
+        outcomes.push(shadow.handle_record(record, tac, received));
+    }
+    Ok(outcomes)
+}
+
+/// Upload `index`'s answer and each record's disposition, from its records' outcomes (the next
+/// ones of `outcomes`, [`handle_records`]); the listings the policy asks for are added to
+/// `listings` (this batch is `fed[position]`).
+fn feed(
+    outcomes: &mut impl Iterator<Item = Outcome>,
     index: usize,
     upload: &Upload<'_>,
-    checks: &[TacCheck],
     position: usize,
     listings: &mut Vec<Listing>,
 ) -> Result<Fed, IngestError> {
@@ -356,12 +445,10 @@ fn feed(
         flags: Vec::new(),
     };
     let mut dispositions = String::with_capacity(batch.records.len());
-    for ((place, record), tac) in batch.records.iter().enumerate().zip(checks.iter().copied()) {
+    for (place, record) in batch.records.iter().enumerate() {
         let card = CardId::of(record);
-        let (_, shadow) = shadows
-            .get_mut(&card)
-            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
-        let (disposition, reason) = match shadow.handle_record(record, tac, upload.received) {
+        let outcome = outcomes.next().ok_or_else(|| IngestError::Shadow(format!("card {card}: no outcome")))?;
+        let (disposition, reason) = match outcome {
             Ok(fed) => {
                 for settlement in &fed.settlements {
                     answer.settled.push(SettledRecord {

@@ -203,3 +203,66 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
     let again = store.ingest_checked(&[upload(&g1)], &[&verified(&g1)], &mut None).await.expect("taken");
     assert_eq!((again[0].answer.accepted, again[0].new), (1, false));
 }
+
+/// A group large enough to be fed on two threads: the same outcome for every record, in the
+/// same order, and the same shadows as fed on one — with gaps filled late, duplicates and
+/// records without a TAC among them.
+#[test]
+fn a_large_group_is_fed_on_two_threads_as_on_one() {
+    use super::clearing::Read;
+    use super::ingest_group::{handle_records_on, PARALLEL_FEED_RECORDS};
+    use std::collections::BTreeMap;
+    use yitong_clearing::shadow::{Disposition, Shadow};
+
+    // 250 cards × 20 purchases of 100 fen, uploaded counter by counter, the odd ones first (gaps
+    // at the even ones, then filled); every seventh without its TAC.
+    let mut batches = Vec::new();
+    for counter in (1..=20u16).step_by(2).chain((2..=20).step_by(2)) {
+        let records: Vec<TapRecord> = (0..250u8)
+            .map(|card| {
+                let before = 10_000 - 100 * i64::from(counter - 1);
+                let mut record = purchase(card, counter, before, before - 100);
+                if (u16::from(card) + counter) % 7 == 0 {
+                    record.status = RecordStatus::Unconfirmed;
+                    record.tac = None;
+                }
+                record
+            })
+            .collect();
+        batches.push(batch(&format!("C{counter}"), records));
+    }
+    // The first batch again under another ID: duplicates.
+    batches.push(batch("AGAIN", batches[0].records.clone()));
+    let uploads: Vec<Upload<'_>> = batches.iter().map(upload).collect();
+    let checks: Vec<Vec<TacCheck>> = batches
+        .iter()
+        .map(|b| {
+            b.records.iter().map(|r| if r.tac.is_some() { TacCheck::Verified } else { TacCheck::Absent }).collect()
+        })
+        .collect();
+    let checks: Vec<&[TacCheck]> = checks.iter().map(Vec::as_slice).collect();
+    let records: usize = batches.iter().map(|b| b.records.len()).sum();
+    assert!(records >= PARALLEL_FEED_RECORDS, "{records} records: large enough for two threads");
+    let fresh: Vec<usize> = (0..uploads.len()).collect();
+    let shadows = || -> BTreeMap<CardId, (Read, Shadow)> {
+        let cards = uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of));
+        cards.map(|card| (card, (Read::New, Shadow::new(card)))).collect()
+    };
+
+    let (mut one, mut two) = (shadows(), shadows());
+    let on_one = handle_records_on(&mut one, &uploads, &fresh, &checks, false).expect("fed on one thread");
+    let on_two = handle_records_on(&mut two, &uploads, &fresh, &checks, true).expect("fed on two threads");
+    assert_eq!(on_one.len(), records);
+    assert_eq!(on_one, on_two);
+    let packed = |shadows: &BTreeMap<CardId, (Read, Shadow)>| -> Vec<Vec<u8>> {
+        shadows.values().map(|(_, shadow)| shadow.pack()).collect()
+    };
+    assert_eq!(packed(&one), packed(&two));
+    // What the outcomes say: settlements and flags came and went as records filled the gaps.
+    assert!(on_one.iter().any(|o| o.as_ref().is_ok_and(|a| !a.settlements.is_empty())));
+    assert!(on_one.iter().any(|o| o.as_ref().is_ok_and(|a| !a.raised.is_empty())));
+    assert!(on_one.iter().any(|o| o.as_ref().is_ok_and(|a| !a.cleared.is_empty())));
+    let duplicates =
+        on_one.iter().filter(|o| o.as_ref().is_ok_and(|a| matches!(a.disposition, Disposition::Duplicate { .. })));
+    assert_eq!(duplicates.count(), 250, "the batch sent again");
+}
