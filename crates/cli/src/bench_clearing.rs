@@ -354,10 +354,16 @@ async fn baseline(
     Ok(run)
 }
 
-/// The process's CPU time so far: all its threads, user and system.
+/// The process's CPU time so far: all its threads, user and system (zero where not measured).
+#[cfg(unix)]
 fn process_cpu() -> Duration {
     let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(u64::try_from(spent.tv_sec).unwrap_or(0), u32::try_from(spent.tv_nsec).unwrap_or(0))
+}
+
+#[cfg(not(unix))]
+fn process_cpu() -> Duration {
+    Duration::ZERO
 }
 
 fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {

@@ -341,8 +341,8 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
 /// What feeding a record to its card's shadow answered.
 pub(super) type Outcome = Result<Answer, ShadowError>;
 
-/// Feeds the records of the `fresh` uploads, in order, to their cards' shadows; their outcomes in
-/// the same order. A large group is fed on two threads, each taking the records of half the
+/// Feeds the records of the `fresh` uploads, in order, to their cards' shadows (each upload's
+/// `checks` one per record, else an error); their outcomes in the same order. A large group is fed on two threads, each taking the records of half the
 /// cards: a card's records are fed in the same order either way, so the outcomes are the same.
 fn handle_records(
     shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
@@ -350,6 +350,12 @@ fn handle_records(
     fresh: &[usize],
     checks: &[&[TacCheck]],
 ) -> Result<Vec<Outcome>, IngestError> {
+    for &i in fresh {
+        if checks.get(i).map(|c| c.len()) != Some(uploads[i].batch.records.len()) {
+            let batch = &uploads[i].batch.header.batch_id;
+            return Err(IngestError::Shadow(format!("batch {batch}: not one TAC check per record")));
+        }
+    }
     let count: usize = fresh.iter().map(|&i| uploads[i].batch.records.len()).sum();
     let parallel = count >= PARALLEL_FEED_RECORDS && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     handle_records_on(shadows, uploads, fresh, checks, parallel)
@@ -382,12 +388,24 @@ pub(super) fn handle_records_on(
     if !parallel {
         return handle_half(&mut first, records(), |_| true);
     }
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| handle_half(&mut second, records(), |card| half(card) == 1));
+    let both = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("feed".into())
+            .spawn_scoped(scope, || handle_half(&mut second, records(), |card| half(card) == 1))
+            .ok()?;
         let first = handle_half(&mut first, records(), |card| half(card) == 0);
-        (first, second.join())
+        // A panic on the other thread goes on here, as it would have on one thread.
+        Some((first, thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
     });
-    let (first, second) = (first?, second.map_err(|_| IngestError::Shadow("a feeding thread panicked".into()))??);
+    let (first, second) = match both {
+        Some(both) => both,
+        // No thread to be had: both halves here, one after the other.
+        None => (
+            handle_half(&mut first, records(), |card| half(card) == 0),
+            handle_half(&mut second, records(), |card| half(card) == 1),
+        ),
+    };
+    let (first, second) = (first?, second?);
     // Back in the records' order.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
     let mut outcomes = Vec::with_capacity(first.len() + second.len());
@@ -399,7 +417,7 @@ pub(super) fn handle_records_on(
 }
 
 /// Which of two threads feeds `card`'s records.
-fn half(card: &CardId) -> usize {
+pub(super) fn half(card: &CardId) -> usize {
     usize::from(card.card_serial.iter().chain(&card.issuer_id).fold(0u8, |a, b| a ^ b) & 1)
 }
 

@@ -218,7 +218,10 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
     // at the even ones, then filled); every seventh without its TAC.
     let mut batches = Vec::new();
     for counter in (1..=20u16).step_by(2).chain((2..=20).step_by(2)) {
-        let records: Vec<TapRecord> = (0..250u8)
+        // The cards in another order in every batch, so that neither thread's records alternate
+        // with the other's by position.
+        let records: Vec<TapRecord> = (0..250u16)
+            .map(|n| ((n * 37 + counter * 11) % 250) as u8)
             .map(|card| {
                 let before = 10_000 - 100 * i64::from(counter - 1);
                 let mut record = purchase(card, counter, before, before - 100);
@@ -243,6 +246,9 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
     let checks: Vec<&[TacCheck]> = checks.iter().map(Vec::as_slice).collect();
     let records: usize = batches.iter().map(|b| b.records.len()).sum();
     assert!(records >= PARALLEL_FEED_RECORDS, "{records} records: large enough for two threads");
+    let halves: std::collections::BTreeSet<usize> =
+        batches[0].records.iter().map(|r| super::ingest_group::half(&CardId::of(r))).collect();
+    assert_eq!(halves.len(), 2, "both threads have cards");
     let fresh: Vec<usize> = (0..uploads.len()).collect();
     let shadows = || -> BTreeMap<CardId, (Read, Shadow)> {
         let cards = uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of));
