@@ -87,7 +87,9 @@ fn logged_purchase(n: u32, counter: u16, before: i64) -> TapRecord {
 /// Batches larger than one statement's worth of records and of cards (the store writes them in
 /// chunks): every record kept, every card's shadow inserted and then replaced once per batch.
 async fn batches_larger_than_a_statement(db: &TestDb) {
-    const CARDS: u32 = 2_500;
+    // Over `PARALLEL_FEED_RECORDS` too: each batch is fed on two threads.
+    const CARDS: u32 = 5_000;
+    const { assert!(CARDS as usize >= yitong_platform::store::PARALLEL_FEED_RECORDS) };
     let tac = yitong_record::TacKeys::new();
     let batch = |id: &str, counter: u16, before: i64| Batch {
         header: BatchHeader { batch_id: id.into(), gate: [0x10, 0, 0, 0x0C, 0, 1], operator: "beijing-metro".into() },

@@ -31,7 +31,7 @@ use super::{column, Backend, Store, StoreError};
 const UPLOADS_PER_STATEMENT: usize = 1_000;
 /// Records of a group from which they are fed on two threads, each taking the records of half
 /// the cards (feeding a group took longer than writing the one before: the writer waited).
-pub(super) const PARALLEL_FEED_RECORDS: usize = 4_096;
+pub const PARALLEL_FEED_RECORDS: usize = 4_096;
 
 /// A group fed, ready to write.
 pub(super) struct Prepared {

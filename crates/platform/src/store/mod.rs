@@ -54,6 +54,7 @@ pub use clearing::{
 };
 pub use closures::REFUND_PARTS_MAX;
 pub use hotlist::HotlistChangeError;
+pub use ingest_group::PARALLEL_FEED_RECORDS;
 pub use ingest_queue::{IngestQueue, IngestStats, GROUP_RECORDS_MAX, QUEUED_RECORDS_MAX};
 pub use kept_batches::{KeptDisposition, KeptRecord};
 pub use ledger::{PostOutcome, CHECK_LISTED_MAX};
