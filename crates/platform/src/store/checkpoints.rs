@@ -49,12 +49,22 @@ struct Counts {
     in_turn: AtomicU64,
 }
 
-/// What `PRAGMA wal_checkpoint` answers: another checkpoint was running (nothing done), the WAL's
-/// frames.
-async fn checkpoint(connection: &mut AnyConnection) -> Result<(bool, i64), super::StoreError> {
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
-    let busy: i64 = column(&row, 0)?;
-    Ok((busy != 0, column(&row, 1)?))
+/// A `PASSIVE` checkpoint: the WAL's frames, or `None` when it did nothing — another checkpoint
+/// was running, or it failed (logged) — and is tried again at the next tick.
+async fn checkpoint(connection: &mut AnyConnection) -> Option<i64> {
+    let answer = async {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
+        let busy: i64 = column(&row, 0)?;
+        Ok::<_, super::StoreError>((busy != 0, column(&row, 1)?))
+    };
+    match answer.await {
+        Ok((false, frames)) => Some(frames),
+        Ok((true, _)) => None,
+        Err(error) => {
+            tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
+            None
+        }
+    }
 }
 
 impl Checkpoints {
@@ -73,15 +83,7 @@ impl Checkpoints {
                 if commits == checkpointed {
                     continue;
                 }
-                let frames = match checkpoint(&mut connection).await {
-                    Ok((false, frames)) => frames,
-                    // Another connection's checkpoint was running: tried again at the next tick.
-                    Ok((true, _)) => continue,
-                    Err(error) => {
-                        tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
-                        continue;
-                    }
-                };
+                let Some(frames) = checkpoint(&mut connection).await else { continue };
                 if frames >= i64::from(SQLITE_CHECKPOINT_PAGES) {
                     let turn = writer.lock().await;
                     if turn.is_none() {
@@ -90,16 +92,10 @@ impl Checkpoints {
                     }
                     let tail = checkpoint(&mut connection).await;
                     drop(turn);
-                    match tail {
-                        Ok((false, _)) => {
-                            seen.in_turn.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok((true, _)) => continue,
-                        Err(error) => {
-                            tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
-                            continue;
-                        }
+                    if tail.is_none() {
+                        continue;
                     }
+                    seen.in_turn.fetch_add(1, Ordering::SeqCst);
                 }
                 checkpointed = commits;
             }
