@@ -342,8 +342,9 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
 pub(super) type Outcome = Result<Answer, ShadowError>;
 
 /// Feeds the records of the `fresh` uploads, in order, to their cards' shadows (each upload's
-/// `checks` one per record, else an error); their outcomes in the same order. A large group is fed on two threads, each taking the records of half the
-/// cards: a card's records are fed in the same order either way, so the outcomes are the same.
+/// `checks` one per record, else an error); their outcomes in the same order. A large group is
+/// fed on two threads, each taking the records of half the cards: a card's records are fed in
+/// the same order either way, so the outcomes are the same.
 fn handle_records(
     shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
     uploads: &[Upload<'_>],
@@ -380,14 +381,12 @@ pub(super) fn handle_records_on(
                 .map(move |(record, tac)| (record, tac, upload.received))
         })
     };
-    let mut halves: [BTreeMap<CardId, &mut Shadow>; 2] = [BTreeMap::new(), BTreeMap::new()];
-    for (card, (_, shadow)) in shadows.iter_mut() {
-        halves[if parallel { half(card) } else { 0 }].insert(*card, shadow);
-    }
-    let [mut first, mut second] = halves;
     if !parallel {
-        return handle_half(&mut first, records(), |_| true);
+        return handle_half(shadows, records(), |_| true);
     }
+    // Each thread its half of the shadows, put back together after.
+    let (mut first, mut second): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        std::mem::take(shadows).into_iter().partition(|(card, _)| half(card) == 0);
     let both = std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("feed".into())
@@ -397,7 +396,7 @@ pub(super) fn handle_records_on(
         // A panic on the other thread goes on here, as it would have on one thread.
         Some((first, thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
     });
-    let (first, second) = match both {
+    let (first_outcomes, second_outcomes) = match both {
         Some(both) => both,
         // No thread to be had: both halves here, one after the other.
         None => (
@@ -405,7 +404,9 @@ pub(super) fn handle_records_on(
             handle_half(&mut second, records(), |card| half(card) == 1),
         ),
     };
-    let (first, second) = (first?, second?);
+    first.append(&mut second);
+    *shadows = first;
+    let (first, second) = (first_outcomes?, second_outcomes?);
     // Back in the records' order.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
     let mut outcomes = Vec::with_capacity(first.len() + second.len());
@@ -423,7 +424,7 @@ pub(super) fn half(card: &CardId) -> usize {
 
 /// Feeds the records whose card is `mine`, in order, to the shadows of `shadows`.
 fn handle_half<'r>(
-    shadows: &mut BTreeMap<CardId, &mut Shadow>,
+    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
     records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime)>,
     mine: impl Fn(&CardId) -> bool,
 ) -> Result<Vec<Outcome>, IngestError> {
@@ -433,7 +434,7 @@ fn handle_half<'r>(
         if !mine(&card) {
             continue;
         }
-        let shadow = shadows
+        let (_, shadow) = shadows
             .get_mut(&card)
             .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
         outcomes.push(shadow.handle_record(record, tac, received));

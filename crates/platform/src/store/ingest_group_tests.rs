@@ -65,12 +65,18 @@ async fn counters(store: &Store, card: u8) -> Option<Vec<u16>> {
     Some(shadow.transactions().iter().map(|t| t.counter).collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_again() {
+/// A fresh SQLite store that took batch A: card 1's purchase at counter 1, 1,000 → 600 fen.
+async fn store_after_a() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
     let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
     store.ingest_checked(&[upload(&a)], &[&verified(&a)], &mut None).await.expect("A ingested");
+    (dir, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_again() {
+    let (_dir, store) = store_after_a().await;
 
     // B is prepared (its shadows cached under its token) and never written.
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
@@ -168,10 +174,7 @@ async fn writes_in_turn(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
-    let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
-    store.ingest_checked(&[upload(&a)], &[&verified(&a)], &mut None).await.expect("A ingested");
+    let (_dir, store) = store_after_a().await;
     // G2 is prepared on G1's shadow; then another process writes card 1 behind the cache.
     let g1 = batch("G1", vec![purchase(1, 2, 600, 200)]);
     let g2 = batch("G2", vec![purchase(1, 3, 200, 100)]);
