@@ -284,8 +284,9 @@ impl IssuanceService {
         self.check_phone(application, city)?;
         let store = payments.store();
         // A repeated request: the card the phone has, its fee order finished if a crash stopped it.
-        let mut connection = store.pool().acquire().await?;
-        let existing = store::card_of_device_in(&mut connection, &application.phone.device_id, city.name()).await?;
+        let mut connection = store.reader().await?;
+        let existing =
+            store::card_of_device_in(&mut connection.db(), &application.phone.device_id, city.name()).await?;
         drop(connection);
         if let Some(card) = existing {
             return self.existing(payments, card, now_ms).await;
@@ -302,8 +303,9 @@ impl IssuanceService {
         // Read again after the counts: a racing request of this phone that took a promotional
         // place committed its card in the same transaction, so a count that includes it comes
         // with its card — found here, not charged for.
-        let mut connection = store.pool().acquire().await?;
-        let existing = store::card_of_device_in(&mut connection, &application.phone.device_id, city.name()).await?;
+        let mut connection = store.reader().await?;
+        let existing =
+            store::card_of_device_in(&mut connection.db(), &application.phone.device_id, city.name()).await?;
         drop(connection);
         if let Some(card) = existing {
             return self.existing(payments, card, now_ms).await;
@@ -346,10 +348,10 @@ impl IssuanceService {
         };
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
-        let known = store::order_in(&mut transaction, id).await?;
+        let known = store::order_in(&mut transaction.db(), id).await?;
         // A fee order keeps the quote it was opened with (a crash or a provider time-out may
         // have left the order without it: it gets today's quote, checked against its amount).
-        let recorded = store::signup_order_in(&mut transaction, id).await?;
+        let recorded = store::signup_order_in(&mut transaction.db(), id).await?;
         transaction.rollback().await?;
         let signup = recorded.clone().unwrap_or(quoted);
         if (signup.device_id.as_str(), signup.city.as_str()) != (application.phone.device_id.as_str(), city.name()) {
@@ -375,8 +377,8 @@ impl IssuanceService {
         if recorded.is_none() {
             // After the order row (its foreign key); a racing request's quote wins, and must agree.
             let mut transaction = store.begin_write().await?;
-            store::insert_signup_order_in(&mut transaction, &signup).await?;
-            let stored = store::signup_order_in(&mut transaction, id).await?;
+            store::insert_signup_order_in(&mut transaction.db(), &signup).await?;
+            let stored = store::signup_order_in(&mut transaction.db(), id).await?;
             transaction.commit().await?;
             if stored.as_ref() != Some(&signup) {
                 return Err(IssuanceError::FeeOrderMismatch(id.clone()));
@@ -435,18 +437,18 @@ impl IssuanceService {
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
         if let Some(card) =
-            store::card_of_device_in(&mut transaction, &application.phone.device_id, city.name()).await?
+            store::card_of_device_in(&mut transaction.db(), &application.phone.device_id, city.name()).await?
         {
             transaction.rollback().await?;
             return Ok(Some(self.image(card, true)?));
         }
         if let Some(promotion) = &quote.promotion {
-            if !store::count_promotion_in(&mut transaction, city.name(), promotion, cap).await? {
+            if !store::count_promotion_in(&mut transaction.db(), city.name(), promotion, cap).await? {
                 transaction.rollback().await?;
                 return Ok(None);
             }
         }
-        let sequence = store::allocate_sequence_in(&mut transaction, city.name()).await?;
+        let sequence = store::allocate_sequence_in(&mut transaction.db(), city.name()).await?;
         let serial = Serial::from_parts(city.city_code(), sequence)?;
         let request = city.card_request(keys.key_version, serial, &at)?;
         let phone = &application.phone;
@@ -466,11 +468,11 @@ impl IssuanceService {
             fee_order_id: fee_order.map(|order| order.merchant_order_id.clone()),
             issued_at_ms: now_ms,
         };
-        if !store::insert_card_in(&mut transaction, &card).await? {
+        if !store::insert_card_in(&mut transaction.db(), &card).await? {
             // Another request of the same phone won (PostgreSQL): its card, not a second one.
             transaction.rollback().await?;
-            let mut connection = store.pool().acquire().await?;
-            let card = store::card_of_device_in(&mut connection, &phone.device_id, city.name())
+            let mut connection = store.reader().await?;
+            let card = store::card_of_device_in(&mut connection.db(), &phone.device_id, city.name())
                 .await?
                 .ok_or_else(|| corrupt(&card.card_id, "conflicting card vanished"))?;
             return Ok(Some(self.image(card, true)?));

@@ -352,8 +352,9 @@ impl OtaService {
         payments: &PaymentService<P>,
         id: &MerchantOrderId,
     ) -> Result<(Vec<u8>, Vec<Vec<u8>>), TopUpError> {
-        let mut connection = payments.store().pool().acquire().await?;
-        let load = store::live_load_in(&mut connection, id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
+        let mut connection = payments.store().reader().await?;
+        let load =
+            store::live_load_in(&mut connection.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
         let prove = apdu::get_transaction_prove(transaction_type::EP_LOAD, load.record.counter);
         let log = (1..=EVIDENCE_LOG_RECORDS_MAX as u8)
             .map(|n| apdu::read_record(apdu::SFI_LOG, n, yitong_profile::files::LOG_RECORD_LEN as u8))
@@ -387,8 +388,8 @@ impl OtaService {
         let context = self.context(read)?;
         let id = &context.order.merchant_order_id;
         let init = parse_initialize(answer)?;
-        let mut connection = payments.store().pool().acquire().await?;
-        let live = store::live_load_in(&mut connection, id).await?;
+        let mut connection = payments.store().reader().await?;
+        let live = store::live_load_in(&mut connection.db(), id).await?;
         drop(connection);
         if let Some(load) = live {
             return match load.state {
@@ -429,8 +430,9 @@ impl OtaService {
     ) -> Result<Loaded, TopUpError> {
         let context = self.context(read)?;
         let id = &context.order.merchant_order_id;
-        let mut connection = payments.store().pool().acquire().await?;
-        let load = store::live_load_in(&mut connection, id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
+        let mut connection = payments.store().reader().await?;
+        let load =
+            store::live_load_in(&mut connection.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
         drop(connection);
         match load.state {
             LoadState::InDoubt => {}
@@ -466,8 +468,8 @@ impl OtaService {
         now_ms: i64,
     ) -> Result<Reconciled, TopUpError> {
         let context = self.context(self.order_with_card(payments, id).await?)?;
-        let mut connection = payments.store().pool().acquire().await?;
-        let live = store::live_load_in(&mut connection, id).await?;
+        let mut connection = payments.store().reader().await?;
+        let live = store::live_load_in(&mut connection.db(), id).await?;
         drop(connection);
         let load = match live {
             Some(load) if load.state == LoadState::InDoubt => load,
@@ -635,11 +637,11 @@ impl OtaService {
         for _ in 0..ATTEMPTS_MAX {
             let mut transaction = payments.store().begin_write().await?;
             let order =
-                store::order_in(&mut transaction, id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
+                store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
             match order.state {
                 OrderState::Paid => {
                     let to = order.state.apply(order.kind, OrderEvent::DeliveryStarted).map_err(ServiceError::from)?;
-                    if !store::transition_in(&mut transaction, &order, to, None, now_ms).await? {
+                    if !store::transition_in(&mut transaction.db(), &order, to, None, now_ms).await? {
                         transaction.rollback().await?;
                         continue;
                     }
@@ -649,17 +651,18 @@ impl OtaService {
                 state => return Err(TopUpError::NotPayable { order: id.clone(), state }),
             }
             // The card stays open until the commit (a closure waits, or this waits and refuses).
-            if !store::closures::move_card_in(&mut transaction, &context.card.card_id, "active", "active").await? {
+            if !store::closures::move_card_in(&mut transaction.db(), &context.card.card_id, "active", "active").await? {
                 transaction.rollback().await?;
                 return Err(TopUpError::CardClosed(context.card.card_id.clone()));
             }
             if let Some(old) = replacing {
-                if !store::settle_load_in(&mut transaction, old, LoadState::NotLoaded, &old.record, now_ms).await? {
+                if !store::settle_load_in(&mut transaction.db(), old, LoadState::NotLoaded, &old.record, now_ms).await?
+                {
                     transaction.rollback().await?;
                     return Err(in_doubt(old));
                 }
             }
-            if let Some(live) = store::live_load_in(&mut transaction, id).await? {
+            if let Some(live) = store::live_load_in(&mut transaction.db(), id).await? {
                 transaction.rollback().await?;
                 return Err(match live.state {
                     LoadState::InDoubt => in_doubt(&live),
@@ -667,12 +670,12 @@ impl OtaService {
                     _ => TopUpError::AlreadyLoaded(id.clone()),
                 });
             }
-            if let Some(other) = store::doubt_of_card_in(&mut transaction, &context.card.card_id).await? {
+            if let Some(other) = store::doubt_of_card_in(&mut transaction.db(), &context.card.card_id).await? {
                 transaction.rollback().await?;
                 return Err(in_doubt(&other));
             }
             record.terminal_transaction_number =
-                store::next_transaction_number_in(&mut transaction, record.terminal_id).await?;
+                store::next_transaction_number_in(&mut transaction.db(), record.terminal_id).await?;
             let load = OtaLoad {
                 merchant_order_id: id.clone(),
                 card_id: context.card.card_id.clone(),
@@ -682,12 +685,10 @@ impl OtaService {
                 created_at_ms: now_ms,
                 updated_at_ms: now_ms,
             };
-            match store::insert_load_in(&mut transaction, &load).await {
+            match store::insert_load_in(&mut transaction.db(), &load).await {
                 Ok(()) => {}
                 // PostgreSQL: a concurrent writer took the order's or the card's one slot.
-                Err(StoreError::Database(error))
-                    if error.as_database_error().is_some_and(|e| e.is_unique_violation()) =>
-                {
+                Err(error) if error.is_unique_violation() => {
                     transaction.rollback().await?;
                     return Err(TopUpError::LoadInDoubt {
                         card: context.card.card_id.clone(),
@@ -713,13 +714,13 @@ impl OtaService {
         now_ms: i64,
     ) -> Result<(), TopUpError> {
         let mut transaction = payments.store().begin_write().await?;
-        let settled = store::settle_load_in(&mut transaction, load, to, record, now_ms).await?;
+        let settled = store::settle_load_in(&mut transaction.db(), load, to, record, now_ms).await?;
         transaction.commit().await?;
         if settled {
             return Ok(());
         }
-        let mut connection = payments.store().pool().acquire().await?;
-        match store::live_load_in(&mut connection, &load.merchant_order_id).await? {
+        let mut connection = payments.store().reader().await?;
+        match store::live_load_in(&mut connection.db(), &load.merchant_order_id).await? {
             Some(now) if now.state == to => Ok(()),
             Some(now) if now.state == LoadState::InDoubt => Err(in_doubt(&now)),
             _ => Err(TopUpError::NotPayable { order: load.merchant_order_id.clone(), state: OrderState::Loading }),

@@ -16,6 +16,7 @@ use crate::cities::City;
 use crate::issuance::PhoneCard;
 use crate::ledger::{Account, CardId, Fen, Line, Posting, PostingId, Side};
 use crate::payments::{PaymentProvider, PaymentService};
+use crate::store::Db;
 use crate::store::{self, closures as db};
 
 /// Debits one closure hands out at most (each empties the card; another round only follows a
@@ -46,12 +47,12 @@ impl ClosureService {
     ) -> Result<ClosureStep, ClosureError> {
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
-        let phone_card = store::card_by_id_in(&mut transaction, card).await?;
+        let phone_card = store::card_by_id_in(&mut transaction.db(), card).await?;
         if phone_card.is_none() {
             return Err(ClosureError::UnknownCard(card.clone()));
         }
-        if db::move_card_in(&mut transaction, card, "active", "closing").await? {
-            if store::doubt_of_card_in(&mut transaction, card).await?.is_some() {
+        if db::move_card_in(&mut transaction.db(), card, "active", "closing").await? {
+            if store::doubt_of_card_in(&mut transaction.db(), card).await?.is_some() {
                 transaction.rollback().await?;
                 return Err(ClosureError::LoadInDoubt(card.clone()));
             }
@@ -68,14 +69,14 @@ impl ClosureService {
                 updated_at_ms: now_ms,
                 version: 0,
             };
-            if db::insert_closure_in(&mut transaction, &closure).await? {
+            if db::insert_closure_in(&mut transaction.db(), &closure).await? {
                 transaction.commit().await?;
                 return self.step(payments, &closure, true).await;
             }
             transaction.rollback().await?;
             return Err(ClosureError::Contended(closure.closure_id));
         }
-        let closure = db::closure_of_card_in(&mut transaction, card).await?;
+        let closure = db::closure_of_card_in(&mut transaction.db(), card).await?;
         transaction.rollback().await?;
         let mut closure = closure.ok_or_else(|| ClosureError::UnknownCard(card.clone()))?;
         if closure.purpose != purpose {
@@ -90,8 +91,8 @@ impl ClosureService {
         }
         // Resume: a debit in doubt is asked about first; a block is asked again (blocking a
         // blocked card answers 9000 and writes nothing); otherwise from the balance.
-        let mut connection = store.pool().acquire().await?;
-        let doubt = db::debit_in_doubt_in(&mut connection, &closure.closure_id).await?;
+        let mut connection = store.reader().await?;
+        let doubt = db::debit_in_doubt_in(&mut connection.db(), &closure.closure_id).await?;
         drop(connection);
         let stage = match (&doubt, &closure.stage) {
             (Some(_), _) => Stage::Prove,
@@ -101,7 +102,7 @@ impl ClosureService {
         closure.stage = stage;
         closure.updated_at_ms = now_ms;
         let mut transaction = store.begin_write().await?;
-        if !db::save_closure_in(&mut transaction, &closure).await? {
+        if !db::save_closure_in(&mut transaction.db(), &closure).await? {
             transaction.rollback().await?;
             return Err(ClosureError::Contended(closure.closure_id));
         }
@@ -121,13 +122,14 @@ impl ClosureService {
         now_ms: i64,
     ) -> Result<ClosureStep, ClosureError> {
         let store = payments.store();
-        let mut connection = store.pool().acquire().await?;
-        let closure =
-            db::closure_in(&mut connection, id).await?.ok_or_else(|| ClosureError::UnknownClosure(id.to_owned()))?;
-        let card = store::card_by_id_in(&mut connection, &closure.card_id)
+        let mut connection = store.reader().await?;
+        let closure = db::closure_in(&mut connection.db(), id)
+            .await?
+            .ok_or_else(|| ClosureError::UnknownClosure(id.to_owned()))?;
+        let card = store::card_by_id_in(&mut connection.db(), &closure.card_id)
             .await?
             .ok_or_else(|| ClosureError::UnknownCard(closure.card_id.clone()))?;
-        let doubt = db::debit_in_doubt_in(&mut connection, id).await?;
+        let doubt = db::debit_in_doubt_in(&mut connection.db(), id).await?;
         drop(connection);
         if closure.state == ClosureState::Closed {
             return self.step(payments, &closure, false).await;
@@ -276,7 +278,7 @@ impl ClosureService {
     ) -> Result<ClosureStep, ClosureError> {
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
-        if !db::save_closure_in(&mut transaction, &next).await? {
+        if !db::save_closure_in(&mut transaction.db(), &next).await? {
             transaction.rollback().await?;
             return Err(ClosureError::Contended(next.closure_id));
         }
@@ -284,9 +286,9 @@ impl ClosureService {
         for effect in effects {
             match effect {
                 Effect::None => {}
-                Effect::NewDebit(debit) => db::insert_debit_in(&mut transaction, &debit).await?,
+                Effect::NewDebit(debit) => db::insert_debit_in(&mut transaction.db(), &debit).await?,
                 Effect::Settle(debit, to, record) => {
-                    if !db::settle_debit_in(&mut transaction, &debit, to, &record, next.updated_at_ms).await? {
+                    if !db::settle_debit_in(&mut transaction.db(), &debit, to, &record, next.updated_at_ms).await? {
                         transaction.rollback().await?;
                         return Err(ClosureError::Contended(next.closure_id));
                     }
@@ -295,7 +297,7 @@ impl ClosureService {
             }
         }
         if closing {
-            self.close_in(payments, &mut transaction, &next).await?;
+            self.close_in(payments, &mut transaction.db(), &next).await?;
         }
         transaction.commit().await?;
         let saved = Closure { version: next.version + 1, ..next };
@@ -310,7 +312,7 @@ impl ClosureService {
     async fn close_in<P: PaymentProvider>(
         &self,
         payments: &PaymentService<P>,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut Db<'_>,
         closure: &Closure,
     ) -> Result<(), ClosureError> {
         let now_ms = closure.updated_at_ms;
@@ -383,7 +385,7 @@ impl ClosureService {
         let serial = card.serial().map_err(|_| ClosureError::UnknownCard(card.card_id.clone()))?;
         let terminal_id = terminal_id(city);
         let mut transaction = payments.store().begin_write().await?;
-        let number = store::next_transaction_number_in(&mut transaction, terminal_id).await?;
+        let number = store::next_transaction_number_in(&mut transaction.db(), terminal_id).await?;
         transaction.commit().await?;
         let mut psam = self.keys.service_desk_psam(terminal_id, number);
         let request = Mac1Request {
@@ -464,11 +466,11 @@ impl ClosureService {
         started: bool,
     ) -> Result<ClosureStep, ClosureError> {
         let store = payments.store();
-        let mut connection = store.pool().acquire().await?;
+        let mut connection = store.reader().await?;
         let command = match &closure.stage {
             Stage::Balance => Some(apdu::get_balance()),
             Stage::Initialize { amount_fen } => {
-                let card = store::card_by_id_in(&mut connection, &closure.card_id)
+                let card = store::card_by_id_in(&mut connection.db(), &closure.card_id)
                     .await?
                     .ok_or_else(|| ClosureError::UnknownCard(closure.card_id.clone()))?;
                 Some(apdu::initialize_for_purchase(false, *amount_fen, terminal_id(self.city(&card)?)))
@@ -481,7 +483,7 @@ impl ClosureService {
                 })
             })?),
             Stage::Prove => {
-                let doubt = db::debit_in_doubt_in(&mut connection, &closure.closure_id).await?;
+                let doubt = db::debit_in_doubt_in(&mut connection.db(), &closure.closure_id).await?;
                 match doubt {
                     Some(doubt) => {
                         Some(apdu::get_transaction_prove(transaction_type::EP_PURCHASE, doubt.record.counter))
@@ -502,9 +504,12 @@ impl ClosureService {
                     drop(connection);
                     let code = self.transfer_code();
                     let mut transaction = store.begin_write().await?;
-                    let replaced =
-                        db::replace_transfer_code_in(&mut transaction, &closure.closure_id, &super::code_sha256(&code))
-                            .await?;
+                    let replaced = db::replace_transfer_code_in(
+                        &mut transaction.db(),
+                        &closure.closure_id,
+                        &super::code_sha256(&code),
+                    )
+                    .await?;
                     transaction.commit().await?;
                     (replaced.then_some(code), None, None)
                 }

@@ -9,6 +9,7 @@ use crate::payments::{
     MerchantOrderId, Order, OrderEvent, OrderKind, OrderState, PaymentError, PaymentProvider, PaymentService,
     RefundRequest, RefundStatus,
 };
+use crate::store::Db;
 use crate::store::{self, closures as db};
 
 /// Cards a balance is followed back through transfers, at most.
@@ -25,7 +26,7 @@ impl ClosureService {
     pub(super) async fn open_balance_refund_in<P: PaymentProvider>(
         &self,
         payments: &PaymentService<P>,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut Db<'_>,
         closure: &Closure,
     ) -> Result<(), ClosureError> {
         if closure.moved.get() == 0 {

@@ -39,7 +39,7 @@ impl ClosureService {
         let code = &super::code_sha256(code);
         let store = payments.store();
         let mut transaction = store.begin_write().await?;
-        let transfer = db::transfer_in(&mut transaction, code).await?.ok_or(ClosureError::UnknownTransferCode)?;
+        let transfer = db::transfer_in(&mut transaction.db(), code).await?.ok_or(ClosureError::UnknownTransferCode)?;
         if phone.device_id == transfer.from_device_id {
             transaction.rollback().await?;
             return Err(ClosureError::OwnTransfer);
@@ -51,15 +51,15 @@ impl ClosureService {
             }
             Some(_) => transaction.rollback().await?,
             None => {
-                if !db::claim_transfer_in(&mut transaction, code, &phone.device_id, now_ms).await? {
+                if !db::claim_transfer_in(&mut transaction.db(), code, &phone.device_id, now_ms).await? {
                     transaction.rollback().await?;
                     return Err(ClosureError::ClaimedByAnotherPhone);
                 }
                 transaction.commit().await?;
             }
         }
-        let mut connection = store.pool().acquire().await?;
-        let transfer = db::transfer_in(&mut connection, code).await?.ok_or(ClosureError::UnknownTransferCode)?;
+        let mut connection = store.reader().await?;
+        let transfer = db::transfer_in(&mut connection.db(), code).await?.ok_or(ClosureError::UnknownTransferCode)?;
         let claimed_at_ms = transfer.claimed_at_ms.unwrap_or(now_ms);
         let card = match &transfer.to_card_id {
             Some(card) => {
@@ -68,7 +68,7 @@ impl ClosureService {
                 self.issuance.image_of(card)?
             }
             None => {
-                let existing = store::card_of_device_in(&mut connection, &phone.device_id, &transfer.city).await?;
+                let existing = store::card_of_device_in(&mut connection.db(), &phone.device_id, &transfer.city).await?;
                 // No connection held while issuing takes the store's writer turn.
                 drop(connection);
                 let issued = match existing.filter(|card| card.issued_at_ms < claimed_at_ms) {
@@ -85,7 +85,7 @@ impl ClosureService {
                         // This phone cannot take the card (not eligible, a card of the city
                         // already): the transfer waits for another phone's claim again.
                         let mut transaction = store.begin_write().await?;
-                        db::unclaim_transfer_in(&mut transaction, code, &phone.device_id).await?;
+                        db::unclaim_transfer_in(&mut transaction.db(), code, &phone.device_id).await?;
                         transaction.commit().await?;
                         return Err(error);
                     }
@@ -109,9 +109,9 @@ impl ClosureService {
                     updated_at_ms: now_ms,
                     version: 0,
                 };
-                store::insert_order_in(&mut transaction, &order).await?;
+                store::insert_order_in(&mut transaction.db(), &order).await?;
             }
-            db::bind_transfer_in(&mut transaction, code, &card.card.card_id, funded.then_some(&order_id)).await?;
+            db::bind_transfer_in(&mut transaction.db(), code, &card.card.card_id, funded.then_some(&order_id)).await?;
             transaction.commit().await?;
         }
         if !funded {

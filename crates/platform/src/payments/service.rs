@@ -242,10 +242,10 @@ impl<P: PaymentProvider> PaymentService<P> {
             version: 0,
         };
         let mut transaction = self.store.begin_write().await?;
-        let order = if store::insert_order_in(&mut transaction, &order).await? {
+        let order = if store::insert_order_in(&mut transaction.db(), &order).await? {
             order
         } else {
-            let existing = store::order_in(&mut transaction, &order.merchant_order_id)
+            let existing = store::order_in(&mut transaction.db(), &order.merchant_order_id)
                 .await?
                 .ok_or_else(|| ServiceError::OrderNotFound(order.merchant_order_id.clone()))?;
             let same = (existing.kind, &existing.card_id, existing.amount, &existing.provider)
@@ -478,8 +478,9 @@ impl<P: PaymentProvider> PaymentService<P> {
     ) -> Result<Applied, ServiceError> {
         for _ in 0..TRANSITION_ATTEMPTS_MAX {
             let mut transaction = self.store.begin_write().await?;
-            let order =
-                store::order_in(&mut transaction, id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
+            let order = store::order_in(&mut transaction.db(), id)
+                .await?
+                .ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
             if order.state.has_taken(event) {
                 transaction.rollback().await?;
                 return Ok(Applied { order, changed: false });
@@ -489,15 +490,15 @@ impl<P: PaymentProvider> PaymentService<P> {
                 transaction.rollback().await?;
                 return Err(ServiceError::BadOrder("a load is confirmed with the card's balance after it".to_owned()));
             }
-            if !store::transition_in(&mut transaction, &order, to, provider_transaction_id, now_ms).await? {
+            if !store::transition_in(&mut transaction.db(), &order, to, provider_transaction_id, now_ms).await? {
                 transaction.rollback().await?;
                 continue;
             }
             if let Some(posting) = posting_for(&order, to, now_ms)? {
-                store::post_in(&mut transaction, &posting).await?;
+                store::post_in(&mut transaction.db(), &posting).await?;
             }
             if let (OrderState::Loaded, Some(card), Some(balance)) = (to, &order.card_id, card_balance_after) {
-                store::record_card_balance_in(&mut transaction, card, balance, now_ms).await?;
+                store::record_card_balance_in(&mut transaction.db(), card, balance, now_ms).await?;
             }
             transaction.commit().await?;
             let order = Order {

@@ -1,8 +1,7 @@
 //! Registered phones and operator API keys, by the SHA-256 of their secrets.
 
-use sqlx::any::AnyRow;
-
 use super::cards::{card_from_row, CARD_COLUMNS};
+use super::sql::{query, Row};
 use super::{column, Store, StoreError};
 use crate::access::{hashes_match, OperatorKey, RegisteredPhone};
 use crate::issuance::{Phone, PhoneCard};
@@ -20,7 +19,7 @@ impl Store {
     /// already (nothing written).
     pub(crate) async fn insert_phone(&self, phone: &RegisteredPhone, token_sha256: &str) -> Result<bool, StoreError> {
         let mut transaction = self.begin_write().await?;
-        let inserted = sqlx::query(&format!(
+        let inserted = query(format!(
             "INSERT INTO phones ({PHONE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
         ))
         .bind(phone.phone_id.as_str())
@@ -31,9 +30,8 @@ impl Store {
         .bind(phone.phone.carrier.clone())
         .bind(phone.registered_at_ms)
         .bind(token_sha256)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+        .execute(&mut transaction.db())
+        .await?;
         transaction.commit().await?;
         Ok(inserted == 1)
     }
@@ -43,9 +41,9 @@ impl Store {
         &self,
         token_sha256: &str,
     ) -> Result<Option<RegisteredPhone>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {PHONE_COLUMNS} FROM phones WHERE token_sha256 = $1"))
+        let row = query(format!("SELECT {PHONE_COLUMNS} FROM phones WHERE token_sha256 = $1"))
             .bind(token_sha256)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = column(&row, 7)?;
@@ -54,35 +52,34 @@ impl Store {
 
     /// The registered phone of `device_id`.
     pub async fn phone_of_device(&self, device_id: &str) -> Result<Option<RegisteredPhone>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {PHONE_COLUMNS} FROM phones WHERE device_id = $1"))
+        let row = query(format!("SELECT {PHONE_COLUMNS} FROM phones WHERE device_id = $1"))
             .bind(device_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         row.as_ref().map(phone_from_row).transpose()
     }
 
     /// The cards issued to `device_id`, by city.
     pub async fn cards_of_device(&self, device_id: &str) -> Result<Vec<PhoneCard>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE device_id = $1 ORDER BY city LIMIT $2"))
-                .bind(device_id)
-                .bind(DEVICE_CARDS_LISTED_MAX)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = query(format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE device_id = $1 ORDER BY city LIMIT $2"))
+            .bind(device_id)
+            .bind(DEVICE_CARDS_LISTED_MAX)
+            .fetch_all(&mut self.reader().await?.db())
+            .await?;
         rows.iter().map(card_from_row).collect()
     }
 
     /// Records an operator key with its hash.
     pub(crate) async fn insert_operator_key(&self, key: &OperatorKey, key_sha256: &str) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
-        sqlx::query(&format!("INSERT INTO operator_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+        query(format!("INSERT INTO operator_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
             .bind(key.key_id.as_str())
             .bind(key.city.as_str())
             .bind(key.name.as_str())
             .bind(key.created_at_ms)
             .bind(key.revoked_at_ms)
             .bind(key_sha256)
-            .execute(&mut *transaction)
+            .execute(&mut transaction.db())
             .await?;
         transaction.commit().await?;
         Ok(())
@@ -90,9 +87,9 @@ impl Store {
 
     /// The operator key hashing to `key_sha256`, revoked or not.
     pub(crate) async fn operator_key_by_sha256(&self, key_sha256: &str) -> Result<Option<OperatorKey>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM operator_keys WHERE key_sha256 = $1"))
+        let row = query(format!("SELECT {KEY_COLUMNS} FROM operator_keys WHERE key_sha256 = $1"))
             .bind(key_sha256)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = column(&row, 5)?;
@@ -102,11 +99,10 @@ impl Store {
     /// Every operator key (never the keys themselves), oldest first, at most
     /// [`OPERATOR_KEYS_LISTED_MAX`].
     pub async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM operator_keys ORDER BY created_at_ms, key_id LIMIT $1"))
-                .bind(i64::from(OPERATOR_KEYS_LISTED_MAX))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = query(format!("SELECT {KEY_COLUMNS} FROM operator_keys ORDER BY created_at_ms, key_id LIMIT $1"))
+            .bind(i64::from(OPERATOR_KEYS_LISTED_MAX))
+            .fetch_all(&mut self.reader().await?.db())
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -114,19 +110,17 @@ impl Store {
     /// revoked before.
     pub async fn revoke_operator_key(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
         let mut transaction = self.begin_write().await?;
-        let updated =
-            sqlx::query("UPDATE operator_keys SET revoked_at_ms = $1 WHERE key_id = $2 AND revoked_at_ms IS NULL")
-                .bind(now_ms)
-                .bind(key_id)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
+        let updated = query("UPDATE operator_keys SET revoked_at_ms = $1 WHERE key_id = $2 AND revoked_at_ms IS NULL")
+            .bind(now_ms)
+            .bind(key_id)
+            .execute(&mut transaction.db())
+            .await?;
         transaction.commit().await?;
         Ok(updated == 1)
     }
 }
 
-fn phone_from_row(row: &AnyRow) -> Result<RegisteredPhone, StoreError> {
+fn phone_from_row(row: &Row) -> Result<RegisteredPhone, StoreError> {
     Ok(RegisteredPhone {
         phone_id: column(row, 0)?,
         phone: Phone {
@@ -140,7 +134,7 @@ fn phone_from_row(row: &AnyRow) -> Result<RegisteredPhone, StoreError> {
     })
 }
 
-fn key_from_row(row: &AnyRow) -> Result<OperatorKey, StoreError> {
+fn key_from_row(row: &Row) -> Result<OperatorKey, StoreError> {
     Ok(OperatorKey {
         key_id: column(row, 0)?,
         city: column(row, 1)?,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use yitong_clearing::shadow::{CardId, Sequence, Shadow, Transaction, Verdict};
 
 use super::clearing::load_shadows;
+use super::sql::query;
 use super::{column, IngestError, Store};
 use crate::cities::Cities;
 use crate::ledger::{CardAgreement, ClearingAgreement};
@@ -21,10 +22,11 @@ impl Store {
     /// before answering); one not fed leaves its card undecided.
     pub async fn check_clearing_agreement(&self, cities: &Cities) -> Result<ClearingAgreement, IngestError> {
         let mut transaction = self.begin_snapshot().await?;
-        let connection: &mut sqlx::AnyConnection = &mut transaction;
+        let mut db = transaction.db();
+        let connection = &mut db;
         let mut check = ClearingAgreement::default();
 
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT account, CAST(SUM(amount_fen) AS BIGINT) FROM ledger_lines \
              WHERE account LIKE 'card_liability/%' GROUP BY account",
         )
@@ -36,7 +38,7 @@ impl Store {
             let sum: i64 = column(row, 1)?;
             liabilities.insert(account.trim_start_matches("card_liability/").to_owned(), -sum);
         }
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT c.card_id, CAST(SUM(l.amount_fen) AS BIGINT) FROM card_closures AS c \
              JOIN ledger_lines AS l ON l.posting_id = 'closure/' || c.closure_id || '/closed' \
              WHERE l.account = 'fares_unsettled' GROUP BY c.card_id",
@@ -48,7 +50,7 @@ impl Store {
         for row in &rows {
             unsettled.insert(column::<String>(row, 0)?, -column::<i64>(row, 1)?);
         }
-        let row = sqlx::query(
+        let row = query(
             "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = 'fares_unsettled'",
         )
         .fetch_one(&mut *connection)
@@ -56,7 +58,7 @@ impl Store {
         check.fares_unsettled_fen = -column::<i64>(&row, 0)?;
 
         // The platform's own loads and debits of each card, by tap ID, with their state.
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT card_id, tap_id, state FROM ota_loads WHERE state <> 'not_loaded' \
              UNION ALL SELECT c.card_id, d.tap_id, d.state FROM closure_debits AS d \
              JOIN card_closures AS c ON c.closure_id = d.closure_id WHERE d.state <> 'not_debited'",
@@ -69,9 +71,8 @@ impl Store {
             platform.entry(card).or_default().insert(tap, state);
         }
 
-        let cards = sqlx::query("SELECT card_id, city, state FROM phone_cards ORDER BY card_id")
-            .fetch_all(&mut *connection)
-            .await?;
+        let cards =
+            query("SELECT card_id, city, state FROM phone_cards ORDER BY card_id").fetch_all(&mut *connection).await?;
         let mut parsed = Vec::with_capacity(cards.len());
         for row in &cards {
             let (card_id, city, state): (String, String, String) = (column(row, 0)?, column(row, 1)?, column(row, 2)?);

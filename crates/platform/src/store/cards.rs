@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
-
+use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::issuance::{PhoneCard, SignupOrder};
 use crate::ledger::{CardId, Fen};
@@ -17,18 +15,18 @@ pub(super) const CARD_COLUMNS: &str =
 impl Store {
     /// The phone card `card_id`, if issued.
     pub async fn phone_card(&self, card_id: &CardId) -> Result<Option<PhoneCard>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
+        let row = query(format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
             .bind(card_id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         row.as_ref().map(card_from_row).transpose()
     }
 
     /// How many sign-ups each promotion of `city` has granted.
     pub async fn promotion_signups(&self, city: &str) -> Result<BTreeMap<String, u32>, StoreError> {
-        let rows = sqlx::query("SELECT promotion_id, signups FROM promotion_signups WHERE city = $1")
+        let rows = query("SELECT promotion_id, signups FROM promotion_signups WHERE city = $1")
             .bind(city)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut self.reader().await?.db())
             .await?;
         rows.iter()
             .map(|row| {
@@ -46,11 +44,8 @@ impl Store {
 }
 
 /// Card `card_id`, if issued.
-pub(crate) async fn card_by_id_in(
-    connection: &mut AnyConnection,
-    card_id: &CardId,
-) -> Result<Option<PhoneCard>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
+pub(crate) async fn card_by_id_in(connection: &mut Db<'_>, card_id: &CardId) -> Result<Option<PhoneCard>, StoreError> {
+    let row = query(format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
         .bind(card_id.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -59,11 +54,11 @@ pub(crate) async fn card_by_id_in(
 
 /// The card of phone `device_id` in `city` that is not closed, if it has one.
 pub(crate) async fn card_of_device_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     device_id: &str,
     city: &str,
 ) -> Result<Option<PhoneCard>, StoreError> {
-    let row = sqlx::query(&format!(
+    let row = query(format!(
         "SELECT {CARD_COLUMNS} FROM phone_cards WHERE device_id = $1 AND city = $2 AND state <> 'closed'"
     ))
     .bind(device_id)
@@ -76,38 +71,35 @@ pub(crate) async fn card_of_device_in(
 /// Counts one sign-up of promotion `id` unless it has granted `cap` already; `false` when the
 /// cap is reached (nothing written).
 pub(crate) async fn count_promotion_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     city: &str,
     id: &str,
     cap: Option<u32>,
 ) -> Result<bool, StoreError> {
-    sqlx::query(
-        "INSERT INTO promotion_signups (city, promotion_id, signups) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
-    )
-    .bind(city)
-    .bind(id)
-    .execute(&mut *connection)
-    .await?;
+    query("INSERT INTO promotion_signups (city, promotion_id, signups) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+        .bind(city)
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
     let cap = cap.map_or(i64::MAX, i64::from);
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE promotion_signups SET signups = signups + 1 WHERE city = $1 AND promotion_id = $2 AND signups < $3",
     )
     .bind(city)
     .bind(id)
     .bind(cap)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// Takes the next serial sequence number of `city` (from 1); rolled back with its transaction.
-pub(crate) async fn allocate_sequence_in(connection: &mut AnyConnection, city: &str) -> Result<u64, StoreError> {
-    sqlx::query("INSERT INTO serial_allocations (city, next_sequence) VALUES ($1, 1) ON CONFLICT DO NOTHING")
+pub(crate) async fn allocate_sequence_in(connection: &mut Db<'_>, city: &str) -> Result<u64, StoreError> {
+    query("INSERT INTO serial_allocations (city, next_sequence) VALUES ($1, 1) ON CONFLICT DO NOTHING")
         .bind(city)
         .execute(&mut *connection)
         .await?;
-    let row = sqlx::query(
+    let row = query(
         "UPDATE serial_allocations SET next_sequence = next_sequence + 1 WHERE city = $1 RETURNING next_sequence",
     )
     .bind(city)
@@ -123,8 +115,8 @@ pub(crate) async fn allocate_sequence_in(connection: &mut AnyConnection, city: &
 
 /// Records an issued card; `false` if the phone already has a card of the city that is not
 /// closed (nothing written).
-pub(crate) async fn insert_card_in(connection: &mut AnyConnection, card: &PhoneCard) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(&format!(
+pub(crate) async fn insert_card_in(connection: &mut Db<'_>, card: &PhoneCard) -> Result<bool, StoreError> {
+    let inserted = query(format!(
         "INSERT INTO phone_cards ({CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (device_id, city) WHERE state <> 'closed' DO NOTHING"
     ))
@@ -143,18 +135,14 @@ pub(crate) async fn insert_card_in(connection: &mut AnyConnection, card: &PhoneC
     .bind(card.fee_order_id.as_ref().map(|id| id.as_str().to_owned()))
     .bind(card.issued_at_ms)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(inserted == 1)
 }
 
 /// Records what fee order `order.merchant_order_id` was quoted for; `false` if it was recorded
 /// before (nothing written: compare with [`signup_order_in`]).
-pub(crate) async fn insert_signup_order_in(
-    connection: &mut AnyConnection,
-    order: &SignupOrder,
-) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
+pub(crate) async fn insert_signup_order_in(connection: &mut Db<'_>, order: &SignupOrder) -> Result<bool, StoreError> {
+    let inserted = query(
         "INSERT INTO signup_orders (merchant_order_id, device_id, city, fee_fen, promotion_id) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
@@ -164,17 +152,16 @@ pub(crate) async fn insert_signup_order_in(
     .bind(order.fee.get())
     .bind(order.promotion_id.clone())
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(inserted == 1)
 }
 
 /// What fee order `id` was quoted for.
 pub(crate) async fn signup_order_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     id: &MerchantOrderId,
 ) -> Result<Option<SignupOrder>, StoreError> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT merchant_order_id, device_id, city, fee_fen, promotion_id FROM signup_orders WHERE merchant_order_id = $1",
     )
     .bind(id.as_str())
@@ -195,7 +182,7 @@ pub(crate) async fn signup_order_in(
     }))
 }
 
-pub(super) fn card_from_row(row: &AnyRow) -> Result<PhoneCard, StoreError> {
+pub(super) fn card_from_row(row: &Row) -> Result<PhoneCard, StoreError> {
     let id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "phone_cards", key: id.clone(), why };
     let card_id = CardId::parse(&id).map_err(|error| bad(error.to_string()))?;

@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Executor;
-
+use super::sql::query;
 use super::{column, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,7 +13,7 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("CREATE TABLE probe (n BIGINT NOT NULL, filler BLOB NOT NULL)").await.expect("created");
+    t.db().batch("CREATE TABLE probe (n BIGINT NOT NULL, filler BLOB NOT NULL)").await.expect("created");
     t.commit().await.expect("committed");
     let checkpoints = store.checkpoints.clone().expect("SQLite checkpoints");
 
@@ -27,7 +26,7 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
         writers.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 let mut t = store.begin_write().await.expect("a writer");
-                t.execute("INSERT INTO probe VALUES (1, zeroblob(3000))").await.expect("inserted");
+                t.db().batch("INSERT INTO probe VALUES (1, zeroblob(3000))").await.expect("inserted");
                 t.commit().await.expect("committed");
                 commits.fetch_add(1, Ordering::SeqCst);
             }
@@ -47,7 +46,10 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
 
     // Every commit appended at least a frame; a WAL that never started over would hold them all
     // (its file keeps its largest size: the frames it holds are counted instead).
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(store.pool()).await.expect("the WAL's frames");
+    let row = query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut store.reader().await.expect("a reader").db())
+        .await
+        .expect("the WAL's frames");
     let frames: i64 = column(&row, 1).expect("a count");
     let commits = commits.load(Ordering::SeqCst);
     assert!(commits > 0);
@@ -55,7 +57,14 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
         (frames as u64) < commits,
         "the WAL started over: it holds {frames} frames, fewer than the {commits} commits appended to it"
     );
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(store.pool()).await.expect("counted");
+    let rows: i64 = column(
+        &query("SELECT COUNT(*) FROM probe")
+            .fetch_one(&mut store.reader().await.expect("a reader").db())
+            .await
+            .expect("counted"),
+        0,
+    )
+    .expect("a count");
     assert_eq!(rows as u64, commits, "every commit kept");
     store.close().await;
 }

@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::AnyConnection;
+use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
-use super::{column, WriterSlot, SQLITE_CHECKPOINT_PAGES};
+use super::{WriterSlot, SQLITE_CHECKPOINT_PAGES};
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
@@ -50,27 +50,32 @@ struct Counts {
 }
 
 /// A `PASSIVE` checkpoint: the WAL's frames, or `None` when it did nothing — another checkpoint
-/// was running, or it failed (logged) — and is tried again at the next tick.
-async fn checkpoint(connection: &mut AnyConnection) -> Option<i64> {
-    let answer = async {
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
-        let busy: i64 = column(&row, 0)?;
-        Ok::<_, super::StoreError>((busy != 0, column(&row, 1)?))
-    };
-    match answer.await {
-        Ok((false, frames)) => Some(frames),
-        Ok((true, _)) => None,
+/// was running, or it failed (logged) — and is tried again at the next tick. It runs on a
+/// blocking thread (it copies pages for milliseconds), and gives the connection back (`None`
+/// when that thread could not run: the runtime is shutting down).
+async fn checkpoint(connection: Connection) -> Option<(Connection, Option<i64>)> {
+    let ran = tokio::task::spawn_blocking(move || {
+        let answer = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(0)? != 0, row.get::<_, i64>(1)?))
+        });
+        (connection, answer)
+    })
+    .await;
+    let (connection, answer) = ran.ok()?;
+    Some(match answer {
+        Ok((false, frames)) => (connection, Some(frames)),
+        Ok((true, _)) => (connection, None),
         Err(error) => {
             tracing::warn!(%error, "checkpoint of the SQLite write-ahead log failed; tried again later");
-            None
+            (connection, None)
         }
-    }
+    })
 }
 
 impl Checkpoints {
     /// Starts checkpointing with `connection` (one of the store's, kept for this), taking turns
     /// with the writer in `writer`.
-    pub(crate) fn start(mut connection: AnyConnection, writer: WriterSlot) -> Checkpoints {
+    pub(crate) fn start(mut connection: Connection, writer: WriterSlot) -> Checkpoints {
         let counts = Arc::new(Counts::default());
         let seen = counts.clone();
         let task = tokio::spawn(async move {
@@ -83,14 +88,17 @@ impl Checkpoints {
                 if commits == checkpointed {
                     continue;
                 }
-                let Some(frames) = checkpoint(&mut connection).await else { continue };
+                let Some((kept, frames)) = checkpoint(connection).await else { return };
+                connection = kept;
+                let Some(frames) = frames else { continue };
                 if frames >= i64::from(SQLITE_CHECKPOINT_PAGES) {
                     let turn = writer.lock().await;
                     if turn.is_none() {
                         // The store was closed.
                         return;
                     }
-                    let tail = checkpoint(&mut connection).await;
+                    let Some((kept, tail)) = checkpoint(connection).await else { return };
+                    connection = kept;
                     drop(turn);
                     if tail.is_none() {
                         continue;

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use yitong_clearing::batch::Batch;
 use yitong_clearing::shadow::{CardId, Evidence, Shadow, TacCheck, Verdict};
 use yitong_profile::DateTime;
@@ -23,6 +22,7 @@ use yitong_record::{verify_tac, TacKeys, TapRecord};
 
 use super::ingest_group;
 use super::shadow_cache::ShadowCache;
+use super::sql::{query, Db, Row};
 use super::{column, Backend, Store, StoreError};
 
 /// Attempts at a batch before giving up under contention.
@@ -221,8 +221,8 @@ impl Store {
 
     /// The cards the back office has shadows of, and their shadow balances added up, fen.
     pub async fn shadow_totals(&self) -> Result<(i64, i64), IngestError> {
-        let row = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_shadows")
-            .fetch_one(self.pool())
+        let row = query("SELECT COUNT(*), CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_shadows")
+            .fetch_one(&mut self.reader().await?.db())
             .await?;
         Ok((column(&row, 0)?, column(&row, 1)?))
     }
@@ -231,17 +231,17 @@ impl Store {
     /// unconfirmed records by verdict, and the cards with flags standing.
     pub async fn shadow_census(&self) -> Result<ShadowCensus, IngestError> {
         let mut census = ShadowCensus::default();
-        let mut connection = self.pool().acquire().await?;
+        let mut connection = self.reader().await?;
         let mut after = (String::new(), String::new());
         loop {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT issuer_id, card_serial, state, packed FROM card_shadows WHERE (issuer_id, card_serial) > ($1, $2) \
                  ORDER BY issuer_id, card_serial LIMIT $3",
             )
             .bind(after.0.as_str())
             .bind(after.1.as_str())
             .bind(SHADOWS_PER_STATEMENT as i64)
-            .fetch_all(&mut *connection)
+            .fetch_all(&mut connection.db())
             .await?;
             for row in &rows {
                 let card = format!("{}/{}", column::<String>(row, 0)?, column::<String>(row, 1)?);
@@ -263,18 +263,15 @@ impl Store {
 
     /// The card's shadow as stored, if the back office has seen it.
     pub async fn card_shadow(&self, card: CardId) -> Result<Option<Shadow>, IngestError> {
-        let mut connection = self.pool().acquire().await?;
-        let (version, shadow) = load_shadow(&mut connection, card).await?;
+        let mut connection = self.reader().await?;
+        let (version, shadow) = load_shadow(&mut connection.db(), card).await?;
         Ok(version.map(|_| shadow))
     }
 }
 
 /// The stored shadow and its version (`None`: a card not seen yet, a fresh shadow).
-pub(super) async fn load_shadow(
-    connection: &mut sqlx::AnyConnection,
-    card: CardId,
-) -> Result<(Option<i64>, Shadow), IngestError> {
-    let row = sqlx::query("SELECT state, packed, version FROM card_shadows WHERE issuer_id = $1 AND card_serial = $2")
+pub(super) async fn load_shadow(connection: &mut Db<'_>, card: CardId) -> Result<(Option<i64>, Shadow), IngestError> {
+    let row = query("SELECT state, packed, version FROM card_shadows WHERE issuer_id = $1 AND card_serial = $2")
         .bind(hex::encode_upper(card.issuer_id))
         .bind(hex::encode_upper(card.card_serial))
         .fetch_optional(&mut *connection)
@@ -333,8 +330,8 @@ pub(crate) fn verify_tacs(records: &[&TapRecord], keys: &TacKeys) -> Vec<TacChec
     })
 }
 
-/// `(…), (…)`: `rows` groups of `columns` placeholders — `?` on SQLite (sqlx binds `$N` there by
-/// looking each name up, quadratic in a statement's parameters), `$N` on PostgreSQL.
+/// `(…), (…)`: `rows` groups of `columns` placeholders — `?` on SQLite (a `$N` is bound there by
+/// looking its name up in a list, quadratic in a statement's parameters), `$N` on PostgreSQL.
 pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
@@ -380,7 +377,7 @@ impl Read {
 pub(super) async fn load_shadows(
     backend: Backend,
     cache: Option<&ShadowCache>,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     cards: &[CardId],
 ) -> Result<BTreeMap<CardId, (Read, Shadow)>, IngestError> {
     // The card IDs sorted and made distinct first: the map is then built in order, without
@@ -409,7 +406,7 @@ pub(super) async fn load_shadows(
              JOIN card_shadows AS s ON s.issuer_id = wanted.column1 AND s.card_serial = wanted.column2",
             placeholders(backend, chunk.len(), 2)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = query(&sql);
         for card in chunk {
             query = query.bind(hex::encode_upper(card.issuer_id)).bind(hex::encode_upper(card.card_serial));
         }
@@ -431,7 +428,7 @@ pub(super) async fn load_shadows(
 
 /// A stored shadow from `row`'s columns `state` (JSON, written before migration 8) and
 /// `state + 1` (packed), of `card`.
-fn stored_shadow(row: &AnyRow, state: usize, card: &dyn std::fmt::Display) -> Result<Shadow, IngestError> {
+fn stored_shadow(row: &Row, state: usize, card: &dyn std::fmt::Display) -> Result<Shadow, IngestError> {
     let packed: Option<Vec<u8>> = column(row, state + 1)?;
     let shadow = match packed {
         Some(bytes) => Shadow::unpack(&bytes).map_err(|e| e.to_string()),
@@ -450,7 +447,7 @@ impl Store {
         let mut verdicts = Verdicts::default();
         let mut found = Vec::with_capacity(records.len());
         for record in records {
-            found.push(verdicts.of(&mut transaction, record).await?);
+            found.push(verdicts.of(&mut transaction.db(), record).await?);
         }
         transaction.commit().await?;
         Ok(found)
@@ -464,7 +461,7 @@ pub(super) struct Verdicts(BTreeMap<CardId, BTreeMap<String, Verdict>>);
 impl Verdicts {
     pub(super) async fn of(
         &mut self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut Db<'_>,
         record: &TapRecord,
     ) -> Result<Option<Verdict>, IngestError> {
         let card = CardId::of(record);

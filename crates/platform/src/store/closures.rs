@@ -1,10 +1,9 @@
 //! Card closures: the card's state, each closure's stage, its debits (recorded in doubt before
 //! MAC1 leaves), transfers waiting for their new phone, and balance refunds' parts.
 
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 use yitong_record::TapRecord;
 
+use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::closure::{Closure, ClosureDebit, ClosureState, DebitState, Purpose, RefundPart, Stage, Transfer};
 use crate::ledger::{Account, CardId, Fen};
@@ -22,41 +21,41 @@ const TRANSFER_COLUMNS: &str = "code_sha256, closure_id, from_card_id, from_devi
 impl Store {
     /// The closure of card `card`, if one was started.
     pub async fn closure_of_card(&self, card: &CardId) -> Result<Option<Closure>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        closure_of_card_in(&mut connection, card).await
+        let mut connection = self.reader().await?;
+        closure_of_card_in(&mut connection.db(), card).await
     }
 
     /// Closure `id` (the HTTP layer checks that its card is the calling phone's).
     pub async fn closure(&self, id: &str) -> Result<Option<Closure>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        closure_in(&mut connection, id).await
+        let mut connection = self.reader().await?;
+        closure_in(&mut connection.db(), id).await
     }
 
     /// Every debit closure `id` handed out, oldest first.
     pub async fn closure_debits(&self, id: &str) -> Result<Vec<ClosureDebit>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {DEBIT_COLUMNS} FROM closure_debits WHERE closure_id = $1 ORDER BY created_at_ms, tap_id"
         ))
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader().await?.db())
         .await?;
         rows.iter().map(debit_from_row).collect()
     }
 
     /// The card's stored state (`active`, `closing`, `closed`), if the card exists.
     pub async fn card_state(&self, card: &CardId) -> Result<Option<String>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        card_state_in(&mut connection, card).await
+        let mut connection = self.reader().await?;
+        card_state_in(&mut connection.db(), card).await
     }
 
     /// The parts of balance refund order `id`.
     pub async fn refund_parts(&self, id: &MerchantOrderId) -> Result<Vec<RefundPart>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT refund_id, paid_order_id, amount_fen, refunded FROM balance_refund_parts \
              WHERE merchant_order_id = $1 ORDER BY refund_id",
         )
         .bind(id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader().await?.db())
         .await?;
         rows.iter()
             .map(|row| {
@@ -78,8 +77,8 @@ impl Store {
 }
 
 /// The card's stored state.
-pub(crate) async fn card_state_in(connection: &mut AnyConnection, card: &CardId) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT state FROM phone_cards WHERE card_id = $1")
+pub(crate) async fn card_state_in(connection: &mut Db<'_>, card: &CardId) -> Result<Option<String>, StoreError> {
+    let row = query("SELECT state FROM phone_cards WHERE card_id = $1")
         .bind(card.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -90,24 +89,23 @@ pub(crate) async fn card_state_in(connection: &mut AnyConnection, card: &CardId)
 /// PostgreSQL the row stays locked to the transaction, so that a load and a closure of one card
 /// are ordered: with `from == to == "active"` it is how a load holds the card open.
 pub(crate) async fn move_card_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     card: &CardId,
     from: &str,
     to: &str,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query("UPDATE phone_cards SET state = $1 WHERE card_id = $2 AND state = $3")
+    let updated = query("UPDATE phone_cards SET state = $1 WHERE card_id = $2 AND state = $3")
         .bind(to)
         .bind(card.as_str())
         .bind(from)
         .execute(&mut *connection)
-        .await?
-        .rows_affected();
+        .await?;
     Ok(updated == 1)
 }
 
 /// Records a new closure; `false` if the card has one (nothing written).
-pub(crate) async fn insert_closure_in(connection: &mut AnyConnection, closure: &Closure) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(&format!(
+pub(crate) async fn insert_closure_in(connection: &mut Db<'_>, closure: &Closure) -> Result<bool, StoreError> {
+    let inserted = query(format!(
         "INSERT INTO card_closures ({CLOSURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT DO NOTHING"
     ))
@@ -123,14 +121,13 @@ pub(crate) async fn insert_closure_in(connection: &mut AnyConnection, closure: &
     .bind(closure.updated_at_ms)
     .bind(closure.version)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(inserted == 1)
 }
 
 /// Closure `id`.
-pub(crate) async fn closure_in(connection: &mut AnyConnection, id: &str) -> Result<Option<Closure>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {CLOSURE_COLUMNS} FROM card_closures WHERE closure_id = $1"))
+pub(crate) async fn closure_in(connection: &mut Db<'_>, id: &str) -> Result<Option<Closure>, StoreError> {
+    let row = query(format!("SELECT {CLOSURE_COLUMNS} FROM card_closures WHERE closure_id = $1"))
         .bind(id)
         .fetch_optional(&mut *connection)
         .await?;
@@ -138,11 +135,8 @@ pub(crate) async fn closure_in(connection: &mut AnyConnection, id: &str) -> Resu
 }
 
 /// The closure of card `card`.
-pub(crate) async fn closure_of_card_in(
-    connection: &mut AnyConnection,
-    card: &CardId,
-) -> Result<Option<Closure>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {CLOSURE_COLUMNS} FROM card_closures WHERE card_id = $1"))
+pub(crate) async fn closure_of_card_in(connection: &mut Db<'_>, card: &CardId) -> Result<Option<Closure>, StoreError> {
+    let row = query(format!("SELECT {CLOSURE_COLUMNS} FROM card_closures WHERE card_id = $1"))
         .bind(card.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -151,8 +145,8 @@ pub(crate) async fn closure_of_card_in(
 
 /// Saves `closure` (its version bumped) if it is still at `closure.version`; `false` if another
 /// writer moved it first (nothing written).
-pub(crate) async fn save_closure_in(connection: &mut AnyConnection, closure: &Closure) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+pub(crate) async fn save_closure_in(connection: &mut Db<'_>, closure: &Closure) -> Result<bool, StoreError> {
+    let updated = query(
         "UPDATE card_closures SET state = $1, stage = $2, moved_fen = $3, unconfirmed_fen = $4, rounds = $5, \
          updated_at_ms = $6, version = version + 1 WHERE closure_id = $7 AND version = $8",
     )
@@ -165,14 +159,13 @@ pub(crate) async fn save_closure_in(connection: &mut AnyConnection, closure: &Cl
     .bind(closure.closure_id.as_str())
     .bind(closure.version)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// Records a debit (in doubt).
-pub(crate) async fn insert_debit_in(connection: &mut AnyConnection, debit: &ClosureDebit) -> Result<(), StoreError> {
-    sqlx::query(&format!("INSERT INTO closure_debits ({DEBIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+pub(crate) async fn insert_debit_in(connection: &mut Db<'_>, debit: &ClosureDebit) -> Result<(), StoreError> {
+    query(format!("INSERT INTO closure_debits ({DEBIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
         .bind(debit.record.tap_id().to_string())
         .bind(debit.closure_id.as_str())
         .bind(debit.state.name())
@@ -186,28 +179,23 @@ pub(crate) async fn insert_debit_in(connection: &mut AnyConnection, debit: &Clos
 }
 
 /// The debit of closure `id` in doubt (at most one: a unique index).
-pub(crate) async fn debit_in_doubt_in(
-    connection: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<ClosureDebit>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {DEBIT_COLUMNS} FROM closure_debits WHERE closure_id = $1 AND state = 'in_doubt'"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *connection)
-    .await?;
+pub(crate) async fn debit_in_doubt_in(connection: &mut Db<'_>, id: &str) -> Result<Option<ClosureDebit>, StoreError> {
+    let row = query(format!("SELECT {DEBIT_COLUMNS} FROM closure_debits WHERE closure_id = $1 AND state = 'in_doubt'"))
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
     row.as_ref().map(debit_from_row).transpose()
 }
 
 /// Settles a debit in doubt to `to` with `record`; `false` if it was not in doubt any more.
 pub(crate) async fn settle_debit_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     debit: &ClosureDebit,
     to: DebitState,
     record: &TapRecord,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE closure_debits SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = 'in_doubt'",
     )
     .bind(to.name())
@@ -215,14 +203,13 @@ pub(crate) async fn settle_debit_in(
     .bind(now_ms)
     .bind(debit.record.tap_id().to_string())
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// `account`'s balance, debits positive.
-pub(crate) async fn balance_in(connection: &mut AnyConnection, account: &Account) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
+pub(crate) async fn balance_in(connection: &mut Db<'_>, account: &Account) -> Result<i64, StoreError> {
+    let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
         .bind(account.name())
         .fetch_one(&mut *connection)
         .await?;
@@ -230,8 +217,8 @@ pub(crate) async fn balance_in(connection: &mut AnyConnection, account: &Account
 }
 
 /// Records a transfer waiting for its new phone.
-pub(crate) async fn insert_transfer_in(connection: &mut AnyConnection, transfer: &Transfer) -> Result<(), StoreError> {
-    sqlx::query(&format!(
+pub(crate) async fn insert_transfer_in(connection: &mut Db<'_>, transfer: &Transfer) -> Result<(), StoreError> {
+    query(format!(
         "INSERT INTO card_transfers ({TRANSFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(transfer.code_sha256.as_str())
@@ -251,11 +238,8 @@ pub(crate) async fn insert_transfer_in(connection: &mut AnyConnection, transfer:
 }
 
 /// The transfer whose code hashes to `code_sha256`.
-pub(crate) async fn transfer_in(
-    connection: &mut AnyConnection,
-    code_sha256: &str,
-) -> Result<Option<Transfer>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM card_transfers WHERE code_sha256 = $1"))
+pub(crate) async fn transfer_in(connection: &mut Db<'_>, code_sha256: &str) -> Result<Option<Transfer>, StoreError> {
+    let row = query(format!("SELECT {TRANSFER_COLUMNS} FROM card_transfers WHERE code_sha256 = $1"))
         .bind(code_sha256)
         .fetch_optional(&mut *connection)
         .await?;
@@ -264,12 +248,12 @@ pub(crate) async fn transfer_in(
 
 /// Binds an unclaimed transfer to phone `device_id`; `false` if it was claimed already.
 pub(crate) async fn claim_transfer_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     code_sha256: &str,
     device_id: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE card_transfers SET to_device_id = $1, claimed_at_ms = $2 \
          WHERE code_sha256 = $3 AND to_device_id IS NULL",
     )
@@ -277,71 +261,63 @@ pub(crate) async fn claim_transfer_in(
     .bind(now_ms)
     .bind(code_sha256)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// Releases a transfer phone `device_id` claimed but could not take (no card issued): another
 /// phone may claim it.
 pub(crate) async fn unclaim_transfer_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     code_sha256: &str,
     device_id: &str,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE card_transfers SET to_device_id = NULL, claimed_at_ms = NULL \
          WHERE code_sha256 = $1 AND to_device_id = $2 AND to_card_id IS NULL",
     )
     .bind(code_sha256)
     .bind(device_id)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// Records the new card and its load order; `false` if the transfer has them already.
 pub(crate) async fn bind_transfer_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     code_sha256: &str,
     card: &CardId,
     order: Option<&MerchantOrderId>,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE card_transfers SET to_card_id = $1, load_order_id = $2 WHERE code_sha256 = $3 AND to_card_id IS NULL",
     )
     .bind(card.as_str())
     .bind(order.map(|o| o.as_str().to_owned()))
     .bind(code_sha256)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(updated == 1)
 }
 
 /// Replaces the code of closure `id`'s transfer while no phone has claimed it; `false` once one has.
 pub(crate) async fn replace_transfer_code_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     id: &str,
     code_sha256: &str,
 ) -> Result<bool, StoreError> {
-    let updated =
-        sqlx::query("UPDATE card_transfers SET code_sha256 = $1 WHERE closure_id = $2 AND to_device_id IS NULL")
-            .bind(code_sha256)
-            .bind(id)
-            .execute(&mut *connection)
-            .await?
-            .rows_affected();
+    let updated = query("UPDATE card_transfers SET code_sha256 = $1 WHERE closure_id = $2 AND to_device_id IS NULL")
+        .bind(code_sha256)
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
     Ok(updated == 1)
 }
 
 /// The card `card`'s balance came from by transfer, if it did.
-pub(crate) async fn transferred_from_in(
-    connection: &mut AnyConnection,
-    card: &CardId,
-) -> Result<Option<CardId>, StoreError> {
-    let row = sqlx::query("SELECT from_card_id FROM card_transfers WHERE to_card_id = $1")
+pub(crate) async fn transferred_from_in(connection: &mut Db<'_>, card: &CardId) -> Result<Option<CardId>, StoreError> {
+    let row = query("SELECT from_card_id FROM card_transfers WHERE to_card_id = $1")
         .bind(card.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -352,10 +328,10 @@ pub(crate) async fn transferred_from_in(
 
 /// The loaded top-up orders of `card` not refunded in part yet, newest first: (order, amount).
 pub(crate) async fn refundable_top_ups_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     card: &CardId,
 ) -> Result<Vec<(MerchantOrderId, Fen)>, StoreError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT merchant_order_id, amount_fen FROM payment_orders o WHERE card_id = $1 AND kind = 'top_up' \
          AND state = 'loaded' AND NOT EXISTS (SELECT 1 FROM balance_refund_parts p \
          WHERE p.paid_order_id = o.merchant_order_id) ORDER BY created_at_ms DESC, merchant_order_id DESC LIMIT $2",
@@ -379,11 +355,11 @@ pub(crate) async fn refundable_top_ups_in(
 
 /// Records one part of balance refund `order`.
 pub(crate) async fn insert_refund_part_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     order: &MerchantOrderId,
     part: &RefundPart,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO balance_refund_parts (refund_id, merchant_order_id, paid_order_id, amount_fen, refunded) \
          VALUES ($1, $2, $3, $4, 0)",
     )
@@ -398,9 +374,9 @@ pub(crate) async fn insert_refund_part_in(
 
 /// Marks a part refunded by the provider.
 pub(crate) async fn part_refunded(store: &Store, refund_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE balance_refund_parts SET refunded = 1 WHERE refund_id = $1")
+    query("UPDATE balance_refund_parts SET refunded = 1 WHERE refund_id = $1")
         .bind(refund_id)
-        .execute(&store.pool)
+        .execute(&mut store.reader().await?.db())
         .await?;
     Ok(())
 }
@@ -421,7 +397,7 @@ fn record_text(record: &TapRecord) -> Result<String, StoreError> {
     })
 }
 
-fn closure_from_row(row: &AnyRow) -> Result<Closure, StoreError> {
+fn closure_from_row(row: &Row) -> Result<Closure, StoreError> {
     let id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "card_closures", key: id.clone(), why };
     let card: String = column(row, 1)?;
@@ -446,7 +422,7 @@ fn closure_from_row(row: &AnyRow) -> Result<Closure, StoreError> {
     })
 }
 
-fn debit_from_row(row: &AnyRow) -> Result<ClosureDebit, StoreError> {
+fn debit_from_row(row: &Row) -> Result<ClosureDebit, StoreError> {
     let tap_id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "closure_debits", key: tap_id.clone(), why };
     let state: String = column(row, 2)?;
@@ -462,7 +438,7 @@ fn debit_from_row(row: &AnyRow) -> Result<ClosureDebit, StoreError> {
     })
 }
 
-fn transfer_from_row(row: &AnyRow) -> Result<Transfer, StoreError> {
+fn transfer_from_row(row: &Row) -> Result<Transfer, StoreError> {
     let code_sha256: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "card_transfers", key: code_sha256.clone(), why };
     let from: String = column(row, 2)?;

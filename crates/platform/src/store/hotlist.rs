@@ -7,6 +7,7 @@ use yitong_clearing::hotlist::{Actor, Change, ChangeKind, Delta, Hotlist, Hotlis
 use yitong_clearing::shadow::CardId;
 use yitong_profile::DateTime;
 
+use super::sql::{query, Db};
 use super::{column, Store, StoreError};
 
 /// Attempts at appending a change before giving up under contention.
@@ -48,8 +49,8 @@ impl From<sqlx::Error> for HotlistChangeError {
 impl Store {
     /// The hotlist: its changes replayed and checked.
     pub async fn hotlist(&self) -> Result<Hotlist, StoreError> {
-        let mut connection = self.pool().acquire().await?;
-        read_hotlist(&mut connection).await
+        let mut connection = self.reader().await?;
+        read_hotlist(&mut connection.db()).await
     }
 
     /// What changed after version `since` for the issuers `accepted` keeps: the changes after it
@@ -61,8 +62,8 @@ impl Store {
     ) -> Result<Result<Delta, HotlistError>, StoreError> {
         let mut transaction = self.begin_snapshot().await?;
         let version: i64 = column(
-            &sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM hotlist_changes")
-                .fetch_one(&mut *transaction)
+            &query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM hotlist_changes")
+                .fetch_one(&mut transaction.db())
                 .await?,
             0,
         )?;
@@ -72,7 +73,7 @@ impl Store {
             return Ok(Err(HotlistError::AheadOfList { since, version }));
         }
         let from = i64::try_from(since).map_err(|_| corrupt(since, "a version beyond 64 signed bits".into()))?;
-        let changes = read_changes(&mut transaction, from).await?;
+        let changes = read_changes(&mut transaction.db(), from).await?;
         transaction.commit().await?;
         // Versions missing among the rows: the table was changed outside this code.
         Delta::after(since, version, &changes, accepted).map(Ok).map_err(|e| corrupt(since, e.to_string()))
@@ -90,7 +91,7 @@ impl Store {
     ) -> Result<Change, HotlistChangeError> {
         for _ in 0..ATTEMPTS {
             let mut transaction = self.begin_write().await?;
-            match append_change_in(&mut transaction, card, kind, reason, by.clone(), at, now_ms).await? {
+            match append_change_in(&mut transaction.db(), card, kind, reason, by.clone(), at, now_ms).await? {
                 Some(change) => {
                     transaction.commit().await?;
                     return Ok(change);
@@ -106,7 +107,7 @@ impl Store {
 /// Appends the change inside the caller's write transaction: the change, or `None` when another
 /// writer took its version meanwhile (the caller retries its transaction).
 pub(crate) async fn append_change_in(
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     card: CardId,
     kind: ChangeKind,
     reason: &str,
@@ -121,7 +122,7 @@ pub(crate) async fn append_change_in(
     }
     .map_err(HotlistChangeError::Refused)?
     .clone();
-    let inserted = sqlx::query(
+    let inserted = query(
         "INSERT INTO hotlist_changes (version, issuer_id, card_serial, kind, reason, actor, at, recorded_at_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (version) DO NOTHING",
     )
@@ -134,8 +135,7 @@ pub(crate) async fn append_change_in(
     .bind(change.at.to_string())
     .bind(now_ms)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok((inserted == 1).then_some(change))
 }
 
@@ -150,14 +150,14 @@ fn corrupt(version: u64, why: String) -> StoreError {
     StoreError::Corrupt { table: "hotlist_changes", key: version.to_string(), why }
 }
 
-pub(crate) async fn read_hotlist(connection: &mut sqlx::AnyConnection) -> Result<Hotlist, StoreError> {
+pub(crate) async fn read_hotlist(connection: &mut Db<'_>) -> Result<Hotlist, StoreError> {
     let changes = read_changes(connection, 0).await?;
     Hotlist::from_changes(changes).map_err(|e| corrupt(0, e.to_string()))
 }
 
 /// The changes after version `since`, in order.
-async fn read_changes(connection: &mut sqlx::AnyConnection, since: i64) -> Result<Vec<Change>, StoreError> {
-    let rows = sqlx::query(
+async fn read_changes(connection: &mut Db<'_>, since: i64) -> Result<Vec<Change>, StoreError> {
+    let rows = query(
         "SELECT version, issuer_id, card_serial, kind, reason, actor, at FROM hotlist_changes \
          WHERE version > $1 ORDER BY version",
     )

@@ -24,6 +24,7 @@ use super::clearing::{
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
+use super::sql::{query, Db};
 use super::staged_batches;
 use super::{column, Backend, Store, StoreError};
 
@@ -98,8 +99,8 @@ pub(super) async fn prepare(
     checks: &[&[TacCheck]],
     reads: Reads,
 ) -> Result<Prepared, IngestError> {
-    let mut connection = store.pool().acquire().await?;
-    let known = stored_answers(store.backend(), &mut connection, uploads).await?;
+    let mut connection = store.reader().await?;
+    let known = stored_answers(store.backend(), &mut connection.db(), uploads).await?;
     let mut stored = Vec::with_capacity(uploads.len());
     let mut repeats = Vec::with_capacity(uploads.len());
     let mut first_of: BTreeMap<(&[u8; 6], &str), usize> = BTreeMap::new();
@@ -121,7 +122,7 @@ pub(super) async fn prepare(
     }
     let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
-    let mut shadows = load_shadows(store.backend(), cache, &mut connection, &cards).await?;
+    let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
     drop(connection);
     let mut outcomes = handle_records(&mut shadows, uploads, &fresh, checks)?.into_iter();
     let mut fed = Vec::with_capacity(fresh.len());
@@ -210,7 +211,7 @@ async fn write_in_turn(
     }
     for listing in group.listings {
         let change = append_change_in(
-            &mut transaction,
+            &mut transaction.db(),
             listing.card,
             ChangeKind::Added,
             &listing.reason,
@@ -238,10 +239,10 @@ async fn write_in_turn(
     }
     // One already there means another writer took it.
     let batches_written = match group.staged {
-        Some(rows) => staged_batches::take_staged(&mut transaction, group.token, rows).await?,
+        Some(rows) => staged_batches::take_staged(&mut transaction.db(), group.token, rows).await?,
         None => {
             let rows = batch_rows(group.uploads, group.packed, &fed)?;
-            insert_batches(store.backend(), &mut transaction, &rows).await?
+            insert_batches(store.backend(), &mut transaction.db(), &rows).await?
         }
     };
     if !batches_written {
@@ -249,7 +250,7 @@ async fn write_in_turn(
         return Ok(None);
     }
     let (token, now_ms) = (group.token, group.now_ms);
-    if !store_shadows(store.backend(), &store.shadows, &mut transaction, group.shadows, token, now_ms).await? {
+    if !store_shadows(store.backend(), &store.shadows, &mut transaction.db(), group.shadows, token, now_ms).await? {
         transaction.rollback().await?;
         return Ok(None);
     }
@@ -307,7 +308,7 @@ fn answers(
 /// The answers of the uploads' batches received before, by (gate, batch ID).
 async fn stored_answers(
     backend: Backend,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     uploads: &[Upload<'_>],
 ) -> Result<BTreeMap<(String, String), BatchAnswer>, IngestError> {
     let mut answers = BTreeMap::new();
@@ -317,7 +318,7 @@ async fn stored_answers(
              JOIN clearing_batches AS b ON b.gate = wanted.column1 AND b.batch_id = wanted.column2",
             placeholders(backend, chunk.len(), 2)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = query(&sql);
         for upload in chunk {
             query = query.bind(hex::encode_upper(upload.batch.header.gate)).bind(upload.batch.header.batch_id.as_str());
         }
@@ -525,7 +526,7 @@ fn feed(
 async fn store_shadows(
     backend: Backend,
     cache: &ShadowCache,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     shadows: &[Written],
     token: i64,
     now_ms: i64,
@@ -553,7 +554,7 @@ async fn store_shadows(
                 Statement::Upsert => upsert_shadows(backend, chunk.len()),
                 Statement::Update => update_shadows(backend, chunk.len()),
             };
-            let mut query = sqlx::query(&sql);
+            let mut query = query(&sql);
             for written in chunk {
                 query = query
                     .bind(hex::encode_upper(written.card.issuer_id))
@@ -570,7 +571,7 @@ async fn store_shadows(
             if kind == Statement::Upsert {
                 query = query.bind(token);
             }
-            if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+            if query.execute(&mut *connection).await? != chunk.len() as u64 {
                 return Ok(false);
             }
         }

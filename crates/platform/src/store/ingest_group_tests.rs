@@ -181,7 +181,7 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
     let prepared_1 = prepare(&store, &[upload(&g1)], &[&verified(&g1)], Reads::Cache).await.expect("G1 prepared");
     let prepared_2 = prepare(&store, &[upload(&g2)], &[&verified(&g2)], Reads::Cache).await.expect("G2 prepared");
     let mut other = store.begin_write().await.expect("a writer");
-    sqlx::Executor::execute(&mut *other, "UPDATE card_shadows SET version = version + 1").await.expect("changed");
+    other.db().batch("UPDATE card_shadows SET version = version + 1").await.expect("changed");
     other.commit().await.expect("committed");
     let (packed_1, packed_2) = ([g1.pack().expect("packs")], [g2.pack().expect("packs")]);
     let lost_1 = write(&store, &[upload(&g1)], &packed_1, prepared_1, &mut None, None).await.expect("no error");

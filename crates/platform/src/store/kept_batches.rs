@@ -12,6 +12,7 @@ use yitong_profile::DateTime;
 use yitong_record::TapRecord;
 
 use super::clearing::{placeholders, Verdicts};
+use super::sql::{query, Db};
 use super::{column, Backend, IngestError, Store, StoreError, Upload, PLATFORM_BATCH_PREFIX};
 
 /// What the back office made of a kept record.
@@ -86,7 +87,7 @@ const BATCHES_PER_STATEMENT: usize = 64;
 /// (another writer took it: the caller rolls back).
 pub(crate) async fn insert_batches(
     backend: Backend,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     rows: &[BatchRow<'_>],
 ) -> Result<bool, IngestError> {
     for chunk in rows.chunks(BATCHES_PER_STATEMENT) {
@@ -94,7 +95,7 @@ pub(crate) async fn insert_batches(
             "INSERT INTO clearing_batches ({BATCH_COLUMNS}) VALUES {} ON CONFLICT (gate, batch_id) DO NOTHING",
             placeholders(backend, chunk.len(), 11)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = query(&sql);
         for row in chunk {
             let batch = row.upload.batch;
             let (first_at, last_at) = time_span(&batch.records);
@@ -111,7 +112,7 @@ pub(crate) async fn insert_batches(
                 .bind(first_at)
                 .bind(last_at);
         }
-        if query.execute(&mut *connection).await?.rows_affected() != chunk.len() as u64 {
+        if query.execute(&mut *connection).await? != chunk.len() as u64 {
             return Ok(false);
         }
     }
@@ -144,12 +145,11 @@ impl Store {
     /// The records of the gate's (terminal ID, hex) batch as kept, in the batch's order (`None`:
     /// no such batch). The rejected ones' reasons are in the batch's answer.
     pub async fn batch_records(&self, gate: &str, batch_id: &str) -> Result<Option<Vec<KeptRecord>>, IngestError> {
-        let row =
-            sqlx::query("SELECT records_packed, dispositions FROM clearing_batches WHERE gate = $1 AND batch_id = $2")
-                .bind(gate)
-                .bind(batch_id)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = query("SELECT records_packed, dispositions FROM clearing_batches WHERE gate = $1 AND batch_id = $2")
+            .bind(gate)
+            .bind(batch_id)
+            .fetch_optional(&mut self.reader().await?.db())
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let packed: Vec<u8> = column(&row, 0)?;
         let dispositions: String = column(&row, 1)?;
@@ -166,17 +166,17 @@ impl Store {
     /// The batches kept, and the records kept by disposition (`accepted`, `duplicate`,
     /// `rejected`).
     pub async fn clearing_counts(&self) -> Result<(i64, BTreeMap<String, i64>), IngestError> {
-        let mut connection = self.pool().acquire().await?;
+        let mut connection = self.reader().await?;
         let mut records = BTreeMap::new();
         let (mut batches, mut after) = (0_i64, (String::new(), String::new()));
         loop {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT gate, batch_id, dispositions FROM clearing_batches WHERE (gate, batch_id) > ($1, $2) \
                  ORDER BY gate, batch_id LIMIT 1000",
             )
             .bind(after.0.as_str())
             .bind(after.1.as_str())
-            .fetch_all(&mut *connection)
+            .fetch_all(&mut connection.db())
             .await?;
             for row in &rows {
                 batches += 1;
@@ -213,7 +213,7 @@ impl Store {
             PLATFORM_BATCH_PREFIX.len()
         );
         let rows =
-            sqlx::query(&sql).bind(from_text.as_str()).bind(until_text.as_str()).fetch_all(&mut *transaction).await?;
+            query(&sql).bind(from_text.as_str()).bind(until_text.as_str()).fetch_all(&mut transaction.db()).await?;
         let mut accepted = Vec::new();
         for row in &rows {
             let (gate, batch_id): (String, String) = (column(row, 0)?, column(row, 1)?);
@@ -226,13 +226,13 @@ impl Store {
                 }
             }
         }
-        let platform = platform_tap_ids(self, &mut transaction, &accepted).await?;
+        let platform = platform_tap_ids(self, &mut transaction.db(), &accepted).await?;
         accepted.retain(|record| !platform.contains(&record.tap_id().to_string()));
         accepted.sort_by_cached_key(|record| (record.at, record.tap_id().to_string()));
         let mut verdicts = Verdicts::default();
         let (mut cleared, mut pending) = (Vec::new(), Vec::new());
         for record in accepted {
-            match verdicts.of(&mut transaction, &record).await? {
+            match verdicts.of(&mut transaction.db(), &record).await? {
                 Some(Verdict::Charged) => cleared.push(record),
                 Some(Verdict::Pending) => pending.push(record),
                 // Voided, or replaced in the shadow by a stronger copy of the same transaction.
@@ -247,19 +247,19 @@ impl Store {
     /// hundred batches per transaction, until every batch is packed. Another service opening the
     /// database at once may move a batch first: a batch is written only while still unpacked.
     pub(crate) async fn move_record_rows(&self) -> Result<(), StoreError> {
-        let unpacked = sqlx::query("SELECT 1 FROM clearing_batches WHERE records_packed IS NULL LIMIT 1")
-            .fetch_optional(self.pool())
+        let unpacked = query("SELECT 1 FROM clearing_batches WHERE records_packed IS NULL LIMIT 1")
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         if unpacked.is_none() {
             return Ok(());
         }
         loop {
             let mut transaction = self.begin_write().await?;
-            let batches = sqlx::query(
+            let batches = query(
                 "SELECT gate, batch_id, operator FROM clearing_batches WHERE records_packed IS NULL \
                  ORDER BY gate, batch_id LIMIT 100",
             )
-            .fetch_all(&mut *transaction)
+            .fetch_all(&mut transaction.db())
             .await?;
             if batches.is_empty() {
                 transaction.rollback().await?;
@@ -273,12 +273,12 @@ impl Store {
                     key: format!("{gate}/{batch_id}"),
                     why,
                 };
-                let records = sqlx::query(
+                let records = query(
                     "SELECT disposition, record FROM clearing_records WHERE gate = $1 AND batch_id = $2 ORDER BY position",
                 )
                 .bind(gate.as_str())
                 .bind(batch_id.as_str())
-                .fetch_all(&mut *transaction)
+                .fetch_all(&mut transaction.db())
                 .await?;
                 let mut batch = Batch {
                     header: BatchHeader { batch_id: batch_id.clone(), gate: [0; 6], operator },
@@ -296,7 +296,7 @@ impl Store {
                 }
                 let packed = batch.pack().map_err(|e| corrupt(e.to_string()))?;
                 let (first_at, last_at) = time_span(&batch.records);
-                let moved = sqlx::query(
+                let moved = query(
                     "UPDATE clearing_batches SET records_packed = $1, dispositions = $2, first_at = $3, last_at = $4 \
                      WHERE gate = $5 AND batch_id = $6 AND records_packed IS NULL",
                 )
@@ -306,17 +306,16 @@ impl Store {
                 .bind(last_at)
                 .bind(gate.as_str())
                 .bind(batch_id.as_str())
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
+                .execute(&mut transaction.db())
+                .await?;
                 if moved == 0 {
                     // Moved by another service meanwhile (its rows may already be gone).
                     continue;
                 }
-                sqlx::query("DELETE FROM clearing_records WHERE gate = $1 AND batch_id = $2")
+                query("DELETE FROM clearing_records WHERE gate = $1 AND batch_id = $2")
                     .bind(gate.as_str())
                     .bind(batch_id.as_str())
-                    .execute(&mut *transaction)
+                    .execute(&mut transaction.db())
                     .await?;
             }
             transaction.commit().await?;
@@ -327,7 +326,7 @@ impl Store {
 /// Which of `records` are the platform's own loads and debits (by tap ID).
 async fn platform_tap_ids(
     store: &Store,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Db<'_>,
     records: &[TapRecord],
 ) -> Result<BTreeSet<String>, IngestError> {
     let tap_ids: BTreeSet<String> = records.iter().map(|r| r.tap_id().to_string()).collect();
@@ -337,7 +336,7 @@ async fn platform_tap_ids(
         for table in ["ota_loads", "closure_debits"] {
             let sql =
                 format!("SELECT tap_id FROM {table} WHERE tap_id IN {}", placeholders(store.backend(), 1, chunk.len()));
-            let mut query = sqlx::query(&sql);
+            let mut query = query(&sql);
             for tap_id in chunk {
                 query = query.bind(tap_id.as_str());
             }

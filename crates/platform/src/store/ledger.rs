@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyConnection;
-
+use super::sql::{query, Db};
 use super::{column, Store, StoreError};
 use crate::ledger::{Account, BalanceMismatch, CardId, Fen, LedgerCheck, LedgerError, Posting};
 use crate::payments::OrderState;
@@ -27,26 +26,25 @@ impl Store {
     /// [`LedgerError::PostingIdReused`].
     pub async fn post(&self, posting: &Posting) -> Result<PostOutcome, StoreError> {
         let mut transaction = self.begin_write().await?;
-        let outcome = post_in(&mut transaction, posting).await?;
+        let outcome = post_in(&mut transaction.db(), posting).await?;
         transaction.commit().await?;
         Ok(outcome)
     }
 
     /// The account's balance in fen, debits positive (a liability in credit is negative).
     pub async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
-        let row =
-            sqlx::query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
-                .bind(account.name())
-                .fetch_one(&self.pool)
-                .await?;
+        let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
+            .bind(account.name())
+            .fetch_one(&mut self.reader().await?.db())
+            .await?;
         column(&row, 0)
     }
 
     /// The balance the service believes `card` holds, if it has seen the card's answer.
     pub async fn card_balance(&self, card: &CardId) -> Result<Option<Fen>, StoreError> {
-        let row = sqlx::query("SELECT balance_fen FROM card_balances WHERE card_id = $1")
+        let row = query("SELECT balance_fen FROM card_balances WHERE card_id = $1")
             .bind(card.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader().await?.db())
             .await?;
         row.map(|row| fen(column(&row, 0)?, "card_balances", card.as_str())).transpose()
     }
@@ -58,12 +56,12 @@ impl Store {
     /// on). Reads one consistent snapshot.
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
         let mut transaction = self.begin_snapshot().await?;
-        let connection: &mut AnyConnection = &mut transaction;
+        let connection: &mut Db<'_> = &mut transaction.db();
         let mut check = LedgerCheck::default();
 
-        let row = sqlx::query("SELECT COUNT(*) FROM ledger_postings").fetch_one(&mut *connection).await?;
+        let row = query("SELECT COUNT(*) FROM ledger_postings").fetch_one(&mut *connection).await?;
         check.postings = count(column(&row, 0)?)?;
-        let row = sqlx::query(
+        let row = query(
             "SELECT COUNT(*), \
              CAST(COALESCE(SUM(CASE WHEN amount_fen > 0 THEN amount_fen ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN amount_fen < 0 THEN -amount_fen ELSE 0 END), 0) AS BIGINT) \
@@ -76,7 +74,7 @@ impl Store {
         check.credit_fen = column(&row, 2)?;
 
         // A posting with lines that do not sum to zero, or with fewer than two lines.
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT p.posting_id FROM ledger_postings p LEFT JOIN ledger_lines l ON l.posting_id = p.posting_id \
              GROUP BY p.posting_id HAVING COALESCE(SUM(l.amount_fen), 0) <> 0 OR COUNT(l.posting_id) < 2 \
              ORDER BY p.posting_id",
@@ -93,7 +91,7 @@ impl Store {
         let balances = account_balances(connection).await?;
         check.card_mismatches = card_mismatches(connection, &balances).await?;
         check.order_mismatches = order_mismatches(connection, &balances).await?;
-        let row = sqlx::query("SELECT CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_balances")
+        let row = query("SELECT CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_balances")
             .fetch_one(&mut *connection)
             .await?;
         check.card_balances_fen = column(&row, 0)?;
@@ -104,24 +102,22 @@ impl Store {
 }
 
 /// Stores `posting` inside the caller's transaction (see [`Store::post`]).
-pub(crate) async fn post_in(connection: &mut AnyConnection, posting: &Posting) -> Result<PostOutcome, StoreError> {
-    let inserted = sqlx::query(
+pub(crate) async fn post_in(connection: &mut Db<'_>, posting: &Posting) -> Result<PostOutcome, StoreError> {
+    let inserted = query(
         "INSERT INTO ledger_postings (posting_id, memo, at_ms) VALUES ($1, $2, $3) ON CONFLICT (posting_id) DO NOTHING",
     )
     .bind(posting.id().as_str())
     .bind(posting.memo())
     .bind(posting.at_ms())
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     if inserted == 0 {
         // Posted before (a retry, a duplicate notification, a racing writer): the same lines
         // are a no-op, other lines under the same ID are a bug somewhere and refused.
-        let rows =
-            sqlx::query("SELECT account, amount_fen FROM ledger_lines WHERE posting_id = $1 ORDER BY line_number")
-                .bind(posting.id().as_str())
-                .fetch_all(&mut *connection)
-                .await?;
+        let rows = query("SELECT account, amount_fen FROM ledger_lines WHERE posting_id = $1 ORDER BY line_number")
+            .bind(posting.id().as_str())
+            .fetch_all(&mut *connection)
+            .await?;
         let stored: Vec<(String, i64)> =
             rows.iter().map(|row| Ok((column(row, 0)?, column(row, 1)?))).collect::<Result<_, StoreError>>()?;
         let wanted: Vec<(String, i64)> =
@@ -132,7 +128,7 @@ pub(crate) async fn post_in(connection: &mut AnyConnection, posting: &Posting) -
         return Ok(PostOutcome::AlreadyPosted);
     }
     for (line_number, line) in (0i64..).zip(posting.lines()) {
-        sqlx::query("INSERT INTO ledger_lines (posting_id, line_number, account, amount_fen) VALUES ($1, $2, $3, $4)")
+        query("INSERT INTO ledger_lines (posting_id, line_number, account, amount_fen) VALUES ($1, $2, $3, $4)")
             .bind(posting.id().as_str())
             .bind(line_number)
             .bind(line.account.name())
@@ -145,12 +141,12 @@ pub(crate) async fn post_in(connection: &mut AnyConnection, posting: &Posting) -
 
 /// Records the balance a card proved at `at_ms`, unless a later one is already recorded.
 pub(crate) async fn record_card_balance_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     card: &CardId,
     balance: Fen,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO card_balances (card_id, balance_fen, updated_at_ms) VALUES ($1, $2, $3) \
          ON CONFLICT (card_id) DO UPDATE SET balance_fen = excluded.balance_fen, updated_at_ms = excluded.updated_at_ms \
          WHERE card_balances.updated_at_ms <= excluded.updated_at_ms",
@@ -164,8 +160,8 @@ pub(crate) async fn record_card_balance_in(
 }
 
 /// Every account's balance, debits positive.
-async fn account_balances(connection: &mut AnyConnection) -> Result<BTreeMap<String, i64>, StoreError> {
-    let rows = sqlx::query("SELECT account, CAST(SUM(amount_fen) AS BIGINT) FROM ledger_lines GROUP BY account")
+async fn account_balances(connection: &mut Db<'_>) -> Result<BTreeMap<String, i64>, StoreError> {
+    let rows = query("SELECT account, CAST(SUM(amount_fen) AS BIGINT) FROM ledger_lines GROUP BY account")
         .fetch_all(&mut *connection)
         .await?;
     rows.iter().map(|row| Ok((column(row, 0)?, column(row, 1)?))).collect()
@@ -174,10 +170,10 @@ async fn account_balances(connection: &mut AnyConnection) -> Result<BTreeMap<Str
 /// Cards whose liability (credit, counted positive) differs from the believed balance; a card
 /// with one and not the other counts the missing side as zero.
 async fn card_mismatches(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     balances: &BTreeMap<String, i64>,
 ) -> Result<Vec<BalanceMismatch>, StoreError> {
-    let rows = sqlx::query("SELECT card_id, balance_fen FROM card_balances").fetch_all(&mut *connection).await?;
+    let rows = query("SELECT card_id, balance_fen FROM card_balances").fetch_all(&mut *connection).await?;
     let mut believed: BTreeMap<String, i64> = BTreeMap::new();
     for row in &rows {
         let card: String = column(row, 0)?;
@@ -197,10 +193,10 @@ async fn card_mismatches(
 
 /// The order-backed accounts against the orders.
 async fn order_mismatches(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     balances: &BTreeMap<String, i64>,
 ) -> Result<Vec<BalanceMismatch>, StoreError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT provider, kind, state, CAST(SUM(amount_fen) AS BIGINT) FROM payment_orders GROUP BY provider, kind, state",
     )
     .fetch_all(&mut *connection)
@@ -249,7 +245,7 @@ async fn order_mismatches(
         }
     }
     // Transfers closed and not yet funded (a claim funds its load order once bound) are owed.
-    let row = sqlx::query(
+    let row = query(
         "SELECT CAST(COALESCE(SUM(t.amount_fen), 0) AS BIGINT) FROM card_transfers t \
          LEFT JOIN payment_orders o ON o.merchant_order_id = t.load_order_id \
          WHERE t.load_order_id IS NULL OR o.state = 'created'",

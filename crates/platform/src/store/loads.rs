@@ -1,10 +1,9 @@
 //! Over-the-air loads: each MAC2 handed out, as a typed load record, and the load host's
 //! transaction numbers.
 
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 use yitong_record::TapRecord;
 
+use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::ledger::CardId;
 use crate::ota::{LoadState, OtaLoad};
@@ -19,11 +18,11 @@ const LOAD_COLUMNS: &str =
 impl Store {
     /// Every load of order `id`, oldest first (a load proven not loaded may be followed by another).
     pub async fn ota_loads(&self, id: &MerchantOrderId) -> Result<Vec<OtaLoad>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id"
         ))
         .bind(id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader().await?.db())
         .await?;
         rows.iter().map(load_from_row).collect()
     }
@@ -31,44 +30,37 @@ impl Store {
     /// The load of `card` in doubt, if any: what to ask the phone about at its next contact
     /// (`OtaService::evidence_commands` for its order).
     pub async fn ota_load_in_doubt(&self, card: &CardId) -> Result<Option<OtaLoad>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        doubt_of_card_in(&mut connection, card).await
+        let mut connection = self.reader().await?;
+        doubt_of_card_in(&mut connection.db(), card).await
     }
 
     /// Loads in `state`, oldest first, at most `limit` (at most [`LOADS_LISTED_MAX`]): the doubts to ask the
     /// phones about, or the unconfirmed loads the back office settles.
     pub async fn ota_loads_in_state(&self, state: LoadState, limit: u32) -> Result<Vec<OtaLoad>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE state = $1 ORDER BY updated_at_ms, tap_id LIMIT $2"
         ))
         .bind(state.name())
         .bind(i64::from(limit.min(LOADS_LISTED_MAX)))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader().await?.db())
         .await?;
         rows.iter().map(load_from_row).collect()
     }
 }
 
 /// The load of order `id` that is not proven not loaded (at most one: a unique index).
-pub(crate) async fn live_load_in(
-    connection: &mut AnyConnection,
-    id: &MerchantOrderId,
-) -> Result<Option<OtaLoad>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 AND state <> 'not_loaded'"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(&mut *connection)
-    .await?;
+pub(crate) async fn live_load_in(connection: &mut Db<'_>, id: &MerchantOrderId) -> Result<Option<OtaLoad>, StoreError> {
+    let row =
+        query(format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 AND state <> 'not_loaded'"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *connection)
+            .await?;
     row.as_ref().map(load_from_row).transpose()
 }
 
 /// The load of `card` in doubt (at most one: a unique index).
-pub(crate) async fn doubt_of_card_in(
-    connection: &mut AnyConnection,
-    card: &CardId,
-) -> Result<Option<OtaLoad>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE card_id = $1 AND state = 'in_doubt'"))
+pub(crate) async fn doubt_of_card_in(connection: &mut Db<'_>, card: &CardId) -> Result<Option<OtaLoad>, StoreError> {
+    let row = query(format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE card_id = $1 AND state = 'in_doubt'"))
         .bind(card.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -77,8 +69,8 @@ pub(crate) async fn doubt_of_card_in(
 
 /// Records a load; a unique index refuses a second live load of one order or a second doubt of
 /// one card (a database error).
-pub(crate) async fn insert_load_in(connection: &mut AnyConnection, load: &OtaLoad) -> Result<(), StoreError> {
-    sqlx::query(&format!("INSERT INTO ota_loads ({LOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+pub(crate) async fn insert_load_in(connection: &mut Db<'_>, load: &OtaLoad) -> Result<(), StoreError> {
+    query(format!("INSERT INTO ota_loads ({LOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
         .bind(load.record.tap_id().to_string())
         .bind(load.merchant_order_id.as_str())
         .bind(load.card_id.as_str())
@@ -95,39 +87,35 @@ pub(crate) async fn insert_load_in(connection: &mut AnyConnection, load: &OtaLoa
 /// Moves `load` from its state to `to` with `record`, if nobody moved it since it was read;
 /// `false` if somebody did (nothing written).
 pub(crate) async fn settle_load_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     load: &OtaLoad,
     to: LoadState,
     record: &TapRecord,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
-        "UPDATE ota_loads SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = $5",
-    )
-    .bind(to.name())
-    .bind(record_text(record)?)
-    .bind(at_ms)
-    .bind(load.record.tap_id().to_string())
-    .bind(load.state.name())
-    .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    let updated =
+        query("UPDATE ota_loads SET state = $1, record = $2, updated_at_ms = $3 WHERE tap_id = $4 AND state = $5")
+            .bind(to.name())
+            .bind(record_text(record)?)
+            .bind(at_ms)
+            .bind(load.record.tap_id().to_string())
+            .bind(load.state.name())
+            .execute(&mut *connection)
+            .await?;
     Ok(updated == 1)
 }
 
 /// Takes the next transaction number of the load host `terminal_id` (from 1).
 pub(crate) async fn next_transaction_number_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     terminal_id: [u8; 6],
 ) -> Result<u32, StoreError> {
     let terminal = hex::encode_upper(terminal_id);
-    sqlx::query(
-        "INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING",
-    )
-    .bind(terminal.as_str())
-    .execute(&mut *connection)
-    .await?;
-    let row = sqlx::query(
+    query("INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING")
+        .bind(terminal.as_str())
+        .execute(&mut *connection)
+        .await?;
+    let row = query(
         "UPDATE ota_terminals SET next_transaction_number = next_transaction_number + 1 WHERE terminal_id = $1 \
          RETURNING next_transaction_number",
     )
@@ -150,7 +138,7 @@ fn record_text(record: &TapRecord) -> Result<String, StoreError> {
     })
 }
 
-fn load_from_row(row: &AnyRow) -> Result<OtaLoad, StoreError> {
+fn load_from_row(row: &Row) -> Result<OtaLoad, StoreError> {
     let tap_id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "ota_loads", key: tap_id.clone(), why };
     let order: String = column(row, 1)?;

@@ -1,6 +1,7 @@
 //! Storage: the payment orders and the ledger in SQLite (the embedded default: one file under a
-//! data directory, in WAL mode) or PostgreSQL (by URL), through one code path (`sqlx`'s `any`
-//! driver) and the same migrations (`crates/platform/migrations/`, embedded in the binary).
+//! data directory, in WAL mode) or PostgreSQL (by URL), through one code path (the same SQL run
+//! by [`sql::query`]: natively on SQLite, through `sqlx`'s `any` driver on PostgreSQL) and the
+//! same migrations (`crates/platform/migrations/`, embedded in the binary, run by `sqlx`).
 //!
 //! Every write that moves money is one transaction: the order's compare-and-swap transition and
 //! its ledger posting commit together or not at all. Concurrent writers are safe on both back
@@ -27,8 +28,10 @@ mod ledger;
 mod loads;
 mod orders;
 mod platform_feed;
+mod readers;
 mod settlement;
 mod shadow_cache;
+pub(crate) mod sql;
 mod staged_batches;
 #[cfg(test)]
 mod writer_tests;
@@ -41,11 +44,10 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::AnyConnection;
-use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
 pub use checkpoints::SQLITE_CHECKPOINT_INTERVAL_MS;
@@ -72,9 +74,12 @@ pub(crate) use ledger::{post_in, record_card_balance_in};
 pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_transaction_number_in, settle_load_in};
 pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
 
+pub(crate) use sql::{column, Db};
+
 use crate::ledger::LedgerError;
 use checkpoints::Checkpoints;
 use durable::Durable;
+use readers::Readers;
 use shadow_cache::ShadowCache;
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
@@ -180,6 +185,8 @@ pub enum StoreError {
     BadUrl(String),
     /// The database answered with an error (connection lost, constraint, …).
     Database(sqlx::Error),
+    /// SQLite answered with an error (busy, constraint, disk, …).
+    Sqlite(rusqlite::Error),
     /// The migrations could not be applied (for example a database changed by a newer version).
     Migrate(sqlx::migrate::MigrateError),
     /// A stored row that does not parse: the database was changed outside this code.
@@ -204,6 +211,7 @@ impl fmt::Display for StoreError {
                 write!(f, "bad database URL {url:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
             }
             StoreError::Database(error) => write!(f, "database: {error}"),
+            StoreError::Sqlite(error) => write!(f, "database: {error}"),
             StoreError::Migrate(error) => write!(f, "database migration: {error}"),
             StoreError::Corrupt { table, key, why } => write!(f, "corrupt row in {table} ({key}): {why}"),
             StoreError::Ledger(error) => write!(f, "ledger: {error}"),
@@ -218,6 +226,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Database(error) => Some(error),
+            StoreError::Sqlite(error) => Some(error),
             StoreError::Migrate(error) => Some(error),
             StoreError::Ledger(error) => Some(error),
             _ => None,
@@ -228,6 +237,20 @@ impl std::error::Error for StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
         StoreError::Database(error)
+    }
+}
+
+impl StoreError {
+    /// A unique or primary key refused the row (on either back end).
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(error) => error.as_database_error().is_some_and(|e| e.is_unique_violation()),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -271,7 +294,7 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 /// (a pool handle).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     backend: Backend,
     /// SQLite's one writing connection, kept out of the pool: writers queue for it here, in
     /// arrival order, rather than in SQLite's busy handler (which sleeps in growing steps and
@@ -292,22 +315,29 @@ pub struct Store {
     copier: Option<Arc<staged_batches::Copier>>,
 }
 
-/// The SQLite writer's connection, and whether a transaction may be open on it: set before BEGIN
-/// is sent and cleared only once COMMIT or ROLLBACK returned, so that a statement cancelled
-/// half-way (sqlx runs it anyway), or a transaction SQLite rolled back on its own, leaves it set
-/// and the next writer rolls back first.
+/// The connections that read (and write outside the writer's turn).
+#[derive(Debug, Clone)]
+enum Pool {
+    /// SQLite's native reading connections.
+    Sqlite(Arc<Readers>),
+    /// PostgreSQL's pool (every connection, writers too).
+    Postgres(AnyPool),
+}
+
+/// The SQLite writer's native connection. A transaction may be open on it whenever SQLite says
+/// it is not in autocommit: the next writer rolls back first (a writer dropped half-way, a
+/// COMMIT that failed).
 #[derive(Debug)]
 struct Writer {
-    connection: AnyConnection,
-    open: bool,
+    connection: rusqlite::Connection,
 }
 
 /// The SQLite writer, shared by the store's clones: `None` inside once the store is closed.
 type WriterSlot = Arc<tokio::sync::Mutex<Option<Writer>>>;
 
 /// A write transaction ([`Store::begin_write`]): on SQLite the writer connection, held until the
-/// transaction commits or rolls back (or is dropped, which rolls back before the next writer
-/// gets the connection); on PostgreSQL a pooled transaction.
+/// transaction commits or rolls back (or is dropped, which rolls back); on PostgreSQL a pooled
+/// transaction.
 pub(crate) struct WriteTransaction {
     inner: Inner,
     /// SQLite with full durability: the commit waits for a sync of the WAL (`durable`).
@@ -318,23 +348,34 @@ pub(crate) struct WriteTransaction {
 
 enum Inner {
     Sqlite(Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>),
-    Postgres(Transaction<'static, Any>),
+    Postgres(Option<Transaction<'static, Any>>),
 }
 
 impl WriteTransaction {
+    /// The transaction's connection, to run statements on.
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        match &mut self.inner {
+            Inner::Sqlite(Some(turn)) => match turn.as_mut() {
+                Some(writer) => Db::Sqlite(&mut writer.connection),
+                None => unreachable!("a transaction is begun only on an open store"),
+            },
+            Inner::Postgres(Some(transaction)) => Db::Any(transaction),
+            Inner::Sqlite(None) | Inner::Postgres(None) => unreachable!("the transaction lives until consumed"),
+        }
+    }
+
     /// Commits, and returns once the commit is durable.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
         self.commit_unsynced().await?.synced().await
     }
 
     /// Commits and gives up the writer turn; the commit is durable once [`Committed::synced`]
     /// returns (at once on PostgreSQL, or without the group commit).
-    pub(crate) async fn commit_unsynced(mut self) -> Result<Committed, sqlx::Error> {
+    pub(crate) async fn commit_unsynced(mut self) -> Result<Committed, StoreError> {
         match &mut self.inner {
             Inner::Sqlite(turn) => {
                 let writer = writer_of(turn)?;
-                writer.connection.execute("COMMIT").await?;
-                writer.open = false;
+                writer.connection.execute_batch("COMMIT")?;
                 if let Some(checkpoints) = &self.checkpoints {
                     checkpoints.committed();
                 }
@@ -346,25 +387,22 @@ impl WriteTransaction {
                 drop(turn.take());
                 Ok(Committed { sync })
             }
-            Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
-                Inner::Postgres(transaction) => transaction.commit().await.map(|()| Committed { sync: None }),
-                Inner::Sqlite(_) => Ok(Committed { sync: None }),
-            },
+            Inner::Postgres(transaction) => {
+                if let Some(transaction) = transaction.take() {
+                    transaction.commit().await?;
+                }
+                Ok(Committed { sync: None })
+            }
         }
     }
 
     /// Rolls back.
-    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
         match &mut self.inner {
-            Inner::Sqlite(turn) => {
-                let writer = writer_of(turn)?;
-                writer.connection.execute("ROLLBACK").await?;
-                writer.open = false;
-                Ok(())
-            }
-            Inner::Postgres(_) => match std::mem::replace(&mut self.inner, Inner::Sqlite(None)) {
-                Inner::Postgres(transaction) => transaction.rollback().await,
-                Inner::Sqlite(_) => Ok(()),
+            Inner::Sqlite(turn) => Ok(writer_of(turn)?.connection.execute_batch("ROLLBACK")?),
+            Inner::Postgres(transaction) => match transaction.take() {
+                Some(transaction) => Ok(transaction.rollback().await?),
+                None => Ok(()),
             },
         }
     }
@@ -378,62 +416,70 @@ pub(crate) struct Committed {
 
 impl Committed {
     /// Waits until the commit is on disk.
-    pub(crate) async fn synced(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn synced(self) -> Result<(), StoreError> {
         match self.sync {
-            Some((durable, ticket)) => durable.wait(ticket).await,
+            Some((durable, ticket)) => Ok(durable.wait(ticket).await?),
             None => Ok(()),
         }
     }
 }
 
 /// The writer under `turn` (there while the transaction lives).
-fn writer_of(turn: &mut Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>) -> Result<&mut Writer, sqlx::Error> {
-    turn.as_mut().and_then(|turn| turn.as_mut()).ok_or(sqlx::Error::PoolClosed)
+fn writer_of(turn: &mut Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>) -> Result<&mut Writer, StoreError> {
+    turn.as_mut().and_then(|turn| turn.as_mut()).ok_or(StoreError::Database(sqlx::Error::PoolClosed))
 }
 
 impl Drop for WriteTransaction {
     fn drop(&mut self) {
-        // An SQLite transaction still open: rolled back while the turn is held, so the next
-        // writer starts clean (without a runtime, the next writer rolls it back).
+        // An SQLite transaction still open is rolled back while the turn is held, so the next
+        // writer starts clean (should this fail, the next writer rolls it back).
         if let Inner::Sqlite(turn) = &mut self.inner {
-            let Some(mut turn) = turn.take() else { return };
-            if turn.as_ref().is_some_and(|writer| writer.open) {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        if let Some(writer) = turn.as_mut() {
-                            if writer.connection.execute("ROLLBACK").await.is_ok() {
-                                writer.open = false;
-                            }
-                        }
-                    });
+            if let Some(writer) = turn.as_mut().and_then(|turn| turn.as_mut()) {
+                if !writer.connection.is_autocommit() {
+                    let _ = writer.connection.execute_batch("ROLLBACK");
                 }
             }
         }
     }
 }
 
-impl std::ops::Deref for WriteTransaction {
-    type Target = AnyConnection;
+/// A connection for reads outside a write transaction ([`Store::reader`]).
+pub(crate) enum Reader {
+    Sqlite(readers::Lease),
+    Postgres(sqlx::pool::PoolConnection<Any>),
+}
 
-    fn deref(&self) -> &AnyConnection {
-        match &self.inner {
-            Inner::Sqlite(turn) => match turn.as_ref().and_then(|turn| turn.as_ref()) {
-                Some(writer) => &writer.connection,
-                None => unreachable!("the writer is held while the transaction lives"),
-            },
-            Inner::Postgres(transaction) => transaction,
+impl Reader {
+    /// The connection, to run statements on.
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        match self {
+            Reader::Sqlite(lease) => lease.db(),
+            Reader::Postgres(connection) => Db::Any(connection),
         }
     }
 }
 
-impl std::ops::DerefMut for WriteTransaction {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.inner {
-            Inner::Sqlite(turn) => match turn.as_mut().and_then(|turn| turn.as_mut()) {
-                Some(writer) => &mut writer.connection,
-                None => unreachable!("the writer is held while the transaction lives"),
-            },
-            Inner::Postgres(transaction) => transaction,
+/// A read-only transaction that sees one consistent snapshot ([`Store::begin_snapshot`]); rolled
+/// back when dropped.
+pub(crate) enum Snapshot {
+    Sqlite(readers::Lease),
+    Postgres(Transaction<'static, Any>),
+}
+
+impl Snapshot {
+    /// Ends the transaction.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Snapshot::Sqlite(mut lease) => lease.db().batch("COMMIT").await,
+            Snapshot::Postgres(transaction) => Ok(transaction.commit().await?),
+        }
+    }
+
+    /// The transaction's connection, to run statements on.
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        match self {
+            Snapshot::Sqlite(lease) => lease.db(),
+            Snapshot::Postgres(transaction) => Db::Any(transaction),
         }
     }
 }
@@ -447,95 +493,84 @@ impl Store {
 
     /// [`Store::open`] with other [`StoreOptions`].
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
         let connections = options.connections.clamp(1, STORE_CONNECTIONS_MAX);
-        let synchronous = match options.durability {
+        if url.starts_with("sqlite:") {
+            Store::open_sqlite(url, options.durability, connections).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::open_postgres(url, connections).await
+        } else {
+            Err(StoreError::BadUrl(url.to_owned()))
+        }
+    }
+
+    async fn open_sqlite(url: &str, durability: Durability, connections: u32) -> Result<Store, StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Each connection would get its own empty database.
+            return Err(StoreError::BadUrl(url.to_owned()));
+        }
+        // WAL is a property of the file: set it once, every later connection inherits it.
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS)));
+        let mut migrating = options.connect().await?;
+        let migrator = Migrator::new(EmbeddedMigrations(Backend::Sqlite)).await.map_err(StoreError::Migrate)?;
+        migrator.run(&mut migrating).await.map_err(StoreError::Migrate)?;
+        // Its WAL is synced by path (`durable`): made absolute while the directory is known.
+        let file = options.get_filename();
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+        let synchronous = match durability {
             Durability::Full => "FULL",
             Durability::Os => "NORMAL",
         };
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::BadUrl(url.to_owned()));
-        };
-        let mut database_file = None;
-        if backend == Backend::Sqlite {
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                // Each pooled connection would get its own empty database.
-                return Err(StoreError::BadUrl(url.to_owned()));
-            }
-            // WAL is a property of the file: set it once, every later connection inherits it.
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|_| StoreError::BadUrl(url.to_owned()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal);
-            options.connect().await?.close().await?;
-            // Its WAL is synced by path (`durable`): made absolute while the directory is known.
-            let file = options.get_filename();
-            database_file = Some(std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned()));
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        connection.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
-                        connection.execute(format!("PRAGMA synchronous = {synchronous}").as_str()).await?;
-                        // Pages stay in memory between transactions (the default keeps 2 MiB; the
-                        // writer keeps more, below), and the WAL is copied back in fewer, larger
-                        // checkpoints (pages rewritten by many commits are copied once).
-                        connection.execute(format!("PRAGMA cache_size = -{SQLITE_READER_CACHE_KIB}").as_str()).await?;
-                        // A multi-row statement's undo journal stays in memory, not a temporary file.
-                        connection.execute("PRAGMA temp_store = MEMORY").await?;
-                        connection
-                            .execute(format!("PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}").as_str())
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        let migrator = Migrator::new(EmbeddedMigrations(backend)).await.map_err(StoreError::Migrate)?;
-        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        let connection = readers::open(&file, synchronous, SQLITE_CACHE_KIB)?;
+        // SQLite deletes the WAL when the last connection that used it closes: the writer uses it
+        // (a read) before the migrations' connection closes.
+        connection.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        migrating.close().await?;
         // The group commit, where the WAL is where it should be (the migrations wrote through it).
-        let durable = database_file
-            .filter(|_| options.durability == Durability::Full)
-            .and_then(|file| Durable::new(&file).found())
-            .map(Arc::new);
-        let copier = match backend {
-            Backend::Postgres => Some(Arc::new(staged_batches::Copier::connect(url, COPIER_CONNECTIONS).await?)),
-            Backend::Sqlite => None,
-        };
-        let (writer, checkpoints) = match backend {
-            Backend::Sqlite => {
-                let mut connection = pool.acquire().await?.detach();
-                connection.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
-                if durable.is_some() {
-                    // Synced by the group commit instead (`durable`).
-                    connection.execute("PRAGMA synchronous = NORMAL").await?;
-                }
-                // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own
-                // only as a backstop, should that task stop.
-                let backstop = 4 * SQLITE_CHECKPOINT_PAGES;
-                connection.execute(format!("PRAGMA wal_autocheckpoint = {backstop}").as_str()).await?;
-                let writer: WriterSlot = Arc::new(tokio::sync::Mutex::new(Some(Writer { connection, open: false })));
-                let checkpointer = pool.acquire().await?.detach();
-                (Some(writer.clone()), Some(Arc::new(Checkpoints::start(checkpointer, writer))))
-            }
-            Backend::Postgres => (None, None),
-        };
+        let durable =
+            Some(Durable::new(&file)).filter(|_| durability == Durability::Full).and_then(Durable::found).map(Arc::new);
+        if durable.is_some() {
+            // Synced by the group commit instead (`durable`).
+            connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        }
+        // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as
+        // a backstop, should that task stop.
+        connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * SQLITE_CHECKPOINT_PAGES))?;
+        let writer: WriterSlot = Arc::new(tokio::sync::Mutex::new(Some(Writer { connection })));
+        let checkpointer = readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB)?;
+        let checkpoints = Checkpoints::start(checkpointer, writer.clone());
         let store = Store {
-            pool,
-            backend,
-            writer,
+            pool: Pool::Sqlite(Arc::new(Readers::new(file, synchronous, connections))),
+            backend: Backend::Sqlite,
+            writer: Some(writer),
             shadows: Arc::default(),
             ingest_turn: Arc::default(),
             durable,
-            checkpoints,
-            copier,
+            checkpoints: Some(Arc::new(checkpoints)),
+            copier: None,
+        };
+        store.move_record_rows().await?;
+        Ok(store)
+    }
+
+    async fn open_postgres(url: &str, connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(connections).connect(url).await?;
+        let migrator = Migrator::new(EmbeddedMigrations(Backend::Postgres)).await.map_err(StoreError::Migrate)?;
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        let copier = staged_batches::Copier::connect(url, COPIER_CONNECTIONS).await?;
+        let store = Store {
+            pool: Pool::Postgres(pool),
+            backend: Backend::Postgres,
+            writer: None,
+            shadows: Arc::default(),
+            ingest_turn: Arc::default(),
+            durable: None,
+            checkpoints: None,
+            copier: Some(Arc::new(copier)),
         };
         store.move_record_rows().await?;
         Ok(store)
@@ -570,26 +605,39 @@ impl Store {
             checkpoints.stop().await;
         }
         if let Some(writer) = &self.writer {
-            if let Some(writer) = writer.lock().await.take() {
-                let _ = writer.connection.close().await;
-            }
+            drop(writer.lock().await.take());
         }
         if let Some(copier) = &self.copier {
             copier.close().await;
         }
-        self.pool.close().await;
+        match &self.pool {
+            Pool::Sqlite(readers) => readers.close(),
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 
-    /// The pool, for reads outside a transaction.
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A connection for reads outside a transaction (and writes that need no transaction).
+    pub(crate) async fn reader(&self) -> Result<Reader, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(readers) => Ok(Reader::Sqlite(readers.lease().await?)),
+            Pool::Postgres(pool) => Ok(Reader::Postgres(pool.acquire().await?)),
+        }
+    }
+
+    /// PostgreSQL's pool (`None` on SQLite).
+    pub(crate) fn postgres_pool(&self) -> Option<&AnyPool> {
+        match &self.pool {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(pool) => Some(pool),
+        }
     }
 
     /// A transaction that will write: on SQLite it takes the write lock at once, so a read
     /// followed by a write cannot fail on a snapshot another writer made stale.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         let Some(writer) = &self.writer else {
-            let inner = Inner::Postgres(self.pool.begin().await?);
+            let pool = self.postgres_pool().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
+            let inner = Inner::Postgres(Some(pool.begin().await?));
             return Ok(WriteTransaction { inner, sync: None, checkpoints: None });
         };
         // Waiting as long as SQLite's busy handler would.
@@ -601,15 +649,11 @@ impl Store {
         if let Some(durable) = &self.durable {
             durable.check()?;
         }
-        if held.open {
-            // A transaction may be open (its writer was cancelled, or its rollback failed): roll
-            // it back. An error means none was (SQLite had rolled it back, or it committed).
-            let _ = held.connection.execute("ROLLBACK").await;
+        if !held.connection.is_autocommit() {
+            // A transaction is open (its rollback failed): roll it back.
+            held.connection.execute_batch("ROLLBACK")?;
         }
-        // Marked open before BEGIN is sent: a BEGIN cancelled after SQLite ran it is rolled back
-        // by the next writer.
-        held.open = true;
-        held.connection.execute("BEGIN IMMEDIATE").await?;
+        held.connection.execute_batch("BEGIN IMMEDIATE")?;
         Ok(WriteTransaction {
             inner: Inner::Sqlite(Some(turn)),
             sync: self.durable.clone(),
@@ -618,18 +662,16 @@ impl Store {
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).
-    pub(crate) async fn begin_snapshot(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin().await?,
-            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
-        })
+    pub(crate) async fn begin_snapshot(&self) -> Result<Snapshot, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(readers) => {
+                let mut lease = readers.lease().await?;
+                lease.db().batch("BEGIN").await?;
+                Ok(Snapshot::Sqlite(lease))
+            }
+            Pool::Postgres(pool) => {
+                Ok(Snapshot::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?))
+            }
+        }
     }
-}
-
-/// Reads column `index` of `row`.
-pub(crate) fn column<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    Ok(row.try_get(index)?)
 }

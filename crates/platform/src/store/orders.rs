@@ -1,8 +1,6 @@
 //! Payment orders in the database.
 
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
-
+use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::ledger::{CardId, Fen};
 use crate::payments::{MerchantOrderId, Order, OrderKind, OrderState};
@@ -18,19 +16,19 @@ const ORDER_COLUMNS: &str = "merchant_order_id, kind, provider, card_id, amount_
 impl Store {
     /// The order `id`, if there is one.
     pub async fn order(&self, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        order_in(&mut connection, id).await
+        let mut connection = self.reader().await?;
+        order_in(&mut connection.db(), id).await
     }
 
     /// The orders naming `card` (its top-ups), newest first, at most [`CARD_ORDERS_LISTED_MAX`].
     pub async fn orders_of_card(&self, card: &CardId) -> Result<Vec<Order>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE card_id = $1 \
              ORDER BY created_at_ms DESC, merchant_order_id DESC LIMIT $2"
         ))
         .bind(card.as_str())
         .bind(i64::from(CARD_ORDERS_LISTED_MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader().await?.db())
         .await?;
         rows.iter().map(order_from_row).collect()
     }
@@ -53,18 +51,18 @@ impl Store {
              ORDER BY updated_at_ms, merchant_order_id LIMIT $2",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(updated_before_ms).bind(i64::from(limit.min(ORDERS_LISTED_MAX)));
+        let mut query = query(&sql).bind(updated_before_ms).bind(i64::from(limit.min(ORDERS_LISTED_MAX)));
         for state in states {
             query = query.bind(state.name());
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&mut self.reader().await?.db()).await?;
         rows.iter().map(order_from_row).collect()
     }
 }
 
 /// Inserts a new order; `false` if one with the same ID exists (nothing written).
-pub(crate) async fn insert_order_in(connection: &mut AnyConnection, order: &Order) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(&format!(
+pub(crate) async fn insert_order_in(connection: &mut Db<'_>, order: &Order) -> Result<bool, StoreError> {
+    let inserted = query(format!(
         "INSERT INTO payment_orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (merchant_order_id) DO NOTHING"
     ))
@@ -79,17 +77,13 @@ pub(crate) async fn insert_order_in(connection: &mut AnyConnection, order: &Orde
     .bind(order.updated_at_ms)
     .bind(order.version)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(inserted == 1)
 }
 
 /// Reads order `id` inside a transaction.
-pub(crate) async fn order_in(
-    connection: &mut AnyConnection,
-    id: &MerchantOrderId,
-) -> Result<Option<Order>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM payment_orders WHERE merchant_order_id = $1"))
+pub(crate) async fn order_in(connection: &mut Db<'_>, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
+    let row = query(format!("SELECT {ORDER_COLUMNS} FROM payment_orders WHERE merchant_order_id = $1"))
         .bind(id.as_str())
         .fetch_optional(&mut *connection)
         .await?;
@@ -99,14 +93,14 @@ pub(crate) async fn order_in(
 /// Moves `order` to `to` if nobody moved it since it was read (same state and version), and
 /// records the transition; `false` if somebody did (nothing written: read again).
 pub(crate) async fn transition_in(
-    connection: &mut AnyConnection,
+    connection: &mut Db<'_>,
     order: &Order,
     to: OrderState,
     provider_transaction_id: Option<&str>,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
     let version = order.version.checked_add(1).ok_or_else(|| corrupt(order, "version overflow"))?;
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE payment_orders SET state = $1, version = $2, updated_at_ms = $3, \
          provider_transaction_id = COALESCE($4, provider_transaction_id) \
          WHERE merchant_order_id = $5 AND state = $6 AND version = $7",
@@ -119,12 +113,11 @@ pub(crate) async fn transition_in(
     .bind(order.state.name())
     .bind(order.version)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     if updated == 0 {
         return Ok(false);
     }
-    sqlx::query(
+    query(
         "INSERT INTO payment_order_transitions (merchant_order_id, version, from_state, to_state, at_ms) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -140,11 +133,10 @@ pub(crate) async fn transition_in(
 
 /// The states order `id` went through, oldest first (the audit trail).
 pub(crate) async fn transitions(store: &Store, id: &MerchantOrderId) -> Result<Vec<OrderState>, StoreError> {
-    let rows =
-        sqlx::query("SELECT to_state FROM payment_order_transitions WHERE merchant_order_id = $1 ORDER BY version")
-            .bind(id.as_str())
-            .fetch_all(&store.pool)
-            .await?;
+    let rows = query("SELECT to_state FROM payment_order_transitions WHERE merchant_order_id = $1 ORDER BY version")
+        .bind(id.as_str())
+        .fetch_all(&mut store.reader().await?.db())
+        .await?;
     rows.iter()
         .map(|row| {
             let name: String = column(row, 0)?;
@@ -157,7 +149,7 @@ pub(crate) async fn transitions(store: &Store, id: &MerchantOrderId) -> Result<V
         .collect()
 }
 
-fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+fn order_from_row(row: &Row) -> Result<Order, StoreError> {
     let id: String = column(row, 0)?;
     let bad = |why: String| StoreError::Corrupt { table: "payment_orders", key: id.clone(), why };
     let merchant_order_id = MerchantOrderId::parse(&id).map_err(|error| bad(error.to_string()))?;

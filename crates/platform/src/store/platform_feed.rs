@@ -9,6 +9,7 @@ use yitong_clearing::batch::{Batch, BatchHeader};
 use yitong_profile::DateTime;
 use yitong_record::{TacKeys, TapRecord};
 
+use super::sql::query;
 use super::{column, IngestError, Store, Upload};
 
 /// The batch ID prefix of the platform's records.
@@ -61,7 +62,8 @@ impl Store {
                      AND b.batch_id = '{PLATFORM_BATCH_PREFIX}' || t.tap_id) \
                      ORDER BY t.updated_at_ms, t.tap_id LIMIT {FEED_GROUP}"
                 );
-                let rows = sqlx::query(&sql).bind(after.0).bind(after.1.as_str()).fetch_all(self.pool()).await?;
+                let rows =
+                    query(&sql).bind(after.0).bind(after.1.as_str()).fetch_all(&mut self.reader().await?.db()).await?;
                 let Some(last) = rows.last() else { break };
                 after = (column(last, 2)?, column(last, 0)?);
                 let mut batches = Vec::with_capacity(rows.len());

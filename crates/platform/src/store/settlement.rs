@@ -8,6 +8,7 @@ use yitong_clearing::settlement::{PlatformEntry, PlatformEntryKind};
 use yitong_profile::DateTime;
 use yitong_record::{RecordStatus, TapRecord};
 
+use super::sql::query;
 use super::{column, Store, StoreError};
 use crate::cities::Cities;
 
@@ -44,10 +45,11 @@ impl Store {
     ) -> Result<PlatformDay, StoreError> {
         // One snapshot: a load confirmed meanwhile is either cleared and paid, or neither.
         let mut transaction = self.begin_snapshot().await?;
-        let connection: &mut sqlx::AnyConnection = &mut transaction;
+        let mut db = transaction.db();
+        let connection = &mut db;
         let mut day = PlatformDay::default();
         for (table, proven) in [("ota_loads", "recovered"), ("closure_debits", "recovered")] {
-            let rows = sqlx::query(&format!(
+            let rows = query(format!(
                 "SELECT tap_id, state, record FROM {table} WHERE created_at_ms >= $1 AND created_at_ms < $2 \
                  AND state IN ('confirmed', '{proven}', 'in_doubt', 'unconfirmed') ORDER BY tap_id"
             ))
@@ -86,7 +88,7 @@ impl Store {
         // Each order's move into `issued` (a fee earned), `refunded` or `loaded`, with its city: the
         // card's, or for a fee order the city its sign-up was quoted for. A paid load is dated as
         // its load record is (when the MAC2 left), so that the two fall on the same day.
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT t.merchant_order_id, o.kind, t.to_state, o.amount_fen, \
                     CASE WHEN t.to_state = 'loaded' THEN COALESCE(l.created_at_ms, t.at_ms) ELSE t.at_ms END AS at_ms, \
                     COALESCE(c.city, s.city) \

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgPool, PgPoolCopyExt};
 
 use super::kept_batches::{time_span, BatchRow, BATCH_COLUMNS};
+use super::sql::{query, Db};
 use super::{IngestError, StoreError};
 
 /// How long staged rows of a group that never wrote are kept before a sweep deletes them.
@@ -99,23 +100,18 @@ impl Copier {
 /// (the order the statements of `kept_batches` insert in, so that two writers with the same
 /// batches lock them in the same order), and deletes them: `false` when one was there already
 /// (another writer took it: the caller rolls back) or fewer than `rows` were staged.
-pub(super) async fn take_staged(
-    connection: &mut sqlx::AnyConnection,
-    token: i64,
-    rows: usize,
-) -> Result<bool, IngestError> {
-    let moved = sqlx::query(&format!(
+pub(super) async fn take_staged(connection: &mut Db<'_>, token: i64, rows: usize) -> Result<bool, IngestError> {
+    let moved = query(format!(
         "INSERT INTO clearing_batches ({BATCH_COLUMNS}) SELECT {BATCH_COLUMNS} FROM clearing_batches_staged \
          WHERE token = $1 ORDER BY gate COLLATE \"C\", batch_id COLLATE \"C\" ON CONFLICT (gate, batch_id) DO NOTHING"
     ))
     .bind(token)
     .execute(&mut *connection)
-    .await?
-    .rows_affected();
+    .await?;
     if moved != rows as u64 {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM clearing_batches_staged WHERE token = $1").bind(token).execute(&mut *connection).await?;
+    query("DELETE FROM clearing_batches_staged WHERE token = $1").bind(token).execute(&mut *connection).await?;
     Ok(true)
 }
 
@@ -124,9 +120,8 @@ async fn sweep(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let swept = sqlx::query(&format!("DELETE FROM clearing_batches_staged WHERE staged_at_ms < {SERVER_NOW_MS} - $1"))
         .bind(STAGED_KEPT_MS)
         .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(swept)
+        .await?;
+    Ok(swept.rows_affected())
 }
 
 /// The rows in PostgreSQL's binary `COPY` format: a signature, a tuple per row (its field

@@ -3,27 +3,29 @@
 //! always starts clean, and nothing unfinished is kept. Writes committed together are made
 //! durable by shared syncs of the WAL (group commit); with `Durability::Os` none runs.
 
-use sqlx::Executor;
-
+use super::sql::query;
 use super::{column, Store};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
+    t.db().batch("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
     t.commit().await.expect("committed");
     (dir, store)
 }
 
 async fn rows(store: &Store) -> Vec<i64> {
-    let rows = sqlx::query("SELECT n FROM probe ORDER BY n").fetch_all(store.pool()).await.expect("read");
+    let rows = query("SELECT n FROM probe ORDER BY n")
+        .fetch_all(&mut store.reader().await.expect("a reader").db())
+        .await
+        .expect("read");
     rows.iter().map(|row| column(row, 0).expect("a number")).collect()
 }
 
 async fn insert(store: &Store, n: i64) {
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute(format!("INSERT INTO probe VALUES ({n})").as_str()).await.expect("inserted");
+    t.db().batch(format!("INSERT INTO probe VALUES ({n})").as_str()).await.expect("inserted");
     t.commit().await.expect("committed");
 }
 
@@ -31,7 +33,7 @@ async fn insert(store: &Store, n: i64) {
 async fn a_dropped_write_is_rolled_back_and_the_next_writer_begins() {
     let (_dir, store) = store().await;
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
     drop(t);
     insert(&store, 2).await;
     assert_eq!(rows(&store).await, [2], "the dropped write was not kept");
@@ -40,10 +42,10 @@ async fn a_dropped_write_is_rolled_back_and_the_next_writer_begins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_landed_unrecorded_does_not_stop_the_next_writer() {
     let (_dir, store) = store().await;
-    // As if the COMMIT ran but its caller went away before hearing so: the flag says open.
+    // As if the COMMIT ran but its caller went away before hearing so.
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
-    t.execute("COMMIT").await.expect("committed behind the flag's back");
+    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    t.db().batch("COMMIT").await.expect("committed behind the transaction's back");
     drop(t);
     insert(&store, 2).await;
     assert_eq!(rows(&store).await, [1, 2]);
@@ -53,8 +55,8 @@ async fn a_commit_that_landed_unrecorded_does_not_stop_the_next_writer() {
 async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
     let (_dir, store) = store().await;
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("INSERT INTO probe VALUES (1)").await.expect("inserted");
-    t.execute("ROLLBACK").await.expect("rolled back behind the flag's back");
+    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    t.db().batch("ROLLBACK").await.expect("rolled back behind the transaction's back");
     assert!(t.commit().await.is_err(), "no transaction to commit");
     insert(&store, 2).await;
     assert_eq!(rows(&store).await, [2]);
@@ -101,7 +103,7 @@ async fn with_os_durability_no_sync_runs() {
     let options = super::StoreOptions { durability: super::Durability::Os, ..super::StoreOptions::default() };
     let store = Store::open_with(&url, options).await.expect("SQLite opens");
     let mut t = store.begin_write().await.expect("a writer");
-    t.execute("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
+    t.db().batch("CREATE TABLE probe (n BIGINT NOT NULL)").await.expect("created");
     t.commit().await.expect("committed");
     insert(&store, 1).await;
     assert_eq!((rows(&store).await, syncs(&store)), (vec![1], 0));

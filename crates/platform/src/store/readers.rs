@@ -1,0 +1,95 @@
+//! SQLite's reading connections: native (`rusqlite`), opened on demand up to the store's
+//! connection count, kept idle between uses. They read beside the writer (WAL); the few writes
+//! made outside the writer's turn wait in SQLite's busy handler.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::sql::{Db, SQLITE_STATEMENTS_CACHED};
+use super::{StoreError, SQLITE_BUSY_TIMEOUT_MS, SQLITE_CHECKPOINT_PAGES, SQLITE_READER_CACHE_KIB};
+
+/// Opens a native connection to the store's file with the settings every connection shares.
+pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENTS_CACHED);
+    // Pages stay in memory between transactions (the writer keeps more); a multi-row
+    // statement's undo journal stays in memory, not a temporary file; the WAL is copied back in
+    // fewer, larger checkpoints (pages rewritten by many commits are copied once).
+    connection.execute_batch(&format!(
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = {synchronous}; \
+         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES};"
+    ))?;
+    Ok(connection)
+}
+
+/// The reading connections of one store.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: PathBuf,
+    synchronous: &'static str,
+    idle: Mutex<Option<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, synchronous: &'static str, connections: u32) -> Readers {
+        let permits = Arc::new(Semaphore::new(connections as usize));
+        Readers { path, synchronous, idle: Mutex::new(Some(Vec::new())), permits }
+    }
+
+    /// A connection, once one of the store's is free.
+    pub(crate) async fn lease(self: &Arc<Readers>) -> Result<Lease, StoreError> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| closed())?;
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).as_mut().ok_or_else(closed)?.pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open(&self.path, self.synchronous, SQLITE_READER_CACHE_KIB)?,
+        };
+        Ok(Lease { connection: Some(connection), readers: self.clone(), _permit: permit })
+    }
+
+    /// Closes the idle connections; those leased close when given back.
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.permits.close();
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+/// A reading connection, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    connection: Option<Connection>,
+    readers: Arc<Readers>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        match self.connection.as_mut() {
+            Some(connection) => Db::Sqlite(connection),
+            None => unreachable!("a lease holds its connection until dropped"),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(connection) = self.connection.take() else { return };
+        // A transaction left open (a reader dropped half-way) is rolled back before reuse.
+        if !connection.is_autocommit() && connection.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        if let Some(idle) = self.readers.idle.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            idle.push(connection);
+        }
+    }
+}

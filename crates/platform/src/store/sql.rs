@@ -1,0 +1,364 @@
+//! One way to run a statement on either back end: SQLite natively (`rusqlite`, in the calling
+//! thread: a statement is a few microseconds, where a hop to `sqlx`'s worker thread and back was
+//! about 25), PostgreSQL through `sqlx`'s `Any` driver.
+//!
+//! The SQL is the same on both: parameters are `$1`, `$2`, … (SQLite binds them by name, so one
+//! may appear twice or out of order). Values are integers, text and bytes (money is integer fen;
+//! there are no floats in the schema); a NULL carries its type, which PostgreSQL wants.
+
+use std::borrow::Cow;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor, Row as _};
+
+use super::StoreError;
+
+/// Prepared statements kept per SQLite connection (the store has a few dozen fixed ones; the
+/// multi-row statements vary with their row count).
+pub(crate) const SQLITE_STATEMENTS_CACHED: usize = 256;
+
+/// A connection to run statements on: a native SQLite connection or a `sqlx` one (PostgreSQL).
+pub(crate) enum Db<'c> {
+    /// SQLite, run in the calling thread.
+    Sqlite(&'c mut rusqlite::Connection),
+    /// PostgreSQL, through `sqlx`.
+    Any(&'c mut AnyConnection),
+}
+
+impl Db<'_> {
+    /// Runs `sql`, which may hold several statements and takes no parameters (PRAGMAs, BEGIN…).
+    pub(crate) async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite(connection) => Ok(connection.execute_batch(sql)?),
+            Db::Any(connection) => {
+                connection.execute(sql).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A statement's parameter value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null(Kind),
+}
+
+/// The type of a NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int,
+    Text,
+    Blob,
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Value {
+        Value::Int(value)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(value: i32) -> Value {
+        Value::Int(value.into())
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Value {
+        Value::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Value {
+        Value::Text(value)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(value: &String) -> Value {
+        Value::Text(value.clone())
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(value: &[u8]) -> Value {
+        Value::Blob(value.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(value: Vec<u8>) -> Value {
+        Value::Blob(value)
+    }
+}
+
+impl From<&Vec<u8>> for Value {
+    fn from(value: &Vec<u8>) -> Value {
+        Value::Blob(value.clone())
+    }
+}
+
+/// A type whose NULL [`Value`] is known.
+pub(crate) trait Nullable: Into<Value> {
+    const KIND: Kind;
+}
+
+impl Nullable for i64 {
+    const KIND: Kind = Kind::Int;
+}
+
+impl Nullable for String {
+    const KIND: Kind = Kind::Text;
+}
+
+impl Nullable for &str {
+    const KIND: Kind = Kind::Text;
+}
+
+impl Nullable for Vec<u8> {
+    const KIND: Kind = Kind::Blob;
+}
+
+impl<T: Nullable> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Value {
+        match value {
+            Some(value) => value.into(),
+            None => Value::Null(T::KIND),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Int(value) => ToSqlOutput::Borrowed(ValueRef::Integer(*value)),
+            Value::Text(value) => ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes())),
+            Value::Blob(value) => ToSqlOutput::Borrowed(ValueRef::Blob(value)),
+            Value::Null(_) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// A statement and its parameters ([`query`]).
+#[must_use = "a query does nothing until it is run"]
+pub(crate) struct Query<'q> {
+    sql: Cow<'q, str>,
+    args: Vec<Value>,
+}
+
+/// The statement `sql`, to bind parameters to and run.
+pub(crate) fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
+    Query { sql: sql.into(), args: Vec::new() }
+}
+
+impl<'q> Query<'q> {
+    /// Binds the next parameter (`$1`, then `$2`, …).
+    pub(crate) fn bind(mut self, value: impl Into<Value>) -> Query<'q> {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Runs the statement; the rows it changed.
+    pub(crate) async fn execute(self, db: &mut Db<'_>) -> Result<u64, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let mut rows = statement.raw_query();
+                while rows.next()?.is_some() {}
+                drop(rows);
+                Ok(connection.changes())
+            }
+            Db::Any(connection) => Ok(self.any().execute(&mut **connection).await?.rows_affected()),
+        }
+    }
+
+    /// The rows the statement returns.
+    pub(crate) async fn fetch_all(self, db: &mut Db<'_>) -> Result<Vec<Row>, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let columns = statement.column_count();
+                let mut rows = statement.raw_query();
+                let mut all = Vec::new();
+                while let Some(row) = rows.next()? {
+                    all.push(native_row(row, columns)?);
+                }
+                Ok(all)
+            }
+            Db::Any(connection) => {
+                Ok(self.any().fetch_all(&mut **connection).await?.into_iter().map(Row::Any).collect())
+            }
+        }
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn fetch_optional(self, db: &mut Db<'_>) -> Result<Option<Row>, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let columns = statement.column_count();
+                let mut rows = statement.raw_query();
+                rows.next()?.map(|row| native_row(row, columns)).transpose()
+            }
+            Db::Any(connection) => Ok(self.any().fetch_optional(&mut **connection).await?.map(Row::Any)),
+        }
+    }
+
+    /// The first row; an error when there is none.
+    pub(crate) async fn fetch_one(self, db: &mut Db<'_>) -> Result<Row, StoreError> {
+        match db {
+            Db::Sqlite(_) => self.fetch_optional(db).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound)),
+            Db::Any(connection) => Ok(Row::Any(self.any().fetch_one(&mut **connection).await?)),
+        }
+    }
+
+    /// The prepared (cached) SQLite statement with the parameters bound by their names' numbers.
+    fn prepare<'c>(&self, connection: &'c rusqlite::Connection) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        let mut statement = connection.prepare_cached(&self.sql)?;
+        for index in 1..=statement.parameter_count() {
+            let number = match statement.parameter_name(index) {
+                Some(name) => name.strip_prefix('$').and_then(|number| number.parse::<usize>().ok()),
+                None => Some(index),
+            };
+            let value = number.and_then(|number| self.args.get(number.wrapping_sub(1))).ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Protocol(format!(
+                    "statement parameter {index} has no value: {}",
+                    self.sql
+                )))
+            })?;
+            statement.raw_bind_parameter(index, value)?;
+        }
+        Ok(statement)
+    }
+
+    /// The `sqlx` query with the parameters bound.
+    fn any(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.sql);
+        for value in &self.args {
+            query = match value {
+                Value::Int(value) => query.bind(*value),
+                Value::Text(value) => query.bind(value.as_str()),
+                Value::Blob(value) => query.bind(value.as_slice()),
+                Value::Null(Kind::Int) => query.bind(None::<i64>),
+                Value::Null(Kind::Text) => query.bind(None::<String>),
+                Value::Null(Kind::Blob) => query.bind(None::<Vec<u8>>),
+            };
+        }
+        query
+    }
+}
+
+/// A row read from either back end.
+pub(crate) enum Row {
+    Sqlite(Vec<Value>),
+    Any(AnyRow),
+}
+
+fn native_row(row: &rusqlite::Row<'_>, columns: usize) -> Result<Row, StoreError> {
+    let mut values = Vec::with_capacity(columns);
+    for index in 0..columns {
+        values.push(match row.get_ref(index)? {
+            ValueRef::Null => Value::Null(Kind::Int),
+            ValueRef::Integer(value) => Value::Int(value),
+            ValueRef::Text(text) => Value::Text(
+                String::from_utf8(text.to_vec()).map_err(|_| column_error(index, "text that is not UTF-8"))?,
+            ),
+            ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+            ValueRef::Real(_) => return Err(column_error(index, "a floating-point number")),
+        });
+    }
+    Ok(Row::Sqlite(values))
+}
+
+fn column_error(index: usize, what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: format!("unexpected {what}").into(),
+    })
+}
+
+/// A column's Rust type.
+pub(crate) trait Column: Sized {
+    /// From a native SQLite value.
+    fn from_value(value: &Value) -> Option<Self>;
+    /// From a `sqlx` row.
+    fn from_any(row: &AnyRow, index: usize) -> Result<Self, sqlx::Error>;
+}
+
+macro_rules! any_column {
+    ($type:ty) => {
+        fn from_any(row: &AnyRow, index: usize) -> Result<Self, sqlx::Error> {
+            row.try_get::<$type, _>(index)
+        }
+    };
+}
+
+impl Column for i64 {
+    fn from_value(value: &Value) -> Option<i64> {
+        match value {
+            Value::Int(value) => Some(*value),
+            _ => None,
+        }
+    }
+    any_column!(i64);
+}
+
+impl Column for String {
+    fn from_value(value: &Value) -> Option<String> {
+        match value {
+            Value::Text(value) => Some(value.clone()),
+            _ => None,
+        }
+    }
+    any_column!(String);
+}
+
+impl Column for Vec<u8> {
+    fn from_value(value: &Value) -> Option<Vec<u8>> {
+        match value {
+            Value::Blob(value) => Some(value.clone()),
+            // SQLite keeps what it was given; an empty blob may come back as text.
+            Value::Text(value) => Some(value.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+    any_column!(Vec<u8>);
+}
+
+impl<T: Column> Column for Option<T>
+where
+    Option<T>: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    fn from_value(value: &Value) -> Option<Option<T>> {
+        match value {
+            Value::Null(_) => Some(None),
+            value => T::from_value(value).map(Some),
+        }
+    }
+    any_column!(Option<T>);
+}
+
+/// Reads column `index` of `row`.
+pub(crate) fn column<T: Column>(row: &Row, index: usize) -> Result<T, StoreError> {
+    match row {
+        Row::Sqlite(values) => {
+            let value = values
+                .get(index)
+                .ok_or(StoreError::Database(sqlx::Error::ColumnIndexOutOfBounds { index, len: values.len() }))?;
+            T::from_value(value).ok_or_else(|| column_error(index, &format!("{value:?}")))
+        }
+        Row::Any(row) => Ok(T::from_any(row, index)?),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(error)
+    }
+}
