@@ -126,7 +126,8 @@ impl Checkpoints {
         self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
-    /// Stops the task and waits until it is gone (its connection with it).
+    /// Stops the task and waits until it is gone (a checkpoint already running on its blocking
+    /// thread finishes there, and closes its connection then).
     pub(crate) async fn stop(&self) {
         if let Some(task) = self.task() {
             task.abort();

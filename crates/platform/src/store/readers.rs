@@ -11,17 +11,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::sql::{Db, SQLITE_STATEMENTS_CACHED};
 use super::{StoreError, SQLITE_BUSY_TIMEOUT_MS, SQLITE_CHECKPOINT_PAGES, SQLITE_READER_CACHE_KIB};
 
+/// How long a read waits for a free connection before it fails (as `sqlx`'s pools do).
+pub const READER_WAIT_MS: u64 = 30_000;
+
 /// Opens a native connection to the store's file with the settings every connection shares.
 pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
     connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENTS_CACHED);
-    // Pages stay in memory between transactions (the writer keeps more); a multi-row
-    // statement's undo journal stays in memory, not a temporary file; the WAL is copied back in
-    // fewer, larger checkpoints (pages rewritten by many commits are copied once).
+    // Foreign keys checked (SQLite's default is off, unless built otherwise); pages stay in
+    // memory between transactions (the writer keeps more); a multi-row statement's undo journal
+    // stays in memory, not a temporary file; the WAL is copied back in fewer, larger checkpoints
+    // (pages rewritten by many commits are copied once).
     connection.execute_batch(&format!(
-        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = {synchronous}; \
-         PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY; \
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+         PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY; \
          PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES};"
     ))?;
     Ok(connection)
@@ -44,7 +48,11 @@ impl Readers {
 
     /// A connection, once one of the store's is free.
     pub(crate) async fn lease(self: &Arc<Readers>) -> Result<Lease, StoreError> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| closed())?;
+        let wait = std::time::Duration::from_millis(READER_WAIT_MS);
+        let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
+            .map_err(|_| closed())?;
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).as_mut().ok_or_else(closed)?.pop();
         let connection = match idle {
             Some(connection) => connection,

@@ -169,10 +169,13 @@ impl<'q> Query<'q> {
         match db {
             Db::Sqlite(connection) => {
                 let mut statement = self.prepare(connection)?;
+                // SQLite's count is the last INSERT, UPDATE or DELETE's: none for a statement
+                // that cannot write.
+                let writes = !statement.readonly();
                 let mut rows = statement.raw_query();
                 while rows.next()?.is_some() {}
                 drop(rows);
-                Ok(connection.changes())
+                Ok(if writes { connection.changes() } else { 0 })
             }
             Db::Any(connection) => Ok(self.any().execute(&mut **connection).await?.rows_affected()),
         }
@@ -204,7 +207,11 @@ impl<'q> Query<'q> {
                 let mut statement = self.prepare(connection)?;
                 let columns = statement.column_count();
                 let mut rows = statement.raw_query();
-                rows.next()?.map(|row| native_row(row, columns)).transpose()
+                let first = rows.next()?.map(|row| native_row(row, columns)).transpose()?;
+                // Run to the end, so that an error there (a write's constraint, a commit outside
+                // a transaction) is not lost in the statement's reset.
+                while rows.next()?.is_some() {}
+                Ok(first)
             }
             Db::Any(connection) => Ok(self.any().fetch_optional(&mut **connection).await?.map(Row::Any)),
         }
@@ -218,23 +225,32 @@ impl<'q> Query<'q> {
         }
     }
 
-    /// The prepared (cached) SQLite statement with the parameters bound by their names' numbers.
+    /// The prepared (cached) SQLite statement with the parameters bound by their names' numbers:
+    /// every value bound, to a parameter of its own (as PostgreSQL requires).
     fn prepare<'c>(&self, connection: &'c rusqlite::Connection) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
         let mut statement = connection.prepare_cached(&self.sql)?;
-        for index in 1..=statement.parameter_count() {
+        let parameters = statement.parameter_count();
+        let mut highest = 0;
+        for index in 1..=parameters {
             let number = match statement.parameter_name(index) {
                 Some(name) => name.strip_prefix('$').and_then(|number| number.parse::<usize>().ok()),
                 None => Some(index),
             };
-            let value = number.and_then(|number| self.args.get(number.wrapping_sub(1))).ok_or_else(|| {
-                StoreError::Database(sqlx::Error::Protocol(format!(
-                    "statement parameter {index} has no value: {}",
-                    self.sql
-                )))
-            })?;
+            let value = number
+                .and_then(|number| self.args.get(number.wrapping_sub(1)))
+                .ok_or_else(|| self.misuse(format!("parameter {index} has no value")))?;
+            highest = highest.max(number.unwrap_or(0));
             statement.raw_bind_parameter(index, value)?;
         }
+        if parameters != self.args.len() || highest != self.args.len() {
+            return Err(self.misuse(format!("{} values bound to {parameters} parameters", self.args.len())));
+        }
         Ok(statement)
+    }
+
+    /// A statement built wrong (a defect of this code, not of the input).
+    fn misuse(&self, why: String) -> StoreError {
+        StoreError::Database(sqlx::Error::Protocol(format!("statement {:?}: {why}", self.sql)))
     }
 
     /// The `sqlx` query with the parameters bound.
@@ -360,5 +376,72 @@ pub(crate) fn column<T: Column>(row: &Row, index: usize) -> Result<T, StoreError
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> StoreError {
         StoreError::Sqlite(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{column, query, Db};
+
+    fn connection() -> rusqlite::Connection {
+        let connection = rusqlite::Connection::open_in_memory().expect("SQLite in memory");
+        connection.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT, b BLOB)").expect("a table");
+        connection
+    }
+
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_repeated_or_out_of_order() {
+        let mut connection = connection();
+        let db = &mut Db::Sqlite(&mut connection);
+        let sql = "INSERT INTO t (n, k, b) VALUES ($2, $1, $3)";
+        let inserted = query(sql).bind("a").bind(7_i64).bind(vec![1_u8, 2]).execute(db).await.expect("inserted");
+        assert_eq!(inserted, 1);
+        let row = query("SELECT k, n, b FROM t WHERE k = $1 AND n = $2 AND $2 > 0")
+            .bind("a")
+            .bind(7_i64)
+            .fetch_one(db)
+            .await
+            .expect("read back");
+        let read: (String, i64, Vec<u8>) =
+            (column(&row, 0).expect("k"), column(&row, 1).expect("n"), column(&row, 2).expect("b"));
+        assert_eq!(read, ("a".to_owned(), 7, vec![1, 2]));
+    }
+
+    #[tokio::test]
+    async fn a_value_missing_or_left_over_is_refused_not_run() {
+        let mut connection = connection();
+        let db = &mut Db::Sqlite(&mut connection);
+        let missing = query("INSERT INTO t (k, n) VALUES ($1, $2)").bind("a").execute(db).await;
+        assert!(missing.is_err(), "a parameter without a value");
+        let extra = query("INSERT INTO t (k) VALUES ($1)").bind("a").bind(1_i64).execute(db).await;
+        assert!(extra.is_err(), "a value without a parameter");
+        let skipped = query("INSERT INTO t (k, n) VALUES ($1, $3)").bind("a").bind(1_i64).bind(2_i64).execute(db).await;
+        assert!(skipped.is_err(), "a value bound to no parameter");
+        let rows = query("SELECT COUNT(*) FROM t").fetch_one(db).await.expect("counted");
+        assert_eq!(column::<i64>(&rows, 0).expect("a count"), 0, "nothing ran");
+    }
+
+    #[tokio::test]
+    async fn the_count_of_changed_rows_is_the_statement_s_own() {
+        let mut connection = connection();
+        let db = &mut Db::Sqlite(&mut connection);
+        let upsert = "INSERT INTO t (k, n) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING";
+        assert_eq!(query(upsert).bind("a").bind(1_i64).execute(db).await.expect("ran"), 1);
+        assert_eq!(query(upsert).bind("a").bind(2_i64).execute(db).await.expect("ran"), 0, "nothing inserted");
+        assert_eq!(query("UPDATE t SET n = 5 WHERE k = $1").bind("a").execute(db).await.expect("ran"), 1);
+        assert_eq!(query("SELECT n FROM t").execute(db).await.expect("ran"), 0, "a read changes nothing");
+    }
+
+    #[tokio::test]
+    async fn nulls_read_as_none_and_floats_are_refused() {
+        let mut connection = connection();
+        let db = &mut Db::Sqlite(&mut connection);
+        query("INSERT INTO t (k, n) VALUES ($1, $2)").bind("a").bind(None::<i64>).execute(db).await.expect("inserted");
+        let row = query("SELECT n, b, 1.5 FROM t").fetch_one(db).await;
+        assert!(row.is_err(), "a floating-point column is refused");
+        let row = query("SELECT n, b FROM t").fetch_one(db).await.expect("read");
+        assert_eq!(column::<Option<i64>>(&row, 0).expect("n"), None);
+        assert_eq!(column::<Option<Vec<u8>>>(&row, 1).expect("b"), None);
+        assert!(column::<i64>(&row, 0).is_err(), "a NULL is not a number");
     }
 }

@@ -118,3 +118,15 @@ async fn after_a_failed_sync_every_write_is_refused() {
     assert!(refused.to_string().contains("writes refused until restart"), "{refused}");
     assert_eq!(rows(&store).await, [1], "reads go on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_are_checked_on_the_writer_and_the_readers() {
+    let (_dir, store) = store().await;
+    let orphan = "INSERT INTO signup_orders (merchant_order_id, device_id, city, fee_fen) \
+                  VALUES ('no-such-order', 'device', 'beijing', 2900)";
+    let mut t = store.begin_write().await.expect("a writer");
+    assert!(t.db().batch(orphan).await.is_err(), "a sign-up for an order that does not exist");
+    t.rollback().await.expect("rolled back");
+    let mut reader = store.reader().await.expect("a reader");
+    assert!(reader.db().batch(orphan).await.is_err(), "the same outside the writer");
+}
