@@ -184,7 +184,9 @@ impl<'q> Query<'q> {
     /// The rows the statement returns.
     pub(crate) async fn fetch_all(self, db: &mut Db<'_>) -> Result<Vec<Row>, StoreError> {
         match db {
-            Db::Sqlite(connection) => {
+            // Rows may be many (a day's batches, every card's shadow): the runtime's other tasks
+            // move off this thread meanwhile.
+            Db::Sqlite(connection) => blocking(|| {
                 let mut statement = self.prepare(connection)?;
                 let columns = statement.column_count();
                 let mut rows = statement.raw_query();
@@ -193,7 +195,7 @@ impl<'q> Query<'q> {
                     all.push(native_row(row, columns)?);
                 }
                 Ok(all)
-            }
+            }),
             Db::Any(connection) => {
                 Ok(self.any().fetch_all(&mut **connection).await?.into_iter().map(Row::Any).collect())
             }
@@ -267,6 +269,17 @@ impl<'q> Query<'q> {
             };
         }
         query
+    }
+}
+
+/// Runs `work`, which may take a while, telling a multi-threaded runtime first, so that its other
+/// tasks are run by another thread meanwhile (on a single-threaded runtime there is none: it runs).
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -430,6 +443,41 @@ mod tests {
         assert_eq!(query(upsert).bind("a").bind(2_i64).execute(db).await.expect("ran"), 0, "nothing inserted");
         assert_eq!(query("UPDATE t SET n = 5 WHERE k = $1").bind("a").execute(db).await.expect("ran"), 1);
         assert_eq!(query("SELECT n FROM t").execute(db).await.expect("ran"), 0, "a read changes nothing");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_long_read_leaves_the_runtime_s_other_tasks_running() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let ticks = std::sync::Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let long = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+                    SELECT COUNT(*) FROM c";
+        // On the runtime's one worker, beside the timer task (the test's body runs elsewhere).
+        let reading = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                let mut connection = connection();
+                let before = ticks.load(Ordering::SeqCst);
+                let started = std::time::Instant::now();
+                let rows = query(long).fetch_all(&mut Db::Sqlite(&mut connection)).await.expect("counted");
+                (rows, ticks.load(Ordering::SeqCst) - before, started.elapsed())
+            })
+        };
+        let (rows, ticked, took) = reading.await.expect("read");
+        ticker.abort();
+        assert_eq!(column::<i64>(&rows[0], 0).expect("a count"), 3_000_000);
+        // The runtime's one worker ran the read: its timer task went on only if another thread
+        // took the worker's other tasks meanwhile.
+        assert!(took.as_millis() < 20 || ticked >= 3, "{ticked} ticks in {took:?} of reading");
     }
 
     #[tokio::test]
