@@ -173,7 +173,8 @@ impl Store {
     ) -> Result<Vec<Ingested>, IngestError> {
         // The TACs first, outside the writer's turn: CPU work, the same on every attempt.
         let records: Vec<&TapRecord> = uploads.iter().flat_map(|u| &u.batch.records).collect();
-        let mut checks = verify_tacs(&records, tac_keys).into_iter();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut checks = verify_tacs(&records, tac_keys, cores).into_iter();
         let checks: Vec<Vec<TacCheck>> =
             uploads.iter().map(|u| checks.by_ref().take(u.batch.records.len()).collect()).collect();
         let checks: Vec<&[TacCheck]> = checks.iter().map(Vec::as_slice).collect();
@@ -303,20 +304,23 @@ pub struct Upload<'a> {
 /// Cards per shadow `SELECT` (2 parameters each) and per shadow upsert (6 each), well under
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
 pub(super) const SHADOWS_PER_STATEMENT: usize = 1_000;
-/// Records from which the TACs are checked on several threads.
-const PARALLEL_TAC_RECORDS: usize = 256;
+/// Records from which the TACs are checked on several threads (each thread at least as many).
+pub(super) const PARALLEL_TAC_RECORDS: usize = 256;
 
 /// A record's TAC check, as its shadow takes it.
 pub(crate) fn tac_check(record: &TapRecord, keys: &TacKeys) -> TacCheck {
     TacCheck::from(verify_tac(record, keys))
 }
 
-/// Every record's TAC check, on the machine's cores for a large batch (each record's check is
-/// DES or SM4 work on its own).
-pub(crate) fn verify_tacs(records: &[&TapRecord], keys: &TacKeys) -> Vec<TacCheck> {
-    let check = |record: &&TapRecord| tac_check(record, keys);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if records.len() < PARALLEL_TAC_RECORDS || threads < 2 {
+/// Every record's TAC check, on up to `threads` threads for a large batch (each record's check
+/// is DES or SM4 work on its own), in the records' order.
+pub(crate) fn verify_tacs<R>(records: &[R], keys: &TacKeys, threads: usize) -> Vec<TacCheck>
+where
+    R: std::borrow::Borrow<TapRecord> + Sync,
+{
+    let check = |record: &R| tac_check(record.borrow(), keys);
+    let threads = threads.min(records.len() / PARALLEL_TAC_RECORDS);
+    if threads < 2 {
         return records.iter().map(check).collect();
     }
     let chunk = records.len().div_ceil(threads);

@@ -275,3 +275,33 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
         on_one.iter().filter(|o| o.as_ref().is_ok_and(|a| matches!(a.disposition, Disposition::Duplicate { .. })));
     assert_eq!(duplicates.count(), 250, "the batch sent again");
 }
+
+#[test]
+fn tacs_checked_on_several_threads_come_back_in_the_records_order() {
+    use yitong_crypto::{Algorithm, TacMasterKey};
+    let dtk = [0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78, 0x87, 0x96, 0xA5, 0xB4, 0xC3, 0xD2, 0xE1, 0xF0];
+    let master = TacMasterKey::new(Algorithm::Des, dtk);
+    let mut keys = yitong_record::TacKeys::new();
+    keys.add(ISSUER, 1, TacMasterKey::new(Algorithm::Des, dtk));
+    // 1,200 records of 40 cards, signed as their cards sign them; every seventh altered after.
+    let records: Vec<TapRecord> = (0..1_200_u16)
+        .map(|n| {
+            let mut record = purchase((n % 40) as u8, n / 40 + 1, 1_000, 800);
+            record.algorithm_id = master.algorithm().id();
+            let key = master.card_tac_key(ISSUER, record.asn8());
+            record.tac = Some(yitong_record::card_tac(&record, &key).expect("signed"));
+            if n % 7 == 3 {
+                record.amount_fen += 1;
+            }
+            record
+        })
+        .collect();
+    let one = super::clearing::verify_tacs(&records, &keys, 1);
+    let four = super::clearing::verify_tacs(&records, &keys, 4);
+    let forged: Vec<usize> = (0..records.len()).filter(|n| n % 7 == 3).collect();
+    let failed = |checks: &[TacCheck]| -> Vec<usize> {
+        checks.iter().enumerate().filter(|(_, check)| **check != TacCheck::Verified).map(|(n, _)| n).collect()
+    };
+    assert_eq!(failed(&one), forged, "each altered record, and only those, fails its TAC");
+    assert_eq!(four, one, "the same verdicts, record for record, on four threads");
+}

@@ -2,8 +2,9 @@
 //! durable commit, each card's shadow read and written once — and each is answered as it would
 //! be alone ([`Store::ingest_batches`]).
 //!
-//! No task of its own: an uploader checks its records' TACs (on a blocking thread, taking turns
-//! with the other uploaders on all cores but one), queues its batch, then either finds its
+//! No task of its own: an uploader checks its records' TACs (on blocking threads, taking turns
+//! with the other uploaders on all cores but one; a large upload takes several turns, a thread
+//! each), queues its batch, then either finds its
 //! answer or takes the leader's turn and has what is queued ingested, up to
 //! [`GROUP_RECORDS_MAX`] records, on a spawned task that answers every upload of the group even
 //! if the leader's caller goes away. The leader's turn ends once its group is prepared and
@@ -20,7 +21,7 @@ use yitong_clearing::shadow::TacCheck;
 use yitong_profile::DateTime;
 use yitong_record::TacKeys;
 
-use super::clearing::tac_check;
+use super::clearing::{verify_tacs, PARALLEL_TAC_RECORDS};
 
 use super::{IngestError, Ingested, Store, Upload};
 
@@ -53,6 +54,8 @@ pub struct IngestQueue {
     /// Turns at checking TACs: one core fewer than the machine has (at least one), so that the
     /// group being written is not starved of CPU by the uploads checked meanwhile.
     checking: Arc<tokio::sync::Semaphore>,
+    /// The turns there are.
+    turns: usize,
     /// Records in the queue's hands: one permit each, at most `limit`.
     in_flight: Arc<tokio::sync::Semaphore>,
     limit: usize,
@@ -104,11 +107,13 @@ impl IngestQueue {
     pub fn with_limit(store: Store, records: usize) -> IngestQueue {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let limit = records.clamp(1, u32::MAX as usize);
+        let turns = cores.saturating_sub(1).max(1);
         IngestQueue {
             store,
             queued: Mutex::new(Vec::new()),
             leader: Arc::default(),
-            checking: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
+            checking: Arc::new(tokio::sync::Semaphore::new(turns)),
+            turns,
             in_flight: Arc::new(tokio::sync::Semaphore::new(limit)),
             limit,
             counts: Counts::default(),
@@ -152,14 +157,17 @@ impl IngestQueue {
         // The records' place in the queue, held by the queued upload until it is answered or
         // dropped (not by this caller, who may go away).
         let mut places = Some(self.places(&batch).await?);
-        // CPU work (DES or SM4 per record), off the runtime's threads, an upload per turn.
+        // CPU work (DES or SM4 per record), off the runtime's threads: a turn per thread, a
+        // large upload (one after hours offline) on as many turns as its size and the free
+        // turns allow.
         let checks = {
-            // The turn goes with the work: a caller that goes away does not free it early.
-            let turn = self.checking.clone().acquire_owned().await;
+            // The turns go with the work: a caller that goes away does not free them early.
+            let wanted = (batch.records.len() / PARALLEL_TAC_RECORDS).clamp(1, self.turns);
+            let turns = self.checking.clone().acquire_many_owned(wanted as u32).await;
             let (batch, keys) = (batch.clone(), tac_keys.clone());
             tokio::task::spawn_blocking(move || {
-                let checks: Arc<[TacCheck]> = batch.records.iter().map(|record| tac_check(record, &keys)).collect();
-                drop(turn);
+                let checks: Arc<[TacCheck]> = verify_tacs(&batch.records, &keys, wanted).into();
+                drop(turns);
                 checks
             })
             .await
