@@ -38,7 +38,8 @@ PY
 )"
 YITONG_FUZZ_OPERATOR_KEY="$("$yitong" operator key new --city beijing --name fuzz --data-dir "$work/data" 2>/dev/null)"
 export YITONG_FUZZ_PHONE_TOKEN YITONG_FUZZ_OPERATOR_KEY
-# Bodies for media types schemathesis cannot make itself (JSON Lines uploads).
+# Bodies for media types schemathesis cannot make itself (JSON Lines uploads). Rotating the
+# phone's token is left out: the fuzzer's token would die with it (tested in the server's tests).
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 
 "$schemathesis" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
@@ -48,4 +49,5 @@ export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemath
     --request-timeout 10 \
     --workers 2 \
     --suppress-health-check all \
+    --exclude-path /v1/phones/me/token \
     --no-color

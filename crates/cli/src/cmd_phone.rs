@@ -9,7 +9,8 @@ use serde_json::json;
 use yitong_platform::cities::Cities;
 use yitong_platform::devices::{CitySupport, DeviceRegistry, SecureElementKind};
 use yitong_wallet::{
-    Closed, Device, HttpApi, Phone, PhoneFile, Recovered, Tear, Wallet, WalletError, SERVER_DEFAULT, SERVER_ENV,
+    Closed, Device, HttpApi, Phone, PhoneFile, Recovered, Tear, Wallet, WalletApi, WalletError, SERVER_DEFAULT,
+    SERVER_ENV,
 };
 
 use crate::money::{parse_yuan, yuan};
@@ -34,6 +35,17 @@ pub enum PhoneCommand {
     Transfer(TransferArgs),
     /// Deletes the city's card: emptied and blocked, its balance refunded.
     Delete(DeleteArgs),
+    /// Replaces the phone's token with a new one from its service (from time to time, or when it
+    /// may have leaked): the new one is kept in the phone file, the old one works no more.
+    RotateToken(RotateTokenArgs),
+}
+
+#[derive(Args)]
+pub struct RotateTokenArgs {
+    /// The phone file.
+    pub phone: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `--server`, shared by the commands that talk to the service.
@@ -202,7 +214,31 @@ pub fn run(command: &PhoneCommand) -> anyhow::Result<()> {
         PhoneCommand::Show(args) => show(args),
         PhoneCommand::Transfer(args) => transfer(args),
         PhoneCommand::Delete(args) => delete(args),
+        PhoneCommand::RotateToken(args) => rotate_token(args),
     }
+}
+
+fn rotate_token(args: &RotateTokenArgs) -> anyhow::Result<()> {
+    let mut file = open(&args.phone)?;
+    let api = api(&args.server, Some(&file.phone))?;
+    match Wallet::new(&api, &mut file).rotate_token() {
+        Ok(()) => {}
+        Err(WalletError::TokenNotKept { token, why }) => {
+            // The old token is dead: the new one is shown rather than lost.
+            eprintln!("yitong: the new token, to put in the phone file's \"token\" by hand: {}", token.expose());
+            bail!("{}: the new token could not be kept: {why}", args.phone.display());
+        }
+        Err(error) => return Err(fail(error)),
+    }
+    if args.server.json {
+        return print_json(&serde_json::json!({ "phone": args.phone, "token_rotated": true }));
+    }
+    println!(
+        "{}: a new token from {}, kept in the file; the old one works no more",
+        args.phone.display(),
+        api.server()
+    );
+    Ok(())
 }
 
 /// The service: `--server`, else `$YITONG_SERVER`, else the phone's, else the default.

@@ -270,3 +270,27 @@ fn a_promotion_from_the_pricing_file_waives_the_fee_up_to_its_cap() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_rotated_token_is_kept_in_the_phone_file_and_the_old_one_is_refused() {
+    let dir = Dir::new();
+    let server = service(&dir);
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
+    ok(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    let read = |name: &str| -> Value { serde_json::from_slice(&std::fs::read(dir.path(name)).unwrap()).unwrap() };
+    let before = read("p.json");
+    std::fs::copy(dir.path("p.json"), dir.path("old.json")).unwrap();
+
+    let rotated = json(&dir, &server, &["rotate-token", "p.json"]);
+    assert_eq!(rotated["token_rotated"], true, "{rotated}");
+    let after = read("p.json");
+    assert_ne!(after["token"], before["token"], "a new token in the file");
+    assert!(after["token"].as_str().unwrap().starts_with("ytp_"));
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(shown["phone_id"], before["phone_id"], "{shown}");
+
+    // The copy with the old token: the service refuses it.
+    let out = phone(&dir, &server, &["show", "old.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
+}

@@ -118,6 +118,8 @@ pub enum AccessError {
     },
     /// The device is registered already (its token was shown once, at registration).
     PhoneRegistered(String),
+    /// The token presented is not the phone's any more (another request replaced it).
+    TokenReplaced,
     /// No such city.
     UnknownCity(String),
     /// No system randomness for the secret.
@@ -131,6 +133,7 @@ impl fmt::Display for AccessError {
         match self {
             AccessError::BadField { field, why } => write!(f, "{field}: {why}"),
             AccessError::PhoneRegistered(device) => write!(f, "device {device} is registered already"),
+            AccessError::TokenReplaced => write!(f, "the token was replaced by another request"),
             AccessError::UnknownCity(city) => write!(f, "no city {city}"),
             AccessError::Randomness(error) => write!(f, "no system randomness: {error}"),
             AccessError::Store(error) => write!(f, "{error}"),
@@ -185,6 +188,22 @@ pub async fn phone_by_token(store: &Store, presented: &str) -> Result<Option<Reg
         return Ok(None);
     }
     store.phone_by_token_sha256(&secret_sha256(presented)).await
+}
+
+/// A new token for `phone`, which presented `presented` (its current token), shown this once:
+/// from now on only the new one is the phone's. Of two rotations with the same token one wins;
+/// the other is [`AccessError::TokenReplaced`].
+pub async fn rotate_phone_token(
+    store: &Store,
+    phone: &RegisteredPhone,
+    presented: &str,
+) -> Result<Secret, AccessError> {
+    let token = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
+    let (old, new) = (secret_sha256(presented), secret_sha256(token.expose()));
+    if !store.replace_phone_token(&phone.phone_id, &old, &new).await? {
+        return Err(AccessError::TokenReplaced);
+    }
+    Ok(token)
 }
 
 /// A new API key for an operator of `city`, shown this once.

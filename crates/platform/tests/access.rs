@@ -1,6 +1,6 @@
 //! Phone registrations and operator keys on SQLite and PostgreSQL: a device registers once,
 //! racing registrations of one device give one token, a token finds its phone and nothing else
-//! does, operator keys are scoped to a city, listed without secrets and revoked for good.
+//! does, a rotated token replaces the old one (one of two racing rotations wins), operator keys are scoped to a city, listed without secrets and revoked for good.
 
 mod support;
 
@@ -44,6 +44,34 @@ async fn phones_register_once_and_tokens_find_them(db: &TestDb) {
     other.close().await;
 }
 
+async fn a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins(db: &TestDb) {
+    let store = &db.store;
+    let phone = mi6("phone-R", "FEE-0003").phone;
+    let (registered, first) = access::register_phone(store, &phone, 1_000).await.expect("registered");
+    let second = access::rotate_phone_token(store, &registered, first.expose()).await.expect("rotated");
+    assert_ne!(second.expose(), first.expose());
+    assert!(second.expose().starts_with("ytp_"));
+    assert_eq!(access::phone_by_token(store, first.expose()).await.expect("read"), None, "the old one is dead");
+    let found = access::phone_by_token(store, second.expose()).await.expect("read").expect("found");
+    assert_eq!(found, registered, "the new one finds the same phone");
+    assert!(
+        matches!(access::rotate_phone_token(store, &registered, first.expose()).await, Err(AccessError::TokenReplaced)),
+        "the old token rotates nothing"
+    );
+
+    // Two stores rotating the same token at once: one new token works, the other never does.
+    let other = db.open_again().await;
+    let (a, b) = tokio::join!(
+        access::rotate_phone_token(store, &registered, second.expose()),
+        access::rotate_phone_token(&other, &registered, second.expose())
+    );
+    let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation wins");
+    assert_eq!(access::phone_by_token(store, winners[0].expose()).await.expect("read"), Some(registered));
+    assert_eq!(access::phone_by_token(store, second.expose()).await.expect("read"), None);
+    other.close().await;
+}
+
 async fn operator_keys_are_scoped_listed_and_revoked(db: &TestDb) {
     let store = &db.store;
     let cities = Cities::builtin().expect("cities");
@@ -74,5 +102,6 @@ async fn operator_keys_are_scoped_listed_and_revoked(db: &TestDb) {
 
 on_both_backends! {
     phones => phones_register_once_and_tokens_find_them,
+    token_rotation => a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins,
     operator_keys => operator_keys_are_scoped_listed_and_revoked,
 }

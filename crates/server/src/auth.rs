@@ -23,6 +23,16 @@ pub const OPERATOR_KEY: &str = "operator_key";
 #[derive(Debug, Clone)]
 pub struct PhoneCaller(pub RegisteredPhone);
 
+/// The registered phone whose token the request carries, with the token itself (for the one
+/// route that replaces it).
+#[derive(Debug, Clone)]
+pub struct PhoneWithToken {
+    /// The phone.
+    pub phone: RegisteredPhone,
+    /// The token it presented.
+    pub token: String,
+}
+
 /// The operator key the request carries (not revoked).
 #[derive(Debug, Clone)]
 pub struct OperatorCaller(pub OperatorKey);
@@ -47,9 +57,18 @@ impl FromRequestParts<AppState> for PhoneCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let PhoneWithToken { phone, .. } = PhoneWithToken::from_request_parts(parts, state).await?;
+        Ok(PhoneCaller(phone))
+    }
+}
+
+impl FromRequestParts<AppState> for PhoneWithToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         match access::phone_by_token(state.store(), token).await? {
-            Some(phone) => Ok(PhoneCaller(phone)),
+            Some(phone) => Ok(PhoneWithToken { phone, token: token.to_owned() }),
             None => Err(ApiError::Unauthorized(
                 "not a phone token of a registered phone (POST /v1/phones gives one)".into(),
             )),

@@ -1,5 +1,5 @@
-//! Who may do what over HTTP: phone tokens (shown once, stored hashed, bound to the device),
-//! a phone confined to its own cards and orders, operator keys confined to their city, revoked
+//! Who may do what over HTTP: phone tokens (shown once, stored hashed, bound to the device,
+//! rotated by the phone), a phone confined to its own cards and orders, operator keys confined to their city, revoked
 //! keys refused, and the rider's and the operator's views of a card.
 
 mod support;
@@ -112,6 +112,29 @@ async fn a_request_without_a_valid_phone_token_is_401() {
     // The dev pay endpoint and registration take no token.
     let (status, _) = s.send_as(None, Method::POST, "/v1/dev/orders/NOSUCH01/pay", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_phone_rotates_its_token_and_the_old_one_stops_working() {
+    let s = service().await;
+    let (status, me) = s.send_as(Some(&s.token), Method::GET, "/v1/phones/me", None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let (status, rotated) = s.send_as(Some(&s.token), Method::POST, "/v1/phones/me/token", None).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let token = rotated["token"].as_str().expect("a token").to_owned();
+    assert!(token.starts_with("ytp_") && token.len() == 4 + 64 && token != s.token, "{token}");
+    // The old token: 401 everywhere, rotating included; the new one: the same phone.
+    for (method, uri) in [(Method::GET, "/v1/phones/me"), (Method::POST, "/v1/phones/me/token")] {
+        let (status, body) = s.send_as(Some(&s.token), method, uri, None).await;
+        assert_eq!((status, &body["code"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")), "{uri}: {body}");
+    }
+    let (status, again) = s.send_as(Some(&token), Method::GET, "/v1/phones/me", None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["phone_id"], me["phone_id"]);
+    // Only its hash is kept.
+    let stored = stored_text(&s, "phones").await;
+    assert!(stored.iter().all(|text| !text.contains(&token[4..])), "the new token in the database");
+    assert!(stored.contains(&hex::encode(Sha256::digest(token.as_bytes()))));
 }
 
 #[tokio::test]

@@ -334,6 +334,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/operator/settlement",
             "/v1/phones",
             "/v1/phones/me",
+            "/v1/phones/me/token",
             "/v1/topups",
             "/v1/topups/{id}/authorize",
             "/v1/topups/{id}/complete",

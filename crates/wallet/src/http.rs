@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::api::{
     Authorization, CardAnswer, CardRequest, CardView, Claimed, ClosureStep, Device, Eligibility, Evidence,
-    EvidenceCommands, Loaded, OrderInfo, PhoneView, Purpose, Reconciled, Registration, TopUpOrder, TopUpRequest,
-    WalletApi,
+    EvidenceCommands, Loaded, NewToken, OrderInfo, PhoneView, Purpose, Reconciled, Registration, TopUpOrder,
+    TopUpRequest, WalletApi,
 };
 use crate::error::WalletError;
 use crate::token::Token;
@@ -145,6 +145,10 @@ impl WalletApi for HttpApi {
 
     fn register_phone(&self, device: &Device) -> Result<Registration, WalletError> {
         self.post(None, "/v1/phones", Some(device))
+    }
+
+    fn rotate_token(&self, token: &Token) -> Result<NewToken, WalletError> {
+        self.post::<_, ()>(Some(token), "/v1/phones/me/token", None)
     }
 
     fn eligibility(&self, maker: &str, model: &str, city: &str) -> Result<Eligibility, WalletError> {

@@ -183,6 +183,18 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         Ok(true)
     }
 
+    /// Replaces the phone's token with a new one from its service, kept in the phone file (a
+    /// phone rotates it from time to time, or when it may have leaked). Should the file not take
+    /// it, [`WalletError::TokenNotKept`] carries the new token: the old one works no more.
+    pub fn rotate_token(&mut self) -> Result<(), WalletError> {
+        let old = self.token()?.ok_or_else(|| {
+            WalletError::Usage(format!("{} is not registered with a service", self.file.path().display()))
+        })?;
+        let new = self.api.rotate_token(&old)?.token;
+        self.file.phone.token = Some(new.clone());
+        self.file.save().map_err(|why| WalletError::TokenNotKept { token: new, why: Box::new(why) })
+    }
+
     /// The phone's token if registered with this wallet's service.
     fn token(&self) -> Result<Option<Token>, WalletError> {
         match self.file.phone.registration() {

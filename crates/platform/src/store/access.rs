@@ -36,6 +36,25 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Replaces phone `phone_id`'s token, if it is still the one hashing to `old_sha256`
+    /// (`false`: it was replaced meanwhile, nothing written).
+    pub(crate) async fn replace_phone_token(
+        &self,
+        phone_id: &str,
+        old_sha256: &str,
+        new_sha256: &str,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let replaced = query("UPDATE phones SET token_sha256 = $1 WHERE phone_id = $2 AND token_sha256 = $3")
+            .bind(new_sha256)
+            .bind(phone_id)
+            .bind(old_sha256)
+            .execute(&mut transaction.db())
+            .await?;
+        transaction.commit().await?;
+        Ok(replaced == 1)
+    }
+
     /// The phone whose token hashes to `token_sha256`.
     pub(crate) async fn phone_by_token_sha256(
         &self,

@@ -1,5 +1,6 @@
 //! `POST /v1/phones`: a phone registers once and gets its token (shown once, stored hashed,
-//! bound to the device); `GET /v1/phones/me`: the calling phone and its cards.
+//! bound to the device); `GET /v1/phones/me`: the calling phone and its cards;
+//! `POST /v1/phones/me/token`: a new token for the calling phone, the old one dead at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,14 +12,14 @@ use utoipa_axum::routes;
 use yitong_platform::access::{self, AccessError};
 use yitong_platform::issuance::Phone;
 
-use crate::auth::PhoneCaller;
+use crate::auth::{PhoneCaller, PhoneWithToken};
 use crate::error::{field, ApiError, ApiJson, ErrorBody};
 use crate::routes::cards::CardViewBody;
 use crate::state::AppState;
 
-/// `/v1/phones`, `/v1/phones/me`.
+/// `/v1/phones`, `/v1/phones/me`, `/v1/phones/me/token`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(me))
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(me)).routes(routes!(rotate_token))
 }
 
 /// The phone registering.
@@ -113,6 +114,39 @@ async fn register(
             token: token.expose().to_owned(),
         }),
     ))
+}
+
+/// A phone's new token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewToken {
+    /// The phone's new bearer token (`ytp_` and 64 hex digits), shown this once: the one it
+    /// presented works no more.
+    pub token: String,
+}
+
+/// Replaces the calling phone's token with a new one (a phone rotates it from time to time, or
+/// when it may have leaked); the token presented stops working at once. Of two rotations with the
+/// same token, one wins; the other is `401`.
+#[utoipa::path(post, path = "/v1/phones/me/token", tag = "phones",
+    security(("phone_token" = [])),
+    responses(
+        (status = 200, body = NewToken, description = "the new token, shown this once"),
+        (status = 401, body = ErrorBody, description = "no valid phone token, or it was replaced meanwhile"),
+    ))]
+async fn rotate_token(State(state): State<AppState>, caller: PhoneWithToken) -> Result<Json<NewToken>, ApiError> {
+    let token = access::rotate_phone_token(state.store(), &caller.phone, &caller.token).await.map_err(|error| {
+        let message = error.to_string();
+        match error {
+            AccessError::TokenReplaced => ApiError::Unauthorized(format!("{message}: use the token it answered")),
+            AccessError::Store(inner) => ApiError::Store(inner),
+            _ => {
+                tracing::error!(%message, "phone token rotation");
+                ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
+            }
+        }
+    })?;
+    tracing::info!(phone_id = %caller.phone.phone_id, "phone token rotated");
+    Ok(Json(NewToken { token: token.expose().to_owned() }))
 }
 
 /// The calling phone, as registered, with its cards.
