@@ -19,7 +19,7 @@ pub enum OperatorCommand {
 /// `yitong operator key …`.
 #[derive(Subcommand)]
 pub enum KeyCommand {
-    /// Makes a key for an operator of one city and prints it, once.
+    /// Makes a key for an operator of one city, or for the clearing house, and prints it, once.
     New(KeyNewArgs),
     /// Lists the keys (never the keys themselves).
     List(DatabaseArgs),
@@ -30,9 +30,13 @@ pub enum KeyCommand {
 /// Arguments of `yitong operator key new`.
 #[derive(Args)]
 pub struct KeyNewArgs {
-    /// The city whose cards the key may read (`beijing`).
+    /// The city the key acts for and whose cards it may read (`beijing`).
+    #[arg(long, required_unless_present = "clearing_house", conflicts_with = "clearing_house")]
+    pub city: Option<String>,
+    /// A clearing house's key instead: it reads what spans cities (settlement, ridership, the
+    /// ledger) and every city's cards, and acts for no city (no uploads, no hotlist changes).
     #[arg(long)]
-    pub city: String,
+    pub clearing_house: bool,
     /// Who holds it.
     #[arg(long, default_value = "operator")]
     pub name: String,
@@ -67,22 +71,27 @@ fn now_ms() -> i64 {
 async fn new_key(args: &KeyNewArgs) -> anyhow::Result<()> {
     let cities = Cities::builtin().context("the built-in cities")?;
     let (store, _) = open_store(&args.database.db, &args.database.data_dir).await?;
-    let city = args.city.trim().to_ascii_lowercase();
+    let city = match &args.city {
+        Some(city) if city.trim() == access::CLEARING_HOUSE => bail!("--city: `*` is not a city (--clearing-house?)"),
+        Some(city) => city.trim().to_ascii_lowercase(),
+        None => access::CLEARING_HOUSE.to_owned(),
+    };
     let made = access::new_operator_key(&store, &cities, &city, &args.name, now_ms()).await;
     store.close().await;
     let (key, secret) = match made {
         Ok(made) => made,
         Err(AccessError::UnknownCity(_)) => {
             let known: Vec<&str> = cities.iter().map(|c| c.name()).collect();
-            bail!("--city: `{}` is not a city; known: {}", args.city, known.join(", "))
+            bail!("--city: `{city}` is not a city; known: {}", known.join(", "))
         }
         Err(AccessError::BadField { why, .. }) => bail!("--name: {why}"),
         Err(error) => return Err(error.into()),
     };
     println!("{}", secret.expose());
+    let scope = if key.is_clearing_house() { "the clearing house".to_owned() } else { key.city.clone() };
     eprintln!(
-        "operator key {} for {} ({}): printed once above; the database keeps only its hash",
-        key.key_id, key.city, key.name
+        "operator key {} for {scope} ({}): printed once above; the database keeps only its hash",
+        key.key_id, key.name
     );
     Ok(())
 }
@@ -102,7 +111,8 @@ async fn list(args: &DatabaseArgs) -> anyhow::Result<()> {
             Some(_) => "revoked",
             None => "active",
         };
-        println!("{}  {:<10} {:<8} {created}  {}", key.key_id, key.city, state, key.name);
+        let scope = if key.is_clearing_house() { "clearing" } else { key.city.as_str() };
+        println!("{}  {:<10} {:<8} {created}  {}", key.key_id, scope, state, key.name);
     }
     Ok(())
 }

@@ -81,7 +81,10 @@ fn a_gate_uploads_its_records_and_follows_the_hotlist() {
     assert_eq!(metro.map(|m| m["purchases"]["amount_fen"].as_i64()), Some(Some(fare)), "{report}");
 
     // Ridership: one journey Xidan → Guomao at 08:00–08:30, the fare on the metro's line.
+    let clearing = dir.ok(&["operator", "key", "new", "--clearing-house", "--data-dir", data.to_str().unwrap()]);
     let (status, body) = server.get_as("/v1/operator/ridership?date=2026-11-25", Some(&key));
+    assert_eq!(status, 403, "a city's key reads no ridership across cities: {body}");
+    let (status, body) = server.get_as("/v1/operator/ridership?date=2026-11-25", Some(clearing.trim()));
     assert_eq!(status, 200, "{body}");
     let stats: Value = serde_json::from_str(&body).unwrap();
     let journeys = stats["journeys"].as_array().unwrap();

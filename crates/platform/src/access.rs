@@ -105,6 +105,23 @@ pub struct OperatorKey {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// The `city` of a clearing house's key: it reads what spans cities (the day's settlement between
+/// participants, ridership, the platform's ledger) and the cards of every city, and acts for none.
+pub const CLEARING_HOUSE: &str = "*";
+
+impl OperatorKey {
+    /// Whether this is a clearing house's key ([`CLEARING_HOUSE`]) rather than a city's.
+    pub fn is_clearing_house(&self) -> bool {
+        self.city == CLEARING_HOUSE
+    }
+
+    /// Whether the key may read the cards of `city`: its own city's, or every city's for the
+    /// clearing house.
+    pub fn reads_city(&self, city: &str) -> bool {
+        self.is_clearing_house() || self.city == city
+    }
+}
+
 /// Why a phone or an operator key could not be registered.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -206,7 +223,8 @@ pub async fn rotate_phone_token(
     Ok(token)
 }
 
-/// A new API key for an operator of `city`, shown this once.
+/// A new API key for an operator of `city`, or for the clearing house ([`CLEARING_HOUSE`]),
+/// shown this once.
 pub async fn new_operator_key(
     store: &Store,
     cities: &Cities,
@@ -214,7 +232,10 @@ pub async fn new_operator_key(
     name: &str,
     now_ms: i64,
 ) -> Result<(OperatorKey, Secret), AccessError> {
-    let city = cities.get(city).ok_or_else(|| AccessError::UnknownCity(city.to_owned()))?.name().to_owned();
+    let city = match city {
+        CLEARING_HOUSE => CLEARING_HOUSE.to_owned(),
+        city => cities.get(city).ok_or_else(|| AccessError::UnknownCity(city.to_owned()))?.name().to_owned(),
+    };
     let name = name.trim();
     if name.is_empty() || name.len() > OPERATOR_NAME_LENGTH_MAX || name.chars().any(char::is_control) {
         return Err(AccessError::BadField {

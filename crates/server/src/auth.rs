@@ -2,7 +2,9 @@
 //! caller. A phone route takes [`PhoneCaller`] (a phone token, `ytp_…`), an operator route
 //! [`OperatorCaller`] (an operator API key, `yto_…`); anything else — no header, another
 //! scheme, a malformed, unknown or revoked secret, or the other kind's — is `401` with
-//! `WWW-Authenticate: Bearer`. Secrets are never logged or echoed.
+//! `WWW-Authenticate: Bearer`. Secrets are never logged or echoed. An operator route that acts
+//! for one city takes [`CityOperator`], one that reads across cities [`ClearingHouse`]: a key of
+//! the other scope is `403`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -36,6 +38,14 @@ pub struct PhoneWithToken {
 /// The operator key the request carries (not revoked).
 #[derive(Debug, Clone)]
 pub struct OperatorCaller(pub OperatorKey);
+
+/// A city's operator key (not the clearing house's): for the routes that act for one city.
+#[derive(Debug, Clone)]
+pub struct CityOperator(pub OperatorKey);
+
+/// The clearing house's operator key: for the routes that read across cities.
+#[derive(Debug, Clone)]
+pub struct ClearingHouse(pub OperatorKey);
 
 /// The bearer credential of `parts`.
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -88,6 +98,35 @@ impl FromRequestParts<AppState> for OperatorCaller {
     }
 }
 
+impl FromRequestParts<AppState> for CityOperator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let OperatorCaller(key) = OperatorCaller::from_request_parts(parts, state).await?;
+        if key.is_clearing_house() {
+            return Err(ApiError::Forbidden(
+                "this acts for one city: use a key of the city, not the clearing house's".into(),
+            ));
+        }
+        Ok(CityOperator(key))
+    }
+}
+
+impl FromRequestParts<AppState> for ClearingHouse {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let OperatorCaller(key) = OperatorCaller::from_request_parts(parts, state).await?;
+        if !key.is_clearing_house() {
+            return Err(ApiError::Forbidden(format!(
+                "this reads across cities: a clearing house's key is needed, not {}'s",
+                key.city
+            )));
+        }
+        Ok(ClearingHouse(key))
+    }
+}
+
 /// Declares the two bearer schemes in the OpenAPI document.
 #[derive(Debug)]
 pub(crate) struct SecuritySchemes;
@@ -106,7 +145,10 @@ impl Modify for SecuritySchemes {
         );
         components.add_security_scheme(
             OPERATOR_KEY,
-            bearer("An operator API key (`yto_…`) scoped to one city's issuer, from `yitong operator key new`."),
+            bearer(
+                "An operator API key (`yto_…`), from `yitong operator key new`: scoped to one city's issuer \
+                 (`--city`), or the clearing house's (`--clearing-house`: what spans cities, and every city's cards).",
+            ),
         );
     }
 }

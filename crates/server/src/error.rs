@@ -72,6 +72,8 @@ pub enum ApiError {
     /// on an operator route, an operator key on a phone route). `401 Unauthorized` with
     /// `WWW-Authenticate: Bearer`.
     Unauthorized(String),
+    /// A valid credential whose scope does not reach the request (403).
+    Forbidden(String),
     /// The database failed. `503 Service Unavailable`; the detail is logged, not shown.
     Store(StoreError),
 }
@@ -102,6 +104,7 @@ impl ApiError {
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "bad_field"),
             ApiError::Refused { status, code, .. } => (*status, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -118,7 +121,7 @@ impl ApiError {
             ApiError::BadBody { message, .. } => format!("the JSON body: {message}"),
             ApiError::BadField { name, message } => format!("field `{name}`: {message}"),
             ApiError::Refused { message, .. } => message.clone(),
-            ApiError::Unauthorized(why) => why.clone(),
+            ApiError::Unauthorized(why) | ApiError::Forbidden(why) => why.clone(),
             ApiError::Store(_) => "the database is unavailable; try again".into(),
         }
     }

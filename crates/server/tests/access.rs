@@ -236,8 +236,14 @@ async fn the_rider_sees_balance_and_history_and_the_cities_operator_the_card() {
     let (status, _) = s.send(Method::GET, &uri, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    // The ledger check, for any operator: balanced, the card's 50 yuan owed, the fee earned.
-    let (status, check) = s.send_as(Some(&shanghai), Method::GET, "/v1/operator/ledger/check", None).await;
+    // The ledger check, for the clearing house (a city's key is refused): balanced, the card's
+    // 50 yuan owed, the fee earned. The clearing house reads every city's cards too.
+    let (status, refused) = s.send_as(Some(&shanghai), Method::GET, "/v1/operator/ledger/check", None).await;
+    assert_eq!((status, &refused["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{refused}");
+    let (_, clearing) = operator_key(&s, access::CLEARING_HOUSE).await;
+    let (status, seen) = s.send_as(Some(&clearing), Method::GET, &uri, None).await;
+    assert_eq!((status, &seen["balance_fen"]), (StatusCode::OK, &view["balance_fen"]), "{seen}");
+    let (status, check) = s.send_as(Some(&clearing), Method::GET, "/v1/operator/ledger/check", None).await;
     assert_eq!(status, StatusCode::OK, "{check}");
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(check["card_balances_fen"], 5_000);

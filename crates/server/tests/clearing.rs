@@ -118,7 +118,10 @@ async fn uploads_are_proven_deduplicated_and_forgeries_hotlisted() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // The day's report counts the load once: the platform's record and the host's upload of it.
-    let (status, report) = s.send_as(Some(&key), Method::GET, "/v1/operator/settlement?date=2026-11-25", None).await;
+    let (_, clearing) =
+        access::new_operator_key(s.state.store(), s.state.cities(), access::CLEARING_HOUSE, "ch", 0).await.unwrap();
+    let uri = "/v1/operator/settlement?date=2026-11-25";
+    let (status, report) = s.send_as(Some(clearing.expose()), Method::GET, uri, None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     let host = &report["issuers"][0]["host_loads"];
     assert_eq!((&host["records"], &host["amount_fen"]), (&json!(1), &json!(5_000)), "{report}");
@@ -186,7 +189,10 @@ async fn the_platforms_own_loads_reach_the_shadow_without_an_upload() {
     assert_eq!(after["balance_fen"], json!(7_000), "{after}");
 
     // The ledger's 7,000 fen of liability are the 7,000 the card shows (no gate charged it).
-    let (status, agreement) = s.send_as(Some(&key), Method::GET, "/v1/operator/ledger/agreement", None).await;
+    let (_, clearing) =
+        access::new_operator_key(s.state.store(), s.state.cities(), access::CLEARING_HOUSE, "ch", 0).await.unwrap();
+    let (status, agreement) =
+        s.send_as(Some(clearing.expose()), Method::GET, "/v1/operator/ledger/agreement", None).await;
     assert_eq!(status, StatusCode::OK, "{agreement}");
     assert_eq!(agreement["agree"], json!(true), "{agreement}");
     let sums = [&agreement["cards"], &agreement["agreeing"], &agreement["ledger_fen"], &agreement["cleared_fen"]];

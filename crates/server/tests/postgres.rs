@@ -71,7 +71,8 @@ async fn the_service_runs_on_postgres() {
     let other = s.register("phone-B", "Mi 6").await;
     let (status, _) = s.send_as(Some(&other), Method::GET, &format!("/v1/cards/{serial}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, key) = yitong_platform::access::new_operator_key(s.state.store(), s.state.cities(), "beijing", "desk", 0)
+    let clearing = yitong_platform::access::CLEARING_HOUSE;
+    let (_, key) = yitong_platform::access::new_operator_key(s.state.store(), s.state.cities(), clearing, "desk", 0)
         .await
         .expect("a key");
     let (status, check) = s.send_as(Some(key.expose()), Method::GET, "/v1/operator/ledger/check", None).await;

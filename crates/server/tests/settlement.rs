@@ -18,11 +18,17 @@ async fn a_day_is_settled_as_json_and_csv() {
     let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
     let mut se = SecureElement::new(issued["image_hex"].as_str().expect("an image"));
     top_up(&s, &s.token, &mut se, &serial, "TOP-0001", 5_000).await;
-    let (_, key) =
-        access::new_operator_key(s.state.store(), s.state.cities(), "shanghai", "clearing", 0).await.unwrap();
+    let (_, city) = access::new_operator_key(s.state.store(), s.state.cities(), "shanghai", "desk", 0).await.unwrap();
+    let uri = "/v1/operator/settlement?date=2026-11-25";
+    // A city's key sees no report of every participant: the clearing house's does.
+    let (status, refused) = s.send_as(Some(city.expose()), Method::GET, uri, None).await;
+    assert_eq!((status, &refused["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{refused}");
+    let (_, key) = access::new_operator_key(s.state.store(), s.state.cities(), access::CLEARING_HOUSE, "clearing", 0)
+        .await
+        .unwrap();
     let key = key.expose().to_owned();
 
-    let (status, report) = s.send_as(Some(&key), Method::GET, "/v1/operator/settlement?date=2026-11-25", None).await;
+    let (status, report) = s.send_as(Some(&key), Method::GET, uri, None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!((&report["day"], &report["cut_over"]), (&json!("2026-11-25"), &json!("04:00")), "{report}");
     let beijing = &report["issuers"][0];

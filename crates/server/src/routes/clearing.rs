@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use yitong_clearing::batch::{Batch, BINARY_MEDIA_TYPE};
 use yitong_platform::store::{BatchAnswer, IngestError, PLATFORM_BATCH_PREFIX};
 
-use crate::auth::OperatorCaller;
+use crate::auth::CityOperator;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -40,12 +40,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 200, body = Object, description = "the same batch again: its first answer, nothing counted twice"),
         (status = 400, body = ErrorBody, description = "the batch does not parse (the line or byte named), or its gate is not of the key's city"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "the clearing house's key: this acts for one city"),
         (status = 413, body = ErrorBody, description = "larger than 32 MiB"),
         (status = 415, body = ErrorBody, description = "neither application/x-ndjson nor application/vnd.yitong.batch"),
     ))]
 async fn upload(
     State(state): State<AppState>,
-    OperatorCaller(key): OperatorCaller,
+    CityOperator(key): CityOperator,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
@@ -148,11 +149,12 @@ pub struct ShadowBody {
         (status = 200, body = ShadowBody, description = "the card's shadow balance, pending records and flags"),
         (status = 400, body = ErrorBody, description = "the serial is not 20 hex digits"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "the clearing house's key: this acts for one city"),
         (status = 404, body = ErrorBody, description = "no record of the card has been uploaded"),
     ))]
 async fn card_shadow(
     State(state): State<AppState>,
-    OperatorCaller(key): OperatorCaller,
+    CityOperator(key): CityOperator,
     crate::error::ApiPath(serial): crate::error::ApiPath<String>,
 ) -> Result<Json<ShadowBody>, ApiError> {
     let serial_text = serial.trim();

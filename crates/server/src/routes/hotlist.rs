@@ -14,7 +14,7 @@ use yitong_clearing::shadow::CardId;
 use yitong_platform::access::OperatorKey;
 use yitong_platform::store::HotlistChangeError;
 
-use crate::auth::OperatorCaller;
+use crate::auth::{CityOperator, OperatorCaller};
 use crate::error::{field, optional, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
 
@@ -159,11 +159,12 @@ async fn hotlist_delta(
         (status = 201, body = ChangeBody, description = "listed: the change and its version"),
         (status = 400, body = ErrorBody, description = "the serial or the reason is malformed"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "the clearing house's key: this acts for one city"),
         (status = 409, body = ErrorBody, description = "the card is listed already (`already_listed`)"),
     ))]
 async fn add_card(
     State(state): State<AppState>,
-    OperatorCaller(key): OperatorCaller,
+    CityOperator(key): CityOperator,
     ApiJson(body): ApiJson<ListRequest>,
 ) -> Result<(StatusCode, Json<ChangeBody>), ApiError> {
     let card = card_of(&state, &key, field("serial", &body.serial)?)?;
@@ -179,11 +180,12 @@ async fn add_card(
         (status = 200, body = ChangeBody, description = "removed: the change and its version"),
         (status = 400, body = ErrorBody, description = "the serial or the reason is malformed"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "the clearing house's key: this acts for one city"),
         (status = 409, body = ErrorBody, description = "the card is not listed (`not_listed`)"),
     ))]
 async fn remove_card(
     State(state): State<AppState>,
-    OperatorCaller(key): OperatorCaller,
+    CityOperator(key): CityOperator,
     ApiPath(serial): ApiPath<String>,
     ApiJson(body): ApiJson<UnlistRequest>,
 ) -> Result<Json<ChangeBody>, ApiError> {

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::OperatorCaller;
+use crate::auth::{ClearingHouse, OperatorCaller};
 use crate::error::{ApiError, ApiPath, ErrorBody};
 use crate::routes::cards::{path_card_id, CardViewBody};
 use crate::state::AppState;
@@ -76,7 +76,7 @@ pub struct LedgerCheckBody {
     pub order_mismatches: Vec<MismatchBody>,
 }
 
-/// A card of the operator's city.
+/// A card of the operator's city (of any city for the clearing house's key).
 #[utoipa::path(get, path = "/v1/operator/cards/{serial}", tag = "operator",
     security(("operator_key" = [])),
     params(("serial" = String, Path, description = "the card's serial, 20 hex digits")),
@@ -93,7 +93,8 @@ async fn operator_card(
 ) -> Result<Json<OperatorCardView>, ApiError> {
     let id = path_card_id(&serial)?;
     let card = match state.store().phone_card(&id).await? {
-        Some(card) if card.city == key.city => card,
+        Some(card) if key.reads_city(&card.city) => card,
+        _ if key.is_clearing_house() => return Err(ApiError::NotFound(format!("no card {id}"))),
         _ => return Err(ApiError::NotFound(format!("no card {id} of {}", key.city))),
     };
     let (se_id, maker, model, carrier) =
@@ -108,10 +109,11 @@ async fn operator_card(
     responses(
         (status = 200, body = LedgerCheckBody, description = "the check; `balanced` is the verdict"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "a city's key: this reads across cities (the clearing house's key)"),
     ))]
 async fn ledger_check(
     State(state): State<AppState>,
-    OperatorCaller(_): OperatorCaller,
+    ClearingHouse(_): ClearingHouse,
 ) -> Result<Json<LedgerCheckBody>, ApiError> {
     let check = state.store().check_ledger().await?;
     let mismatch = |m: &yitong_platform::ledger::BalanceMismatch| MismatchBody {
@@ -197,10 +199,11 @@ pub struct AgreementBody {
     responses(
         (status = 200, body = AgreementBody, description = "the check; `agree` is the verdict"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "a city's key: this reads across cities (the clearing house's key)"),
     ))]
 async fn ledger_agreement(
     State(state): State<AppState>,
-    OperatorCaller(_): OperatorCaller,
+    ClearingHouse(_): ClearingHouse,
 ) -> Result<Json<AgreementBody>, ApiError> {
     super::clearing::feed_platform_records(&state).await;
     let check =

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use yitong_clearing::settlement::{BusinessDay, CutOver};
 use yitong_platform::settlement::{ridership_day, settle_day, SettlementError};
 
-use crate::auth::OperatorCaller;
+use crate::auth::ClearingHouse;
 use crate::error::{optional, required, ApiError, ApiQuery, ErrorBody};
 use crate::state::AppState;
 
@@ -43,10 +43,11 @@ pub struct SettlementQuery {
             content((Object = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody, description = "`date`, `cut_over` or `format` is missing or malformed"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "a city's key: this reads across cities (the clearing house's key)"),
     ))]
 async fn settlement(
     State(state): State<AppState>,
-    OperatorCaller(_): OperatorCaller,
+    ClearingHouse(_): ClearingHouse,
     ApiQuery(query): ApiQuery<SettlementQuery>,
 ) -> Result<Response, ApiError> {
     let day = business_day(&query.date, &query.cut_over)?;
@@ -83,10 +84,11 @@ pub struct RidershipQuery {
         (status = 200, body = Object, description = "`{station_hours: [{city_code, station_code, station, hour, entries, exits}], journeys: [{city_code, from_code, from, to_code, to, journeys, fares_fen}], unmatched_exits, lines: [{operator, line, rides, amount_fen}], operators: [{operator, rides, amount_fen}]}`"),
         (status = 400, body = ErrorBody, description = "`date` or `cut_over` is missing or malformed"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "a city's key: this reads across cities (the clearing house's key)"),
     ))]
 async fn ridership(
     State(state): State<AppState>,
-    OperatorCaller(_): OperatorCaller,
+    ClearingHouse(_): ClearingHouse,
     ApiQuery(query): ApiQuery<RidershipQuery>,
 ) -> Result<Response, ApiError> {
     let day = business_day(&query.date, &query.cut_over)?;
