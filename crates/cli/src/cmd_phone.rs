@@ -35,8 +35,8 @@ pub enum PhoneCommand {
     Transfer(TransferArgs),
     /// Deletes the city's card: emptied and blocked, its balance refunded.
     Delete(DeleteArgs),
-    /// Replaces the phone's token with a new one from its service (from time to time, or when it
-    /// may have leaked): the new one is kept in the phone file, the old one works no more.
+    /// Replaces the phone's token with a new one of its own making (from time to time, or when
+    /// it may have leaked): kept in the phone file before it is sent, the old one works no more.
     RotateToken(RotateTokenArgs),
 }
 
@@ -221,14 +221,10 @@ pub fn run(command: &PhoneCommand) -> anyhow::Result<()> {
 fn rotate_token(args: &RotateTokenArgs) -> anyhow::Result<()> {
     let mut file = open(&args.phone)?;
     let api = api(&args.server, Some(&file.phone))?;
-    match Wallet::new(&api, &mut file).rotate_token() {
-        Ok(()) => {}
-        Err(WalletError::TokenNotKept { token, why }) => {
-            // The old token is dead: the new one is shown rather than lost.
-            eprintln!("yitong: the new token, to put in the phone file's \"token\" by hand: {}", token.expose());
-            bail!("{}: the new token could not be kept: {why}", args.phone.display());
-        }
-        Err(error) => return Err(fail(error)),
+    if let Err(error) = Wallet::new(&api, &mut file).rotate_token() {
+        // The new token waits in the file: nothing is lost, the next command settles it.
+        let note = "; the new token waits in the phone file: the next command that reaches the service settles it";
+        return Err(fail(error)).with_context(|| format!("{}: token rotation unfinished{note}", args.phone.display()));
     }
     if args.server.json {
         return print_json(&serde_json::json!({ "phone": args.phone, "token_rotated": true }));

@@ -278,19 +278,38 @@ fn a_rotated_token_is_kept_in_the_phone_file_and_the_old_one_is_refused() {
     ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
     ok(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
     let read = |name: &str| -> Value { serde_json::from_slice(&std::fs::read(dir.path(name)).unwrap()).unwrap() };
-    let before = read("p.json");
+    let write = |name: &str, value: &Value| std::fs::write(dir.path(name), value.to_string()).unwrap();
+    let first = read("p.json");
     std::fs::copy(dir.path("p.json"), dir.path("old.json")).unwrap();
 
     let rotated = json(&dir, &server, &["rotate-token", "p.json"]);
     assert_eq!(rotated["token_rotated"], true, "{rotated}");
-    let after = read("p.json");
-    assert_ne!(after["token"], before["token"], "a new token in the file");
-    assert!(after["token"].as_str().unwrap().starts_with("ytp_"));
+    let second = read("p.json");
+    assert_ne!(second["token"], first["token"], "a new token in the file");
+    assert!(second["token"].as_str().unwrap().starts_with("ytp_"));
+    assert!(second.get("pending_token").is_none(), "nothing left pending: {second}");
     let shown = json(&dir, &server, &["show", "p.json"]);
-    assert_eq!(shown["phone_id"], before["phone_id"], "{shown}");
+    assert_eq!(shown["phone_id"], first["phone_id"], "{shown}");
 
     // The copy with the old token: the service refuses it.
     let out = phone(&dir, &server, &["show", "old.json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
+
+    // A rotation whose answer was lost after the service took it: the file still names the old
+    // token and the new one as pending. The next command finds the new one taken and keeps it.
+    let third = format!("ytp_{}", "c3".repeat(32));
+    let mut file = read("p.json");
+    file["pending_token"] = third.clone().into();
+    write("p.json", &file);
+    ok(&dir, &server, &["rotate-token", "p.json"]);
+    let mut lost = read("p.json");
+    assert_eq!(lost["token"], third.as_str());
+    lost["token"] = second["token"].clone();
+    lost["pending_token"] = third.clone().into();
+    write("p.json", &lost);
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(shown["phone_id"], first["phone_id"], "{shown}");
+    let settled = read("p.json");
+    assert_eq!((&settled["token"], settled.get("pending_token")), (&third.as_str().into(), None), "{settled}");
 }

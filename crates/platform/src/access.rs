@@ -207,20 +207,32 @@ pub async fn phone_by_token(store: &Store, presented: &str) -> Result<Option<Reg
     store.phone_by_token_sha256(&secret_sha256(presented)).await
 }
 
-/// A new token for `phone`, which presented `presented` (its current token), shown this once:
-/// from now on only the new one is the phone's. Of two rotations with the same token one wins;
-/// the other is [`AccessError::TokenReplaced`].
+/// Makes `proposed` — a new token the phone made (`ytp_` and 64 lower-case hex digits of its
+/// randomness) and kept before sending — `phone`'s token in place of the one whose SHA-256 is
+/// `presented_sha256`: from now on only the new one is the phone's. The phone chooses it so that
+/// an answer lost on the way loses nothing: the phone finds out which of its two tokens is
+/// taken. Of two rotations from the same token one wins; the other is
+/// [`AccessError::TokenReplaced`].
 pub async fn rotate_phone_token(
     store: &Store,
     phone: &RegisteredPhone,
-    presented: &str,
-) -> Result<Secret, AccessError> {
-    let token = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
-    let (old, new) = (secret_sha256(presented), secret_sha256(token.expose()));
-    if !store.replace_phone_token(&phone.phone_id, &old, &new).await? {
-        return Err(AccessError::TokenReplaced);
+    presented_sha256: &str,
+    proposed: &str,
+) -> Result<(), AccessError> {
+    let unusable = |why: &str| AccessError::BadField { field: "token", why: why.to_owned() };
+    if !well_formed(proposed, PHONE_TOKEN_PREFIX) {
+        return Err(unusable("a phone token is `ytp_` and 64 lower-case hex digits"));
     }
-    Ok(token)
+    let new = secret_sha256(proposed);
+    if hashes_match(&new, presented_sha256) {
+        return Err(unusable("the token in use: propose a new one"));
+    }
+    match store.replace_phone_token(&phone.phone_id, presented_sha256, &new).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AccessError::TokenReplaced),
+        Err(error) if error.is_unique_violation() => Err(unusable("not usable: propose another")),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A new API key for an operator of `city`, or for the clearing house ([`CLEARING_HOUSE`]),

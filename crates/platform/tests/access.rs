@@ -48,27 +48,39 @@ async fn a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins(db: 
     let store = &db.store;
     let phone = mi6("phone-R", "FEE-0003").phone;
     let (registered, first) = access::register_phone(store, &phone, 1_000).await.expect("registered");
-    let second = access::rotate_phone_token(store, &registered, first.expose()).await.expect("rotated");
-    assert_ne!(second.expose(), first.expose());
-    assert!(second.expose().starts_with("ytp_"));
+    let first_sha = access::secret_sha256(first.expose());
+    // The phone's own new tokens (as the wallet makes them).
+    let token = |digit: char| format!("ytp_{}", digit.to_string().repeat(64));
+    let second = token('a');
+    for (bad, why) in [("ytp_short", "malformed"), (first.expose(), "the one in use")] {
+        let refused = access::rotate_phone_token(store, &registered, &first_sha, bad).await;
+        assert!(matches!(refused, Err(AccessError::BadField { field: "token", .. })), "{why}");
+    }
+    access::rotate_phone_token(store, &registered, &first_sha, &second).await.expect("rotated");
     assert_eq!(access::phone_by_token(store, first.expose()).await.expect("read"), None, "the old one is dead");
-    let found = access::phone_by_token(store, second.expose()).await.expect("read").expect("found");
+    let found = access::phone_by_token(store, &second).await.expect("read").expect("found");
     assert_eq!(found, registered, "the new one finds the same phone");
     assert!(
-        matches!(access::rotate_phone_token(store, &registered, first.expose()).await, Err(AccessError::TokenReplaced)),
+        matches!(
+            access::rotate_phone_token(store, &registered, &first_sha, &token('b')).await,
+            Err(AccessError::TokenReplaced)
+        ),
         "the old token rotates nothing"
     );
 
-    // Two stores rotating the same token at once: one new token works, the other never does.
+    // Two stores rotating from the same token at once: one proposal is taken, the other never.
     let other = db.open_again().await;
-    let (a, b) = tokio::join!(
-        access::rotate_phone_token(store, &registered, second.expose()),
-        access::rotate_phone_token(&other, &registered, second.expose())
+    let second_sha = access::secret_sha256(&second);
+    let (c, d) = (token('c'), token('d'));
+    let (taken_c, taken_d) = tokio::join!(
+        access::rotate_phone_token(store, &registered, &second_sha, &c),
+        access::rotate_phone_token(&other, &registered, &second_sha, &d)
     );
-    let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
-    assert_eq!(winners.len(), 1, "exactly one rotation wins");
-    assert_eq!(access::phone_by_token(store, winners[0].expose()).await.expect("read"), Some(registered));
-    assert_eq!(access::phone_by_token(store, second.expose()).await.expect("read"), None);
+    assert_eq!(usize::from(taken_c.is_ok()) + usize::from(taken_d.is_ok()), 1, "exactly one rotation wins");
+    let (winner, loser) = if taken_c.is_ok() { (&c, &d) } else { (&d, &c) };
+    assert_eq!(access::phone_by_token(store, winner).await.expect("read"), Some(registered));
+    assert_eq!(access::phone_by_token(store, loser).await.expect("read"), None);
+    assert_eq!(access::phone_by_token(store, &second).await.expect("read"), None);
     other.close().await;
 }
 

@@ -25,14 +25,14 @@ pub const OPERATOR_KEY: &str = "operator_key";
 #[derive(Debug, Clone)]
 pub struct PhoneCaller(pub RegisteredPhone);
 
-/// The registered phone whose token the request carries, with the token itself (for the one
-/// route that replaces it).
+/// The registered phone whose token the request carries, with the token's SHA-256 (for the one
+/// route that replaces it; the token itself is not kept).
 #[derive(Debug, Clone)]
 pub struct PhoneWithToken {
     /// The phone.
     pub phone: RegisteredPhone,
-    /// The token it presented.
-    pub token: String,
+    /// SHA-256 of the token it presented, hex.
+    pub token_sha256: String,
 }
 
 /// The operator key the request carries (not revoked).
@@ -67,9 +67,16 @@ impl FromRequestParts<AppState> for PhoneCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let PhoneWithToken { phone, .. } = PhoneWithToken::from_request_parts(parts, state).await?;
-        Ok(PhoneCaller(phone))
+        let token = bearer(parts)?;
+        match access::phone_by_token(state.store(), token).await? {
+            Some(phone) => Ok(PhoneCaller(phone)),
+            None => Err(not_a_phone()),
+        }
     }
+}
+
+fn not_a_phone() -> ApiError {
+    ApiError::Unauthorized("not a phone token of a registered phone (POST /v1/phones gives one)".into())
 }
 
 impl FromRequestParts<AppState> for PhoneWithToken {
@@ -78,10 +85,8 @@ impl FromRequestParts<AppState> for PhoneWithToken {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         match access::phone_by_token(state.store(), token).await? {
-            Some(phone) => Ok(PhoneWithToken { phone, token: token.to_owned() }),
-            None => Err(ApiError::Unauthorized(
-                "not a phone token of a registered phone (POST /v1/phones gives one)".into(),
-            )),
+            Some(phone) => Ok(PhoneWithToken { phone, token_sha256: access::secret_sha256(token) }),
+            None => Err(not_a_phone()),
         }
     }
 }

@@ -35,13 +35,6 @@ pub struct Registration {
     pub token: Token,
 }
 
-/// A phone's new token (`POST /v1/phones/me/token`, 200).
-#[derive(Debug, Clone, Deserialize)]
-pub struct NewToken {
-    /// The new bearer token, shown once; the old one works no more.
-    pub token: Token,
-}
-
 /// How a phone gets a card of a city (`GET /v1/devices/eligibility`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Eligibility {
@@ -386,8 +379,9 @@ pub trait WalletApi {
     fn server(&self) -> &str;
     /// `POST /v1/phones`.
     fn register_phone(&self, device: &Device) -> Result<Registration, WalletError>;
-    /// `POST /v1/phones/me/token`: a new token for the phone; `token` works no more.
-    fn rotate_token(&self, token: &Token) -> Result<NewToken, WalletError>;
+    /// `POST /v1/phones/me/token`: `new` (the phone's own) becomes the phone's token in place of
+    /// `token`, which works no more.
+    fn rotate_token(&self, token: &Token, new: &Token) -> Result<(), WalletError>;
     /// `GET /v1/devices/eligibility`.
     fn eligibility(&self, maker: &str, model: &str, city: &str) -> Result<Eligibility, WalletError>;
     /// `POST /v1/cards`.

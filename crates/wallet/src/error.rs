@@ -82,14 +82,6 @@ pub enum WalletError {
     },
     /// A request that cannot be made as given (the caller's mistake), naming what is wrong.
     Usage(String),
-    /// The service replaced the phone's token but the phone file could not keep the new one: the
-    /// old token works no more, so the new one is handed to the caller to keep by hand.
-    TokenNotKept {
-        /// The new token.
-        token: crate::Token,
-        /// Why the file was not written.
-        why: Box<WalletError>,
-    },
 }
 
 impl WalletError {
@@ -136,9 +128,6 @@ impl fmt::Display for WalletError {
                 write!(f, "interrupted: {what}; the next command on this phone recovers it")
             }
             WalletError::Usage(message) => f.write_str(message),
-            WalletError::TokenNotKept { why, .. } => {
-                write!(f, "the new token could not be kept in the phone file ({why}); the old one works no more")
-            }
         }
     }
 }

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::api::{
     Authorization, CardAnswer, CardRequest, CardView, Claimed, ClosureStep, Device, Eligibility, Evidence,
-    EvidenceCommands, Loaded, NewToken, OrderInfo, PhoneView, Purpose, Reconciled, Registration, TopUpOrder,
-    TopUpRequest, WalletApi,
+    EvidenceCommands, Loaded, OrderInfo, PhoneView, Purpose, Reconciled, Registration, TopUpOrder, TopUpRequest,
+    WalletApi,
 };
 use crate::error::WalletError;
 use crate::token::Token;
@@ -76,7 +76,9 @@ impl HttpApi {
             .read_to_string()
             .map_err(|e| self.transport(&request, e))?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&body)
+            // No content (204) reads as JSON's null: the unit answer.
+            let body = if body.is_empty() { "null" } else { body.as_str() };
+            return serde_json::from_str(body)
                 .map_err(|e| WalletError::BadServiceAnswer { request: request.clone(), why: e.to_string() });
         }
         let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
@@ -147,8 +149,8 @@ impl WalletApi for HttpApi {
         self.post(None, "/v1/phones", Some(device))
     }
 
-    fn rotate_token(&self, token: &Token) -> Result<NewToken, WalletError> {
-        self.post::<_, ()>(Some(token), "/v1/phones/me/token", None)
+    fn rotate_token(&self, token: &Token, new: &Token) -> Result<(), WalletError> {
+        self.post(Some(token), "/v1/phones/me/token", Some(&json!({ "token": new.expose() })))
     }
 
     fn eligibility(&self, maker: &str, model: &str, city: &str) -> Result<Eligibility, WalletError> {

@@ -66,6 +66,11 @@ pub struct Phone {
     /// The phone's token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Token>,
+    /// A new token the phone made and proposed to its service (`rotate-token`) without hearing
+    /// that it was taken: the next command that talks to the service finds out which of the two
+    /// is the phone's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_token: Option<Token>,
     /// The SE's cards, by city.
     #[serde(default)]
     pub cards: BTreeMap<String, PhoneCard>,
@@ -166,6 +171,7 @@ impl Phone {
             server: None,
             phone_id: None,
             token: None,
+            pending_token: None,
             cards: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             retired: Vec::new(),

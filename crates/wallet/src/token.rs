@@ -16,6 +16,15 @@ impl Token {
         Token(Zeroizing::new(text))
     }
 
+    /// A new phone token of this phone's own randomness (`ytp_` and 64 lower-case hex digits,
+    /// the service's form), to propose to the service.
+    pub fn generate() -> Result<Token, crate::WalletError> {
+        let mut random = Zeroizing::new([0u8; 32]);
+        getrandom::fill(random.as_mut_slice())
+            .map_err(|e| crate::WalletError::Usage(format!("no system randomness: {e}")))?;
+        Ok(Token::new(format!("ytp_{}", hex::encode(random.as_slice()))))
+    }
+
     /// The text, for the `Authorization` header only.
     pub fn expose(&self) -> &str {
         &self.0

@@ -183,16 +183,46 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         Ok(true)
     }
 
-    /// Replaces the phone's token with a new one from its service, kept in the phone file (a
-    /// phone rotates it from time to time, or when it may have leaked). Should the file not take
-    /// it, [`WalletError::TokenNotKept`] carries the new token: the old one works no more.
+    /// Replaces the phone's token with a new one of its own making (from time to time, or when
+    /// it may have leaked): kept in the phone file as pending before it is sent, so that a lost
+    /// answer loses nothing; the old one works no more once the service took it. A rotation
+    /// pending from before is finished instead.
     pub fn rotate_token(&mut self) -> Result<(), WalletError> {
-        let old = self.token()?.ok_or_else(|| {
-            WalletError::Usage(format!("{} is not registered with a service", self.file.path().display()))
-        })?;
-        let new = self.api.rotate_token(&old)?.token;
-        self.file.phone.token = Some(new.clone());
-        self.file.save().map_err(|why| WalletError::TokenNotKept { token: new, why: Box::new(why) })
+        if self.token()?.is_none() {
+            return Err(WalletError::Usage(format!("{} is not registered with a service", self.file.path().display())));
+        }
+        if self.file.phone.pending_token.is_none() {
+            self.file.phone.pending_token = Some(Token::generate()?);
+            self.file.save()?;
+        }
+        self.settle_rotation()
+    }
+
+    /// Finds out which of the phone's two tokens its service takes when a rotation is pending
+    /// (proposing the new one again with the old: whichever request lands, it is this proposal)
+    /// and keeps that one.
+    fn settle_rotation(&mut self) -> Result<(), WalletError> {
+        let (Some(pending), Some(old)) = (self.file.phone.pending_token.clone(), self.token()?) else {
+            return Ok(());
+        };
+        let unauthorized = |error: &WalletError| error.http_status() == Some(401);
+        match self.api.rotate_token(&old, &pending) {
+            Ok(()) => {}
+            // The old one is dead: the proposal landed before, or something else happened.
+            Err(error) if unauthorized(&error) => match self.api.me(&pending) {
+                Ok(_) => {}
+                Err(again) if unauthorized(&again) => {
+                    return Err(WalletError::Usage(format!(
+                        "the service takes neither the phone's token nor the one it proposed ({error})"
+                    )))
+                }
+                Err(again) => return Err(again),
+            },
+            Err(error) => return Err(error),
+        }
+        let phone = &mut self.file.phone;
+        phone.token = phone.pending_token.take();
+        self.file.save()
     }
 
     /// The phone's token if registered with this wallet's service.
@@ -208,9 +238,10 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         }
     }
 
-    /// The token, registering first if needed.
+    /// The token, registering first if needed (and settling a rotation left pending).
     fn registered(&mut self) -> Result<Token, WalletError> {
         self.register()?;
+        self.settle_rotation()?;
         self.token()?.ok_or_else(|| WalletError::Usage("the phone did not register".into()))
     }
 
@@ -741,7 +772,9 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         let (service, service_note) = if offline {
             (None, Some("offline: the service was not asked".to_owned()))
         } else {
-            match self.token() {
+            // A rotation left pending is settled first (the service then knows one token).
+            let settled = self.settle_rotation().and_then(|()| self.token());
+            match settled {
                 Ok(Some(token)) => match self.api.me(&token) {
                     Ok(view) => (Some(view), None),
                     Err(error @ WalletError::Unreachable { .. }) => (None, Some(error.to_string())),

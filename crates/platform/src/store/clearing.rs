@@ -242,7 +242,7 @@ impl Store {
             .bind(after.0.as_str())
             .bind(after.1.as_str())
             .bind(SHADOWS_PER_STATEMENT as i64)
-            .fetch_all(&mut connection.db())
+            .fetch_all(&mut connection.report_db())
             .await?;
             for row in &rows {
                 let card = format!("{}/{}", column::<String>(row, 0)?, column::<String>(row, 1)?);

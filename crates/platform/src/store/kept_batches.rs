@@ -176,7 +176,7 @@ impl Store {
             )
             .bind(after.0.as_str())
             .bind(after.1.as_str())
-            .fetch_all(&mut connection.db())
+            .fetch_all(&mut connection.report_db())
             .await?;
             for row in &rows {
                 batches += 1;

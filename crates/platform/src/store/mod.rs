@@ -457,6 +457,19 @@ impl Reader {
             Reader::Postgres(connection) => Db::Any(connection),
         }
     }
+
+    /// The connection, for a report's reads, which may run long ([`Db::SqliteReport`]).
+    pub(crate) fn report_db(&mut self) -> Db<'_> {
+        report(self.db())
+    }
+}
+
+/// `db` for a report's reads.
+fn report(db: Db<'_>) -> Db<'_> {
+    match db {
+        Db::Sqlite(connection) => Db::SqliteReport(connection),
+        other => other,
+    }
 }
 
 /// A read-only transaction that sees one consistent snapshot ([`Store::begin_snapshot`]); rolled
@@ -478,7 +491,7 @@ impl Snapshot {
     /// The transaction's connection, to run statements on.
     pub(crate) fn db(&mut self) -> Db<'_> {
         match self {
-            Snapshot::Sqlite(lease) => lease.db(),
+            Snapshot::Sqlite(lease) => report(lease.db()),
             Snapshot::Postgres(transaction) => Db::Any(transaction),
         }
     }

@@ -1,6 +1,6 @@
 //! `POST /v1/phones`: a phone registers once and gets its token (shown once, stored hashed,
 //! bound to the device); `GET /v1/phones/me`: the calling phone and its cards;
-//! `POST /v1/phones/me/token`: a new token for the calling phone, the old one dead at once.
+//! `POST /v1/phones/me/token`: the calling phone's new token (its own), the old one dead at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -116,28 +116,38 @@ async fn register(
     ))
 }
 
-/// A phone's new token.
-#[derive(Debug, Serialize, ToSchema)]
+/// The phone's new token, of its own making.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewToken {
-    /// The phone's new bearer token (`ytp_` and 64 hex digits), shown this once: the one it
-    /// presented works no more.
+    /// The new bearer token: `ytp_` and 64 lower-case hex digits of the phone's own randomness,
+    /// kept by the phone before it sends it.
     pub token: String,
 }
 
-/// Replaces the calling phone's token with a new one (a phone rotates it from time to time, or
-/// when it may have leaked); the token presented stops working at once. Of two rotations with the
-/// same token, one wins; the other is `401`.
-#[utoipa::path(post, path = "/v1/phones/me/token", tag = "phones",
+/// Makes the token in the body the calling phone's, in place of the one presented (a phone
+/// rotates it from time to time, or when it may have leaked), which stops working at once. The
+/// phone makes the new token itself and keeps it before sending: should the answer be lost, it
+/// finds out which of its two tokens is taken (`GET /v1/phones/me` with the new one, or this
+/// request again with the old). Of two rotations from the same token, one wins; the other is
+/// `401`.
+#[utoipa::path(post, path = "/v1/phones/me/token", tag = "phones", request_body = NewToken,
     security(("phone_token" = [])),
     responses(
-        (status = 200, body = NewToken, description = "the new token, shown this once"),
+        (status = 204, description = "the new token is the phone's; the one presented works no more"),
+        (status = 400, body = ErrorBody, description = "`token` is missing or not a phone token (`ytp_` and 64 lower-case hex digits), or is the one in use"),
         (status = 401, body = ErrorBody, description = "no valid phone token, or it was replaced meanwhile"),
     ))]
-async fn rotate_token(State(state): State<AppState>, caller: PhoneWithToken) -> Result<Json<NewToken>, ApiError> {
-    let token = access::rotate_phone_token(state.store(), &caller.phone, &caller.token).await.map_err(|error| {
+async fn rotate_token(
+    State(state): State<AppState>,
+    caller: PhoneWithToken,
+    ApiJson(body): ApiJson<NewToken>,
+) -> Result<StatusCode, ApiError> {
+    let rotated = access::rotate_phone_token(state.store(), &caller.phone, &caller.token_sha256, &body.token).await;
+    rotated.map_err(|error| {
         let message = error.to_string();
         match error {
-            AccessError::TokenReplaced => ApiError::Unauthorized(format!("{message}: use the token it answered")),
+            AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
+            AccessError::TokenReplaced => ApiError::Unauthorized(message),
             AccessError::Store(inner) => ApiError::Store(inner),
             _ => {
                 tracing::error!(%message, "phone token rotation");
@@ -146,7 +156,7 @@ async fn rotate_token(State(state): State<AppState>, caller: PhoneWithToken) -> 
         }
     })?;
     tracing::info!(phone_id = %caller.phone.phone_id, "phone token rotated");
-    Ok(Json(NewToken { token: token.expose().to_owned() }))
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The calling phone, as registered, with its cards.

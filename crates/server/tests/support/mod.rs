@@ -108,6 +108,10 @@ impl Service {
         let response = yitong_server::router(self.state.clone()).oneshot(request).await.expect("the router answers");
         let status = response.status();
         let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+        if bytes.is_empty() {
+            // No content (204).
+            return (status, Value::Null);
+        }
         (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{uri}: not JSON: {bytes:?}")))
     }
 
