@@ -222,9 +222,13 @@ fn rotate_token(args: &RotateTokenArgs) -> anyhow::Result<()> {
     let mut file = open(&args.phone)?;
     let api = api(&args.server, Some(&file.phone))?;
     if let Err(error) = Wallet::new(&api, &mut file).rotate_token() {
+        if file.phone.pending_token.is_none() {
+            return Err(fail(error));
+        }
         // The new token waits in the file: nothing is lost, the next command settles it.
-        let note = "; the new token waits in the phone file: the next command that reaches the service settles it";
-        return Err(fail(error)).with_context(|| format!("{}: token rotation unfinished{note}", args.phone.display()));
+        let note = "the new token waits in the phone file: the next command that reaches the service settles it";
+        return Err(fail(error))
+            .with_context(|| format!("{}: token rotation unfinished; {note}", args.phone.display()));
     }
     if args.server.json {
         return print_json(&serde_json::json!({ "phone": args.phone, "token_rotated": true }));

@@ -296,20 +296,36 @@ fn a_rotated_token_is_kept_in_the_phone_file_and_the_old_one_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
 
-    // A rotation whose answer was lost after the service took it: the file still names the old
-    // token and the new one as pending. The next command finds the new one taken and keeps it.
-    let third = format!("ytp_{}", "c3".repeat(32));
+    // A proposal kept but never sent (the phone died before): the next command sends it.
+    // (SHA-256 of "abc", FIPS 180-2's example, standing in for the phone's randomness.)
+    let third = "ytp_ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
     let mut file = read("p.json");
-    file["pending_token"] = third.clone().into();
+    file["pending_token"] = third.into();
     write("p.json", &file);
+    json(&dir, &server, &["show", "p.json"]);
+    let sent = read("p.json");
+    assert_eq!((&sent["token"], sent.get("pending_token")), (&third.into(), None), "{sent}");
+
+    // A rotation whose answer was lost after the service took it: the file still names the old
+    // token, the new one pending. The next command finds the old refused, the new taken.
     ok(&dir, &server, &["rotate-token", "p.json"]);
+    let fourth = read("p.json")["token"].clone();
+    assert!(fourth != third && fourth != second["token"], "a fresh token: {fourth}");
     let mut lost = read("p.json");
-    assert_eq!(lost["token"], third.as_str());
-    lost["token"] = second["token"].clone();
-    lost["pending_token"] = third.clone().into();
+    lost["token"] = third.into();
+    lost["pending_token"] = fourth.clone();
     write("p.json", &lost);
     let shown = json(&dir, &server, &["show", "p.json"]);
     assert_eq!(shown["phone_id"], first["phone_id"], "{shown}");
     let settled = read("p.json");
-    assert_eq!((&settled["token"], settled.get("pending_token")), (&third.as_str().into(), None), "{settled}");
+    assert_eq!((&settled["token"], settled.get("pending_token")), (&fourth, None), "{settled}");
+
+    // A proposal the service refuses for good (not made of randomness): dropped, the phone keeps
+    // its token and the command goes on.
+    let mut refused = read("p.json");
+    refused["pending_token"] = format!("ytp_{}", "0a".repeat(32)).into();
+    write("p.json", &refused);
+    json(&dir, &server, &["show", "p.json"]);
+    let kept = read("p.json");
+    assert_eq!((&kept["token"], kept.get("pending_token")), (&fourth, None), "{kept}");
 }

@@ -207,6 +207,9 @@ pub async fn phone_by_token(store: &Store, presented: &str) -> Result<Option<Reg
     store.phone_by_token_sha256(&secret_sha256(presented)).await
 }
 
+/// Distinct hex digits a proposed phone token must show ([`rotate_phone_token`]).
+pub const PROPOSED_TOKEN_DIGITS_MIN: usize = 8;
+
 /// Makes `proposed` — a new token the phone made (`ytp_` and 64 lower-case hex digits of its
 /// randomness) and kept before sending — `phone`'s token in place of the one whose SHA-256 is
 /// `presented_sha256`: from now on only the new one is the phone's. The phone chooses it so that
@@ -222,6 +225,14 @@ pub async fn rotate_phone_token(
     let unusable = |why: &str| AccessError::BadField { field: "token", why: why.to_owned() };
     if !well_formed(proposed, PHONE_TOKEN_PREFIX) {
         return Err(unusable("a phone token is `ytp_` and 64 lower-case hex digits"));
+    }
+    // 256 random bits show nearly every hex digit (fewer than 8 of the 16: about one chance in
+    // 10^30); a token made by hand, not randomness, does not.
+    let mut digits = proposed.as_bytes()[PHONE_TOKEN_PREFIX.len()..].to_vec();
+    digits.sort_unstable();
+    digits.dedup();
+    if digits.len() < PROPOSED_TOKEN_DIGITS_MIN {
+        return Err(unusable("not random: make it from 32 bytes of system randomness"));
     }
     let new = secret_sha256(proposed);
     if hashes_match(&new, presented_sha256) {

@@ -49,10 +49,11 @@ async fn a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins(db: 
     let phone = mi6("phone-R", "FEE-0003").phone;
     let (registered, first) = access::register_phone(store, &phone, 1_000).await.expect("registered");
     let first_sha = access::secret_sha256(first.expose());
-    // The phone's own new tokens (as the wallet makes them).
-    let token = |digit: char| format!("ytp_{}", digit.to_string().repeat(64));
+    // The phone's own new tokens (of its randomness: here SHA-256 of a letter stands in for it).
+    let token = |seed: char| format!("ytp_{}", access::secret_sha256(&seed.to_string()));
     let second = token('a');
-    for (bad, why) in [("ytp_short", "malformed"), (first.expose(), "the one in use")] {
+    let by_hand = format!("ytp_{}", "0a".repeat(32));
+    for (bad, why) in [("ytp_short", "malformed"), (first.expose(), "the one in use"), (&by_hand, "not random")] {
         let refused = access::rotate_phone_token(store, &registered, &first_sha, bad).await;
         assert!(matches!(refused, Err(AccessError::BadField { field: "token", .. })), "{why}");
     }

@@ -120,7 +120,7 @@ async fn a_phone_rotates_its_token_and_the_old_one_stops_working() {
     let (status, me) = s.send_as(Some(&s.token), Method::GET, "/v1/phones/me", None).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     // The phone's own new token; a malformed one, or the one in use, is a 400 naming the field.
-    let token = format!("ytp_{}", "5a".repeat(32));
+    let token = format!("ytp_{}", hex::encode(Sha256::digest(b"the phone's randomness")));
     let uri = "/v1/phones/me/token";
     for bad in [json!({}), json!({"token": "ytp_XYZ"}), json!({"token": s.token})] {
         let (status, body) = s.send_as(Some(&s.token), Method::POST, uri, Some(bad.clone())).await;
@@ -129,7 +129,7 @@ async fn a_phone_rotates_its_token_and_the_old_one_stops_working() {
     let (status, rotated) = s.send_as(Some(&s.token), Method::POST, uri, Some(json!({"token": token}))).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{rotated}");
     // The old token: 401 everywhere, rotating included; the new one: the same phone.
-    let again = Some(json!({"token": format!("ytp_{}", "6b".repeat(32))}));
+    let again = Some(json!({"token": format!("ytp_{}", hex::encode(Sha256::digest(b"more randomness")))}));
     for (method, uri, body) in [(Method::GET, "/v1/phones/me", None), (Method::POST, uri, again)] {
         let (status, body) = s.send_as(Some(&s.token), method, uri, body).await;
         assert_eq!((status, &body["code"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")), "{uri}: {body}");

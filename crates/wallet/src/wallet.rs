@@ -157,6 +157,16 @@ pub struct Wallet<'a, A: WalletApi> {
     file: &'a mut PhoneFile,
 }
 
+/// What became of a rotation left pending ([`Wallet::rotate_token`]).
+enum Settled {
+    /// None was pending.
+    Nothing,
+    /// The new token is the phone's now.
+    Taken,
+    /// The service refused it for good: the phone keeps its token.
+    Refused(WalletError),
+}
+
 impl<'a, A: WalletApi> Wallet<'a, A> {
     /// The phone of `file` talking to `api`.
     pub fn new(api: &'a A, file: &'a mut PhoneFile) -> Self {
@@ -186,24 +196,31 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     /// Replaces the phone's token with a new one of its own making (from time to time, or when
     /// it may have leaked): kept in the phone file as pending before it is sent, so that a lost
     /// answer loses nothing; the old one works no more once the service took it. A rotation
-    /// pending from before is finished instead.
+    /// left pending from before is settled first, then a fresh token is made (the pending one
+    /// was in the file too).
     pub fn rotate_token(&mut self) -> Result<(), WalletError> {
         if self.token()?.is_none() {
             return Err(WalletError::Usage(format!("{} is not registered with a service", self.file.path().display())));
         }
-        if self.file.phone.pending_token.is_none() {
-            self.file.phone.pending_token = Some(Token::generate()?);
-            self.file.save()?;
+        if let Settled::Refused(error) = self.settle_rotation()? {
+            return Err(error);
         }
-        self.settle_rotation()
+        self.file.phone.pending_token = Some(Token::generate()?);
+        self.file.save()?;
+        match self.settle_rotation()? {
+            Settled::Refused(error) => Err(error),
+            Settled::Taken | Settled::Nothing => Ok(()),
+        }
     }
 
     /// Finds out which of the phone's two tokens its service takes when a rotation is pending
     /// (proposing the new one again with the old: whichever request lands, it is this proposal)
-    /// and keeps that one.
-    fn settle_rotation(&mut self) -> Result<(), WalletError> {
+    /// and keeps that one. A service that refuses the proposal for good (a 4xx other than 401,
+    /// the old token still good) ends it: the phone keeps its token. An answer not heard keeps
+    /// it pending (the error).
+    fn settle_rotation(&mut self) -> Result<Settled, WalletError> {
         let (Some(pending), Some(old)) = (self.file.phone.pending_token.clone(), self.token()?) else {
-            return Ok(());
+            return Ok(Settled::Nothing);
         };
         let unauthorized = |error: &WalletError| error.http_status() == Some(401);
         match self.api.rotate_token(&old, &pending) {
@@ -218,11 +235,17 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 }
                 Err(again) => return Err(again),
             },
+            Err(error) if error.http_status().is_some_and(|status| (400..500).contains(&status)) => {
+                self.file.phone.pending_token = None;
+                self.file.save()?;
+                return Ok(Settled::Refused(error));
+            }
             Err(error) => return Err(error),
         }
         let phone = &mut self.file.phone;
         phone.token = phone.pending_token.take();
-        self.file.save()
+        self.file.save()?;
+        Ok(Settled::Taken)
     }
 
     /// The phone's token if registered with this wallet's service.
@@ -241,6 +264,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     /// The token, registering first if needed (and settling a rotation left pending).
     fn registered(&mut self) -> Result<Token, WalletError> {
         self.register()?;
+        // A proposal refused for good leaves the phone its token: the command goes on.
         self.settle_rotation()?;
         self.token()?.ok_or_else(|| WalletError::Usage("the phone did not register".into()))
     }
@@ -773,7 +797,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
             (None, Some("offline: the service was not asked".to_owned()))
         } else {
             // A rotation left pending is settled first (the service then knows one token).
-            let settled = self.settle_rotation().and_then(|()| self.token());
+            let settled = self.settle_rotation().and_then(|_| self.token());
             match settled {
                 Ok(Some(token)) => match self.api.me(&token) {
                     Ok(view) => (Some(view), None),

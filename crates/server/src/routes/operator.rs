@@ -1,7 +1,7 @@
-//! Operator routes (an operator API key, scoped to one city's issuer): a card of the key's city
-//! with its phone, the ledger check and the ledger's agreement with the clearing. A card of
-//! another city is "not found", as an unknown one. The ledger check and the agreement are global
-//! (one ledger for every city): any valid operator key may run them.
+//! Operator routes: a card with its phone (a city's key: its city's cards, another city's is "not
+//! found", as an unknown one; the clearing house's key: every city's), the ledger check and the
+//! ledger's agreement with the clearing (global, one ledger for every city: the clearing house's
+//! key; a city's is 403).
 
 use std::collections::BTreeMap;
 
@@ -103,7 +103,7 @@ async fn operator_card(
     Ok(Json(OperatorCardView { card: CardViewBody::of(&view)?, se_id, maker, model, carrier }))
 }
 
-/// Proves the ledger (`Store::check_ledger`): global, any operator key.
+/// Proves the ledger (`Store::check_ledger`): global, the clearing house's key.
 #[utoipa::path(get, path = "/v1/operator/ledger/check", tag = "operator",
     security(("operator_key" = [])),
     responses(
@@ -193,7 +193,7 @@ pub struct AgreementBody {
 }
 
 /// Checks the ledger against the clearing, card by card (`Store::check_clearing_agreement`),
-/// after feeding the platform's own records to the back office: global, any operator key.
+/// after feeding the platform's own records to the back office: global, the clearing house's key.
 #[utoipa::path(get, path = "/v1/operator/ledger/agreement", tag = "operator",
     security(("operator_key" = [])),
     responses(

@@ -1,7 +1,8 @@
 //! `GET /v1/operator/settlement`: a business day's clearing report (who owes whom among the
 //! cities' issuers and operators, the totals, the reconciliation) as JSON or CSV, and `GET
 //! /v1/operator/ridership`: the day's taps per station per hour, origin–destination journeys and
-//! revenue per line and operator — for any operator key: clearing participants share them.
+//! revenue per line and operator — for the clearing house's key (a city's is 403): they span
+//! every participant.
 
 use axum::extract::State;
 use axum::http::header;
