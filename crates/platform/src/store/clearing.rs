@@ -110,8 +110,12 @@ pub struct ShadowCensus {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum IngestError {
-    /// A stored shadow that does not read back (its records were changed outside this code).
+    /// A stored shadow that does not read back (its records were changed outside this code), or a
+    /// batch the store cannot keep.
     Shadow(String),
+    /// This code or the system failed (no randomness, a worker thread gone, an answer missing):
+    /// nothing was written for the batch; it may be sent again.
+    Internal(String),
     /// The database failed, or stayed contended.
     Store(StoreError),
 }
@@ -120,6 +124,7 @@ impl std::fmt::Display for IngestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IngestError::Shadow(why) => write!(f, "card shadow: {why}"),
+            IngestError::Internal(why) => write!(f, "internal error: {why}"),
             IngestError::Store(error) => write!(f, "{error}"),
         }
     }
@@ -160,7 +165,7 @@ impl Store {
     ) -> Result<Ingested, IngestError> {
         let upload = Upload { batch, operator_key_id, received, now_ms };
         let mut answers = self.ingest_batches(&[upload], tac_keys).await?;
-        answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
+        answers.pop().ok_or_else(|| IngestError::Internal("a batch without an answer".into()))
     }
 
     /// Takes several uploads in one write transaction — one commit for all, each card's shadow

@@ -275,7 +275,7 @@ fn batch_rows<'a>(
         rows.push(BatchRow {
             upload: &uploads[batch.upload],
             gate: batch.answer.gate.clone(),
-            answer: serde_json::to_string(&batch.answer).map_err(|e| IngestError::Shadow(e.to_string()))?,
+            answer: serde_json::to_string(&batch.answer).map_err(|e| IngestError::Internal(e.to_string()))?,
             packed: &packed[batch.upload],
             dispositions: batch.dispositions.clone(),
         });
@@ -302,7 +302,7 @@ fn answers(
             answers[index] = answer.map(|answer| Ingested { answer, new: false });
         }
     }
-    answers.into_iter().map(|a| a.ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))).collect()
+    answers.into_iter().map(|a| a.ok_or_else(|| IngestError::Internal("a batch without an answer".into()))).collect()
 }
 
 /// The answers of the uploads' batches received before, by (gate, batch ID).
@@ -335,7 +335,8 @@ async fn stored_answers(
 
 /// A write token no other write has (random, positive).
 pub(super) fn write_token() -> Result<i64, IngestError> {
-    let random = getrandom::u64().map_err(|e| IngestError::Shadow(format!("no randomness for a write token: {e}")))?;
+    let random =
+        getrandom::u64().map_err(|e| IngestError::Internal(format!("no randomness for a write token: {e}")))?;
     Ok((random >> 1) as i64)
 }
 
@@ -355,7 +356,7 @@ fn handle_records(
     for &i in fresh {
         if checks.get(i).map(|c| c.len()) != Some(uploads[i].batch.records.len()) {
             let batch = &uploads[i].batch.header.batch_id;
-            return Err(IngestError::Shadow(format!("batch {batch}: not one TAC check per record")));
+            return Err(IngestError::Internal(format!("batch {batch}: not one TAC check per record")));
         }
     }
     let count: usize = fresh.iter().map(|&i| uploads[i].batch.records.len()).sum();
@@ -413,7 +414,7 @@ pub(super) fn handle_records_on(
     let mut outcomes = Vec::with_capacity(first.len() + second.len());
     for (record, _, _) in records() {
         let from = if half(&CardId::of(record)) == 0 { &mut first } else { &mut second };
-        outcomes.push(from.next().ok_or_else(|| IngestError::Shadow("a record without an outcome".into()))?);
+        outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
     Ok(outcomes)
 }
@@ -437,7 +438,7 @@ fn handle_half<'r>(
         }
         let (_, shadow) = shadows
             .get_mut(&card)
-            .ok_or_else(|| IngestError::Shadow(format!("card {card}: its shadow was not read with the batch's")))?;
+            .ok_or_else(|| IngestError::Internal(format!("card {card}: its shadow was not read with the batch's")))?;
         outcomes.push(shadow.handle_record(record, tac, received));
     }
     Ok(outcomes)
@@ -467,7 +468,7 @@ fn feed(
     let mut dispositions = String::with_capacity(batch.records.len());
     for (place, record) in batch.records.iter().enumerate() {
         let card = CardId::of(record);
-        let outcome = outcomes.next().ok_or_else(|| IngestError::Shadow(format!("card {card}: no outcome")))?;
+        let outcome = outcomes.next().ok_or_else(|| IngestError::Internal(format!("card {card}: no outcome")))?;
         let (disposition, reason) = match outcome {
             Ok(fed) => {
                 for settlement in &fed.settlements {

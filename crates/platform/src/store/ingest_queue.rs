@@ -171,7 +171,7 @@ impl IngestQueue {
                 checks
             })
             .await
-            .map_err(|error| IngestError::Shadow(format!("the TAC checks stopped: {error}")))?
+            .map_err(|error| IngestError::Internal(format!("the TAC checks stopped: {error}")))?
         };
         loop {
             let places = match places.take() {
@@ -233,7 +233,7 @@ impl IngestQueue {
             .clone()
             .acquire_many_owned(places)
             .await
-            .map_err(|error| IngestError::Shadow(format!("the upload queue is closed: {error}")))
+            .map_err(|error| IngestError::Internal(format!("the upload queue is closed: {error}")))
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
@@ -280,7 +280,7 @@ impl IngestQueue {
                     let alone = self.store.ingest_checked(&[upload(&queued)], &[&*queued.checks], &mut ready).await;
                     let alone = alone.and_then(|mut answers| {
                         committed();
-                        answers.pop().ok_or_else(|| IngestError::Shadow("a batch without an answer".into()))
+                        answers.pop().ok_or_else(|| IngestError::Internal("a batch without an answer".into()))
                     });
                     self.answer(queued, alone);
                 }
