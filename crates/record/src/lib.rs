@@ -10,7 +10,8 @@
 //!
 //! [`verify_tac`] recomputes a record's TAC with the issuer's TAC master key, diversified for the
 //! card ([`TacKeys`] holds them per issuer and key version, and keeps up to [`CARD_KEYS_CACHED`]
-//! card keys it derived). Only the back office holds TAC keys.
+//! card keys it derived, in a [`generations::Generations`] map: two bounded generations, which the
+//! platform's cache of card shadows shares). Only the back office holds TAC keys.
 //!
 //! This crate does no I/O. Gates (`yitong-terminal`) make records; the back office consumes them.
 //!
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 mod card_keys;
+pub mod generations;
 mod record;
 mod tac;
 mod text;

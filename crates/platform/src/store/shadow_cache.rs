@@ -12,10 +12,11 @@
 //! It also remembers the tokens of the last [`COMMITTED_TOKENS`] writes that committed: a card
 //! cached under one of them has its row in the database, which lets the write use an upsert.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 use yitong_clearing::shadow::{CardId, Shadow};
+use yitong_record::generations::Generations;
 
 /// Cards kept at most: two generations of half as many. The cards put last are never the ones
 /// dropped — a group's shadows stay until the next group has taken them — however full the
@@ -25,19 +26,25 @@ pub(crate) const SHADOW_CACHE_CARDS: usize = 262_144;
 /// Tokens of committed writes remembered.
 pub(crate) const COMMITTED_TOKENS: usize = 1_024;
 
-type Entries = HashMap<CardId, (i64, Shadow)>;
+type Entries = Generations<CardId, (i64, Shadow)>;
 
 /// Shadows by card, with their write tokens: the cards put since the last turn-over, and those
 /// of the generation before (dropped at the next one).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ShadowCache {
-    generations: Mutex<(Entries, Entries)>,
+    generations: Mutex<Entries>,
     /// The last tokens whose writes committed: in the order they came, and as a set.
     committed: Mutex<(VecDeque<i64>, HashSet<i64>)>,
 }
 
+impl Default for ShadowCache {
+    fn default() -> ShadowCache {
+        ShadowCache { generations: Mutex::new(Generations::new(SHADOW_CACHE_CARDS)), committed: Mutex::default() }
+    }
+}
+
 impl ShadowCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, (Entries, Entries)> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Entries> {
         // Plain inserts and removals: a panic elsewhere leaves a usable map.
         self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -48,30 +55,22 @@ impl ShadowCache {
     /// and one of them fails its compare-and-swap.)
     pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Shadow)>> {
         let mut map = self.map();
-        let (current, previous) = &mut *map;
-        cards.iter().map(|card| current.remove(card).or_else(|| previous.remove(card))).collect()
+        cards.iter().map(|card| map.remove(card)).collect()
     }
 
     /// Keeps shadows under the tokens they are (or are being) written with.
     pub(crate) fn put(&self, written: impl IntoIterator<Item = (CardId, (i64, Shadow))>) {
         let mut map = self.map();
-        let (current, previous) = &mut *map;
         for (card, entry) in written {
-            if current.len() >= SHADOW_CACHE_CARDS / 2 {
-                *previous = std::mem::take(current);
-            }
-            previous.remove(&card);
-            current.insert(card, entry);
+            map.insert(card, entry);
         }
     }
 
     /// Drops cards whose stored shadow may have changed behind the cache.
     pub(crate) fn forget<'a>(&self, cards: impl IntoIterator<Item = &'a CardId>) {
         let mut map = self.map();
-        let (current, previous) = &mut *map;
         for card in cards {
-            current.remove(card);
-            previous.remove(card);
+            map.remove(card);
         }
     }
 
@@ -96,8 +95,7 @@ impl ShadowCache {
     /// Cards cached.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        let map = self.map();
-        map.0.len() + map.1.len()
+        self.map().len()
     }
 }
 

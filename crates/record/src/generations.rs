@@ -1,0 +1,110 @@
+//! A bounded map of two generations, for caches of what is cheap to make again: entries go into
+//! the current generation; once it holds half the bound it becomes the previous one, and the
+//! generation before is dropped. An entry used again from the previous generation moves back
+//! into the current one, so what is in use stays. The back office keeps its card TAC keys
+//! ([`crate::TacKeys`]) and the platform its card shadows this way.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// Two generations of at most half the bound each.
+pub struct Generations<K, V> {
+    current: HashMap<K, V>,
+    previous: HashMap<K, V>,
+    half: usize,
+}
+
+impl<K: Hash + Eq, V> Generations<K, V> {
+    /// An empty map keeping at most `bound` entries (at least 2).
+    pub fn new(bound: usize) -> Generations<K, V> {
+        Generations { current: HashMap::new(), previous: HashMap::new(), half: (bound / 2).max(1) }
+    }
+
+    /// Keeps `value` under `key` in the current generation (replacing an older entry of the key),
+    /// turning the generations over first when the current one is full.
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.current.len() >= self.half && !self.current.contains_key(&key) {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.previous.remove(&key);
+        self.current.insert(key, value);
+    }
+
+    /// The entry of `key`, moved into the current generation when it was in the previous one.
+    pub fn get(&mut self, key: &K) -> Option<&V>
+    where
+        K: Clone,
+    {
+        if !self.current.contains_key(key) {
+            let value = self.previous.remove(key)?;
+            self.insert(key.clone(), value);
+        }
+        self.current.get(key)
+    }
+
+    /// Takes the entry of `key` out.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.current.remove(key).or_else(|| self.previous.remove(key))
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&mut self) {
+        self.current.clear();
+        self.previous.clear();
+    }
+
+    /// Entries kept.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K, V> std::fmt::Debug for Generations<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generations")
+            .field("current", &self.current.len())
+            .field("previous", &self.previous.len())
+            .field("half", &self.half)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Generations;
+
+    #[test]
+    fn the_entries_put_last_stay_and_the_oldest_go() {
+        let mut map = Generations::new(8);
+        for n in 0..20 {
+            map.insert(n, n * 10);
+            assert!(map.len() <= 8, "{} kept", map.len());
+        }
+        // The last half of the bound is there; the first ones are gone.
+        assert!((16..20).all(|n| map.get(&n) == Some(&(n * 10))));
+        assert_eq!(map.get(&0), None);
+    }
+
+    #[test]
+    fn an_entry_used_again_survives_the_next_turn_over() {
+        let mut map = Generations::new(4);
+        map.insert(1, "one");
+        map.insert(2, "two");
+        map.insert(3, "three"); // turn-over: 1 and 2 are the previous generation
+        assert_eq!(map.get(&1), Some(&"one"), "used again: back in the current generation");
+        map.insert(4, "four"); // turn-over: 3 and 1 previous, 2 dropped
+        assert_eq!(map.get(&1), Some(&"one"));
+        assert_eq!(map.get(&2), None);
+        assert_eq!(map.remove(&1), Some("one"));
+        assert_eq!(map.remove(&1), None);
+        map.insert(4, "FOUR");
+        assert_eq!(map.get(&4), Some(&"FOUR"), "a key put again replaces its entry");
+        map.clear();
+        assert!(map.is_empty());
+    }
+}
