@@ -62,8 +62,10 @@ impl Store {
                      AND b.batch_id = '{PLATFORM_BATCH_PREFIX}' || t.tap_id) \
                      ORDER BY t.updated_at_ms, t.tap_id LIMIT {FEED_GROUP}"
                 );
-                let rows =
-                    query(&sql).bind(after.0).bind(after.1.as_str()).fetch_all(&mut self.reader().await?.db()).await?;
+                // Paging through every platform record: a report's read.
+                let mut reader = self.reader().await?;
+                let rows = query(&sql).bind(after.0).bind(after.1.as_str()).fetch_all(&mut reader.report_db()).await?;
+                drop(reader);
                 let Some(last) = rows.last() else { break };
                 after = (column(last, 2)?, column(last, 0)?);
                 let mut batches = Vec::with_capacity(rows.len());
