@@ -536,15 +536,11 @@ async fn store_shadows(
     // `UPDATE … FROM (VALUES …)`). Not one cached from a write not known to have committed: its
     // row may never have been inserted, and the upsert would insert it.
     let (mut new, mut there, mut maybe) = (Vec::new(), Vec::new(), Vec::new());
-    // Asked once per token (a group's cards come from a few groups before).
-    let mut committed = std::collections::HashMap::new();
     for written in shadows {
         match written.read {
             Read::New => new.push(written),
             Read::Stored(_) => there.push(written),
-            Read::Cached(read) if *committed.entry(read).or_insert_with(|| cache.is_committed(read)) => {
-                there.push(written)
-            }
+            Read::Cached(read) if cache.is_committed(read) => there.push(written),
             Read::Cached(_) => maybe.push(written),
         }
     }

@@ -76,7 +76,8 @@ pub(super) fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String
     (first.map(|at| at.to_string()), last.map(|at| at.to_string()))
 }
 
-/// The columns of a batch's row written at ingestion, in the order of [`BatchRow`]'s values.
+/// The columns of a batch's row written at ingestion, in the order `insert_batches` binds them
+/// and `staged_batches::encode` writes them.
 pub(super) const BATCH_COLUMNS: &str = "gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
                                         records_packed, dispositions, first_at, last_at";
 

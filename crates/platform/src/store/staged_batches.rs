@@ -48,7 +48,7 @@ impl Copier {
 
     /// Copies `rows` into the staging table under `token`.
     pub(super) async fn stage(&self, token: i64, rows: &[BatchRow<'_>]) -> Result<(), IngestError> {
-        self.sweep_when_due().await;
+        self.sweep_when_due();
         let data = encode(token, rows)?;
         let statement = format!("COPY clearing_batches_staged (token, {BATCH_COLUMNS}) FROM STDIN (FORMAT binary)");
         let mut copy = self.pool.copy_in_raw(&statement).await?;
@@ -67,7 +67,7 @@ impl Copier {
         if copied != rows.len() as u64 {
             self.unstage(token).await;
             let why = format!("COPY took {copied} batch rows of {}", rows.len());
-            return Err(StoreError::Database(sqlx::Error::Protocol(why)).into());
+            return Err(sqlx::Error::Protocol(why).into());
         }
         Ok(())
     }
@@ -82,7 +82,7 @@ impl Copier {
         }
     }
 
-    async fn sweep_when_due(&self) {
+    fn sweep_when_due(&self) {
         {
             let mut swept = self.swept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if swept.elapsed() < SWEEP_EVERY {
@@ -90,9 +90,13 @@ impl Copier {
             }
             *swept = Instant::now();
         }
-        if let Err(error) = sweep(&self.pool).await {
-            tracing::warn!(%error, "the staging table's sweep failed; tried again later");
-        }
+        // On a task of its own: the group staging now holds the ingest turn.
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            if let Err(error) = sweep(&pool).await {
+                tracing::warn!(%error, "the staging table's sweep failed; tried again later");
+            }
+        });
     }
 }
 
