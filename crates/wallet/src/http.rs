@@ -1,11 +1,14 @@
 //! [`WalletApi`] over HTTP: a blocking `ureq` client (rustls for `https://`, no C library), JSON
 //! both ways, the service's `{code, message}` errors kept with their status.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::api::{
     Authorization, CardAnswer, CardRequest, CardView, Claimed, ClosureStep, Device, Eligibility, Evidence,
@@ -30,6 +33,40 @@ pub struct HttpApi {
     agent: ureq::Agent,
 }
 
+/// Takes an IP address written in the URL as it is, and asks the system's resolver only for a
+/// name. ureq's own resolver runs for every request, not only for a new connection, and under a
+/// time-out it does so on a thread it starts for the purpose: for `http://127.0.0.1:8080` that
+/// thread was the client's largest cost.
+#[derive(Debug, Default)]
+struct LiteralFirst(DefaultResolver);
+
+impl Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|authority| {
+            let ip = authority.host().trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+            let port = authority.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some(SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(address) => {
+                let mut addresses = self.0.empty();
+                addresses.push(address);
+                Ok(addresses)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
 /// The service's error body.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -49,11 +86,9 @@ impl HttpApi {
                 "`{server}` is not a service URL like {SERVER_DEFAULT} (http:// or https://, host and port, no path)"
             )));
         }
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .build()
-            .into();
+        let config =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(REQUEST_TIMEOUT)).build();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), LiteralFirst::default());
         Ok(HttpApi { server: server.to_owned(), agent })
     }
 
@@ -242,5 +277,28 @@ mod tests {
         let error = api.dev_pay("ORDER-1").unwrap_err();
         assert!(matches!(error, WalletError::Unreachable { .. }), "{error}");
         assert!(error.to_string().starts_with("cannot reach the service at http://127.0.0.1:9"), "{error}");
+    }
+
+    #[test]
+    fn an_address_in_the_url_is_taken_as_written_and_a_name_is_looked_up() {
+        let resolve = |url: &str| {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let config = ureq::config::Config::default();
+            let timeout = NextTimeout {
+                after: ureq::unversioned::transport::time::Duration::from_secs(5),
+                reason: ureq::Timeout::Resolve,
+                per_read: None,
+                per_write: None,
+            };
+            let addresses = LiteralFirst::default().resolve(&uri, &config, timeout).unwrap();
+            addresses.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(resolve("http://127.0.0.1:8080/v1/phones"), ["127.0.0.1:8080"]);
+        assert_eq!(resolve("http://[::1]:9/healthz"), ["[::1]:9"]);
+        assert_eq!(resolve("https://10.0.0.7/v1"), ["10.0.0.7:443"]);
+        assert_eq!(resolve("http://10.0.0.7/v1"), ["10.0.0.7:80"]);
+        // A name goes to the system's resolver: `localhost` is in every hosts file.
+        let local = resolve("http://localhost:8080/");
+        assert!(!local.is_empty() && local.iter().all(|a| a.ends_with(":8080")), "{local:?}");
     }
 }
