@@ -8,7 +8,6 @@
 
 use crate::issuance::PhoneCard;
 use crate::ledger::Account;
-use crate::ota::LoadState;
 use crate::payments::{Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
 
@@ -83,6 +82,7 @@ impl Store {
         // The liability is a credit balance: negative debits.
         let balance_fen = -self.balance(&Account::CardLiability(card.card_id.clone())).await?;
         let mut history = Vec::new();
+        let mut loads = self.loads_on_card(&card.card_id).await?;
         for order in self.orders_of_card(&card.card_id).await? {
             let kind = match (order.kind, order.state) {
                 (OrderKind::SignUpFee, _) => HistoryKind::Fee,
@@ -91,11 +91,11 @@ impl Store {
                 (OrderKind::Transfer, _) => HistoryKind::TransferIn,
                 (OrderKind::BalanceRefund, _) => HistoryKind::BalanceRefund,
             };
-            let loads = self.ota_loads(&order.merchant_order_id).await?;
-            let load =
-                loads.into_iter().find(|l| matches!(l.state, LoadState::Confirmed | LoadState::Recovered)).map(|l| {
-                    LoadShown { tap_id: l.record.tap_id().to_string(), counter: l.record.counter, tac: l.record.tac }
-                });
+            let load = loads.remove(&order.merchant_order_id).map(|l| LoadShown {
+                tap_id: l.record.tap_id().to_string(),
+                counter: l.record.counter,
+                tac: l.record.tac,
+            });
             history.push(HistoryEntry { kind, order, load });
         }
         if let Some(id) = &card.fee_order_id {

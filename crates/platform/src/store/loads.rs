@@ -1,8 +1,11 @@
 //! Over-the-air loads: each MAC2 handed out, as a typed load record, and the load host's
 //! transaction numbers.
 
+use std::collections::HashMap;
+
 use yitong_record::TapRecord;
 
+use super::orders::{CARD_ORDERS_LISTED_MAX, CARD_ORDER_IDS};
 use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::ledger::CardId;
@@ -18,13 +21,19 @@ const LOAD_COLUMNS: &str =
 impl Store {
     /// Every load of order `id`, oldest first (a load proven not loaded may be followed by another).
     pub async fn ota_loads(&self, id: &MerchantOrderId) -> Result<Vec<OtaLoad>, StoreError> {
-        let rows = query(format!(
-            "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id"
-        ))
-        .bind(id.as_str())
-        .fetch_all(&mut self.reader().await?.db())
-        .await?;
+        let rows = query(loads_of_order_sql()).bind(id.as_str()).fetch_all(&mut self.reader().await?.db()).await?;
         rows.iter().map(load_from_row).collect()
+    }
+
+    /// The loads on `card` (`confirmed` or `recovered`) of its orders that
+    /// [`orders_of_card`](Store::orders_of_card) lists, by order: one read for a card's history.
+    pub async fn loads_on_card(&self, card: &CardId) -> Result<HashMap<MerchantOrderId, OtaLoad>, StoreError> {
+        let rows = query(loads_on_card_sql())
+            .bind(card.as_str())
+            .bind(i64::from(CARD_ORDERS_LISTED_MAX))
+            .fetch_all(&mut self.reader().await?.db())
+            .await?;
+        rows.iter().map(|row| load_from_row(row).map(|load| (load.merchant_order_id.clone(), load))).collect()
     }
 
     /// The load of `card` in doubt, if any: what to ask the phone about at its next contact
@@ -46,6 +55,19 @@ impl Store {
         .await?;
         rows.iter().map(load_from_row).collect()
     }
+}
+
+/// Every load of order `$1`, oldest first.
+pub(super) fn loads_of_order_sql() -> String {
+    format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id")
+}
+
+/// The loads on card `$1` of its newest `$2` orders.
+pub(super) fn loads_on_card_sql() -> String {
+    format!(
+        "SELECT {LOAD_COLUMNS} FROM ota_loads WHERE state IN ('confirmed', 'recovered') \
+         AND merchant_order_id IN ({CARD_ORDER_IDS})"
+    )
 }
 
 /// The load of order `id` that is not proven not loaded (at most one: a unique index).

@@ -28,6 +28,8 @@ mod ledger;
 mod loads;
 mod orders;
 mod platform_feed;
+#[cfg(test)]
+mod query_plan_tests;
 mod readers;
 mod settlement;
 mod shadow_cache;
@@ -106,7 +108,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -116,6 +118,7 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
     (7, "platform feed", include_str!("../../migrations/0007_platform_feed.sql")),
     (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
     (9, "staged batches", include_str!("../../migrations/0009_staged_batches.sql")),
+    (10, "loads by order", include_str!("../../migrations/0010_loads_by_order.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

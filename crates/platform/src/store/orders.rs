@@ -9,6 +9,9 @@ use crate::payments::{MerchantOrderId, Order, OrderKind, OrderState};
 pub const ORDERS_LISTED_MAX: u32 = 1_000;
 /// Most orders of one card [`Store::orders_of_card`] returns (its history, newest first).
 pub const CARD_ORDERS_LISTED_MAX: u32 = 200;
+/// The IDs of the orders of card `$1` that a history lists: the newest `$2`.
+pub(super) const CARD_ORDER_IDS: &str = "SELECT merchant_order_id FROM payment_orders WHERE card_id = $1 \
+                                         ORDER BY created_at_ms DESC, merchant_order_id DESC LIMIT $2";
 
 const ORDER_COLUMNS: &str = "merchant_order_id, kind, provider, card_id, amount_fen, state, provider_transaction_id, \
                              created_at_ms, updated_at_ms, version";
@@ -22,14 +25,11 @@ impl Store {
 
     /// The orders naming `card` (its top-ups), newest first, at most [`CARD_ORDERS_LISTED_MAX`].
     pub async fn orders_of_card(&self, card: &CardId) -> Result<Vec<Order>, StoreError> {
-        let rows = query(format!(
-            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE card_id = $1 \
-             ORDER BY created_at_ms DESC, merchant_order_id DESC LIMIT $2"
-        ))
-        .bind(card.as_str())
-        .bind(i64::from(CARD_ORDERS_LISTED_MAX))
-        .fetch_all(&mut self.reader().await?.db())
-        .await?;
+        let rows = query(orders_of_card_sql())
+            .bind(card.as_str())
+            .bind(i64::from(CARD_ORDERS_LISTED_MAX))
+            .fetch_all(&mut self.reader().await?.db())
+            .await?;
         rows.iter().map(order_from_row).collect()
     }
 
@@ -88,6 +88,14 @@ pub(crate) async fn order_in(connection: &mut Db<'_>, id: &MerchantOrderId) -> R
         .fetch_optional(&mut *connection)
         .await?;
     row.as_ref().map(order_from_row).transpose()
+}
+
+/// The newest `$2` orders of card `$1`, newest first.
+pub(super) fn orders_of_card_sql() -> String {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE merchant_order_id IN ({CARD_ORDER_IDS}) \
+         ORDER BY created_at_ms DESC, merchant_order_id DESC"
+    )
 }
 
 /// Moves `order` to `to` if nobody moved it since it was read (same state and version), and
