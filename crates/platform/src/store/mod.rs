@@ -93,6 +93,11 @@ pub const STORE_CONNECTIONS_MAX: u32 = 64;
 pub const COPIER_CONNECTIONS: u32 = 2;
 /// How long a SQLite writer waits for another's transaction before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// SQLite's page size for a new database (an existing one keeps its own). A commit writes
+/// each page it changed whole into the WAL: a top-up's few rows dirty a handful of pages, so
+/// smaller pages write less; 2 KiB made top-ups about 8% faster than SQLite's 4 KiB default with
+/// no loss to clearing's bulk writes, which 1 KiB slowed by a fifth (`yitong bench`).
+pub const SQLITE_PAGE_BYTES: u32 = 2_048;
 /// SQLite's page cache of the writer connection, KiB: the pages it rewrites stay in memory from
 /// one write to the next.
 pub const SQLITE_CACHE_KIB: u32 = 65_536;
@@ -529,6 +534,7 @@ impl Store {
             .map_err(|_| StoreError::BadUrl(url.to_owned()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .page_size(SQLITE_PAGE_BYTES)
             .busy_timeout(std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS)));
         let mut migrating = options.connect().await?;
         let migrator = Migrator::new(EmbeddedMigrations(Backend::Sqlite)).await.map_err(StoreError::Migrate)?;

@@ -130,3 +130,25 @@ async fn foreign_keys_are_checked_on_the_writer_and_the_readers() {
     let mut reader = store.reader().await.expect("a reader");
     assert!(reader.db().batch(orphan).await.is_err(), "the same outside the writer");
 }
+
+async fn page_size(store: &Store) -> i64 {
+    let row =
+        query("PRAGMA page_size").fetch_one(&mut store.reader().await.expect("a reader").db()).await.expect("read");
+    column(&row, 0).expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_gets_the_stores_page_size_and_an_old_one_keeps_its_own() {
+    let (dir, store) = store().await;
+    assert_eq!(page_size(&store).await, i64::from(super::SQLITE_PAGE_BYTES));
+    store.close().await;
+    // A database made before, with SQLite's default page size.
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).expect("a directory");
+    let connection = rusqlite::Connection::open(old.join(super::SQLITE_FILE_NAME)).expect("created");
+    connection.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (n)").expect("made");
+    drop(connection);
+    let store = Store::open_data_dir(&old).await.expect("opens");
+    assert_eq!(page_size(&store).await, 4096);
+    store.close().await;
+}
