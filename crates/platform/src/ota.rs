@@ -50,7 +50,8 @@ use crate::issuance::PhoneCard;
 use crate::issuer_keys::IssuerKeyring;
 use crate::ledger::{CardId, Fen};
 use crate::payments::{
-    MerchantOrderId, Order, OrderEvent, OrderKind, OrderState, PaymentProvider, PaymentService, ServiceError,
+    apply_in, MerchantOrderId, Order, OrderEvent, OrderKind, OrderState, PaymentProvider, PaymentService, ServiceError,
+    Step,
 };
 use crate::store::{self, StoreError};
 
@@ -386,24 +387,7 @@ impl OtaService {
         now_ms: i64,
     ) -> Result<LoadAuthorization, TopUpError> {
         let context = self.context(read)?;
-        let id = &context.order.merchant_order_id;
         let init = parse_initialize(answer)?;
-        let mut connection = payments.store().reader().await?;
-        let live = store::live_load_in(&mut connection.db(), id).await?;
-        drop(connection);
-        if let Some(load) = live {
-            return match load.state {
-                LoadState::InDoubt
-                    if load.record.card_random == init.card_random && load.counter_before == init.online_counter =>
-                {
-                    Ok(authorization(&load.record))
-                }
-                LoadState::InDoubt => Err(in_doubt(&load)),
-                LoadState::Confirmed | LoadState::Recovered => Err(TopUpError::AlreadyLoaded(id.clone())),
-                LoadState::Unconfirmed => Err(TopUpError::LoadUnconfirmed(id.clone())),
-                LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
-            };
-        }
         let (record, _) = self.mac2(&context, &init, at)?;
         self.hand_out(payments, &context, record, None, now_ms).await
     }
@@ -451,8 +435,50 @@ impl OtaService {
         record.tac = Some(tac);
         record.status = RecordStatus::Confirmed;
         verify_tac(&record, &self.tac).map_err(TopUpError::Tac)?;
-        self.settle(payments, &load, LoadState::Confirmed, &record, now_ms).await?;
-        self.finish(payments, &context, record, now_ms).await
+        self.settle_and_finish(payments, &context, &load, record, now_ms).await
+    }
+
+    /// The load in doubt `confirmed` with `record` and its order `loaded`, in one transaction.
+    /// When another writer settled the load first, or the order refuses the step, the two are
+    /// taken one after the other ([`settle`](Self::settle), then [`finish`](Self::finish)), so
+    /// that the card's proof is recorded whatever the order says.
+    async fn settle_and_finish<P: PaymentProvider>(
+        &self,
+        payments: &PaymentService<P>,
+        context: &Context<'_>,
+        load: &OtaLoad,
+        record: TapRecord,
+        now_ms: i64,
+    ) -> Result<Loaded, TopUpError> {
+        let step = Step {
+            event: OrderEvent::DeliveryConfirmed,
+            provider_transaction_id: None,
+            card_balance_after: Some(balance_after(&record)?),
+            now_ms,
+        };
+        for _ in 0..ATTEMPTS_MAX {
+            let mut transaction = payments.store().begin_write().await?;
+            if !store::settle_load_in(&mut transaction.db(), load, LoadState::Confirmed, &record, now_ms).await? {
+                transaction.rollback().await?;
+                break;
+            }
+            match apply_in(&mut transaction, &context.order.merchant_order_id, &step).await {
+                Ok(Some(applied)) => {
+                    transaction.commit().await?;
+                    return Ok(Loaded { record, order: applied.order });
+                }
+                // PostgreSQL: another writer moved the order meanwhile.
+                Ok(None) => transaction.rollback().await?,
+                // The order refuses: the card's proof is kept all the same, below, as the load's
+                // own step, and the order's refusal answered.
+                Err(_) => {
+                    transaction.rollback().await?;
+                    break;
+                }
+            }
+        }
+        self.settle(payments, load, LoadState::Confirmed, &record, now_ms).await?;
+        self.finish(payments, context, record, now_ms).await
     }
 
     /// Settles order `id`'s load in doubt from the card's `evidence` at the phone's next contact
@@ -624,7 +650,8 @@ impl OtaService {
 
     /// One transaction: the order `paid` → `loading` (or kept `loading`), the replaced doubt (if
     /// any) `not_loaded`, a transaction number, the new load in doubt. MAC2 leaves only after it
-    /// commits.
+    /// commits. The card's answer of a load in doubt already handed out for the order (a repeated
+    /// request) gets that load's authorization again, nothing written.
     async fn hand_out<P: PaymentProvider>(
         &self,
         payments: &PaymentService<P>,
@@ -636,6 +663,29 @@ impl OtaService {
         let id = &context.order.merchant_order_id;
         for _ in 0..ATTEMPTS_MAX {
             let mut transaction = payments.store().begin_write().await?;
+            if let Some(old) = replacing {
+                if !store::settle_load_in(&mut transaction.db(), old, LoadState::NotLoaded, &old.record, now_ms).await?
+                {
+                    transaction.rollback().await?;
+                    return Err(in_doubt(old));
+                }
+            }
+            if let Some(live) = store::live_load_in(&mut transaction.db(), id).await? {
+                transaction.rollback().await?;
+                return match live.state {
+                    // The same card answer again (a repeated request): the same authorization.
+                    LoadState::InDoubt
+                        if replacing.is_none()
+                            && (live.record.card_random, live.counter_before)
+                                == (record.card_random, record.counter.wrapping_sub(1)) =>
+                    {
+                        Ok(authorization(&live.record))
+                    }
+                    LoadState::InDoubt => Err(in_doubt(&live)),
+                    LoadState::Unconfirmed => Err(TopUpError::LoadUnconfirmed(id.clone())),
+                    _ => Err(TopUpError::AlreadyLoaded(id.clone())),
+                };
+            }
             let order =
                 store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
             match order.state {
@@ -654,21 +704,6 @@ impl OtaService {
             if !store::closures::move_card_in(&mut transaction.db(), &context.card.card_id, "active", "active").await? {
                 transaction.rollback().await?;
                 return Err(TopUpError::CardClosed(context.card.card_id.clone()));
-            }
-            if let Some(old) = replacing {
-                if !store::settle_load_in(&mut transaction.db(), old, LoadState::NotLoaded, &old.record, now_ms).await?
-                {
-                    transaction.rollback().await?;
-                    return Err(in_doubt(old));
-                }
-            }
-            if let Some(live) = store::live_load_in(&mut transaction.db(), id).await? {
-                transaction.rollback().await?;
-                return Err(match live.state {
-                    LoadState::InDoubt => in_doubt(&live),
-                    LoadState::Unconfirmed => TopUpError::LoadUnconfirmed(id.clone()),
-                    _ => TopUpError::AlreadyLoaded(id.clone()),
-                });
             }
             if let Some(other) = store::doubt_of_card_in(&mut transaction.db(), &context.card.card_id).await? {
                 transaction.rollback().await?;
@@ -735,10 +770,7 @@ impl OtaService {
         record: TapRecord,
         now_ms: i64,
     ) -> Result<Loaded, TopUpError> {
-        let balance = Fen::new(record.balance_after_fen).ok_or_else(|| TopUpError::BadAnswer {
-            command: "INITIALIZE FOR LOAD",
-            why: format!("balance after the load {} fen is negative", record.balance_after_fen),
-        })?;
+        let balance = balance_after(&record)?;
         let order = payments.confirm_delivery(&context.order.merchant_order_id, Some(balance), now_ms).await?;
         Ok(Loaded { record, order })
     }
@@ -776,6 +808,14 @@ fn log_shows(load: &OtaLoad, log: &[Vec<u8>]) -> Option<TapRecord> {
             && entry.time == ours.at.time_bcd()
     });
     found.next().map(|_| TapRecord { status: RecordStatus::Recovered, ..ours.clone() })
+}
+
+/// The card's balance after the load `record`.
+fn balance_after(record: &TapRecord) -> Result<Fen, TopUpError> {
+    Fen::new(record.balance_after_fen).ok_or_else(|| TopUpError::BadAnswer {
+        command: "INITIALIZE FOR LOAD",
+        why: format!("balance after the load {} fen is negative", record.balance_after_fen),
+    })
 }
 
 fn parse_initialize(answer: &[u8]) -> Result<LoadInit, TopUpError> {

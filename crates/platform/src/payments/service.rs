@@ -12,7 +12,7 @@ use super::{
     PaymentError, PaymentProvider, ProviderStatus, RefundRequest, RefundStatus, SignedNotification,
 };
 use crate::ledger::{Account, CardId, Fen, LedgerError};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Store, StoreError, WriteTransaction};
 
 /// Calls to the provider for one step before giving up until the next reconciliation.
 pub const PROVIDER_ATTEMPTS_MAX: u32 = 3;
@@ -170,9 +170,10 @@ impl From<IllegalTransition> for ServiceError {
 }
 
 /// The result of one transition attempt.
-struct Applied {
-    order: Order,
-    changed: bool,
+pub(crate) struct Applied {
+    pub(crate) order: Order,
+    /// `false`: the order had taken the event before (nothing written).
+    pub(crate) changed: bool,
 }
 
 /// Payments for one provider over one store.
@@ -478,40 +479,68 @@ impl<P: PaymentProvider> PaymentService<P> {
     ) -> Result<Applied, ServiceError> {
         for _ in 0..TRANSITION_ATTEMPTS_MAX {
             let mut transaction = self.store.begin_write().await?;
-            let order = store::order_in(&mut transaction.db(), id)
-                .await?
-                .ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
-            if order.state.has_taken(event) {
-                transaction.rollback().await?;
-                return Ok(Applied { order, changed: false });
+            let step = Step { event, provider_transaction_id, card_balance_after, now_ms };
+            match apply_in(&mut transaction, id, &step).await {
+                Ok(Some(applied)) if applied.changed => {
+                    transaction.commit().await?;
+                    return Ok(applied);
+                }
+                Ok(Some(applied)) => {
+                    transaction.rollback().await?;
+                    return Ok(applied);
+                }
+                Ok(None) => transaction.rollback().await?,
+                // Dropped, the transaction rolls back.
+                Err(error) => return Err(error),
             }
-            let to = order.state.apply(order.kind, event)?;
-            if to == OrderState::Loaded && card_balance_after.is_none() {
-                transaction.rollback().await?;
-                return Err(ServiceError::BadOrder("a load is confirmed with the card's balance after it".to_owned()));
-            }
-            if !store::transition_in(&mut transaction.db(), &order, to, provider_transaction_id, now_ms).await? {
-                transaction.rollback().await?;
-                continue;
-            }
-            if let Some(posting) = posting_for(&order, to, now_ms)? {
-                store::post_in(&mut transaction.db(), &posting).await?;
-            }
-            if let (OrderState::Loaded, Some(card), Some(balance)) = (to, &order.card_id, card_balance_after) {
-                store::record_card_balance_in(&mut transaction.db(), card, balance, now_ms).await?;
-            }
-            transaction.commit().await?;
-            let order = Order {
-                state: to,
-                version: order.version + 1,
-                updated_at_ms: now_ms,
-                provider_transaction_id: provider_transaction_id.map(str::to_owned).or(order.provider_transaction_id),
-                ..order
-            };
-            return Ok(Applied { order, changed: true });
         }
         Err(StoreError::Contended(TRANSITION_ATTEMPTS_MAX).into())
     }
+}
+
+/// An event to apply to an order, with what comes with it.
+pub(crate) struct Step<'a> {
+    pub(crate) event: OrderEvent,
+    pub(crate) provider_transaction_id: Option<&'a str>,
+    /// A load's: the balance the card proved after it.
+    pub(crate) card_balance_after: Option<Fen>,
+    pub(crate) now_ms: i64,
+}
+
+/// Applies `step` to order `id` inside `transaction` (its transition, posting and, for a load,
+/// the card's believed balance), not committed. `None`: another writer moved the order since it
+/// was read (only on PostgreSQL; the caller rolls back and tries again).
+pub(crate) async fn apply_in(
+    transaction: &mut WriteTransaction,
+    id: &MerchantOrderId,
+    step: &Step<'_>,
+) -> Result<Option<Applied>, ServiceError> {
+    let order =
+        store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
+    if order.state.has_taken(step.event) {
+        return Ok(Some(Applied { order, changed: false }));
+    }
+    let to = order.state.apply(order.kind, step.event)?;
+    if to == OrderState::Loaded && step.card_balance_after.is_none() {
+        return Err(ServiceError::BadOrder("a load is confirmed with the card's balance after it".to_owned()));
+    }
+    if !store::transition_in(&mut transaction.db(), &order, to, step.provider_transaction_id, step.now_ms).await? {
+        return Ok(None);
+    }
+    if let Some(posting) = posting_for(&order, to, step.now_ms)? {
+        store::post_in(&mut transaction.db(), &posting).await?;
+    }
+    if let (OrderState::Loaded, Some(card), Some(balance)) = (to, &order.card_id, step.card_balance_after) {
+        store::record_card_balance_in(&mut transaction.db(), card, balance, step.now_ms).await?;
+    }
+    let order = Order {
+        state: to,
+        version: order.version + 1,
+        updated_at_ms: step.now_ms,
+        provider_transaction_id: step.provider_transaction_id.map(str::to_owned).or(order.provider_transaction_id),
+        ..order
+    };
+    Ok(Some(Applied { order, changed: true }))
 }
 
 fn expired(order: &Order, now_ms: i64) -> bool {
