@@ -152,3 +152,15 @@ async fn a_new_database_gets_the_stores_page_size_and_an_old_one_keeps_its_own()
     assert_eq!(page_size(&store).await, 4096);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_built_for_many_connections_in_one_process() {
+    // `.cargo/config.toml` sets LIBSQLITE3_FLAGS for the bundled build; a build without it would
+    // share one page cache between every connection, behind a mutex.
+    let (_dir, store) = store().await;
+    let rows = query("PRAGMA compile_options").fetch_all(&mut store.reader().await.expect("a reader").db()).await;
+    let options: Vec<String> = rows.expect("read").iter().map(|row| column(row, 0).expect("text")).collect();
+    assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    store.close().await;
+}
