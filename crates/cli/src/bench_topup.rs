@@ -463,16 +463,10 @@ async fn in_process_phone(state: &AppState, card: &CardId, image: &[u8], topups:
 /// What `POST /v1/dev/orders/{id}/pay` does: the simulated provider's rider pays, its signed
 /// notifications are delivered, the order is polled.
 async fn pay_in_process(state: &AppState, id: &MerchantOrderId) -> anyhow::Result<()> {
-    let services = state.services();
-    services.payments.order(id).await?;
-    let now_ms = state.now_ms();
-    if !matches!(services.provider.pay(id, now_ms), PayOutcome::Paid { .. }) {
+    let (outcome, _) = state.services().payments.pay_simulated(id, state.now_ms()).await?;
+    if !matches!(outcome, PayOutcome::Paid { .. }) {
         bail!("order {id}: the provider did not pay it");
     }
-    while let Some(notification) = services.provider.poll_notification() {
-        services.payments.handle_notification(&notification, now_ms).await?;
-    }
-    services.payments.reconcile(id, now_ms).await?;
     Ok(())
 }
 

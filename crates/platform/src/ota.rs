@@ -414,18 +414,60 @@ impl OtaService {
     ) -> Result<Loaded, TopUpError> {
         let context = self.context(read)?;
         let id = &context.order.merchant_order_id;
-        let mut connection = payments.store().reader().await?;
-        let load =
-            store::live_load_in(&mut connection.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
-        drop(connection);
-        match load.state {
-            LoadState::InDoubt => {}
-            LoadState::Confirmed | LoadState::Recovered => {
-                return self.finish(payments, &context, load.record, now_ms).await
+        let step = Step {
+            event: OrderEvent::DeliveryConfirmed,
+            provider_transaction_id: None,
+            payment: None,
+            card_balance_after: None,
+            now_ms,
+        };
+        // The load is read, settled and its order loaded in one transaction; when another writer
+        // settled it first (PostgreSQL), or the order refuses the step, the load's own step and
+        // the order's follow one after the other, so that the card's proof is kept whatever the
+        // order says.
+        let mut unfinished = None;
+        for _ in 0..ATTEMPTS_MAX {
+            let mut transaction = payments.store().begin_write().await?;
+            let load =
+                store::live_load_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
+            match load.state {
+                LoadState::InDoubt => {}
+                LoadState::Confirmed | LoadState::Recovered => {
+                    transaction.rollback().await?;
+                    return self.finish(payments, &context, load.record, now_ms).await;
+                }
+                LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
+                LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
             }
-            LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
-            LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
+            let record = self.credited(&load, answer)?;
+            let step = Step { card_balance_after: Some(balance_after(&record)?), ..step };
+            if !store::settle_load_in(&mut transaction.db(), &load, LoadState::Confirmed, &record, now_ms).await? {
+                transaction.rollback().await?;
+                unfinished = Some((load, record));
+                break;
+            }
+            match apply_in(&mut transaction, id, &step).await {
+                Ok(Some(applied)) => {
+                    transaction.commit().await?;
+                    return Ok(Loaded { record, order: applied.order });
+                }
+                // PostgreSQL: another writer moved the order meanwhile.
+                Ok(None) => transaction.rollback().await?,
+                Err(_) => {
+                    transaction.rollback().await?;
+                    unfinished = Some((load, record));
+                    break;
+                }
+            }
         }
+        let (load, record) = unfinished.ok_or(TopUpError::Store(StoreError::Contended(ATTEMPTS_MAX)))?;
+        self.settle(payments, &load, LoadState::Confirmed, &record, now_ms).await?;
+        self.finish(payments, &context, record, now_ms).await
+    }
+
+    /// The load record of `load` in doubt with the TAC of the card's CREDIT FOR LOAD `answer`,
+    /// verified.
+    fn credited(&self, load: &OtaLoad, answer: &[u8]) -> Result<TapRecord, TopUpError> {
         let data = ok_data(answer, "CREDIT FOR LOAD")?;
         let tac = <[u8; 4]>::try_from(data).map_err(|_| TopUpError::BadAnswer {
             command: "CREDIT FOR LOAD",
@@ -435,50 +477,7 @@ impl OtaService {
         record.tac = Some(tac);
         record.status = RecordStatus::Confirmed;
         verify_tac(&record, &self.tac).map_err(TopUpError::Tac)?;
-        self.settle_and_finish(payments, &context, &load, record, now_ms).await
-    }
-
-    /// The load in doubt `confirmed` with `record` and its order `loaded`, in one transaction.
-    /// When another writer settled the load first, or the order refuses the step, the two are
-    /// taken one after the other ([`settle`](Self::settle), then [`finish`](Self::finish)), so
-    /// that the card's proof is recorded whatever the order says.
-    async fn settle_and_finish<P: PaymentProvider>(
-        &self,
-        payments: &PaymentService<P>,
-        context: &Context<'_>,
-        load: &OtaLoad,
-        record: TapRecord,
-        now_ms: i64,
-    ) -> Result<Loaded, TopUpError> {
-        let step = Step {
-            event: OrderEvent::DeliveryConfirmed,
-            provider_transaction_id: None,
-            card_balance_after: Some(balance_after(&record)?),
-            now_ms,
-        };
-        for _ in 0..ATTEMPTS_MAX {
-            let mut transaction = payments.store().begin_write().await?;
-            if !store::settle_load_in(&mut transaction.db(), load, LoadState::Confirmed, &record, now_ms).await? {
-                transaction.rollback().await?;
-                break;
-            }
-            match apply_in(&mut transaction, &context.order.merchant_order_id, &step).await {
-                Ok(Some(applied)) => {
-                    transaction.commit().await?;
-                    return Ok(Loaded { record, order: applied.order });
-                }
-                // PostgreSQL: another writer moved the order meanwhile.
-                Ok(None) => transaction.rollback().await?,
-                // The order refuses: the card's proof is kept all the same, below, as the load's
-                // own step, and the order's refusal answered.
-                Err(_) => {
-                    transaction.rollback().await?;
-                    break;
-                }
-            }
-        }
-        self.settle(payments, load, LoadState::Confirmed, &record, now_ms).await?;
-        self.finish(payments, context, record, now_ms).await
+        Ok(record)
     }
 
     /// Settles order `id`'s load in doubt from the card's `evidence` at the phone's next contact
@@ -570,13 +569,12 @@ impl OtaService {
         payments: &PaymentService<P>,
         id: &MerchantOrderId,
     ) -> Result<OrderWithCard, TopUpError> {
-        let order = match payments.order(id).await {
-            Ok(order) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => order,
-            Ok(_) | Err(ServiceError::OrderNotFound(_)) => return Err(TopUpError::NotATopUp(id.clone())),
-            Err(error) => return Err(error.into()),
+        let (order, card) = match payments.store().order_with_card(id).await? {
+            Some((order, card)) if matches!(order.kind, OrderKind::TopUp | OrderKind::Transfer) => (order, card),
+            Some(_) | None => return Err(TopUpError::NotATopUp(id.clone())),
         };
         let card_id = order.card_id.clone().ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
-        let card = payments.store().phone_card(&card_id).await?.ok_or(TopUpError::UnknownCard(card_id))?;
+        let card = card.ok_or(TopUpError::UnknownCard(card_id))?;
         Ok(OrderWithCard { order, card })
     }
 

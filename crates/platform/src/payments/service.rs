@@ -269,7 +269,10 @@ impl<P: PaymentProvider> PaymentService<P> {
         if answer.amount != order.amount {
             return Err(ServiceError::OrderIdConflict(order.merchant_order_id));
         }
-        // Re-creating an order that was paid meanwhile tells us so.
+        // Re-creating an order that was paid meanwhile tells us so; unpaid, it is as written above.
+        if answer.status == ProviderStatus::NotPaid {
+            return Ok(order);
+        }
         self.apply_provider_status(&order.merchant_order_id, &answer.status, now_ms).await
     }
 
@@ -282,20 +285,15 @@ impl<P: PaymentProvider> PaymentService<P> {
         now_ms: i64,
     ) -> Result<NotificationOutcome, ServiceError> {
         let paid = signed.verify(&self.provider.notification_key())?;
-        let order = self.order(&paid.merchant_order_id).await?;
-        if order.provider != self.provider.name() {
-            return Err(ServiceError::WrongProvider(order.merchant_order_id));
-        }
-        if paid.amount_fen != order.amount {
-            return Err(ServiceError::AmountMismatch {
-                merchant_order_id: order.merchant_order_id,
-                order_fen: order.amount.get(),
-                notified_fen: paid.amount_fen.get(),
-            });
-        }
-        let applied = self
-            .apply(&paid.merchant_order_id, OrderEvent::PaymentConfirmed, Some(&paid.transaction_id), None, now_ms)
-            .await?;
+        let payment = Payment { provider: self.provider.name(), amount: paid.amount_fen };
+        let step = Step {
+            event: OrderEvent::PaymentConfirmed,
+            provider_transaction_id: Some(&paid.transaction_id),
+            payment: Some(payment),
+            card_balance_after: None,
+            now_ms,
+        };
+        let applied = self.apply_step(&paid.merchant_order_id, &step).await?;
         Ok(if applied.changed {
             NotificationOutcome::Paid(applied.order)
         } else {
@@ -477,10 +475,15 @@ impl<P: PaymentProvider> PaymentService<P> {
         card_balance_after: Option<Fen>,
         now_ms: i64,
     ) -> Result<Applied, ServiceError> {
+        let step = Step { event, provider_transaction_id, payment: None, card_balance_after, now_ms };
+        self.apply_step(id, &step).await
+    }
+
+    /// [`apply_in`] in a transaction of its own, taken again when the compare-and-swap loses.
+    async fn apply_step(&self, id: &MerchantOrderId, step: &Step<'_>) -> Result<Applied, ServiceError> {
         for _ in 0..TRANSITION_ATTEMPTS_MAX {
             let mut transaction = self.store.begin_write().await?;
-            let step = Step { event, provider_transaction_id, card_balance_after, now_ms };
-            match apply_in(&mut transaction, id, &step).await {
+            match apply_in(&mut transaction, id, step).await {
                 Ok(Some(applied)) if applied.changed => {
                     transaction.commit().await?;
                     return Ok(applied);
@@ -502,9 +505,18 @@ impl<P: PaymentProvider> PaymentService<P> {
 pub(crate) struct Step<'a> {
     pub(crate) event: OrderEvent,
     pub(crate) provider_transaction_id: Option<&'a str>,
+    /// A notified payment's: the order must be this provider's and of this amount.
+    pub(crate) payment: Option<Payment<'a>>,
     /// A load's: the balance the card proved after it.
     pub(crate) card_balance_after: Option<Fen>,
     pub(crate) now_ms: i64,
+}
+
+/// What a paid notification says the order is.
+#[derive(Clone, Copy)]
+pub(crate) struct Payment<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) amount: Fen,
 }
 
 /// Applies `step` to order `id` inside `transaction` (its transition, posting and, for a load,
@@ -517,6 +529,18 @@ pub(crate) async fn apply_in(
 ) -> Result<Option<Applied>, ServiceError> {
     let order =
         store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
+    if let Some(payment) = step.payment {
+        if order.provider != payment.provider {
+            return Err(ServiceError::WrongProvider(order.merchant_order_id));
+        }
+        if payment.amount != order.amount {
+            return Err(ServiceError::AmountMismatch {
+                merchant_order_id: order.merchant_order_id,
+                order_fen: order.amount.get(),
+                notified_fen: payment.amount.get(),
+            });
+        }
+    }
     if order.state.has_taken(step.event) {
         return Ok(Some(Applied { order, changed: false }));
     }

@@ -4,15 +4,15 @@
 //! answers, so a failing test replays.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    CreateOrder, MerchantOrderId, PaidNotification, PaymentError, PaymentProvider, ProviderOrder, ProviderStatus,
-    RefundRequest, RefundStatus, SignedNotification,
+    CreateOrder, MerchantOrderId, NotificationOutcome, Order, PaidNotification, PaymentError, PaymentProvider,
+    PaymentService, ProviderOrder, ProviderStatus, RefundRequest, RefundStatus, ServiceError, SignedNotification,
 };
 use crate::ledger::Fen;
 
@@ -209,6 +209,33 @@ impl SimulatedProvider {
     /// The next notification to deliver, oldest first.
     pub fn poll_notification(&self) -> Option<SignedNotification> {
         self.inner().outbox.pop_front()
+    }
+}
+
+impl PaymentService<Arc<SimulatedProvider>> {
+    /// DEVELOPMENT ONLY: the simulated provider's rider pays order `id` at `now_ms` and the
+    /// notifications the provider queued are delivered (another order's too, as its callback
+    /// would send them); a notification lost on the way is made up for by polling the order.
+    /// The provider's outcome, and the order after it.
+    pub async fn pay_simulated(&self, id: &MerchantOrderId, now_ms: i64) -> Result<(PayOutcome, Order), ServiceError> {
+        self.order(id).await?;
+        let outcome = self.provider().pay(id, now_ms);
+        if !matches!(outcome, PayOutcome::Paid { .. }) {
+            return Ok((outcome, self.order(id).await?));
+        }
+        let mut delivered = None;
+        while let Some(notification) = self.provider().poll_notification() {
+            let (NotificationOutcome::Paid(order) | NotificationOutcome::Duplicate(order)) =
+                self.handle_notification(&notification, now_ms).await?;
+            if &order.merchant_order_id == id {
+                delivered = Some(order);
+            }
+        }
+        let order = match delivered {
+            Some(order) => order,
+            None => self.reconcile(id, now_ms).await?,
+        };
+        Ok((outcome, order))
     }
 }
 

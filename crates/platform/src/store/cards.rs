@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use super::orders::order_in;
 use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::issuance::{PhoneCard, SignupOrder};
 use crate::ledger::{CardId, Fen};
-use crate::payments::MerchantOrderId;
+use crate::payments::{MerchantOrderId, Order};
 
 pub(super) const CARD_COLUMNS: &str =
     "card_id, city, device_id, se_id, maker, model, carrier, key_version, valid_from, valid_to, \
@@ -15,11 +16,32 @@ pub(super) const CARD_COLUMNS: &str =
 impl Store {
     /// The phone card `card_id`, if issued.
     pub async fn phone_card(&self, card_id: &CardId) -> Result<Option<PhoneCard>, StoreError> {
-        let row = query(format!("SELECT {CARD_COLUMNS} FROM phone_cards WHERE card_id = $1"))
-            .bind(card_id.as_str())
-            .fetch_optional(&mut self.reader().await?.db())
-            .await?;
-        row.as_ref().map(card_from_row).transpose()
+        card_by_id_in(&mut self.reader().await?.db(), card_id).await
+    }
+
+    /// Order `id` with the card it names (`None` when it names none, or one not issued here), on
+    /// one connection; on SQLite in one read transaction, so that both come from one look at the
+    /// WAL (each statement on its own would begin a read transaction of its own).
+    pub async fn order_with_card(
+        &self,
+        id: &MerchantOrderId,
+    ) -> Result<Option<(Order, Option<PhoneCard>)>, StoreError> {
+        let mut connection = self.reader().await?;
+        let mut db = connection.db();
+        let sqlite = !matches!(db, Db::Any(_));
+        if sqlite {
+            db.batch("BEGIN").await?;
+        }
+        // Returned early, the lease rolls its transaction back.
+        let Some(order) = order_in(&mut db, id).await? else { return Ok(None) };
+        let card = match &order.card_id {
+            Some(card_id) => card_by_id_in(&mut db, card_id).await?,
+            None => None,
+        };
+        if sqlite {
+            db.batch("COMMIT").await?;
+        }
+        Ok(Some((order, card)))
     }
 
     /// How many sign-ups each promotion of `city` has granted.

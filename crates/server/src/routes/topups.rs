@@ -444,26 +444,15 @@ async fn own_order(state: &AppState, caller: &RegisteredPhone, text: &str) -> Re
 async fn dev_pay(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<OrderInfo>, ApiError> {
     let id = path_order_id(&id)?;
     let services = state.services();
-    services.payments.order(&id).await.map_err(payment_error)?;
-    let now_ms = state.now_ms();
-    match services.provider.pay(&id, now_ms) {
-        PayOutcome::Paid { .. } => {}
-        PayOutcome::Declined | PayOutcome::NotPayable => {
-            let order = services.payments.order(&id).await.map_err(payment_error)?;
-            return Err(ApiError::Refused {
-                status: StatusCode::CONFLICT,
-                code: "order_conflict",
-                message: format!("order {id} is {} and cannot be paid", order.state.name()),
-            });
-        }
+    let (outcome, order) = services.payments.pay_simulated(&id, state.now_ms()).await.map_err(payment_error)?;
+    match outcome {
+        PayOutcome::Paid { .. } => Ok(Json(OrderInfo::from(&order))),
+        PayOutcome::Declined | PayOutcome::NotPayable => Err(ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "order_conflict",
+            message: format!("order {id} is {} and cannot be paid", order.state.name()),
+        }),
     }
-    // The callback: every queued notification (another order's too, as a provider would send it).
-    while let Some(notification) = services.provider.poll_notification() {
-        services.payments.handle_notification(&notification, now_ms).await.map_err(payment_error)?;
-    }
-    // A lost notification (none with the fault-free provider) is found by polling the order.
-    let order = services.payments.reconcile(&id, now_ms).await.map_err(payment_error)?;
-    Ok(Json(OrderInfo::from(&order)))
 }
 
 fn path_order_id(text: &str) -> Result<MerchantOrderId, ApiError> {
