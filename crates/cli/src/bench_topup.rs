@@ -460,8 +460,8 @@ async fn in_process_phone(state: &AppState, card: &CardId, image: &[u8], topups:
     run
 }
 
-/// What `POST /v1/dev/orders/{id}/pay` does: the simulated provider's rider pays, its signed
-/// notifications are delivered, the order is polled.
+/// What `POST /v1/dev/orders/{id}/pay` does (`PaymentService::pay_simulated`): the simulated
+/// provider's rider pays, its signed notifications are delivered (the order polled if none was).
 async fn pay_in_process(state: &AppState, id: &MerchantOrderId) -> anyhow::Result<()> {
     let (outcome, _) = state.services().payments.pay_simulated(id, state.now_ms()).await?;
     if !matches!(outcome, PayOutcome::Paid { .. }) {

@@ -9,7 +9,7 @@
 use crate::issuance::PhoneCard;
 use crate::ledger::Account;
 use crate::payments::{Order, OrderKind, OrderState};
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// What a card's history entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +79,13 @@ impl Store {
     /// The view of `card`: believed balance and history (its fee order and top-up orders, at
     /// most [`crate::store::CARD_ORDERS_LISTED_MAX`] of them, newest first).
     pub async fn card_view(&self, card: PhoneCard) -> Result<CardView, StoreError> {
+        // One snapshot: a load confirmed meanwhile shows with its order, or not at all.
+        let mut snapshot = self.begin_read().await?;
         // The liability is a credit balance: negative debits.
-        let balance_fen = -self.balance(&Account::CardLiability(card.card_id.clone())).await?;
+        let balance_fen = -store::balance_in(&mut snapshot.db(), &Account::CardLiability(card.card_id.clone())).await?;
         let mut history = Vec::new();
-        let mut loads = self.loads_on_card(&card.card_id).await?;
-        for order in self.orders_of_card(&card.card_id).await? {
+        let mut loads = store::loads_on_card_in(&mut snapshot.db(), &card.card_id).await?;
+        for order in store::orders_of_card_in(&mut snapshot.db(), &card.card_id).await? {
             let kind = match (order.kind, order.state) {
                 (OrderKind::SignUpFee, _) => HistoryKind::Fee,
                 (OrderKind::TopUp, OrderState::RefundPending | OrderState::Refunded) => HistoryKind::Refund,
@@ -99,7 +101,7 @@ impl Store {
             history.push(HistoryEntry { kind, order, load });
         }
         if let Some(id) = &card.fee_order_id {
-            if let Some(order) = self.order(id).await? {
+            if let Some(order) = store::order_in(&mut snapshot.db(), id).await? {
                 history.push(HistoryEntry { kind: HistoryKind::Fee, order, load: None });
             }
         }
@@ -107,7 +109,10 @@ impl Store {
             (b.order.created_at_ms, b.order.merchant_order_id.as_str())
                 .cmp(&(a.order.created_at_ms, a.order.merchant_order_id.as_str()))
         });
-        let state = self.card_state(&card.card_id).await?.unwrap_or_else(|| "active".to_owned());
+        let state = store::closures::card_state_in(&mut snapshot.db(), &card.card_id)
+            .await?
+            .unwrap_or_else(|| "active".to_owned());
+        snapshot.commit().await?;
         Ok(CardView { card, state, balance_fen, history })
     }
 }

@@ -388,8 +388,7 @@ impl OtaService {
     ) -> Result<LoadAuthorization, TopUpError> {
         let context = self.context(read)?;
         let init = parse_initialize(answer)?;
-        let (record, _) = self.mac2(&context, &init, at)?;
-        self.hand_out(payments, &context, record, None, now_ms).await
+        self.hand_out(payments, &context, &init, at, None, now_ms).await
     }
 
     /// Step 3: verifies CREDIT FOR LOAD's `answer` (TAC and status word) and records the load:
@@ -414,53 +413,38 @@ impl OtaService {
     ) -> Result<Loaded, TopUpError> {
         let context = self.context(read)?;
         let id = &context.order.merchant_order_id;
+        // The load is read, its TAC verified, the load settled and its order loaded in one
+        // transaction.
+        let mut transaction = payments.store().begin_write().await?;
+        let load =
+            store::live_load_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
+        match load.state {
+            LoadState::InDoubt => {}
+            LoadState::Confirmed | LoadState::Recovered => {
+                transaction.rollback().await?;
+                return self.finish(payments, &context, load.record, now_ms).await;
+            }
+            LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
+            LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
+        }
+        let record = self.credited(&load, answer)?;
         let step = Step {
             event: OrderEvent::DeliveryConfirmed,
             provider_transaction_id: None,
             payment: None,
-            card_balance_after: None,
+            card_balance_after: balance_after(&record).ok(),
             now_ms,
         };
-        // The load is read, settled and its order loaded in one transaction; when another writer
-        // settled it first (PostgreSQL), or the order refuses the step, the load's own step and
-        // the order's follow one after the other, so that the card's proof is kept whatever the
-        // order says.
-        let mut unfinished = None;
-        for _ in 0..ATTEMPTS_MAX {
-            let mut transaction = payments.store().begin_write().await?;
-            let load =
-                store::live_load_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NoLoad(id.clone()))?;
-            match load.state {
-                LoadState::InDoubt => {}
-                LoadState::Confirmed | LoadState::Recovered => {
-                    transaction.rollback().await?;
-                    return self.finish(payments, &context, load.record, now_ms).await;
-                }
-                LoadState::Unconfirmed => return Err(TopUpError::LoadUnconfirmed(id.clone())),
-                LoadState::NotLoaded => unreachable!("a live load is never not_loaded"),
-            }
-            let record = self.credited(&load, answer)?;
-            let step = Step { card_balance_after: Some(balance_after(&record)?), ..step };
-            if !store::settle_load_in(&mut transaction.db(), &load, LoadState::Confirmed, &record, now_ms).await? {
-                transaction.rollback().await?;
-                unfinished = Some((load, record));
-                break;
-            }
-            match apply_in(&mut transaction, id, &step).await {
-                Ok(Some(applied)) => {
-                    transaction.commit().await?;
-                    return Ok(Loaded { record, order: applied.order });
-                }
-                // PostgreSQL: another writer moved the order meanwhile.
-                Ok(None) => transaction.rollback().await?,
-                Err(_) => {
-                    transaction.rollback().await?;
-                    unfinished = Some((load, record));
-                    break;
-                }
+        if store::settle_load_in(&mut transaction.db(), &load, LoadState::Confirmed, &record, now_ms).await? {
+            if let Ok(Some(applied)) = apply_in(&mut transaction, id, &step).await {
+                transaction.commit().await?;
+                return Ok(Loaded { record, order: applied.order });
             }
         }
-        let (load, record) = unfinished.ok_or(TopUpError::Store(StoreError::Contended(ATTEMPTS_MAX)))?;
+        // Another writer settled the load or moved the order first (PostgreSQL), or the order
+        // refuses the step: the load's own step, then the order's, so that the card's proof is
+        // kept whatever the order says.
+        transaction.rollback().await?;
         self.settle(payments, &load, LoadState::Confirmed, &record, now_ms).await?;
         self.finish(payments, &context, record, now_ms).await
     }
@@ -513,8 +497,8 @@ impl OtaService {
                             .initialize
                             .as_deref()
                             .ok_or(TopUpError::EvidenceIncomplete("loading again needs a fresh INITIALIZE FOR LOAD"))?;
-                        let (record, _) = self.mac2(&context, &parse_initialize(answer)?, at)?;
-                        Ok(Reconciled::LoadAgain(self.hand_out(payments, &context, record, None, now_ms).await?))
+                        let init = parse_initialize(answer)?;
+                        Ok(Reconciled::LoadAgain(self.hand_out(payments, &context, &init, at, None, now_ms).await?))
                     }
                 };
             }
@@ -540,12 +524,13 @@ impl OtaService {
             .as_deref()
             .ok_or(TopUpError::EvidenceIncomplete("no proof or log of the load, and no fresh INITIALIZE FOR LOAD"))?;
         let init = parse_initialize(answer)?;
-        let (record, _) = match self.mac2(&context, &init, at) {
+        match self.mac2(&context, &init, at) {
+            Ok(_) => {}
             Err(TopUpError::Mac1Invalid) => {
                 return Err(TopUpError::EvidenceIncomplete("the fresh INITIALIZE FOR LOAD's MAC1 did not verify"))
             }
-            other => other?,
-        };
+            Err(error) => return Err(error),
+        }
         if init.online_counter != load.counter_before {
             let mut unconfirmed = load.record.clone();
             unconfirmed.status = RecordStatus::Unconfirmed;
@@ -554,7 +539,7 @@ impl OtaService {
         }
         match when_not_loaded {
             WhenNotLoaded::LoadAgain => {
-                Ok(Reconciled::LoadAgain(self.hand_out(payments, &context, record, Some(&load), now_ms).await?))
+                Ok(Reconciled::LoadAgain(self.hand_out(payments, &context, &init, at, Some(&load), now_ms).await?))
             }
             WhenNotLoaded::Refund => {
                 self.settle(payments, &load, LoadState::NotLoaded, &load.record, now_ms).await?;
@@ -654,7 +639,8 @@ impl OtaService {
         &self,
         payments: &PaymentService<P>,
         context: &Context<'_>,
-        mut record: TapRecord,
+        init: &LoadInit,
+        at: DateTime,
         replacing: Option<&OtaLoad>,
         now_ms: i64,
     ) -> Result<LoadAuthorization, TopUpError> {
@@ -675,7 +661,7 @@ impl OtaService {
                     LoadState::InDoubt
                         if replacing.is_none()
                             && (live.record.card_random, live.counter_before)
-                                == (record.card_random, record.counter.wrapping_sub(1)) =>
+                                == (init.card_random, init.online_counter) =>
                     {
                         Ok(authorization(&live.record))
                     }
@@ -684,6 +670,8 @@ impl OtaService {
                     _ => Err(TopUpError::AlreadyLoaded(id.clone())),
                 };
             }
+            // MAC1 checked, MAC2 made (dropped, the transaction rolls back).
+            let (mut record, _) = self.mac2(context, init, at)?;
             let order =
                 store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
             match order.state {

@@ -19,28 +19,20 @@ impl Store {
         card_by_id_in(&mut self.reader().await?.db(), card_id).await
     }
 
-    /// Order `id` with the card it names (`None` when it names none, or one not issued here), on
-    /// one connection; on SQLite in one read transaction, so that both come from one look at the
-    /// WAL (each statement on its own would begin a read transaction of its own).
+    /// Order `id` with the card it names (`None` when it names none, or one not issued here),
+    /// both from one snapshot.
     pub async fn order_with_card(
         &self,
         id: &MerchantOrderId,
     ) -> Result<Option<(Order, Option<PhoneCard>)>, StoreError> {
-        let mut connection = self.reader().await?;
-        let mut db = connection.db();
-        let sqlite = !matches!(db, Db::Any(_));
-        if sqlite {
-            db.batch("BEGIN").await?;
-        }
-        // Returned early, the lease rolls its transaction back.
-        let Some(order) = order_in(&mut db, id).await? else { return Ok(None) };
+        let mut snapshot = self.begin_read().await?;
+        // Returned early, the snapshot is rolled back.
+        let Some(order) = order_in(&mut snapshot.db(), id).await? else { return Ok(None) };
         let card = match &order.card_id {
-            Some(card_id) => card_by_id_in(&mut db, card_id).await?,
+            Some(card_id) => card_by_id_in(&mut snapshot.db(), card_id).await?,
             None => None,
         };
-        if sqlite {
-            db.batch("COMMIT").await?;
-        }
+        snapshot.commit().await?;
         Ok(Some((order, card)))
     }
 

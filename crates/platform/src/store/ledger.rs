@@ -33,11 +33,7 @@ impl Store {
 
     /// The account's balance in fen, debits positive (a liability in credit is negative).
     pub async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
-        let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
-            .bind(account.name())
-            .fetch_one(&mut self.reader().await?.db())
-            .await?;
-        column(&row, 0)
+        balance_in(&mut self.reader().await?.db(), account).await
     }
 
     /// The balance the service believes `card` holds, if it has seen the card's answer.
@@ -281,4 +277,13 @@ fn fen(value: i64, table: &'static str, key: &str) -> Result<Fen, StoreError> {
 
 fn corrupt(table: &'static str, key: &str, why: impl ToString) -> StoreError {
     StoreError::Corrupt { table, key: key.to_owned(), why: why.to_string() }
+}
+
+/// [`Store::balance`] on `connection`.
+pub(crate) async fn balance_in(connection: &mut Db<'_>, account: &Account) -> Result<i64, StoreError> {
+    let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
+        .bind(account.name())
+        .fetch_one(&mut *connection)
+        .await?;
+    column(&row, 0)
 }

@@ -25,17 +25,6 @@ impl Store {
         rows.iter().map(load_from_row).collect()
     }
 
-    /// The loads on `card` (`confirmed` or `recovered`) of its orders that
-    /// [`orders_of_card`](Store::orders_of_card) lists, by order: one read for a card's history.
-    pub async fn loads_on_card(&self, card: &CardId) -> Result<HashMap<MerchantOrderId, OtaLoad>, StoreError> {
-        let rows = query(loads_on_card_sql())
-            .bind(card.as_str())
-            .bind(i64::from(CARD_ORDERS_LISTED_MAX))
-            .fetch_all(&mut self.reader().await?.db())
-            .await?;
-        rows.iter().map(|row| load_from_row(row).map(|load| (load.merchant_order_id.clone(), load))).collect()
-    }
-
     /// The load of `card` in doubt, if any: what to ask the phone about at its next contact
     /// (`OtaService::evidence_commands` for its order).
     pub async fn ota_load_in_doubt(&self, card: &CardId) -> Result<Option<OtaLoad>, StoreError> {
@@ -60,6 +49,20 @@ impl Store {
 /// Every load of order `$1`, oldest first.
 pub(super) fn loads_of_order_sql() -> String {
     format!("SELECT {LOAD_COLUMNS} FROM ota_loads WHERE merchant_order_id = $1 ORDER BY created_at_ms, tap_id")
+}
+
+/// The loads on `card` (`confirmed` or `recovered`) of its orders that
+/// [`Store::orders_of_card`] lists, by order: one read for a card's history.
+pub(crate) async fn loads_on_card_in(
+    connection: &mut Db<'_>,
+    card: &CardId,
+) -> Result<HashMap<MerchantOrderId, OtaLoad>, StoreError> {
+    let rows = query(loads_on_card_sql())
+        .bind(card.as_str())
+        .bind(i64::from(CARD_ORDERS_LISTED_MAX))
+        .fetch_all(&mut *connection)
+        .await?;
+    rows.iter().map(|row| load_from_row(row).map(|load| (load.merchant_order_id.clone(), load))).collect()
 }
 
 /// The loads on card `$1` of its newest `$2` orders.

@@ -72,9 +72,11 @@ pub(crate) use cards::{
     allocate_sequence_in, card_by_id_in, card_of_device_in, count_promotion_in, insert_card_in, insert_signup_order_in,
     signup_order_in,
 };
-pub(crate) use ledger::{post_in, record_card_balance_in};
-pub(crate) use loads::{doubt_of_card_in, insert_load_in, live_load_in, next_transaction_number_in, settle_load_in};
-pub(crate) use orders::{insert_order_in, order_in, transition_in, transitions};
+pub(crate) use ledger::{balance_in, post_in, record_card_balance_in};
+pub(crate) use loads::{
+    doubt_of_card_in, insert_load_in, live_load_in, loads_on_card_in, next_transaction_number_in, settle_load_in,
+};
+pub(crate) use orders::{insert_order_in, order_in, orders_of_card_in, transition_in, transitions};
 
 pub(crate) use sql::{column, Db};
 
@@ -483,7 +485,11 @@ fn report(db: Db<'_>) -> Db<'_> {
 /// A read-only transaction that sees one consistent snapshot ([`Store::begin_snapshot`]); rolled
 /// back when dropped.
 pub(crate) enum Snapshot {
-    Sqlite(readers::Lease),
+    /// `report`: its statements may run long ([`Db::SqliteReport`]).
+    Sqlite {
+        lease: readers::Lease,
+        report: bool,
+    },
     Postgres(Transaction<'static, Any>),
 }
 
@@ -491,7 +497,7 @@ impl Snapshot {
     /// Ends the transaction.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Snapshot::Sqlite(mut lease) => lease.db().batch("COMMIT").await,
+            Snapshot::Sqlite { mut lease, .. } => lease.db().batch("COMMIT").await,
             Snapshot::Postgres(transaction) => Ok(transaction.commit().await?),
         }
     }
@@ -499,7 +505,8 @@ impl Snapshot {
     /// The transaction's connection, to run statements on.
     pub(crate) fn db(&mut self) -> Db<'_> {
         match self {
-            Snapshot::Sqlite(lease) => report(lease.db()),
+            Snapshot::Sqlite { lease, report: true } => report(lease.db()),
+            Snapshot::Sqlite { lease, report: false } => lease.db(),
             Snapshot::Postgres(transaction) => Db::Any(transaction),
         }
     }
@@ -685,11 +692,22 @@ impl Store {
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).
     pub(crate) async fn begin_snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.snapshot(true).await
+    }
+
+    /// A snapshot for a few short reads that belong together (an order and its card, a card's
+    /// history): its statements run inline. On SQLite also one look at the WAL instead of one per
+    /// statement.
+    pub(crate) async fn begin_read(&self) -> Result<Snapshot, StoreError> {
+        self.snapshot(false).await
+    }
+
+    async fn snapshot(&self, report: bool) -> Result<Snapshot, StoreError> {
         match &self.pool {
             Pool::Sqlite(readers) => {
                 let mut lease = readers.lease().await?;
                 lease.db().batch("BEGIN").await?;
-                Ok(Snapshot::Sqlite(lease))
+                Ok(Snapshot::Sqlite { lease, report })
             }
             Pool::Postgres(pool) => {
                 Ok(Snapshot::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?))

@@ -25,12 +25,7 @@ impl Store {
 
     /// The orders naming `card` (its top-ups), newest first, at most [`CARD_ORDERS_LISTED_MAX`].
     pub async fn orders_of_card(&self, card: &CardId) -> Result<Vec<Order>, StoreError> {
-        let rows = query(orders_of_card_sql())
-            .bind(card.as_str())
-            .bind(i64::from(CARD_ORDERS_LISTED_MAX))
-            .fetch_all(&mut self.reader().await?.db())
-            .await?;
-        rows.iter().map(order_from_row).collect()
+        orders_of_card_in(&mut self.reader().await?.db(), card).await
     }
 
     /// Orders in one of `states` last changed before `updated_before_ms`, oldest first, at most
@@ -88,6 +83,16 @@ pub(crate) async fn order_in(connection: &mut Db<'_>, id: &MerchantOrderId) -> R
         .fetch_optional(&mut *connection)
         .await?;
     row.as_ref().map(order_from_row).transpose()
+}
+
+/// [`Store::orders_of_card`] on `connection`.
+pub(crate) async fn orders_of_card_in(connection: &mut Db<'_>, card: &CardId) -> Result<Vec<Order>, StoreError> {
+    let rows = query(orders_of_card_sql())
+        .bind(card.as_str())
+        .bind(i64::from(CARD_ORDERS_LISTED_MAX))
+        .fetch_all(&mut *connection)
+        .await?;
+    rows.iter().map(order_from_row).collect()
 }
 
 /// The newest `$2` orders of card `$1`, newest first.
