@@ -178,8 +178,7 @@ impl Store {
     ) -> Result<Vec<Ingested>, IngestError> {
         // The TACs first, outside the writer's turn: CPU work, the same on every attempt.
         let records: Vec<&TapRecord> = uploads.iter().flat_map(|u| &u.batch.records).collect();
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut checks = verify_tacs(&records, tac_keys, cores).into_iter();
+        let mut checks = verify_tacs(&records, tac_keys, super::cores()).into_iter();
         let checks: Vec<Vec<TacCheck>> =
             uploads.iter().map(|u| checks.by_ref().take(u.batch.records.len()).collect()).collect();
         let checks: Vec<&[TacCheck]> = checks.iter().map(Vec::as_slice).collect();

@@ -360,7 +360,7 @@ fn handle_records(
         }
     }
     let count: usize = fresh.iter().map(|&i| uploads[i].batch.records.len()).sum();
-    let parallel = count >= PARALLEL_FEED_RECORDS && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let parallel = count >= PARALLEL_FEED_RECORDS && super::cores() > 1;
     handle_records_on(shadows, uploads, fresh, checks, parallel)
 }
 

@@ -105,7 +105,7 @@ impl IngestQueue {
 
     /// A queue in front of `store` holding at most `records` records at once (at least 1).
     pub fn with_limit(store: Store, records: usize) -> IngestQueue {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = super::cores();
         let limit = records.clamp(1, u32::MAX as usize);
         let turns = cores.saturating_sub(1).max(1);
         IngestQueue {

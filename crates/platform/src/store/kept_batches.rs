@@ -80,8 +80,10 @@ pub(super) fn time_span(records: &[TapRecord]) -> (Option<String>, Option<String
 /// and `staged_batches::encode` writes them.
 pub(super) const BATCH_COLUMNS: &str = "gate, batch_id, operator, operator_key_id, records, answer, received_at_ms, \
                                         records_packed, dispositions, first_at, last_at";
+/// How many [`BATCH_COLUMNS`] there are.
+pub(super) const BATCH_COLUMN_COUNT: usize = 11;
 
-/// Batches' rows per `INSERT` (11 parameters each; a row's records are up to a few hundred KiB).
+/// Batches' rows per `INSERT` ([`BATCH_COLUMN_COUNT`] parameters each; a row's records are up to a few hundred KiB).
 const BATCHES_PER_STATEMENT: usize = 64;
 
 /// Writes the batches' rows, a few dozen per statement; `false` when one is there already
@@ -94,7 +96,7 @@ pub(crate) async fn insert_batches(
     for chunk in rows.chunks(BATCHES_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO clearing_batches ({BATCH_COLUMNS}) VALUES {} ON CONFLICT (gate, batch_id) DO NOTHING",
-            placeholders(backend, chunk.len(), 11)
+            placeholders(backend, chunk.len(), BATCH_COLUMN_COUNT)
         );
         let mut query = query(&sql);
         for row in chunk {
@@ -347,4 +349,14 @@ async fn platform_tap_ids(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BATCH_COLUMNS, BATCH_COLUMN_COUNT};
+
+    #[test]
+    fn the_column_count_counts_the_columns() {
+        assert_eq!(BATCH_COLUMNS.split(',').count(), BATCH_COLUMN_COUNT);
+    }
 }

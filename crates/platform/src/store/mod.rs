@@ -300,6 +300,13 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     }
 }
 
+/// The cores this process may run on, read once: `available_parallelism` reads the cgroup's
+/// files on Linux each time it is asked.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// The platform's database: orders, ledger postings, believed card balances. Cheap to clone
 /// (a pool handle).
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgPool, PgPoolCopyExt};
 
-use super::kept_batches::{time_span, BatchRow, BATCH_COLUMNS};
+use super::kept_batches::{time_span, BatchRow, BATCH_COLUMNS, BATCH_COLUMN_COUNT};
 use super::sql::{query, Db};
 use super::{IngestError, StoreError};
 
@@ -142,7 +142,8 @@ fn encode(token: i64, rows: &[BatchRow<'_>]) -> Result<Vec<u8>, IngestError> {
     for row in rows {
         let batch = row.upload.batch;
         let (first_at, last_at) = time_span(&batch.records);
-        out.extend_from_slice(&12u16.to_be_bytes());
+        // The token, then the batch's columns.
+        out.extend_from_slice(&(1 + BATCH_COLUMN_COUNT as u16).to_be_bytes());
         field(&mut out, Some(&token.to_be_bytes()))?;
         field(&mut out, Some(row.gate.as_bytes()))?;
         field(&mut out, Some(batch.header.batch_id.as_bytes()))?;
