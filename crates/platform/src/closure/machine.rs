@@ -322,7 +322,7 @@ impl ClosureService {
         db::move_card_in(connection, &card.card_id, "closing", "closed").await?;
         let liability = Account::CardLiability(card.card_id.clone());
         // Credit balance counted positive: what the platform believed the card held.
-        let believed = -db::balance_in(connection, &liability).await?;
+        let believed = -store::balance_in(connection, &liability).await?;
         let moved = closure.moved.get();
         let to = match closure.purpose {
             Purpose::Transfer => Account::TransfersPayable,

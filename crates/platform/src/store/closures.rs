@@ -6,7 +6,7 @@ use yitong_record::TapRecord;
 use super::sql::{query, Db, Row};
 use super::{column, Store, StoreError};
 use crate::closure::{Closure, ClosureDebit, ClosureState, DebitState, Purpose, RefundPart, Stage, Transfer};
-use crate::ledger::{Account, CardId, Fen};
+use crate::ledger::{CardId, Fen};
 use crate::payments::MerchantOrderId;
 
 /// Most paid orders a balance refund is spread over.
@@ -205,15 +205,6 @@ pub(crate) async fn settle_debit_in(
     .execute(&mut *connection)
     .await?;
     Ok(updated == 1)
-}
-
-/// `account`'s balance, debits positive.
-pub(crate) async fn balance_in(connection: &mut Db<'_>, account: &Account) -> Result<i64, StoreError> {
-    let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
-        .bind(account.name())
-        .fetch_one(&mut *connection)
-        .await?;
-    column(&row, 0)
 }
 
 /// Records a transfer waiting for its new phone.

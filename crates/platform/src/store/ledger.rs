@@ -279,7 +279,7 @@ fn corrupt(table: &'static str, key: &str, why: impl ToString) -> StoreError {
     StoreError::Corrupt { table, key: key.to_owned(), why: why.to_string() }
 }
 
-/// [`Store::balance`] on `connection`.
+/// `account`'s balance, debits positive ([`Store::balance`] on `connection`).
 pub(crate) async fn balance_in(connection: &mut Db<'_>, account: &Account) -> Result<i64, StoreError> {
     let row = query("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM ledger_lines WHERE account = $1")
         .bind(account.name())
