@@ -38,6 +38,20 @@ pub enum PhoneCommand {
     /// Replaces the phone's token with a new one of its own making (from time to time, or when
     /// it may have leaked): kept in the phone file before it is sent, the old one works no more.
     RotateToken(RotateTokenArgs),
+    /// Registers the phone again with the reset code the service's operator gave (after a lost
+    /// token): the same device and SE, a new token in the file; its cards stay.
+    Reregister(ReregisterArgs),
+}
+
+#[derive(Args)]
+pub struct ReregisterArgs {
+    /// The phone file.
+    pub phone: PathBuf,
+    /// The reset code (`ytr_` and 64 hex digits) from `POST /v1/operator/phones/{device_id}/reset`.
+    #[arg(long, value_name = "CODE")]
+    pub reset_code: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -215,7 +229,19 @@ pub fn run(command: &PhoneCommand) -> anyhow::Result<()> {
         PhoneCommand::Transfer(args) => transfer(args),
         PhoneCommand::Delete(args) => delete(args),
         PhoneCommand::RotateToken(args) => rotate_token(args),
+        PhoneCommand::Reregister(args) => reregister(args),
     }
+}
+
+fn reregister(args: &ReregisterArgs) -> anyhow::Result<()> {
+    let mut file = open(&args.phone)?;
+    let api = api(&args.server, Some(&file.phone))?;
+    Wallet::new(&api, &mut file).register_again(&args.reset_code).map_err(fail)?;
+    if args.server.json {
+        return print_json(&serde_json::json!({ "phone": args.phone, "registered_again": true }));
+    }
+    println!("{}: registered again with {}; a new token, kept in the file", args.phone.display(), api.server());
+    Ok(())
 }
 
 fn rotate_token(args: &RotateTokenArgs) -> anyhow::Result<()> {

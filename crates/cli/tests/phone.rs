@@ -329,3 +329,33 @@ fn a_rotated_token_is_kept_in_the_phone_file_and_the_old_one_is_refused() {
     let kept = read("p.json");
     assert_eq!((&kept["token"], kept.get("pending_token")), (&fourth, None), "{kept}");
 }
+
+#[test]
+fn a_phone_whose_registration_the_clearing_house_reset_registers_again_with_the_code() {
+    let dir = Dir::new();
+    let server = service(&dir);
+    ok(&dir, &server, &["new", "--maker", "Xiaomi", "--model", "Mi 6", "--out", "p.json"]);
+    ok(&dir, &server, &["enroll", "p.json", "--city", "beijing"]);
+    let read = || -> Value { serde_json::from_slice(&std::fs::read(dir.path("p.json")).unwrap()).unwrap() };
+    let before = read();
+    let device = before["device"]["device_id"].as_str().unwrap().to_owned();
+    let data = dir.path("data");
+    let key = dir.ok(&["operator", "key", "new", "--clearing-house", "--data-dir", data.to_str().unwrap()]);
+    let (status, body) = server.send("POST", &format!("/v1/operator/phones/{device}/reset"), Some(key.trim()));
+    assert_eq!(status, 200, "{body}");
+    let code = serde_json::from_str::<Value>(&body).unwrap()["reset_code"].as_str().unwrap().to_owned();
+
+    // The file's token is dead; with the code, the file gets a new one and the card is there.
+    let out = phone(&dir, &server, &["show", "p.json"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    let again = json(&dir, &server, &["reregister", "p.json", "--reset-code", &code]);
+    assert_eq!(again["registered_again"], true, "{again}");
+    let after = read();
+    assert_ne!(after["token"], before["token"]);
+    assert_eq!(after["phone_id"], before["phone_id"]);
+    let shown = json(&dir, &server, &["show", "p.json"]);
+    assert_eq!(shown["cards"][0]["city"], "beijing", "{shown}");
+    // The code is used up.
+    let out = phone(&dir, &server, &["reregister", "p.json", "--reset-code", &code]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("409"));
+}

@@ -21,6 +21,10 @@ use crate::store::{Store, StoreError};
 pub const PHONE_TOKEN_PREFIX: &str = "ytp_";
 /// What an operator API key starts with.
 pub const OPERATOR_KEY_PREFIX: &str = "yto_";
+/// What a phone's reset code starts with ([`reset_phone`]).
+pub const RESET_CODE_PREFIX: &str = "ytr_";
+/// How long a reset code may be used ([`reset_phone`]): a day.
+pub const RESET_CODE_VALID_MS: i64 = 24 * 60 * 60 * 1_000;
 /// Random bytes in a token or key (256 bits).
 pub const SECRET_BYTES: usize = 32;
 /// Random bytes in a phone or key ID (not secret: IDs name, they do not authorize).
@@ -196,6 +200,47 @@ pub async fn register_phone(
     if !store.insert_phone(&registered, &secret_sha256(token.expose())).await? {
         return Err(AccessError::PhoneRegistered(phone.device_id.clone()));
     }
+    Ok((registered, token))
+}
+
+/// Resets the registration of `device_id` (a rider who lost the phone's token, after the support
+/// desk has checked who asks): the token in use works no more from now on, and the code returned,
+/// shown this once, lets the same device with the same SE register again
+/// ([`register_phone_again`]) within [`RESET_CODE_VALID_MS`]: the code and until when, Unix
+/// milliseconds. Its cards stay the device's. `None`: no such device.
+pub async fn reset_phone(store: &Store, device_id: &str, now_ms: i64) -> Result<Option<(Secret, i64)>, AccessError> {
+    let code = Secret::generate(RESET_CODE_PREFIX).map_err(AccessError::Randomness)?;
+    // A token nobody was given, in place of the lost one.
+    let unusable = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
+    let until_ms = now_ms.saturating_add(RESET_CODE_VALID_MS);
+    let reset = store
+        .reset_phone(device_id, &secret_sha256(unusable.expose()), &secret_sha256(code.expose()), until_ms)
+        .await?;
+    Ok(reset.then_some((code, until_ms)))
+}
+
+/// Registers `phone` again after [`reset_phone`]: `code` must be the device's reset code, unused
+/// and not expired, and `phone` the same device and SE. Returns the registration (as first made)
+/// with a new token, shown this once. Otherwise [`AccessError::PhoneRegistered`], whatever was
+/// wrong with the code (nothing is told to a guesser).
+pub async fn register_phone_again(
+    store: &Store,
+    phone: &Phone,
+    code: &str,
+    now_ms: i64,
+) -> Result<(RegisteredPhone, Secret), AccessError> {
+    let refused = || AccessError::PhoneRegistered(phone.device_id.clone());
+    if !well_formed(code, RESET_CODE_PREFIX) {
+        return Err(refused());
+    }
+    let token = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
+    let claimed = store
+        .claim_phone_reset(&phone.device_id, &phone.se_id, &secret_sha256(code), &secret_sha256(token.expose()), now_ms)
+        .await?;
+    if !claimed {
+        return Err(refused());
+    }
+    let registered = store.phone_of_device(&phone.device_id).await?.ok_or_else(refused)?;
     Ok((registered, token))
 }
 

@@ -8,6 +8,7 @@ use support::wallet::mi6;
 use support::TestDb;
 use yitong_platform::access::{self, AccessError};
 use yitong_platform::cities::Cities;
+use yitong_platform::issuance::Phone;
 
 async fn phones_register_once_and_tokens_find_them(db: &TestDb) {
     let store = &db.store;
@@ -85,6 +86,49 @@ async fn a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins(db: 
     other.close().await;
 }
 
+async fn a_reset_registration_is_claimed_once_by_the_same_device_and_se(db: &TestDb) {
+    let store = &db.store;
+    let phone = mi6("phone-Z", "FEE-0004").phone;
+    let (registered, lost) = access::register_phone(store, &phone, 1_000).await.expect("registered");
+    assert!(access::reset_phone(store, "no-such-device", 2_000).await.expect("reset").is_none());
+    let (code, until) = access::reset_phone(store, "phone-Z", 2_000).await.expect("reset").expect("a phone");
+    assert_eq!(until, 2_000 + access::RESET_CODE_VALID_MS);
+    assert!(code.expose().starts_with("ytr_") && code.expose().len() == 4 + 64);
+    assert_eq!(access::phone_by_token(store, lost.expose()).await.expect("read"), None, "the lost token is dead");
+    // Without the code, with another code, another SE, or after the code expired: refused alike.
+    let other_se = Phone { se_id: "SE-OTHER".into(), ..phone.clone() };
+    let wrong = format!("ytr_{}", "ab".repeat(32));
+    for (who, code_given, at) in [
+        (&phone, wrong.as_str(), 3_000),
+        (&phone, "ytr_short", 3_000),
+        (&other_se, code.expose(), 3_000),
+        (&phone, code.expose(), until),
+    ] {
+        assert!(matches!(
+            access::register_phone_again(store, who, code_given, at).await,
+            Err(AccessError::PhoneRegistered(device)) if device == "phone-Z"
+        ));
+    }
+    assert!(matches!(access::register_phone(store, &phone, 3_000).await, Err(AccessError::PhoneRegistered(_))));
+    // The code, in time: the same registration with a new token; the code is used up.
+    let (again, token) = access::register_phone_again(store, &phone, code.expose(), 3_000).await.expect("claimed");
+    assert_eq!(again, registered);
+    assert_eq!(access::phone_by_token(store, token.expose()).await.expect("read"), Some(registered));
+    assert!(matches!(
+        access::register_phone_again(store, &phone, code.expose(), 4_000).await,
+        Err(AccessError::PhoneRegistered(_))
+    ));
+    // Two claims of one code from two pools: one token.
+    let (code, _) = access::reset_phone(store, "phone-Z", 5_000).await.expect("reset").expect("a phone");
+    let other = db.open_again().await;
+    let (a, b) = tokio::join!(
+        access::register_phone_again(store, &phone, code.expose(), 6_000),
+        access::register_phone_again(&other, &phone, code.expose(), 6_000)
+    );
+    assert_eq!(usize::from(a.is_ok()) + usize::from(b.is_ok()), 1, "exactly one claim wins");
+    other.close().await;
+}
+
 async fn operator_keys_are_scoped_listed_and_revoked(db: &TestDb) {
     let store = &db.store;
     let cities = Cities::builtin().expect("cities");
@@ -117,4 +161,5 @@ on_both_backends! {
     phones => phones_register_once_and_tokens_find_them,
     token_rotation => a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins,
     operator_keys => operator_keys_are_scoped_listed_and_revoked,
+    phone_reset => a_reset_registration_is_claimed_once_by_the_same_device_and_se,
 }

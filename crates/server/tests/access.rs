@@ -144,6 +144,56 @@ async fn a_phone_rotates_its_token_and_the_old_one_stops_working() {
 }
 
 #[tokio::test]
+async fn the_clearing_house_resets_a_lost_registration_and_the_rider_registers_again_with_the_code() {
+    let s = service().await;
+    let issued = issue(&s, "FEE-0009").await;
+    let serial = issued["card"]["serial"].as_str().expect("serial").to_owned();
+    let uri = "/v1/operator/phones/phone-A/reset";
+    // Phones are the clearing house's: a city's key is 403, a phone's token 401.
+    let (_, beijing) = operator_key(&s, "beijing").await;
+    let (status, body) = s.send_as(Some(&beijing), Method::POST, uri, None).await;
+    assert_eq!((status, &body["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")), "{body}");
+    let (status, _) = s.send_as(Some(&s.token), Method::POST, uri, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, clearing) = operator_key(&s, access::CLEARING_HOUSE).await;
+    let (status, body) = s.send_as(Some(&clearing), Method::POST, "/v1/operator/phones/nobody/reset", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let (status, reset) = s.send_as(Some(&clearing), Method::POST, uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    let code = reset["reset_code"].as_str().expect("a code").to_owned();
+    assert!(code.starts_with("ytr_") && code.len() == 4 + 64, "{code}");
+    assert!(reset["valid_until_ms"].as_i64().is_some(), "{reset}");
+    // The lost token works no more.
+    let (status, _) = s.send(Method::GET, "/v1/phones/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The same device and SE with the code: a new token, the same phone and its card.
+    let phone = json!({"device_id": "phone-A", "se_id": "SE-phone-A", "maker": "Xiaomi", "model": "Mi 6"});
+    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(phone.clone())).await;
+    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "no code: {body}");
+    let mut other_se = phone.clone();
+    other_se["se_id"] = json!("SE-elsewhere");
+    other_se["reset_code"] = json!(code);
+    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(other_se)).await;
+    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "another SE: {body}");
+    let mut with_code = phone.clone();
+    with_code["reset_code"] = json!(code);
+    let (status, registered) = s.send_as(None, Method::POST, "/v1/phones", Some(with_code.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let token = registered["token"].as_str().expect("a token");
+    let (status, me) = s.send_as(Some(token), Method::GET, "/v1/phones/me", None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["cards"][0]["serial"], json!(serial), "{me}");
+    // The code is used up.
+    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(with_code)).await;
+    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "{body}");
+    // Only hashes are kept.
+    let stored = stored_text(&s, "phones").await;
+    assert!(stored.iter().all(|text| !text.contains(&code[4..]) && !text.contains(&token[4..])));
+}
+
+#[tokio::test]
 async fn a_phone_cannot_see_or_act_on_another_phones_card_or_order() {
     let s = service().await;
     let issued = issue(&s, "FEE-0001").await;

@@ -330,6 +330,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/operator/hotlist/{serial}/remove",
             "/v1/operator/ledger/agreement",
             "/v1/operator/ledger/check",
+            "/v1/operator/phones/{device_id}/reset",
             "/v1/operator/ridership",
             "/v1/operator/settlement",
             "/v1/phones",

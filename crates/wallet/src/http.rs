@@ -184,6 +184,13 @@ impl WalletApi for HttpApi {
         self.post(None, "/v1/phones", Some(device))
     }
 
+    fn register_phone_again(&self, device: &Device, reset_code: &str) -> Result<Registration, WalletError> {
+        let mut body = serde_json::to_value(device)
+            .map_err(|e| WalletError::Usage(format!("the phone's device does not serialize: {e}")))?;
+        body["reset_code"] = json!(reset_code);
+        self.post(None, "/v1/phones", Some(&body))
+    }
+
     fn rotate_token(&self, token: &Token, new: &Token) -> Result<(), WalletError> {
         self.post(Some(token), "/v1/phones/me/token", Some(&json!({ "token": new.expose() })))
     }

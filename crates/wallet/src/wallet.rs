@@ -193,6 +193,20 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         Ok(true)
     }
 
+    /// Registers the phone again with `reset_code`, after an operator reset its registration (its
+    /// token lost or leaked): the new token replaces the file's, and a rotation left pending is
+    /// dropped (the reset killed every token before it).
+    pub fn register_again(&mut self, reset_code: &str) -> Result<(), WalletError> {
+        let registration = self.api.register_phone_again(&self.file.phone.device, reset_code.trim())?;
+        let phone = &mut self.file.phone;
+        phone.server = Some(self.api.server().to_owned());
+        phone.phone_id = Some(registration.phone_id);
+        phone.token = Some(registration.token);
+        phone.pending_token = None;
+        self.file.save()?;
+        Ok(())
+    }
+
     /// Replaces the phone's token with a new one of its own making (from time to time, or when
     /// it may have leaked): kept in the phone file as pending before it is sent, so that a lost
     /// answer loses nothing; the old one works no more once the service took it. A rotation

@@ -51,11 +51,20 @@ impl Server {
 
     /// `GET path` with the bearer `token`, if any.
     pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.send("GET", path, token)
+    }
+
+    /// `method path` (no body) with the bearer `token`, if any, over a fresh connection.
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).expect("connects");
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout set");
         let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Connection: close\r\n\r\n", self.address)
-            .expect("sent");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.address
+        )
+        .expect("sent");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("an answer");
         let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");

@@ -55,6 +55,56 @@ impl Store {
         Ok(replaced == 1)
     }
 
+    /// Resets the registration of `device_id`: its token becomes the one hashing to
+    /// `unusable_sha256` (which nobody holds), and the code hashing to `code_sha256` may register
+    /// the device again until `until_ms`. `false`: no such device.
+    pub(crate) async fn reset_phone(
+        &self,
+        device_id: &str,
+        unusable_sha256: &str,
+        code_sha256: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let updated =
+            query("UPDATE phones SET token_sha256 = $1, reset_sha256 = $2, reset_until_ms = $3 WHERE device_id = $4")
+                .bind(unusable_sha256)
+                .bind(code_sha256)
+                .bind(until_ms)
+                .bind(device_id)
+                .execute(&mut transaction.db())
+                .await?;
+        transaction.commit().await?;
+        Ok(updated == 1)
+    }
+
+    /// Gives the reset registration of `device_id` on SE `se_id` the token hashing to
+    /// `token_sha256`, if `code_sha256` is its reset code's and the code has not expired at
+    /// `now_ms`; the code is used up. `false`: nothing written.
+    pub(crate) async fn claim_phone_reset(
+        &self,
+        device_id: &str,
+        se_id: &str,
+        code_sha256: &str,
+        token_sha256: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let updated = query(
+            "UPDATE phones SET token_sha256 = $1, reset_sha256 = NULL, reset_until_ms = NULL \
+             WHERE device_id = $2 AND se_id = $3 AND reset_sha256 = $4 AND reset_until_ms > $5",
+        )
+        .bind(token_sha256)
+        .bind(device_id)
+        .bind(se_id)
+        .bind(code_sha256)
+        .bind(now_ms)
+        .execute(&mut transaction.db())
+        .await?;
+        transaction.commit().await?;
+        Ok(updated == 1)
+    }
+
     /// The phone whose token hashes to `token_sha256`.
     pub(crate) async fn phone_by_token_sha256(
         &self,

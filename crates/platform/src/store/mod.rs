@@ -115,7 +115,7 @@ pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 10] = [
+const MIGRATIONS: [(i64, &str, &str); 11] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -126,6 +126,7 @@ const MIGRATIONS: [(i64, &str, &str); 10] = [
     (8, "packed batches", include_str!("../../migrations/0008_packed_batches.sql")),
     (9, "staged batches", include_str!("../../migrations/0009_staged_batches.sql")),
     (10, "loads by order", include_str!("../../migrations/0010_loads_by_order.sql")),
+    (11, "phone resets", include_str!("../../migrations/0011_phone_resets.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

@@ -1,16 +1,18 @@
 //! Operator routes: a card with its phone (a city's key: its city's cards, another city's is "not
 //! found", as an unknown one; the clearing house's key: every city's), the ledger check and the
 //! ledger's agreement with the clearing (global, one ledger for every city: the clearing house's
-//! key; a city's is 403).
+//! key; a city's is 403), and a phone's registration reset (the clearing house's key).
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use yitong_platform::access::{self, AccessError};
 
 use crate::auth::{ClearingHouse, OperatorCaller};
 use crate::error::{ApiError, ApiPath, ErrorBody};
@@ -19,7 +21,11 @@ use crate::state::AppState;
 
 /// `/v1/operator/…`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(operator_card)).routes(routes!(ledger_check)).routes(routes!(ledger_agreement))
+    OpenApiRouter::new()
+        .routes(routes!(operator_card))
+        .routes(routes!(ledger_check))
+        .routes(routes!(ledger_agreement))
+        .routes(routes!(reset_phone))
 }
 
 /// A card as its issuer's operator sees it: the rider's view and the phone it lives on.
@@ -101,6 +107,48 @@ async fn operator_card(
         (card.se_id.clone(), card.maker.clone(), card.model.clone(), card.carrier.clone());
     let view = state.store().card_view(card).await?;
     Ok(Json(OperatorCardView { card: CardViewBody::of(&view)?, se_id, maker, model, carrier }))
+}
+
+/// A phone's registration reset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneReset {
+    /// The device whose registration was reset.
+    pub device_id: String,
+    /// The one-time code (`ytr_` and 64 hex digits) that lets the same device and SE register
+    /// again (`POST /v1/phones` with `reset_code`), shown this once: give it to the rider.
+    pub reset_code: String,
+    /// Until when the code may be used, Unix milliseconds.
+    pub valid_until_ms: i64,
+}
+
+/// Resets a phone's registration, for a rider who lost its token, once the support desk has
+/// checked who asks: the token in use works no more, and the code answered registers the same
+/// device and SE again. A phone is not one city's: the clearing house's key.
+#[utoipa::path(post, path = "/v1/operator/phones/{device_id}/reset", tag = "operator",
+    security(("operator_key" = [])),
+    params(("device_id" = String, Path, description = "the phone's device ID, as registered")),
+    responses(
+        (status = 200, body = PhoneReset, description = "reset; the code is shown this once"),
+        (status = 401, body = ErrorBody, description = "no valid operator key"),
+        (status = 403, body = ErrorBody, description = "a city's key: phones are the clearing house's"),
+        (status = 404, body = ErrorBody, description = "no phone of that device ID"),
+    ))]
+async fn reset_phone(
+    State(state): State<AppState>,
+    ClearingHouse(key): ClearingHouse,
+    ApiPath(device_id): ApiPath<String>,
+) -> Result<Json<PhoneReset>, ApiError> {
+    let code = access::reset_phone(state.store(), &device_id, state.now_ms()).await.map_err(|error| match error {
+        AccessError::Store(inner) => ApiError::Store(inner),
+        other => {
+            let message = other.to_string();
+            tracing::error!(%message, "phone reset");
+            ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
+        }
+    })?;
+    let (code, valid_until_ms) = code.ok_or_else(|| ApiError::NotFound(format!("no phone of device {device_id}")))?;
+    tracing::info!(key_id = %key.key_id, %device_id, "phone registration reset");
+    Ok(Json(PhoneReset { device_id, reset_code: code.expose().to_owned(), valid_until_ms }))
 }
 
 /// Proves the ledger (`Store::check_ledger`): global, the clearing house's key.

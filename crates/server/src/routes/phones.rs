@@ -36,6 +36,11 @@ pub struct PhoneFields {
     /// The NFC-SIM's carrier; absent for an embedded SE.
     #[serde(default)]
     pub carrier: Option<String>,
+    /// For a device registered before whose registration an operator reset: the reset code
+    /// (`ytr_` and 64 hex digits) the operator gave the rider. The same device and SE then get a
+    /// new token; the code is used up.
+    #[serde(default)]
+    pub reset_code: Option<String>,
 }
 
 /// A registration.
@@ -69,12 +74,13 @@ pub struct PhoneView {
     pub cards: Vec<CardViewBody>,
 }
 
-/// Registers a phone and answers its token, once.
+/// Registers a phone and answers its token, once; or, with the reset code an operator gave, the
+/// same device and SE again, with a new token.
 #[utoipa::path(post, path = "/v1/phones", tag = "phones", request_body = PhoneFields,
     responses(
         (status = 201, body = Registered, description = "registered; the token is shown this once"),
         (status = 400, body = ErrorBody, description = "a field is missing, empty, too long or not printable"),
-        (status = 409, body = ErrorBody, description = "the device is registered already (`phone_registered`)"),
+        (status = 409, body = ErrorBody, description = "the device is registered already (`phone_registered`), and no valid reset code of this device and SE came with it"),
     ))]
 async fn register(
     State(state): State<AppState>,
@@ -91,7 +97,13 @@ async fn register(
         model: field("model", &body.model)?.to_owned(),
         carrier,
     };
-    let (registered, token) = access::register_phone(state.store(), &phone, state.now_ms()).await.map_err(|error| {
+    let registered = match (access::register_phone(state.store(), &phone, state.now_ms()).await, &body.reset_code) {
+        (Err(AccessError::PhoneRegistered(_)), Some(code)) => {
+            access::register_phone_again(state.store(), &phone, code.trim(), state.now_ms()).await
+        }
+        (other, _) => other,
+    };
+    let (registered, token) = registered.map_err(|error| {
         let message = error.to_string();
         match error {
             AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
