@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use yitong_platform::access::{self, AccessError};
+use yitong_platform::access;
 
 use crate::auth::{ClearingHouse, OperatorCaller};
 use crate::error::{ApiError, ApiPath, ErrorBody};
 use crate::routes::cards::{path_card_id, CardViewBody};
+use crate::routes::phones::access_error;
 use crate::state::AppState;
 
 /// `/v1/operator/…`.
@@ -138,14 +138,9 @@ async fn reset_phone(
     ClearingHouse(key): ClearingHouse,
     ApiPath(device_id): ApiPath<String>,
 ) -> Result<Json<PhoneReset>, ApiError> {
-    let code = access::reset_phone(state.store(), &device_id, state.now_ms()).await.map_err(|error| match error {
-        AccessError::Store(inner) => ApiError::Store(inner),
-        other => {
-            let message = other.to_string();
-            tracing::error!(%message, "phone reset");
-            ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
-        }
-    })?;
+    let code = access::reset_phone(state.store(), &device_id, state.now_ms())
+        .await
+        .map_err(|error| access_error(error, "phone reset"))?;
     let (code, valid_until_ms) = code.ok_or_else(|| ApiError::NotFound(format!("no phone of device {device_id}")))?;
     tracing::info!(key_id = %key.key_id, %device_id, "phone registration reset");
     Ok(Json(PhoneReset { device_id, reset_code: code.expose().to_owned(), valid_until_ms }))

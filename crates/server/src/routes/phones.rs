@@ -103,20 +103,7 @@ async fn register(
         }
         (other, _) => other,
     };
-    let (registered, token) = registered.map_err(|error| {
-        let message = error.to_string();
-        match error {
-            AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
-            AccessError::PhoneRegistered(_) => {
-                ApiError::Refused { status: StatusCode::CONFLICT, code: "phone_registered", message }
-            }
-            AccessError::Store(inner) => ApiError::Store(inner),
-            _ => {
-                tracing::error!(%message, "phone registration");
-                ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
-            }
-        }
-    })?;
+    let (registered, token) = registered.map_err(|error| access_error(error, "phone registration"))?;
     tracing::info!(phone_id = %registered.phone_id, "phone registered");
     Ok((
         StatusCode::CREATED,
@@ -155,18 +142,7 @@ async fn rotate_token(
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<StatusCode, ApiError> {
     let rotated = access::rotate_phone_token(state.store(), &caller.phone, &caller.token_sha256, &body.token).await;
-    rotated.map_err(|error| {
-        let message = error.to_string();
-        match error {
-            AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
-            AccessError::TokenReplaced => ApiError::Unauthorized(message),
-            AccessError::Store(inner) => ApiError::Store(inner),
-            _ => {
-                tracing::error!(%message, "phone token rotation");
-                ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
-            }
-        }
-    })?;
+    rotated.map_err(|error| access_error(error, "phone token rotation"))?;
     tracing::info!(phone_id = %caller.phone.phone_id, "phone token rotated");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -193,4 +169,22 @@ async fn me(State(state): State<AppState>, PhoneCaller(caller): PhoneCaller) -> 
         carrier: phone.carrier,
         cards,
     }))
+}
+
+/// The one place access errors become statuses; `doing` names the step in the log of a failure
+/// that is the service's (no randomness).
+pub(crate) fn access_error(error: AccessError, doing: &'static str) -> ApiError {
+    let message = error.to_string();
+    match error {
+        AccessError::BadField { field, why } => ApiError::BadField { name: field, message: why },
+        AccessError::PhoneRegistered(_) => {
+            ApiError::Refused { status: StatusCode::CONFLICT, code: "phone_registered", message }
+        }
+        AccessError::TokenReplaced => ApiError::Unauthorized(message),
+        AccessError::Store(inner) => ApiError::Store(inner),
+        _ => {
+            tracing::error!(%message, "{doing}");
+            ApiError::Refused { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
+        }
+    }
 }
