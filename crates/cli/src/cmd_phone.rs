@@ -47,7 +47,8 @@ pub enum PhoneCommand {
 pub struct ReregisterArgs {
     /// The phone file.
     pub phone: PathBuf,
-    /// The reset code (`ytr_` and 64 hex digits) from `POST /v1/operator/phones/{device_id}/reset`.
+    /// The reset code (`ytr_` and 64 hex digits) from `POST /v1/operator/phones/{device_id}/reset`;
+    /// `-` reads it from standard input (kept out of the process list and the shell's history).
     #[arg(long, value_name = "CODE")]
     pub reset_code: String,
     #[command(flatten)]
@@ -234,9 +235,23 @@ pub fn run(command: &PhoneCommand) -> anyhow::Result<()> {
 }
 
 fn reregister(args: &ReregisterArgs) -> anyhow::Result<()> {
+    let code = match args.reset_code.as_str() {
+        "-" => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("--reset-code -: reading standard input")?;
+            line
+        }
+        code => code.to_owned(),
+    };
     let mut file = open(&args.phone)?;
     let api = api(&args.server, Some(&file.phone))?;
-    Wallet::new(&api, &mut file).register_again(&args.reset_code).map_err(fail)?;
+    if let Err(error) = Wallet::new(&api, &mut file).register_again(&code) {
+        if file.phone.pending_token.is_none() {
+            return Err(fail(error));
+        }
+        let note = "the new token waits in the phone file: the next command that reaches the service settles it";
+        return Err(fail(error)).with_context(|| format!("{}: registration unfinished; {note}", args.phone.display()));
+    }
     if args.server.json {
         return print_json(&serde_json::json!({ "phone": args.phone, "registered_again": true }));
     }

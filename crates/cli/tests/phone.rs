@@ -348,14 +348,45 @@ fn a_phone_whose_registration_the_clearing_house_reset_registers_again_with_the_
     // The file's token is dead; with the code, the file gets a new one and the card is there.
     let out = phone(&dir, &server, &["show", "p.json"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
-    let again = json(&dir, &server, &["reregister", "p.json", "--reset-code", &code]);
+    // The code read from standard input, as a rider would paste it.
+    let mut child = dir
+        .command(&["phone", "reregister", "p.json", "--reset-code", "-", "--json"])
+        .env("YITONG_SERVER", format!("http://{}", server.address))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["registered_again"], true, "{again}");
     let after = read();
     assert_ne!(after["token"], before["token"]);
     assert_eq!(after["phone_id"], before["phone_id"]);
+    assert!(after.get("pending_token").is_none(), "{after}");
     let shown = json(&dir, &server, &["show", "p.json"]);
     assert_eq!(shown["cards"][0]["city"], "beijing", "{shown}");
-    // The code is used up.
+    // The code is used up: refused, and the proposal dropped, the phone keeps its token.
     let out = phone(&dir, &server, &["reregister", "p.json", "--reset-code", &code]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("409"));
+    let kept = read();
+    assert_eq!((&kept["token"], kept.get("pending_token")), (&after["token"], None), "{kept}");
+
+    // An answer lost after the service took the new token: the file names the dead token with
+    // the new one pending; the next command settles it.
+    let (status, body) = server.send("POST", &format!("/v1/operator/phones/{device}/reset"), Some(key.trim()));
+    assert_eq!(status, 200, "{body}");
+    let code = serde_json::from_str::<Value>(&body).unwrap()["reset_code"].as_str().unwrap().to_owned();
+    ok(&dir, &server, &["reregister", "p.json", "--reset-code", &code]);
+    let taken = read()["token"].clone();
+    let mut lost = read();
+    lost["token"] = after["token"].clone();
+    lost["pending_token"] = taken.clone();
+    std::fs::write(dir.path("p.json"), lost.to_string()).unwrap();
+    json(&dir, &server, &["show", "p.json"]);
+    let settled = read();
+    assert_eq!((&settled["token"], settled.get("pending_token")), (&taken, None), "{settled}");
 }

@@ -170,6 +170,14 @@ impl From<StoreError> for AccessError {
     }
 }
 
+/// `value` of `field` checked as a card request checks its fields: 1 to 64 bytes of printable text.
+fn checked_text(field: &'static str, value: &str) -> Result<(), AccessError> {
+    check_text(field, value).map_err(|error| match error {
+        IssuanceError::BadField { field, why } => AccessError::BadField { field, why },
+        other => AccessError::BadField { field, why: other.to_string() },
+    })
+}
+
 /// Registers `phone` (fields as a card request checks them: 1 to 64 bytes of printable text)
 /// and returns it with its token, shown this once. A device registers once:
 /// [`AccessError::PhoneRegistered`] the second time.
@@ -178,18 +186,12 @@ pub async fn register_phone(
     phone: &Phone,
     now_ms: i64,
 ) -> Result<(RegisteredPhone, Secret), AccessError> {
-    let checked = |field, value: &str| {
-        check_text(field, value).map_err(|error| match error {
-            IssuanceError::BadField { field, why } => AccessError::BadField { field, why },
-            other => AccessError::BadField { field, why: other.to_string() },
-        })
-    };
-    checked("device_id", &phone.device_id)?;
-    checked("se_id", &phone.se_id)?;
-    checked("maker", &phone.maker)?;
-    checked("model", &phone.model)?;
+    checked_text("device_id", &phone.device_id)?;
+    checked_text("se_id", &phone.se_id)?;
+    checked_text("maker", &phone.maker)?;
+    checked_text("model", &phone.model)?;
     if let Some(carrier) = &phone.carrier {
-        checked("carrier", carrier)?;
+        checked_text("carrier", carrier)?;
     }
     let token = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
     let registered = RegisteredPhone {
@@ -206,9 +208,10 @@ pub async fn register_phone(
 /// Resets the registration of `device_id` (a rider who lost the phone's token, after the support
 /// desk has checked who asks): the token in use works no more from now on, and the code returned,
 /// shown this once, lets the same device with the same SE register again
-/// ([`register_phone_again`]) within [`RESET_CODE_VALID_MS`]: the code and until when, Unix
+/// ([`register_phone_again`], with a token of its own) within [`RESET_CODE_VALID_MS`]: the code and until when, Unix
 /// milliseconds. Its cards stay the device's. `None`: no such device.
 pub async fn reset_phone(store: &Store, device_id: &str, now_ms: i64) -> Result<Option<(Secret, i64)>, AccessError> {
+    checked_text("device_id", device_id)?;
     let code = Secret::generate(RESET_CODE_PREFIX).map_err(AccessError::Randomness)?;
     // A token nobody was given, in place of the lost one.
     let unusable = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
@@ -219,29 +222,34 @@ pub async fn reset_phone(store: &Store, device_id: &str, now_ms: i64) -> Result<
     Ok(reset.then_some((code, until_ms)))
 }
 
-/// Registers `phone` again after [`reset_phone`]: `code` must be the device's reset code, unused
-/// and not expired, and `phone` the same device and SE. Returns the registration (as first made)
-/// with a new token, shown this once. Otherwise [`AccessError::PhoneRegistered`], whatever was
-/// wrong with the code (nothing is told to a guesser).
+/// Registers `phone` again after [`reset_phone`], with `proposed` — a new token the phone made
+/// (`ytp_` and 64 lower-case hex digits of its randomness) and kept before sending, as for a
+/// rotation, so that an answer lost on the way loses nothing: the code must be the device's reset
+/// code, unused and not expired, and `phone` the same device and SE. Returns the registration (as
+/// first made); from now on the proposed token is its token and the code is used up. A wrong,
+/// used or expired code, or another device or SE, is [`AccessError::PhoneRegistered`] alike
+/// (nothing is told to a guesser); a proposal that is not a token of randomness,
+/// [`AccessError::BadField`].
 pub async fn register_phone_again(
     store: &Store,
     phone: &Phone,
     code: &str,
+    proposed: &str,
     now_ms: i64,
-) -> Result<(RegisteredPhone, Secret), AccessError> {
+) -> Result<RegisteredPhone, AccessError> {
     let refused = || AccessError::PhoneRegistered(phone.device_id.clone());
+    let token_sha256 = proposed_sha256(proposed)?;
     if !well_formed(code, RESET_CODE_PREFIX) {
         return Err(refused());
     }
-    let token = Secret::generate(PHONE_TOKEN_PREFIX).map_err(AccessError::Randomness)?;
-    let claimed = store
-        .claim_phone_reset(&phone.device_id, &phone.se_id, &secret_sha256(code), &secret_sha256(token.expose()), now_ms)
-        .await?;
-    if !claimed {
-        return Err(refused());
+    let claimed =
+        store.claim_phone_reset(&phone.device_id, &phone.se_id, &secret_sha256(code), &token_sha256, now_ms).await;
+    match claimed {
+        Ok(true) => store.phone_of_device(&phone.device_id).await?.ok_or_else(refused),
+        Ok(false) => Err(refused()),
+        Err(error) if error.is_unique_violation() => Err(unusable_token("not usable: propose another")),
+        Err(error) => Err(error.into()),
     }
-    let registered = store.phone_of_device(&phone.device_id).await?.ok_or_else(refused)?;
-    Ok((registered, token))
 }
 
 /// The phone whose token `presented` is, if any (a malformed token is none).
@@ -267,9 +275,26 @@ pub async fn rotate_phone_token(
     presented_sha256: &str,
     proposed: &str,
 ) -> Result<(), AccessError> {
-    let unusable = |why: &str| AccessError::BadField { field: "token", why: why.to_owned() };
+    let new = proposed_sha256(proposed)?;
+    if hashes_match(&new, presented_sha256) {
+        return Err(unusable_token("the token in use: propose a new one"));
+    }
+    match store.replace_phone_token(&phone.phone_id, presented_sha256, &new).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AccessError::TokenReplaced),
+        Err(error) if error.is_unique_violation() => Err(unusable_token("not usable: propose another")),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn unusable_token(why: &str) -> AccessError {
+    AccessError::BadField { field: "token", why: why.to_owned() }
+}
+
+/// The stored form of a token the phone proposes, once checked to be one made of randomness.
+fn proposed_sha256(proposed: &str) -> Result<String, AccessError> {
     if !well_formed(proposed, PHONE_TOKEN_PREFIX) {
-        return Err(unusable("a phone token is `ytp_` and 64 lower-case hex digits"));
+        return Err(unusable_token("a phone token is `ytp_` and 64 lower-case hex digits"));
     }
     // 256 random bits show nearly every hex digit (fewer than 8 of the 16: about one chance in
     // 10^30); a token made by hand, not randomness, does not.
@@ -277,18 +302,9 @@ pub async fn rotate_phone_token(
     digits.sort_unstable();
     digits.dedup();
     if digits.len() < PROPOSED_TOKEN_DIGITS_MIN {
-        return Err(unusable("not random: make it from 32 bytes of system randomness"));
+        return Err(unusable_token("not random: make it from 32 bytes of system randomness"));
     }
-    let new = secret_sha256(proposed);
-    if hashes_match(&new, presented_sha256) {
-        return Err(unusable("the token in use: propose a new one"));
-    }
-    match store.replace_phone_token(&phone.phone_id, presented_sha256, &new).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(AccessError::TokenReplaced),
-        Err(error) if error.is_unique_violation() => Err(unusable("not usable: propose another")),
-        Err(error) => Err(error.into()),
-    }
+    Ok(secret_sha256(proposed))
 }
 
 /// A new API key for an operator of `city`, or for the clearing house ([`CLEARING_HOUSE`]),

@@ -10,6 +10,11 @@ use yitong_platform::access::{self, AccessError};
 use yitong_platform::cities::Cities;
 use yitong_platform::issuance::Phone;
 
+/// A phone's own new token (of its randomness: here SHA-256 of a letter stands in for it).
+fn token(seed: char) -> String {
+    format!("ytp_{}", access::secret_sha256(&seed.to_string()))
+}
+
 async fn phones_register_once_and_tokens_find_them(db: &TestDb) {
     let store = &db.store;
     let phone = mi6("phone-A", "FEE-0001").phone;
@@ -50,8 +55,6 @@ async fn a_rotated_token_replaces_the_old_one_and_one_of_two_rotations_wins(db: 
     let phone = mi6("phone-R", "FEE-0003").phone;
     let (registered, first) = access::register_phone(store, &phone, 1_000).await.expect("registered");
     let first_sha = access::secret_sha256(first.expose());
-    // The phone's own new tokens (of its randomness: here SHA-256 of a letter stands in for it).
-    let token = |seed: char| format!("ytp_{}", access::secret_sha256(&seed.to_string()));
     let second = token('a');
     let by_hand = format!("ytp_{}", "0a".repeat(32));
     for (bad, why) in [("ytp_short", "malformed"), (first.expose(), "the one in use"), (&by_hand, "not random")] {
@@ -90,40 +93,52 @@ async fn a_reset_registration_is_claimed_once_by_the_same_device_and_se(db: &Tes
     let store = &db.store;
     let phone = mi6("phone-Z", "FEE-0004").phone;
     let (registered, lost) = access::register_phone(store, &phone, 1_000).await.expect("registered");
+    let neighbour = mi6("phone-N", "FEE-0005").phone;
+    access::register_phone(store, &neighbour, 1_000).await.expect("registered");
     assert!(access::reset_phone(store, "no-such-device", 2_000).await.expect("reset").is_none());
     let (code, until) = access::reset_phone(store, "phone-Z", 2_000).await.expect("reset").expect("a phone");
     assert_eq!(until, 2_000 + access::RESET_CODE_VALID_MS);
     assert!(code.expose().starts_with("ytr_") && code.expose().len() == 4 + 64);
     assert_eq!(access::phone_by_token(store, lost.expose()).await.expect("read"), None, "the lost token is dead");
-    // Without the code, with another code, another SE, or after the code expired: refused alike.
+    assert_eq!(access::phone_by_token(store, code.expose()).await.expect("read"), None, "a code is no token");
+    // The phone's own new token; one not made of randomness is refused as a rotation's is.
+    let new = token('n');
+    let by_hand = format!("ytp_{}", "0a".repeat(32));
+    assert!(matches!(
+        access::register_phone_again(store, &phone, code.expose(), &by_hand, 3_000).await,
+        Err(AccessError::BadField { field: "token", .. })
+    ));
+    // Another code, a malformed one, another SE, another device, or the code expired: refused alike.
     let other_se = Phone { se_id: "SE-OTHER".into(), ..phone.clone() };
     let wrong = format!("ytr_{}", "ab".repeat(32));
     for (who, code_given, at) in [
         (&phone, wrong.as_str(), 3_000),
         (&phone, "ytr_short", 3_000),
         (&other_se, code.expose(), 3_000),
+        (&neighbour, code.expose(), 3_000),
         (&phone, code.expose(), until),
     ] {
         assert!(matches!(
-            access::register_phone_again(store, who, code_given, at).await,
-            Err(AccessError::PhoneRegistered(device)) if device == "phone-Z"
+            access::register_phone_again(store, who, code_given, &new, at).await,
+            Err(AccessError::PhoneRegistered(device)) if device == who.device_id
         ));
     }
     assert!(matches!(access::register_phone(store, &phone, 3_000).await, Err(AccessError::PhoneRegistered(_))));
-    // The code, in time: the same registration with a new token; the code is used up.
-    let (again, token) = access::register_phone_again(store, &phone, code.expose(), 3_000).await.expect("claimed");
+    // The code, in time: the same registration, the proposed token its token; the code used up.
+    let again = access::register_phone_again(store, &phone, code.expose(), &new, 3_000).await.expect("claimed");
     assert_eq!(again, registered);
-    assert_eq!(access::phone_by_token(store, token.expose()).await.expect("read"), Some(registered));
+    assert_eq!(access::phone_by_token(store, &new).await.expect("read"), Some(registered));
     assert!(matches!(
-        access::register_phone_again(store, &phone, code.expose(), 4_000).await,
+        access::register_phone_again(store, &phone, code.expose(), &token('m'), 4_000).await,
         Err(AccessError::PhoneRegistered(_))
     ));
     // Two claims of one code from two pools: one token.
     let (code, _) = access::reset_phone(store, "phone-Z", 5_000).await.expect("reset").expect("a phone");
     let other = db.open_again().await;
+    let (p, q) = (token('p'), token('q'));
     let (a, b) = tokio::join!(
-        access::register_phone_again(store, &phone, code.expose(), 6_000),
-        access::register_phone_again(&other, &phone, code.expose(), 6_000)
+        access::register_phone_again(store, &phone, code.expose(), &p, 6_000),
+        access::register_phone_again(&other, &phone, code.expose(), &q, 6_000)
     );
     assert_eq!(usize::from(a.is_ok()) + usize::from(b.is_ok()), 1, "exactly one claim wins");
     other.close().await;

@@ -158,6 +158,8 @@ async fn the_clearing_house_resets_a_lost_registration_and_the_rider_registers_a
     let (_, clearing) = operator_key(&s, access::CLEARING_HOUSE).await;
     let (status, body) = s.send_as(Some(&clearing), Method::POST, "/v1/operator/phones/nobody/reset", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = s.send_as(Some(&clearing), Method::POST, "/v1/operator/phones/a%00b/reset", None).await;
+    assert_eq!((status, &body["code"]), (StatusCode::BAD_REQUEST, &json!("bad_field")), "{body}");
 
     let (status, reset) = s.send_as(Some(&clearing), Method::POST, uri, None).await;
     assert_eq!(status, StatusCode::OK, "{reset}");
@@ -172,16 +174,21 @@ async fn the_clearing_house_resets_a_lost_registration_and_the_rider_registers_a
     let phone = json!({"device_id": "phone-A", "se_id": "SE-phone-A", "maker": "Xiaomi", "model": "Mi 6"});
     let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(phone.clone())).await;
     assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "no code: {body}");
-    let mut other_se = phone.clone();
-    other_se["se_id"] = json!("SE-elsewhere");
-    other_se["reset_code"] = json!(code);
-    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(other_se)).await;
-    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "another SE: {body}");
+    // The phone proposes its own new token (here SHA-256 of a phrase stands in for its randomness).
+    let token = format!("ytp_{}", hex::encode(Sha256::digest(b"the phone's randomness after the reset")));
     let mut with_code = phone.clone();
     with_code["reset_code"] = json!(code);
+    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(with_code.clone())).await;
+    assert_eq!((status, &body["code"]), (StatusCode::BAD_REQUEST, &json!("bad_field")), "no token: {body}");
+    with_code["token"] = json!(token);
+    let mut other_se = with_code.clone();
+    other_se["se_id"] = json!("SE-elsewhere");
+    let (status, body) = s.send_as(None, Method::POST, "/v1/phones", Some(other_se)).await;
+    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("phone_registered")), "another SE: {body}");
     let (status, registered) = s.send_as(None, Method::POST, "/v1/phones", Some(with_code.clone())).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
-    let token = registered["token"].as_str().expect("a token");
+    assert_eq!(registered["token"], json!(token), "{registered}");
+    let token = token.as_str();
     let (status, me) = s.send_as(Some(token), Method::GET, "/v1/phones/me", None).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["cards"][0]["serial"], json!(serial), "{me}");

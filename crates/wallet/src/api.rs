@@ -379,9 +379,14 @@ pub trait WalletApi {
     fn server(&self) -> &str;
     /// `POST /v1/phones`.
     fn register_phone(&self, device: &Device) -> Result<Registration, WalletError>;
-    /// `POST /v1/phones` with the reset code an operator gave: the same device and SE, a new
-    /// token.
-    fn register_phone_again(&self, device: &Device, reset_code: &str) -> Result<Registration, WalletError>;
+    /// `POST /v1/phones` with the reset code an operator gave and the phone's own new token: the
+    /// same device and SE, that token.
+    fn register_phone_again(
+        &self,
+        device: &Device,
+        reset_code: &str,
+        token: &Token,
+    ) -> Result<Registration, WalletError>;
     /// `POST /v1/phones/me/token`: `new` (the phone's own) becomes the phone's token in place of
     /// `token`, which works no more.
     fn rotate_token(&self, token: &Token, new: &Token) -> Result<(), WalletError>;

@@ -184,10 +184,16 @@ impl WalletApi for HttpApi {
         self.post(None, "/v1/phones", Some(device))
     }
 
-    fn register_phone_again(&self, device: &Device, reset_code: &str) -> Result<Registration, WalletError> {
+    fn register_phone_again(
+        &self,
+        device: &Device,
+        reset_code: &str,
+        token: &Token,
+    ) -> Result<Registration, WalletError> {
         let mut body = serde_json::to_value(device)
             .map_err(|e| WalletError::Usage(format!("the phone's device does not serialize: {e}")))?;
         body["reset_code"] = json!(reset_code);
+        body["token"] = json!(token.expose());
         self.post(None, "/v1/phones", Some(&body))
     }
 

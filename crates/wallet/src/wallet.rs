@@ -194,15 +194,39 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
     }
 
     /// Registers the phone again with `reset_code`, after an operator reset its registration (its
-    /// token lost or leaked): the new token replaces the file's, and a rotation left pending is
-    /// dropped (the reset killed every token before it).
+    /// token lost or leaked), with a new token of its own making kept in the phone file as
+    /// pending before it is sent (as a rotation's): an answer lost on the way loses nothing, the
+    /// next command finds the old token refused and the new one taken. A refusal drops the
+    /// proposal. The file must be this service's registration, and the service must answer with
+    /// the same registration.
     pub fn register_again(&mut self, reset_code: &str) -> Result<(), WalletError> {
-        let registration = self.api.register_phone_again(&self.file.phone.device, reset_code.trim())?;
+        let registered = self.token()?.is_some();
+        let pending = Token::generate()?;
+        self.file.phone.pending_token = Some(pending.clone());
+        self.file.save()?;
+        let answer = self.api.register_phone_again(&self.file.phone.device, reset_code.trim(), &pending);
+        let registration = match answer {
+            Ok(registration) => registration,
+            Err(error) if error.http_status().is_some_and(|status| (400..500).contains(&status)) => {
+                self.file.phone.pending_token = None;
+                self.file.save()?;
+                return Err(error);
+            }
+            // Perhaps taken: the next command settles it (when the file was registered here).
+            Err(error) => return Err(error),
+        };
         let phone = &mut self.file.phone;
+        if registered && phone.phone_id.as_deref().is_some_and(|id| id != registration.phone_id) {
+            phone.pending_token = None;
+            self.file.save()?;
+            return Err(WalletError::Usage(format!(
+                "the service answered registration {}, not this phone's",
+                registration.phone_id
+            )));
+        }
         phone.server = Some(self.api.server().to_owned());
         phone.phone_id = Some(registration.phone_id);
-        phone.token = Some(registration.token);
-        phone.pending_token = None;
+        phone.token = phone.pending_token.take();
         self.file.save()?;
         Ok(())
     }

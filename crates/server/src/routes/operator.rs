@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use yitong_platform::access;
 
 use crate::auth::{ClearingHouse, OperatorCaller};
-use crate::error::{ApiError, ApiPath, ErrorBody};
+use crate::error::{field, ApiError, ApiPath, ErrorBody};
 use crate::routes::cards::{path_card_id, CardViewBody};
 use crate::routes::phones::access_error;
 use crate::state::AppState;
@@ -129,6 +129,7 @@ pub struct PhoneReset {
     params(("device_id" = String, Path, description = "the phone's device ID, as registered")),
     responses(
         (status = 200, body = PhoneReset, description = "reset; the code is shown this once"),
+        (status = 400, body = ErrorBody, description = "the device ID is empty, too long or not printable"),
         (status = 401, body = ErrorBody, description = "no valid operator key"),
         (status = 403, body = ErrorBody, description = "a city's key: phones are the clearing house's"),
         (status = 404, body = ErrorBody, description = "no phone of that device ID"),
@@ -138,6 +139,7 @@ async fn reset_phone(
     ClearingHouse(key): ClearingHouse,
     ApiPath(device_id): ApiPath<String>,
 ) -> Result<Json<PhoneReset>, ApiError> {
+    let device_id = field("device_id", &device_id)?.to_owned();
     let code = access::reset_phone(state.store(), &device_id, state.now_ms())
         .await
         .map_err(|error| access_error(error, "phone reset"))?;

@@ -37,10 +37,14 @@ pub struct PhoneFields {
     #[serde(default)]
     pub carrier: Option<String>,
     /// For a device registered before whose registration an operator reset: the reset code
-    /// (`ytr_` and 64 hex digits) the operator gave the rider. The same device and SE then get a
-    /// new token; the code is used up.
+    /// (`ytr_` and 64 hex digits) the operator gave the rider, with `token`. The same device and
+    /// SE then have that token; the code is used up.
     #[serde(default)]
     pub reset_code: Option<String>,
+    /// With `reset_code`: the phone's own new token (`ytp_` and 64 lower-case hex digits of its
+    /// randomness), kept before it is sent, so that an answer lost on the way loses nothing.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// A registration.
@@ -79,7 +83,7 @@ pub struct PhoneView {
 #[utoipa::path(post, path = "/v1/phones", tag = "phones", request_body = PhoneFields,
     responses(
         (status = 201, body = Registered, description = "registered; the token is shown this once"),
-        (status = 400, body = ErrorBody, description = "a field is missing, empty, too long or not printable"),
+        (status = 400, body = ErrorBody, description = "a field is missing, empty, too long or not printable; with a reset code, a missing or unusable `token`"),
         (status = 409, body = ErrorBody, description = "the device is registered already (`phone_registered`), and no valid reset code of this device and SE came with it"),
     ))]
 async fn register(
@@ -97,21 +101,29 @@ async fn register(
         model: field("model", &body.model)?.to_owned(),
         carrier,
     };
-    let registered = match (access::register_phone(state.store(), &phone, state.now_ms()).await, &body.reset_code) {
-        (Err(AccessError::PhoneRegistered(_)), Some(code)) => {
-            access::register_phone_again(state.store(), &phone, code.trim(), state.now_ms()).await
-        }
-        (other, _) => other,
-    };
-    let (registered, token) = registered.map_err(|error| access_error(error, "phone registration"))?;
-    tracing::info!(phone_id = %registered.phone_id, "phone registered");
+    let (registered, token) =
+        match (access::register_phone(state.store(), &phone, state.now_ms()).await, &body.reset_code) {
+            (Err(AccessError::PhoneRegistered(_)), Some(code)) => {
+                let proposed = body.token.as_deref().map(str::trim).ok_or_else(|| ApiError::BadField {
+                    name: "token",
+                    message: "a phone registering again with a reset code proposes its own new token".into(),
+                })?;
+                let registered =
+                    access::register_phone_again(state.store(), &phone, code.trim(), proposed, state.now_ms())
+                        .await
+                        .map_err(|error| access_error(error, "phone registration"))?;
+                tracing::info!(phone_id = %registered.phone_id, "phone registered again after a reset");
+                (registered, proposed.to_owned())
+            }
+            (registered, _) => {
+                let (registered, token) = registered.map_err(|error| access_error(error, "phone registration"))?;
+                tracing::info!(phone_id = %registered.phone_id, "phone registered");
+                (registered, token.expose().to_owned())
+            }
+        };
     Ok((
         StatusCode::CREATED,
-        Json(Registered {
-            phone_id: registered.phone_id,
-            device_id: registered.phone.device_id,
-            token: token.expose().to_owned(),
-        }),
+        Json(Registered { phone_id: registered.phone_id, device_id: registered.phone.device_id, token }),
     ))
 }
 
