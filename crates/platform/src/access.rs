@@ -208,8 +208,9 @@ pub async fn register_phone(
 /// Resets the registration of `device_id` (a rider who lost the phone's token, after the support
 /// desk has checked who asks): the token in use works no more from now on, and the code returned,
 /// shown this once, lets the same device with the same SE register again
-/// ([`register_phone_again`], with a token of its own) within [`RESET_CODE_VALID_MS`]: the code and until when, Unix
-/// milliseconds. Its cards stay the device's. `None`: no such device.
+/// ([`register_phone_again`], with a token of its own) within [`RESET_CODE_VALID_MS`]. Returns
+/// the code and until when it may be used, Unix milliseconds. Its cards stay the device's.
+/// `None`: no such device.
 pub async fn reset_phone(store: &Store, device_id: &str, now_ms: i64) -> Result<Option<(Secret, i64)>, AccessError> {
     checked_text("device_id", device_id)?;
     let code = Secret::generate(RESET_CODE_PREFIX).map_err(AccessError::Randomness)?;

@@ -1,6 +1,8 @@
 //! Phone registrations and operator keys on SQLite and PostgreSQL: a device registers once,
 //! racing registrations of one device give one token, a token finds its phone and nothing else
-//! does, a rotated token replaces the old one (one of two racing rotations wins), operator keys are scoped to a city, listed without secrets and revoked for good.
+//! does, a rotated token replaces the old one (one of two racing rotations wins), a reset
+//! registration is claimed once by its own device and SE (one of two racing claims wins), operator
+//! keys are scoped to a city, listed without secrets and revoked for good.
 
 mod support;
 

@@ -100,6 +100,11 @@ impl WalletError {
             _ => None,
         }
     }
+
+    /// The service refused the request itself (a 4xx): the same request again is refused again.
+    pub fn is_refusal(&self) -> bool {
+        self.http_status().is_some_and(|status| (400..500).contains(&status))
+    }
 }
 
 impl fmt::Display for WalletError {

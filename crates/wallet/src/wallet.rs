@@ -207,7 +207,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         let answer = self.api.register_phone_again(&self.file.phone.device, reset_code.trim(), &pending);
         let registration = match answer {
             Ok(registration) => registration,
-            Err(error) if error.http_status().is_some_and(|status| (400..500).contains(&status)) => {
+            Err(error) if error.is_refusal() => {
                 self.file.phone.pending_token = None;
                 self.file.save()?;
                 return Err(error);
@@ -273,7 +273,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                 }
                 Err(again) => return Err(again),
             },
-            Err(error) if error.http_status().is_some_and(|status| (400..500).contains(&status)) => {
+            Err(error) if error.is_refusal() => {
                 self.file.phone.pending_token = None;
                 self.file.save()?;
                 return Ok(Settled::Refused(error));

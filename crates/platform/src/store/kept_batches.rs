@@ -83,7 +83,8 @@ pub(super) const BATCH_COLUMNS: &str = "gate, batch_id, operator, operator_key_i
 /// How many [`BATCH_COLUMNS`] there are.
 pub(super) const BATCH_COLUMN_COUNT: usize = 11;
 
-/// Batches' rows per `INSERT` ([`BATCH_COLUMN_COUNT`] parameters each; a row's records are up to a few hundred KiB).
+/// Batches' rows per `INSERT` ([`BATCH_COLUMN_COUNT`] parameters each; a row's records are up to
+/// a few hundred KiB).
 const BATCHES_PER_STATEMENT: usize = 64;
 
 /// Writes the batches' rows, a few dozen per statement; `false` when one is there already

@@ -52,7 +52,8 @@ pub(super) fn loads_of_order_sql() -> String {
 }
 
 /// The loads on `card` (`confirmed` or `recovered`) of its orders that
-/// [`Store::orders_of_card`] lists, by order: one read for a card's history.
+/// [`orders_of_card_in`](super::orders::orders_of_card_in) lists, by order: one read for a card's
+/// history.
 pub(crate) async fn loads_on_card_in(
     connection: &mut Db<'_>,
     card: &CardId,

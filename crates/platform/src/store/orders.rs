@@ -7,7 +7,7 @@ use crate::payments::{MerchantOrderId, Order, OrderKind, OrderState};
 
 /// Most orders one [`Store::orders_waiting`] call returns.
 pub const ORDERS_LISTED_MAX: u32 = 1_000;
-/// Most orders of one card [`Store::orders_of_card`] returns (its history, newest first).
+/// Most orders of one card a history lists (`Store::card_view`, newest first).
 pub const CARD_ORDERS_LISTED_MAX: u32 = 200;
 /// The IDs of the orders of card `$1` that a history lists: the newest `$2`.
 pub(super) const CARD_ORDER_IDS: &str = "SELECT merchant_order_id FROM payment_orders WHERE card_id = $1 \
@@ -21,11 +21,6 @@ impl Store {
     pub async fn order(&self, id: &MerchantOrderId) -> Result<Option<Order>, StoreError> {
         let mut connection = self.reader().await?;
         order_in(&mut connection.db(), id).await
-    }
-
-    /// The orders naming `card` (its top-ups), newest first, at most [`CARD_ORDERS_LISTED_MAX`].
-    pub async fn orders_of_card(&self, card: &CardId) -> Result<Vec<Order>, StoreError> {
-        orders_of_card_in(&mut self.reader().await?.db(), card).await
     }
 
     /// Orders in one of `states` last changed before `updated_before_ms`, oldest first, at most
@@ -85,7 +80,8 @@ pub(crate) async fn order_in(connection: &mut Db<'_>, id: &MerchantOrderId) -> R
     row.as_ref().map(order_from_row).transpose()
 }
 
-/// [`Store::orders_of_card`] on `connection`.
+/// The orders naming `card` (its top-ups), newest first, at most
+/// [`CARD_ORDERS_LISTED_MAX`].
 pub(crate) async fn orders_of_card_in(connection: &mut Db<'_>, card: &CardId) -> Result<Vec<Order>, StoreError> {
     let rows = query(orders_of_card_sql())
         .bind(card.as_str())
