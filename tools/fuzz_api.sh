@@ -55,7 +55,8 @@ fuzz() {
 }
 # Every route with a Beijing operator key: the clearing house's routes answer it 403.
 fuzz --max-time "$seconds"
-# Then the clearing house's routes (what spans cities) with its key, for their 200 answers.
+# Then the clearing house's routes (what spans cities, and any city's card) with its key, for
+# their 200 answers.
 YITONG_FUZZ_OPERATOR_KEY="$("$yitong" operator key new --clearing-house --name fuzz --data-dir "$work/data" 2>/dev/null)"
 export YITONG_FUZZ_OPERATOR_KEY
-fuzz --max-time "$(( seconds / 4 + 1 ))" --include-path-regex '^/v1/operator/(settlement|ridership|ledger/)'
+fuzz --max-time "$(( seconds / 4 + 1 ))" --include-path-regex '^/v1/operator/(settlement|ridership|ledger/|cards/)'

@@ -101,9 +101,11 @@ impl WalletError {
         }
     }
 
-    /// The service refused the request itself (a 4xx): the same request again is refused again.
+    /// The service itself refused the request (a 4xx with one of its codes): the same request
+    /// again is refused again. A 4xx without the service's code (a proxy's: too many requests, a
+    /// time-out) is not: what it answered for is unknown.
     pub fn is_refusal(&self) -> bool {
-        self.http_status().is_some_and(|status| (400..500).contains(&status))
+        matches!(self, WalletError::Service { status, code, .. } if (400..500).contains(status) && !code.is_empty())
     }
 }
 
@@ -138,3 +140,27 @@ impl fmt::Display for WalletError {
 }
 
 impl std::error::Error for WalletError {}
+
+#[cfg(test)]
+mod tests {
+    use super::WalletError;
+
+    fn answer(status: u16, code: &str) -> WalletError {
+        WalletError::Service {
+            request: "POST /v1/phones/me/token".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_services_own_4xx_is_a_refusal() {
+        assert!(answer(400, "bad_field").is_refusal());
+        assert!(answer(409, "phone_registered").is_refusal());
+        // A proxy's answer (no code of the service's): what it answered for is unknown.
+        assert!(!answer(429, "").is_refusal());
+        assert!(!answer(408, "").is_refusal());
+        assert!(!answer(503, "unavailable").is_refusal());
+    }
+}

@@ -113,8 +113,9 @@ pub enum IngestError {
     /// A stored shadow that does not read back (its records were changed outside this code), or a
     /// batch the store cannot keep.
     Shadow(String),
-    /// This code or the system failed (no randomness, a worker thread gone, an answer missing):
-    /// nothing was written for the batch; it may be sent again.
+    /// This code or the system failed (no randomness, a worker thread gone, an answer missing).
+    /// The batch may have been written (an answer lost after its commit): send it again, and a
+    /// batch taken before is answered as it was the first time.
     Internal(String),
     /// The database failed, or stayed contended.
     Store(StoreError),
