@@ -29,7 +29,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
-use super::{WriterSlot, SQLITE_CHECKPOINT_PAGES};
+use super::writer::{Turn, WriterSlot};
+use super::SQLITE_CHECKPOINT_PAGES;
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
@@ -37,14 +38,14 @@ pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
 /// The store's checkpointing task; stopped when dropped.
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
+    /// Read by tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     counts: Arc<Counts>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
-    /// Commits of the writer.
-    commits: AtomicU64,
     /// Second steps run (in the writer's turn).
     in_turn: AtomicU64,
 }
@@ -74,8 +75,8 @@ async fn checkpoint(connection: Connection) -> Option<(Connection, Option<i64>)>
 
 impl Checkpoints {
     /// Starts checkpointing with `connection` (one of the store's, kept for this), taking turns
-    /// with the writer in `writer`.
-    pub(crate) fn start(mut connection: Connection, writer: WriterSlot) -> Checkpoints {
+    /// with the writer in `writer`, whose commits are counted in `commits`.
+    pub(crate) fn start(mut connection: Connection, writer: WriterSlot, commits: Arc<AtomicU64>) -> Checkpoints {
         let counts = Arc::new(Counts::default());
         let seen = counts.clone();
         let task = tokio::spawn(async move {
@@ -84,7 +85,7 @@ impl Checkpoints {
             let mut checkpointed = 0;
             loop {
                 ticks.tick().await;
-                let commits = seen.commits.load(Ordering::SeqCst);
+                let commits = commits.load(Ordering::SeqCst);
                 if commits == checkpointed {
                     continue;
                 }
@@ -92,11 +93,13 @@ impl Checkpoints {
                 connection = kept;
                 let Some(frames) = frames else { continue };
                 if frames >= i64::from(SQLITE_CHECKPOINT_PAGES) {
-                    let turn = writer.lock().await;
+                    let mut turn = writer.hold().await;
                     if turn.is_none() {
                         // The store was closed.
                         return;
                     }
+                    // The writers' open group committed: the WAL is then copied whole.
+                    Turn::close_group_in(&mut turn);
                     let Some((kept, tail)) = checkpoint(connection).await else { return };
                     connection = kept;
                     drop(turn);
@@ -109,11 +112,6 @@ impl Checkpoints {
             }
         });
         Checkpoints { counts, task: std::sync::Mutex::new(Some(task)) }
-    }
-
-    /// The writer committed.
-    pub(crate) fn committed(&self) {
-        self.counts.commits.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Second steps run so far (each copied the WAL whole, in the writer's turn).

@@ -35,6 +35,7 @@ mod settlement;
 mod shadow_cache;
 pub(crate) mod sql;
 mod staged_batches;
+mod writer;
 #[cfg(test)]
 mod writer_tests;
 
@@ -85,6 +86,9 @@ use checkpoints::Checkpoints;
 use durable::Durable;
 use readers::Readers;
 use shadow_cache::ShadowCache;
+pub(crate) use writer::WriteTransaction;
+pub use writer::WRITE_GROUP_MAX;
+use writer::{Turn, Writer, WriterSlot};
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
 /// default limit is 100 connections, shared by every service and test.
@@ -325,8 +329,6 @@ pub struct Store {
     /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
     /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
     pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
-    /// SQLite's group commit, with full durability (`None`: PostgreSQL, or `Durability::Os`).
-    durable: Option<Arc<Durable>>,
     /// SQLite's checkpoints, off the writer's turn (`None` on PostgreSQL).
     checkpoints: Option<Arc<Checkpoints>>,
     /// PostgreSQL: native connections, for `COPY` (`staged_batches`).
@@ -340,125 +342,6 @@ enum Pool {
     Sqlite(Arc<Readers>),
     /// PostgreSQL's pool (every connection, writers too).
     Postgres(AnyPool),
-}
-
-/// The SQLite writer's native connection. A transaction may be open on it whenever SQLite says
-/// it is not in autocommit: the next writer rolls back first (a writer dropped half-way, a
-/// COMMIT that failed).
-#[derive(Debug)]
-struct Writer {
-    connection: rusqlite::Connection,
-}
-
-/// The SQLite writer, shared by the store's clones: `None` inside once the store is closed.
-type WriterSlot = Arc<tokio::sync::Mutex<Option<Writer>>>;
-
-/// A write transaction ([`Store::begin_write`]): on SQLite the writer connection, held until the
-/// transaction commits or rolls back (or is dropped, which rolls back); on PostgreSQL a pooled
-/// transaction.
-pub(crate) struct WriteTransaction {
-    inner: Inner,
-    /// SQLite with full durability: the commit waits for a sync of the WAL (`durable`).
-    sync: Option<Arc<Durable>>,
-    /// SQLite: told of the commit.
-    checkpoints: Option<Arc<Checkpoints>>,
-}
-
-enum Inner {
-    Sqlite(Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>),
-    Postgres(Option<Transaction<'static, Any>>),
-}
-
-impl WriteTransaction {
-    /// The transaction's connection, to run statements on.
-    pub(crate) fn db(&mut self) -> Db<'_> {
-        match &mut self.inner {
-            Inner::Sqlite(Some(turn)) => match turn.as_mut() {
-                Some(writer) => Db::Sqlite(&mut writer.connection),
-                None => unreachable!("a transaction is begun only on an open store"),
-            },
-            Inner::Postgres(Some(transaction)) => Db::Any(transaction),
-            Inner::Sqlite(None) | Inner::Postgres(None) => unreachable!("the transaction lives until consumed"),
-        }
-    }
-
-    /// Commits, and returns once the commit is durable.
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.commit_unsynced().await?.synced().await
-    }
-
-    /// Commits and gives up the writer turn; the commit is durable once [`Committed::synced`]
-    /// returns (at once on PostgreSQL, or without the group commit).
-    pub(crate) async fn commit_unsynced(mut self) -> Result<Committed, StoreError> {
-        match &mut self.inner {
-            Inner::Sqlite(turn) => {
-                let writer = writer_of(turn)?;
-                writer.connection.execute_batch("COMMIT")?;
-                if let Some(checkpoints) = &self.checkpoints {
-                    checkpoints.committed();
-                }
-                // The ticket is taken with the turn held, then the turn is given up.
-                let sync = self.sync.take().map(|durable| {
-                    let ticket = durable.ticket();
-                    (durable, ticket)
-                });
-                drop(turn.take());
-                Ok(Committed { sync })
-            }
-            Inner::Postgres(transaction) => {
-                if let Some(transaction) = transaction.take() {
-                    transaction.commit().await?;
-                }
-                Ok(Committed { sync: None })
-            }
-        }
-    }
-
-    /// Rolls back.
-    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
-        match &mut self.inner {
-            Inner::Sqlite(turn) => Ok(writer_of(turn)?.connection.execute_batch("ROLLBACK")?),
-            Inner::Postgres(transaction) => match transaction.take() {
-                Some(transaction) => Ok(transaction.rollback().await?),
-                None => Ok(()),
-            },
-        }
-    }
-}
-
-/// A commit done, perhaps not yet durable ([`WriteTransaction::commit_unsynced`]).
-#[must_use = "a commit is durable only once `synced` returns"]
-pub(crate) struct Committed {
-    sync: Option<(Arc<Durable>, u64)>,
-}
-
-impl Committed {
-    /// Waits until the commit is on disk.
-    pub(crate) async fn synced(self) -> Result<(), StoreError> {
-        match self.sync {
-            Some((durable, ticket)) => Ok(durable.wait(ticket).await?),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The writer under `turn` (there while the transaction lives).
-fn writer_of(turn: &mut Option<tokio::sync::OwnedMutexGuard<Option<Writer>>>) -> Result<&mut Writer, StoreError> {
-    turn.as_mut().and_then(|turn| turn.as_mut()).ok_or(StoreError::Database(sqlx::Error::PoolClosed))
-}
-
-impl Drop for WriteTransaction {
-    fn drop(&mut self) {
-        // An SQLite transaction still open is rolled back while the turn is held, so the next
-        // writer starts clean (should this fail, the next writer rolls it back).
-        if let Inner::Sqlite(turn) = &mut self.inner {
-            if let Some(writer) = turn.as_mut().and_then(|turn| turn.as_mut()) {
-                if !writer.connection.is_autocommit() {
-                    let _ = writer.connection.execute_batch("ROLLBACK");
-                }
-            }
-        }
-    }
 }
 
 /// A connection for reads outside a write transaction ([`Store::reader`]).
@@ -576,16 +459,16 @@ impl Store {
         // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as
         // a backstop, should that task stop.
         connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * SQLITE_CHECKPOINT_PAGES))?;
-        let writer: WriterSlot = Arc::new(tokio::sync::Mutex::new(Some(Writer { connection })));
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone()));
         let checkpointer = readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB)?;
-        let checkpoints = Checkpoints::start(checkpointer, writer.clone());
+        let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits);
         let store = Store {
             pool: Pool::Sqlite(Arc::new(Readers::new(file, synchronous, connections))),
             backend: Backend::Sqlite,
             writer: Some(writer),
             shadows: Arc::default(),
             ingest_turn: Arc::default(),
-            durable,
             checkpoints: Some(Arc::new(checkpoints)),
             copier: None,
         };
@@ -605,7 +488,6 @@ impl Store {
             writer: None,
             shadows: Arc::default(),
             ingest_turn: Arc::default(),
-            durable: None,
             checkpoints: None,
             copier: Some(Arc::new(copier)),
         };
@@ -642,7 +524,7 @@ impl Store {
             checkpoints.stop().await;
         }
         if let Some(writer) = &self.writer {
-            drop(writer.lock().await.take());
+            writer.close().await;
         }
         if let Some(copier) = &self.copier {
             copier.close().await;
@@ -670,32 +552,26 @@ impl Store {
     }
 
     /// A transaction that will write: on SQLite it takes the write lock at once, so a read
-    /// followed by a write cannot fail on a snapshot another writer made stale.
+    /// followed by a write cannot fail on a snapshot another writer made stale. On SQLite it
+    /// shares its commit with the writers queued behind it (`writer`): for short writes.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        let Some(writer) = &self.writer else {
-            let pool = self.postgres_pool().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
-            let inner = Inner::Postgres(Some(pool.begin().await?));
-            return Ok(WriteTransaction { inner, sync: None, checkpoints: None });
-        };
-        // Waiting as long as SQLite's busy handler would.
-        let wait = std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS));
-        let mut turn = tokio::time::timeout(wait, writer.clone().lock_owned())
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
-        let held = turn.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
-        if let Some(durable) = &self.durable {
-            durable.check()?;
+        self.begin(true).await
+    }
+
+    /// [`Store::begin_write`] for a bulk write, which commits on its own on SQLite: writers
+    /// grouped with it would wait for the whole of it.
+    pub(crate) async fn begin_write_alone(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin(false).await
+    }
+
+    async fn begin(&self, grouped: bool) -> Result<WriteTransaction, StoreError> {
+        match &self.writer {
+            Some(writer) => writer.begin(grouped).await,
+            None => {
+                let pool = self.postgres_pool().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
+                Ok(WriteTransaction::postgres(pool.begin().await?))
+            }
         }
-        if !held.connection.is_autocommit() {
-            // A transaction is open (its rollback failed): roll it back.
-            held.connection.execute_batch("ROLLBACK")?;
-        }
-        held.connection.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(WriteTransaction {
-            inner: Inner::Sqlite(Some(turn)),
-            sync: self.durable.clone(),
-            checkpoints: self.checkpoints.clone(),
-        })
     }
 
     /// A read-only transaction that sees one consistent snapshot (for the ledger check).

@@ -1,7 +1,8 @@
 //! The SQLite writer connection after writes that end badly: dropped unfinished, its COMMIT
 //! landed but unrecorded, its transaction rolled back by SQLite behind it — the next writer
-//! always starts clean, and nothing unfinished is kept. Writes committed together are made
-//! durable by shared syncs of the WAL (group commit); with `Durability::Os` none runs.
+//! always starts clean, and nothing unfinished is kept. Writers queued together share one
+//! transaction, each in its savepoint (`writer`); writes committed together are made durable by
+//! shared syncs of the WAL (group commit); with `Durability::Os` none runs.
 
 use super::sql::query;
 use super::{column, Store};
@@ -63,13 +64,13 @@ async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
 }
 
 fn syncs(store: &Store) -> u64 {
-    store.durable.as_ref().map_or(0, |durable| durable.syncs())
+    turn(store).durable().map_or(0, |durable| durable.syncs())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_committed_together_share_one_sync() {
     let (_dir, store) = store().await;
-    let durable = store.durable.clone().expect("full durability: group commit");
+    let durable = turn(&store).durable().expect("full durability: group commit");
     assert!(durable.wal().is_file(), "the WAL synced is SQLite's: {}", durable.wal().display());
     let before = durable.syncs();
     insert(&store, 0).await;
@@ -83,10 +84,12 @@ async fn writes_committed_together_share_one_sync() {
         writers.spawn(async move { insert(&store, n).await });
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while durable.committed() < start + 64 {
+    // Committed (other connections read them) but not yet synced.
+    while rows(&store).await.len() < 65 {
         assert!(std::time::Instant::now() < deadline, "the writers did not commit");
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+    assert!(durable.committed() > start, "committed, in one group or more");
     assert!(writers.try_join_next().is_none(), "no write answered before its sync");
     drop(held);
     while let Some(done) = writers.join_next().await {
@@ -113,7 +116,7 @@ async fn with_os_durability_no_sync_runs() {
 async fn after_a_failed_sync_every_write_is_refused() {
     let (_dir, store) = store().await;
     insert(&store, 1).await;
-    store.durable.as_ref().expect("group commit").fail_for_test();
+    turn(&store).durable().expect("group commit").fail_for_test();
     let refused = store.begin_write().await.err().expect("a write refused");
     assert!(refused.to_string().contains("writes refused until restart"), "{refused}");
     assert_eq!(rows(&store).await, [1], "reads go on");
@@ -163,4 +166,138 @@ async fn sqlite_is_built_for_many_connections_in_one_process() {
     assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
     assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
     store.close().await;
+}
+
+fn turn(store: &Store) -> &super::WriterSlot {
+    store.writer.as_ref().expect("SQLite's writer")
+}
+
+/// Waits until `n` writers queue for the turn.
+async fn queued(store: &Store, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while turn(store).waiting() < n {
+        assert!(std::time::Instant::now() < deadline, "{n} writers did not queue");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_queued_together_share_one_commit_and_one_sync() {
+    let (_dir, store) = store().await;
+    let durable = turn(&store).durable().expect("group commit");
+    let (commits, syncs) = (turn(&store).commits(), durable.syncs());
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (0)").await.expect("inserted");
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 1..=8 {
+        let store = store.clone();
+        writers.spawn(async move { insert(&store, n).await });
+    }
+    queued(&store, 8).await;
+    first.commit().await.expect("committed with the writers queued behind it");
+    while let Some(done) = writers.join_next().await {
+        done.expect("a writer");
+    }
+    assert_eq!(rows(&store).await, (0..=8).collect::<Vec<i64>>(), "every write kept");
+    // The first released its savepoint into the group, each queued writer joined it, and the last
+    // (no one waiting behind it) committed the nine writes at once.
+    assert_eq!((turn(&store).commits() - commits, durable.syncs() - syncs), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_writer_that_rolls_back_undoes_only_its_own_writes() {
+    let (_dir, store) = store().await;
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut t = store.begin_write().await.expect("a writer");
+            t.db().batch("INSERT INTO probe VALUES (2)").await.expect("inserted");
+            t.rollback().await.expect("rolled back");
+        })
+    };
+    queued(&store, 1).await;
+    let committed = first.commit_unsynced().await.expect("released into the group");
+    second.await.expect("the second writer");
+    committed.synced().await.expect("committed by the second writer's rollback");
+    insert(&store, 3).await;
+    assert_eq!(rows(&store).await, [1, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_transaction_is_lost_fails_every_writer_in_it() {
+    let (_dir, store) = store().await;
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut t = store.begin_write().await.expect("a writer");
+            t.db().batch("INSERT INTO probe VALUES (2)").await.expect("inserted");
+            // As SQLite does on a disk error: the whole transaction rolled back.
+            t.db().batch("ROLLBACK").await.expect("rolled back behind the writers");
+            t.commit().await
+        })
+    };
+    queued(&store, 1).await;
+    let first = first.commit().await;
+    let second = second.await.expect("the second writer");
+    assert!(first.is_err() && second.is_err(), "neither write was kept: {first:?} {second:?}");
+    assert!(first.err().is_some_and(|e| e.to_string().contains("not committed")));
+    insert(&store, 3).await;
+    assert_eq!(rows(&store).await, [3], "the next writer starts clean");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_writer_commits_the_open_group_before_it_begins() {
+    let (_dir, store) = store().await;
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let bulk = store.clone();
+    let bulk = tokio::spawn(async move { bulk.begin_write_alone().await.expect("a bulk writer") });
+    queued(&store, 1).await;
+    let committed = first.commit_unsynced().await.expect("released into the group");
+    let mut bulk = bulk.await.expect("the bulk writer");
+    // The bulk writer holds the turn; the group was committed when it began.
+    committed.synced().await.expect("committed");
+    assert_eq!(rows(&store).await, [1]);
+    bulk.db().batch("INSERT INTO probe VALUES (2)").await.expect("inserted");
+    bulk.commit().await.expect("committed alone");
+    assert_eq!(rows(&store).await, [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_released_into_a_group_is_committed_when_the_writer_it_waited_for_goes_away() {
+    let (_dir, store) = store().await;
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let gone = store.clone();
+    let gone = tokio::spawn(async move {
+        let _t = gone.begin_write().await;
+        std::future::pending::<()>().await
+    });
+    queued(&store, 1).await;
+    let committed = first.commit_unsynced().await.expect("released into the group");
+    gone.abort();
+    committed.synced().await.expect("committed by the writer itself, taking the turn back");
+    assert_eq!(rows(&store).await, [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_store_commits_the_open_group() {
+    let (_dir, store) = store().await;
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let closing = store.clone();
+    let closing = tokio::spawn(async move {
+        let _t = closing.begin_write().await;
+        std::future::pending::<()>().await
+    });
+    queued(&store, 1).await;
+    let committed = first.commit_unsynced().await.expect("released into the group");
+    closing.abort();
+    store.close().await;
+    let synced = committed.synced().await;
+    assert!(synced.is_ok(), "{synced:?}");
 }
