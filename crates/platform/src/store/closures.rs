@@ -363,13 +363,15 @@ pub(crate) async fn insert_refund_part_in(
     Ok(())
 }
 
-/// Marks a part refunded by the provider.
+/// Marks a part refunded by the provider (through the writer: on SQLite a write on a reading
+/// connection would wait in SQLite's busy handler, holding its thread, for the writers' group).
 pub(crate) async fn part_refunded(store: &Store, refund_id: &str) -> Result<(), StoreError> {
+    let mut transaction = store.begin_write().await?;
     query("UPDATE balance_refund_parts SET refunded = 1 WHERE refund_id = $1")
         .bind(refund_id)
-        .execute(&mut store.reader().await?.db())
+        .execute(&mut transaction.db())
         .await?;
-    Ok(())
+    transaction.commit().await
 }
 
 fn stage_text(stage: &Stage) -> Result<String, StoreError> {

@@ -90,7 +90,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<Change, HotlistChangeError> {
         for _ in 0..ATTEMPTS {
-            let mut transaction = self.begin_write().await?;
+            // Alone: a change replays the whole list in the turn, and grouped writers would wait for it.
+            let mut transaction = self.begin_write_alone().await?;
             match append_change_in(&mut transaction.db(), card, kind, reason, by.clone(), at, now_ms).await? {
                 Some(change) => {
                     transaction.commit().await?;

@@ -535,7 +535,7 @@ impl Store {
         }
     }
 
-    /// A connection for reads outside a transaction (and writes that need no transaction).
+    /// A connection for reads outside a transaction (writes go through [`Store::begin_write`]).
     pub(crate) async fn reader(&self) -> Result<Reader, StoreError> {
         match &self.pool {
             Pool::Sqlite(readers) => Ok(Reader::Sqlite(readers.lease().await?)),

@@ -1,6 +1,7 @@
 //! SQLite's reading connections: native (`rusqlite`), opened on demand up to the store's
-//! connection count, kept idle between uses. They read beside the writer (WAL); the few writes
-//! made outside the writer's turn wait in SQLite's busy handler.
+//! connection count, kept idle between uses. They read beside the writer (WAL). They do not
+//! write: SQLite's write lock is held by the writers' shared transaction between their turns
+//! (`writer`), and a write here would wait for it in SQLite's busy handler, holding its thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

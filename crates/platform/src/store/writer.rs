@@ -10,12 +10,15 @@
 //!
 //! A writer's commit returns only once its group's COMMIT did (and, with the group commit of
 //! [`Durable`], once that is synced): no answer is given for a write that could still be rolled
-//! back. A writer that rolls back undoes its own savepoint only. A group whose transaction ended
-//! under it (SQLite rolls a transaction back on a disk error, or a statement ended it) fails every
-//! writer that had committed into it: their commits return an error, and nothing of theirs is kept.
+//! back. A writer that rolls back undoes its own savepoint only, then commits the group and waits
+//! for it as a commit does: it may have read the group's writes and answer from them. A writer
+//! that goes away while queued commits the group it may have been handed. A group whose COMMIT
+//! fails, or whose transaction ended under it (SQLite rolls a transaction back on a disk error),
+//! fails every writer in it: their commits and rollbacks return an error, and nothing is kept.
 //!
-//! A bulk writer ([`Store::begin_write_alone`]) commits its own transaction, as before groups:
-//! the clearing's ingest groups, whose long writes would hold a top-up's answer back.
+//! A bulk writer ([`Store::begin_write_alone`]) commits its own transaction, as before groups
+//! (the clearing's ingest groups, hotlist changes): writers grouped with it would wait for the
+//! whole of it.
 //!
 //! [`Store::begin_write`]: super::Store::begin_write
 //! [`Store::begin_write_alone`]: super::Store::begin_write_alone
@@ -121,9 +124,7 @@ impl Writer {
     /// Releases a writer's savepoint into the group; the group's number and a receiver of its
     /// outcome.
     fn release(&mut self) -> Result<(u64, watch::Receiver<Outcome>), StoreError> {
-        let released = self.connection.execute_batch(RELEASE);
-        self.check_group();
-        released?;
+        self.end_savepoint(RELEASE)?;
         let group = self.group.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
         group.members += 1;
         Ok((group.number, group.outcome.subscribe()))
@@ -132,9 +133,7 @@ impl Writer {
     /// Undoes a writer's savepoint; ends the group's transaction when no one had committed into
     /// it.
     fn undo(&mut self) -> Result<(), StoreError> {
-        let undone = self.connection.execute_batch(UNDO);
-        self.check_group();
-        undone?;
+        self.end_savepoint(UNDO)?;
         if self.group.as_ref().is_some_and(|group| group.members == 0) {
             self.group = None;
             self.connection.execute_batch("ROLLBACK")?;
@@ -142,23 +141,46 @@ impl Writer {
         Ok(())
     }
 
-    /// Commits the open group (if any): its ticket for the group commit.
+    /// Releases or undoes the savepoint. Should that fail, the whole group is rolled back and
+    /// failed: a savepoint left on the stack would nest the next writers in it, and the group's
+    /// COMMIT would keep writes whose writer was told otherwise.
+    fn end_savepoint(&mut self, sql: &str) -> Result<(), StoreError> {
+        let ended = self.connection.execute_batch(sql);
+        self.check_group();
+        if let Err(error) = ended {
+            if !self.connection.is_autocommit() {
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+            self.fail_group(&error.to_string());
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Commits the open group (if any): its ticket for the group commit. A COMMIT that fails
+    /// fails the group.
     fn close_group(&mut self) -> Result<Option<u64>, StoreError> {
         self.check_group();
         let Some(group) = self.group.take() else { return Ok(None) };
-        let ticket = self.commit()?;
-        group.outcome.send_replace(Outcome::Committed(ticket));
-        Ok(ticket)
+        match self.commit() {
+            Ok(ticket) => {
+                group.outcome.send_replace(Outcome::Committed(ticket));
+                Ok(ticket)
+            }
+            Err(error) => {
+                self.group = Some(group);
+                self.fail_group(&error.to_string());
+                Err(error)
+            }
+        }
     }
 
-    /// Commits the transaction open on the connection: the group commit's ticket for it.
+    /// Commits the transaction open on the connection (rolled back if the COMMIT fails): the group
+    /// commit's ticket for it.
     fn commit(&mut self) -> Result<Option<u64>, StoreError> {
         if let Err(error) = self.connection.execute_batch("COMMIT") {
             if !self.connection.is_autocommit() {
                 let _ = self.connection.execute_batch("ROLLBACK");
-            }
-            if let Some(group) = self.group.take() {
-                group.outcome.send_replace(Outcome::Failed(error.to_string()));
             }
             return Err(error.into());
         }
@@ -228,12 +250,12 @@ impl Turn {
     pub(super) async fn begin(self: &Arc<Turn>, grouped: bool) -> Result<WriteTransaction, StoreError> {
         // Waiting as long as SQLite's busy handler would.
         let wait = std::time::Duration::from_millis(u64::from(super::SQLITE_BUSY_TIMEOUT_MS));
-        let mut turn = {
-            let _waiting = Waiting::count(&self.waiting);
-            tokio::time::timeout(wait, self.hold())
-                .await
-                .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
-        };
+        let mut waiting = Waiting::count(self);
+        let mut turn = tokio::time::timeout(wait, self.hold())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+        waiting.began = true;
+        drop(waiting);
         let writer = turn.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
         if let Some(durable) = &writer.durable {
             durable.check()?;
@@ -267,19 +289,33 @@ impl Turn {
     }
 }
 
-/// Counts a writer waiting for the turn while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a writer waiting for the turn while it lives. A writer that goes away before it begins
+/// (cancelled, timed out) may have been the one a group's members handed the turn to: the group is
+/// committed then, unless someone holds the turn (and will).
+struct Waiting<'a> {
+    turn: &'a Turn,
+    began: bool,
+}
 
 impl<'a> Waiting<'a> {
-    fn count(waiting: &'a AtomicUsize) -> Waiting<'a> {
-        waiting.fetch_add(1, Ordering::SeqCst);
-        Waiting(waiting)
+    fn count(turn: &'a Turn) -> Waiting<'a> {
+        turn.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting { turn, began: false }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.turn.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !self.began {
+            if let Ok(mut held) = self.turn.slot.try_lock() {
+                if let Some(writer) = held.as_mut() {
+                    if let Err(error) = writer.close_group() {
+                        tracing::warn!(%error, "commit of a group of SQLite writes failed");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -359,13 +395,21 @@ impl WriteTransaction {
         }
     }
 
-    /// Rolls back.
+    /// Rolls back. A grouped writer may have read what others of its group wrote, and may
+    /// answer from it: its rollback commits the group and returns once that is durable, or
+    /// fails as their commits do.
     pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
+        let sync = self.sync.take();
         match &mut self.inner {
             Inner::Sqlite { turn, grouped, .. } => {
                 let mut held = turn.take().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
                 let writer = held.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
-                roll_back(writer, *grouped)
+                let ticket = roll_back(writer, *grouped)?;
+                drop(held);
+                match (ticket, sync) {
+                    (Some(ticket), Some(durable)) => Ok(durable.wait(ticket).await?),
+                    _ => Ok(()),
+                }
             }
             Inner::Postgres(transaction) => match transaction.take() {
                 Some(transaction) => Ok(transaction.rollback().await?),
@@ -375,24 +419,23 @@ impl WriteTransaction {
     }
 }
 
-/// Rolls a writer's transaction back. A grouped writer's group is committed then: a writer rolls
-/// back on a conflict or a row found already there, and reads what others wrote next (on other
-/// connections, which see a group's writes once it is committed).
-fn roll_back(writer: &mut Writer, grouped: bool) -> Result<(), StoreError> {
+/// Rolls a writer's transaction back: a grouped writer's savepoint, then its group is committed
+/// (a writer rolls back on a conflict or a row found already there, and reads next what others
+/// wrote, on other connections too); the group commit's ticket for that.
+fn roll_back(writer: &mut Writer, grouped: bool) -> Result<Option<u64>, StoreError> {
     if !grouped {
-        return Ok(writer.connection.execute_batch("ROLLBACK")?);
+        writer.connection.execute_batch("ROLLBACK")?;
+        return Ok(None);
     }
     writer.undo()?;
-    if let Err(error) = writer.close_group() {
-        tracing::warn!(%error, "commit of a group of SQLite writes failed");
-    }
-    Ok(())
+    writer.close_group()
 }
 
 impl Drop for WriteTransaction {
     fn drop(&mut self) {
         // A transaction still open is rolled back while the turn is held, so the next writer
-        // starts clean (should this fail, the next writer rolls it back).
+        // starts clean (should this fail, the next writer rolls it back). A writer dropped
+        // unfinished answers with an error: it need not wait for its group's COMMIT.
         if let Inner::Sqlite { turn: Some(held), grouped, .. } = &mut self.inner {
             if let Some(writer) = held.as_mut() {
                 if !writer.connection.is_autocommit() {

@@ -272,16 +272,55 @@ async fn a_write_released_into_a_group_is_committed_when_the_writer_it_waited_fo
     let (_dir, store) = store().await;
     let mut first = store.begin_write().await.expect("a writer");
     first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
-    let gone = store.clone();
-    let gone = tokio::spawn(async move {
-        let _t = gone.begin_write().await;
-        std::future::pending::<()>().await
-    });
-    queued(&store, 1).await;
+    // A second writer queues for the turn (polled once), then goes away before it begins.
+    let mut second = Box::pin(store.begin_write());
+    tokio::select! {
+        biased;
+        _ = &mut second => panic!("the turn is held by the first writer"),
+        _ = std::future::ready(()) => {}
+    }
+    assert_eq!(turn(&store).waiting(), 1);
+    let commits = turn(&store).commits();
     let committed = first.commit_unsynced().await.expect("released into the group");
-    gone.abort();
-    committed.synced().await.expect("committed by the writer itself, taking the turn back");
+    assert_eq!(turn(&store).commits(), commits, "the group is left open for the writer waiting");
+    drop(second);
+    assert_eq!(turn(&store).commits(), commits + 1, "committed as the waiting writer went away");
+    committed.synced().await.expect("committed");
     assert_eq!(rows(&store).await, [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_read_a_group_whose_commit_fails_fails_with_it() {
+    let (_dir, store) = store().await;
+    let mut t = store.begin_write().await.expect("a writer");
+    t.db().batch("CREATE TABLE parent (n BIGINT PRIMARY KEY)").await.expect("created");
+    t.db()
+        .batch("CREATE TABLE child (n BIGINT REFERENCES parent (n) DEFERRABLE INITIALLY DEFERRED)")
+        .await
+        .expect("created");
+    t.commit().await.expect("committed");
+    // A row whose foreign key is checked only at COMMIT, where it fails.
+    let mut first = store.begin_write().await.expect("a writer");
+    first.db().batch("INSERT INTO child VALUES (7)").await.expect("inserted, checked at COMMIT");
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut t = store.begin_write().await.expect("a writer");
+            let seen = query("SELECT n FROM child").fetch_all(&mut t.db()).await.expect("read");
+            assert_eq!(seen.len(), 1, "the first writer's row, released into the group");
+            // As a writer that finds its work done by another, and answers from what it read.
+            t.rollback().await
+        })
+    };
+    queued(&store, 1).await;
+    let first = first.commit().await;
+    let second = second.await.expect("the second writer");
+    assert!(first.as_ref().is_err_and(|e| e.to_string().contains("FOREIGN KEY")), "{first:?}");
+    assert!(second.as_ref().is_err_and(|e| e.to_string().contains("FOREIGN KEY")), "{second:?}");
+    let rows = query("SELECT n FROM child").fetch_all(&mut store.reader().await.expect("a reader").db()).await;
+    assert!(rows.expect("read").is_empty(), "nothing of the group kept");
+    insert(&store, 3).await;
+    assert_eq!(self::rows(&store).await, [3], "the next writer starts clean");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,6 +337,7 @@ async fn closing_the_store_commits_the_open_group() {
     let committed = first.commit_unsynced().await.expect("released into the group");
     closing.abort();
     store.close().await;
+    // Committed by the waiting writer going away, or by the closing: never lost.
     let synced = committed.synced().await;
     assert!(synced.is_ok(), "{synced:?}");
 }
