@@ -24,7 +24,7 @@ use yitong_platform::payments::{MerchantOrderId, NewOrder, OrderKind, PayOutcome
 use yitong_platform::pricing::Channel;
 use yitong_server::{AppState, KeySource, SystemClock};
 use yitong_wallet::api::TopUpRequest;
-use yitong_wallet::se::{exchange, random_id};
+use yitong_wallet::se::{exchange, order_id as phone_order_id, random_id};
 use yitong_wallet::{Device, HttpApi, Phone, PhoneFile, SoftSe, Token, Wallet, WalletApi, WalletError};
 
 use crate::cmd_serve::open_store;
@@ -373,7 +373,7 @@ fn top_up_over_http(
     se: &mut SoftSe,
     balance_fen: i64,
 ) -> anyhow::Result<()> {
-    let order_id = random_id("TU-", 12)?;
+    let order_id = phone_order_id("TU-")?;
     let request = TopUpRequest { card: serial.to_owned(), amount_fen: AMOUNT_FEN, order_id: order_id.clone() };
     let opened = api.open_topup(token, &request)?;
     api.dev_pay(&order_id)?;
@@ -496,7 +496,7 @@ async fn issue_in_process(state: &AppState) -> anyhow::Result<(CardId, Vec<u8>)>
 }
 
 fn order_id(prefix: &str) -> anyhow::Result<MerchantOrderId> {
-    MerchantOrderId::parse(&random_id(prefix, 12)?).map_err(|e| anyhow!("an order ID: {e}"))
+    MerchantOrderId::parse(&phone_order_id(prefix)?).map_err(|e| anyhow!("an order ID: {e}"))
 }
 
 /// One top-up in process, the steps of the HTTP handlers: open, pay, INITIALIZE, authorize,

@@ -12,7 +12,7 @@ use crate::api::{
 };
 use crate::error::WalletError;
 use crate::phone::{InFlight, PhoneCard, PhoneFile, RetiredCard, TopUpStep, RETIRED_MAX};
-use crate::se::{exchange, random_id, success, transmit, SoftSe};
+use crate::se::{self, exchange, success, transmit, SoftSe};
 use crate::token::Token;
 
 /// Largest top-up, fen (the service's bound: 10,000 yuan).
@@ -496,7 +496,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
                     (Some(chosen), Some(_)) => chosen.to_owned(),
                     (None, Some(channel)) => channel.to_owned(),
                 };
-                let fee_order_id = random_id("FEE-", 12)?;
+                let fee_order_id = se::order_id("FEE-")?;
                 let flow = InFlight::Enroll { fee_order_id: fee_order_id.clone(), channel: channel.clone() };
                 self.set_in_flight(&city, Some(flow))?;
                 (fee_order_id, channel)
@@ -560,7 +560,7 @@ impl<'a, A: WalletApi> Wallet<'a, A> {
         self.refuse_in_flight(&city)?;
         let serial = self.card(&city)?.serial.clone();
         let token = self.registered()?;
-        let order_id = random_id("TU-", 12)?;
+        let order_id = se::order_id("TU-")?;
         let flow =
             InFlight::TopUp { order_id: order_id.clone(), amount_fen, step: TopUpStep::Opened, claim_code: None };
         self.set_in_flight(&city, Some(flow))?;
