@@ -24,17 +24,21 @@ async fn rows(store: &Store) -> Vec<i64> {
     rows.iter().map(|row| column(row, 0).expect("a number")).collect()
 }
 
-async fn insert(store: &Store, n: i64) {
+/// A write begun that inserted `n`.
+async fn begun_with(store: &Store, n: i64) -> super::WriteTransaction {
     let mut t = store.begin_write().await.expect("a writer");
     t.db().batch(format!("INSERT INTO probe VALUES ({n})").as_str()).await.expect("inserted");
-    t.commit().await.expect("committed");
+    t
+}
+
+async fn insert(store: &Store, n: i64) {
+    begun_with(store, n).await.commit().await.expect("committed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_write_is_rolled_back_and_the_next_writer_begins() {
     let (_dir, store) = store().await;
-    let mut t = store.begin_write().await.expect("a writer");
-    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let t = begun_with(&store, 1).await;
     drop(t);
     insert(&store, 2).await;
     assert_eq!(rows(&store).await, [2], "the dropped write was not kept");
@@ -44,8 +48,7 @@ async fn a_dropped_write_is_rolled_back_and_the_next_writer_begins() {
 async fn a_commit_that_landed_unrecorded_does_not_stop_the_next_writer() {
     let (_dir, store) = store().await;
     // As if the COMMIT ran but its caller went away before hearing so.
-    let mut t = store.begin_write().await.expect("a writer");
-    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let mut t = begun_with(&store, 1).await;
     t.db().batch("COMMIT").await.expect("committed behind the transaction's back");
     drop(t);
     insert(&store, 2).await;
@@ -55,8 +58,7 @@ async fn a_commit_that_landed_unrecorded_does_not_stop_the_next_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
     let (_dir, store) = store().await;
-    let mut t = store.begin_write().await.expect("a writer");
-    t.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let mut t = begun_with(&store, 1).await;
     t.db().batch("ROLLBACK").await.expect("rolled back behind the transaction's back");
     assert!(t.commit().await.is_err(), "no transaction to commit");
     insert(&store, 2).await;
@@ -186,8 +188,7 @@ async fn writers_queued_together_share_one_commit_and_one_sync() {
     let (_dir, store) = store().await;
     let durable = turn(&store).durable().expect("group commit");
     let (commits, syncs) = (turn(&store).commits(), durable.syncs());
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (0)").await.expect("inserted");
+    let first = begun_with(&store, 0).await;
     let mut writers = tokio::task::JoinSet::new();
     for n in 1..=8 {
         let store = store.clone();
@@ -207,13 +208,11 @@ async fn writers_queued_together_share_one_commit_and_one_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grouped_writer_that_rolls_back_undoes_only_its_own_writes() {
     let (_dir, store) = store().await;
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let first = begun_with(&store, 1).await;
     let second = {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut t = store.begin_write().await.expect("a writer");
-            t.db().batch("INSERT INTO probe VALUES (2)").await.expect("inserted");
+            let t = begun_with(&store, 2).await;
             t.rollback().await.expect("rolled back");
         })
     };
@@ -228,13 +227,11 @@ async fn a_grouped_writer_that_rolls_back_undoes_only_its_own_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_transaction_is_lost_fails_every_writer_in_it() {
     let (_dir, store) = store().await;
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let first = begun_with(&store, 1).await;
     let second = {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut t = store.begin_write().await.expect("a writer");
-            t.db().batch("INSERT INTO probe VALUES (2)").await.expect("inserted");
+            let mut t = begun_with(&store, 2).await;
             // As SQLite does on a disk error: the whole transaction rolled back.
             t.db().batch("ROLLBACK").await.expect("rolled back behind the writers");
             t.commit().await
@@ -252,8 +249,7 @@ async fn a_group_whose_transaction_is_lost_fails_every_writer_in_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_writer_commits_the_open_group_before_it_begins() {
     let (_dir, store) = store().await;
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let first = begun_with(&store, 1).await;
     let bulk = store.clone();
     let bulk = tokio::spawn(async move { bulk.begin_write_alone().await.expect("a bulk writer") });
     queued(&store, 1).await;
@@ -270,8 +266,7 @@ async fn a_bulk_writer_commits_the_open_group_before_it_begins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_released_into_a_group_is_committed_when_the_writer_it_waited_for_goes_away() {
     let (_dir, store) = store().await;
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let first = begun_with(&store, 1).await;
     // A second writer queues for the turn (polled once), then goes away before it begins.
     let mut second = Box::pin(store.begin_write());
     tokio::select! {
@@ -326,8 +321,7 @@ async fn a_writer_that_read_a_group_whose_commit_fails_fails_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_store_commits_the_open_group() {
     let (_dir, store) = store().await;
-    let mut first = store.begin_write().await.expect("a writer");
-    first.db().batch("INSERT INTO probe VALUES (1)").await.expect("inserted");
+    let first = begun_with(&store, 1).await;
     let closing = store.clone();
     let closing = tokio::spawn(async move {
         let _t = closing.begin_write().await;
