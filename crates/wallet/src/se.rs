@@ -99,7 +99,7 @@ const ORDER_ID_RANDOM_BYTES: usize = 6;
 /// 48 random bits, upper case (the service's rule: 6 to 32 of `A-Z a-z 0-9 _ -`). Time first, the
 /// service's orders, their transitions, postings and loads are inserted at the end of their
 /// indexes, in pages that the writes committed together share, rather than each in a page of
-/// its own anywhere in the index (a fifth of a top-up's pages written, `docs/platform.md`).
+/// its own anywhere in the index (about 40% of a top-up's WAL writes, `docs/platform.md`).
 pub fn order_id(prefix: &str) -> Result<String, WalletError> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

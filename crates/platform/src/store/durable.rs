@@ -76,8 +76,7 @@ impl Durable {
         self.syncs.load(Ordering::SeqCst)
     }
 
-    /// Tickets handed out so far.
-    #[cfg(test)]
+    /// Tickets handed out so far: the last one (waiting for it waits for every commit so far).
     pub(crate) fn committed(&self) -> u64 {
         self.committed.load(Ordering::SeqCst)
     }

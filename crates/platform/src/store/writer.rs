@@ -11,7 +11,7 @@
 //! A writer's commit returns only once its group's COMMIT did (and, with the group commit of
 //! [`Durable`], once that is synced): no answer is given for a write that could still be rolled
 //! back. A writer that rolls back undoes its own savepoint only, then commits the group and waits
-//! for it as a commit does: it may have read the group's writes and answer from them. A writer
+//! until every commit so far is durable: it may have read them and answer from them. A writer
 //! that goes away while queued commits the group it may have been handed. A group whose COMMIT
 //! fails, or whose transaction ended under it (SQLite rolls a transaction back on a disk error),
 //! fails every writer in it: their commits and rollbacks return an error, and nothing is kept.
@@ -95,9 +95,12 @@ impl Writer {
         Ok(self.connection.execute_batch(SAVEPOINT)?)
     }
 
-    /// Begins a transaction of its own (any open group committed first).
+    /// Begins a transaction of its own (any open group committed first: should that fail, the
+    /// group's writers are told so and this one goes on, on a connection rolled back clean).
     fn begin_alone(&mut self) -> Result<(), StoreError> {
-        self.close_group()?;
+        if let Err(error) = self.close_group() {
+            tracing::warn!(%error, "commit of a group of SQLite writes failed");
+        }
         if !self.connection.is_autocommit() {
             // A transaction left open (its rollback failed): roll it back.
             self.connection.execute_batch("ROLLBACK")?;
@@ -250,6 +253,8 @@ impl Turn {
     pub(super) async fn begin(self: &Arc<Turn>, grouped: bool) -> Result<WriteTransaction, StoreError> {
         // Waiting as long as SQLite's busy handler would.
         let wait = std::time::Duration::from_millis(u64::from(super::SQLITE_BUSY_TIMEOUT_MS));
+        // Should this future be dropped while it waits, the awaited lock is dropped first (it
+        // hands back a turn it was given), then `waiting` (which commits a group left open).
         let mut waiting = Waiting::count(self);
         let mut turn = tokio::time::timeout(wait, self.hold())
             .await
@@ -395,20 +400,22 @@ impl WriteTransaction {
         }
     }
 
-    /// Rolls back. A grouped writer may have read what others of its group wrote, and may
-    /// answer from it: its rollback commits the group and returns once that is durable, or
-    /// fails as their commits do.
+    /// Rolls back. A writer may have read what was committed before it and not yet synced, or
+    /// what others of its group wrote, and may answer from it (a repeated request finds the first
+    /// one's work): its rollback commits its group and returns once every commit so far is
+    /// durable, or fails as the group's commits do.
     pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
         let sync = self.sync.take();
         match &mut self.inner {
             Inner::Sqlite { turn, grouped, .. } => {
                 let mut held = turn.take().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
                 let writer = held.as_mut().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;
-                let ticket = roll_back(writer, *grouped)?;
+                roll_back(writer, *grouped)?;
                 drop(held);
-                match (ticket, sync) {
-                    (Some(ticket), Some(durable)) => Ok(durable.wait(ticket).await?),
-                    _ => Ok(()),
+                match sync {
+                    // At once when already synced.
+                    Some(durable) => Ok(durable.wait(durable.committed()).await?),
+                    None => Ok(()),
                 }
             }
             Inner::Postgres(transaction) => match transaction.take() {
@@ -421,21 +428,21 @@ impl WriteTransaction {
 
 /// Rolls a writer's transaction back: a grouped writer's savepoint, then its group is committed
 /// (a writer rolls back on a conflict or a row found already there, and reads next what others
-/// wrote, on other connections too); the group commit's ticket for that.
-fn roll_back(writer: &mut Writer, grouped: bool) -> Result<Option<u64>, StoreError> {
+/// wrote, on other connections too).
+fn roll_back(writer: &mut Writer, grouped: bool) -> Result<(), StoreError> {
     if !grouped {
-        writer.connection.execute_batch("ROLLBACK")?;
-        return Ok(None);
+        return Ok(writer.connection.execute_batch("ROLLBACK")?);
     }
     writer.undo()?;
-    writer.close_group()
+    writer.close_group().map(drop)
 }
 
 impl Drop for WriteTransaction {
     fn drop(&mut self) {
         // A transaction still open is rolled back while the turn is held, so the next writer
         // starts clean (should this fail, the next writer rolls it back). A writer dropped
-        // unfinished answers with an error: it need not wait for its group's COMMIT.
+        // unfinished answers with an error, which may name what it read (an order loaded
+        // already) before that was synced: an error is not a promise.
         if let Inner::Sqlite { turn: Some(held), grouped, .. } = &mut self.inner {
             if let Some(writer) = held.as_mut() {
                 if !writer.connection.is_autocommit() {

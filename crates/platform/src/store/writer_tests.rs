@@ -335,3 +335,35 @@ async fn closing_the_store_commits_the_open_group() {
     let synced = committed.synced().await;
     assert!(synced.is_ok(), "{synced:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_returns_only_once_what_it_read_is_durable() {
+    let (_dir, store) = store().await;
+    let durable = turn(&store).durable().expect("group commit");
+    // A slow disk: the first write is committed, its sync held back.
+    let held = durable.hold_syncs().await;
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { insert(&store, 1).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&store).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first write did not commit");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // A repeat finds the first write's row and rolls back, to answer from it.
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut t = store.begin_write().await.expect("a writer");
+            let seen = query("SELECT n FROM probe").fetch_all(&mut t.db()).await.expect("read");
+            t.rollback().await.expect("rolled back");
+            seen.len()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!second.is_finished() && !first.is_finished(), "neither answered before the sync");
+    drop(held);
+    assert_eq!(second.await.expect("the second writer"), 1);
+    first.await.expect("the first writer");
+}
