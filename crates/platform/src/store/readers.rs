@@ -1,7 +1,8 @@
 //! SQLite's reading connections: native (`rusqlite`), opened on demand up to the store's
-//! connection count, kept idle between uses. They read beside the writer (WAL). They do not
-//! write: SQLite's write lock is held by the writers' shared transaction between their turns
-//! (`writer`), and a write here would wait for it in SQLite's busy handler, holding its thread.
+//! connection count, kept idle between uses. They read beside the writer (WAL), and refuse to
+//! write (`query_only`): SQLite's write lock is held by the writers' shared transaction between
+//! their turns (`writer`), and a write here would wait for it in SQLite's busy handler, holding
+//! its thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,7 +58,12 @@ impl Readers {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).as_mut().ok_or_else(closed)?.pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => open(&self.path, self.synchronous, SQLITE_READER_CACHE_KIB)?,
+            None => {
+                let connection = open(&self.path, self.synchronous, SQLITE_READER_CACHE_KIB)?;
+                // A write here is refused at once, rather than waiting for the writers' lock.
+                connection.execute_batch("PRAGMA query_only = ON")?;
+                connection
+            }
         };
         Ok(Lease { connection: Some(connection), readers: self.clone(), _permit: permit })
     }

@@ -125,7 +125,7 @@ async fn after_a_failed_sync_every_write_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_keys_are_checked_on_the_writer_and_the_readers() {
+async fn foreign_keys_are_checked_on_the_writer_and_the_readers_write_nothing() {
     let (_dir, store) = store().await;
     let orphan = "INSERT INTO signup_orders (merchant_order_id, device_id, city, fee_fen) \
                   VALUES ('no-such-order', 'device', 'beijing', 2900)";
@@ -134,6 +134,28 @@ async fn foreign_keys_are_checked_on_the_writer_and_the_readers() {
     t.rollback().await.expect("rolled back");
     let mut reader = store.reader().await.expect("a reader");
     assert!(reader.db().batch(orphan).await.is_err(), "the same outside the writer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_reading_connection_is_refused_at_once() {
+    let (_dir, store) = store().await;
+    // Writers sharing a group meanwhile (SQLite's write lock held between their turns).
+    let first = begun_with(&store, 1).await;
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move { begun_with(&store, 2).await.commit().await })
+    };
+    queued(&store, 1).await;
+    let committed = first.commit_unsynced().await.expect("released into the group");
+    let started = std::time::Instant::now();
+    let mut reader = store.reader().await.expect("a reader");
+    let refused = reader.db().batch("INSERT INTO probe VALUES (3)").await.expect_err("refused");
+    assert!(refused.to_string().contains("readonly"), "{refused}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "not left in the busy handler");
+    drop(reader);
+    second.await.expect("the second writer").expect("committed");
+    committed.synced().await.expect("committed");
+    assert_eq!(rows(&store).await, [1, 2]);
 }
 
 async fn page_size(store: &Store) -> i64 {
