@@ -1,5 +1,6 @@
 //! One group of uploads, in two stages, so that the next group can be prepared while this one
-//! writes.
+//! writes (the upload queue lets it on PostgreSQL; on SQLite the stages take turns: `IngestQueue`
+//! says why).
 //!
 //! [`prepare`], outside the writer's turn: the batches stored already found (on a reading
 //! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
