@@ -102,7 +102,8 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// SQLite's page size for a new database (an existing one keeps its own). A commit writes
 /// each page it changed whole into the WAL: a top-up's few rows dirty a handful of pages, so
 /// smaller pages write less; 2 KiB made top-ups about 8% faster than SQLite's 4 KiB default with
-/// no loss to clearing's bulk writes, which 1 KiB slowed by a fifth (`yitong bench`).
+/// no loss to clearing's bulk writes, which 1 KiB slowed by a fifth (`yitong bench`). Clearing
+/// alone would want 16 KiB (a fifth faster), which costs top-ups a third (docs/platform.md).
 pub const SQLITE_PAGE_BYTES: u32 = 2_048;
 /// SQLite's page cache of the writer connection, KiB: the pages it rewrites stay in memory from
 /// one write to the next.
