@@ -318,7 +318,7 @@ fn a_rotated_token_is_kept_in_the_phone_file_and_the_old_one_is_refused() {
     let shown = json(&dir, &server, &["show", "p.json"]);
     assert_eq!(shown["phone_id"], first["phone_id"], "{shown}");
     let settled = read("p.json");
-    assert_eq!((&settled["token"], settled.get("pending_token")), (&fourth, None), "{settled}");
+    assert_eq!((&settled["token"], settled.get("pending_token")), (&fourth, None), "{settled}\n{shown}");
 
     // A proposal the service refuses for good (not made of randomness): dropped, the phone keeps
     // its token and the command goes on.
@@ -386,7 +386,7 @@ fn a_phone_whose_registration_the_clearing_house_reset_registers_again_with_the_
     lost["token"] = after["token"].clone();
     lost["pending_token"] = taken.clone();
     std::fs::write(dir.path("p.json"), lost.to_string()).unwrap();
-    json(&dir, &server, &["show", "p.json"]);
+    let shown = json(&dir, &server, &["show", "p.json"]);
     let settled = read();
-    assert_eq!((&settled["token"], settled.get("pending_token")), (&taken, None), "{settled}");
+    assert_eq!((&settled["token"], settled.get("pending_token")), (&taken, None), "{settled}\n{shown}");
 }
