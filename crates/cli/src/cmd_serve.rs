@@ -42,7 +42,8 @@ pub const KEYS_DIR_ENV: &str = "YITONG_KEYS_DIR";
 #[derive(Args)]
 pub struct DatabaseArgs {
     /// The database: `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`; default the SQLite
-    /// file platform.sqlite in the data directory.
+    /// file platform.sqlite in the data directory (with the back office's file,
+    /// platform-backoffice.sqlite, beside it).
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
     /// The data directory (default $YITONG_DATA_DIR, else ~/.local/share/yitong): the SQLite

@@ -1,6 +1,10 @@
 //! The ledger–clearing agreement read from the database (`crate::ledger::ClearingAgreement`
 //! says what it proves): each platform card's ledger side from its liability and its closure's
-//! posting, its clearing side from its stored shadow, in one snapshot.
+//! posting, its clearing side from its stored shadow, in one read transaction. On SQLite the
+//! shadows are in the back office's file (`backoffice_file`), whose snapshot is taken when the
+//! transaction first reads it, after the ledger's: a load or debit fed meanwhile shows on the
+//! clearing side only, where it is counted with the gates' (a transient difference of those
+//! totals, not a disagreement).
 
 use std::collections::{BTreeMap, BTreeSet};
 

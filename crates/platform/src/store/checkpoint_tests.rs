@@ -8,14 +8,42 @@ use std::time::Duration;
 use super::sql::query;
 use super::{column, Store};
 
+/// The store's file (its writers grouped) or the back office's (each writer alone).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum File {
+    Store,
+    BackOffice,
+}
+
+async fn begin(store: &Store, file: File) -> super::WriteTransaction {
+    match file {
+        File::Store => store.begin_write().await,
+        File::BackOffice => store.begin_backoffice_write().await,
+    }
+    .expect("a writer")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_while_writers_keep_writing() {
+    the_wal_of_a_file_starts_over_while_writers_keep_writing(File::Store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_offices_wal_starts_over_while_writers_keep_writing() {
+    the_wal_of_a_file_starts_over_while_writers_keep_writing(File::BackOffice).await;
+}
+
+async fn the_wal_of_a_file_starts_over_while_writers_keep_writing(file: File) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
-    let mut t = store.begin_write().await.expect("a writer");
+    // Made on the file's own writer: in that file.
+    let mut t = begin(&store, file).await;
     t.db().batch("CREATE TABLE probe (n BIGINT NOT NULL, filler BLOB NOT NULL)").await.expect("created");
     t.commit().await.expect("committed");
-    let checkpoints = store.checkpoints.clone().expect("SQLite checkpoints");
+    let (checkpoints, schema) = match file {
+        File::Store => (store.checkpoints[0].clone(), "main"),
+        File::BackOffice => (store.checkpoints[1].clone(), super::BACKOFFICE_SCHEMA),
+    };
 
     // Writers one after the other, without a pause: each commit appends a page or more to the WAL.
     let stop = Arc::new(AtomicBool::new(false));
@@ -25,7 +53,7 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
         let (store, stop, commits) = (store.clone(), stop.clone(), commits.clone());
         writers.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let mut t = store.begin_write().await.expect("a writer");
+                let mut t = begin(&store, file).await;
                 t.db().batch("INSERT INTO probe VALUES (1, zeroblob(3000))").await.expect("inserted");
                 t.commit().await.expect("committed");
                 commits.fetch_add(1, Ordering::SeqCst);
@@ -46,7 +74,7 @@ async fn the_wal_starts_over_while_writers_keep_writing() {
 
     // Every commit appended at least a frame; a WAL that never started over would hold them all
     // (its file keeps its largest size: the frames it holds are counted instead).
-    let row = query("PRAGMA wal_checkpoint(PASSIVE)")
+    let row = query(format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"))
         .fetch_one(&mut store.reader().await.expect("a reader").db())
         .await
         .expect("the WAL's frames");

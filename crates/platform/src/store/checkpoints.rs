@@ -10,7 +10,8 @@
 //! 1. a `PASSIVE` checkpoint beside the writer (it blocks no reader and no writer): the bulk of
 //!    the copying, while writes go on; one that found another checkpoint running is tried again
 //!    at the next tick;
-//! 2. then, once the WAL holds [`SQLITE_CHECKPOINT_PAGES`] frames, another one holding the writer
+//! 2. then, once the WAL holds [`SQLITE_CHECKPOINT_PAGES`] frames (of 2 KiB pages: as many bytes
+//!    in the back office's file of larger pages), another one holding the writer
 //!    turn, which copies only the frames committed during the first. With no writer appending, it
 //!    leaves the whole WAL copied, so the next write starts the WAL over from its beginning
 //!    (unless a reading transaction still holds an older snapshot: then a later one does). A
@@ -30,7 +31,6 @@ use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
 use super::writer::{Turn, WriterSlot};
-use super::SQLITE_CHECKPOINT_PAGES;
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
@@ -75,8 +75,14 @@ async fn checkpoint(connection: Connection) -> Option<(Connection, Option<i64>)>
 
 impl Checkpoints {
     /// Starts checkpointing with `connection` (one of the store's, kept for this), taking turns
-    /// with the writer in `writer`, whose commits are counted in `commits`.
-    pub(crate) fn start(mut connection: Connection, writer: WriterSlot, commits: Arc<AtomicU64>) -> Checkpoints {
+    /// with the writer in `writer`, whose commits are counted in `commits`, once the WAL holds
+    /// `frames` frames.
+    pub(crate) fn start(
+        mut connection: Connection,
+        writer: WriterSlot,
+        commits: Arc<AtomicU64>,
+        frames_max: u32,
+    ) -> Checkpoints {
         let counts = Arc::new(Counts::default());
         let seen = counts.clone();
         let task = tokio::spawn(async move {
@@ -92,7 +98,7 @@ impl Checkpoints {
                 let Some((kept, frames)) = checkpoint(connection).await else { return };
                 connection = kept;
                 let Some(frames) = frames else { continue };
-                if frames >= i64::from(SQLITE_CHECKPOINT_PAGES) {
+                if frames >= i64::from(frames_max) {
                     let mut turn = writer.hold().await;
                     if turn.is_none() {
                         // The store was closed.

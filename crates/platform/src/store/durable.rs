@@ -10,8 +10,9 @@
 //! committed write in the millisecond before its sync: a read is not a promise.)
 //!
 //! A sync that fails is final: the kernel may have dropped the pages it could not write and a
-//! later sync would not say so, so every later write of this store is refused (its commit may have
+//! later sync would not say so, so every later write of this file is refused (its commit may have
 //! landed; its answer is an error) until the service is restarted and SQLite reads the WAL back.
+//! (Each of the store's files has its own group commit: `backoffice_file`.)
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -91,7 +91,7 @@ impl Store {
     ) -> Result<Change, HotlistChangeError> {
         for _ in 0..ATTEMPTS {
             // Alone: a change replays the whole list in the turn, and grouped writers would wait for it.
-            let mut transaction = self.begin_write_alone().await?;
+            let mut transaction = self.begin_backoffice_write().await?;
             match append_change_in(&mut transaction.db(), card, kind, reason, by.clone(), at, now_ms).await? {
                 Some(change) => {
                     transaction.commit().await?;

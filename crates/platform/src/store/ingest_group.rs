@@ -206,7 +206,7 @@ async fn write_in_turn(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<Option<Vec<Fed>>, IngestError> {
-    let mut transaction = store.begin_write_alone().await?;
+    let mut transaction = store.begin_backoffice_write().await?;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }

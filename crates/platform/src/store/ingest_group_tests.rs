@@ -12,10 +12,10 @@ use super::clearing::Upload;
 use super::ingest_group::{prepare, write, write_token, Reads};
 use super::Store;
 
-const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
+pub(super) const ISSUER: [u8; 8] = [0, 0, 0x10, 0, 0, 0, 0, 1];
 
 /// A purchase of card `card` at its `counter`, leaving `after` fen of `before`.
-fn purchase(card: u8, counter: u16, before: i64, after: i64) -> TapRecord {
+pub(super) fn purchase(card: u8, counter: u16, before: i64, after: i64) -> TapRecord {
     TapRecord {
         status: RecordStatus::Confirmed,
         kind: TapKind::Exit,
@@ -43,30 +43,30 @@ fn purchase(card: u8, counter: u16, before: i64, after: i64) -> TapRecord {
     }
 }
 
-fn batch(id: &str, records: Vec<TapRecord>) -> Batch {
+pub(super) fn batch(id: &str, records: Vec<TapRecord>) -> Batch {
     Batch {
         header: BatchHeader { batch_id: id.into(), gate: [0x10, 0, 0, 0x0C, 0, 1], operator: "test".into() },
         records,
     }
 }
 
-fn upload(batch: &Batch) -> Upload<'_> {
+pub(super) fn upload(batch: &Batch) -> Upload<'_> {
     let received = DateTime::new(2026, 11, 26, 1, 0, 0).expect("a time");
     Upload { batch, operator_key_id: "test", received, now_ms: 1 }
 }
 
-fn verified(batch: &Batch) -> Vec<TacCheck> {
+pub(super) fn verified(batch: &Batch) -> Vec<TacCheck> {
     vec![TacCheck::Verified; batch.records.len()]
 }
 
-async fn counters(store: &Store, card: u8) -> Option<Vec<u16>> {
+pub(super) async fn counters(store: &Store, card: u8) -> Option<Vec<u16>> {
     let id = CardId { issuer_id: ISSUER, card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0, 0, card] };
     let shadow = store.card_shadow(id).await.expect("the shadow reads")?;
     Some(shadow.transactions().iter().map(|t| t.counter).collect())
 }
 
 /// A fresh SQLite store that took batch A: card 1's purchase at counter 1, 1,000 → 600 fen.
-async fn store_after_a() -> (tempfile::TempDir, Store) {
+pub(super) async fn store_after_a() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
     let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
@@ -180,7 +180,7 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
     let g2 = batch("G2", vec![purchase(1, 3, 200, 100)]);
     let prepared_1 = prepare(&store, &[upload(&g1)], &[&verified(&g1)], Reads::Cache).await.expect("G1 prepared");
     let prepared_2 = prepare(&store, &[upload(&g2)], &[&verified(&g2)], Reads::Cache).await.expect("G2 prepared");
-    let mut other = store.begin_write().await.expect("a writer");
+    let mut other = store.begin_backoffice_write().await.expect("a writer");
     other.db().batch("UPDATE card_shadows SET version = version + 1").await.expect("changed");
     other.commit().await.expect("committed");
     let (packed_1, packed_2) = ([g1.pack().expect("packs")], [g2.pack().expect("packs")]);

@@ -258,7 +258,7 @@ impl Store {
             return Ok(());
         }
         loop {
-            let mut transaction = self.begin_write_alone().await?;
+            let mut transaction = self.begin_backoffice_write().await?;
             let batches = query(
                 "SELECT gate, batch_id, operator FROM clearing_batches WHERE records_packed IS NULL \
                  ORDER BY gate, batch_id LIMIT 100",

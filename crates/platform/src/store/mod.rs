@@ -11,6 +11,9 @@
 
 mod access;
 mod agreement;
+mod backoffice_file;
+#[cfg(test)]
+mod backoffice_file_tests;
 mod cards;
 #[cfg(test)]
 mod checkpoint_tests;
@@ -53,6 +56,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Transaction};
 
 pub use access::OPERATOR_KEYS_LISTED_MAX;
+pub use backoffice_file::{backoffice_path, BACKOFFICE_SCHEMA, SQLITE_BACKOFFICE_PAGE_BYTES};
 pub use checkpoints::SQLITE_CHECKPOINT_INTERVAL_MS;
 pub use clearing::{
     BatchAnswer, IngestError, Ingested, RaisedFlag, RejectedRecord, SettledRecord, ShadowCensus, Upload,
@@ -84,7 +88,7 @@ pub(crate) use sql::{column, Db};
 use crate::ledger::LedgerError;
 use checkpoints::Checkpoints;
 use durable::Durable;
-use readers::Readers;
+use readers::{Attach, Readers};
 use shadow_cache::ShadowCache;
 pub(crate) use writer::WriteTransaction;
 pub use writer::WRITE_GROUP_MAX;
@@ -102,8 +106,8 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// SQLite's page size for a new database (an existing one keeps its own). A commit writes
 /// each page it changed whole into the WAL: a top-up's few rows dirty a handful of pages, so
 /// smaller pages write less; 2 KiB made top-ups about 8% faster than SQLite's 4 KiB default with
-/// no loss to clearing's bulk writes, which 1 KiB slowed by a fifth (`yitong bench`). Clearing
-/// alone would want 16 KiB (a fifth faster), which costs top-ups a third (docs/platform.md).
+/// no loss to clearing's bulk writes, which 1 KiB slowed by a fifth (`yitong bench`). The back
+/// office's file has larger pages ([`SQLITE_BACKOFFICE_PAGE_BYTES`]).
 pub const SQLITE_PAGE_BYTES: u32 = 2_048;
 /// SQLite's page cache of the writer connection, KiB: the pages it rewrites stay in memory from
 /// one write to the next.
@@ -117,6 +121,36 @@ pub const SQLITE_READER_CACHE_KIB: u32 = 8_192;
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
+
+/// A SQLite writer on `connection` (the database file `file` opened alone), with its group
+/// commit and its checkpoints.
+fn writer_of(
+    connection: rusqlite::Connection,
+    file: &Path,
+    synchronous: &'static str,
+    durability: Durability,
+) -> Result<(WriterSlot, Checkpoints), StoreError> {
+    // As many bytes of WAL as [`SQLITE_CHECKPOINT_PAGES`] pages of [`SQLITE_PAGE_BYTES`], whatever
+    // the file's page size.
+    let page_bytes = backoffice_file::page_bytes(&connection)?;
+    let frames = (u64::from(SQLITE_CHECKPOINT_PAGES) * u64::from(SQLITE_PAGE_BYTES) / u64::from(page_bytes.max(1)))
+        .clamp(1, u64::from(SQLITE_CHECKPOINT_PAGES)) as u32;
+    // The group commit, where the WAL is where it should be (the migrations wrote through it).
+    let durable =
+        Some(Durable::new(file)).filter(|_| durability == Durability::Full).and_then(Durable::found).map(Arc::new);
+    if durable.is_some() {
+        // Synced by the group commit instead (`durable`).
+        connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    }
+    // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as a
+    // backstop, should that task stop.
+    connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * frames))?;
+    let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone()));
+    let checkpointer = readers::open(file, synchronous, SQLITE_READER_CACHE_KIB, Attach::No)?;
+    let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits, frames);
+    Ok((writer, checkpoints))
+}
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
@@ -322,16 +356,20 @@ pub struct Store {
     /// SQLite's one writing connection, kept out of the pool: writers queue for it here, in
     /// arrival order, rather than in SQLite's busy handler (which sleeps in growing steps and
     /// makes a long tail of waits), and its page cache stays warm from one write to the next
-    /// (a pooled connection's cache is dropped whenever another connection wrote). One per
-    /// store; `None` on PostgreSQL (`None` inside once closed).
+    /// (a pooled connection's cache is dropped whenever another connection wrote). This one
+    /// writes the store's file, the next one the back office's; `None` on PostgreSQL (`None`
+    /// inside once closed).
     writer: Option<WriterSlot>,
+    /// SQLite's writer of the back office's file (`backoffice_file`), as the one above.
+    backoffice_writer: Option<WriterSlot>,
     /// Card shadows between ingest groups (shared by the store's clones).
     shadows: Arc<ShadowCache>,
     /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
     /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
     pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
-    /// SQLite's checkpoints, off the writer's turn (`None` on PostgreSQL).
-    checkpoints: Option<Arc<Checkpoints>>,
+    /// SQLite's checkpoints, off the writers' turns: the store's file's, then the back office's
+    /// (none on PostgreSQL).
+    checkpoints: Vec<Arc<Checkpoints>>,
     /// PostgreSQL: native connections, for `COPY` (`staged_batches`).
     copier: Option<Arc<staged_batches::Copier>>,
 }
@@ -436,41 +474,44 @@ impl Store {
             .page_size(SQLITE_PAGE_BYTES)
             .busy_timeout(std::time::Duration::from_millis(u64::from(SQLITE_BUSY_TIMEOUT_MS)));
         let mut migrating = options.connect().await?;
+        // The WALs are synced by path (`durable`), and SQLite keeps a WAL beside the file a
+        // symbolic link leads to: the paths made absolute and real, once the file is there.
+        let real = |file: &Path| std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+        let file = real(options.get_filename());
+        // The back office's file made, if it is not there yet (its page size, WAL), by attaching it.
+        sqlx::raw_sql(&backoffice_file::attach_sql(&file)?).execute(&mut migrating).await?;
         let migrator = Migrator::new(EmbeddedMigrations(Backend::Sqlite)).await.map_err(StoreError::Migrate)?;
         migrator.run(&mut migrating).await.map_err(StoreError::Migrate)?;
-        // Its WAL is synced by path (`durable`): made absolute while the directory is known.
-        let file = options.get_filename();
-        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
         let synchronous = match durability {
             Durability::Full => "FULL",
             Durability::Os => "NORMAL",
         };
-        let connection = readers::open(&file, synchronous, SQLITE_CACHE_KIB)?;
-        // SQLite deletes the WAL when the last connection that used it closes: the writer uses it
-        // (a read) before the migrations' connection closes.
-        connection.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |_| Ok(()))?;
-        migrating.close().await?;
-        // The group commit, where the WAL is where it should be (the migrations wrote through it).
-        let durable =
-            Some(Durable::new(&file)).filter(|_| durability == Durability::Full).and_then(Durable::found).map(Arc::new);
-        if durable.is_some() {
-            // Synced by the group commit instead (`durable`).
-            connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        // One writer per file (`backoffice_file`): each opens its file alone, as its main
+        // database, so that a write of one never locks the other.
+        let backoffice = real(&backoffice_file::backoffice_path(&file));
+        let connections_of_writers = [
+            readers::open(&file, synchronous, SQLITE_CACHE_KIB, Attach::No)?,
+            readers::open(&backoffice, synchronous, SQLITE_CACHE_KIB, Attach::No)?,
+        ];
+        // SQLite deletes a WAL when the last connection that used it closes: the writers use
+        // theirs (a read) before the migrations' connection closes.
+        for connection in &connections_of_writers {
+            connection.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |_| Ok(()))?;
         }
-        // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as
-        // a backstop, should that task stop.
-        connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * SQLITE_CHECKPOINT_PAGES))?;
-        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone()));
-        let checkpointer = readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB)?;
-        let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits);
+        migrating.close().await?;
+        backoffice_file::split(&readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB, Attach::Yes)?)?;
+        let [connection, backoffice_connection] = connections_of_writers;
+        let (writer, checkpoints) = writer_of(connection, &file, synchronous, durability)?;
+        let (backoffice_writer, backoffice_checkpoints) =
+            writer_of(backoffice_connection, &backoffice, synchronous, durability)?;
         let store = Store {
             pool: Pool::Sqlite(Arc::new(Readers::new(file, synchronous, connections))),
             backend: Backend::Sqlite,
             writer: Some(writer),
+            backoffice_writer: Some(backoffice_writer),
             shadows: Arc::default(),
             ingest_turn: Arc::default(),
-            checkpoints: Some(Arc::new(checkpoints)),
+            checkpoints: vec![Arc::new(checkpoints), Arc::new(backoffice_checkpoints)],
             copier: None,
         };
         store.move_record_rows().await?;
@@ -487,16 +528,18 @@ impl Store {
             pool: Pool::Postgres(pool),
             backend: Backend::Postgres,
             writer: None,
+            backoffice_writer: None,
             shadows: Arc::default(),
             ingest_turn: Arc::default(),
-            checkpoints: None,
+            checkpoints: Vec::new(),
             copier: Some(Arc::new(copier)),
         };
         store.move_record_rows().await?;
         Ok(store)
     }
 
-    /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] in `data_dir`, creating the
+    /// Opens (or creates) the SQLite database [`SQLITE_FILE_NAME`] (and the back office's file
+    /// beside it, `backoffice_file`) in `data_dir`, creating the
     /// directory if needed.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Store, StoreError> {
         Store::open_data_dir_with(data_dir, StoreOptions::default()).await
@@ -521,10 +564,10 @@ impl Store {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
-        if let Some(checkpoints) = &self.checkpoints {
+        for checkpoints in &self.checkpoints {
             checkpoints.stop().await;
         }
-        if let Some(writer) = &self.writer {
+        for writer in [&self.writer, &self.backoffice_writer].into_iter().flatten() {
             writer.close().await;
         }
         if let Some(copier) = &self.copier {
@@ -556,17 +599,35 @@ impl Store {
     /// followed by a write cannot fail on a snapshot another writer made stale. On SQLite it
     /// shares its commit with the writers queued behind it (`writer`): for short writes.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        self.begin(true).await
+        self.begin(self.writer.as_ref(), true).await
     }
 
     /// [`Store::begin_write`] for a bulk write, which commits on its own on SQLite: writers
     /// grouped with it would wait for the whole of it.
+    #[cfg(test)]
     pub(crate) async fn begin_write_alone(&self) -> Result<WriteTransaction, StoreError> {
-        self.begin(false).await
+        self.begin(self.writer.as_ref(), false).await
     }
 
-    async fn begin(&self, grouped: bool) -> Result<WriteTransaction, StoreError> {
+    /// Waits until every commit of the store's file so far is durable. A write of the back
+    /// office's file derived from what was read in the store's (the platform's feed) must not
+    /// outlive it at a power loss: the two files are synced apart, and a commit is visible
+    /// before its sync.
+    pub(crate) async fn store_file_durable(&self) -> Result<(), StoreError> {
         match &self.writer {
+            Some(writer) => writer.durable_now().await,
+            None => Ok(()),
+        }
+    }
+
+    /// A transaction that writes the back office's tables, and only those (`backoffice_file`):
+    /// on SQLite, on the writer of their file, committing on its own (they are bulk writes).
+    pub(crate) async fn begin_backoffice_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin(self.backoffice_writer.as_ref(), false).await
+    }
+
+    async fn begin(&self, writer: Option<&WriterSlot>, grouped: bool) -> Result<WriteTransaction, StoreError> {
+        match writer {
             Some(writer) => writer.begin(grouped).await,
             None => {
                 let pool = self.postgres_pool().ok_or(StoreError::Database(sqlx::Error::PoolClosed))?;

@@ -89,6 +89,8 @@ impl Store {
                     .iter()
                     .map(|batch| Upload { batch, operator_key_id: PLATFORM_OPERATOR, received, now_ms })
                     .collect();
+                // What was read is on disk before the back office keeps what follows from it.
+                self.store_file_durable().await?;
                 match self.ingest_batches(&uploads, tac_keys).await {
                     Ok(answers) => feed.fed += answers.iter().filter(|a| a.new).count(),
                     Err(_) => {

@@ -1,5 +1,6 @@
 //! SQLite's reading connections: native (`rusqlite`), opened on demand up to the store's
-//! connection count, kept idle between uses. They read beside the writer (WAL), and refuse to
+//! connection count, kept idle between uses, with the back office's file attached
+//! (`backoffice_file`). They read beside the writer (WAL), and refuse to
 //! write (`query_only`): SQLite's write lock is held by the writers' shared transaction between
 //! their turns (`writer`), and a write here would wait for it in SQLite's busy handler, holding
 //! its thread.
@@ -10,26 +11,47 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::backoffice_file::{attach_sql, BACKOFFICE_SCHEMA};
 use super::sql::{Db, SQLITE_STATEMENTS_CACHED};
 use super::{StoreError, SQLITE_BUSY_TIMEOUT_MS, SQLITE_CHECKPOINT_PAGES, SQLITE_READER_CACHE_KIB};
 
 /// How long a read waits for a free connection before it fails (as `sqlx`'s pools do).
 pub const READER_WAIT_MS: u64 = 30_000;
 
-/// Opens a native connection to the store's file with the settings every connection shares.
-pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32) -> Result<Connection, StoreError> {
+/// Whether a connection attaches the back office's file (`backoffice_file`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// A reading connection: it reads the tables of both files.
+    Yes,
+    /// A writer or a checkpointer: its one file only.
+    No,
+}
+
+/// Opens a native connection to the database file `path` with the settings every connection
+/// shares (for each of its files, with `attach`).
+pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32, attach: Attach) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
     connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENTS_CACHED);
     // Foreign keys checked (SQLite's default is off, unless built otherwise); pages stay in
     // memory between transactions (the writer keeps more); a multi-row statement's undo journal
     // stays in memory, not a temporary file; the WAL is copied back in fewer, larger checkpoints
-    // (pages rewritten by many commits are copied once).
+    // (pages rewritten by many commits are copied once). `synchronous` and the cache are each
+    // file's own settings.
     connection.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-         PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY; \
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA temp_store = MEMORY; \
          PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES};"
     ))?;
+    let mut schemas = vec!["main"];
+    if attach == Attach::Yes {
+        connection.execute_batch(&attach_sql(path)?)?;
+        schemas.push(BACKOFFICE_SCHEMA);
+    }
+    for schema in schemas {
+        connection.execute_batch(&format!(
+            "PRAGMA {schema}.synchronous = {synchronous}; PRAGMA {schema}.cache_size = -{cache_kib};"
+        ))?;
+    }
     Ok(connection)
 }
 
@@ -59,7 +81,7 @@ impl Readers {
         let connection = match idle {
             Some(connection) => connection,
             None => {
-                let connection = open(&self.path, self.synchronous, SQLITE_READER_CACHE_KIB)?;
+                let connection = open(&self.path, self.synchronous, SQLITE_READER_CACHE_KIB, Attach::Yes)?;
                 // A write here is refused at once, rather than waiting for the writers' lock.
                 connection.execute_batch("PRAGMA query_only = ON")?;
                 connection

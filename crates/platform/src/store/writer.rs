@@ -16,12 +16,13 @@
 //! fails, or whose transaction ended under it (SQLite rolls a transaction back on a disk error),
 //! fails every writer in it: their commits and rollbacks return an error, and nothing is kept.
 //!
-//! A bulk writer ([`Store::begin_write_alone`]) commits its own transaction, as before groups
-//! (the clearing's ingest groups, hotlist changes): writers grouped with it would wait for the
-//! whole of it.
+//! A bulk writer commits its own transaction, as before groups: writers grouped with it would
+//! wait for the whole of it. The back office's writes are all bulk (the clearing's ingest groups,
+//! hotlist changes), on the writer of their own file ([`Store::begin_backoffice_write`],
+//! `backoffice_file`).
 //!
 //! [`Store::begin_write`]: super::Store::begin_write
-//! [`Store::begin_write_alone`]: super::Store::begin_write_alone
+//! [`Store::begin_backoffice_write`]: super::Store::begin_backoffice_write
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -212,8 +213,7 @@ pub(super) struct Turn {
     /// The writer's commits (for tests).
     #[cfg_attr(not(test), allow(dead_code))]
     commits: Arc<AtomicU64>,
-    /// The writer's group commit (for tests).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The writer's group commit.
     durable: Option<Arc<Durable>>,
 }
 
@@ -230,6 +230,15 @@ impl Turn {
     #[cfg(test)]
     pub(super) fn durable(&self) -> Option<Arc<Durable>> {
         self.durable.clone()
+    }
+
+    /// Waits until every commit so far is durable (at once without a group commit: then each
+    /// commit synced itself, or `Durability::Os` promises no more).
+    pub(super) async fn durable_now(&self) -> Result<(), StoreError> {
+        match &self.durable {
+            Some(durable) => Ok(durable.wait(durable.committed()).await?),
+            None => Ok(()),
+        }
     }
 
     /// Writers waiting to begin a transaction.

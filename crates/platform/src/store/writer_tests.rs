@@ -65,6 +65,69 @@ async fn a_transaction_rolled_back_by_sqlite_does_not_stop_the_next_writer() {
     assert_eq!(rows(&store).await, [2]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_offices_file_has_a_writer_and_a_group_commit_of_its_own() {
+    let (_dir, store) = store().await;
+    let (main, backoffice) = (turn(&store).durable().expect("group commit"), backoffice_turn(&store).durable());
+    let backoffice = backoffice.expect("the back office's group commit");
+    assert!(backoffice.wal().ends_with("platform-backoffice.sqlite-wal"), "{}", backoffice.wal().display());
+    assert!(backoffice.wal().is_file(), "SQLite's own WAL: {}", backoffice.wal().display());
+    let mut t = store.begin_backoffice_write().await.expect("a writer");
+    t.db().batch("CREATE TABLE probe_of_the_back_office (n BIGINT NOT NULL)").await.expect("created");
+    t.commit().await.expect("committed");
+    let before = (main.syncs(), backoffice.syncs());
+    // The store's file only (as a top-up): its own sync.
+    insert(&store, 1).await;
+    assert_eq!((main.syncs(), backoffice.syncs()), (before.0 + 1, before.1));
+    // The back office's only (as a clearing group): that file's sync, while a write of the
+    // store's file is open on the other writer.
+    let open = begun_with(&store, 2).await;
+    let mut t = store.begin_backoffice_write().await.expect("not held up by the store's writer");
+    t.db().batch("INSERT INTO probe_of_the_back_office VALUES (1)").await.expect("inserted");
+    t.commit().await.expect("committed");
+    assert_eq!((main.syncs(), backoffice.syncs()), (before.0 + 1, before.1 + 1));
+    open.commit().await.expect("committed");
+    // Each file holds its own table; a reading connection reads both.
+    let tables = |schema: &str| format!("SELECT COUNT(*) FROM {schema}.sqlite_schema WHERE name LIKE 'probe%'");
+    let mut reader = store.reader().await.expect("a reader");
+    for (schema, count) in [("main", 1), (super::BACKOFFICE_SCHEMA, 1)] {
+        let row = query(tables(schema)).fetch_one(&mut reader.db()).await.expect("read");
+        assert_eq!(column::<i64>(&row, 0).expect("a count"), count, "{schema}");
+    }
+    let row = query("SELECT COUNT(*) FROM probe_of_the_back_office").fetch_one(&mut reader.db()).await.expect("read");
+    assert_eq!(column::<i64>(&row, 0).expect("a count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_store_files_commits_waits_for_their_sync() {
+    let (_dir, store) = store().await;
+    let durable = turn(&store).durable().expect("group commit");
+    let held = durable.hold_syncs().await;
+    // Committed (readers see it), not yet synced: its writer waits.
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move { insert(&store, 1).await }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&store).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the write did not commit");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.store_file_durable().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "answered before the commit it saw was synced");
+    drop(held);
+    waiting.await.expect("ran").expect("durable");
+    writer.await.expect("the writer ran");
+}
+
+fn backoffice_turn(store: &Store) -> &super::WriterSlot {
+    store.backoffice_writer.as_ref().expect("SQLite's writer of the back office")
+}
+
 fn syncs(store: &Store) -> u64 {
     turn(store).durable().map_or(0, |durable| durable.syncs())
 }

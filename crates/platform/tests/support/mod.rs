@@ -63,19 +63,33 @@ impl TestDb {
 
     /// Runs raw SQL on the database, behind the store's back (to tamper with it).
     pub async fn execute(&self, sql: &str) {
-        sqlx::any::install_default_drivers();
-        let mut connection = sqlx::AnyConnection::connect(&self.url).await.expect("connects");
+        let mut connection = self.connect().await;
         connection.execute(sql).await.expect("SQL runs");
         connection.close().await.expect("closed");
     }
 
     /// The first column of `sql`'s rows, as text, read behind the store's back.
     pub async fn texts(&self, sql: &str) -> Vec<String> {
-        sqlx::any::install_default_drivers();
-        let mut connection = sqlx::AnyConnection::connect(&self.url).await.expect("connects");
+        let mut connection = self.connect().await;
         let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut connection).await.expect("SQL runs");
         connection.close().await.expect("closed");
         rows.into_iter().map(|(text,)| text).collect()
+    }
+
+    /// A connection of its own, on SQLite with the back office's file attached as the store
+    /// attaches it.
+    async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&self.url).await.expect("connects");
+        if let Some(file) = self.url.strip_prefix("sqlite://") {
+            let attached = yitong_platform::store::backoffice_path(std::path::Path::new(file));
+            let schema = yitong_platform::store::BACKOFFICE_SCHEMA;
+            connection
+                .execute(format!("ATTACH DATABASE '{}' AS {schema}", attached.display()).as_str())
+                .await
+                .expect("the back office's file attaches");
+        }
+        connection
     }
 
     /// Drops the PostgreSQL schema (a failed test leaves it for a look).
