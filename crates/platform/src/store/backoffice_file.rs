@@ -19,8 +19,9 @@
 //!
 //! The migrations create the tables in the main file, as they always did; [`split`] then moves
 //! them, at every opening that finds them there: a new database's empty tables, an older
-//! database's rows. In two commits — copied (rows already copied are skipped), then dropped from
-//! the main file — because SQLite in WAL mode commits the files of one transaction one after
+//! database's rows. In two commits — copied (replacing any copy a move cut short left, since the
+//! main file's rows are the live ones while it holds them), then dropped from the main file —
+//! because SQLite in WAL mode commits the files of one transaction one after
 //! the other, the main one first: a crash between the two commits of a single transaction could
 //! lose the rows, one between these two leaves them in both files, and the next opening goes on.
 //! A later change to one of these tables cannot be a plain SQL migration on SQLite: a fresh
@@ -137,11 +138,6 @@ fn immediate<T>(connection: &Connection, work: impl FnOnce() -> Result<T, StoreE
             Err(error)
         }
     }
-}
-
-/// The page size of the file `connection` opened as its main database.
-pub(crate) fn page_bytes(connection: &Connection) -> Result<u32, StoreError> {
-    Ok(connection.query_row("PRAGMA page_size", [], |row| row.get(0))?)
 }
 
 /// Which of the back office's tables `schema` holds, in [`BACKOFFICE_TABLES`]' order.

@@ -132,7 +132,7 @@ fn writer_of(
 ) -> Result<(WriterSlot, Checkpoints), StoreError> {
     // As many bytes of WAL as [`SQLITE_CHECKPOINT_PAGES`] pages of [`SQLITE_PAGE_BYTES`], whatever
     // the file's page size.
-    let page_bytes = backoffice_file::page_bytes(&connection)?;
+    let page_bytes = readers::page_bytes(&connection)?;
     let frames = (u64::from(SQLITE_CHECKPOINT_PAGES) * u64::from(SQLITE_PAGE_BYTES) / u64::from(page_bytes.max(1)))
         .clamp(1, u64::from(SQLITE_CHECKPOINT_PAGES)) as u32;
     // The group commit, where the WAL is where it should be (the migrations wrote through it).

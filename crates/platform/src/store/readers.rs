@@ -55,6 +55,11 @@ pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32, attach: Attac
     Ok(connection)
 }
 
+/// The page size of the file `connection` opened as its main database.
+pub(crate) fn page_bytes(connection: &Connection) -> Result<u32, StoreError> {
+    Ok(connection.query_row("PRAGMA page_size", [], |row| row.get(0))?)
+}
+
 /// The reading connections of one store.
 #[derive(Debug)]
 pub(crate) struct Readers {
