@@ -150,3 +150,23 @@ async fn a_back_office_file_gone_missing_is_named_rather_than_made_again_empty()
     let text = error.to_string();
     assert!(text.contains("platform-backoffice.sqlite") && text.contains("card_shadows"), "{text}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_reached_through_a_symbolic_link_keeps_its_back_office_beside_the_real_file() {
+    let (real, linked) = (tempfile::tempdir().expect("a directory"), tempfile::tempdir().expect("another"));
+    let target = real.path().join(SQLITE_FILE_NAME);
+    std::fs::write(&target, b"").expect("an empty database file");
+    let link = linked.path().join(SQLITE_FILE_NAME);
+    std::os::unix::fs::symlink(&target, &link).expect("linked");
+    let url = format!("sqlite://{}", link.display());
+    for _ in 0..2 {
+        let store = Store::open(&url).await.expect("opens through the link");
+        let a = batch("A", vec![purchase(1, 1, 1_000, 600)]);
+        store.ingest_checked(&[upload(&a)], &[&verified(&a)], &mut None).await.expect("A ingested");
+        assert_eq!(counters(&store, 1).await, Some(vec![1]));
+        store.close().await;
+    }
+    assert!(backoffice_path(&target).is_file(), "beside the real file");
+    assert!(!backoffice_path(&link).exists(), "not beside the link");
+}
