@@ -142,15 +142,9 @@ fn immediate<T>(connection: &Connection, work: impl FnOnce() -> Result<T, StoreE
 
 /// Which of the back office's tables `schema` holds, in [`BACKOFFICE_TABLES`]' order.
 fn tables_in(connection: &Connection, schema: &str) -> Result<Vec<&'static str>, StoreError> {
-    let mut found = Vec::new();
-    for table in BACKOFFICE_TABLES {
-        let sql = format!("SELECT COUNT(*) FROM {schema}.sqlite_schema WHERE type = 'table' AND name = ?1");
-        let count: i64 = connection.query_row(&sql, [table], |row| row.get(0))?;
-        if count > 0 {
-            found.push(table);
-        }
-    }
-    Ok(found)
+    let mut statement = connection.prepare(&format!("SELECT name FROM {schema}.sqlite_schema WHERE type = 'table'"))?;
+    let names: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    Ok(BACKOFFICE_TABLES.into_iter().filter(|table| names.iter().any(|name| name == table)).collect())
 }
 
 /// The statements that made `table` in the main file: the table's, then its indexes' (not those

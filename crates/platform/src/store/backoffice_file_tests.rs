@@ -61,11 +61,16 @@ fn as_before_the_split(main: &Path, keep_copy: bool) {
     connection.execute_batch(&format!("DETACH DATABASE {BACKOFFICE_SCHEMA}")).expect("detached");
     drop(connection);
     if !keep_copy {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = attached.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(file));
-        }
+        remove_database(&attached);
+    }
+}
+
+/// A SQLite file gone, with its WAL and shared memory.
+fn remove_database(file: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(path));
     }
 }
 
@@ -137,15 +142,25 @@ async fn a_move_cut_between_its_two_commits_is_finished_at_the_next_opening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_an_older_database_at_once_move_its_tables_once() {
+    let (dir, store) = store_after_a().await;
+    store.close().await;
+    as_before_the_split(&dir.path().join(SQLITE_FILE_NAME), false);
+    // Each its own connections: one moves, the other waits for the lock and finds it done (or
+    // copies the same rows again before either drops them).
+    let (first, second) = tokio::join!(Store::open_data_dir(dir.path()), Store::open_data_dir(dir.path()));
+    for store in [first.expect("the first opens"), second.expect("the second opens")] {
+        assert_eq!(counters(&store, 1).await, Some(vec![1]));
+        store.close().await;
+    }
+    moved_and_whole(dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_back_office_file_gone_missing_is_named_rather_than_made_again_empty() {
     let (dir, store) = store_after_a().await;
     store.close().await;
-    let attached = backoffice_path(&dir.path().join(SQLITE_FILE_NAME));
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = attached.clone().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(file));
-    }
+    remove_database(&backoffice_path(&dir.path().join(SQLITE_FILE_NAME)));
     let error = Store::open_data_dir(dir.path()).await.expect_err("a database without its back office");
     let text = error.to_string();
     assert!(text.contains("platform-backoffice.sqlite") && text.contains("card_shadows"), "{text}");
