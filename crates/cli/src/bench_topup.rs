@@ -11,7 +11,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -23,10 +23,10 @@ use yitong_platform::ledger::{CardId, Fen, LedgerCheck};
 use yitong_platform::payments::{MerchantOrderId, NewOrder, OrderKind, PayOutcome};
 use yitong_platform::pricing::Channel;
 use yitong_server::{AppState, KeySource, SystemClock};
-use yitong_wallet::api::TopUpRequest;
 use yitong_wallet::se::{exchange, order_id as phone_order_id, random_id};
 use yitong_wallet::{Device, HttpApi, Phone, PhoneFile, SoftSe, Token, Wallet, WalletApi, WalletError};
 
+use crate::bench_topup_client::{self, Timed, TimedPhone};
 use crate::cmd_serve::open_store;
 use crate::money::yuan;
 
@@ -281,70 +281,11 @@ async fn serve_and_run(args: &TopUpBenchArgs, dir: &Path) -> anyhow::Result<(Run
     Ok((run, server, database))
 }
 
-/// The HTTP run against `server`: a thread per phone, enrolled first (phone files in `dir`),
-/// then timed from the moment every phone is ready.
-fn over_http(args: &TopUpBenchArgs, server: &str, dir: &Path) -> anyhow::Result<Run> {
-    let phones_dir = dir.join("phones");
-    std::fs::create_dir_all(&phones_dir).context("the phones' directory")?;
-    let ready = Arc::new(Barrier::new(args.phones as usize + 1));
-    let done = Arc::new(AtomicU64::new(0));
-    let mut threads = Vec::new();
-    for n in 0..args.phones {
-        let (ready, done, server) = (ready.clone(), done.clone(), server.to_owned());
-        let file = phones_dir.join(format!("phone-{n}.json"));
-        let topups = args.topups;
-        let thread = std::thread::Builder::new()
-            .name(format!("phone-{n}"))
-            .spawn(move || http_phone(&server, &file, topups, &ready, &done))
-            .context("a phone's thread")?;
-        threads.push(thread);
-    }
-    ready.wait();
-    let start = Instant::now();
-    let bar = progress(args, "HTTP");
-    while !threads.iter().all(|t| t.is_finished()) {
-        bar.set_position(done.load(Ordering::Relaxed));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bar.finish_and_clear();
-    let phones = threads
-        .into_iter()
-        .map(|t| t.join().map_err(|_| anyhow!("a phone's thread panicked")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut run = Run::gather(start, phones);
-    run.service_source = "card view";
-    Ok(run)
-}
-
-/// One phone over HTTP: enrolls, waits for the others, tops up `topups` times, reads its
-/// balances (the SE's, the service's card view).
-fn http_phone(server: &str, file: &Path, topups: u32, ready: &Barrier, done: &AtomicU64) -> PhoneRun {
-    let enrolled = enroll_over_http(server, file);
-    ready.wait();
-    let mut run = PhoneRun { latencies: Vec::new(), end: Instant::now(), se_fen: 0, service_fen: 0, error: None };
-    let (api, token, serial, mut se) = match enrolled {
-        Ok(enrolled) => enrolled,
-        Err(error) => {
-            run.error = Some(format!("enrolling: {error:#}"));
-            return run;
-        }
-    };
-    for n in 1..=i64::from(topups) {
-        let start = Instant::now();
-        match top_up_over_http(&api, &token, &serial, &mut se, n * AMOUNT_FEN) {
-            Ok(()) => run.latencies.push(start.elapsed()),
-            Err(error) => {
-                run.error = Some(format!("top-up {n}: {error:#}"));
-                break;
-            }
-        }
-        done.fetch_add(1, Ordering::Relaxed);
-    }
-    run.end = Instant::now();
-    let balances = se_balance(&mut se).and_then(|se_fen| {
-        let view = api.card(&token, &serial)?;
-        Ok((se_fen, view.balance_fen))
-    });
+/// A phone's timed part, with the balances read after it: the SE's, and the service's card view.
+fn with_balances(mut timed: Timed, api: &HttpApi, token: &Token, serial: &str) -> PhoneRun {
+    let mut run =
+        PhoneRun { latencies: timed.latencies, end: timed.end, se_fen: 0, service_fen: 0, error: timed.error };
+    let balances = se_balance(&mut timed.se).and_then(|se_fen| Ok((se_fen, api.card(token, serial)?.balance_fen)));
     match balances {
         Ok((se_fen, service_fen)) => (run.se_fen, run.service_fen) = (se_fen, service_fen),
         Err(error) => {
@@ -354,8 +295,64 @@ fn http_phone(server: &str, file: &Path, topups: u32, ready: &Barrier, done: &At
     run
 }
 
-/// Registers a new phone and enrolls its Beijing card through the wallet (fee paid through the
-/// DEVELOPMENT-ONLY pay endpoint); the phone's client, token, card serial and powered SE.
+/// The HTTP run against `server`: the phones enrolled first, a thread each (phone files in
+/// `dir`), then timed from the moment every phone is ready, all on one thread
+/// (`bench_topup_client`); then each phone's balances read (the SE's, the service's card view).
+fn over_http(args: &TopUpBenchArgs, server: &str, dir: &Path) -> anyhow::Result<Run> {
+    let phones_dir = dir.join("phones");
+    std::fs::create_dir_all(&phones_dir).context("the phones' directory")?;
+    let enrolling: Vec<_> = (0..args.phones)
+        .map(|n| {
+            let (server, file) = (server.to_owned(), phones_dir.join(format!("phone-{n}.json")));
+            std::thread::Builder::new().name(format!("phone-{n}")).spawn(move || enroll_over_http(&server, &file))
+        })
+        .collect::<Result<_, _>>()
+        .context("a phone's thread")?;
+    // A phone that could not enroll stops there, with its error.
+    let mut stopped = Vec::new();
+    let (mut apis, mut timed_phones) = (Vec::new(), Vec::new());
+    for thread in enrolling {
+        match thread.join().map_err(|_| anyhow!("a phone's thread panicked"))? {
+            Ok((api, token, serial, se)) => {
+                let authorization = format!("Bearer {}", token.expose());
+                timed_phones.push(TimedPhone { authorization, serial: serial.clone(), se });
+                apis.push((api, token, serial));
+            }
+            Err(error) => stopped.push(PhoneRun {
+                latencies: Vec::new(),
+                end: Instant::now(),
+                se_fen: 0,
+                service_fen: 0,
+                error: Some(format!("enrolling: {error:#}")),
+            }),
+        }
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let timing = {
+        let (server, done, topups) = (server.to_owned(), done.clone(), args.topups);
+        std::thread::Builder::new()
+            .name("phones".to_owned())
+            .spawn(move || bench_topup_client::run(&server, timed_phones, topups, AMOUNT_FEN, done))
+            .context("the phones' thread")?
+    };
+    let bar = progress(args, "HTTP");
+    while !timing.is_finished() {
+        bar.set_position(done.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bar.finish_and_clear();
+    let (start, timed) = timing.join().map_err(|_| anyhow!("the phones' thread panicked"))??;
+    let mut phones: Vec<PhoneRun> = timed
+        .into_iter()
+        .zip(apis)
+        .map(|(timed, (api, token, serial))| with_balances(timed, &api, &token, &serial))
+        .collect();
+    phones.extend(stopped);
+    let mut run = Run::gather(start, phones);
+    run.service_source = "card view";
+    Ok(run)
+}
+
 fn enroll_over_http(server: &str, file: &Path) -> anyhow::Result<(HttpApi, Token, String, SoftSe)> {
     let api = HttpApi::new(server)?;
     let mut file = PhoneFile::create(file, Phone::new(bench_device()?), false)?;
@@ -363,32 +360,6 @@ fn enroll_over_http(server: &str, file: &Path) -> anyhow::Result<(HttpApi, Token
     let token = file.phone.registration().map(|(_, token)| token.clone()).context("not registered")?;
     let card = file.phone.cards.get(CITY).context("no card after enrolling")?;
     Ok((api, token, card.serial.clone(), SoftSe::power_on(&card.image)?))
-}
-
-/// One top-up over HTTP, to the verified `complete` that leaves the card at `balance_fen`.
-fn top_up_over_http(
-    api: &HttpApi,
-    token: &Token,
-    serial: &str,
-    se: &mut SoftSe,
-    balance_fen: i64,
-) -> anyhow::Result<()> {
-    let order_id = phone_order_id("TU-")?;
-    let request = TopUpRequest { card: serial.to_owned(), amount_fen: AMOUNT_FEN, order_id: order_id.clone() };
-    let opened = api.open_topup(token, &request)?;
-    api.dev_pay(&order_id)?;
-    let answer = exchange(se, &opened.initialize_command)?;
-    let authorization = api.authorize(token, &order_id, &answer)?;
-    let answer = exchange(se, &authorization.credit_command)?;
-    let loaded = api.complete(token, &order_id, &answer)?;
-    if loaded.order.state != "loaded" || loaded.balance_after_fen != balance_fen {
-        bail!(
-            "order {order_id}: completed as {} with balance {} fen, expected loaded with {balance_fen} fen",
-            loaded.order.state,
-            loaded.balance_after_fen
-        );
-    }
-    Ok(())
 }
 
 /// The baseline: the same top-ups through the platform's services (the state the HTTP handlers

@@ -13,6 +13,7 @@ mod bench;
 mod bench_clearing;
 mod bench_clearing_day;
 mod bench_topup;
+mod bench_topup_client;
 mod cardfile;
 mod cities;
 mod cmd_card;

@@ -171,8 +171,37 @@ fn segment(text: &str) -> String {
         .collect()
 }
 
-fn answer_body(answer: &[u8]) -> serde_json::Value {
-    json!({ "answer": hex::encode_upper(answer) })
+/// The top-up's requests: paths and bodies, for [`HttpApi`] and for other clients of the same
+/// service (the top-up bench's asynchronous phones).
+pub mod routes {
+    use super::segment;
+
+    /// `POST`: opens a top-up order (a `TopUpRequest`).
+    pub const OPEN_TOPUP: &str = "/v1/topups";
+
+    /// `POST`, DEVELOPMENT ONLY: the simulated provider pays the order.
+    pub fn dev_pay(order_id: &str) -> String {
+        format!("/v1/dev/orders/{}/pay", segment(order_id))
+    }
+
+    /// `POST` ([`answer_body`]): INITIALIZE FOR LOAD's answer.
+    pub fn authorize(order_id: &str) -> String {
+        format!("/v1/topups/{}/authorize", segment(order_id))
+    }
+
+    /// `POST` ([`answer_body`]): CREDIT FOR LOAD's answer.
+    pub fn complete(order_id: &str) -> String {
+        format!("/v1/topups/{}/complete", segment(order_id))
+    }
+
+    /// The JSON body carrying a card's answer.
+    pub fn answer_body(answer: &[u8]) -> Vec<u8> {
+        serde_json::to_vec(&answer_json(answer)).unwrap_or_default()
+    }
+
+    pub(super) fn answer_json(answer: &[u8]) -> serde_json::Value {
+        serde_json::json!({ "answer": hex::encode_upper(answer) })
+    }
 }
 
 impl WalletApi for HttpApi {
@@ -215,19 +244,19 @@ impl WalletApi for HttpApi {
     }
 
     fn dev_pay(&self, order_id: &str) -> Result<OrderInfo, WalletError> {
-        self.post::<_, ()>(None, &format!("/v1/dev/orders/{}/pay", segment(order_id)), None)
+        self.post::<_, ()>(None, &routes::dev_pay(order_id), None)
     }
 
     fn open_topup(&self, token: &Token, request: &TopUpRequest) -> Result<TopUpOrder, WalletError> {
-        self.post(Some(token), "/v1/topups", Some(request))
+        self.post(Some(token), routes::OPEN_TOPUP, Some(request))
     }
 
     fn authorize(&self, token: &Token, order_id: &str, answer: &[u8]) -> Result<Authorization, WalletError> {
-        self.post(Some(token), &format!("/v1/topups/{}/authorize", segment(order_id)), Some(&answer_body(answer)))
+        self.post(Some(token), &routes::authorize(order_id), Some(&routes::answer_json(answer)))
     }
 
     fn complete(&self, token: &Token, order_id: &str, answer: &[u8]) -> Result<Loaded, WalletError> {
-        self.post(Some(token), &format!("/v1/topups/{}/complete", segment(order_id)), Some(&answer_body(answer)))
+        self.post(Some(token), &routes::complete(order_id), Some(&routes::answer_json(answer)))
     }
 
     fn evidence(&self, token: &Token, order_id: &str) -> Result<EvidenceCommands, WalletError> {
@@ -252,7 +281,11 @@ impl WalletApi for HttpApi {
     }
 
     fn closure_answer(&self, token: &Token, closure_id: &str, answer: &[u8]) -> Result<ClosureStep, WalletError> {
-        self.post(Some(token), &format!("/v1/closures/{}/answer", segment(closure_id)), Some(&answer_body(answer)))
+        self.post(
+            Some(token),
+            &format!("/v1/closures/{}/answer", segment(closure_id)),
+            Some(&routes::answer_json(answer)),
+        )
     }
 
     fn claim_transfer(&self, token: &Token, code: &str, channel: &str) -> Result<Claimed, WalletError> {

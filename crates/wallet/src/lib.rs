@@ -40,7 +40,7 @@ mod wallet;
 
 pub use api::{Device, WalletApi};
 pub use error::WalletError;
-pub use http::{HttpApi, SERVER_DEFAULT, SERVER_ENV};
+pub use http::{routes, HttpApi, SERVER_DEFAULT, SERVER_ENV};
 pub use phone::{InFlight, Phone, PhoneCard, PhoneFile, RetiredCard, TopUpStep};
 pub use se::SoftSe;
 pub use token::Token;
