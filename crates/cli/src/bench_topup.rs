@@ -1,9 +1,10 @@
 //! `yitong bench topup`: simulated phones doing full over-the-air top-ups over HTTP, concurrently.
 //!
-//! Each phone (a thread with its own `yitong-wallet` client, so its own kept-alive connection,
-//! and its own software SE) registers and enrolls a Beijing card (not timed), then tops it up M
-//! times: open the order, pay it (the DEVELOPMENT-ONLY pay endpoint), INITIALIZE FOR LOAD on the
-//! card, authorize, CREDIT FOR LOAD, complete. A top-up's latency runs from opening the order to
+//! Each phone registers and enrolls a Beijing card with the wallet SDK (`yitong-wallet`, a thread
+//! each; not timed), then tops it up M times with its own kept-alive connection and software SE,
+//! every phone a task on one thread (`bench_topup_client`): open the order, pay it (the
+//! DEVELOPMENT-ONLY pay endpoint), INITIALIZE FOR LOAD on the card, authorize, CREDIT FOR LOAD,
+//! complete. A top-up's latency runs from opening the order to
 //! the verified `complete`. The baseline is the same top-ups through the platform's services in
 //! this process, without HTTP; the HTTP figures are given as ratios of it. Each run ends with the
 //! ledger check and the conservation proof: the cards hold exactly the money loaded.
@@ -34,7 +35,7 @@ use crate::money::yuan;
 const AMOUNT_FEN: i64 = 100;
 /// A card holds at most 1,000 yuan: 1,000 top-ups of 1 yuan.
 const TOPUPS_MAX: u32 = 1_000;
-/// One thread and one connection per phone.
+/// One connection per phone (and a thread each while enrolling).
 const PHONES_MAX: u32 = 512;
 /// Issue 8's goal on the 2-core development machine.
 const GOAL_PER_SECOND: f64 = 2_000.0;
@@ -44,7 +45,7 @@ const CITY: &str = "beijing";
 /// Arguments of `yitong bench topup`.
 #[derive(Args, Clone)]
 pub struct TopUpBenchArgs {
-    /// Simulated phones, each on its own thread and connection.
+    /// Simulated phones, each with its own connection.
     #[arg(long, default_value_t = 16)]
     pub phones: u32,
     /// Top-ups of 1 yuan per phone.
