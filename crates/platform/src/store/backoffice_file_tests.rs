@@ -110,7 +110,8 @@ async fn a_new_store_keeps_the_back_offices_tables_in_their_own_file_with_larger
         assert!(in_backoffice.contains(&index.to_string()), "{index}: {in_backoffice:?}");
     }
     assert_eq!((page_size(&main), page_size(&attached)), (SQLITE_PAGE_BYTES, SQLITE_BACKOFFICE_PAGE_BYTES));
-    // A's batch and shadow were written there.
+    // A's batch and shadow were written there (the shadow's row once the journal is folded).
+    store.fold_shadow_journal().await.expect("folded");
     let connection = Connection::open(&attached).expect("opens");
     assert_eq!((count(&connection, "clearing_batches"), count(&connection, "card_shadows")), (1, 1));
     store.close().await;

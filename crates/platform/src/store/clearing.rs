@@ -206,7 +206,12 @@ impl Store {
         for attempt in 0..ATTEMPTS {
             let (turn, reads) = match attempt {
                 0 => (None, ingest_group::Reads::Cache),
-                _ => (Some(self.ingest_turn.clone().lock_owned().await), ingest_group::Reads::Database),
+                _ => {
+                    let turn = self.ingest_turn.clone().lock_owned().await;
+                    // SQLite: the rows made current (`shadow_journal`).
+                    self.fold_in_turn().await?;
+                    (Some(turn), ingest_group::Reads::Database)
+                }
             };
             let prepared = ingest_group::prepare(self, uploads, checks, reads).await?;
             let cards: Vec<CardId> = prepared.cards().copied().collect();
@@ -227,6 +232,7 @@ impl Store {
 
     /// The cards the back office has shadows of, and their shadow balances added up, fen.
     pub async fn shadow_totals(&self) -> Result<(i64, i64), IngestError> {
+        self.fold_shadow_journal().await?;
         let row = query("SELECT COUNT(*), CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_shadows")
             .fetch_one(&mut self.reader().await?.db())
             .await?;
@@ -236,6 +242,7 @@ impl Store {
     /// Every card's shadow read (in pages of [`SHADOWS_PER_STATEMENT`]) and counted: its
     /// unconfirmed records by verdict, and the cards with flags standing.
     pub async fn shadow_census(&self) -> Result<ShadowCensus, IngestError> {
+        self.fold_shadow_journal().await?;
         let mut census = ShadowCensus::default();
         let mut connection = self.reader().await?;
         let mut after = (String::new(), String::new());
@@ -269,6 +276,7 @@ impl Store {
 
     /// The card's shadow as stored, if the back office has seen it.
     pub async fn card_shadow(&self, card: CardId) -> Result<Option<Shadow>, IngestError> {
+        self.fold_shadow_journal().await?;
         let mut connection = self.reader().await?;
         let (version, shadow) = load_shadow(&mut connection.db(), card).await?;
         Ok(version.map(|_| shadow))
@@ -371,6 +379,11 @@ pub(super) enum Read {
 }
 
 impl Read {
+    /// Whether it was taken from the cache.
+    pub(super) fn is_cached(self) -> bool {
+        matches!(self, Read::Cached(_))
+    }
+
     /// The token the shadow was (or is being) written under, `None` when new.
     pub(super) fn token(self) -> Option<i64> {
         match self {
@@ -452,6 +465,7 @@ fn stored_shadow(row: &Row, state: usize, card: &dyn std::fmt::Display) -> Resul
 impl Store {
     /// Each record's verdict in its card's shadow (`None`: not held there), in one snapshot.
     pub async fn shadow_verdicts(&self, records: &[TapRecord]) -> Result<Vec<Option<Verdict>>, IngestError> {
+        self.fold_shadow_journal().await?;
         let mut transaction = self.begin_snapshot().await?;
         let mut verdicts = Verdicts::default();
         let mut found = Vec::with_capacity(records.len());

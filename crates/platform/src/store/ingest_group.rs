@@ -12,6 +12,7 @@
 //! the group's cards and prepares it again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use yitong_clearing::hotlist::{Actor, ChangeKind, HotlistError};
 use yitong_clearing::shadow::{hotlist_reason, Answer, CardId, Disposition, Shadow, ShadowError, TacCheck};
@@ -25,6 +26,7 @@ use super::clearing::{
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
+use super::shadow_journal;
 use super::sql::{query, Db};
 use super::staged_batches;
 use super::{column, Backend, Store, StoreError};
@@ -49,6 +51,37 @@ pub(super) struct Prepared {
     shadows: Vec<Written>,
     /// The token every shadow of the group is written under.
     token: i64,
+    /// SQLite: the shadow journal's generation the group was prepared in.
+    generation: u64,
+    /// Until the group commits: its cached shadows are forgotten, and groups prepared on them
+    /// refused, should it not.
+    uncommitted: Uncommitted,
+}
+
+/// A prepared group's shadows, cached before its write commits ([`Prepared`]): when it is dropped
+/// before [`Uncommitted::committed`] (the write refused or failed, or never made), its cards are
+/// forgotten and the shadow journal starts a new generation, which refuses the groups prepared
+/// on them meanwhile.
+struct Uncommitted {
+    cache: Arc<ShadowCache>,
+    journal: Arc<shadow_journal::ShadowJournal>,
+    /// Empty once committed.
+    cards: Vec<CardId>,
+}
+
+impl Uncommitted {
+    fn committed(mut self) {
+        self.cards.clear();
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        if !self.cards.is_empty() {
+            self.cache.forget(&self.cards);
+            self.journal.failed();
+        }
+    }
 }
 
 impl Prepared {
@@ -76,12 +109,12 @@ struct Listing {
 }
 
 /// A card's shadow to write, over what it was read as.
-struct Written {
-    card: CardId,
-    read: Read,
-    packed: Vec<u8>,
+pub(super) struct Written {
+    pub(super) card: CardId,
+    pub(super) read: Read,
+    pub(super) packed: Vec<u8>,
     /// `None` while the shadow cannot tell.
-    balance_fen: Option<i64>,
+    pub(super) balance_fen: Option<i64>,
 }
 
 /// Where a group's shadows come from.
@@ -122,6 +155,8 @@ pub(super) async fn prepare(
         stored.push(answer);
     }
     let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
+    // Before the cards are taken: a failure or a fold from now on refuses the group.
+    let generation = store.journal.generation();
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
     let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
     drop(connection);
@@ -139,7 +174,12 @@ pub(super) async fn prepare(
         cached.push((card, (token, shadow)));
     }
     store.shadows.put(cached);
-    Ok(Prepared { stored, repeats, fed, listings, shadows: written, token })
+    let uncommitted = Uncommitted {
+        cache: store.shadows.clone(),
+        journal: store.journal.clone(),
+        cards: written.iter().map(|w| w.card).collect(),
+    };
+    Ok(Prepared { stored, repeats, fed, listings, shadows: written, token, generation, uncommitted })
 }
 
 /// Stage two (see the module documentation), in the store's ingest turn (`turn`, when the caller
@@ -154,9 +194,10 @@ pub(super) async fn write(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 ) -> Result<Option<Vec<Ingested>>, IngestError> {
-    let Prepared { stored, repeats, fed, listings, shadows, token } = prepared;
+    let Prepared { stored, repeats, fed, listings, shadows, token, generation, uncommitted } = prepared;
     if fed.is_empty() {
-        // Every batch was received before: nothing to write.
+        // Every batch was received before: nothing to write (and no shadow cached).
+        uncommitted.committed();
         return Ok(Some(answers(stored, repeats, fed)?));
     }
     // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
@@ -176,8 +217,11 @@ pub(super) async fn write(
         _ => None,
     };
     let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
-    let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, now_ms, staged };
+    let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, generation, now_ms, staged };
     let written = write_in_turn(store, &group, fed, ready, turn).await;
+    if let Ok(Some(_)) = written {
+        uncommitted.committed();
+    }
     if let (Some(copier), Some(_), Ok(None) | Err(_)) = (&store.copier, staged, &written) {
         // Not moved: deleted now rather than at a later opening.
         copier.unstage(token).await;
@@ -192,6 +236,7 @@ struct Group<'a> {
     listings: &'a [Listing],
     shadows: &'a [Written],
     token: i64,
+    generation: u64,
     now_ms: i64,
     /// How many batch rows were staged under the token (PostgreSQL), if they were.
     staged: Option<usize>,
@@ -251,11 +296,42 @@ async fn write_in_turn(
         return Ok(None);
     }
     let (token, now_ms) = (group.token, group.now_ms);
-    if !store_shadows(store.backend(), &store.shadows, &mut transaction.db(), group.shadows, token, now_ms).await? {
-        transaction.rollback().await?;
-        return Ok(None);
-    }
+    let journaled = match store.backend() {
+        Backend::Sqlite => {
+            let written = shadow_journal::write_group_in(
+                store,
+                &mut transaction.db(),
+                group.generation,
+                group.shadows,
+                token,
+                now_ms,
+            )
+            .await?;
+            match written {
+                Ok(journaled) => Some(journaled),
+                Err(refused) => {
+                    transaction.rollback().await?;
+                    if refused == shadow_journal::Refused::OtherWriter {
+                        store.forget_all_shadows();
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        Backend::Postgres => {
+            if !store_shadows(store.backend(), &store.shadows, &mut transaction.db(), group.shadows, token, now_ms)
+                .await?
+            {
+                transaction.rollback().await?;
+                return Ok(None);
+            }
+            None
+        }
+    };
     let committed = transaction.commit_unsynced().await?;
+    if let Some(journaled) = journaled {
+        shadow_journal::committed(store, group.shadows, journaled);
+    }
     // Before the next group writes: its shadows cached under this token are stored.
     store.shadows.committed(token);
     // The next group writes while this one's commit is synced to disk.

@@ -78,17 +78,20 @@ pub(super) async fn store_after_a() -> (tempfile::TempDir, Store) {
 async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_again() {
     let (_dir, store) = store_after_a().await;
 
-    // B is prepared (its shadows cached under its token) and never written.
-    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
-    drop(prepare(&store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared"));
-
-    // C is prepared on B's shadow of card 2 (new in B), D on B's shadow of card 1: each write is
+    // B is prepared (its shadows cached under its token); C is prepared on B's shadow of card 2
+    // (new in B), D on B's shadow of card 1; then B is dropped, never written. Each write is
     // refused (for card 2, an insert would have gone through).
+    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
+    let prepared_b = prepare(&store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared");
     let c = batch("C", vec![purchase(2, 2, 300, 200)]);
     let d = batch("D", vec![purchase(1, 3, 200, 100)]);
+    let mut prepared = Vec::new();
     for group in [&c, &d] {
+        prepared.push(prepare(&store, &[upload(group)], &[&verified(group)], Reads::Cache).await.expect("prepared"));
+    }
+    drop(prepared_b);
+    for (group, prepared) in [&c, &d].into_iter().zip(prepared) {
         let packed = [group.pack().expect("it packs")];
-        let prepared = prepare(&store, &[upload(group)], &[&verified(group)], Reads::Cache).await.expect("prepared");
         let written =
             write(&store, &[upload(group)], &packed, prepared, &mut None, None).await.expect("no database error");
         assert!(written.is_none(), "{}: a write on B's uncommitted shadows went through", group.header.batch_id);
@@ -105,6 +108,15 @@ async fn a_group_built_on_a_write_that_never_committed_is_refused_and_taken_agai
     }
     assert_eq!(counters(&store, 1).await, Some(vec![1, 3]));
     assert_eq!(counters(&store, 2).await, Some(vec![2]));
+
+    // A group prepared after one that was dropped reads what the database holds, not the dropped
+    // one's shadows.
+    let e = batch("E", vec![purchase(1, 4, 100, 50)]);
+    drop(prepare(&store, &[upload(&e)], &[&verified(&e)], Reads::Cache).await.expect("E prepared"));
+    let f = batch("F", vec![purchase(1, 5, 50, 40)]);
+    let answers = store.ingest_checked(&[upload(&f)], &[&verified(&f)], &mut None).await.expect("F ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].new), (1, true));
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 3, 5]), "E's record is not in card 1's shadow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +193,9 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
     let prepared_1 = prepare(&store, &[upload(&g1)], &[&verified(&g1)], Reads::Cache).await.expect("G1 prepared");
     let prepared_2 = prepare(&store, &[upload(&g2)], &[&verified(&g2)], Reads::Cache).await.expect("G2 prepared");
     let mut other = store.begin_backoffice_write().await.expect("a writer");
+    // (Every store's write of the shadows moves the epoch: `shadow_journal`.)
     other.db().batch("UPDATE card_shadows SET version = version + 1").await.expect("changed");
+    other.db().batch("UPDATE shadow_epoch SET n = n + 1").await.expect("moved");
     other.commit().await.expect("committed");
     let (packed_1, packed_2) = ([g1.pack().expect("packs")], [g2.pack().expect("packs")]);
     let lost_1 = write(&store, &[upload(&g1)], &packed_1, prepared_1, &mut None, None).await.expect("no error");

@@ -36,6 +36,9 @@ mod query_plan_tests;
 mod readers;
 mod settlement;
 mod shadow_cache;
+mod shadow_journal;
+#[cfg(test)]
+mod shadow_journal_tests;
 pub(crate) mod sql;
 mod staged_batches;
 mod writer;
@@ -364,6 +367,8 @@ pub struct Store {
     backoffice_writer: Option<WriterSlot>,
     /// Card shadows between ingest groups (shared by the store's clones).
     shadows: Arc<ShadowCache>,
+    /// SQLite: what this store journaled of the shadows since it last folded (`shadow_journal`).
+    journal: Arc<shadow_journal::ShadowJournal>,
     /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
     /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
     pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
@@ -501,6 +506,7 @@ impl Store {
         migrating.close().await?;
         backoffice_file::split(&readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB, Attach::Yes)?)?;
         let [connection, backoffice_connection] = connections_of_writers;
+        shadow_journal::make_tables(&backoffice_connection)?;
         let (writer, checkpoints) = writer_of(connection, &file, synchronous, durability)?;
         let (backoffice_writer, backoffice_checkpoints) =
             writer_of(backoffice_connection, &backoffice, synchronous, durability)?;
@@ -510,11 +516,14 @@ impl Store {
             writer: Some(writer),
             backoffice_writer: Some(backoffice_writer),
             shadows: Arc::default(),
+            journal: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: vec![Arc::new(checkpoints), Arc::new(backoffice_checkpoints)],
             copier: None,
         };
         store.move_record_rows().await?;
+        // What a store left in the journal (it stopped, or closed without folding) to the rows.
+        store.fold_shadow_journal().await?;
         Ok(store)
     }
 
@@ -530,6 +539,7 @@ impl Store {
             writer: None,
             backoffice_writer: None,
             shadows: Arc::default(),
+            journal: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: Vec::new(),
             copier: Some(Arc::new(copier)),
@@ -562,8 +572,12 @@ impl Store {
         self.backend
     }
 
-    /// Closes every connection (waits for those in use).
+    /// Closes every connection (waits for those in use), the shadow journal folded first (the next
+    /// opening would fold it otherwise).
     pub async fn close(&self) {
+        if let Err(error) = self.fold_shadow_journal().await {
+            tracing::warn!(%error, "the shadow journal was not folded at closing");
+        }
         for checkpoints in &self.checkpoints {
             checkpoints.stop().await;
         }

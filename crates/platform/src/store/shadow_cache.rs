@@ -74,6 +74,11 @@ impl ShadowCache {
         }
     }
 
+    /// Drops every card: another store may have changed any of them.
+    pub(crate) fn clear(&self) {
+        self.map().clear();
+    }
+
     /// The write of `token` committed.
     pub(crate) fn committed(&self, token: i64) {
         let mut committed = self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

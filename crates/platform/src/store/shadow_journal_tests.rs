@@ -1,0 +1,112 @@
+//! The shadow journal on SQLite (`shadow_journal`): groups' shadows kept there until a fold, read
+//! the same before and after it, left by a store that stopped and folded at the next opening, and
+//! never read stale — by another store on the same files, or by one whose cache lost a card.
+
+use rusqlite::Connection;
+
+use super::backoffice_file::backoffice_path;
+use super::ingest_group_tests::{batch, counters, purchase, store_after_a, upload, verified};
+use super::shadow_journal::FOLD_CARDS;
+use super::{Store, SQLITE_FILE_NAME};
+
+/// Rows of `table` in the back office's file of the store in `dir`.
+fn rows(dir: &std::path::Path, table: &str) -> i64 {
+    let connection = Connection::open(backoffice_path(&dir.join(SQLITE_FILE_NAME))).expect("the file opens");
+    connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0)).expect("counted")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadows_wait_in_the_journal_and_reach_their_rows_at_a_fold() {
+    let (dir, store) = store_after_a().await;
+    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
+    store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
+    // One journal row per group; no card's row yet.
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (2, 0));
+    // A read of the shadows folds first: the newest of each card in its row, the journal empty.
+    assert_eq!(store.shadow_totals().await.expect("totals"), (2, 200 + 300));
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 2));
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    // And the next group goes on from the folded rows (and the cache).
+    let c = batch("C", vec![purchase(1, 3, 200, 100)]);
+    store.ingest_checked(&[upload(&c)], &[&verified(&c)], &mut None).await.expect("C ingested");
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2, 3]));
+    // Closing folds what is left.
+    let d = batch("D", vec![purchase(2, 2, 300, 250)]);
+    store.ingest_checked(&[upload(&d)], &[&verified(&d)], &mut None).await.expect("D ingested");
+    assert_eq!(rows(dir.path(), "shadow_journal"), 1);
+    store.close().await;
+    assert_eq!(rows(dir.path(), "shadow_journal"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stopped_leaves_its_journal_to_the_next_opening() {
+    let (dir, store) = store_after_a().await;
+    let b = batch("B", vec![purchase(1, 2, 600, 200)]);
+    store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
+    // Stopped without closing (its connections dropped, as by a crash after the commits).
+    drop(store);
+    assert_eq!(rows(dir.path(), "shadow_journal"), 2);
+    let reopened = Store::open_data_dir(dir.path()).await.expect("opens again");
+    assert_eq!(rows(dir.path(), "shadow_journal"), 0, "folded at opening");
+    assert_eq!(counters(&reopened, 1).await, Some(vec![1, 2]));
+    let c = batch("C", vec![purchase(1, 3, 200, 100)]);
+    let answers = reopened.ingest_checked(&[upload(&c)], &[&verified(&c)], &mut None).await.expect("C ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "C follows B: no gap");
+    reopened.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_folds_the_journal_once_the_store_journaled_enough_cards() {
+    let (dir, store) = store_after_a().await;
+    store.journal.set_entries(FOLD_CARDS);
+    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
+    store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
+    // B's write folded A's entry and wrote its own shadows to their rows: the journal is empty.
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 2));
+    let connection = Connection::open(backoffice_path(&dir.path().join(SQLITE_FILE_NAME))).expect("opens");
+    let balances: Vec<i64> = connection
+        .prepare("SELECT balance_fen FROM card_shadows ORDER BY card_serial")
+        .expect("prepared")
+        .query_map([], |row| row.get(0))
+        .expect("read")
+        .collect::<Result<_, _>>()
+        .expect("balances");
+    assert_eq!(balances, [200, 300]);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_card_the_cache_lost_is_not_read_from_its_stale_row() {
+    let (dir, store) = store_after_a().await;
+    // Card 1's shadow is in the journal only; the cache loses it.
+    store.forget_all_shadows();
+    let b = batch("B", vec![purchase(1, 2, 600, 200)]);
+    let answers = store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
+    // Read as a new card (no row yet), B's record would show a counter gap before it.
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "{:?}", answers[0].answer);
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_database_take_turns_on_a_card_and_neither_loses_the_others_records() {
+    let (dir, first) = store_after_a().await;
+    let second = Store::open_data_dir(dir.path()).await.expect("a second store opens");
+    // Each takes a record of card 1 in turn, from the balance the other left: each write finds
+    // the other's, reads the card again and goes on from it.
+    let mut before = 600;
+    for counter in 2..=7u16 {
+        let store = if counter % 2 == 0 { &second } else { &first };
+        let group = batch(&format!("G{counter}"), vec![purchase(1, counter, before, before - 50)]);
+        let answers = store.ingest_checked(&[upload(&group)], &[&verified(&group)], &mut None).await.expect("ingested");
+        let answer = &answers[0].answer;
+        assert_eq!((answer.accepted, answer.flags.len()), (1, 0), "G{counter}: {answer:?}");
+        before -= 50;
+    }
+    for store in [&first, &second] {
+        assert_eq!(counters(store, 1).await, Some((1..=7).collect()));
+        assert_eq!(store.shadow_totals().await.expect("totals"), (1, 300));
+    }
+    first.close().await;
+    second.close().await;
+}
