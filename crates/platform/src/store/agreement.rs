@@ -25,8 +25,7 @@ impl Store {
     /// The platform's own records must have been fed to the shadows first (the service feeds
     /// before answering); one not fed leaves its card undecided.
     pub async fn check_clearing_agreement(&self, cities: &Cities) -> Result<ClearingAgreement, IngestError> {
-        self.fold_shadow_journal().await?;
-        let mut transaction = self.begin_snapshot().await?;
+        let mut transaction = self.begin_shadow_snapshot().await?;
         let mut db = transaction.db();
         let connection = &mut db;
         let mut check = ClearingAgreement::default();

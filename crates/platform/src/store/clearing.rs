@@ -232,19 +232,19 @@ impl Store {
 
     /// The cards the back office has shadows of, and their shadow balances added up, fen.
     pub async fn shadow_totals(&self) -> Result<(i64, i64), IngestError> {
-        self.fold_shadow_journal().await?;
+        let mut snapshot = self.begin_shadow_snapshot().await?;
         let row = query("SELECT COUNT(*), CAST(COALESCE(SUM(balance_fen), 0) AS BIGINT) FROM card_shadows")
-            .fetch_one(&mut self.reader().await?.db())
+            .fetch_one(&mut snapshot.db())
             .await?;
+        snapshot.commit().await?;
         Ok((column(&row, 0)?, column(&row, 1)?))
     }
 
     /// Every card's shadow read (in pages of [`SHADOWS_PER_STATEMENT`]) and counted: its
     /// unconfirmed records by verdict, and the cards with flags standing.
     pub async fn shadow_census(&self) -> Result<ShadowCensus, IngestError> {
-        self.fold_shadow_journal().await?;
         let mut census = ShadowCensus::default();
-        let mut connection = self.reader().await?;
+        let mut snapshot = self.begin_shadow_snapshot().await?;
         let mut after = (String::new(), String::new());
         loop {
             let rows = query(
@@ -254,7 +254,7 @@ impl Store {
             .bind(after.0.as_str())
             .bind(after.1.as_str())
             .bind(SHADOWS_PER_STATEMENT as i64)
-            .fetch_all(&mut connection.report_db())
+            .fetch_all(&mut snapshot.db())
             .await?;
             for row in &rows {
                 let card = format!("{}/{}", column::<String>(row, 0)?, column::<String>(row, 1)?);
@@ -276,9 +276,9 @@ impl Store {
 
     /// The card's shadow as stored, if the back office has seen it.
     pub async fn card_shadow(&self, card: CardId) -> Result<Option<Shadow>, IngestError> {
-        self.fold_shadow_journal().await?;
-        let mut connection = self.reader().await?;
-        let (version, shadow) = load_shadow(&mut connection.db(), card).await?;
+        let mut snapshot = self.begin_shadow_snapshot().await?;
+        let (version, shadow) = load_shadow(&mut snapshot.db(), card).await?;
+        snapshot.commit().await?;
         Ok(version.map(|_| shadow))
     }
 }
@@ -379,11 +379,6 @@ pub(super) enum Read {
 }
 
 impl Read {
-    /// Whether it was taken from the cache.
-    pub(super) fn is_cached(self) -> bool {
-        matches!(self, Read::Cached(_))
-    }
-
     /// The token the shadow was (or is being) written under, `None` when new.
     pub(super) fn token(self) -> Option<i64> {
         match self {
@@ -465,8 +460,7 @@ fn stored_shadow(row: &Row, state: usize, card: &dyn std::fmt::Display) -> Resul
 impl Store {
     /// Each record's verdict in its card's shadow (`None`: not held there), in one snapshot.
     pub async fn shadow_verdicts(&self, records: &[TapRecord]) -> Result<Vec<Option<Verdict>>, IngestError> {
-        self.fold_shadow_journal().await?;
-        let mut transaction = self.begin_snapshot().await?;
+        let mut transaction = self.begin_shadow_snapshot().await?;
         let mut verdicts = Verdicts::default();
         let mut found = Vec::with_capacity(records.len());
         for record in records {

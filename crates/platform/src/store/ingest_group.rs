@@ -51,35 +51,45 @@ pub(super) struct Prepared {
     shadows: Vec<Written>,
     /// The token every shadow of the group is written under.
     token: i64,
-    /// SQLite: the shadow journal's generation the group was prepared in.
-    generation: u64,
+    /// SQLite: the shadow journal's generation the group was prepared in, when it took shadows
+    /// from the cache.
+    generation: Option<u64>,
     /// Until the group commits: its cached shadows are forgotten, and groups prepared on them
     /// refused, should it not.
     uncommitted: Uncommitted,
 }
 
-/// A prepared group's shadows, cached before its write commits ([`Prepared`]): when it is dropped
-/// before [`Uncommitted::committed`] (the write refused or failed, or never made), its cards are
-/// forgotten and the shadow journal starts a new generation, which refuses the groups prepared
-/// on them meanwhile.
+/// A prepared group's shadows, cached before its write commits ([`Prepared`]), and then its ingest
+/// turn: when it is dropped before [`Uncommitted::committed`] (the write refused or failed, or
+/// never made), its cards are forgotten and the shadow journal starts a new generation, which
+/// refuses the groups prepared on them meanwhile — before the turn is given up, so that none of
+/// them writes first.
 struct Uncommitted {
     cache: Arc<ShadowCache>,
     journal: Arc<shadow_journal::ShadowJournal>,
+    token: i64,
     /// Empty once committed.
     cards: Vec<CardId>,
+    done: bool,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Uncommitted {
-    fn committed(mut self) {
-        self.cards.clear();
+    /// The group committed (or had nothing to write): its turn given up.
+    fn committed(&mut self) {
+        if !self.done {
+            self.journal.settled(self.token);
+        }
+        self.done = true;
+        self.turn = None;
     }
 }
 
 impl Drop for Uncommitted {
     fn drop(&mut self) {
-        if !self.cards.is_empty() {
+        if !self.done {
             self.cache.forget(&self.cards);
-            self.journal.failed();
+            self.journal.failed(self.token);
         }
     }
 }
@@ -155,8 +165,9 @@ pub(super) async fn prepare(
         stored.push(answer);
     }
     let cards: Vec<CardId> = fresh.iter().flat_map(|&i| uploads[i].batch.records.iter().map(CardId::of)).collect();
-    // Before the cards are taken: a failure or a fold from now on refuses the group.
-    let generation = store.journal.generation();
+    // Before the cards are taken: a failure or a fold from now on refuses a group built on the
+    // cache.
+    let generation = (reads == Reads::Cache).then(|| store.journal.generation());
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
     let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
     drop(connection);
@@ -173,8 +184,13 @@ pub(super) async fn prepare(
         written.push(Written { card, read, packed: shadow.pack(), balance_fen: shadow.balance_fen() });
         cached.push((card, (token, shadow)));
     }
+    // Pending until the group commits or fails: a group that takes these writes after it.
+    store.journal.prepared(token);
     store.shadows.put(cached);
     let uncommitted = Uncommitted {
+        token,
+        done: false,
+        turn: None,
         cache: store.shadows.clone(),
         journal: store.journal.clone(),
         cards: written.iter().map(|w| w.card).collect(),
@@ -194,7 +210,7 @@ pub(super) async fn write(
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 ) -> Result<Option<Vec<Ingested>>, IngestError> {
-    let Prepared { stored, repeats, fed, listings, shadows, token, generation, uncommitted } = prepared;
+    let Prepared { stored, repeats, fed, listings, shadows, token, generation, mut uncommitted } = prepared;
     if fed.is_empty() {
         // Every batch was received before: nothing to write (and no shadow cached).
         uncommitted.committed();
@@ -202,10 +218,10 @@ pub(super) async fn write(
     }
     // Taken before the group says it is ready: the next group, prepared meanwhile on this one's
     // shadows, writes after it.
-    let turn = match turn {
+    uncommitted.turn = Some(match turn {
         Some(turn) => turn,
         None => store.ingest_turn.clone().lock_owned().await,
-    };
+    });
     // On PostgreSQL, the batches' rows are copied first (`staged_batches`), unless their answers
     // wait for the hotlist's versions.
     let staged = match &store.copier {
@@ -218,10 +234,7 @@ pub(super) async fn write(
     };
     let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
     let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, generation, now_ms, staged };
-    let written = write_in_turn(store, &group, fed, ready, turn).await;
-    if let Ok(Some(_)) = written {
-        uncommitted.committed();
-    }
+    let written = write_in_turn(store, &group, fed, ready, &mut uncommitted).await;
     if let (Some(copier), Some(_), Ok(None) | Err(_)) = (&store.copier, staged, &written) {
         // Not moved: deleted now rather than at a later opening.
         copier.unstage(token).await;
@@ -236,20 +249,21 @@ struct Group<'a> {
     listings: &'a [Listing],
     shadows: &'a [Written],
     token: i64,
-    generation: u64,
+    generation: Option<u64>,
     now_ms: i64,
     /// How many batch rows were staged under the token (PostgreSQL), if they were.
     staged: Option<usize>,
 }
 
-/// The rest of [`write`], holding the ingest `turn`: its transaction; the group's fed batches
+/// The rest of [`write`], holding the ingest turn (in `uncommitted`, which gives it up once the
+/// group commits): its transaction; the group's fed batches
 /// back when it committed (`None`: another writer got there first).
 async fn write_in_turn(
     store: &Store,
     group: &Group<'_>,
     mut fed: Vec<Fed>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-    turn: tokio::sync::OwnedMutexGuard<()>,
+    uncommitted: &mut Uncommitted,
 ) -> Result<Option<Vec<Fed>>, IngestError> {
     let mut transaction = store.begin_backoffice_write().await?;
     if let Some(ready) = ready.take() {
@@ -335,7 +349,7 @@ async fn write_in_turn(
     // Before the next group writes: its shadows cached under this token are stored.
     store.shadows.committed(token);
     // The next group writes while this one's commit is synced to disk.
-    drop(turn);
+    uncommitted.committed();
     committed.synced().await?;
     Ok(Some(fed))
 }

@@ -208,8 +208,7 @@ impl Store {
         until: DateTime,
     ) -> Result<(Vec<TapRecord>, Vec<TapRecord>), IngestError> {
         let (from_text, until_text) = (from.to_string(), until.to_string());
-        self.fold_shadow_journal().await?;
-        let mut transaction = self.begin_snapshot().await?;
+        let mut transaction = self.begin_shadow_snapshot().await?;
         // The platform's fed batches hold only its own records (compared byte for byte: SQLite's
         // LIKE ignores case, and a gate's `PLATFORM:…` batch is a gate's).
         let sql = format!(

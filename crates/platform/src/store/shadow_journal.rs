@@ -8,42 +8,56 @@
 //! (so as durable and as atomic).
 //!
 //! The journal holds the newest state of the cards it names: a card's shadow is its last journal
-//! entry (by `seq`), else its row. So everything that reads the rows folds first
-//! ([`Store::fold_shadow_journal`]: the newest entry of each card written to its row, the journal
-//! emptied, in one transaction), except the ingest's own reads of the cards its cache does not
-//! hold, which are checked instead:
+//! entry (by `seq`), else its row. A *fold* writes the newest entry of each card to its row and
+//! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
+//! groups have journaled [`FOLD_CARDS`] cards (in that group's transaction), at closing and at
+//! opening (what a store that stopped left). Every read of the rows takes a snapshot in which the
+//! journal is empty ([`Store::begin_shadow_snapshot`]: it folds first, and takes the snapshot again
+//! should another store's group commit in between). The ingest reads the rows of the cards its
+//! cache does not hold without folding; a group's write is refused (`None`: the caller reads it
+//! again after a fold) unless:
 //!
-//! - **This store's groups.** The store remembers the cards it journaled since its last fold. A
-//!   card read from its row that is one of them was read stale (taken from the cache by a group
-//!   at once, or dropped from it), and the group's write is refused (`None`: it is read again
-//!   after a fold). The cache keeps every card put in the last half of its bound, and the store
-//!   folds once its groups journaled [`FOLD_CARDS`] (that half): a journaled card stays cached
-//!   until it is folded. A fold, and a group that failed (whose shadows other groups
-//!   may have been prepared on), start a new *generation*: a group prepared in an earlier one is
-//!   refused.
-//! - **Other stores on the same files** (another process, or another `Store` of this one). Every
-//!   group's write advances `shadow_epoch` from the number its store last left there, or is
-//!   refused: a store that finds it moved by another writer folds, forgets its whole cache and
-//!   reads the database again.
+//! - **every card this store journaled since its last fold is read as its last entry**: a row is
+//!   older, and a cached shadow under another token was read before another caller of the store
+//!   (the upload queue, the platform's feed) took the row and wrote first. The cache keeps every
+//!   card put in the last half of its bound, and a store folds once it journaled that many, so a
+//!   journaled card is normally still cached when a group wants it;
+//! - **no shadow comes from the cache under the token of a group still to commit** (this one would
+//!   write before the group it is built on) **or of one that failed** (refused, failed, or dropped
+//!   before its write: its cached cards are forgotten then);
+//! - **a group built on the cache was prepared since the store's last fold** (a *generation*: the
+//!   fold forgot which cards were journaled);
+//! - **no other store wrote since this one's last write**: every write advances `shadow_epoch`
+//!   from the number its store last left there. A store that finds it moved by another (another
+//!   process, or another `Store` on the same files) — at a write or at a fold — forgets its whole
+//!   cache and reads the rows again.
 //!
-//! An opening folds what a store left (it crashed, or closed without folding). PostgreSQL writes
-//! the rows per group, each a compare-and-swap on the token it was read with (`ingest_group`).
+//! Writers that do not follow this (an older binary, a row edited by hand) are not seen: stop
+//! every service before either. PostgreSQL writes the rows per group, each a compare-and-swap on
+//! the token it was read with (`ingest_group`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use yitong_clearing::shadow::CardId;
 
+use super::clearing::Read;
 use super::ingest_group::Written;
 use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
-use super::{column, Backend, Store, StoreError};
+use super::{column, Backend, Snapshot, Store, StoreError};
 
 /// Cards (counted once per group) journaled by a store before it folds: half the cache's bound,
-/// so that a journaled card is still cached when a group wants it (the cache drops none of the
-/// last half of its bound put). A fold writes each card it finds once, however many groups
-/// journaled it, and the table's pages once, not once a group.
+/// so that a journaled card is normally still cached when a group wants it (the cache drops none
+/// of the last half of its bound put; but groups that did not commit put cards too, and a
+/// journaled card read from its row is refused and read again after a fold). A fold writes each
+/// card it finds once, however many groups journaled it, and the table's pages once, not once a
+/// group.
 pub const FOLD_CARDS: usize = SHADOW_CACHE_CARDS / 2;
+
+/// Snapshots taken before [`Store::begin_shadow_snapshot`] gives up (each time another store's
+/// group committed between its fold and its snapshot).
+const SNAPSHOT_ATTEMPTS: u32 = 8;
 
 /// Rows per statement of a fold (6 parameters each, under SQLite's 32,766).
 const FOLDED_PER_STATEMENT: usize = 5_000;
@@ -77,11 +91,19 @@ struct State {
     generation: u64,
     /// The epoch this store's last write or fold left.
     epoch: i64,
-    /// The cards this store journaled since its last fold.
-    journaled: HashSet<CardId>,
-    /// Entries journaled since the last fold.
+    /// The cards this store journaled since its last fold, each with the token of its last entry.
+    journaled: HashMap<CardId, i64>,
+    /// Entries (a card a group) journaled since the last fold.
     entries: usize,
+    /// The tokens of groups prepared (their shadows cached) and not yet committed or failed.
+    pending: HashSet<i64>,
+    /// The tokens of the last [`FAILED_TOKENS`] groups that did not commit, oldest first: the
+    /// groups prepared on their shadows meanwhile are refused.
+    failed: VecDeque<i64>,
 }
+
+/// Tokens of failed groups remembered: far more than the groups prepared at once.
+const FAILED_TOKENS: usize = 1_024;
 
 /// Why a group's shadows may not be journaled.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,9 +124,24 @@ impl ShadowJournal {
         self.state().generation
     }
 
-    /// A group failed: the groups prepared on its shadows are refused.
-    pub(crate) fn failed(&self) {
-        self.state().generation += 1;
+    /// A group of `token` is prepared: its shadows are about to be cached.
+    pub(crate) fn prepared(&self, token: i64) {
+        self.state().pending.insert(token);
+    }
+
+    /// The group of `token` committed.
+    pub(crate) fn settled(&self, token: i64) {
+        self.state().pending.remove(&token);
+    }
+
+    /// The group of `token` did not commit: the groups prepared on its shadows are refused.
+    pub(crate) fn failed(&self, token: i64) {
+        let mut state = self.state();
+        state.pending.remove(&token);
+        if state.failed.len() >= FAILED_TOKENS {
+            state.failed.pop_front();
+        }
+        state.failed.push_back(token);
     }
 
     /// Whether a fold is due (this store's groups journaled [`FOLD_CARDS`]).
@@ -118,32 +155,48 @@ impl ShadowJournal {
         self.state().entries = entries;
     }
 
-    /// Checks a group's shadows before they are journaled, in the ingest turn.
-    fn check(&self, generation: u64, shadows: &[Written]) -> Result<i64, Refused> {
+    /// Checks a group's shadows before they are journaled, in the ingest turn: a group built on
+    /// the cache (`generation`) in the generation it was prepared in (no fold since); no shadow
+    /// taken from the cache under the token of a group still to commit (this one would write
+    /// first) or one that failed; every card this store journaled since its last fold read as
+    /// its last entry (cached under that entry's token: a row is older, and another cached token
+    /// is another group's).
+    fn check(&self, generation: Option<u64>, shadows: &[Written]) -> Result<i64, Refused> {
         let state = self.state();
-        let stale = generation != state.generation
-            || shadows.iter().any(|written| !written.read.is_cached() && state.journaled.contains(&written.card));
+        let stale = generation.is_some_and(|generation| generation != state.generation)
+            || shadows.iter().any(|written| {
+                matches!(written.read, Read::Cached(token)
+                    if state.pending.contains(&token) || state.failed.contains(&token))
+                    || state.journaled.get(&written.card).is_some_and(|&last| written.read.token() != Some(last))
+            });
         match stale {
             true => Err(Refused::Stale),
             false => Ok(state.epoch),
         }
     }
 
-    /// A group's journal row committed, leaving the epoch at `epoch`.
-    fn journaled(&self, shadows: &[Written], epoch: i64) {
+    /// A group's journal row (its shadows under `token`) committed, leaving the epoch at `epoch`.
+    fn journaled(&self, shadows: &[Written], token: i64, epoch: i64) {
         let mut state = self.state();
         state.epoch = epoch;
         state.entries += shadows.len();
-        state.journaled.extend(shadows.iter().map(|written| written.card));
+        state.journaled.extend(shadows.iter().map(|written| (written.card, token)));
     }
 
-    /// A fold committed (the epoch read in it): a new generation.
-    fn folded(&self, epoch: i64) {
+    /// A fold committed, the epoch read in it being `epoch`. `folded`: it wrote rows, which
+    /// starts a generation (the cards it wrote are no longer told apart). An epoch other than the
+    /// one this store left means another store wrote since: `true` is answered, and the caller
+    /// forgets its whole cache.
+    fn folded(&self, epoch: i64, folded: bool) -> bool {
         let mut state = self.state();
+        let moved = epoch != state.epoch;
+        if folded || moved {
+            state.generation += 1;
+        }
         state.epoch = epoch;
         state.entries = 0;
         state.journaled.clear();
-        state.generation += 1;
+        moved
     }
 }
 
@@ -153,7 +206,7 @@ impl ShadowJournal {
 pub(super) async fn write_group_in(
     store: &Store,
     connection: &mut Db<'_>,
-    generation: u64,
+    generation: Option<u64>,
     shadows: &[Written],
     token: i64,
     now_ms: i64,
@@ -172,11 +225,11 @@ pub(super) async fn write_group_in(
     let ours = shadows.iter().map(|written| Entry::of(written, token, now_ms));
     if store.journal.fold_due() {
         fold_in(connection, ours).await?;
-        return Ok(Ok(Journaled { epoch: epoch + 1, folded: true }));
+        return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true }));
     }
     let mut entries = Vec::new();
     for entry in ours {
-        entry.encode(&mut entries);
+        entry.encode(&mut entries)?;
     }
     query("INSERT INTO shadow_journal (token, at_ms, entries) VALUES ($1, $2, $3)")
         .bind(token)
@@ -184,11 +237,12 @@ pub(super) async fn write_group_in(
         .bind(entries)
         .execute(&mut *connection)
         .await?;
-    Ok(Ok(Journaled { epoch: epoch + 1, folded: false }))
+    Ok(Ok(Journaled { token, epoch: epoch + 1, folded: false }))
 }
 
 /// What [`write_group_in`] did, for [`committed`] once the transaction commits.
 pub(super) struct Journaled {
+    token: i64,
     epoch: i64,
     folded: bool,
 }
@@ -196,8 +250,9 @@ pub(super) struct Journaled {
 /// The group's transaction committed.
 pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled) {
     match journaled.folded {
-        true => store.journal.folded(journaled.epoch),
-        false => store.journal.journaled(shadows, journaled.epoch),
+        // The epoch is the one this store left: no other store's writes to forget.
+        true => drop(store.journal.folded(journaled.epoch, true)),
+        false => store.journal.journaled(shadows, journaled.token, journaled.epoch),
     }
 }
 
@@ -223,14 +278,42 @@ impl Store {
         }
         let mut transaction = self.begin_backoffice_write().await?;
         let empty = query("SELECT NOT EXISTS (SELECT 1 FROM shadow_journal)").fetch_one(&mut transaction.db()).await?;
-        if column::<i64>(&empty, 0)? == 0 {
+        let folded = column::<i64>(&empty, 0)? == 0;
+        if folded {
             fold_in(&mut transaction.db(), std::iter::empty()).await?;
         }
         let epoch = query("SELECT n FROM shadow_epoch WHERE id = 1").fetch_one(&mut transaction.db()).await?;
         let epoch: i64 = column(&epoch, 0)?;
-        transaction.commit().await?;
-        self.journal.folded(epoch);
+        match folded {
+            true => transaction.commit().await?,
+            false => transaction.rollback().await?,
+        }
+        if self.journal.folded(epoch, folded) {
+            // Another store wrote since this one's last write: any card cached may be stale.
+            self.forget_all_shadows();
+        }
         Ok(())
+    }
+
+    /// A snapshot in which every card's shadow is in its row, for the reads of the rows: on
+    /// SQLite the journal folded, then the snapshot taken (at its first read) while this store's
+    /// groups wait, and the journal found empty in it — another store's group may have committed
+    /// between the two, and then it is taken again. On PostgreSQL a snapshot.
+    pub(crate) async fn begin_shadow_snapshot(&self) -> Result<Snapshot, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return self.begin_snapshot().await;
+        }
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            let turn = self.ingest_turn.clone().lock_owned().await;
+            self.fold_in_turn().await?;
+            let mut snapshot = self.begin_snapshot().await?;
+            let row = query("SELECT EXISTS (SELECT 1 FROM shadow_journal)").fetch_one(&mut snapshot.db()).await?;
+            drop(turn);
+            if column::<i64>(&row, 0)? == 0 {
+                return Ok(snapshot);
+            }
+        }
+        Err(StoreError::Contended(SNAPSHOT_ATTEMPTS))
     }
 
     /// Forgets every cached shadow: another store wrote.
@@ -253,7 +336,7 @@ async fn fold_in(connection: &mut Db<'_>, newer: impl Iterator<Item = Entry>) ->
             let entry = Entry::decode(&mut rest, token, at_ms).ok_or_else(|| StoreError::Corrupt {
                 table: "shadow_journal",
                 key: seq.to_string(),
-                why: "an entry is cut short".into(),
+                why: "an entry is cut short or malformed".into(),
             })?;
             newest.insert(entry.card, entry);
         }
@@ -302,21 +385,26 @@ impl Entry {
         Entry { card: written.card, balance_fen: written.balance_fen, packed: written.packed.clone(), token, at_ms }
     }
 
-    fn encode(&self, into: &mut Vec<u8>) {
+    fn encode(&self, into: &mut Vec<u8>) -> Result<(), StoreError> {
+        let length = u32::try_from(self.packed.len()).map_err(|_| StoreError::Corrupt {
+            table: "shadow_journal",
+            key: self.card.to_string(),
+            why: format!("a packed shadow of {} bytes", self.packed.len()),
+        })?;
         into.extend_from_slice(&self.card.issuer_id);
         into.extend_from_slice(&self.card.card_serial);
         into.push(u8::from(self.balance_fen.is_some()));
         into.extend_from_slice(&self.balance_fen.unwrap_or_default().to_le_bytes());
-        // A packed shadow is far below 4 GiB (a card's day of taps is a few hundred bytes).
-        into.extend_from_slice(&u32::try_from(self.packed.len()).unwrap_or(u32::MAX).to_le_bytes());
+        into.extend_from_slice(&length.to_le_bytes());
         into.extend_from_slice(&self.packed);
+        Ok(())
     }
 
-    /// The next entry of `rest` (advanced past it); `None` when it is cut short.
+    /// The next entry of `rest` (advanced past it); `None` when it is cut short or malformed.
     fn decode(rest: &mut &[u8], token: i64, at_ms: i64) -> Option<Entry> {
         let issuer_id: [u8; 8] = take(rest, 8)?.try_into().ok()?;
         let card_serial: [u8; 10] = take(rest, 10)?.try_into().ok()?;
-        let has_balance = take(rest, 1)?[0];
+        let has_balance = *take(rest, 1)?.first().filter(|&&flag| flag <= 1)?;
         let balance = i64::from_le_bytes(take(rest, 8)?.try_into().ok()?);
         let length = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?);
         let packed = take(rest, usize::try_from(length).ok()?)?.to_vec();
@@ -356,7 +444,7 @@ mod tests {
         ];
         let mut bytes = Vec::new();
         for entry in &written {
-            entry.encode(&mut bytes);
+            entry.encode(&mut bytes).expect("encodes");
         }
         // 8 + 10 + 1 + 8 + 4 bytes before each packed shadow.
         assert_eq!(bytes.len(), 2 * 31 + 3);
@@ -368,21 +456,31 @@ mod tests {
             let mut rest = &bytes[..cut];
             assert_eq!(Entry::decode(&mut rest, 9, 5), None, "cut at {cut}");
         }
+        // A balance flag other than 0 or 1 is no entry.
+        let mut bad = bytes.clone();
+        bad[18] = 2;
+        assert_eq!(Entry::decode(&mut bad.as_slice(), 9, 5), None);
     }
 
     #[test]
-    fn a_fold_or_a_failure_starts_a_generation_and_a_fold_forgets_the_cards() {
+    fn a_failed_token_is_remembered_and_a_fold_starts_a_generation_and_forgets_the_cards() {
         let journal = ShadowJournal::default();
         let generation = journal.generation();
-        journal.failed();
-        assert_ne!(journal.generation(), generation);
-        journal.state().journaled.insert(card(1));
+        journal.prepared(7);
+        journal.failed(7);
+        assert_eq!(journal.generation(), generation, "a failure is told by its token");
+        assert!(journal.state().pending.is_empty() && journal.state().failed.contains(&7));
+        journal.state().journaled.insert(card(1), 5);
         journal.state().entries = FOLD_CARDS;
         assert!(journal.fold_due());
         let before = journal.generation();
-        journal.folded(12);
+        assert!(journal.folded(12, true), "the epoch moved from 0: another store wrote");
         let state = journal.state();
         assert_eq!((state.epoch, state.entries, state.journaled.len()), (12, 0, 0));
         assert_eq!(state.generation, before + 1);
+        drop(state);
+        // A look that folded nothing and found the epoch where this store left it changes nothing.
+        assert!(!journal.folded(12, false));
+        assert_eq!(journal.generation(), before + 1);
     }
 }

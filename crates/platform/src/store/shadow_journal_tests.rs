@@ -5,8 +5,11 @@
 use rusqlite::Connection;
 
 use super::backoffice_file::backoffice_path;
+use super::ingest_group::{prepare, write, Reads};
 use super::ingest_group_tests::{batch, counters, purchase, store_after_a, upload, verified};
 use super::shadow_journal::FOLD_CARDS;
+use yitong_clearing::shadow::CardId;
+
 use super::{Store, SQLITE_FILE_NAME};
 
 /// Rows of `table` in the back office's file of the store in `dir`.
@@ -106,6 +109,79 @@ async fn two_stores_on_one_database_take_turns_on_a_card_and_neither_loses_the_o
     for store in [&first, &second] {
         assert_eq!(counters(store, 1).await, Some((1..=7).collect()));
         assert_eq!(store.shadow_totals().await.expect("totals"), (1, 300));
+    }
+    first.close().await;
+    second.close().await;
+}
+
+/// Card 1's id in these tests.
+fn card_1() -> CardId {
+    CardId::of(&purchase(1, 1, 1_000, 600))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_built_on_one_still_to_commit_does_not_write_first() {
+    let (_dir, store) = store_after_a().await;
+    // Folded: card 1 is not among the cards journaled since, whose last entries are checked.
+    store.fold_shadow_journal().await.expect("folded");
+    // Y is prepared on X's cached shadow of card 1 and writes before X: refused.
+    let x = batch("X", vec![purchase(1, 2, 600, 200)]);
+    let y = batch("Y", vec![purchase(1, 3, 200, 100)]);
+    let prepared_x = prepare(&store, &[upload(&x)], &[&verified(&x)], Reads::Cache).await.expect("X prepared");
+    let prepared_y = prepare(&store, &[upload(&y)], &[&verified(&y)], Reads::Cache).await.expect("Y prepared");
+    let packed_y = [y.pack().expect("packs")];
+    let written_y = write(&store, &[upload(&y)], &packed_y, prepared_y, &mut None, None).await.expect("no error");
+    assert!(written_y.is_none(), "Y wrote X's record before X did");
+    // X then lands, and Y, taken again, on X's.
+    let packed_x = [x.pack().expect("packs")];
+    let written_x = write(&store, &[upload(&x)], &packed_x, prepared_x, &mut None, None).await.expect("X written");
+    assert!(written_x.is_some(), "X was refused");
+    let answers = store.ingest_checked(&[upload(&y)], &[&verified(&y)], &mut None).await.expect("Y ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "{:?}", answers[0].answer);
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2, 3]));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_read_a_card_before_another_caller_wrote_it_is_refused() {
+    let (_dir, store) = store_after_a().await;
+    // Card 1 folded into its row, and cached under A's token.
+    store.fold_shadow_journal().await.expect("folded");
+    // X takes card 1 from the cache; while X has it, Y (another caller of the store: the
+    // platform's feed) finds the cache without it and reads its row; Y writes first.
+    let x = batch("X", vec![purchase(1, 2, 600, 200)]);
+    let y = batch("Y", vec![purchase(1, 3, 200, 100)]);
+    let prepared_x = prepare(&store, &[upload(&x)], &[&verified(&x)], Reads::Cache).await.expect("X prepared");
+    store.shadows.forget(&[card_1()]);
+    let prepared_y = prepare(&store, &[upload(&y)], &[&verified(&y)], Reads::Cache).await.expect("Y prepared");
+    let packed_y = [y.pack().expect("packs")];
+    let written_y = write(&store, &[upload(&y)], &packed_y, prepared_y, &mut None, None).await.expect("Y written");
+    assert!(written_y.is_some());
+    // X's shadow of card 1 does not know Y's record: refused, then taken again on Y's.
+    let packed_x = [x.pack().expect("packs")];
+    let written_x = write(&store, &[upload(&x)], &packed_x, prepared_x, &mut None, None).await.expect("no error");
+    assert!(written_x.is_none(), "X was written over Y's record");
+    let answers = store.ingest_checked(&[upload(&x)], &[&verified(&x)], &mut None).await.expect("X ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].new), (1, true), "{:?}", answers[0].answer);
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2, 3]));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_read_folded_another_stores_writes_forgets_what_it_cached() {
+    let (dir, first) = store_after_a().await;
+    let second = Store::open_data_dir(dir.path()).await.expect("a second store opens");
+    // The second store takes card 1's counter 2; the first still caches card 1 as A left it.
+    let b = batch("B", vec![purchase(1, 2, 600, 200)]);
+    second.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
+    // A read on the first folds the second's journal (and finds the epoch moved).
+    assert_eq!(first.shadow_totals().await.expect("totals"), (1, 200));
+    // The first's next record of card 1 follows B's, not the cached shadow without it.
+    let c = batch("C", vec![purchase(1, 3, 200, 100)]);
+    let answers = first.ingest_checked(&[upload(&c)], &[&verified(&c)], &mut None).await.expect("C ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "{:?}", answers[0].answer);
+    for store in [&first, &second] {
+        assert_eq!(counters(store, 1).await, Some(vec![1, 2, 3]));
     }
     first.close().await;
     second.close().await;
