@@ -214,17 +214,14 @@ impl Store {
                 }
             };
             let prepared = ingest_group::prepare(self, uploads, checks, reads).await?;
-            let cards: Vec<CardId> = prepared.cards().copied().collect();
+            // A group that does not commit forgets its cards' cached shadows itself.
             match ingest_group::write(self, uploads, &packed, prepared, ready, turn).await {
                 Ok(Some(ingested)) => return Ok(ingested),
                 // Another writer changed a shadow, the hotlist or took a batch (or, on
                 // PostgreSQL, won a deadlock): read them again.
-                Ok(None) => self.shadows.forget(&cards),
-                Err(error) if ingest_group::deadlocked(&error) => self.shadows.forget(&cards),
-                Err(error) => {
-                    self.shadows.forget(&cards);
-                    return Err(error);
-                }
+                Ok(None) => {}
+                Err(error) if ingest_group::deadlocked(&error) => {}
+                Err(error) => return Err(error),
             }
         }
         Err(StoreError::Contended(ATTEMPTS).into())

@@ -61,7 +61,7 @@ pub(super) struct Prepared {
 
 /// A prepared group's shadows, cached before its write commits ([`Prepared`]), and then its ingest
 /// turn: when it is dropped before [`Uncommitted::committed`] (the write refused or failed, or
-/// never made), its cards are forgotten and the shadow journal starts a new generation, which
+/// never made), its cards are forgotten and the shadow journal marks its token failed, which
 /// refuses the groups prepared on them meanwhile — before the turn is given up, so that none of
 /// them writes first.
 struct Uncommitted {
@@ -91,13 +91,6 @@ impl Drop for Uncommitted {
             self.cache.forget(&self.cards);
             self.journal.failed(self.token);
         }
-    }
-}
-
-impl Prepared {
-    /// The group's cards.
-    pub(super) fn cards(&self) -> impl Iterator<Item = &CardId> {
-        self.shadows.iter().map(|written| &written.card)
     }
 }
 
@@ -235,6 +228,8 @@ pub(super) async fn write(
     let now_ms = uploads.iter().map(|u| u.now_ms).max().unwrap_or(0);
     let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, generation, now_ms, staged };
     let written = write_in_turn(store, &group, fed, ready, &mut uncommitted).await;
+    // Settled (a failure marked) and the turn given up, before anything else waits.
+    drop(uncommitted);
     if let (Some(copier), Some(_), Ok(None) | Err(_)) = (&store.copier, staged, &written) {
         // Not moved: deleted now rather than at a later opening.
         copier.unstage(token).await;

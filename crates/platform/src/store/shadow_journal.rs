@@ -17,16 +17,18 @@
 //! cache does not hold without folding; a group's write is refused (`None`: the caller reads it
 //! again after a fold) unless:
 //!
-//! - **every card this store journaled since its last fold is read as its last entry**: a row is
-//!   older, and a cached shadow under another token was read before another caller of the store
+//! - **every card this store journaled is read as its last entry**: a row is older (unless
+//!   folded: its version is then that token), and a cached shadow under another token was read before another caller of the store
 //!   (the upload queue, the platform's feed) took the row and wrote first. The cache keeps every
 //!   card put in the last half of its bound, and a store folds once it journaled that many, so a
 //!   journaled card is normally still cached when a group wants it;
 //! - **no shadow comes from the cache under the token of a group still to commit** (this one would
 //!   write before the group it is built on) **or of one that failed** (refused, failed, or dropped
 //!   before its write: its cached cards are forgotten then);
-//! - **a group built on the cache was prepared since the store's last fold** (a *generation*: the
-//!   fold forgot which cards were journaled);
+//! - **a group built on the cache was prepared since the store last forgot those tokens** (a
+//!   *generation*: at a fold made by a group's write, which keeps the store's memory bounded, or
+//!   when another store wrote); a fold made for a read keeps them, since a folded row's version
+//!   is its last entry's token;
 //! - **no other store wrote since this one's last write**: every write advances `shadow_epoch`
 //!   from the number its store last left there. A store that finds it moved by another (another
 //!   process, or another `Store` on the same files) — at a write or at a fold — forgets its whole
@@ -144,9 +146,11 @@ impl ShadowJournal {
         state.failed.push_back(token);
     }
 
-    /// Whether a fold is due (this store's groups journaled [`FOLD_CARDS`]).
+    /// Whether a group's write should fold: the journal holds [`FOLD_CARDS`] of this store's
+    /// entries, or this store remembers that many cards' last tokens (folds by reads keep them).
     pub(crate) fn fold_due(&self) -> bool {
-        self.state().entries >= FOLD_CARDS
+        let state = self.state();
+        state.entries >= FOLD_CARDS || state.journaled.len() >= FOLD_CARDS
     }
 
     /// As if this store had journaled `entries` cards since its last fold.
@@ -183,19 +187,31 @@ impl ShadowJournal {
         state.journaled.extend(shadows.iter().map(|written| (written.card, token)));
     }
 
-    /// A fold committed, the epoch read in it being `epoch`. `folded`: it wrote rows, which
-    /// starts a generation (the cards it wrote are no longer told apart). An epoch other than the
-    /// one this store left means another store wrote since: `true` is answered, and the caller
-    /// forgets its whole cache.
-    fn folded(&self, epoch: i64, folded: bool) -> bool {
+    /// A group's write folded the journal (leaving the epoch at `epoch`): the cards' last tokens
+    /// are forgotten (the store's memory stays bounded), which starts a generation.
+    fn folded_in_group(&self, epoch: i64) {
         let mut state = self.state();
-        let moved = epoch != state.epoch;
-        if folded || moved {
-            state.generation += 1;
-        }
         state.epoch = epoch;
         state.entries = 0;
         state.journaled.clear();
+        state.generation += 1;
+    }
+
+    /// A fold outside a group's write (for a read, a retry, an opening or a closing; perhaps
+    /// of nothing) committed, the epoch read in it being `epoch`. The cards' last tokens are
+    /// kept: a folded row's version is its last entry's token, so they still tell a stale read.
+    /// An epoch other than the one this store left means another store wrote since: its tokens
+    /// may be stale too, they are forgotten, a generation starts, and `true` is answered (the
+    /// caller forgets its whole cache).
+    fn folded_by_look(&self, epoch: i64) -> bool {
+        let mut state = self.state();
+        state.entries = 0;
+        let moved = epoch != state.epoch;
+        if moved {
+            state.epoch = epoch;
+            state.journaled.clear();
+            state.generation += 1;
+        }
         moved
     }
 }
@@ -250,8 +266,7 @@ pub(super) struct Journaled {
 /// The group's transaction committed.
 pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled) {
     match journaled.folded {
-        // The epoch is the one this store left: no other store's writes to forget.
-        true => drop(store.journal.folded(journaled.epoch, true)),
+        true => store.journal.folded_in_group(journaled.epoch),
         false => store.journal.journaled(shadows, journaled.token, journaled.epoch),
     }
 }
@@ -288,7 +303,7 @@ impl Store {
             true => transaction.commit().await?,
             false => transaction.rollback().await?,
         }
-        if self.journal.folded(epoch, folded) {
+        if self.journal.folded_by_look(epoch) {
             // Another store wrote since this one's last write: any card cached may be stale.
             self.forget_all_shadows();
         }
@@ -296,22 +311,23 @@ impl Store {
     }
 
     /// A snapshot in which every card's shadow is in its row, for the reads of the rows: on
-    /// SQLite the journal folded, then the snapshot taken (at its first read) while this store's
-    /// groups wait, and the journal found empty in it — another store's group may have committed
-    /// between the two, and then it is taken again. On PostgreSQL a snapshot.
+    /// SQLite taken (at its first read) while this store's groups wait, with the journal found
+    /// empty in it; else the journal is folded and it is taken again (another store's group may
+    /// commit between the two). On PostgreSQL a snapshot.
     pub(crate) async fn begin_shadow_snapshot(&self) -> Result<Snapshot, StoreError> {
         if self.backend != Backend::Sqlite {
             return self.begin_snapshot().await;
         }
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let turn = self.ingest_turn.clone().lock_owned().await;
-            self.fold_in_turn().await?;
             let mut snapshot = self.begin_snapshot().await?;
             let row = query("SELECT EXISTS (SELECT 1 FROM shadow_journal)").fetch_one(&mut snapshot.db()).await?;
-            drop(turn);
             if column::<i64>(&row, 0)? == 0 {
                 return Ok(snapshot);
             }
+            drop(snapshot);
+            self.fold_in_turn().await?;
+            drop(turn);
         }
         Err(StoreError::Contended(SNAPSHOT_ATTEMPTS))
     }
@@ -463,24 +479,33 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_token_is_remembered_and_a_fold_starts_a_generation_and_forgets_the_cards() {
+    fn a_failed_token_is_remembered_and_only_a_groups_fold_or_another_stores_write_forgets_the_tokens() {
         let journal = ShadowJournal::default();
         let generation = journal.generation();
         journal.prepared(7);
         journal.failed(7);
         assert_eq!(journal.generation(), generation, "a failure is told by its token");
-        assert!(journal.state().pending.is_empty() && journal.state().failed.contains(&7));
+        let state = journal.state();
+        assert!(state.pending.is_empty() && state.failed.contains(&7));
+        drop(state);
         journal.state().journaled.insert(card(1), 5);
         journal.state().entries = FOLD_CARDS;
         assert!(journal.fold_due());
         let before = journal.generation();
-        assert!(journal.folded(12, true), "the epoch moved from 0: another store wrote");
+        // A fold by a look, the epoch where this store left it: the last tokens are kept.
+        assert!(!journal.folded_by_look(0));
         let state = journal.state();
-        assert_eq!((state.epoch, state.entries, state.journaled.len()), (12, 0, 0));
-        assert_eq!(state.generation, before + 1);
+        assert_eq!((state.entries, state.journaled.len(), state.generation), (0, 1, before));
         drop(state);
-        // A look that folded nothing and found the epoch where this store left it changes nothing.
-        assert!(!journal.folded(12, false));
-        assert_eq!(journal.generation(), before + 1);
+        // The epoch moved: another store wrote; the tokens are forgotten, a generation starts.
+        assert!(journal.folded_by_look(12));
+        let state = journal.state();
+        assert_eq!((state.epoch, state.journaled.len(), state.generation), (12, 0, before + 1));
+        drop(state);
+        // A group's fold forgets them too.
+        journal.state().journaled.insert(card(1), 5);
+        journal.folded_in_group(13);
+        let state = journal.state();
+        assert_eq!((state.epoch, state.journaled.len(), state.generation), (13, 0, before + 2));
     }
 }

@@ -186,3 +186,26 @@ async fn a_store_whose_read_folded_another_stores_writes_forgets_what_it_cached(
     first.close().await;
     second.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_read_a_stale_row_is_refused_though_another_store_folded_the_journal() {
+    let (dir, store) = store_after_a().await;
+    // G finds card 1 gone from the cache and reads its row (none yet: A's entry is journaled).
+    store.forget_all_shadows();
+    let g = batch("G", vec![purchase(1, 2, 600, 200)]);
+    let prepared = prepare(&store, &[upload(&g)], &[&verified(&g)], Reads::Cache).await.expect("G prepared");
+    // Another store opens (folding A's entry into the row), then a fold on this one (a retry's,
+    // say) finds nothing to fold and the epoch where this store left it.
+    let other = Store::open_data_dir(dir.path()).await.expect("another store opens");
+    store.fold_shadow_journal().await.expect("nothing to fold");
+    assert_eq!(store.shadow_totals().await.expect("totals"), (1, 600));
+    // G, built on no shadow of card 1, is still refused: this store remembers A's token.
+    let packed = [g.pack().expect("packs")];
+    let written = write(&store, &[upload(&g)], &packed, prepared, &mut None, None).await.expect("no error");
+    assert!(written.is_none(), "G was written over A's record");
+    let answers = store.ingest_checked(&[upload(&g)], &[&verified(&g)], &mut None).await.expect("G ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "{:?}", answers[0].answer);
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    other.close().await;
+    store.close().await;
+}
