@@ -273,9 +273,9 @@ pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled
 
 impl Store {
     /// Writes the journal's newest shadows to their cards' rows and empties it (SQLite; nothing
-    /// on PostgreSQL, or when the journal is empty). Every read of the shadows does it first; an
-    /// ingest group does it once its store journaled [`FOLD_CARDS`]. Waits for the store's
-    /// ingest groups to write.
+    /// on PostgreSQL, or when the journal is empty), as openings, closings and reads of the rows
+    /// do (an ingest group does it in its own write once its store journaled [`FOLD_CARDS`]).
+    /// Waits for the store's ingest groups to write.
     pub async fn fold_shadow_journal(&self) -> Result<(), StoreError> {
         if self.backend != Backend::Sqlite {
             return Ok(());
