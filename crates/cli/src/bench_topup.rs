@@ -170,6 +170,11 @@ pub fn topup(args: &TopUpBenchArgs) -> anyhow::Result<()> {
         bail!("--topups: {} is not 1 to {TOPUPS_MAX} (1 yuan each; a card holds at most 1,000 yuan)", args.topups);
     }
     let remote = args.server.as_deref().map(HttpApi::new).transpose().context("--server")?;
+    if let Some(api) = &remote {
+        if !api.server().starts_with("http://") {
+            bail!("--server: the bench's phones speak plain HTTP (http://HOST:PORT), not {}", api.server());
+        }
+    }
     if cfg!(debug_assertions) && !args.json {
         eprintln!("note: a debug build; run `cargo run --release -p yitong-cli -- bench topup` for real figures");
     }

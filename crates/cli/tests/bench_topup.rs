@@ -83,6 +83,8 @@ fn bad_input_names_the_flag() {
         (&["--topups", "0"][..], "--topups"),
         (&["--topups", "1001"][..], "--topups"),
         (&["--server", "localhost:8080"][..], "--server"),
+        // The bench's phones speak plain HTTP: refused before any phone enrolls.
+        (&["--server", "https://127.0.0.1:9"][..], "--server"),
     ] {
         let out = bench(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -7,9 +7,10 @@
 //! packed and put back in the cache under the group's new write token (`shadow_cache` says why
 //! that is safe before the commit). [`write`], in the writer's turn: the policy's hotlist
 //! listings, the batches' rows (on PostgreSQL copied just before the transaction:
-//! `staged_batches`), the shadows (each a compare-and-swap on the token it was read with), the
-//! commit. `None` from either: another writer got there first; the caller forgets
-//! the group's cards and prepares it again.
+//! `staged_batches`), the shadows (on PostgreSQL each a compare-and-swap on the token it was read
+//! with; on SQLite one journal row, checked as `shadow_journal` says), the commit. `None` from
+//! either: another writer got there first; the group's cards are forgotten (`Uncommitted`) and
+//! the caller prepares it again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
 use super::shadow_journal;
-use super::sql::{query, Db};
+use super::sql::{query, Db, Query};
 use super::staged_batches;
 use super::{column, Backend, Store, StoreError};
 
@@ -68,8 +69,8 @@ struct Uncommitted {
     cache: Arc<ShadowCache>,
     journal: Arc<shadow_journal::ShadowJournal>,
     token: i64,
-    /// Empty once committed.
     cards: Vec<CardId>,
+    /// Committed (or nothing to write).
     done: bool,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -639,11 +640,7 @@ async fn store_shadows(
             };
             let mut query = query(&sql);
             for written in chunk {
-                query = query
-                    .bind(hex::encode_upper(written.card.issuer_id))
-                    .bind(hex::encode_upper(written.card.card_serial))
-                    .bind(written.packed.as_slice())
-                    .bind(written.balance_fen);
+                query = bind_shadow(query, &written.card, &written.packed, written.balance_fen);
                 query = match kind {
                     Statement::Insert => query.bind(token),
                     Statement::Upsert => query.bind(written.read.token()),
@@ -660,6 +657,20 @@ async fn store_shadows(
         }
     }
     Ok(true)
+}
+
+/// A card's shadow bound to a row of `card_shadows`: issuer, serial, packed, balance.
+pub(super) fn bind_shadow<'q>(
+    query: Query<'q>,
+    card: &CardId,
+    packed: &'q [u8],
+    balance_fen: Option<i64>,
+) -> Query<'q> {
+    query
+        .bind(hex::encode_upper(card.issuer_id))
+        .bind(hex::encode_upper(card.card_serial))
+        .bind(packed)
+        .bind(balance_fen)
 }
 
 /// The three ways a shadow is written.

@@ -11,6 +11,8 @@
 //!
 //! It also remembers the tokens of the last [`COMMITTED_TOKENS`] writes that committed: a card
 //! cached under one of them has its row in the database, which lets the write use an upsert.
+//! (That is PostgreSQL's compare-and-swap; on SQLite the cached tokens are checked against the
+//! shadow journal's own record of them: `shadow_journal`.)
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;

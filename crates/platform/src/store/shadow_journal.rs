@@ -44,7 +44,7 @@ use std::sync::Mutex;
 use yitong_clearing::shadow::CardId;
 
 use super::clearing::Read;
-use super::ingest_group::Written;
+use super::ingest_group::{bind_shadow, Written};
 use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
 use super::{column, Backend, Snapshot, Store, StoreError};
@@ -370,11 +370,7 @@ async fn fold_in(connection: &mut Db<'_>, newer: impl Iterator<Item = Entry>) ->
         );
         let mut statement = query(&sql);
         for entry in chunk {
-            statement = statement
-                .bind(hex::encode_upper(entry.card.issuer_id))
-                .bind(hex::encode_upper(entry.card.card_serial))
-                .bind(entry.packed.as_slice())
-                .bind(entry.balance_fen)
+            statement = bind_shadow(statement, &entry.card, &entry.packed, entry.balance_fen)
                 .bind(entry.token)
                 .bind(entry.at_ms);
         }
