@@ -31,6 +31,7 @@ use yitong_record::{verify_tac, TacKeys};
 
 use crate::bench_clearing_day::{generate, Day};
 use crate::cmd_serve::open_store;
+use crate::cpu;
 use crate::money::yuan;
 
 /// Issue 9's goal on the 2-core development machine, and against the baseline.
@@ -251,7 +252,7 @@ async fn ingest(
     let bar = progress(args, "ingest", records);
     let queue = Arc::new(IngestQueue::new(store.clone()));
     let next = Arc::new(AtomicUsize::new(0));
-    let (start, cpu) = (Instant::now(), process_cpu());
+    let (start, cpu) = (Instant::now(), cpu::process());
     let mut uploaders = tokio::task::JoinSet::new();
     for _ in 0..args.uploaders {
         let (queue, next, uploads, tac, bar) = (queue.clone(), next.clone(), uploads.clone(), tac.clone(), bar.clone());
@@ -281,7 +282,7 @@ async fn ingest(
         run.duplicates += part.duplicates;
         run.rejected += part.rejected;
     }
-    (run.wall, run.cpu) = (start.elapsed(), process_cpu().saturating_sub(cpu));
+    (run.wall, run.cpu) = (start.elapsed(), cpu::process().saturating_sub(cpu));
     bar.finish_and_clear();
     // On SQLite, the shadows the groups journaled since the last fold, written to their rows:
     // deferred work, timed on its own (any read of the shadows would do it).
@@ -327,7 +328,7 @@ async fn baseline(
     .await?;
     let bar = progress(args, "baseline", records);
     let mut run = Run::default();
-    let (start, cpu) = (Instant::now(), process_cpu());
+    let (start, cpu) = (Instant::now(), cpu::process());
     'batches: for bytes in uploads {
         let batch = Batch::from_binary(bytes)?;
         for record in &batch.records {
@@ -362,22 +363,10 @@ async fn baseline(
             bar.inc(1);
         }
     }
-    (run.wall, run.cpu) = (start.elapsed(), process_cpu().saturating_sub(cpu));
+    (run.wall, run.cpu) = (start.elapsed(), cpu::process().saturating_sub(cpu));
     bar.finish_and_clear();
     db.close().await?;
     Ok(run)
-}
-
-/// The process's CPU time so far: all its threads, user and system (zero where not measured).
-#[cfg(unix)]
-fn process_cpu() -> Duration {
-    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    Duration::new(u64::try_from(spent.tv_sec).unwrap_or(0), u32::try_from(spent.tv_nsec).unwrap_or(0))
-}
-
-#[cfg(not(unix))]
-fn process_cpu() -> Duration {
-    Duration::ZERO
 }
 
 fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {

@@ -29,6 +29,7 @@ use yitong_wallet::{Device, HttpApi, Phone, PhoneFile, SoftSe, Token, Wallet, Wa
 
 use crate::bench_topup_client::{self, Timed, TimedPhone};
 use crate::cmd_serve::open_store;
+use crate::cpu;
 use crate::money::yuan;
 
 /// Each top-up: 1 yuan.
@@ -82,6 +83,12 @@ struct Run {
     se_cards_fen: i64,
     /// The ledger check of the run's store (`None`: no store to check).
     ledger: Option<LedgerCheck>,
+    /// The process's CPU time over the run.
+    cpu: Duration,
+    /// The phones' share of it, when they had a thread of their own (over HTTP).
+    phones_cpu: Option<Duration>,
+    /// Whether the service ran in this process (its CPU time is the rest).
+    service_in_process: bool,
 }
 
 impl Run {
@@ -99,6 +106,17 @@ impl Run {
         self.se_cards_fen == loaded_fen && self.service_cards_fen == loaded_fen
     }
 
+    /// CPU microseconds per top-up.
+    fn us_per_topup(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / (self.done as f64).max(1.0)
+    }
+
+    /// The service's CPU time: the process's less the phones' (`None` when either is not here).
+    fn service_cpu(&self) -> Option<Duration> {
+        let phones = self.phones_cpu?;
+        self.service_in_process.then(|| self.cpu.saturating_sub(phones))
+    }
+
     fn balanced(&self) -> Option<bool> {
         self.ledger.as_ref().map(LedgerCheck::is_ok)
     }
@@ -109,6 +127,9 @@ impl Run {
             "wall_s": self.wall.as_secs_f64(),
             "topups_per_s": self.per_second(),
             "latency_ms": { "p50": self.ms(0.50), "p90": self.ms(0.90), "p99": self.ms(0.99), "max": self.ms(1.0) },
+            "cpu_us_per_topup": self.us_per_topup(self.cpu),
+            "phones_cpu_us_per_topup": self.phones_cpu.map(|cpu| self.us_per_topup(cpu)),
+            "service_cpu_us_per_topup": self.service_cpu().map(|cpu| self.us_per_topup(cpu)),
             "failures": self.failures,
             "service_card_balances_fen": self.service_cards_fen,
             "service_card_balances_from": self.service_source,
@@ -282,6 +303,7 @@ async fn serve_and_run(args: &TopUpBenchArgs, dir: &Path) -> anyhow::Result<(Run
     let _ = stop.send(());
     serving.await.context("the service's task")?.context("serving")?;
     let mut run = run??;
+    run.service_in_process = true;
     run.ledger = Some(store.check_ledger().await.context("the ledger check")?);
     store.close().await;
     Ok((run, server, database))
@@ -347,7 +369,7 @@ fn over_http(args: &TopUpBenchArgs, server: &str, dir: &Path) -> anyhow::Result<
         std::thread::sleep(Duration::from_millis(50));
     }
     bar.finish_and_clear();
-    let (start, timed) = timing.join().map_err(|_| anyhow!("the phones' thread panicked"))??;
+    let (start, timed, spent) = timing.join().map_err(|_| anyhow!("the phones' thread panicked"))??;
     let mut phones: Vec<PhoneRun> = timed
         .into_iter()
         .zip(apis)
@@ -356,6 +378,7 @@ fn over_http(args: &TopUpBenchArgs, server: &str, dir: &Path) -> anyhow::Result<
     phones.extend(stopped);
     let mut run = Run::gather(start, phones);
     run.service_source = "card view";
+    (run.cpu, run.phones_cpu) = (spent.process, Some(spent.phones));
     Ok(run)
 }
 
@@ -384,7 +407,7 @@ async fn in_process(args: &TopUpBenchArgs, db: &Option<String>, dir: &Path) -> a
         cards.push(task.await.context("a phone's task")??);
     }
     let bar = progress(args, "in-process");
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu::process());
     let mut phones = Vec::new();
     for (card, image) in &cards {
         let (state, card, image, bar, topups) = (state.clone(), card.clone(), image.clone(), bar.clone(), args.topups);
@@ -394,8 +417,10 @@ async fn in_process(args: &TopUpBenchArgs, db: &Option<String>, dir: &Path) -> a
     for phone in phones {
         runs.push(phone.await.context("a phone's task")?);
     }
+    let cpu = cpu::process().saturating_sub(cpu);
     bar.finish_and_clear();
     let mut run = Run::gather(start, runs);
+    (run.cpu, run.service_in_process) = (cpu, true);
     run.service_source = "store";
     run.service_cards_fen = 0;
     for (card, _) in &cards {
@@ -579,6 +604,18 @@ fn report(
             run.ms(1.0)
         );
     }
+    let service = http.service_cpu().map_or_else(String::new, |cpu| {
+        format!(
+            " (the service {:.0} µs, the phones {:.0} µs)",
+            http.us_per_topup(cpu),
+            http.us_per_topup(http.cpu.saturating_sub(cpu))
+        )
+    });
+    println!(
+        "  CPU per top-up: in-process {:.0} µs; HTTP {:.0} µs{service}",
+        baseline.us_per_topup(baseline.cpu),
+        http.us_per_topup(http.cpu)
+    );
     println!(
         "  HTTP costs {} the in-process top-up (wall time per top-up); latency p50 {}, p90 {}, p99 {}, max {}",
         times(cost),

@@ -22,12 +22,22 @@ use yitong_wallet::routes;
 use yitong_wallet::se::{exchange, order_id as phone_order_id};
 use yitong_wallet::SoftSe;
 
+use crate::cpu;
+
 /// An enrolled phone's part of the timed run.
 pub(crate) struct TimedPhone {
     /// `Bearer …`.
     pub authorization: String,
     pub serial: String,
     pub se: SoftSe,
+}
+
+/// CPU time over the timed part: the whole process's (the service's too, when it is in this
+/// process) and the phones' thread's.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Spent {
+    pub process: Duration,
+    pub phones: Duration,
 }
 
 /// What a phone did: its latencies, when it ended, the error that stopped it; its SE back.
@@ -39,15 +49,15 @@ pub(crate) struct Timed {
 }
 
 /// Runs `topups` top-ups of `amount_fen` on each phone against `server` (`http://host:port`),
-/// all at once on this thread; `done` counts top-ups as they complete. The run's start and each
-/// phone's part, in order.
+/// all at once on this thread; `done` counts top-ups as they complete. The run's start, each
+/// phone's part, in order, and the CPU time spent.
 pub(crate) fn run(
     server: &str,
     phones: Vec<TimedPhone>,
     topups: u32,
     amount_fen: i64,
     done: Arc<AtomicU64>,
-) -> anyhow::Result<(Instant, Vec<Timed>)> {
+) -> anyhow::Result<(Instant, Vec<Timed>, Spent)> {
     let authority: Arc<str> =
         server.strip_prefix("http://").context("the server's URL is not http://")?.trim_end_matches('/').into();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
@@ -58,7 +68,7 @@ pub(crate) fn run(
         for phone in phones {
             connected.push((connect(&authority).await, phone));
         }
-        let start = Instant::now();
+        let (start, process, own) = (Instant::now(), cpu::process(), cpu::thread());
         let tasks: Vec<_> = connected
             .into_iter()
             .map(|(sender, phone)| {
@@ -93,7 +103,9 @@ pub(crate) fn run(
         for task in tasks {
             timed.push(task.await.context("a phone's task")?);
         }
-        Ok((start, timed))
+        let spent =
+            Spent { process: cpu::process().saturating_sub(process), phones: cpu::thread().saturating_sub(own) };
+        Ok((start, timed, spent))
     })
 }
 

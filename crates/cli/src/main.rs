@@ -26,6 +26,7 @@ mod cmd_phone;
 mod cmd_reader;
 mod cmd_serve;
 mod cmd_settle;
+mod cpu;
 mod demo;
 mod keys;
 mod money;
