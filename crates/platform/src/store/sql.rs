@@ -31,10 +31,14 @@ pub(crate) enum Db<'c> {
 }
 
 impl Db<'_> {
-    /// Runs `sql`, which may hold several statements and takes no parameters (PRAGMAs, BEGIN…).
+    /// Runs `sql`, one statement without parameters or rows (BEGIN, COMMIT), prepared once per
+    /// connection on SQLite (a snapshot runs two).
     pub(crate) async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(connection) | Db::SqliteReport(connection) => Ok(connection.execute_batch(sql)?),
+            Db::Sqlite(connection) | Db::SqliteReport(connection) => {
+                connection.prepare_cached(sql)?.execute([])?;
+                Ok(())
+            }
             Db::Any(connection) => {
                 connection.execute(sql).await?;
                 Ok(())

@@ -38,8 +38,8 @@ pub const WRITE_GROUP_MAX: usize = 32;
 
 /// The savepoint a grouped writer writes in.
 const SAVEPOINT: &str = "SAVEPOINT writer";
-const RELEASE: &str = "RELEASE writer";
-const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
+const RELEASE: &[&str] = &["RELEASE writer"];
+const UNDO: &[&str] = &["ROLLBACK TO writer", "RELEASE writer"];
 
 /// The SQLite writer's connection and the group transaction open on it. A transaction open on
 /// the connection without a group is left over (a writer dropped half-way, a COMMIT that
@@ -93,7 +93,13 @@ impl Writer {
             self.group = Some(Group { number: self.next_group, members: 0, outcome });
             self.next_group += 1;
         }
-        Ok(self.connection.execute_batch(SAVEPOINT)?)
+        Ok(self.run(SAVEPOINT)?)
+    }
+
+    /// Runs a statement of the writer's own (a transaction's begin or end), prepared once: they
+    /// run several times a top-up.
+    fn run(&self, sql: &str) -> rusqlite::Result<()> {
+        self.connection.prepare_cached(sql)?.execute([]).map(drop)
     }
 
     /// Begins a transaction of its own (any open group committed first: should that fail, the
@@ -104,9 +110,9 @@ impl Writer {
         }
         if !self.connection.is_autocommit() {
             // A transaction left open (its rollback failed): roll it back.
-            self.connection.execute_batch("ROLLBACK")?;
+            self.run("ROLLBACK")?;
         }
-        Ok(self.connection.execute_batch("BEGIN IMMEDIATE")?)
+        Ok(self.run("BEGIN IMMEDIATE")?)
     }
 
     /// Fails the group if its transaction is gone (SQLite rolled it back, or a statement ended it).
@@ -140,7 +146,7 @@ impl Writer {
         self.end_savepoint(UNDO)?;
         if self.group.as_ref().is_some_and(|group| group.members == 0) {
             self.group = None;
-            self.connection.execute_batch("ROLLBACK")?;
+            self.run("ROLLBACK")?;
         }
         Ok(())
     }
@@ -148,12 +154,12 @@ impl Writer {
     /// Releases or undoes the savepoint. Should that fail, the whole group is rolled back and
     /// failed: a savepoint left on the stack would nest the next writers in it, and the group's
     /// COMMIT would keep writes whose writer was told otherwise.
-    fn end_savepoint(&mut self, sql: &str) -> Result<(), StoreError> {
-        let ended = self.connection.execute_batch(sql);
+    fn end_savepoint(&mut self, statements: &[&str]) -> Result<(), StoreError> {
+        let ended = statements.iter().try_for_each(|sql| self.run(sql));
         self.check_group();
         if let Err(error) = ended {
             if !self.connection.is_autocommit() {
-                let _ = self.connection.execute_batch("ROLLBACK");
+                let _ = self.run("ROLLBACK");
             }
             self.fail_group(&error.to_string());
             return Err(error.into());
@@ -182,9 +188,9 @@ impl Writer {
     /// Commits the transaction open on the connection (rolled back if the COMMIT fails): the group
     /// commit's ticket for it.
     fn commit(&mut self) -> Result<Option<u64>, StoreError> {
-        if let Err(error) = self.connection.execute_batch("COMMIT") {
+        if let Err(error) = self.run("COMMIT") {
             if !self.connection.is_autocommit() {
-                let _ = self.connection.execute_batch("ROLLBACK");
+                let _ = self.run("ROLLBACK");
             }
             return Err(error.into());
         }
@@ -440,7 +446,7 @@ impl WriteTransaction {
 /// wrote, on other connections too).
 fn roll_back(writer: &mut Writer, grouped: bool) -> Result<(), StoreError> {
     if !grouped {
-        return Ok(writer.connection.execute_batch("ROLLBACK")?);
+        return Ok(writer.run("ROLLBACK")?);
     }
     writer.undo()?;
     writer.close_group().map(drop)
