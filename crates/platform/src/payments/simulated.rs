@@ -218,7 +218,8 @@ impl PaymentService<Arc<SimulatedProvider>> {
     /// would send them); a notification lost on the way is made up for by polling the order.
     /// The provider's outcome, and the order after it.
     pub async fn pay_simulated(&self, id: &MerchantOrderId, now_ms: i64) -> Result<(PayOutcome, Order), ServiceError> {
-        self.order(id).await?;
+        // The provider knows only the orders the service opened with it; an unknown one is not
+        // payable, and reading it next answers that it is not found.
         let outcome = self.provider().pay(id, now_ms);
         if !matches!(outcome, PayOutcome::Paid { .. }) {
             return Ok((outcome, self.order(id).await?));

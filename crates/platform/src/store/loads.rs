@@ -137,17 +137,24 @@ pub(crate) async fn next_transaction_number_in(
     terminal_id: [u8; 6],
 ) -> Result<u32, StoreError> {
     let terminal = hex::encode_upper(terminal_id);
-    query("INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING")
+    let take = || {
+        query(
+            "UPDATE ota_terminals SET next_transaction_number = next_transaction_number + 1 WHERE terminal_id = $1 \
+             RETURNING next_transaction_number",
+        )
         .bind(terminal.as_str())
-        .execute(&mut *connection)
-        .await?;
-    let row = query(
-        "UPDATE ota_terminals SET next_transaction_number = next_transaction_number + 1 WHERE terminal_id = $1 \
-         RETURNING next_transaction_number",
-    )
-    .bind(terminal.as_str())
-    .fetch_one(&mut *connection)
-    .await?;
+    };
+    // The terminal's row is made by its first load only.
+    let row = match take().fetch_optional(&mut *connection).await? {
+        Some(row) => row,
+        None => {
+            query("INSERT INTO ota_terminals (terminal_id, next_transaction_number) VALUES ($1, 1) ON CONFLICT DO NOTHING")
+                .bind(terminal.as_str())
+                .execute(&mut *connection)
+                .await?;
+            take().fetch_one(&mut *connection).await?
+        }
+    };
     let next: i64 = column(&row, 0)?;
     next.checked_sub(1).and_then(|n| u32::try_from(n).ok()).ok_or(StoreError::Corrupt {
         table: "ota_terminals",
