@@ -50,8 +50,8 @@ use crate::issuance::PhoneCard;
 use crate::issuer_keys::IssuerKeyring;
 use crate::ledger::{CardId, Fen};
 use crate::payments::{
-    apply_in, MerchantOrderId, Order, OrderEvent, OrderKind, OrderState, PaymentProvider, PaymentService, ServiceError,
-    Step,
+    apply_to_read_in, MerchantOrderId, Order, OrderEvent, OrderKind, OrderState, PaymentProvider, PaymentService,
+    ServiceError, Step,
 };
 use crate::store::{self, StoreError};
 
@@ -436,7 +436,7 @@ impl OtaService {
             now_ms,
         };
         if store::settle_load_in(&mut transaction.db(), &load, LoadState::Confirmed, &record, now_ms).await? {
-            if let Ok(Some(applied)) = apply_in(&mut transaction, id, &step).await {
+            if let Ok(Some(applied)) = apply_to_read_in(&mut transaction, &context.order, &step).await {
                 transaction.commit().await?;
                 return Ok(Loaded { record, order: applied.order });
             }
@@ -645,7 +645,11 @@ impl OtaService {
         now_ms: i64,
     ) -> Result<LoadAuthorization, TopUpError> {
         let id = &context.order.merchant_order_id;
-        for _ in 0..ATTEMPTS_MAX {
+        // MAC1 checked and MAC2 made before the writer's turn (they depend on the card's answer
+        // and the time only); a failure is made again, and answered, where the checks below put
+        // it.
+        let made = self.mac2(context, init, at).ok();
+        for attempt in 0..ATTEMPTS_MAX {
             let mut transaction = payments.store().begin_write().await?;
             if let Some(old) = replacing {
                 if !store::settle_load_in(&mut transaction.db(), old, LoadState::NotLoaded, &old.record, now_ms).await?
@@ -670,10 +674,19 @@ impl OtaService {
                     _ => Err(TopUpError::AlreadyLoaded(id.clone())),
                 };
             }
-            // MAC1 checked, MAC2 made (dropped, the transaction rolls back).
-            let (mut record, _) = self.mac2(context, init, at)?;
-            let order =
-                store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| TopUpError::NotATopUp(id.clone()))?;
+            let (mut record, _) = match &made {
+                Some(made) => made.clone(),
+                None => self.mac2(context, init, at)?,
+            };
+            // The order as read before, on the first attempt, if it was paid: its move to loading
+            // is a compare-and-swap that fails (and the next attempt reads it) if it moved since.
+            // Any other state is read again: it is kept as it is only if it is still that state.
+            let order = match &context.order {
+                read if attempt == 0 && read.state == OrderState::Paid => read.clone(),
+                _ => store::order_in(&mut transaction.db(), id)
+                    .await?
+                    .ok_or_else(|| TopUpError::NotATopUp(id.clone()))?,
+            };
             match order.state {
                 OrderState::Paid => {
                     let to = order.state.apply(order.kind, OrderEvent::DeliveryStarted).map_err(ServiceError::from)?;

@@ -306,10 +306,49 @@ async fn racing_top_ups_of_one_card_never_load_twice(db: &TestDb) {
     assert_balanced(wallet.store()).await;
 }
 
+/// `authorize_for` and `complete_for` take the order as the caller read it (the HTTP handlers
+/// read it to check the phone owns it); a read the order moved past since is not trusted: a
+/// refunded order is not loaded, and a load completes, once, whatever state was read.
+async fn an_order_read_before_it_moved_is_read_again(db: &TestDb) {
+    let wallet = Wallet::new(db.store.clone());
+    let (card, mut se) = card(&wallet, "phone-A", 0).await;
+
+    // Read paid, then refunded: the authorization is refused and nothing is written.
+    let refunded = wallet.paid_top_up("T00000001", &card, 1_000, T0).await;
+    let stale = wallet.ota.order_with_card(&wallet.payments, &refunded).await.unwrap();
+    assert_eq!(stale.order.state, OrderState::Paid);
+    wallet.payments.refund(&refunded, T0 + 1_000).await.unwrap();
+    let answer = initialize(&wallet, &mut se, &refunded).await;
+    let refused = wallet.ota.authorize_for(&wallet.payments, stale, &answer, at(10, 0, 0), T0 + 2_000).await;
+    assert!(
+        matches!(refused, Err(TopUpError::NotPayable { state: OrderState::RefundPending | OrderState::Refunded, .. })),
+        "{refused:?}"
+    );
+    assert!(wallet.store().ota_loads(&refunded).await.unwrap().is_empty());
+
+    // Read paid, authorized since (loading): the completion with that read loads it once.
+    let order = wallet.paid_top_up("T00000002", &card, 2_000, T0).await;
+    let read_paid = wallet.ota.order_with_card(&wallet.payments, &order).await.unwrap();
+    let answer = initialize(&wallet, &mut se, &order).await;
+    let authorization =
+        wallet.ota.authorize(&wallet.payments, &order, &answer, at(10, 1, 0), T0 + 10_000).await.unwrap();
+    let credit = se.send(&authorization.credit_command);
+    let loaded = wallet.ota.complete_for(&wallet.payments, read_paid, &credit, T0 + 11_000).await.unwrap();
+    assert_eq!(loaded.order.state, OrderState::Loaded);
+    assert_eq!(
+        wallet.payments.history(&order).await.unwrap(),
+        [OrderState::Paid, OrderState::Loading, OrderState::Loaded]
+    );
+    assert_eq!(se.balance_fen(), 2_000);
+    assert_eq!(card_liability(wallet.store(), &card).await, 2_000);
+    assert_balanced(wallet.store()).await;
+}
+
 on_both_backends! {
     full_top_up => a_full_top_up_loads_the_card_once,
     vanished_loaded => a_vanished_phone_whose_card_loaded_is_recovered,
     vanished_not_loaded => a_vanished_phone_whose_card_did_not_load_is_loaded_again_or_refunded,
     vanished_unknown => a_card_that_can_no_longer_tell_leaves_the_load_unconfirmed,
     racing => racing_top_ups_of_one_card_never_load_twice,
+    read_before_moved => an_order_read_before_it_moved_is_read_again,
 }

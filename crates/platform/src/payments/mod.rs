@@ -24,7 +24,7 @@ mod simulated;
 
 pub use notification::{NotificationError, PaidNotification, SignedNotification, NOTIFICATION_BODY_LENGTH_MAX};
 pub use order::{IllegalTransition, OrderEvent, OrderKind, OrderState};
-pub(crate) use service::{apply_in, Step};
+pub(crate) use service::{apply_to_read_in, Step};
 pub use service::{
     NewOrder, NotificationOutcome, Order, PaymentService, ServiceError, NOTIFICATION_GRACE_MS, ORDER_EXPIRY_MS,
     PROVIDER_ATTEMPTS_MAX,

@@ -529,6 +529,32 @@ pub(crate) async fn apply_in(
 ) -> Result<Option<Applied>, ServiceError> {
     let order =
         store::order_in(&mut transaction.db(), id).await?.ok_or_else(|| ServiceError::OrderNotFound(id.clone()))?;
+    apply_to_in(transaction, order, step).await
+}
+
+/// [`apply_in`] to `read`, the order as read before the transaction began: its transition is a
+/// compare-and-swap on the state and version read, so it lands only if the order did not move;
+/// otherwise (or when `read` does not take the step) the order is read again and the step applied
+/// to that. One read fewer in the writer's turn when the order stood still.
+pub(crate) async fn apply_to_read_in(
+    transaction: &mut WriteTransaction,
+    read: &Order,
+    step: &Step<'_>,
+) -> Result<Option<Applied>, ServiceError> {
+    if !read.state.has_taken(step.event) && read.state.apply(read.kind, step.event).is_ok() {
+        if let Some(applied) = apply_to_in(transaction, read.clone(), step).await? {
+            return Ok(Some(applied));
+        }
+    }
+    apply_in(transaction, &read.merchant_order_id, step).await
+}
+
+/// [`apply_in`] to `order` as read (`None`: it moved since).
+async fn apply_to_in(
+    transaction: &mut WriteTransaction,
+    order: Order,
+    step: &Step<'_>,
+) -> Result<Option<Applied>, ServiceError> {
     if let Some(payment) = step.payment {
         if order.provider != payment.provider {
             return Err(ServiceError::WrongProvider(order.merchant_order_id));
