@@ -436,9 +436,14 @@ impl OtaService {
             now_ms,
         };
         if store::settle_load_in(&mut transaction.db(), &load, LoadState::Confirmed, &record, now_ms).await? {
-            if let Ok(Some(applied)) = apply_to_read_in(&mut transaction, &context.order, &step).await {
-                transaction.commit().await?;
-                return Ok(Loaded { record, order: applied.order });
+            match apply_to_read_in(&mut transaction, &context.order, &step).await {
+                Ok(Some(applied)) => {
+                    transaction.commit().await?;
+                    return Ok(Loaded { record, order: applied.order });
+                }
+                Ok(None) => {}
+                // Said here: the steps below answer for the order, and may not repeat this.
+                Err(error) => tracing::warn!(order = %id, %error, "a confirmed load's order refused its step"),
             }
         }
         // Another writer settled the load or moved the order first (PostgreSQL), or the order
