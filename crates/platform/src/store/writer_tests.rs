@@ -369,6 +369,43 @@ async fn a_write_released_into_a_group_is_committed_when_the_writer_it_waited_fo
     assert_eq!(rows(&store).await, [1]);
 }
 
+/// One thread: the second writer's task runs only when the first yields.
+#[tokio::test(flavor = "current_thread")]
+async fn a_writer_beginning_a_group_lets_a_ready_writer_queue_and_join_it() {
+    let (_dir, store) = store().await;
+    let commits = turn(&store).commits();
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move { insert(&store, 2).await })
+    };
+    // The first writer yields before it begins; the second begins, finds the turn held, queues,
+    // and is handed the group.
+    let first = begun_with(&store, 1).await;
+    assert_eq!(turn(&store).waiting(), 1);
+    first.commit().await.expect("committed");
+    second.await.expect("the second writer");
+    assert_eq!(rows(&store).await, [1, 2]);
+    assert_eq!(turn(&store).commits() - commits, 1, "one commit for both");
+    // Alone, a writer commits at once.
+    insert(&store, 3).await;
+    assert_eq!(turn(&store).commits() - commits, 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_writer_that_goes_away_while_it_yields_leaves_nothing_open() {
+    let (_dir, store) = store().await;
+    let mut beginning = Box::pin(store.begin_write());
+    tokio::select! {
+        biased;
+        _ = &mut beginning => panic!("the writer yields before it begins"),
+        _ = std::future::ready(()) => {}
+    }
+    drop(beginning);
+    assert_eq!(turn(&store).waiting(), 0);
+    insert(&store, 1).await;
+    assert_eq!(rows(&store).await, [1]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_read_a_group_whose_commit_fails_fails_with_it() {
     let (_dir, store) = store().await;
