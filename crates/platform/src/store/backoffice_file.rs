@@ -68,6 +68,32 @@ pub(crate) fn attach_sql(main: &Path) -> Result<String, StoreError> {
     ))
 }
 
+/// Attaches the back office's file to the migrations' `connection` (the main file `main`),
+/// making it if it is not there. Two processes opening a new database at once both switch the new
+/// file to WAL, which takes SQLite's exclusive lock without waiting for it: the one that finds it
+/// taken detaches and tries again, for as long as SQLite's busy handler would wait.
+pub(crate) async fn attach(connection: &mut sqlx::SqliteConnection, main: &Path) -> Result<(), StoreError> {
+    let sql = attach_sql(main)?;
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(u64::from(super::SQLITE_BUSY_TIMEOUT_MS));
+    loop {
+        match sqlx::raw_sql(&sql).execute(&mut *connection).await {
+            Ok(_) => return Ok(()),
+            Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                let _ = sqlx::raw_sql(&format!("DETACH DATABASE {BACKOFFICE_SCHEMA}")).execute(&mut *connection).await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// SQLite's `SQLITE_BUSY`, or one of its extended codes.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|error| error.code()).and_then(|code| code.parse::<i32>().ok());
+    code.is_some_and(|code| code & 0xff == 5)
+}
+
 /// Moves the back office's tables out of the main file, if they are there (see the module
 /// documentation), on one of the store's native connections before the store is used; then
 /// checks that the back office's file holds them all. Another process opening the same database

@@ -484,7 +484,7 @@ impl Store {
         let real = |file: &Path| std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
         let file = real(options.get_filename());
         // The back office's file made, if it is not there yet (its page size, WAL), by attaching it.
-        sqlx::raw_sql(&backoffice_file::attach_sql(&file)?).execute(&mut migrating).await?;
+        backoffice_file::attach(&mut migrating, &file).await?;
         let migrator = Migrator::new(EmbeddedMigrations(Backend::Sqlite)).await.map_err(StoreError::Migrate)?;
         migrator.run(&mut migrating).await.map_err(StoreError::Migrate)?;
         let synchronous = match durability {
