@@ -158,6 +158,11 @@ impl SimulatedProvider {
     pub fn pay(&self, id: &MerchantOrderId, now_ms: i64) -> PayOutcome {
         let mut inner = self.inner();
         let inner = &mut *inner;
+        // An order it was not asked to open draws no fault: the service may ask it to pay one it
+        // does not know, and a run's faults stay those of its seed.
+        if !inner.orders.contains_key(id) {
+            return PayOutcome::NotPayable;
+        }
         let decline = inner.faults.decline_per_mille;
         let declined = inner.happens(decline);
         let Some(order) = inner.orders.get_mut(id) else {
@@ -361,7 +366,15 @@ mod tests {
 
     /// Runs 200 orders through a hostile provider and returns everything it answered.
     fn transcript(seed: u64) -> Vec<String> {
+        transcript_after(seed, &[])
+    }
+
+    /// [`transcript`] after paying the orders `unknown`, which were never opened.
+    fn transcript_after(seed: u64, unknown: &[&str]) -> Vec<String> {
         let provider = SimulatedProvider::new(seed, SimulationFaults::HOSTILE);
+        for id in unknown {
+            assert_eq!(provider.pay(&MerchantOrderId::parse(id).expect("valid"), 0), PayOutcome::NotPayable);
+        }
         let mut lines = vec![hex::encode(provider.notification_key().to_bytes())];
         for n in 0..200 {
             let request = order(&format!("T{n:08}"), 100 + n);
@@ -373,6 +386,11 @@ mod tests {
             lines.push(notification.body);
         }
         lines
+    }
+
+    #[test]
+    fn paying_an_order_never_opened_draws_no_fault() {
+        assert_eq!(transcript_after(7, &["NEVER001", "NEVER002", "NEVER003"]), transcript(7));
     }
 
     #[test]
