@@ -685,7 +685,8 @@ impl OtaService {
             };
             // The order as read before, on the first attempt, if it was paid: its move to loading
             // is a compare-and-swap that fails (and the next attempt reads it) if it moved since.
-            // Any other state is read again: it is kept as it is only if it is still that state.
+            // Any other state is read again here: `loading` is kept without a swap, so it must be
+            // the order's state now.
             let order = match &context.order {
                 read if attempt == 0 && read.state == OrderState::Paid => read.clone(),
                 _ => store::order_in(&mut transaction.db(), id)
