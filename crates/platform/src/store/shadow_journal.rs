@@ -18,10 +18,11 @@
 //! again after a fold) unless:
 //!
 //! - **every card this store journaled is read as its last entry**: a row is older (unless
-//!   folded: its version is then that token), and a cached shadow under another token was read before another caller of the store
-//!   (the upload queue, the platform's feed) took the row and wrote first. The cache keeps every
-//!   card put in the last half of its bound, and a store folds once it journaled that many, so a
-//!   journaled card is normally still cached when a group wants it;
+//!   folded: its version is then that token), and a cached shadow under another token was read
+//!   before another caller of the store (the upload queue, the platform's feed) took the row and
+//!   wrote first. The cache keeps every card put in the last half of its bound, and a store
+//!   folds once it journaled that many, so a journaled card is normally still cached when a
+//!   group wants it;
 //! - **no shadow comes from the cache under the token of a group still to commit** (this one would
 //!   write before the group it is built on) **or of one that failed** (refused, failed, or dropped
 //!   before its write: its cached cards are forgotten then);
