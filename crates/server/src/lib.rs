@@ -11,7 +11,8 @@
 //! phones registered with a bearer token (`routes::phones`, [`auth`]) see and act on their own
 //! cards only, operators with an API key on their city's. Its issuer keys come from a keys
 //! directory or are development keys made once into the data directory ([`KeySource`]),
-//! never returned or logged.
+//! never returned or logged. Beside the routes, [`serve`] runs the payments' reconciliation
+//! rounds ([`reconciler`]): late notifications polled, expired orders closed, refunds pushed.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod reconciler;
 pub mod routes;
 pub mod services;
 pub mod state;
@@ -118,6 +120,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes; requests in flight finish first.
+/// The payments' reconciliation rounds ([`reconciler`]) run beside it and stop after it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -129,7 +132,10 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let reconciler = reconciler::Reconciler::start(state.clone(), reconciler::RECONCILE_EVERY);
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    reconciler.stop().await;
+    served
 }
 
 /// Completes at Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are installed when this is
