@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// pricing"; default $YITONG_PRICING_FILE; without either every city charges its standard fee).
     #[arg(long, value_name = "FILE")]
     pub pricing: Option<PathBuf>,
+    /// More device makers for the catalogue, CSV `maker,wallet_app,source` (docs/platform.md,
+    /// "Devices and eligibility"); repeatable, imported in order, a known maker replaced.
+    #[arg(long = "makers", value_name = "FILE")]
+    pub makers: Vec<PathBuf>,
+    /// More phone models, CSV `maker,model,aliases,nfc,secure_element,cities,source`; repeatable,
+    /// imported after the makers, a known model replaced.
+    #[arg(long = "devices", value_name = "FILE")]
+    pub devices: Vec<PathBuf>,
 }
 
 /// The environment variable naming the pricing file.
@@ -109,15 +117,26 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
         }
         None => None,
     };
-    // The keys and the pricing are checked first; migrations run as the store opens.
+    let makers = read_all(&args.makers, "--makers")?;
+    let devices = read_all(&args.devices, "--devices")?;
+    let additions = yitong_server::Additions {
+        pricing_toml: pricing.as_deref(),
+        makers_csv: makers.iter().map(|(file, text)| (file.as_str(), text.as_str())).collect(),
+        models_csv: devices.iter().map(|(file, text)| (file.as_str(), text.as_str())).collect(),
+    };
+    // The keys, the catalogue and the pricing are checked first; migrations run as the store opens.
     let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
     let clock = Arc::new(yitong_server::SystemClock);
-    let state = yitong_server::AppState::builtin_priced(store.clone(), clock, keys, pricing.as_deref()).map_err(
-        |error| match (&error, &pricing_file) {
+    let state = yitong_server::AppState::builtin_with(store.clone(), clock, keys, &additions).map_err(|error| {
+        match (&error, &pricing_file) {
             (StateError::PricingFile(_), Some(file)) => anyhow::anyhow!("--pricing: {}: {error}", file.display()),
+            // The error names the file, its line and the field.
+            (StateError::Catalogue(_), _) if !(args.makers.is_empty() && args.devices.is_empty()) => {
+                anyhow::anyhow!("--makers/--devices: {error}")
+            }
             _ => anyhow::Error::new(error).context(keys_from),
-        },
-    )?;
+        }
+    })?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot listen on {listen}"))?;
     let address = listener.local_addr().context("the listening address")?;
@@ -128,6 +147,18 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     store.close().await;
     println!("yitong: stopped");
     Ok(())
+}
+
+/// Each of `files` as (its name as given, its text); `flag` names the option in an error.
+fn read_all(files: &[PathBuf], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    files
+        .iter()
+        .map(|file| {
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("{flag}: cannot read {}", file.display()))?;
+            Ok((file.display().to_string(), text))
+        })
+        .collect()
 }
 
 /// `url` without its password, fit to print.

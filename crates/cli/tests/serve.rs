@@ -191,3 +191,42 @@ fn serve_names_a_bad_listen_address_or_database() {
     assert!(stderr.contains("--db: cannot open mysql://db/yitong"), "{stderr}");
     assert!(stderr.contains("expected sqlite:PATH or postgres://"), "{stderr}");
 }
+
+#[test]
+fn serve_imports_more_makers_and_models_and_names_a_bad_row() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let makers = dir.path().join("makers.csv");
+    let models = dir.path().join("models.csv");
+    std::fs::write(&makers, "# an operator's additions\nmaker,wallet_app,source\nNokia,Nokia Wallet,example\n")
+        .expect("written");
+    std::fs::write(
+        &models,
+        "maker,model,aliases,nfc,secure_element,cities,source\nNokia,X7,Nokia X7,yes,ese,beijing,example\n",
+    )
+    .expect("written");
+    let args = ["--makers", makers.to_str().expect("UTF-8"), "--devices", models.to_str().expect("UTF-8")];
+    let server = start(&args, &dir.path().join("data"), "info");
+    let (status, body) = server.get("/v1/devices/eligibility?maker=nokia&model=X7&city=beijing");
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!((&answer["path"], &answer["wallet_app"]), (&"embedded-se".into(), &"Nokia Wallet".into()), "{body}");
+    // The shipped catalogue is still there.
+    let (_, body) = server.get("/v1/devices/eligibility?maker=Xiaomi&model=Mi%206&city=beijing");
+    assert!(body.contains("\"path\":\"embedded-se\""), "{body}");
+    let (status, _, stderr) = server.interrupt();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("device models imported") && stderr.contains("added=1"), "{stderr}");
+
+    // A bad row: nothing served, the file, line and field named.
+    std::fs::write(&models, "maker,model,aliases,nfc,secure_element,cities,source\nNokia,X8,,maybe,ese,beijing,x\n")
+        .expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("--makers/--devices: device catalogue: {}:2: nfc", models.display())), "{stderr}");
+}

@@ -46,7 +46,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use auth::SecuritySchemes;
 pub use error::{ApiError, ErrorBody};
-pub use state::{AppState, Clock, FixedClock, KeySource, StateError, SystemClock};
+pub use state::{Additions, AppState, Clock, FixedClock, KeySource, StateError, SystemClock};
 
 /// The document's header; the paths come from the routers.
 #[derive(OpenApi)]

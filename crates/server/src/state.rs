@@ -55,6 +55,18 @@ impl Clock for FixedClock {
     }
 }
 
+/// What an operator adds to the built-in data at start ([`AppState::builtin_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Additions<'a> {
+    /// The pricing file, TOML (`yitong_platform::pricing_file`).
+    pub pricing_toml: Option<&'a str>,
+    /// More device makers, CSV in the catalogue's format: (the file's name, for errors; its
+    /// text), imported in order. A maker already known is replaced.
+    pub makers_csv: Vec<(&'a str, &'a str)>,
+    /// More phone models, likewise, imported after the makers. A model already known is replaced.
+    pub models_csv: Vec<(&'a str, &'a str)>,
+}
+
 /// The service's state could not be built from the shipped data.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -143,8 +155,29 @@ impl AppState {
         keys: KeySource,
         pricing_toml: Option<&str>,
     ) -> Result<Self, StateError> {
+        Self::builtin_with(store, clock, keys, &Additions { pricing_toml, ..Additions::default() })
+    }
+
+    /// [`builtin`](Self::builtin) with what the operator adds: the pricing file, and makers and
+    /// models imported into the built-in device catalogue (before the pricing file is read, so
+    /// that its rules may name them).
+    pub fn builtin_with(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keys: KeySource,
+        additions: &Additions<'_>,
+    ) -> Result<Self, StateError> {
         let cities = Cities::builtin().map_err(StateError::Cities)?;
-        let devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
+        let mut devices = DeviceRegistry::builtin(&cities).map_err(StateError::Catalogue)?;
+        for (file, text) in &additions.makers_csv {
+            let summary = devices.import_makers_csv(text, file).map_err(StateError::Catalogue)?;
+            tracing::info!(file, added = summary.added, updated = summary.updated, "device makers imported");
+        }
+        for (file, text) in &additions.models_csv {
+            let summary = devices.import_models_csv(text, file, &cities).map_err(StateError::Catalogue)?;
+            tracing::info!(file, added = summary.added, updated = summary.updated, "device models imported");
+        }
+        let pricing_toml = additions.pricing_toml;
         let pricing = match pricing_toml {
             Some(text) => read_pricing(text, &cities, &devices).map_err(StateError::PricingFile)?,
             None => standard_pricing(&cities).map_err(|(city, error)| StateError::Pricing { city, error })?,
