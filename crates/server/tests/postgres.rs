@@ -1,5 +1,5 @@
 //! The service's store on PostgreSQL (`YITONG_TEST_PG_URL`): opened with its migrations, and
-//! `/healthz` reports it; phones, a card, a top-up and the views run on it through the routes. Skips, saying why, when the variable is unset; under
+//! `/healthz` reports it; phones, a card, a top-up and the views run on it through the routes, and operators of one city are refused another's card. Skips, saying why, when the variable is unset; under
 //! `YITONG_REQUIRE_EXTERNAL=1` the skip is a failure.
 
 mod support;
@@ -77,6 +77,26 @@ async fn the_service_runs_on_postgres() {
         .expect("a key");
     let (status, check) = s.send_as(Some(key.expose()), Method::GET, "/v1/operator/ledger/check", None).await;
     assert_eq!((status, &check["balanced"]), (StatusCode::OK, &serde_json::json!(true)), "{check}");
+    // Beijing's operator sees the card; Shanghai's does not know it exists, nor may it check the
+    // ledger (the keys read from PostgreSQL).
+    let key_of = |city: &'static str| {
+        let s = &s;
+        async move {
+            let (_, key) =
+                yitong_platform::access::new_operator_key(s.state.store(), s.state.cities(), city, "desk", 0)
+                    .await
+                    .expect("a key");
+            key.expose().to_owned()
+        }
+    };
+    let (beijing, shanghai) = (key_of("beijing").await, key_of("shanghai").await);
+    let uri = format!("/v1/operator/cards/{serial}");
+    let (status, seen) = s.send_as(Some(&beijing), Method::GET, &uri, None).await;
+    assert_eq!((status, &seen["balance_fen"]), (StatusCode::OK, &serde_json::json!(1_500)), "{seen}");
+    let (status, refused) = s.send_as(Some(&shanghai), Method::GET, &uri, None).await;
+    assert_eq!((status, &refused["code"]), (StatusCode::NOT_FOUND, &serde_json::json!("not_found")), "{refused}");
+    let (status, _) = s.send_as(Some(&shanghai), Method::GET, "/v1/operator/ledger/check", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     store.close().await;
     admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("dropped");
