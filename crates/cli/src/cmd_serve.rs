@@ -124,15 +124,19 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
         makers_csv: makers.iter().map(|(file, text)| (file.as_str(), text.as_str())).collect(),
         models_csv: devices.iter().map(|(file, text)| (file.as_str(), text.as_str())).collect(),
     };
-    // The keys, the catalogue and the pricing are checked first; migrations run as the store opens.
+    // The files are read first; the keys, the catalogue and the pricing are checked once the
+    // store is open (its migrations run as it opens).
     let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
     let clock = Arc::new(yitong_server::SystemClock);
     let state = yitong_server::AppState::builtin_with(store.clone(), clock, keys, &additions).map_err(|error| {
         match (&error, &pricing_file) {
             (StateError::PricingFile(_), Some(file)) => anyhow::anyhow!("--pricing: {}: {error}", file.display()),
-            // The error names the file, its line and the field.
+            // The error names the file (the shipped ones are `data/…`), its line and the field.
             (StateError::Catalogue(_), _) if !(args.makers.is_empty() && args.devices.is_empty()) => {
                 anyhow::anyhow!("--makers/--devices: {error}")
+            }
+            (StateError::Catalogue(_) | StateError::Cities(_) | StateError::Pricing { .. }, _) => {
+                anyhow::anyhow!("the built-in data: {error}")
             }
             _ => anyhow::Error::new(error).context(keys_from),
         }

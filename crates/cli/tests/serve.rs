@@ -229,4 +229,17 @@ fn serve_imports_more_makers_and_models_and_names_a_bad_row() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("--makers/--devices: device catalogue: {}:2: nfc", models.display())), "{stderr}");
+
+    // A makers file without its wallet app column, likewise.
+    std::fs::write(&makers, "maker,source\nNokia,example\n").expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--makers", makers.to_str().expect("UTF-8")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("--makers/--devices: device catalogue: {}", makers.display())), "{stderr}");
+    assert!(stderr.contains("wallet_app"), "{stderr}");
 }

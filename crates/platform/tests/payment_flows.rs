@@ -237,6 +237,30 @@ async fn a_provider_order_of_another_amount_is_not_booked(db: &TestDb) {
     assert_eq!(s.store().check_ledger().await.expect("checked").postings, 0);
 }
 
+/// Orders a round cannot settle (the provider holds another amount under their IDs) stay
+/// first in line, oldest; the round reads on past them, a page at a time, to a late payment.
+async fn stuck_orders_do_not_hide_a_late_payment(db: &TestDb) {
+    let s = service(db, 15, faults(|f| f.lost_notification_per_mille = 1_000));
+    for n in 1..=3 {
+        let order = format!("S0000000{n}");
+        let squatted = CreateOrder { merchant_order_id: id(&order), amount: fen(1), description: String::new() };
+        s.provider().create_order(&squatted).await.expect("created at the provider");
+        assert!(s.open_order(top_up(&order, n, 1_000), T0 + n as i64).await.is_err(), "the provider holds 1 fen");
+    }
+    s.open_order(top_up("T00000015", 9, 3_000), T0 + 10).await.expect("opened");
+    assert_eq!(s.provider().pay(&id("T00000015"), T0 + 20), PayOutcome::Paid { notifications: 0 });
+    // Two a page: the three stuck ones fill the first page and begin the second.
+    let changed = s.reconcile_waiting(T0 + NOTIFICATION_GRACE_MS + 100, 2).await.expect("reconciled");
+    assert_eq!(
+        changed.iter().map(|o| (o.merchant_order_id.as_str(), o.state)).collect::<Vec<_>>(),
+        [("T00000015", OrderState::Paid)]
+    );
+    for n in 1..=3 {
+        assert_eq!(s.order(&id(&format!("S0000000{n}"))).await.expect("order").state, OrderState::Created);
+    }
+    assert_balanced(s.store()).await;
+}
+
 async fn declined_and_expired_orders_close(db: &TestDb) {
     let s = service(db, 5, faults(|f| f.decline_per_mille = 1_000));
     s.open_order(top_up("T00000005", 1, 1_000), T0).await.expect("opened");
@@ -422,6 +446,7 @@ on_both_backends! {
     lost_notification => a_lost_notification_is_caught_by_polling,
     refused_notifications => forged_altered_and_mismatched_notifications_are_refused,
     squatted_order_id => a_provider_order_of_another_amount_is_not_booked,
+    stuck_orders => stuck_orders_do_not_hide_a_late_payment,
     declined_and_expired => declined_and_expired_orders_close,
     refunds => a_failed_load_is_refunded,
     fee_orders => a_fee_order_is_earned_and_refunded_by_policy,

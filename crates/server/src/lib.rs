@@ -120,11 +120,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes; requests in flight finish first.
-/// The payments' reconciliation rounds ([`reconciler`]) run beside it and stop after it.
+/// The payments' reconciliation rounds ([`reconciler`]) run beside it, every
+/// [`RECONCILE_EVERY`](reconciler::RECONCILE_EVERY), and stop after it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_rounds(listener, state, shutdown, reconciler::RECONCILE_EVERY).await
+}
+
+/// [`serve`] with the reconciliation rounds every `rounds` (tests).
+pub async fn serve_with_rounds(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    rounds: std::time::Duration,
 ) -> std::io::Result<()> {
     // Each answer goes out at once, not held back for more to send with it (Nagle's algorithm).
     let listener = listener.tap_io(|connection| {
@@ -132,7 +143,7 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let reconciler = reconciler::Reconciler::start(state.clone(), reconciler::RECONCILE_EVERY);
+    let reconciler = reconciler::Reconciler::start(state.clone(), rounds);
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     reconciler.stop().await;
     served

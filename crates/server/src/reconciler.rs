@@ -4,10 +4,13 @@
 //! else moves them: a phone that paid and went away, or a notification the provider lost, would
 //! otherwise leave the money paid and the order `created` for good.
 //!
-//! A round runs every [`RECONCILE_EVERY`] on the service's clock, at most [`RECONCILE_BATCH`]
-//! orders at a time (a full round is followed by the next at once). A round that fails (the
-//! store) is logged and tried again at the next tick. [`serve`](crate::serve) starts the rounds
-//! with the service and stops them after it, between two rounds.
+//! A round runs every [`RECONCILE_EVERY`] (tokio's timer; the time it reconciles at is the
+//! service's clock), reading the waiting orders [`RECONCILE_PAGE`] at a time. An order that
+//! cannot be reconciled yet is logged and tried again at the next round; a round that fails (the
+//! store) is logged and tried again at the next tick. [`serve`](crate::serve) starts the rounds with
+//! the service and stops them after it: the round running is waited for up to
+//! [`STOP_WAIT_MAX`], then cut short (money-safe: every step is a compare-and-swap transition and
+//! every provider call idempotent, so the next start takes the order up where it was).
 
 use std::time::Duration;
 
@@ -19,8 +22,11 @@ use crate::AppState;
 /// How often waiting orders are reconciled.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
-/// Most orders one round reconciles.
-pub const RECONCILE_BATCH: u32 = 200;
+/// Orders read at a time in a round.
+pub const RECONCILE_PAGE: u32 = 200;
+
+/// How long [`Reconciler::stop`] waits for the round running.
+pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// The rounds' task; [`stop`](Reconciler::stop) ends it between two rounds, dropping it aborts it.
 #[derive(Debug)]
@@ -39,26 +45,28 @@ impl Reconciler {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => {}
+                    biased;
                     _ = stopped.changed() => return,
-                }
-                while round(&state).await == Round::Full {
-                    if *stopped.borrow() {
-                        return;
-                    }
+                    _ = ticks.tick() => round(&state).await,
                 }
             }
         });
         Reconciler { stop, task: Some(task) }
     }
 
-    /// Ends the rounds once the one running, if any, is done.
+    /// Ends the rounds once the one running, if any, is done (or cut short after
+    /// [`STOP_WAIT_MAX`]).
     pub async fn stop(mut self) {
         // The task may have ended already (a panic, logged by the runtime): nothing to stop.
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "the payment reconciliation task failed");
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(STOP_WAIT_MAX, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the payment reconciliation task failed"),
+                Err(_) => {
+                    tracing::warn!("the payment reconciliation round did not end in time: cut short");
+                    task.abort();
+                }
             }
         }
     }
@@ -72,16 +80,8 @@ impl Drop for Reconciler {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Round {
-    /// As many orders changed as a round takes: there may be more.
-    Full,
-    Done,
-}
-
-async fn round(state: &AppState) -> Round {
-    let payments = &state.services().payments;
-    match payments.reconcile_waiting(state.now_ms(), RECONCILE_BATCH).await {
+async fn round(state: &AppState) {
+    match state.services().payments.reconcile_waiting(state.now_ms(), RECONCILE_PAGE).await {
         Ok(changed) => {
             for order in &changed {
                 tracing::info!(
@@ -90,15 +90,7 @@ async fn round(state: &AppState) -> Round {
                     "payment reconciled with the provider"
                 );
             }
-            if changed.len() >= RECONCILE_BATCH as usize {
-                Round::Full
-            } else {
-                Round::Done
-            }
         }
-        Err(error) => {
-            tracing::error!(%error, "payment reconciliation round failed; tried again at the next");
-            Round::Done
-        }
+        Err(error) => tracing::error!(%error, "payment reconciliation round failed; tried again at the next"),
     }
 }

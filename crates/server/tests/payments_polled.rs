@@ -101,11 +101,47 @@ async fn an_order_never_paid_is_closed_at_the_provider_once_expired() {
 }
 
 #[tokio::test]
-async fn stopped_rounds_leave_a_late_order_alone() {
+async fn stopped_rounds_leave_the_next_late_order_alone() {
     let (s, clock, id) = opened().await;
     assert!(matches!(s.state.services().provider.pay(&id, s.state.now_ms()), PayOutcome::Paid { .. }));
-    Reconciler::start(s.state.clone(), Duration::from_millis(5)).stop().await;
+    clock.advance_ms(NOTIFICATION_GRACE_MS);
+    let rounds = Reconciler::start(s.state.clone(), Duration::from_millis(5));
+    until(&s, &id, OrderState::Paid).await;
+    rounds.stop().await;
+
+    // A second top-up, paid and late: no round runs any more.
+    let serial = s.state.store().order(&id).await.expect("read").expect("the order").card_id.expect("a card");
+    let body = json!({"card": serial.as_str(), "amount_fen": 1_000, "order_id": "TOP-0002"});
+    let (status, opened) = s.send(Method::POST, "/v1/topups", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let second = MerchantOrderId::parse("TOP-0002").expect("an order ID");
+    assert!(matches!(s.state.services().provider.pay(&second, s.state.now_ms()), PayOutcome::Paid { .. }));
     clock.advance_ms(NOTIFICATION_GRACE_MS);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(state_of(&s, &id).await, OrderState::Created, "no round runs after the stop");
+    assert_eq!(state_of(&s, &second).await, OrderState::Created, "no round after the stop");
+}
+
+#[tokio::test]
+async fn the_service_runs_the_rounds_and_stops_them_with_itself() {
+    let (s, clock, id) = opened().await;
+    assert!(matches!(s.state.services().provider.pay(&id, s.state.now_ms()), PayOutcome::Paid { .. }));
+    clock.advance_ms(NOTIFICATION_GRACE_MS);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listens");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(yitong_server::serve_with_rounds(
+        listener,
+        s.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_millis(5),
+    ));
+    until(&s, &id, OrderState::Paid).await;
+    stop.send(()).expect("the service listens for its stop");
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("the service and its rounds stop")
+        .expect("the task")
+        .expect("served");
+    s.assert_balanced().await;
 }

@@ -12,7 +12,7 @@ use super::{
     PaymentError, PaymentProvider, ProviderStatus, RefundRequest, RefundStatus, SignedNotification,
 };
 use crate::ledger::{Account, CardId, Fen, LedgerError};
-use crate::store::{self, Store, StoreError, WriteTransaction};
+use crate::store::{self, Store, StoreError, WriteTransaction, ORDERS_LISTED_MAX};
 
 /// Calls to the provider for one step before giving up until the next reconciliation.
 pub const PROVIDER_ATTEMPTS_MAX: u32 = 3;
@@ -24,6 +24,10 @@ pub const NOTIFICATION_GRACE_MS: i64 = 30_000;
 /// An order unpaid this long after it was opened is closed at the provider and here (WeChat
 /// Pay's default is two hours; riders top up in seconds).
 pub const ORDER_EXPIRY_MS: i64 = 15 * 60 * 1_000;
+
+/// The kinds of order the provider holds (a transfer's load and a balance refund never were its
+/// orders: their own flows settle them).
+const PROVIDER_KINDS: [OrderKind; 2] = [OrderKind::TopUp, OrderKind::SignUpFee];
 
 /// A payment order as the service keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -350,29 +354,38 @@ impl<P: PaymentProvider> PaymentService<P> {
         }
     }
 
-    /// Reconciles every order whose notification is late (unpaid after
-    /// [`NOTIFICATION_GRACE_MS`]) or whose refund is unconfirmed, at most `limit`; returns the
-    /// orders whose state changed. An order that cannot be reconciled now (the provider does not
-    /// answer, or answers something that is not booked) stays waiting and does not stop the
-    /// others; only a storage failure stops the round.
-    pub async fn reconcile_waiting(&self, now_ms: i64, limit: u32) -> Result<Vec<Order>, ServiceError> {
-        let late = self
-            .store
-            .orders_waiting(
-                &[OrderState::Created, OrderState::RefundPending],
-                now_ms.saturating_sub(NOTIFICATION_GRACE_MS),
-                limit,
-            )
-            .await?;
+    /// Reconciles every top-up and fee order whose notification is late (unpaid after
+    /// [`NOTIFICATION_GRACE_MS`]) or whose refund is unconfirmed, oldest first, reading them `page`
+    /// at a time (so orders that cannot be reconciled yet never hide the ones behind them);
+    /// returns the orders whose state changed. An order that cannot be reconciled now (the
+    /// provider does not answer, or answers something that is not booked) stays waiting, is
+    /// logged, and does not stop the others; only a storage failure stops the round.
+    pub async fn reconcile_waiting(&self, now_ms: i64, page: u32) -> Result<Vec<Order>, ServiceError> {
+        let (states, kinds) = ([OrderState::Created, OrderState::RefundPending], PROVIDER_KINDS);
+        let before = now_ms.saturating_sub(NOTIFICATION_GRACE_MS);
+        let mut after: Option<(i64, MerchantOrderId)> = None;
         let mut changed = Vec::new();
-        for order in late {
-            match self.reconcile(&order.merchant_order_id, now_ms).await {
-                Ok(after) if after.state != order.state => changed.push(after),
-                Err(error @ ServiceError::Store(_)) => return Err(error),
-                Ok(_) | Err(_) => {}
+        loop {
+            let cursor = after.as_ref().map(|(at, id)| (*at, id));
+            let waiting = self.store.orders_waiting(&states, &kinds, before, cursor, page).await?;
+            let more = !waiting.is_empty() && waiting.len() >= page.min(ORDERS_LISTED_MAX) as usize;
+            after = waiting.last().map(|order| (order.updated_at_ms, order.merchant_order_id.clone()));
+            for order in waiting {
+                match self.reconcile(&order.merchant_order_id, now_ms).await {
+                    Ok(after) if after.state != order.state => changed.push(after),
+                    Ok(_) => {}
+                    Err(error @ ServiceError::Store(_)) => return Err(error),
+                    Err(error) => tracing::warn!(
+                        order = %order.merchant_order_id,
+                        %error,
+                        "order not reconciled; tried again at the next round"
+                    ),
+                }
+            }
+            if !more {
+                return Ok(changed);
             }
         }
-        Ok(changed)
     }
 
     /// Delivery begins (a top-up's MAC2 or a card's personalization is about to be handed out):

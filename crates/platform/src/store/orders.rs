@@ -23,27 +23,42 @@ impl Store {
         order_in(&mut connection.db(), id).await
     }
 
-    /// Orders in one of `states` last changed before `updated_before_ms`, oldest first, at most
-    /// `limit` (itself at most [`ORDERS_LISTED_MAX`]): the orders whose notification is late or
-    /// whose refund has not been confirmed.
+    /// Orders of one of `kinds` in one of `states` last changed before `updated_before_ms`,
+    /// oldest first (by last change, then ID), after the order `after` names (its last change
+    /// and ID: the last one of the page before), at most `limit` (itself at most
+    /// [`ORDERS_LISTED_MAX`]): the orders whose notification is late or whose refund has not
+    /// been confirmed, a page at a time.
     pub async fn orders_waiting(
         &self,
         states: &[OrderState],
+        kinds: &[OrderKind],
         updated_before_ms: i64,
+        after: Option<(i64, &MerchantOrderId)>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
-        if states.is_empty() {
+        if states.is_empty() || kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..states.len()).map(|n| format!("${}", n + 3)).collect();
+        let listed =
+            |first: usize, n: usize| (first..first + n).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE updated_at_ms < $1 AND state IN ({}) \
-             ORDER BY updated_at_ms, merchant_order_id LIMIT $2",
-            placeholders.join(", ")
+            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE updated_at_ms < $1 \
+             AND (updated_at_ms > $3 OR (updated_at_ms = $3 AND merchant_order_id > $4)) \
+             AND state IN ({}) AND kind IN ({}) ORDER BY updated_at_ms, merchant_order_id LIMIT $2",
+            listed(5, states.len()),
+            listed(5 + states.len(), kinds.len()),
         );
-        let mut query = query(&sql).bind(updated_before_ms).bind(i64::from(limit.min(ORDERS_LISTED_MAX)));
+        let (after_ms, after_id) = after.map_or((i64::MIN, ""), |(at, id)| (at, id.as_str()));
+        let mut query = query(&sql)
+            .bind(updated_before_ms)
+            .bind(i64::from(limit.min(ORDERS_LISTED_MAX)))
+            .bind(after_ms)
+            .bind(after_id);
         for state in states {
             query = query.bind(state.name());
+        }
+        for kind in kinds {
+            query = query.bind(kind.name());
         }
         let rows = query.fetch_all(&mut self.reader().await?.db()).await?;
         rows.iter().map(order_from_row).collect()
