@@ -7,7 +7,8 @@
 //! The principal function is [`router`]; [`serve`] runs it on a socket until a shutdown signal.
 //! What it serves: device eligibility and the catalogue, the cities and their sign-up fee
 //! quotes, card issuance (`routes::cards`) and over-the-air top-up (`routes::topups`) over the
-//! built-in simulated payment provider, with a DEVELOPMENT-ONLY endpoint that pays an order;
+//! built-in simulated payment provider (its signed paid-notification callback at
+//! `routes::payments`), with a DEVELOPMENT-ONLY endpoint that pays an order;
 //! phones registered with a bearer token (`routes::phones`, [`auth`]) see and act on their own
 //! cards only, operators with an API key on their city's. Its issuer keys come from a keys
 //! directory or are development keys made once into the data directory ([`KeySource`]),
@@ -68,6 +69,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cities::router())
         .merge(routes::cards::router())
         .merge(routes::topups::router())
+        .merge(routes::payments::router())
         .merge(routes::closures::router())
         .merge(routes::hotlist::router())
         .merge(routes::clearing::router())

@@ -333,6 +333,7 @@ async fn the_openapi_document_lists_every_route() {
             "/v1/operator/phones/{device_id}/reset",
             "/v1/operator/ridership",
             "/v1/operator/settlement",
+            "/v1/payments/notifications",
             "/v1/phones",
             "/v1/phones/me",
             "/v1/phones/me/token",

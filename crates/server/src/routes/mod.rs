@@ -8,6 +8,7 @@ pub mod devices;
 pub mod health;
 pub mod hotlist;
 pub mod operator;
+pub mod payments;
 pub mod phones;
 pub mod settlement;
 pub mod topups;
