@@ -238,23 +238,30 @@ async fn a_provider_order_of_another_amount_is_not_booked(db: &TestDb) {
 }
 
 /// Orders a round cannot settle (the provider holds another amount under their IDs) stay
-/// first in line, oldest; the round reads on past them, a page at a time, to a late payment.
+/// first in line; the round reads on past them, a page at a time, to the late payments behind
+/// them — here all changed at the same millisecond, so the pages part by order ID.
 async fn stuck_orders_do_not_hide_a_late_payment(db: &TestDb) {
     let s = service(db, 15, faults(|f| f.lost_notification_per_mille = 1_000));
     for n in 1..=3 {
         let order = format!("S0000000{n}");
         let squatted = CreateOrder { merchant_order_id: id(&order), amount: fen(1), description: String::new() };
         s.provider().create_order(&squatted).await.expect("created at the provider");
-        assert!(s.open_order(top_up(&order, n, 1_000), T0 + n as i64).await.is_err(), "the provider holds 1 fen");
+        assert!(s.open_order(top_up(&order, n, 1_000), T0).await.is_err(), "the provider holds 1 fen");
     }
-    s.open_order(top_up("T00000015", 9, 3_000), T0 + 10).await.expect("opened");
-    assert_eq!(s.provider().pay(&id("T00000015"), T0 + 20), PayOutcome::Paid { notifications: 0 });
-    // Two a page: the three stuck ones fill the first page and begin the second.
+    s.open_order(top_up("T00000015", 9, 3_000), T0).await.expect("opened");
+    s.open_order(sign_up_fee("F00000015"), T0).await.expect("opened");
+    for paid in ["T00000015", "F00000015"] {
+        assert_eq!(s.provider().pay(&id(paid), T0 + 20), PayOutcome::Paid { notifications: 0 });
+    }
+    // The store lists what it is asked for, oldest first and then by ID: here the top-ups only.
+    let listed = s.store().orders_waiting(&[OrderState::Created], &[OrderKind::TopUp], T0 + 1, None, 10).await;
+    let listed: Vec<String> = listed.expect("listed").iter().map(|o| o.merchant_order_id.to_string()).collect();
+    assert_eq!(listed, ["S00000001", "S00000002", "S00000003", "T00000015"]);
+
+    // Two a page: the stuck ones fill the first page and begin the second.
     let changed = s.reconcile_waiting(T0 + NOTIFICATION_GRACE_MS + 100, 2).await.expect("reconciled");
-    assert_eq!(
-        changed.iter().map(|o| (o.merchant_order_id.as_str(), o.state)).collect::<Vec<_>>(),
-        [("T00000015", OrderState::Paid)]
-    );
+    let changed: Vec<_> = changed.iter().map(|o| (o.merchant_order_id.to_string(), o.state)).collect();
+    assert_eq!(changed, [("F00000015".to_owned(), OrderState::Paid), ("T00000015".to_owned(), OrderState::Paid)]);
     for n in 1..=3 {
         assert_eq!(s.order(&id(&format!("S0000000{n}"))).await.expect("order").state, OrderState::Created);
     }

@@ -8,9 +8,10 @@
 //! service's clock), reading the waiting orders [`RECONCILE_PAGE`] at a time. An order that
 //! cannot be reconciled yet is logged and tried again at the next round; a round that fails (the
 //! store) is logged and tried again at the next tick. [`serve`](crate::serve) starts the rounds with
-//! the service and stops them after it: the round running is waited for up to
-//! [`STOP_WAIT_MAX`], then cut short (money-safe: every step is a compare-and-swap transition and
-//! every provider call idempotent, so the next start takes the order up where it was).
+//! the service and stops them after it: the round running ends after the order it is on, waited
+//! for up to [`STOP_WAIT_MAX`] (a provider that does not answer), then cut short — money-safe:
+//! every step is a compare-and-swap transition and every provider call idempotent, so the next
+//! start takes the order up where it was.
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub const RECONCILE_PAGE: u32 = 200;
 /// How long [`Reconciler::stop`] waits for the round running.
 pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// The rounds' task; [`stop`](Reconciler::stop) ends it between two rounds, dropping it aborts it.
+/// The rounds' task; [`stop`](Reconciler::stop) ends it between two orders, dropping it aborts it.
 #[derive(Debug)]
 pub struct Reconciler {
     stop: watch::Sender<bool>,
@@ -47,15 +48,15 @@ impl Reconciler {
                 tokio::select! {
                     biased;
                     _ = stopped.changed() => return,
-                    _ = ticks.tick() => round(&state).await,
+                    _ = ticks.tick() => round(&state, &stopped).await,
                 }
             }
         });
         Reconciler { stop, task: Some(task) }
     }
 
-    /// Ends the rounds once the one running, if any, is done (or cut short after
-    /// [`STOP_WAIT_MAX`]).
+    /// Ends the rounds once the round running, if any, is done with the order it is on (or cut
+    /// short after [`STOP_WAIT_MAX`]).
     pub async fn stop(mut self) {
         // The task may have ended already (a panic, logged by the runtime): nothing to stop.
         let _ = self.stop.send(true);
@@ -66,6 +67,8 @@ impl Reconciler {
                 Err(_) => {
                     tracing::warn!("the payment reconciliation round did not end in time: cut short");
                     task.abort();
+                    // Gone before the caller closes the store under it.
+                    let _ = task.await;
                 }
             }
         }
@@ -80,8 +83,9 @@ impl Drop for Reconciler {
     }
 }
 
-async fn round(state: &AppState) {
-    match state.services().payments.reconcile_waiting(state.now_ms(), RECONCILE_PAGE).await {
+async fn round(state: &AppState, stopped: &watch::Receiver<bool>) {
+    let payments = &state.services().payments;
+    match payments.reconcile_waiting_until(state.now_ms(), RECONCILE_PAGE, || *stopped.borrow()).await {
         Ok(changed) => {
             for order in &changed {
                 tracing::info!(

@@ -74,7 +74,7 @@ async fn an_altered_or_unsigned_notification_books_nothing() {
     let altered = signed.body.replace("3000", "300000");
     assert_ne!(altered, signed.body, "the amount is in the body: {}", signed.body);
     let (status, refused) = deliver(&s, altered, Some(&signed.signature)).await;
-    assert_eq!((status, &refused["code"]), (StatusCode::UNAUTHORIZED, &json!("bad_signature")), "{refused}");
+    assert_eq!((status, &refused["code"]), (StatusCode::FORBIDDEN, &json!("bad_signature")), "{refused}");
 
     let (status, refused) = deliver(&s, signed.body.clone(), None).await;
     assert_eq!((status, &refused["code"]), (StatusCode::BAD_REQUEST, &json!("bad_notification")), "{refused}");

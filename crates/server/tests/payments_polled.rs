@@ -138,7 +138,7 @@ async fn the_service_runs_the_rounds_and_stops_them_with_itself() {
     ));
     until(&s, &id, OrderState::Paid).await;
     stop.send(()).expect("the service listens for its stop");
-    tokio::time::timeout(Duration::from_secs(10), serving)
+    tokio::time::timeout(Duration::from_secs(30), serving)
         .await
         .expect("the service and its rounds stop")
         .expect("the task")

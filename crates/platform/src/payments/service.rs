@@ -358,31 +358,56 @@ impl<P: PaymentProvider> PaymentService<P> {
     /// [`NOTIFICATION_GRACE_MS`]) or whose refund is unconfirmed, oldest first, reading them `page`
     /// at a time (so orders that cannot be reconciled yet never hide the ones behind them);
     /// returns the orders whose state changed. An order that cannot be reconciled now (the
-    /// provider does not answer, or answers something that is not booked) stays waiting, is
-    /// logged, and does not stop the others; only a storage failure stops the round.
+    /// provider does not answer, or answers something that is not booked) stays waiting and does
+    /// not stop the others (the round logs how many); only a storage failure stops the round.
     pub async fn reconcile_waiting(&self, now_ms: i64, page: u32) -> Result<Vec<Order>, ServiceError> {
+        self.reconcile_waiting_until(now_ms, page, || false).await
+    }
+
+    /// [`reconcile_waiting`](Self::reconcile_waiting), ending early, between two orders, once
+    /// `stop` answers `true`.
+    pub async fn reconcile_waiting_until(
+        &self,
+        now_ms: i64,
+        page: u32,
+        stop: impl Fn() -> bool,
+    ) -> Result<Vec<Order>, ServiceError> {
         let (states, kinds) = ([OrderState::Created, OrderState::RefundPending], PROVIDER_KINDS);
         let before = now_ms.saturating_sub(NOTIFICATION_GRACE_MS);
         let mut after: Option<(i64, MerchantOrderId)> = None;
-        let mut changed = Vec::new();
+        let (mut changed, mut failed) = (Vec::new(), 0_usize);
         loop {
             let cursor = after.as_ref().map(|(at, id)| (*at, id));
             let waiting = self.store.orders_waiting(&states, &kinds, before, cursor, page).await?;
             let more = !waiting.is_empty() && waiting.len() >= page.min(ORDERS_LISTED_MAX) as usize;
             after = waiting.last().map(|order| (order.updated_at_ms, order.merchant_order_id.clone()));
             for order in waiting {
+                if stop() {
+                    return Ok(changed);
+                }
                 match self.reconcile(&order.merchant_order_id, now_ms).await {
                     Ok(after) if after.state != order.state => changed.push(after),
                     Ok(_) => {}
                     Err(error @ ServiceError::Store(_)) => return Err(error),
-                    Err(error) => tracing::warn!(
-                        order = %order.merchant_order_id,
-                        %error,
-                        "order not reconciled; tried again at the next round"
-                    ),
+                    Err(error) => {
+                        // Once a round, not once an order: a provider outage leaves many.
+                        if failed == 0 {
+                            tracing::warn!(
+                                order = %order.merchant_order_id,
+                                %error,
+                                "waiting order not reconciled; tried again at the next round"
+                            );
+                        } else {
+                            tracing::debug!(order = %order.merchant_order_id, %error, "waiting order not reconciled");
+                        }
+                        failed += 1;
+                    }
                 }
             }
             if !more {
+                if failed > 1 {
+                    tracing::warn!(orders = failed, "waiting orders not reconciled this round");
+                }
                 return Ok(changed);
             }
         }

@@ -43,7 +43,7 @@ impl Store {
             |first: usize, n: usize| (first..first + n).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE updated_at_ms < $1 \
-             AND (updated_at_ms > $3 OR (updated_at_ms = $3 AND merchant_order_id > $4)) \
+             AND updated_at_ms >= $3 AND (updated_at_ms > $3 OR merchant_order_id > $4) \
              AND state IN ({}) AND kind IN ({}) ORDER BY updated_at_ms, merchant_order_id LIMIT $2",
             listed(5, states.len()),
             listed(5 + states.len(), kinds.len()),

@@ -4,7 +4,9 @@
 //! verifies them before reading anything of the body (`PaymentService::handle_notification`). A
 //! duplicate is answered as the first, nothing booked twice; a forged, altered or mismatched one
 //! changes nothing. A provider retries until it gets a 2xx, so only a notification that can
-//! never be booked is answered with a 4xx.
+//! never be booked is answered with a 4xx. (The built-in simulated provider's key comes from a
+//! fixed seed, so anyone can sign for it: like `/v1/dev/orders/{id}/pay`, development only. A
+//! real provider's key is its own.)
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -54,10 +56,11 @@ pub struct NotificationAnswer {
     responses(
         (status = 200, body = NotificationAnswer, description = "booked, now or before (`duplicate`)"),
         (status = 400, body = ErrorBody, description = "no signature, a signature that is not 128 hex digits, a body that is not UTF-8, longer than 4,096 bytes or not a paid notification"),
-        (status = 401, body = ErrorBody, description = "the signature does not verify with the provider's key: forged or altered"),
+        (status = 403, body = ErrorBody, description = "the signature does not verify with the provider's key: forged or altered"),
         (status = 404, body = ErrorBody, description = "no such order"),
         (status = 409, body = ErrorBody, description = "another amount than the order's, another provider's order, or an order closed before it was paid: nothing booked"),
-        (status = 413, body = ErrorBody, description = "far longer than a notification"),
+        (status = 413, body = ErrorBody, description = "far longer than a notification (over 64 KiB)"),
+        (status = 503, body = ErrorBody, description = "the database failed or was busy: send it again"),
     ))]
 async fn notification(
     State(state): State<AppState>,
@@ -80,7 +83,7 @@ async fn notification(
     let payments = &state.services().payments;
     let outcome = payments.handle_notification(&signed, state.now_ms()).await.map_err(|error| match error {
         ServiceError::Notification(NotificationError::BadSignature) => {
-            ApiError::Refused { status: StatusCode::UNAUTHORIZED, code: "bad_signature", message: error.to_string() }
+            ApiError::Refused { status: StatusCode::FORBIDDEN, code: "bad_signature", message: error.to_string() }
         }
         ServiceError::Notification(_) => bad(error.to_string()),
         ServiceError::AmountMismatch { .. } => {
