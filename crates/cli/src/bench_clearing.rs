@@ -90,6 +90,8 @@ struct Run {
     stored_records: BTreeMap<String, i64>,
     flagged_cards: u64,
     hotlist_version: u64,
+    /// The ingest: the write transactions its queue committed (a group of uploads each).
+    groups: u64,
     /// The ingest: the fold of the shadow journal it left (SQLite), after the timed run.
     fold: Duration,
 }
@@ -131,6 +133,7 @@ impl Run {
             "stored": { "batches": self.stored_batches, "records": self.stored_records },
             "flagged_cards": self.flagged_cards,
             "hotlist_version": self.hotlist_version,
+            "groups": self.groups,
         })
     }
 }
@@ -283,6 +286,7 @@ async fn ingest(
         run.rejected += part.rejected;
     }
     (run.wall, run.cpu) = (start.elapsed(), cpu::process().saturating_sub(cpu));
+    run.groups = queue.stats().commits;
     bar.finish_and_clear();
     // On SQLite, the shadows the groups journaled since the last fold, written to their rows:
     // deferred work, timed on its own (any read of the shadows would do it).
@@ -417,7 +421,12 @@ fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseli
             r.cores_busy()
         );
     }
-    println!("CPU of the ingest: {:.1} µs a record", run.cpu_us_per_record());
+    println!(
+        "CPU of the ingest: {:.1} µs a record; {} groups committed, {:.0} records each",
+        run.cpu_us_per_record(),
+        run.groups,
+        run.records as f64 / (run.groups as f64).max(1.0)
+    );
     if !run.fold.is_zero() {
         println!(
             "the shadow journal it left folded after it in {:.3} s: {:.0} taps/s counting that",

@@ -29,6 +29,9 @@ fn a_day_of_taps_is_ingested_settled_and_adds_up() {
     assert_eq!(ingest["stored"]["batches"], day["batches"], "{v}");
     assert_eq!(ingest["stored"]["records"], serde_json::json!({ "accepted": records }), "{v}");
     assert_eq!((&ingest["flagged_cards"], &ingest["hotlist_version"]), (&0.into(), &0.into()), "{v}");
+    // Every batch was committed in some group: at least one, at most one each.
+    let groups = ingest["groups"].as_u64().expect("groups");
+    assert!((1..=day["batches"].as_u64().expect("batches")).contains(&groups), "{v}");
     // Conservation of the generated day, then the back office's view of it.
     let fen = |key: &str| day[key].as_i64().unwrap_or_else(|| panic!("{key}: {v}"));
     assert_eq!(
