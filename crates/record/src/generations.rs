@@ -1,10 +1,10 @@
 //! A bounded map of two generations, for caches of what is cheap to make again: entries go into
 //! the current generation; once it holds half the bound it becomes the previous one, and the
 //! generation before is dropped. An entry used again from the previous generation moves back
-//! into the current one, so what is in use stays. The table of the generation dropped is handed to
-//! the next one, so a full map's tables stop growing (and being made) after its second turn-over;
-//! a map that never fills keeps tables the size of what it holds. The back office keeps its card TAC keys
-//! ([`crate::TacKeys`]) and the platform its card shadows this way.
+//! into the current one, so what is in use stays. The table of the generation dropped is handed
+//! to the next one, so a full map's tables stop growing (and being made) after its second
+//! turn-over; a map that never fills keeps tables the size of what it holds. The back office
+//! keeps its card TAC keys ([`crate::TacKeys`]) and the platform its card shadows this way.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -177,8 +177,7 @@ impl AppState {
             let summary = devices.import_models_csv(text, file, &cities).map_err(StateError::Catalogue)?;
             tracing::info!(file, added = summary.added, updated = summary.updated, "device models imported");
         }
-        let pricing_toml = additions.pricing_toml;
-        let pricing = match pricing_toml {
+        let pricing = match additions.pricing_toml {
             Some(text) => read_pricing(text, &cities, &devices).map_err(StateError::PricingFile)?,
             None => standard_pricing(&cities).map_err(|(city, error)| StateError::Pricing { city, error })?,
         };

@@ -386,7 +386,7 @@ impl<P: PaymentProvider> PaymentService<P> {
                     return Ok(changed);
                 }
                 match self.reconcile(&order.merchant_order_id, now_ms).await {
-                    Ok(after) if after.state != order.state => changed.push(after),
+                    Ok(now) if now.state != order.state => changed.push(now),
                     Ok(_) => {}
                     Err(error @ ServiceError::Store(_)) => return Err(error),
                     Err(error) => {

@@ -40,7 +40,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let listed =
-            |first: usize, n: usize| (first..first + n).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+            |first: usize, count: usize| (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE updated_at_ms < $1 \
              AND updated_at_ms >= $3 AND (updated_at_ms > $3 OR merchant_order_id > $4) \
