@@ -1,6 +1,7 @@
 //! Concurrent writers never double-post: tasks on a multi-threaded runtime, over two
 //! independent connection pools on the same database, race on one order, one posting, one order
-//! ID. On SQLite and on PostgreSQL.
+//! ID, and the reconciliation rounds of two services over the same late orders. On SQLite and on
+//! PostgreSQL.
 
 mod support;
 
@@ -211,10 +212,50 @@ async fn many_orders_at_once(db: &TestDb) {
     services[1].store().close().await;
 }
 
+/// The reconciliation rounds of two services on one database (as two `yitong serve` on one
+/// database run them) race over the same late payments and expired orders: each is paid or
+/// closed once, one posting each.
+async fn reconciliation_rounds_race(db: &TestDb) {
+    const LATE: usize = 12;
+    let faults = SimulationFaults { lost_notification_per_mille: 1_000, ..SimulationFaults::NONE };
+    let provider = Arc::new(SimulatedProvider::new(5, faults));
+    let services = two_services(db, &provider).await;
+    for n in 0..LATE {
+        let order = format!("R{n:07}");
+        services[0].open_order(top_up(&order, 100), T0).await.expect("opened");
+        // Every other one paid, its notification lost; the rest never paid.
+        if n % 2 == 0 {
+            assert!(matches!(provider.pay(&id(&order), T0 + 1), yitong_platform::payments::PayOutcome::Paid { .. }));
+        }
+    }
+    let expired = T0 + yitong_platform::payments::ORDER_EXPIRY_MS + 1;
+    let mut tasks = Vec::new();
+    for n in 0..TASKS {
+        let service = Arc::clone(&services[n % 2]);
+        tasks.push(tokio::spawn(async move { service.reconcile_waiting(expired, 5).await.expect("a round") }));
+    }
+    let mut seen_moved = std::collections::BTreeSet::new();
+    for task in tasks {
+        seen_moved.extend(task.await.expect("no panic").into_iter().map(|order| order.merchant_order_id));
+    }
+    // A round names the orders it found moved since it listed them, by itself or by the other.
+    assert_eq!(seen_moved.len(), LATE);
+    for n in 0..LATE {
+        let history = services[1].history(&id(&format!("R{n:07}"))).await.expect("history");
+        let once = if n % 2 == 0 { OrderState::Paid } else { OrderState::Closed };
+        assert_eq!(history, [once], "order {n}");
+    }
+    let check = db.store.check_ledger().await.expect("checked");
+    assert_eq!((check.postings as usize, check.debit_fen), (LATE / 2, (LATE / 2) as i64 * 100));
+    assert!(check.is_ok(), "{check}");
+    services[1].store().close().await;
+}
+
 on_both_backends! {
     notifications_and_polls => notifications_and_polls_race_on_one_order,
     loads => loads_race_on_one_order,
     posting_id => one_posting_id_races,
     order_id => one_order_id_races,
     many_orders => many_orders_at_once,
+    reconciliation_rounds => reconciliation_rounds_race,
 }

@@ -91,7 +91,7 @@ async fn round(state: &AppState, stopped: &watch::Receiver<bool>) {
                 tracing::info!(
                     order = %order.merchant_order_id,
                     state = order.state.name(),
-                    "payment reconciled with the provider"
+                    "payment order moved since its round listed it"
                 );
             }
         }

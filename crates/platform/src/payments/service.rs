@@ -357,7 +357,8 @@ impl<P: PaymentProvider> PaymentService<P> {
     /// Reconciles every top-up and fee order whose notification is late (unpaid after
     /// [`NOTIFICATION_GRACE_MS`]) or whose refund is unconfirmed, oldest first, reading them `page`
     /// at a time (so orders that cannot be reconciled yet never hide the ones behind them);
-    /// returns the orders whose state changed. An order that cannot be reconciled now (the
+    /// returns the orders found in another state than listed (moved by this round, or by another
+    /// writer meanwhile: a notification, another service's round). An order that cannot be reconciled now (the
     /// provider does not answer, or answers something that is not booked) stays waiting and does
     /// not stop the others (the round logs how many); only a storage failure stops the round.
     pub async fn reconcile_waiting(&self, now_ms: i64, page: u32) -> Result<Vec<Order>, ServiceError> {
