@@ -111,12 +111,7 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
         None => KeySource::Development(resolve_data_dir(&args.database.data_dir)?),
     };
     let pricing_file = args.pricing.clone().or_else(|| std::env::var_os(PRICING_FILE_ENV).map(PathBuf::from));
-    let pricing = match &pricing_file {
-        Some(file) => {
-            Some(std::fs::read_to_string(file).with_context(|| format!("--pricing: cannot read {}", file.display()))?)
-        }
-        None => None,
-    };
+    let pricing = read_all(pricing_file.as_slice(), "--pricing")?.pop().map(|(_, text)| text);
     let makers = read_all(&args.makers, "--makers")?;
     let devices = read_all(&args.devices, "--devices")?;
     let additions = yitong_server::Additions {

@@ -35,16 +35,19 @@ impl Db<'_> {
     /// connection on SQLite (a snapshot runs two).
     pub(crate) async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(connection) | Db::SqliteReport(connection) => {
-                connection.prepare_cached(sql)?.execute([])?;
-                Ok(())
-            }
+            Db::Sqlite(connection) | Db::SqliteReport(connection) => Ok(run_cached(connection, sql)?),
             Db::Any(connection) => {
                 connection.execute(sql).await?;
                 Ok(())
             }
         }
     }
+}
+
+/// Runs `sql` on a native SQLite connection, one statement without parameters or rows, prepared
+/// once per connection: the transactions' own statements, run several times a request.
+pub(crate) fn run_cached(connection: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// A statement's parameter value.

@@ -100,10 +100,9 @@ impl Writer {
         Ok(self.run(SAVEPOINT)?)
     }
 
-    /// Runs a statement of the writer's own (a transaction's begin or end), prepared once: they
-    /// run several times a top-up.
+    /// Runs a statement of the writer's own (a transaction's begin or end), prepared once.
     fn run(&self, sql: &str) -> rusqlite::Result<()> {
-        self.connection.prepare_cached(sql)?.execute([]).map(drop)
+        super::sql::run_cached(&self.connection, sql)
     }
 
     /// Begins a transaction of its own (any open group committed first: should that fail, the
