@@ -92,6 +92,8 @@ struct Run {
     hotlist_version: u64,
     /// The ingest: the write transactions its queue committed (a group of uploads each).
     groups: u64,
+    /// Attempts the store prepared again from the database.
+    retries: u64,
     /// The ingest: the fold of the shadow journal it left (SQLite), after the timed run.
     fold: Duration,
 }
@@ -134,6 +136,7 @@ impl Run {
             "flagged_cards": self.flagged_cards,
             "hotlist_version": self.hotlist_version,
             "groups": self.groups,
+            "retries": self.retries,
         })
     }
 }
@@ -286,7 +289,8 @@ async fn ingest(
         run.rejected += part.rejected;
     }
     (run.wall, run.cpu) = (start.elapsed(), cpu::process().saturating_sub(cpu));
-    run.groups = queue.stats().commits;
+    let stats = queue.stats();
+    (run.groups, run.retries) = (stats.commits, stats.retries);
     bar.finish_and_clear();
     // On SQLite, the shadows the groups journaled since the last fold, written to their rows:
     // deferred work, timed on its own (any read of the shadows would do it).
@@ -422,10 +426,11 @@ fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseli
         );
     }
     println!(
-        "CPU of the ingest: {:.1} µs a record; {} groups committed, {:.0} records each",
+        "CPU of the ingest: {:.1} µs a record; {} groups committed, {:.0} records each; {} prepared again",
         run.cpu_us_per_record(),
         run.groups,
-        run.records as f64 / (run.groups as f64).max(1.0)
+        run.records as f64 / (run.groups as f64).max(1.0),
+        run.retries
     );
     if !run.fold.is_zero() {
         println!(

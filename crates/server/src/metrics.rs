@@ -95,15 +95,16 @@ impl Metrics {
 }
 
 /// The back office's upload queue in the Prometheus text exposition format: commits, uploads and
-/// records taken, groups split, uploads failed (counters) and records held now (a gauge).
+/// records taken, groups split, uploads failed, attempts prepared again (counters) and records held now (a gauge).
 pub fn render_ingest(stats: &IngestStats) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, &str, u64); 6] = [
+    let series: [(&str, &str, &str, u64); 7] = [
         ("yitong_ingest_commits_total", "counter", "Back-office ingest transactions committed.", stats.commits),
         ("yitong_ingest_batches_total", "counter", "Gate uploads answered from a commit.", stats.batches),
         ("yitong_ingest_records_total", "counter", "Records of the uploads answered.", stats.records),
         ("yitong_ingest_groups_split_total", "counter", "Upload groups retried upload by upload.", stats.groups_split),
         ("yitong_ingest_failed_total", "counter", "Uploads answered with an error.", stats.failed),
+        ("yitong_ingest_retries_total", "counter", "Ingest attempts prepared again from the database.", stats.retries),
         ("yitong_ingest_records_held", "gauge", "Records in the upload queue's hands now.", stats.records_held),
     ];
     for (name, kind, help, value) in series {

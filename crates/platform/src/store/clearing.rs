@@ -207,6 +207,7 @@ impl Store {
             let (turn, reads) = match attempt {
                 0 => (None, ingest_group::Reads::Cache),
                 _ => {
+                    self.ingest_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let turn = self.ingest_turn.clone().lock_owned().await;
                     // SQLite: the rows made current (`shadow_journal`).
                     self.fold_in_turn().await?;

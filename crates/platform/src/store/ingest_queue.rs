@@ -90,6 +90,10 @@ pub struct IngestStats {
     pub groups_split: u64,
     /// Uploads answered with an error.
     pub failed: u64,
+    /// Attempts prepared again from the database: a group (or an upload of a split one) whose
+    /// write was refused — another writer got there first, or the cache it was prepared on went
+    /// stale — and every other ingest of the store.
+    pub retries: u64,
     /// Records in the queue's hands now (being checked, queued or being written).
     pub records_held: u64,
 }
@@ -132,6 +136,7 @@ impl IngestQueue {
             records: load(&self.counts.records),
             groups_split: load(&self.counts.split),
             failed: load(&self.counts.failed),
+            retries: self.store.ingest_retries(),
             records_held: self.limit.saturating_sub(self.in_flight.available_permits()) as u64,
         }
     }

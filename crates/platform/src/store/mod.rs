@@ -369,6 +369,8 @@ pub struct Store {
     shadows: Arc<ShadowCache>,
     /// SQLite: what this store journaled of the shadows since it last folded (`shadow_journal`).
     journal: Arc<shadow_journal::ShadowJournal>,
+    /// Ingest attempts prepared again from the database (refused, or lost to another writer).
+    ingest_retries: Arc<std::sync::atomic::AtomicU64>,
     /// Ingest groups write one at a time, in the order they took it (`ingest_group`): on
     /// PostgreSQL too, where a group prepared on another's shadows would otherwise race it.
     pub(super) ingest_turn: Arc<tokio::sync::Mutex<()>>,
@@ -517,6 +519,7 @@ impl Store {
             backoffice_writer: Some(backoffice_writer),
             shadows: Arc::default(),
             journal: Arc::default(),
+            ingest_retries: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: vec![Arc::new(checkpoints), Arc::new(backoffice_checkpoints)],
             copier: None,
@@ -540,6 +543,7 @@ impl Store {
             backoffice_writer: None,
             shadows: Arc::default(),
             journal: Arc::default(),
+            ingest_retries: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: Vec::new(),
             copier: Some(Arc::new(copier)),
@@ -565,6 +569,11 @@ impl Store {
         // The URL's path is percent-decoded: keep `%`, `?` and `#` in a directory name literal.
         let path = path.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
         Store::open_with(&format!("sqlite://{path}"), options).await
+    }
+
+    /// Ingest attempts prepared again from the database since the store was opened.
+    pub(crate) fn ingest_retries(&self) -> u64 {
+        self.ingest_retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Which database this is.

@@ -106,6 +106,8 @@ async fn two_stores_on_one_database_take_turns_on_a_card_and_neither_loses_the_o
         assert_eq!((answer.accepted, answer.flags.len()), (1, 0), "G{counter}: {answer:?}");
         before -= 50;
     }
+    // Counted: the first store's three writes after its opening one, the second's after its first.
+    assert_eq!((first.ingest_retries(), second.ingest_retries()), (3, 2));
     for store in [&first, &second] {
         assert_eq!(counters(store, 1).await, Some((1..=7).collect()));
         assert_eq!(store.shadow_totals().await.expect("totals"), (1, 300));
