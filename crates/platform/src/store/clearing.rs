@@ -428,10 +428,12 @@ pub(super) async fn load_shadows(
         for row in query.fetch_all(&mut *connection).await? {
             let (issuer, serial): (String, String) = (column(&row, 0)?, column(&row, 1)?);
             let version: i64 = column(&row, 4)?;
-            let shadow = stored_shadow(&row, 2, &format!("{issuer}/{serial}"))?;
+            // The key named only on an error: a group reads tens of thousands of rows.
+            let shadow = stored_shadow(&row, 2, &format_args!("{issuer}/{serial}"))?;
             let card = shadow.card();
-            if (hex::encode_upper(card.issuer_id), hex::encode_upper(card.card_serial))
-                != (issuer.clone(), serial.clone())
+            let (mut issuer_hex, mut serial_hex) = ([0; 16], [0; 20]);
+            if upper_hex(&card.issuer_id, &mut issuer_hex)? != issuer
+                || upper_hex(&card.card_serial, &mut serial_hex)? != serial
             {
                 return Err(IngestError::Shadow(format!("card {issuer}/{serial}: the stored shadow is card {card}'s")));
             }
@@ -439,6 +441,15 @@ pub(super) async fn load_shadows(
         }
     }
     Ok(shadows)
+}
+
+/// `bytes` in upper-case hex, as the shadows' rows are keyed, written in `buffer` (twice as long):
+/// no allocation for a key read or written tens of thousands of times a group.
+pub(super) fn upper_hex<'b>(bytes: &[u8], buffer: &'b mut [u8]) -> Result<&'b str, StoreError> {
+    let bad = |why: String| StoreError::Database(sqlx::Error::Protocol(why));
+    hex::encode_to_slice(bytes, buffer).map_err(|error| bad(format!("hex: {error}")))?;
+    buffer.make_ascii_uppercase();
+    std::str::from_utf8(buffer).map_err(|error| bad(format!("hex: {error}")))
 }
 
 /// A stored shadow from `row`'s columns `state` (JSON, written before migration 8) and
@@ -485,5 +496,17 @@ impl Verdicts {
             slot.insert(shadow.transactions().into_iter().map(|t| (t.tap_id.to_string(), t.verdict)).collect());
         }
         Ok(self.0.get(&card).and_then(|by_tap| by_tap.get(&record.tap_id().to_string())).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upper_hex;
+
+    #[test]
+    fn keys_are_upper_case_hex() {
+        let mut buffer = [0; 16];
+        assert_eq!(upper_hex(&[0, 0, 0x10, 0, 0xab, 0, 0, 1], &mut buffer).expect("fits"), "00001000AB000001");
+        assert!(upper_hex(&[1, 2], &mut [0; 3]).is_err(), "a buffer of the wrong length is refused");
     }
 }

@@ -44,7 +44,7 @@ use std::sync::Mutex;
 
 use yitong_clearing::shadow::CardId;
 
-use super::clearing::Read;
+use super::clearing::{upper_hex, Read};
 use super::ingest_group::Written;
 use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
@@ -424,14 +424,6 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>) -> Result<(), StoreE
     Ok(())
 }
 
-/// `bytes` in upper-case hex (as `card_shadows` keys them), written in `buffer` (twice as long).
-fn upper_hex<'b>(bytes: &[u8], buffer: &'b mut [u8]) -> Result<&'b str, StoreError> {
-    let bad = |why: String| StoreError::Database(sqlx::Error::Protocol(why));
-    hex::encode_to_slice(bytes, buffer).map_err(|error| bad(format!("hex: {error}")))?;
-    buffer.make_ascii_uppercase();
-    std::str::from_utf8(buffer).map_err(|error| bad(format!("hex: {error}")))
-}
-
 /// Bytes of a journal entry before its packed shadow.
 const ENTRY_HEAD: usize = 8 + 10 + 1 + 8 + 4;
 
@@ -520,13 +512,6 @@ mod tests {
         let mut bad = bytes.clone();
         bad[18] = 2;
         assert_eq!(EntryRef::decode(&mut bad.as_slice()), None);
-    }
-
-    #[test]
-    fn keys_are_upper_case_hex() {
-        let mut buffer = [0; 16];
-        assert_eq!(upper_hex(&[0, 0, 0x10, 0, 0xab, 0, 0, 1], &mut buffer).expect("fits"), "00001000AB000001");
-        assert!(upper_hex(&[1, 2], &mut [0; 3]).is_err(), "a buffer of the wrong length is refused");
     }
 
     #[test]
