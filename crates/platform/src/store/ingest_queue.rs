@@ -8,10 +8,10 @@
 //! answer or takes the leader's turn and has what is queued ingested, up to
 //! [`GROUP_RECORDS_MAX`] records, on a spawned task that answers every upload of the group even
 //! if the leader's caller goes away. The leader's turn ends once its group is prepared and
-//! writing (`ingest_group`) and the group's task first waits: on PostgreSQL at the write's first
-//! statement, so that the next group is fed while this one writes; on SQLite, whose statements
-//! run in the calling thread, at the wait for the commit's sync, so that groups are fed and
-//! written in turn (measured, and kept: see the comment where the task is spawned). A group that
+//! writing (`ingest_group::write` says when): on PostgreSQL at the write's first statement, so
+//! that the next group is fed while this one writes; on SQLite, whose statements run in the
+//! calling thread, at its COMMIT, so that groups are fed and written in turn — unless the write
+//! folds the shadow journal, which takes long enough to feed the next group beside it. A group that
 //! fails is taken again upload by upload, so one bad batch fails alone. Should that task die unanswered,
 //! its uploaders queue again (a batch it had committed is then answered as sent again).
 
@@ -215,28 +215,20 @@ impl IngestQueue {
                             }
                         }
                         // On a task of its own: the leader's caller going away does not cut the
-                        // group's transaction short, and every upload of it is answered. The task
-                        // holds the leader's turn until the group is prepared (its shadows fed and
-                        // cached) and holds the writer's turn, or failed before: never two
-                        // groups fed at once.
-                        //
-                        // `release` is a branch of this task's `join!`, so it runs when `take`
-                        // first waits. On SQLite that is after the COMMIT (the statements run in
-                        // this thread and never wait): the next group is fed once this one wrote.
-                        // Kept so, measured on the 2-core machine (200,000 taps, 256 uploaders):
-                        // no group began feeding while another wrote; a yield after the signal
-                        // made 13 of 23 overlap, and the run slower — the writes' time grew from
-                        // 0.93 to 1.57 s while feeding stayed at 0.88, the wall time went from
-                        // 1.92 to 2.21 s. The two stages want the same cores.
+                        // group's transaction short, and every upload of it is answered. The
+                        // leader's turn is held, by a task of its own, until the group says it is
+                        // `ready` (prepared, its shadows fed and cached, and holding the writer's
+                        // turn) or failed before: never two groups fed at once. When that is is the
+                        // write's to say (`ingest_group::write`): on SQLite after its COMMIT, so
+                        // that groups are fed and written in turn, unless the write folds the
+                        // shadow journal.
                         let queue = self.clone();
+                        let (ready, prepared) = oneshot::channel();
                         tokio::spawn(async move {
-                            let (ready, prepared) = oneshot::channel();
-                            let release = async move {
-                                let _ = prepared.await;
-                                drop(turn);
-                            };
-                            tokio::join!(queue.take(group, ready), release);
+                            let _ = prepared.await;
+                            drop(turn);
                         });
+                        tokio::spawn(async move { queue.take(group, ready).await });
                     }
                 }
             }

@@ -29,7 +29,9 @@
 //! - **a group built on the cache was prepared since the store last forgot those tokens** (a
 //!   *generation*: at a fold made by a group's write, which keeps the store's memory bounded, or
 //!   when another store wrote); a fold made for a read keeps them, since a folded row's version
-//!   is its last entry's token;
+//!   is its last entry's token. A group prepared in the generation just before, beside the write
+//!   that folded (the upload queue feeds the next group then), is checked against the tokens as
+//!   they stood at that fold too, kept until the store's groups' next fold;
 //! - **no other store wrote since this one's last write**: every write advances `shadow_epoch`
 //!   from the number its store last left there. A store that finds it moved by another (another
 //!   process, or another `Store` on the same files) — at a write or at a fold — forgets its whole
@@ -93,6 +95,10 @@ struct State {
     epoch: i64,
     /// The cards this store journaled since its last fold, each with the token of its last entry.
     journaled: HashMap<CardId, i64>,
+    /// The same as they were at the last fold made by a group's write (that group's cards
+    /// included), for the groups prepared in the generation before it; `None` when such groups are
+    /// refused (another store wrote, or no such fold yet).
+    before_fold: Option<HashMap<CardId, i64>>,
     /// Entries (a card a group) journaled since the last fold.
     entries: usize,
     /// The tokens of groups prepared (their shadows cached) and not yet committed or failed.
@@ -163,14 +169,27 @@ impl ShadowJournal {
     /// first) or one that failed; every card this store journaled since its last fold read as
     /// its last entry (cached under that entry's token: a row is older, and another cached token
     /// is another group's).
+    ///
+    /// A group prepared in the generation before (while a group's write folded) is checked against
+    /// the cards' last tokens as they were at that fold too: a row it read before the fold
+    /// committed is older than the token the fold wrote, and one read after is that token.
     fn check(&self, generation: Option<u64>, shadows: &[Written]) -> Result<i64, Refused> {
         let state = self.state();
-        let stale = generation.is_some_and(|generation| generation != state.generation)
-            || shadows.iter().any(|written| {
-                matches!(written.read, Read::Cached(token)
-                    if state.pending.contains(&token) || state.failed.contains(&token))
-                    || state.journaled.get(&written.card).is_some_and(|&last| written.read.token() != Some(last))
-            });
+        let before_fold = match generation {
+            Some(generation) if generation == state.generation => None,
+            Some(generation) if generation.wrapping_add(1) == state.generation && state.before_fold.is_some() => {
+                state.before_fold.as_ref()
+            }
+            Some(_) => return Err(Refused::Stale),
+            None => None,
+        };
+        let last =
+            |card: &CardId| state.journaled.get(card).or_else(|| before_fold.and_then(|tokens| tokens.get(card)));
+        let stale = shadows.iter().any(|written| {
+            matches!(written.read, Read::Cached(token)
+                if state.pending.contains(&token) || state.failed.contains(&token))
+                || last(&written.card).is_some_and(|&last| written.read.token() != Some(last))
+        });
         match stale {
             true => Err(Refused::Stale),
             false => Ok(state.epoch),
@@ -185,13 +204,16 @@ impl ShadowJournal {
         state.journaled.extend(shadows.iter().map(|written| (written.card, token)));
     }
 
-    /// A group's write folded the journal (leaving the epoch at `epoch`): the cards' last tokens
-    /// are forgotten (the store's memory stays bounded), which starts a generation.
-    fn folded_in_group(&self, epoch: i64) {
+    /// A group's write (`shadows` under `token`) folded the journal, leaving the epoch at `epoch`:
+    /// the cards' last tokens are kept for the groups prepared meanwhile and forgotten at the
+    /// next such fold (the store's memory stays bounded); a generation starts.
+    fn folded_in_group(&self, shadows: &[Written], token: i64, epoch: i64) {
         let mut state = self.state();
         state.epoch = epoch;
         state.entries = 0;
-        state.journaled.clear();
+        let mut last = std::mem::take(&mut state.journaled);
+        last.extend(shadows.iter().map(|written| (written.card, token)));
+        state.before_fold = Some(last);
         state.generation += 1;
     }
 
@@ -208,6 +230,7 @@ impl ShadowJournal {
         if moved {
             state.epoch = epoch;
             state.journaled.clear();
+            state.before_fold = None;
             state.generation += 1;
         }
         moved
@@ -264,7 +287,7 @@ pub(super) struct Journaled {
 /// The group's transaction committed.
 pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled) {
     match journaled.folded {
-        true => store.journal.folded_in_group(journaled.epoch),
+        true => store.journal.folded_in_group(shadows, journaled.token, journaled.epoch),
         false => store.journal.journaled(shadows, journaled.token, journaled.epoch),
     }
 }
@@ -538,10 +561,44 @@ mod tests {
         let state = journal.state();
         assert_eq!((state.epoch, state.journaled.len(), state.generation), (12, 0, before + 1));
         drop(state);
-        // A group's fold forgets them too.
+        // A group's fold starts a generation too, its tokens kept aside for the groups prepared
+        // before it.
         journal.state().journaled.insert(card(1), 5);
-        journal.folded_in_group(13);
+        journal.folded_in_group(&[], 6, 13);
         let state = journal.state();
         assert_eq!((state.epoch, state.journaled.len(), state.generation), (13, 0, before + 2));
+        assert_eq!(state.before_fold.as_ref().map(|tokens| tokens.get(&card(1))), Some(Some(&5)));
+    }
+
+    fn written(card: CardId, read: Read) -> Written {
+        Written { card, read, packed: Vec::new(), balance_fen: None }
+    }
+
+    #[test]
+    fn a_group_prepared_before_a_groups_fold_is_checked_against_the_tokens_the_fold_wrote() {
+        let journal = ShadowJournal::default();
+        journal.journaled(&[written(card(1), Read::New)], 5, 1);
+        let before = journal.generation();
+        // Group 9 folds; its card 2 and the journal's card 1 are written to their rows.
+        journal.folded_in_group(&[written(card(2), Read::New)], 9, 2);
+        // Card 1 read from its row after the fold (token 5), card 2 from the cache (token 9), card 3
+        // never journaled: the group prepared before the fold may write.
+        let fresh = [written(card(1), Read::Stored(5)), written(card(2), Read::Cached(9)), written(card(3), Read::New)];
+        assert_eq!(journal.check(Some(before), &fresh), Ok(2));
+        // Card 1's row read before the fold committed (token 4), or card 2 as new: refused.
+        assert_eq!(journal.check(Some(before), &[written(card(1), Read::Stored(4))]), Err(Refused::Stale));
+        assert_eq!(journal.check(Some(before), &[written(card(2), Read::New)]), Err(Refused::Stale));
+        // A card journaled since the fold is checked against its newer token.
+        journal.journaled(&[written(card(1), Read::Stored(5))], 11, 3);
+        assert_eq!(journal.check(Some(before), &[written(card(1), Read::Stored(5))]), Err(Refused::Stale));
+        assert_eq!(journal.check(Some(before), &[written(card(1), Read::Cached(11))]), Ok(3));
+        // Two folds later, or once another store wrote, such a group is refused whatever it read.
+        journal.folded_in_group(&[], 12, 4);
+        assert_eq!(journal.check(Some(before), &[written(card(3), Read::New)]), Err(Refused::Stale));
+        let now = journal.generation();
+        assert_eq!(journal.check(Some(now - 1), &[written(card(3), Read::New)]), Ok(4));
+        assert!(journal.folded_by_look(40));
+        assert_eq!(journal.check(Some(now), &[written(card(3), Read::New)]), Err(Refused::Stale));
+        assert_eq!(journal.check(Some(journal.generation()), &[written(card(3), Read::New)]), Ok(40));
     }
 }

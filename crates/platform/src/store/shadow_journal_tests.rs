@@ -211,3 +211,74 @@ async fn a_group_that_read_a_stale_row_is_refused_though_another_store_folded_th
     other.close().await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_prepared_while_another_folds_the_journal_writes_after_it_on_its_shadows() {
+    let (dir, store) = store_after_a().await;
+    store.journal.set_entries(FOLD_CARDS);
+    // C is prepared on B's shadows before B writes (as the upload queue feeds the next group
+    // beside a write that folds); B's write folds A's entry and its own into the rows.
+    let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
+    let c = batch("C", vec![purchase(1, 3, 200, 100), purchase(3, 1, 900, 800)]);
+    let prepared_b = prepare(&store, &[upload(&b)], &[&verified(&b)], Reads::Cache).await.expect("B prepared");
+    let prepared_c = prepare(&store, &[upload(&c)], &[&verified(&c)], Reads::Cache).await.expect("C prepared");
+    let packed_b = [b.pack().expect("packs")];
+    let written_b = write(&store, &[upload(&b)], &packed_b, prepared_b, &mut None, None).await.expect("B written");
+    assert!(written_b.is_some());
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 2), "B folded");
+    // C took card 1 from the cache under B's token, which the fold wrote to the row: not refused.
+    let packed_c = [c.pack().expect("packs")];
+    let written_c = write(&store, &[upload(&c)], &packed_c, prepared_c, &mut None, None).await.expect("no error");
+    assert!(written_c.is_some(), "C, built on B, was refused after B's fold");
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2, 3]));
+    assert_eq!(store.shadow_totals().await.expect("totals"), (3, 100 + 300 + 800));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing() {
+    use std::sync::Arc;
+    use yitong_clearing::batch::{Batch, BatchHeader};
+    use yitong_record::{RecordStatus, TacKeys};
+
+    let (_dir, store) = store_after_a().await;
+    // The next group's write folds; uploads keep coming meanwhile.
+    store.journal.set_entries(FOLD_CARDS);
+    let queue = Arc::new(super::IngestQueue::new(store.clone()));
+    let tac = Arc::new(TacKeys::new());
+    const GATES: u8 = 16;
+    const TAPS: u16 = 8;
+    let mut gates = tokio::task::JoinSet::new();
+    for gate in 0..GATES {
+        let (queue, tac) = (queue.clone(), tac.clone());
+        gates.spawn(async move {
+            // Gate `gate` uploads its card's taps (card 10 + gate) one batch each, in order;
+            // found in the cards' logs (no TAC needed).
+            for counter in 1..=TAPS {
+                let before = 10_000 - 100 * i64::from(counter - 1);
+                let mut record = purchase(10 + gate, counter, before, before - 100);
+                (record.status, record.tac) = (RecordStatus::Recovered, None);
+                let header = BatchHeader {
+                    batch_id: format!("G{gate}-{counter}"),
+                    gate: [0x10, 0, 0, 0x0C, 1, gate],
+                    operator: "beijing-metro".into(),
+                };
+                let batch = Arc::new(Batch { header, records: vec![record] });
+                let at = yitong_profile::DateTime::new(2026, 11, 25, 9, 0, 0).expect("a time");
+                let answer = queue.ingest(batch, &tac, "key-1", at, 0).await.expect("ingested");
+                assert_eq!((answer.answer.accepted, answer.answer.flags.len()), (1, 0), "{:?}", answer.answer);
+            }
+        });
+    }
+    while let Some(done) = gates.join_next().await {
+        done.expect("a gate's uploads");
+    }
+    let stats = queue.stats();
+    assert_eq!((stats.batches, stats.failed, stats.retries), (u64::from(GATES) * u64::from(TAPS), 0, 0), "{stats:?}");
+    for gate in 0..GATES {
+        assert_eq!(counters(&store, 10 + gate).await, Some((1..=TAPS).collect()), "card {}", 10 + gate);
+    }
+    let last = 10_000 - 100 * i64::from(TAPS);
+    assert_eq!(store.shadow_totals().await.expect("totals"), (1 + i64::from(GATES), 600 + i64::from(GATES) * last));
+    store.close().await;
+}
