@@ -32,7 +32,7 @@ fn a_day_of_taps_is_ingested_settled_and_adds_up() {
     // Every batch was committed in some group: at least one, at most one each.
     let groups = ingest["groups"].as_u64().expect("groups");
     assert!((1..=day["batches"].as_u64().expect("batches")).contains(&groups), "{v}");
-    // Alone on its database, no group loses its write and is prepared again.
+    // A small day alone on its database: no group loses its write and is prepared again.
     assert_eq!(ingest["retries"].as_u64(), Some(0), "{v}");
     // Conservation of the generated day, then the back office's view of it.
     let fen = |key: &str| day[key].as_i64().unwrap_or_else(|| panic!("{key}: {v}"));

@@ -187,8 +187,9 @@ impl Store {
     }
 
     /// [`Store::ingest_batches`] with each record's TAC check done (`checks[i][j]`: upload `i`'s
-    /// record `j`); `ready` is told (and taken) once the group is prepared and the writer's turn
-    /// is its own: the next group can be prepared meanwhile (`ingest_group`).
+    /// record `j`); `ready` is told (and taken) once the group is prepared and the next group may
+    /// be: when its write began, or on SQLite once it committed unless it folds the journal
+    /// (`ingest_group::write`).
     pub(crate) async fn ingest_checked(
         &self,
         uploads: &[Upload<'_>],

@@ -1,6 +1,6 @@
 //! One group of uploads, in two stages, so that the next group can be prepared while this one
-//! writes (the upload queue lets it on PostgreSQL; on SQLite the stages take turns: `IngestQueue`
-//! says why).
+//! writes (on PostgreSQL; on SQLite the stages take turns, but while a write folds the shadow
+//! journal: [`write`] says why).
 //!
 //! [`prepare`], outside the writer's turn: the batches stored already found (on a reading
 //! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
@@ -234,9 +234,9 @@ pub(super) async fn write(
     // folds the shadow journal (most of the shadows' table rewritten: 0.3–0.5 s of one core for a
     // million taps' cards, the other idle), run off the runtime's thread so that the next group
     // is fed meanwhile (a million taps: 153,000–155,000 taps/s against 125,000–130,000).
-    let runtime = tokio::runtime::Handle::try_current()
-        .ok()
-        .filter(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    // (Under `block_in_place`, the caller's task polls nothing else meanwhile: a caller that
+    // `join!`s this with a future holding the back office's writer would wait for ever.)
+    let runtime = super::sql::multi_threaded_runtime();
     let folds = store.backend() == Backend::Sqlite && store.journal.fold_due();
     let ready_at = match store.backend() {
         Backend::Postgres => ReadyAt::Begin,

@@ -217,9 +217,11 @@ impl IngestQueue {
                         // On a task of its own: the leader's caller going away does not cut the
                         // group's transaction short, and every upload of it is answered. The
                         // leader's turn is held, by a task of its own, until the group says it is
-                        // `ready` (prepared, its shadows fed and cached, and holding the writer's
-                        // turn) or failed before: never two groups fed at once. When that is is the
-                        // write's to say (`ingest_group::write`): on SQLite after its COMMIT, so
+                        // `ready` (prepared, its shadows fed and cached, and writing) or failed
+                        // before, so that no two groups are fed at once (but a group split after
+                        // its write failed: its uploads are fed again one by one beside the next
+                        // group, each checked at its write as any group is). When that is is the
+                        // write's to say (`ingest_group::write`): on SQLite once it committed, so
                         // that groups are fed and written in turn, unless the write folds the
                         // shadow journal.
                         let queue = self.clone();
@@ -266,8 +268,8 @@ impl IngestQueue {
     }
 
     /// Ingests `group` in one transaction and answers each; if that fails, each alone.
-    /// (`ready` is told once the group is prepared and its write began; dropped unsent when it
-    /// failed before.)
+    /// (`ready` is told once the group is prepared and the next may be fed, as
+    /// `ingest_group::write` decides; dropped unsent when it failed before.)
     async fn take(&self, group: Vec<Queued>, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let together = {

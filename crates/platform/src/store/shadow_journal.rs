@@ -390,10 +390,14 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>) -> Result<(), StoreE
     let journal: i64 = connection
         .prepare_cached("SELECT COALESCE(SUM(length(entries)), 0) FROM shadow_journal")?
         .query_row([], |row| row.get(0))?;
+    let journal_bytes = usize::try_from(journal).unwrap_or(0);
     let ours_bytes = ours.as_ref().map_or(0, |ours| ours.shadows.iter().map(|written| written.packed.len()).sum());
-    let mut packed = Vec::with_capacity(usize::try_from(journal).unwrap_or(0).saturating_add(ours_bytes));
-    let mut seen = HashSet::with_capacity(FOLD_CARDS);
-    let mut folded = Vec::with_capacity(FOLD_CARDS);
+    let mut packed = Vec::with_capacity(journal_bytes.saturating_add(ours_bytes));
+    // As many cards as the entries can hold (each at least its head), up to a group's fold: a
+    // read's fold of one row reserves little.
+    let cards = (journal_bytes / ENTRY_HEAD + ours.as_ref().map_or(0, |ours| ours.shadows.len())).min(FOLD_CARDS);
+    let mut seen = HashSet::with_capacity(cards);
+    let mut folded = Vec::with_capacity(cards);
     let mut keep = |card: CardId, balance_fen, token, at_ms, bytes: &[u8]| {
         if seen.insert(card) {
             let start = packed.len();

@@ -242,7 +242,17 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
     use yitong_record::{RecordStatus, TacKeys};
 
     let (_dir, store) = store_after_a().await;
-    // The next group's write folds; uploads keep coming meanwhile.
+    // Thousands of cards journaled, and the next group's write folds them: long enough that the
+    // uploads coming meanwhile are fed beside it (the rule it relies on is pinned by the test
+    // above; this one runs the queue's path and counts what lands).
+    const JOURNALED: u32 = 3_000;
+    let cards = (0..JOURNALED).map(|n| {
+        let mut record = purchase(0, 1, 1_000, 900);
+        record.card_serial[6..].copy_from_slice(&(100_000 + n).to_be_bytes());
+        record
+    });
+    let journaled = batch("J", cards.collect());
+    store.ingest_checked(&[upload(&journaled)], &[&verified(&journaled)], &mut None).await.expect("J ingested");
     store.journal.set_entries(FOLD_CARDS);
     let queue = Arc::new(super::IngestQueue::new(store.clone()));
     let tac = Arc::new(TacKeys::new());
@@ -279,6 +289,7 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
         assert_eq!(counters(&store, 10 + gate).await, Some((1..=TAPS).collect()), "card {}", 10 + gate);
     }
     let last = 10_000 - 100 * i64::from(TAPS);
-    assert_eq!(store.shadow_totals().await.expect("totals"), (1 + i64::from(GATES), 600 + i64::from(GATES) * last));
+    let (cards, total) = (1 + i64::from(GATES) + i64::from(JOURNALED), 600 + i64::from(GATES) * last);
+    assert_eq!(store.shadow_totals().await.expect("totals"), (cards, total + 900 * i64::from(JOURNALED)));
     store.close().await;
 }

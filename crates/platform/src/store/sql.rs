@@ -288,12 +288,18 @@ impl<'q> Query<'q> {
 /// Runs `work`, which may take a while, telling a multi-threaded runtime first, so that its other
 /// tasks are run by another thread meanwhile (on a single-threaded runtime there is none: it runs).
 fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
+    match multi_threaded_runtime() {
+        Some(_) => tokio::task::block_in_place(work),
+        None => work(),
     }
+}
+
+/// The runtime this is called on, when it is a multi-threaded one (where `block_in_place` may be
+/// called).
+pub(crate) fn multi_threaded_runtime() -> Option<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// A row read from either back end.
