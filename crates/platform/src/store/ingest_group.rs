@@ -233,7 +233,7 @@ pub(super) async fn write(
     // (measured: the two want the same two cores, and groups came smaller). Except a write that
     // folds the shadow journal (most of the shadows' table rewritten: 0.3–0.5 s of one core for a
     // million taps' cards, the other idle), run off the runtime's thread so that the next group
-    // is fed meanwhile (a million taps: 153,000–155,000 taps/s against 125,000–130,000).
+    // is fed meanwhile (a million taps: 148,000–155,000 taps/s against 125,000–134,000 in turn).
     // (Under `block_in_place`, the caller's task polls nothing else meanwhile: a caller that
     // `join!`s this with a future holding the back office's writer would wait for ever.)
     let runtime = super::sql::multi_threaded_runtime();

@@ -92,7 +92,7 @@ pub struct IngestStats {
     pub failed: u64,
     /// Attempts prepared again from the database: a group (or an upload of a split one) whose
     /// write was refused — another writer got there first, or the cache it was prepared on went
-    /// stale — and every other ingest of the store.
+    /// stale. Counted for the whole store: its other callers' ingests too (the platform's feed).
     pub retries: u64,
     /// Records in the queue's hands now (being checked, queued or being written).
     pub records_held: u64,
@@ -220,8 +220,8 @@ impl IngestQueue {
                         // `ready` (prepared, its shadows fed and cached, and writing) or failed
                         // before, so that no two groups are fed at once (but a group split after
                         // its write failed: its uploads are fed again one by one beside the next
-                        // group, each checked at its write as any group is). When that is is the
-                        // write's to say (`ingest_group::write`): on SQLite once it committed, so
+                        // group, each checked at its write as any group is). When is the write's to
+                        // say (`ingest_group::write`): on SQLite once it committed, so
                         // that groups are fed and written in turn, unless the write folds the
                         // shadow journal.
                         let queue = self.clone();
