@@ -25,12 +25,12 @@ use serde_json::json;
 use yitong_clearing::batch::Batch;
 use yitong_platform::cities::Cities;
 use yitong_platform::issuer_keys::IssuerKeyring;
-use yitong_platform::store::{IngestQueue, Store};
+use yitong_platform::store::{IngestQueue, Store, StoreOptions};
 use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys};
 
 use crate::bench_clearing_day::{generate, Day};
-use crate::cmd_serve::open_store;
+use crate::cmd_serve::{open_store_with, ShadowCacheArg};
 use crate::cpu;
 use crate::money::yuan;
 
@@ -70,6 +70,8 @@ pub struct ClearingBenchArgs {
     /// Print JSON (and no progress bar).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub shadow_cache: ShadowCacheArg,
 }
 
 /// What a run measured and what its records came to.
@@ -179,7 +181,8 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     let (run, database, shadows) = runtime.block_on(async {
-        let (store, database) = open_store(&args.db, &Some(temp.path().join("back-office"))).await?;
+        let options = StoreOptions { shadow_cache_cards: args.shadow_cache.cards, ..StoreOptions::default() };
+        let (store, database) = open_store_with(&args.db, &Some(temp.path().join("back-office")), options).await?;
         // The proofs read the whole database: it must hold this run alone.
         let (batches, _) = store.clearing_counts().await.context("the database's batches")?;
         if batches > 0 || store.shadow_totals().await.context("the database's shadows")?.0 > 0 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use yitong_platform::issuer_keys::{KeyTexts, KEYS_ENV_PREFIX};
-use yitong_platform::store::{Store, SQLITE_FILE_NAME};
+use yitong_platform::store::{Store, StoreOptions, SHADOW_CACHE_CARDS, SHADOW_CACHE_CARDS_MAX, SQLITE_FILE_NAME};
 use yitong_server::{KeySource, StateError};
 
 use crate::terminals::{data_dir, DATA_DIR_ENV};
@@ -38,10 +38,32 @@ pub struct ServeArgs {
     /// imported after the makers, a known model replaced.
     #[arg(long = "devices", value_name = "FILE")]
     pub devices: Vec<PathBuf>,
+    #[command(flatten)]
+    pub shadow_cache: ShadowCacheArg,
 }
 
 /// The environment variable naming the pricing file.
 pub const PRICING_FILE_ENV: &str = "YITONG_PRICING_FILE";
+
+/// `--shadow-cache-cards`, for the commands that ingest gate uploads.
+#[derive(Args, Clone, Debug)]
+pub struct ShadowCacheArg {
+    /// Card shadows the back office keeps in memory between ingest groups (about 1-2 KB each): a
+    /// day with more cards reads the ones dropped again and, on SQLite, folds its journal more
+    /// often (at half this many cards).
+    #[arg(long = "shadow-cache-cards", value_name = "CARDS", default_value_t = SHADOW_CACHE_CARDS,
+          value_parser = shadow_cache_cards)]
+    pub cards: usize,
+}
+
+fn shadow_cache_cards(text: &str) -> Result<usize, String> {
+    let cards: usize = text.parse().map_err(|_| format!("`{text}` is not a number of cards"))?;
+    if (2..=SHADOW_CACHE_CARDS_MAX).contains(&cards) {
+        Ok(cards)
+    } else {
+        Err(format!("{cards} cards: from 2 to {SHADOW_CACHE_CARDS_MAX}"))
+    }
+}
 
 /// The environment variable naming the keys directory.
 pub const KEYS_DIR_ENV: &str = "YITONG_KEYS_DIR";
@@ -72,14 +94,24 @@ fn resolve_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// Opens the platform's database (running its migrations): `db`, else the SQLite file in the
 /// data directory. Returns the store and its printable name (no password).
 pub async fn open_store(db: &Option<String>, dir: &Option<PathBuf>) -> anyhow::Result<(Store, String)> {
+    open_store_with(db, dir, StoreOptions::default()).await
+}
+
+/// [`open_store`] with other [`StoreOptions`].
+pub async fn open_store_with(
+    db: &Option<String>,
+    dir: &Option<PathBuf>,
+    options: StoreOptions,
+) -> anyhow::Result<(Store, String)> {
     match db {
         Some(url) => {
-            let store = Store::open(url).await.with_context(|| format!("--db: cannot open {}", redacted(url)))?;
+            let store =
+                Store::open_with(url, options).await.with_context(|| format!("--db: cannot open {}", redacted(url)))?;
             Ok((store, redacted(url)))
         }
         None => {
             let dir = resolve_data_dir(dir)?;
-            let store = Store::open_data_dir(&dir)
+            let store = Store::open_data_dir_with(&dir, options)
                 .await
                 .with_context(|| format!("--data-dir: cannot open the database in {}", dir.display()))?;
             Ok((store, format!("sqlite:{}", dir.join(SQLITE_FILE_NAME).display())))
@@ -121,7 +153,8 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     };
     // The files are read first; the keys, the catalogue and the pricing are checked once the
     // store is open (its migrations run as it opens).
-    let (store, database) = open_store(&args.database.db, &args.database.data_dir).await?;
+    let options = StoreOptions { shadow_cache_cards: args.shadow_cache.cards, ..StoreOptions::default() };
+    let (store, database) = open_store_with(&args.database.db, &args.database.data_dir, options).await?;
     let clock = Arc::new(yitong_server::SystemClock);
     let state = yitong_server::AppState::builtin_with(store.clone(), clock, keys, &additions).map_err(|error| {
         match (&error, &pricing_file) {

@@ -67,6 +67,22 @@ fn a_day_of_taps_is_ingested_settled_and_adds_up() {
 }
 
 #[test]
+fn a_cache_far_smaller_than_the_days_cards_loses_nothing() {
+    // 64 cards kept, folds at 32: the day's cards are read again from their rows and folded
+    // many times, groups fed beside the folds; the run proves itself all the same.
+    let v = json(&["--taps", "3000", "--baseline-taps", "1", "--seed", "7", "--shadow-cache-cards", "64"]);
+    let (day, ingest) = (&v["day"], &v["ingest"]);
+    assert!(day["cards"].as_u64().expect("cards") > 64, "{v}");
+    assert_eq!((&ingest["accepted"], &ingest["rejected"]), (&day["records"], &0.into()), "{v}");
+    assert_eq!(v["shadows"]["balances_fen"], day["final_balances_fen"], "{v}");
+    assert_eq!(v["shadows"]["cards"], day["cards"], "{v}");
+    let verdicts = &ingest["unconfirmed_verdicts"];
+    assert_eq!(verdicts["charged"].as_u64().unwrap_or(0), day["torn_committed"].as_u64().unwrap(), "{v}");
+    assert_eq!(verdicts["voided"].as_u64().unwrap_or(0), day["torn_voided"].as_u64().unwrap(), "{v}");
+    assert_eq!(ingest["flagged_cards"], 0, "{v}");
+}
+
+#[test]
 fn bad_flags_are_named() {
     for (args, named) in [
         (&["--taps", "0"][..], "--taps"),
@@ -74,6 +90,8 @@ fn bad_flags_are_named() {
         (&["--cities", "beijing,atlantis"][..], "--cities"),
         (&["--cities", "beijing,beijing"][..], "--cities"),
         (&["--uploaders", "0"][..], "--uploaders"),
+        (&["--shadow-cache-cards", "1"][..], "--shadow-cache-cards"),
+        (&["--shadow-cache-cards", "many"][..], "--shadow-cache-cards"),
     ] {
         let out = bench(args);
         assert!(!out.status.success(), "{args:?}");

@@ -190,6 +190,15 @@ fn serve_names_a_bad_listen_address_or_database() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--db: cannot open mysql://db/yitong"), "{stderr}");
     assert!(stderr.contains("expected sqlite:PATH or postgres://"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--shadow-cache-cards", "0"])
+        .env("YITONG_DATA_DIR", dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--shadow-cache-cards") && stderr.contains("from 2 to 16777216"), "{stderr}");
 }
 
 #[test]

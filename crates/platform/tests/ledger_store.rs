@@ -131,7 +131,7 @@ async fn sqlite_is_a_wal_file_in_the_data_directory() {
     assert_eq!(row.get::<String, _>(0), "wal");
 
     // The faster durability opens the same file and keeps what was stored.
-    let options = StoreOptions { connections: 2, durability: Durability::Os };
+    let options = StoreOptions { connections: 2, durability: Durability::Os, ..StoreOptions::default() };
     let store = Store::open_data_dir_with(&data_dir, options).await.expect("opens again");
     store_one_posting(&store).await;
     assert_eq!(store.balance(&clearing()).await.expect("balance"), 1, "the same posting, stored once");

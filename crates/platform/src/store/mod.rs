@@ -74,6 +74,7 @@ pub use loads::LOADS_LISTED_MAX;
 pub use orders::{CARD_ORDERS_LISTED_MAX, ORDERS_LISTED_MAX};
 pub use platform_feed::{PlatformFeed, FEED_MARGIN_MS, PLATFORM_BATCH_PREFIX, PLATFORM_OPERATOR};
 pub use settlement::PlatformDay;
+pub use shadow_cache::{SHADOW_CACHE_CARDS, SHADOW_CACHE_CARDS_MAX};
 pub use staged_batches::{STAGED_KEPT_MS, SWEEP_EVERY};
 
 pub(crate) use cards::{
@@ -213,11 +214,21 @@ pub struct StoreOptions {
     pub connections: u32,
     /// SQLite's durability.
     pub durability: Durability,
+    /// Card shadows the back office keeps in memory between ingest groups, 2 to
+    /// [`SHADOW_CACHE_CARDS_MAX`] (default [`SHADOW_CACHE_CARDS`]). On SQLite the shadow journal
+    /// is folded into the cards' rows each time half as many were journaled. A day with more
+    /// cards than this reads the ones dropped again from their rows and folds more often; each
+    /// cached card holds about 1–2 KB.
+    pub shadow_cache_cards: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { connections: STORE_CONNECTIONS_DEFAULT, durability: Durability::Full }
+        StoreOptions {
+            connections: STORE_CONNECTIONS_DEFAULT,
+            durability: Durability::Full,
+            shadow_cache_cards: SHADOW_CACHE_CARDS,
+        }
     }
 }
 
@@ -459,16 +470,22 @@ impl Store {
     /// [`Store::open`] with other [`StoreOptions`].
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let connections = options.connections.clamp(1, STORE_CONNECTIONS_MAX);
+        let cards = options.shadow_cache_cards.clamp(2, SHADOW_CACHE_CARDS_MAX);
         if url.starts_with("sqlite:") {
-            Store::open_sqlite(url, options.durability, connections).await
+            Store::open_sqlite(url, options.durability, connections, cards).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Store::open_postgres(url, connections).await
+            Store::open_postgres(url, connections, cards).await
         } else {
             Err(StoreError::BadUrl(url.to_owned()))
         }
     }
 
-    async fn open_sqlite(url: &str, durability: Durability, connections: u32) -> Result<Store, StoreError> {
+    async fn open_sqlite(
+        url: &str,
+        durability: Durability,
+        connections: u32,
+        cards: usize,
+    ) -> Result<Store, StoreError> {
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Each connection would get its own empty database.
             return Err(StoreError::BadUrl(url.to_owned()));
@@ -517,8 +534,8 @@ impl Store {
             backend: Backend::Sqlite,
             writer: Some(writer),
             backoffice_writer: Some(backoffice_writer),
-            shadows: Arc::default(),
-            journal: Arc::default(),
+            shadows: Arc::new(ShadowCache::new(cards)),
+            journal: Arc::new(shadow_journal::ShadowJournal::new(cards / 2)),
             ingest_retries: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: vec![Arc::new(checkpoints), Arc::new(backoffice_checkpoints)],
@@ -530,7 +547,7 @@ impl Store {
         Ok(store)
     }
 
-    async fn open_postgres(url: &str, connections: u32) -> Result<Store, StoreError> {
+    async fn open_postgres(url: &str, connections: u32, cards: usize) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new().max_connections(connections).connect(url).await?;
         let migrator = Migrator::new(EmbeddedMigrations(Backend::Postgres)).await.map_err(StoreError::Migrate)?;
@@ -541,8 +558,8 @@ impl Store {
             backend: Backend::Postgres,
             writer: None,
             backoffice_writer: None,
-            shadows: Arc::default(),
-            journal: Arc::default(),
+            shadows: Arc::new(ShadowCache::new(cards)),
+            journal: Arc::new(shadow_journal::ShadowJournal::new(cards / 2)),
             ingest_retries: Arc::default(),
             ingest_turn: Arc::default(),
             checkpoints: Vec::new(),

@@ -20,10 +20,12 @@ use std::sync::Mutex;
 use yitong_clearing::shadow::{CardId, Shadow};
 use yitong_record::generations::Generations;
 
-/// Cards kept at most: two generations of half as many. The cards put last are never the ones
-/// dropped — a group's shadows stay until the next group has taken them — however full the
-/// cache is.
-pub(crate) const SHADOW_CACHE_CARDS: usize = 262_144;
+/// Cards kept at most by default ([`StoreOptions::shadow_cache_cards`](super::StoreOptions)): two
+/// generations of half as many. The cards put last are never the ones dropped — a group's shadows
+/// stay until the next group has taken them — however full the cache is.
+pub const SHADOW_CACHE_CARDS: usize = 262_144;
+/// The most a store may be asked to keep.
+pub const SHADOW_CACHE_CARDS_MAX: usize = 16_777_216;
 
 /// Tokens of committed writes remembered.
 pub(crate) const COMMITTED_TOKENS: usize = 1_024;
@@ -41,11 +43,16 @@ pub(crate) struct ShadowCache {
 
 impl Default for ShadowCache {
     fn default() -> ShadowCache {
-        ShadowCache { generations: Mutex::new(Generations::new(SHADOW_CACHE_CARDS)), committed: Mutex::default() }
+        ShadowCache::new(SHADOW_CACHE_CARDS)
     }
 }
 
 impl ShadowCache {
+    /// A cache keeping at most `cards` cards.
+    pub(crate) fn new(cards: usize) -> ShadowCache {
+        ShadowCache { generations: Mutex::new(Generations::new(cards)), committed: Mutex::default() }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, Entries> {
         // Plain inserts and removals: a panic elsewhere leaves a usable map.
         self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -10,7 +10,8 @@
 //! The journal holds the newest state of the cards it names: a card's shadow is its last journal
 //! entry (by `seq`), else its row. A *fold* writes the newest entry of each card to its row and
 //! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
-//! groups have journaled [`FOLD_CARDS`] cards (in that group's transaction), at closing and at
+//! groups have journaled half their cache's bound of cards ([`FOLD_CARDS`] by default; in that
+//! group's transaction), at closing and at
 //! opening (what a store that stopped left). Every read of the rows takes a snapshot in which the
 //! journal is empty ([`Store::begin_shadow_snapshot`]: it folds first, and takes the snapshot again
 //! should another store's group commit in between). The ingest reads the rows of the cards its
@@ -52,7 +53,8 @@ use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
 use super::{column, Backend, Snapshot, Store, StoreError};
 
-/// Cards (counted once per group) journaled by a store before it folds: half the cache's bound,
+/// Cards (counted once per group) journaled by a store before it folds, by default (a store's is
+/// half its cache's bound: [`ShadowJournal::new`]): half the cache's bound,
 /// so that a journaled card is normally still cached when a group wants it (the cache drops none
 /// of the last half of its bound put; but groups that did not commit put cards too, and a
 /// journaled card read from its row is refused and read again after a fold). A fold writes each
@@ -83,9 +85,17 @@ pub(crate) fn make_tables(connection: &rusqlite::Connection) -> Result<(), Store
 }
 
 /// What a store knows of the journal: its own writes since its last fold.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ShadowJournal {
     state: Mutex<State>,
+    /// Cards (counted once per group) journaled before a group's write folds.
+    fold_cards: usize,
+}
+
+impl Default for ShadowJournal {
+    fn default() -> ShadowJournal {
+        ShadowJournal::new(FOLD_CARDS)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +131,16 @@ pub(crate) enum Refused {
 }
 
 impl ShadowJournal {
+    /// A store's journal, folded by a group's write once `fold_cards` were journaled (at least 1).
+    pub(crate) fn new(fold_cards: usize) -> ShadowJournal {
+        ShadowJournal { state: Mutex::default(), fold_cards: fold_cards.max(1) }
+    }
+
+    /// Cards (counted once per group) journaled before a group's write folds.
+    pub(crate) fn fold_cards(&self) -> usize {
+        self.fold_cards
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -150,11 +170,12 @@ impl ShadowJournal {
         state.failed.push_back(token);
     }
 
-    /// Whether a group's write should fold: the journal holds [`FOLD_CARDS`] of this store's
-    /// entries, or this store remembers that many cards' last tokens (folds by reads keep them).
+    /// Whether a group's write should fold: the journal holds [`ShadowJournal::fold_cards`] of
+    /// this store's entries, or this store remembers that many cards' last tokens (folds by reads
+    /// keep them).
     pub(crate) fn fold_due(&self) -> bool {
         let state = self.state();
-        state.entries >= FOLD_CARDS || state.journaled.len() >= FOLD_CARDS
+        state.entries >= self.fold_cards || state.journaled.len() >= self.fold_cards
     }
 
     /// As if this store had journaled `entries` cards since its last fold.
@@ -260,7 +281,7 @@ pub(super) async fn write_group_in(
         return Ok(Err(Refused::OtherWriter));
     }
     if store.journal.fold_due() {
-        fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }))?;
+        fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }), store.journal.fold_cards())?;
         return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true }));
     }
     // Sized once: a group's entries are megabytes.
@@ -295,7 +316,8 @@ pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled
 impl Store {
     /// Writes the journal's newest shadows to their cards' rows and empties it (SQLite; nothing
     /// on PostgreSQL, or when the journal is empty), as openings, closings and reads of the rows
-    /// do (an ingest group does it in its own write once its store journaled [`FOLD_CARDS`]).
+    /// do (an ingest group does it in its own write once its store journaled
+    /// [`ShadowJournal::fold_cards`]).
     /// Waits for the store's ingest groups to write.
     pub async fn fold_shadow_journal(&self) -> Result<(), StoreError> {
         if self.backend != Backend::Sqlite {
@@ -316,7 +338,7 @@ impl Store {
         let empty = query("SELECT NOT EXISTS (SELECT 1 FROM shadow_journal)").fetch_one(&mut transaction.db()).await?;
         let folded = column::<i64>(&empty, 0)? == 0;
         if folded {
-            fold_in(&mut transaction.db(), None)?;
+            fold_in(&mut transaction.db(), None, self.journal.fold_cards())?;
         }
         let epoch = query("SELECT n FROM shadow_epoch WHERE id = 1").fetch_one(&mut transaction.db()).await?;
         let epoch: i64 = column(&epoch, 0)?;
@@ -381,7 +403,7 @@ struct Folded {
 /// each card's newest packed shadow, once, into memory reserved at once. Measured: reading the
 /// rows as owned values and each entry into a map of its own was most of a fold's time; writing
 /// each entry from the row it lies in, with no copy, was slower than this (the cards out of order).
-fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>) -> Result<(), StoreError> {
+fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, fold_cards: usize) -> Result<(), StoreError> {
     let (Db::Sqlite(connection) | Db::SqliteReport(connection)) = connection else {
         return Err(StoreError::Database(sqlx::Error::Protocol("the shadow journal is SQLite's".into())));
     };
@@ -395,7 +417,7 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>) -> Result<(), StoreE
     let mut packed = Vec::with_capacity(journal_bytes.saturating_add(ours_bytes));
     // As many cards as the entries can hold (each at least its head), up to a group's fold: a
     // read's fold of one row reserves little.
-    let cards = (journal_bytes / ENTRY_HEAD + ours.as_ref().map_or(0, |ours| ours.shadows.len())).min(FOLD_CARDS);
+    let cards = (journal_bytes / ENTRY_HEAD + ours.as_ref().map_or(0, |ours| ours.shadows.len())).min(fold_cards);
     let mut seen = HashSet::with_capacity(cards);
     let mut folded = Vec::with_capacity(cards);
     let mut keep = |card: CardId, balance_fen, token, at_ms, bytes: &[u8]| {
@@ -552,7 +574,7 @@ mod tests {
         assert!(state.pending.is_empty() && state.failed.contains(&7));
         drop(state);
         journal.state().journaled.insert(card(1), 5);
-        journal.state().entries = FOLD_CARDS;
+        journal.state().entries = journal.fold_cards();
         assert!(journal.fold_due());
         let before = journal.generation();
         // A fold by a look, the epoch where this store left it: the last tokens are kept.

@@ -7,7 +7,6 @@ use rusqlite::Connection;
 use super::backoffice_file::backoffice_path;
 use super::ingest_group::{prepare, write, Reads};
 use super::ingest_group_tests::{batch, counters, purchase, store_after_a, upload, verified};
-use super::shadow_journal::FOLD_CARDS;
 use yitong_clearing::shadow::CardId;
 
 use super::{Store, SQLITE_FILE_NAME};
@@ -61,7 +60,7 @@ async fn a_store_that_stopped_leaves_its_journal_to_the_next_opening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_folds_the_journal_once_the_store_journaled_enough_cards() {
     let (dir, store) = store_after_a().await;
-    store.journal.set_entries(FOLD_CARDS);
+    store.journal.set_entries(store.journal.fold_cards());
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
     store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
     // B's write folded A's entry and wrote its own shadows to their rows: the journal is empty.
@@ -215,7 +214,7 @@ async fn a_group_that_read_a_stale_row_is_refused_though_another_store_folded_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_prepared_while_another_folds_the_journal_writes_after_it_on_its_shadows() {
     let (dir, store) = store_after_a().await;
-    store.journal.set_entries(FOLD_CARDS);
+    store.journal.set_entries(store.journal.fold_cards());
     // C is prepared on B's shadows before B writes (as the upload queue feeds the next group
     // beside a write that folds); B's write folds A's entry and its own into the rows.
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
@@ -253,7 +252,7 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
     });
     let journaled = batch("J", cards.collect());
     store.ingest_checked(&[upload(&journaled)], &[&verified(&journaled)], &mut None).await.expect("J ingested");
-    store.journal.set_entries(FOLD_CARDS);
+    store.journal.set_entries(store.journal.fold_cards());
     let queue = Arc::new(super::IngestQueue::new(store.clone()));
     let tac = Arc::new(TacKeys::new());
     const GATES: u8 = 16;
@@ -292,4 +291,27 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
     let (cards, total) = (1 + i64::from(GATES) + i64::from(JOURNALED), 600 + i64::from(GATES) * last);
     assert_eq!(store.shadow_totals().await.expect("totals"), (cards, total + 900 * i64::from(JOURNALED)));
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_folds_at_half_the_cache_it_was_opened_with() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = super::StoreOptions { shadow_cache_cards: 8, ..super::StoreOptions::default() };
+    let store = Store::open_data_dir_with(dir.path(), options).await.expect("SQLite opens");
+    assert_eq!(store.journal.fold_cards(), 4);
+    // Five cards journaled by one group: the next group's write folds them with its own.
+    let x = batch("X", (1..=5).map(|card| purchase(card, 1, 1_000, 900)).collect());
+    store.ingest_checked(&[upload(&x)], &[&verified(&x)], &mut None).await.expect("X ingested");
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (1, 0));
+    let y = batch("Y", vec![purchase(1, 2, 900, 700), purchase(6, 1, 1_000, 900)]);
+    store.ingest_checked(&[upload(&y)], &[&verified(&y)], &mut None).await.expect("Y ingested");
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 6), "Y folded");
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    assert_eq!(store.shadow_totals().await.expect("totals"), (6, 700 + 5 * 900));
+    store.close().await;
+    // The default store journals far more before a group folds.
+    assert_eq!(
+        Store::open_data_dir(dir.path()).await.expect("opens").journal.fold_cards(),
+        super::SHADOW_CACHE_CARDS / 2
+    );
 }
