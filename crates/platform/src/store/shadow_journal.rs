@@ -53,9 +53,9 @@ use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
 use super::{column, Backend, Snapshot, Store, StoreError};
 
-/// Cards (counted once per group) journaled by a store before it folds, by default (a store's is
-/// half its cache's bound: [`ShadowJournal::new`]): half the cache's bound,
-/// so that a journaled card is normally still cached when a group wants it (the cache drops none
+/// Cards (counted once per group) journaled by a store with the default cache before it folds:
+/// half the cache's bound, as for any store ([`ShadowJournal::new`]), so that a journaled card is
+/// normally still cached when a group wants it (the cache drops none
 /// of the last half of its bound put; but groups that did not commit put cards too, and a
 /// journaled card read from its row is refused and read again after a fold). A fold writes each
 /// card it finds once, however many groups journaled it, and the table's pages once, not once a
