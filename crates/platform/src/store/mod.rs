@@ -218,7 +218,7 @@ pub struct StoreOptions {
     /// [`SHADOW_CACHE_CARDS_MAX`] (default [`SHADOW_CACHE_CARDS`]). On SQLite the shadow journal
     /// is folded into the cards' rows each time half as many were journaled. A day with more
     /// cards than this reads the ones dropped again from their rows and folds more often; each
-    /// cached card holds about 1–2 KB.
+    /// cached card holds its shadow (the card's transactions) in memory.
     pub shadow_cache_cards: usize,
 }
 
