@@ -22,7 +22,8 @@ use yitong_record::generations::Generations;
 
 /// Cards kept at most by default ([`StoreOptions::shadow_cache_cards`](super::StoreOptions)): two
 /// generations of half as many. The cards put last are never the ones dropped — a group's shadows
-/// stay until the next group has taken them — however full the cache is.
+/// stay until the next group has taken them — however full the cache is, as long as a group's
+/// cards are fewer than half the bound (else its own put pushes its first cards out).
 pub const SHADOW_CACHE_CARDS: usize = 262_144;
 /// The most a store may be asked to keep.
 pub const SHADOW_CACHE_CARDS_MAX: usize = 16_777_216;

@@ -23,7 +23,8 @@
 //!   before another caller of the store (the upload queue, the platform's feed) took the row and
 //!   wrote first. The cache keeps every card put in the last half of its bound, and a store
 //!   folds once it journaled that many, so a journaled card is normally still cached when a
-//!   group wants it;
+//!   group wants it (not when a group's cards outnumber half the bound: its own put drops some;
+//!   refused, the group is taken again from the database, as a test shows);
 //! - **no shadow comes from the cache under the token of a group still to commit** (this one would
 //!   write before the group it is built on) **or of one that failed** (refused, failed, or dropped
 //!   before its write: its cached cards are forgotten then);

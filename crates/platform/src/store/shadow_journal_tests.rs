@@ -310,8 +310,29 @@ async fn a_store_folds_at_half_the_cache_it_was_opened_with() {
     assert_eq!(store.shadow_totals().await.expect("totals"), (6, 700 + 5 * 900));
     store.close().await;
     // The default store journals far more before a group folds.
-    assert_eq!(
-        Store::open_data_dir(dir.path()).await.expect("opens").journal.fold_cards(),
-        super::SHADOW_CACHE_CARDS / 2
-    );
+    let default = Store::open_data_dir(dir.path()).await.expect("opens");
+    assert_eq!(default.journal.fold_cards(), super::SHADOW_CACHE_CARDS / 2);
+    default.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_more_cards_than_half_the_cache_is_taken_again_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = super::StoreOptions { shadow_cache_cards: 4, ..super::StoreOptions::default() };
+    let store = Store::open_data_dir_with(dir.path(), options).await.expect("SQLite opens");
+    // X's five cards: its own put keeps the last ones only (two generations of 2: card 1 is
+    // pushed out), and its write folded nothing yet (the journal was empty).
+    let x = batch("X", (1..=5).map(|card| purchase(card, 1, 1_000, 900)).collect());
+    store.ingest_checked(&[upload(&x)], &[&verified(&x)], &mut None).await.expect("X ingested");
+    assert!(store.shadows.len() <= 4, "{} cards cached", store.shadows.len());
+    // Y's card 1 was journaled by X but is no longer cached: read from its row (none yet), Y is
+    // refused, then taken again from the database after a fold, on X's record.
+    let before = store.ingest_retries();
+    let y = batch("Y", vec![purchase(1, 2, 900, 700)]);
+    let answers = store.ingest_checked(&[upload(&y)], &[&verified(&y)], &mut None).await.expect("Y ingested");
+    assert_eq!((answers[0].answer.accepted, answers[0].answer.flags.len()), (1, 0), "{:?}", answers[0].answer);
+    assert_eq!(store.ingest_retries(), before + 1);
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    assert_eq!(store.shadow_totals().await.expect("totals"), (5, 700 + 4 * 900));
+    store.close().await;
 }
