@@ -243,7 +243,8 @@ pub(super) async fn write(
         Backend::Sqlite if folds && runtime.is_some() => ReadyAt::Begin,
         Backend::Sqlite => ReadyAt::Commit,
     };
-    let group = Group { uploads, packed, listings: &listings, shadows: &shadows, token, generation, now_ms, staged };
+    let group =
+        Group { uploads, packed, listings: &listings, shadows: &shadows, token, generation, now_ms, staged, folds };
     let written = match runtime {
         Some(runtime) if store.backend() == Backend::Sqlite && ready_at == ReadyAt::Begin => {
             tokio::task::block_in_place(|| {
@@ -281,6 +282,8 @@ struct Group<'a> {
     now_ms: i64,
     /// How many batch rows were staged under the token (PostgreSQL), if they were.
     staged: Option<usize>,
+    /// SQLite: the shadow journal is folded in this write (decided once the ingest turn is held).
+    folds: bool,
 }
 
 /// The rest of [`write`], holding the ingest turn (in `uncommitted`, which gives it up once the
@@ -346,8 +349,8 @@ async fn write_in_turn(
                 &mut transaction.db(),
                 group.generation,
                 group.shadows,
-                token,
-                now_ms,
+                (token, now_ms),
+                group.folds,
             )
             .await?;
             match written {

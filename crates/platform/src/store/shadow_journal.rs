@@ -10,9 +10,8 @@
 //! The journal holds the newest state of the cards it names: a card's shadow is its last journal
 //! entry (by `seq`), else its row. A *fold* writes the newest entry of each card to its row and
 //! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
-//! groups have journaled half their cache's bound of cards ([`FOLD_CARDS`] by default; in that
-//! group's transaction), at closing and at
-//! opening (what a store that stopped left). Every read of the rows takes a snapshot in which the
+//! groups have journaled half their cache's bound of cards ([`ShadowJournal::new`]; in that
+//! group's transaction), at closing and at opening (what a store that stopped left). Every read of the rows takes a snapshot in which the
 //! journal is empty ([`Store::begin_shadow_snapshot`]: it folds first, and takes the snapshot again
 //! should another store's group commit in between). The ingest reads the rows of the cards its
 //! cache does not hold without folding; a group's write is refused (`None`: the caller reads it
@@ -54,15 +53,6 @@ use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
 use super::{column, Backend, Snapshot, Store, StoreError};
 
-/// Cards (counted once per group) journaled by a store with the default cache before it folds:
-/// half the cache's bound, as for any store ([`ShadowJournal::new`]), so that a journaled card is
-/// normally still cached when a group wants it (the cache drops none
-/// of the last half of its bound put; but groups that did not commit put cards too, and a
-/// journaled card read from its row is refused and read again after a fold). A fold writes each
-/// card it finds once, however many groups journaled it, and the table's pages once, not once a
-/// group.
-pub const FOLD_CARDS: usize = SHADOW_CACHE_CARDS / 2;
-
 /// Snapshots taken before [`Store::begin_shadow_snapshot`] gives up (each time another store's
 /// group committed between its fold and its snapshot).
 const SNAPSHOT_ATTEMPTS: u32 = 8;
@@ -95,7 +85,7 @@ pub(crate) struct ShadowJournal {
 
 impl Default for ShadowJournal {
     fn default() -> ShadowJournal {
-        ShadowJournal::new(FOLD_CARDS)
+        ShadowJournal::new(SHADOW_CACHE_CARDS)
     }
 }
 
@@ -132,9 +122,14 @@ pub(crate) enum Refused {
 }
 
 impl ShadowJournal {
-    /// A store's journal, folded by a group's write once `fold_cards` were journaled (at least 1).
-    pub(crate) fn new(fold_cards: usize) -> ShadowJournal {
-        ShadowJournal { state: Mutex::default(), fold_cards: fold_cards.max(1) }
+    /// The journal of a store whose cache keeps `cache_cards`: a group's write folds it once
+    /// half as many were journaled (at least 1), so that a journaled card is normally still
+    /// cached when a group wants it (the cache drops none of the last half of its bound put; but
+    /// groups that did not commit put cards too, and a journaled card read from its row is
+    /// refused and read again after a fold). A fold writes each card it finds once, however many
+    /// groups journaled it, and the table's pages once, not once a group.
+    pub(crate) fn new(cache_cards: usize) -> ShadowJournal {
+        ShadowJournal { state: Mutex::default(), fold_cards: (cache_cards / 2).max(1) }
     }
 
     /// Cards (counted once per group) journaled before a group's write folds.
@@ -260,15 +255,15 @@ impl ShadowJournal {
 }
 
 /// A group's shadows journaled in its transaction `connection` (in the ingest turn), or folded
-/// with the journal into their rows when a fold is due. `Err(Refused)`: nothing written, the
-/// caller rolls back.
+/// with the journal into their rows when `fold` (the caller read [`ShadowJournal::fold_due`] in
+/// the same turn). `Err(Refused)`: nothing written, the caller rolls back.
 pub(super) async fn write_group_in(
     store: &Store,
     connection: &mut Db<'_>,
     generation: Option<u64>,
     shadows: &[Written],
-    token: i64,
-    now_ms: i64,
+    (token, now_ms): (i64, i64),
+    fold: bool,
 ) -> Result<Result<Journaled, Refused>, StoreError> {
     let epoch = match store.journal.check(generation, shadows) {
         Ok(epoch) => epoch,
@@ -281,7 +276,7 @@ pub(super) async fn write_group_in(
     if moved != 1 {
         return Ok(Err(Refused::OtherWriter));
     }
-    if store.journal.fold_due() {
+    if fold {
         fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }), store.journal.fold_cards())?;
         return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true }));
     }
