@@ -172,32 +172,25 @@ fn serve_keeps_its_database_in_the_data_directory_by_default() {
 #[test]
 fn serve_names_a_bad_listen_address_or_database() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
-        .args(["serve", "--listen", "localhost"])
-        .env("YITONG_DATA_DIR", dir.path())
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `serve` with `args` refuses to start (exit 2): what it says.
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
+            .arg("serve")
+            .args(args)
+            .env("YITONG_DATA_DIR", dir.path())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&["--listen", "localhost"]);
     assert!(stderr.contains("--listen: `localhost` is not an address and port like 127.0.0.1:8080"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", "mysql://db/yitong"])
-        .env("YITONG_DATA_DIR", dir.path())
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["--listen", "127.0.0.1:0", "--db", "mysql://db/yitong"]);
     assert!(stderr.contains("--db: cannot open mysql://db/yitong"), "{stderr}");
     assert!(stderr.contains("expected sqlite:PATH or postgres://"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_yitong"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--shadow-cache-cards", "0"])
-        .env("YITONG_DATA_DIR", dir.path())
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["--listen", "127.0.0.1:0", "--shadow-cache-cards", "0"]);
     assert!(stderr.contains("--shadow-cache-cards") && stderr.contains("from 2 to 16777216"), "{stderr}");
 }
 

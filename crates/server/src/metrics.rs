@@ -95,7 +95,8 @@ impl Metrics {
 }
 
 /// The back office's upload queue in the Prometheus text exposition format: commits, uploads and
-/// records taken, groups split, uploads failed, attempts prepared again (counters) and records held now (a gauge).
+/// records taken, groups split, uploads failed, attempts prepared again (counters) and records
+/// held now (a gauge).
 pub fn render_ingest(stats: &IngestStats) -> String {
     let mut out = String::new();
     let series: [(&str, &str, &str, u64); 7] = [

@@ -293,15 +293,22 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
     store.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_folds_at_half_the_cache_it_was_opened_with() {
+/// A fresh SQLite store keeping `cards` shadows in memory that took batch X: cards 1 to 5 at
+/// counter 1, 1,000 → 900 fen each, in one group (journaled, not folded).
+async fn store_with_cache_after_x(cards: usize) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let options = super::StoreOptions { shadow_cache_cards: 8, ..super::StoreOptions::default() };
+    let options = super::StoreOptions { shadow_cache_cards: cards, ..super::StoreOptions::default() };
     let store = Store::open_data_dir_with(dir.path(), options).await.expect("SQLite opens");
-    assert_eq!(store.journal.fold_cards(), 4);
-    // Five cards journaled by one group: the next group's write folds them with its own.
     let x = batch("X", (1..=5).map(|card| purchase(card, 1, 1_000, 900)).collect());
     store.ingest_checked(&[upload(&x)], &[&verified(&x)], &mut None).await.expect("X ingested");
+    (dir, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_folds_at_half_the_cache_it_was_opened_with() {
+    // Five cards journaled by one group: the next group's write folds them with its own.
+    let (dir, store) = store_with_cache_after_x(8).await;
+    assert_eq!(store.journal.fold_cards(), 4);
     assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (1, 0));
     let y = batch("Y", vec![purchase(1, 2, 900, 700), purchase(6, 1, 1_000, 900)]);
     store.ingest_checked(&[upload(&y)], &[&verified(&y)], &mut None).await.expect("Y ingested");
@@ -317,13 +324,9 @@ async fn a_store_folds_at_half_the_cache_it_was_opened_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_with_more_cards_than_half_the_cache_is_taken_again_and_loses_nothing() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let options = super::StoreOptions { shadow_cache_cards: 4, ..super::StoreOptions::default() };
-    let store = Store::open_data_dir_with(dir.path(), options).await.expect("SQLite opens");
     // X's five cards: its own put keeps the last ones only (two generations of 2: card 1 is
     // pushed out), and its write folded nothing yet (the journal was empty).
-    let x = batch("X", (1..=5).map(|card| purchase(card, 1, 1_000, 900)).collect());
-    store.ingest_checked(&[upload(&x)], &[&verified(&x)], &mut None).await.expect("X ingested");
+    let (_dir, store) = store_with_cache_after_x(4).await;
     assert!(store.shadows.len() <= 4, "{} cards cached", store.shadows.len());
     // Y's card 1 was journaled by X but is no longer cached: read from its row (none yet), Y is
     // refused, then taken again from the database after a fold, on X's record.
