@@ -266,6 +266,14 @@ pub enum StoreError {
     Ledger(LedgerError),
     /// Another writer kept changing the same row; gave up after this many attempts.
     Contended(u32),
+    /// A SQLite file that SQLite did not switch to WAL: the store reads beside its writer and
+    /// syncs its commits as the WAL's appends, and does not run on another journal mode.
+    NotWal {
+        /// The file.
+        file: String,
+        /// The journal mode SQLite answered it is in.
+        mode: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -282,6 +290,11 @@ impl fmt::Display for StoreError {
             StoreError::Contended(attempts) => {
                 write!(f, "the row kept changing under {attempts} attempts; try again")
             }
+            StoreError::NotWal { file, mode } => write!(
+                f,
+                "{file}: SQLite left it in journal mode {mode:?}, not WAL (put the data directory on a local file \
+                 system: WAL needs shared memory beside the file)"
+            ),
         }
     }
 }
@@ -519,8 +532,10 @@ impl Store {
         ];
         // SQLite deletes a WAL when the last connection that used it closes: the writers use
         // theirs (a read) before the migrations' connection closes.
-        for connection in &connections_of_writers {
+        for (connection, path) in connections_of_writers.iter().zip([&file, &backoffice]) {
             connection.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            // Read first: the mode answered is then the file's.
+            readers::require_wal(connection, path)?;
         }
         migrating.close().await?;
         backoffice_file::split(&readers::open(&file, synchronous, SQLITE_READER_CACHE_KIB, Attach::Yes)?)?;

@@ -55,6 +55,18 @@ pub(crate) fn open(path: &Path, synchronous: &str, cache_kib: u32, attach: Attac
     Ok(connection)
 }
 
+/// Refuses the file `connection` opened as its main database (at `path`) unless it is in WAL
+/// mode. Setting the mode (`PRAGMA journal_mode = WAL`, at the store's opening) answers the mode
+/// SQLite could set, which is not always the one asked for.
+pub(crate) fn require_wal(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::NotWal { file: path.display().to_string(), mode })
+    }
+}
+
 /// The page size of the file `connection` opened as its main database.
 pub(crate) fn page_bytes(connection: &Connection) -> Result<u32, StoreError> {
     Ok(connection.query_row("PRAGMA page_size", [], |row| row.get(0))?)
@@ -133,5 +145,28 @@ impl Drop for Lease {
         if let Some(idle) = self.readers.idle.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             idle.push(connection);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_not_in_wal_mode_is_refused_by_name_and_mode() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("rollback.sqlite");
+        let connection = Connection::open(&path).expect("opened");
+        connection.execute_batch("PRAGMA journal_mode = TRUNCATE; CREATE TABLE t (n)").expect("made");
+        match require_wal(&connection, &path) {
+            Err(StoreError::NotWal { file, mode }) => {
+                assert_eq!((file.as_str(), mode.as_str()), (path.to_str().expect("a UTF-8 path"), "truncate"));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        let refusal = require_wal(&connection, &path).expect_err("refused").to_string();
+        assert!(refusal.contains("rollback.sqlite") && refusal.contains("\"truncate\""), "{refusal}");
+        connection.execute_batch("PRAGMA journal_mode = WAL").expect("switched");
+        require_wal(&connection, &path).expect("a WAL file is taken");
     }
 }
