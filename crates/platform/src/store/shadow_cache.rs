@@ -42,12 +42,6 @@ pub(crate) struct ShadowCache {
     committed: Mutex<(VecDeque<i64>, HashSet<i64>)>,
 }
 
-impl Default for ShadowCache {
-    fn default() -> ShadowCache {
-        ShadowCache::new(SHADOW_CACHE_CARDS)
-    }
-}
-
 impl ShadowCache {
     /// A cache keeping at most `cards` cards.
     pub(crate) fn new(cards: usize) -> ShadowCache {
@@ -126,7 +120,7 @@ mod tests {
 
     #[test]
     fn the_cards_put_last_stay_however_many_came_before() {
-        let cache = ShadowCache::default();
+        let cache = ShadowCache::new(SHADOW_CACHE_CARDS);
         let total = SHADOW_CACHE_CARDS as u32 * 2;
         cache.put((0..total).map(|n| (card(n), (i64::from(n), Shadow::new(card(n))))));
         assert!(cache.len() <= SHADOW_CACHE_CARDS, "{} cards kept", cache.len());
@@ -141,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_last_committed_tokens_are_remembered() {
-        let cache = ShadowCache::default();
+        let cache = ShadowCache::new(SHADOW_CACHE_CARDS);
         assert!(!cache.is_committed(7), "none before a commit");
         let total = COMMITTED_TOKENS as i64 + 10;
         for token in 0..total {
@@ -153,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_card_put_again_replaces_its_older_entry() {
-        let cache = ShadowCache::default();
+        let cache = ShadowCache::new(SHADOW_CACHE_CARDS);
         cache.put([(card(1), (1, Shadow::new(card(1))))]);
         cache.put([(card(1), (2, Shadow::new(card(1))))]);
         assert_eq!(cache.len(), 1);

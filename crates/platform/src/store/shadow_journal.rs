@@ -49,7 +49,6 @@ use yitong_clearing::shadow::CardId;
 
 use super::clearing::{upper_hex, Read};
 use super::ingest_group::Written;
-use super::shadow_cache::SHADOW_CACHE_CARDS;
 use super::sql::{query, Db};
 use super::{column, Backend, Snapshot, Store, StoreError};
 
@@ -81,12 +80,6 @@ pub(crate) struct ShadowJournal {
     state: Mutex<State>,
     /// Cards (counted once per group) journaled before a group's write folds.
     fold_cards: usize,
-}
-
-impl Default for ShadowJournal {
-    fn default() -> ShadowJournal {
-        ShadowJournal::new(SHADOW_CACHE_CARDS)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -528,6 +521,7 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::shadow_cache::SHADOW_CACHE_CARDS;
 
     fn card(n: u8) -> CardId {
         CardId { issuer_id: [0, 0, 0x10, 0, 0, 0, 0, 1], card_serial: [0, 0, 0, 0, 0, 0, 0, 0, 0, n] }
@@ -561,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_failed_token_is_remembered_and_only_a_groups_fold_or_another_stores_write_forgets_the_tokens() {
-        let journal = ShadowJournal::default();
+        let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
         let generation = journal.generation();
         journal.prepared(7);
         journal.failed(7);
@@ -598,7 +592,7 @@ mod tests {
 
     #[test]
     fn a_group_prepared_before_a_groups_fold_is_checked_against_the_tokens_the_fold_wrote() {
-        let journal = ShadowJournal::default();
+        let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
         journal.journaled(&[written(card(1), Read::New)], 5, 1);
         let before = journal.generation();
         // Group 9 folds; its card 2 and the journal's card 1 are written to their rows.
