@@ -60,15 +60,27 @@ impl IssuerKeyring {
         psam
     }
 
-    /// Every issuer's TAC keys.
+    /// Every issuer's TAC keys, keeping a day's cards' keys (the back office's checks).
     pub fn tac_keys(&self) -> TacKeys {
-        let mut tac = TacKeys::new();
+        self.add_tac_keys(TacKeys::new())
+    }
+
+    /// Every issuer's TAC keys, keeping [`FEW_CARD_KEYS`] cards' keys: for services that check a
+    /// card's TAC once or twice (over-the-air loads, closures).
+    pub fn tac_keys_of_few_cards(&self) -> TacKeys {
+        self.add_tac_keys(TacKeys::keeping(FEW_CARD_KEYS))
+    }
+
+    fn add_tac_keys(&self, mut tac: TacKeys) -> TacKeys {
         for (issuer_id, keys) in self.keys.values() {
             tac.add(*issuer_id, keys.key_version, keys.master.tac().clone());
         }
         tac
     }
 }
+
+/// Card keys kept by [`IssuerKeyring::tac_keys_of_few_cards`]: a load's or a closure's retries.
+pub const FEW_CARD_KEYS: usize = 4_096;
 
 /// The directory of development keys inside a data directory.
 pub const DEV_KEYS_DIR: &str = "dev-keys";

@@ -320,7 +320,7 @@ struct Context<'c> {
 impl OtaService {
     /// A load host for `cities` with the load and TAC keys of `keys`.
     pub fn new(cities: Cities, keys: &IssuerKeyring) -> OtaService {
-        OtaService { cities, host: Mutex::new(keys.load_host()), tac: keys.tac_keys() }
+        OtaService { cities, host: Mutex::new(keys.load_host()), tac: keys.tac_keys_of_few_cards() }
     }
 
     /// Our terminal ID in `city`: `TOPUP_OVER_THE_AIR` (`city · FFFF · 0002`).

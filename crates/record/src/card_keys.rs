@@ -11,10 +11,11 @@ use yitong_crypto::SessionKey;
 
 use crate::generations::Generations;
 
-/// Card keys kept at most: a day's cards of a large network (the bench's million taps come from
-/// 235,914 cards; with 262,144 kept, two generations of half that, a card's evening records found
-/// its key dropped and derived it again: 45% of the DES time of such a day went to derivations).
-/// Full, the two tables take some 75 MB (524,288 keys each, 34 bytes a slot, half of them free).
+/// Card keys kept at most by default: a day's cards of a large network (the bench's million taps
+/// come from 235,914 cards; with 262,144 kept, two generations of half that, a card's evening
+/// records found its key dropped and derived it again, about a quarter of the day's DES time).
+/// Full, the two tables take some 73 MB (1,048,576 slots each for 524,288 keys, 35 bytes a slot
+/// with its control byte), about 92 MB for a moment while the second one first grows.
 pub const CARD_KEYS_CACHED: usize = 1_048_576;
 
 /// (issuer ID, key version, ASN8).

@@ -26,9 +26,16 @@ impl std::fmt::Debug for TacKeys {
 }
 
 impl TacKeys {
-    /// No keys.
+    /// No keys; keeps up to [`CARD_KEYS_CACHED`](crate::CARD_KEYS_CACHED) card keys derived (the
+    /// back office's checks: a day's cards).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No keys; keeps up to `cards` card keys derived (at least 2): for a service that checks a
+    /// card's TAC once or twice (an over-the-air load, a closure), a few thousand.
+    pub fn keeping(cards: usize) -> Self {
+        TacKeys { keys: BTreeMap::new(), cards: CardKeys::with_bound(cards.max(2)) }
     }
 
     /// Adds (or replaces) an issuer's master TAC key (DTK) of one key version.
@@ -166,8 +173,26 @@ mod tests {
     }
 
     #[test]
+    fn keys_keeping_few_cards_keep_few() {
+        let mut keys = TacKeys::keeping(8);
+        keys.add(ISSUER, 1, TacMasterKey::new(Algorithm::Des, DTK));
+        let issuer = keys.keys[&(ISSUER, 1)].card_tac_key([0; 8]);
+        for n in 0..100u64 {
+            keys.cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || issuer.clone());
+        }
+        assert!(keys.cards.len() <= 8, "{} keys kept", keys.cards.len());
+        // Master keys replaced: the bound stays.
+        keys.add(ISSUER, 2, TacMasterKey::new(Algorithm::Des, DTK));
+        for n in 0..100u64 {
+            keys.cards.get_or_derive((ISSUER, 2, n.to_be_bytes()), || issuer.clone());
+        }
+        assert!(keys.cards.len() <= 8, "{} keys kept", keys.cards.len());
+    }
+
+    #[test]
     fn the_kept_card_keys_are_bounded() {
-        // The default bound's logic on a small one (a million DES derivations would be slow here).
+        // The default bound's logic on a small one (a million keys would be a million inserts
+        // and ~73 MB in a debug test).
         const BOUND: usize = 1_024;
         let cards = CardKeys::with_bound(BOUND);
         let master = TacMasterKey::new(Algorithm::Des, DTK);

@@ -428,7 +428,7 @@ impl ClosureService {
         ClosureService {
             issuance,
             keys: keys.clone(),
-            tac: keys.tac_keys(),
+            tac: keys.tac_keys_of_few_cards(),
             rng: Mutex::new(ChaCha20Rng::from_seed(rng_seed)),
         }
     }
