@@ -136,3 +136,22 @@ async fn sqlite_is_a_wal_file_in_the_data_directory() {
     store_one_posting(&store).await;
     assert_eq!(store.balance(&clearing()).await.expect("balance"), 1, "the same posting, stored once");
 }
+
+/// A file SQLite cannot switch to WAL (here through a VFS without the shared memory WAL needs) is
+/// refused at the opening, by name and the mode SQLite left it in.
+#[tokio::test]
+async fn a_file_sqlite_leaves_outside_wal_is_refused_at_the_opening() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("platform.sqlite");
+    let url = format!("sqlite:{}?vfs=unix-dotfile", file.display());
+    let error = Store::open(&url).await.expect_err("refused");
+    let message = error.to_string();
+    match error {
+        StoreError::NotWal { file: named, mode } => {
+            assert_eq!(mode, "delete");
+            assert!(named.ends_with("platform.sqlite"), "{named}");
+            assert!(message.contains("platform.sqlite") && message.contains("\"delete\""), "{message}");
+        }
+        other => panic!("expected NotWal, got {other:?}"),
+    }
+}

@@ -292,8 +292,9 @@ impl fmt::Display for StoreError {
             }
             StoreError::NotWal { file, mode } => write!(
                 f,
-                "{file}: SQLite left it in journal mode {mode:?}, not WAL (put the data directory on a local file \
-                 system: WAL needs shared memory beside the file)"
+                "{file}: SQLite could not switch it to WAL and left it in journal mode {mode:?} (the file's \
+                 VFS offers no shared memory: a `vfs=` or `immutable` option of the URL, or a network mount \
+                 on some systems)"
             ),
         }
     }
