@@ -10,8 +10,10 @@
 //!
 //! [`verify_tac`] recomputes a record's TAC with the issuer's TAC master key, diversified for the
 //! card ([`TacKeys`] holds them per issuer and key version, and keeps up to [`CARD_KEYS_CACHED`]
-//! card keys it derived, in a [`generations::Generations`] map: two bounded generations, which the
-//! platform's cache of card shadows shares). Only the back office holds TAC keys.
+//! card keys it derived, or as many as [`TacKeys::keeping`] says, in a
+//! [`generations::Generations`] map: two bounded generations, which the platform's cache of card
+//! shadows shares). Only the back office holds TAC keys, and the platform's services that check a
+//! load's or a closure's TAC.
 //!
 //! This crate does no I/O. Gates (`yitong-terminal`) make records; the back office consumes them.
 //!
