@@ -25,7 +25,7 @@ use serde_json::json;
 use yitong_clearing::batch::Batch;
 use yitong_platform::cities::Cities;
 use yitong_platform::issuer_keys::IssuerKeyring;
-use yitong_platform::store::{IngestQueue, Store, StoreOptions};
+use yitong_platform::store::{IngestQueue, Store};
 use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys};
 
@@ -181,7 +181,7 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     let (run, database, shadows) = runtime.block_on(async {
-        let options = StoreOptions { shadow_cache_cards: args.shadow_cache.cards, ..StoreOptions::default() };
+        let options = args.shadow_cache.store_options();
         let (store, database) = open_store_with(&args.db, &Some(temp.path().join("back-office")), options).await?;
         // The proofs read the whole database: it must hold this run alone.
         let (batches, _) = store.clearing_counts().await.context("the database's batches")?;

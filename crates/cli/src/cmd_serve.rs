@@ -56,6 +56,13 @@ pub struct ShadowCacheArg {
     pub cards: usize,
 }
 
+impl ShadowCacheArg {
+    /// The store's options with this bound.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { shadow_cache_cards: self.cards, ..StoreOptions::default() }
+    }
+}
+
 fn shadow_cache_cards(text: &str) -> Result<usize, String> {
     let cards: usize = text.parse().map_err(|_| format!("`{text}` is not a number of cards"))?;
     if (2..=SHADOW_CACHE_CARDS_MAX).contains(&cards) {
@@ -153,7 +160,7 @@ async fn run(args: &ServeArgs, listen: std::net::SocketAddr) -> anyhow::Result<(
     };
     // The files are read first; the keys, the catalogue and the pricing are checked once the
     // store is open (its migrations run as it opens).
-    let options = StoreOptions { shadow_cache_cards: args.shadow_cache.cards, ..StoreOptions::default() };
+    let options = args.shadow_cache.store_options();
     let (store, database) = open_store_with(&args.database.db, &args.database.data_dir, options).await?;
     let clock = Arc::new(yitong_server::SystemClock);
     let state = yitong_server::AppState::builtin_with(store.clone(), clock, keys, &additions).map_err(|error| {
