@@ -220,10 +220,9 @@ impl IngestQueue {
                         // `ready` (prepared, its shadows fed and cached, and writing) or failed
                         // before, so that no two groups are fed at once (but a group split after
                         // its write failed: its uploads are fed again one by one beside the next
-                        // group, each checked at its write as any group is). When is the write's to
-                        // say (`ingest_group::write`): on SQLite once it committed, so
-                        // that groups are fed and written in turn, unless the write folds the
-                        // shadow journal.
+                        // group, each checked at its write as any group is). The write says when
+                        // (`ingest_group::write`): on SQLite once it committed, so that groups are
+                        // fed and written in turn, unless the write folds the shadow journal.
                         let queue = self.clone();
                         let (ready, prepared) = oneshot::channel();
                         tokio::spawn(async move {
