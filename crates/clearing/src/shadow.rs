@@ -155,6 +155,7 @@
 //! ```
 
 mod book;
+mod entries;
 mod entry;
 mod flag;
 mod packed;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use yitong_profile::DateTime;
 use yitong_record::{TacError, TapId, TapKind, TapRecord};
 
+use super::entries::Entries;
 use super::entry::{self, CardId, Entry, EntryKey, Evidence, RejectedKey, Rejection, Sequence, TacCheck};
 use super::flag::Flag;
 use super::settle::Verdict;
@@ -201,7 +202,7 @@ fn fit(record: &TapRecord, tac: TacCheck) -> Result<TacCheck, ShadowError> {
 #[serde(into = "StoredShadow", try_from = "StoredShadow")]
 pub struct Shadow {
     card: CardId,
-    entries: BTreeMap<EntryKey, Entry>,
+    entries: Entries,
     /// Rejected records, and whether each counts as a TAC failure.
     rejected: BTreeMap<RejectedKey, bool>,
     view: View,
@@ -210,7 +211,7 @@ pub struct Shadow {
 impl Shadow {
     /// A card the book has no record of.
     pub fn new(card: CardId) -> Self {
-        Shadow { card, entries: BTreeMap::new(), rejected: BTreeMap::new(), view: View::default() }
+        Shadow { card, entries: Entries::default(), rejected: BTreeMap::new(), view: View::default() }
     }
 
     /// The card.
@@ -242,7 +243,8 @@ impl Shadow {
             }
             Ok(entry) => match self.entries.get_mut(&entry.key()) {
                 None => {
-                    self.entries.insert(entry.key(), entry);
+                    // Not held: the insert takes it.
+                    let _ = self.entries.insert(entry);
                     Disposition::Accepted
                 }
                 Some(held) => {
@@ -317,8 +319,8 @@ impl Shadow {
     pub fn pending(&self) -> Vec<PendingRecord> {
         self.entries
             .iter()
-            .filter(|(key, _)| self.view.decisions.get(key).is_some_and(|d| d.verdict == Verdict::Pending))
-            .map(|(_, e)| PendingRecord {
+            .filter(|e| self.view.decisions.get(&e.key()).is_some_and(|d| d.verdict == Verdict::Pending))
+            .map(|e| PendingRecord {
                 tap_id: e.tap_id(),
                 sequence: e.sequence,
                 counter: e.counter,
@@ -333,7 +335,7 @@ impl Shadow {
     pub fn transactions(&self) -> Vec<Transaction> {
         self.entries
             .iter()
-            .map(|(key, e)| Transaction {
+            .map(|e| Transaction {
                 tap_id: e.tap_id(),
                 sequence: e.sequence,
                 kind: e.kind,
@@ -343,7 +345,7 @@ impl Shadow {
                 balance_after_fen: e.balance_after_fen,
                 at: e.at,
                 evidence: e.evidence,
-                verdict: self.view.decisions.get(key).map_or(Verdict::Charged, |d| d.verdict),
+                verdict: self.view.decisions.get(&e.key()).map_or(Verdict::Charged, |d| d.verdict),
             })
             .collect()
     }
@@ -351,7 +353,7 @@ impl Shadow {
     /// What the shadow is derived from: its transactions, in key order, and its rejected
     /// records with whether each was a TAC failure.
     pub(super) fn inputs(&self) -> (Vec<&Entry>, &BTreeMap<RejectedKey, bool>) {
-        (self.entries.values().collect(), &self.rejected)
+        (self.entries.iter().collect(), &self.rejected)
     }
 
     /// The card's records rejected for a TAC failure (each counted once).
@@ -381,7 +383,7 @@ impl From<Shadow> for StoredShadow {
     fn from(shadow: Shadow) -> Self {
         StoredShadow {
             card: shadow.card,
-            transactions: shadow.entries.into_values().collect(),
+            transactions: shadow.entries.into_vec(),
             rejected: shadow
                 .rejected
                 .into_iter()
@@ -395,12 +397,11 @@ impl TryFrom<StoredShadow> for Shadow {
     type Error = ShadowError;
 
     fn try_from(stored: StoredShadow) -> Result<Self, ShadowError> {
-        let mut entries = BTreeMap::new();
+        let mut entries = Entries::default();
         for entry in stored.transactions {
             entry.check().map_err(|reason| ShadowError::StoredTransaction { tap_id: entry.tap_id(), reason })?;
-            let tap_id = entry.tap_id();
-            if entries.insert(entry.key(), entry).is_some() {
-                return Err(ShadowError::StoredDuplicate { tap_id });
+            if let Err(entry) = entries.insert(entry) {
+                return Err(ShadowError::StoredDuplicate { tap_id: entry.tap_id() });
             }
         }
         let rejected = stored.rejected.into_iter().map(|r| (r.record, r.tac_failure)).collect();

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::entries::Entries;
 use super::entry::{Entry, EntryKey, Evidence, Sequence};
 use super::flag::Flag;
 use super::settle::{self, Decision, Records, Verdict};
@@ -48,16 +49,16 @@ impl<T> Both<T> {
 
 const SEQUENCES: [Sequence; 2] = [Sequence::Online, Sequence::Offline];
 
-pub(crate) fn derive(entries: &BTreeMap<EntryKey, Entry>, tac_failures: u32) -> View {
+pub(crate) fn derive(entries: &Entries, tac_failures: u32) -> View {
     // In key order: by counter, then time.
-    let all = Both::new(|s| entries.values().filter(|e| e.sequence == s).collect::<Vec<&Entry>>());
+    let all = Both::new(|s| entries.iter().filter(|e| e.sequence == s).collect::<Vec<&Entry>>());
 
     // Settlement reads records only: committed for sure = proven or logged. (Most cards have no
     // unconfirmed record to settle: nothing of it is built for them.)
     let surely = |e: &Entry| e.evidence >= Evidence::Logged;
     let unconfirmed = |e: &Entry| e.evidence == Evidence::Unconfirmed;
     let mut decisions = BTreeMap::new();
-    if entries.values().any(unconfirmed) {
+    if entries.iter().any(unconfirmed) {
         let sure = Both::new(|s| timeline(&slots(all.of(s), surely), all.of(s), unconfirmed));
         let records = Both::new(|s| Records::new(all.of(s)));
         for sequence in SEQUENCES {
