@@ -241,13 +241,9 @@ impl Shadow {
                 }
                 Disposition::Rejected { reason, again }
             }
-            Ok(entry) => match self.entries.get_mut(&entry.key()) {
-                None => {
-                    // Not held: the insert takes it.
-                    let _ = self.entries.insert(entry);
-                    Disposition::Accepted
-                }
-                Some(held) => {
+            Ok(entry) => match self.entries.insert(entry) {
+                Ok(()) => Disposition::Accepted,
+                Err((entry, held)) => {
                     let altered = (held.balance_before_fen, held.balance_after_fen)
                         != (entry.balance_before_fen, entry.balance_after_fen);
                     let upgraded = entry.evidence > held.evidence;
@@ -400,7 +396,7 @@ impl TryFrom<StoredShadow> for Shadow {
         let mut entries = Entries::default();
         for entry in stored.transactions {
             entry.check().map_err(|reason| ShadowError::StoredTransaction { tap_id: entry.tap_id(), reason })?;
-            if let Err(entry) = entries.insert(entry) {
+            if let Err((entry, _)) = entries.insert(entry) {
                 return Err(ShadowError::StoredDuplicate { tap_id: entry.tap_id() });
             }
         }

@@ -18,19 +18,16 @@ impl Entries {
         self.position(key).ok().map(|at| &self.0[at])
     }
 
-    pub(crate) fn get_mut(&mut self, key: &EntryKey) -> Option<&mut Entry> {
-        self.position(key).ok().map(|at| &mut self.0[at])
-    }
-
-    /// Adds `entry` in its place; `Err` gives it back when its key is there already.
-    pub(crate) fn insert(&mut self, entry: Entry) -> Result<(), Entry> {
+    /// Adds `entry` in its place; `Err` gives it back, with the one held, when its key is there
+    /// already.
+    pub(crate) fn insert(&mut self, entry: Entry) -> Result<(), (Entry, &mut Entry)> {
         // Mostly the card's newest, appended: checked before a search.
         if self.0.last().is_none_or(|last| last.key() < entry.key()) {
             self.0.push(entry);
             return Ok(());
         }
         match self.position(&entry.key()) {
-            Ok(_) => Err(entry),
+            Ok(at) => Err((entry, &mut self.0[at])),
             Err(at) => {
                 self.0.insert(at, entry);
                 Ok(())
@@ -90,19 +87,20 @@ mod tests {
         let mut sorted: Vec<EntryKey> = all.iter().map(Entry::key).collect();
         sorted.sort();
         assert_eq!(keys, sorted);
-        assert_eq!(entries.iter().map(|e| (e.counter, e.at.hour)).collect::<Vec<_>>(), [
-            (2, 8),
-            (3, 6),
-            (3, 7),
-            (5, 9),
-            (9, 10)
-        ]);
-        // A key there already is given back, the one held unchanged.
+        assert_eq!(
+            entries.iter().map(|e| (e.counter, e.at.hour)).collect::<Vec<_>>(),
+            [(2, 8), (3, 6), (3, 7), (5, 9), (9, 10)]
+        );
+        // A key there already is given back, with the one held (unchanged by the insert).
         let mut again = entry(Sequence::Offline, 3, 7);
         again.evidence = Evidence::Unconfirmed;
-        assert_eq!(entries.insert(again.clone()), Err(again.clone()));
-        assert_eq!(entries.get(&again.key()).map(|e| e.evidence), Some(Evidence::Proven));
-        entries.get_mut(&again.key()).expect("held").evidence = Evidence::Logged;
+        match entries.insert(again.clone()) {
+            Err((back, held)) => {
+                assert_eq!((&back, held.evidence), (&again, Evidence::Proven));
+                held.evidence = Evidence::Logged;
+            }
+            Ok(()) => panic!("a key held twice"),
+        }
         assert_eq!(entries.get(&again.key()).map(|e| e.evidence), Some(Evidence::Logged));
         assert!(entries.get(&entry(Sequence::Online, 3, 7).key()).is_none());
         assert_eq!(entries.into_vec().len(), 5);
