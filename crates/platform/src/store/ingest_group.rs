@@ -165,7 +165,8 @@ pub(super) async fn prepare(
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
     let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
     drop(connection);
-    let mut outcomes = handle_records(&mut shadows, uploads, &fresh, checks)?.into_iter();
+    let (outcomes, packed) = handle_records(&mut shadows, uploads, &fresh, checks)?;
+    let mut outcomes = outcomes.into_iter();
     let mut fed = Vec::with_capacity(fresh.len());
     let mut listings = Vec::new();
     for upload in fresh {
@@ -174,8 +175,8 @@ pub(super) async fn prepare(
     let token = write_token()?;
     let mut written = Vec::with_capacity(shadows.len());
     let mut cached = Vec::with_capacity(shadows.len());
-    for (card, (read, shadow)) in shadows {
-        written.push(Written { card, read, packed: shadow.pack(), balance_fen: shadow.balance_fen() });
+    for ((card, (read, shadow)), packed) in shadows.into_iter().zip(packed) {
+        written.push(Written { card, read, packed, balance_fen: shadow.balance_fen() });
         cached.push((card, (token, shadow)));
     }
     // Pending until the group commits or fails: a group that takes these writes after it.
@@ -474,15 +475,16 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
 pub(super) type Outcome = Result<Answer, ShadowError>;
 
 /// Feeds the records of the `fresh` uploads, in order, to their cards' shadows (each upload's
-/// `checks` one per record, else an error); their outcomes in the same order. A large group is
-/// fed on two threads, each taking the records of half the cards: a card's records are fed in
-/// the same order either way, so the outcomes are the same.
+/// `checks` one per record, else an error); their outcomes in the same order, and the shadows
+/// packed, in the map's order. A large group is fed and packed on two threads, each taking the
+/// records of half the cards: a card's records are fed in the same order either way, so the
+/// outcomes are the same.
 fn handle_records(
     shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
     uploads: &[Upload<'_>],
     fresh: &[usize],
     checks: &[&[TacCheck]],
-) -> Result<Vec<Outcome>, IngestError> {
+) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     for &i in fresh {
         if checks.get(i).map(|c| c.len()) != Some(uploads[i].batch.records.len()) {
             let batch = &uploads[i].batch.header.batch_id;
@@ -501,7 +503,7 @@ pub(super) fn handle_records_on(
     fresh: &[usize],
     checks: &[&[TacCheck]],
     parallel: bool,
-) -> Result<Vec<Outcome>, IngestError> {
+) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     let records = || {
         fresh.iter().flat_map(|&i| {
             let upload = &uploads[i];
@@ -516,7 +518,8 @@ pub(super) fn handle_records_on(
     if !parallel {
         return handle_half(shadows, records(), |_| true);
     }
-    // Each thread its half of the shadows, put back together after.
+    // Each thread its half of the shadows, fed and packed (packing them all took a third as long
+    // as feeding them, and the next group waited for it), put back together after.
     let (mut first, mut second): (BTreeMap<_, _>, BTreeMap<_, _>) =
         std::mem::take(shadows).into_iter().partition(|(card, _)| half(card) == 0);
     let both = std::thread::scope(|scope| {
@@ -538,15 +541,21 @@ pub(super) fn handle_records_on(
     };
     first.append(&mut second);
     *shadows = first;
-    let (first, second) = (first_outcomes?, second_outcomes?);
-    // Back in the records' order.
+    let ((first, first_packed), (second, second_packed)) = (first_outcomes?, second_outcomes?);
+    // Back in the records' order, and the packed shadows in the cards'.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
     let mut outcomes = Vec::with_capacity(first.len() + second.len());
     for (record, _, _) in records() {
         let from = if half(&CardId::of(record)) == 0 { &mut first } else { &mut second };
         outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
-    Ok(outcomes)
+    let (mut first, mut second) = (first_packed.into_iter(), second_packed.into_iter());
+    let mut packed = Vec::with_capacity(shadows.len());
+    for card in shadows.keys() {
+        let from = if half(card) == 0 { &mut first } else { &mut second };
+        packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {card}: not packed")))?);
+    }
+    Ok((outcomes, packed))
 }
 
 /// Which of two threads feeds `card`'s records.
@@ -554,12 +563,13 @@ pub(super) fn half(card: &CardId) -> usize {
     usize::from(card.card_serial.iter().chain(&card.issuer_id).fold(0u8, |a, b| a ^ b) & 1)
 }
 
-/// Feeds the records whose card is `mine`, in order, to the shadows of `shadows`.
+/// Feeds the records whose card is `mine`, in order, to the shadows of `shadows` (all of them
+/// `mine`); their outcomes, and the shadows packed.
 fn handle_half<'r>(
     shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
     records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime)>,
     mine: impl Fn(&CardId) -> bool,
-) -> Result<Vec<Outcome>, IngestError> {
+) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     let mut outcomes = Vec::new();
     for (record, tac, received) in records {
         let card = CardId::of(record);
@@ -571,7 +581,7 @@ fn handle_half<'r>(
             .ok_or_else(|| IngestError::Internal(format!("card {card}: its shadow was not read with the batch's")))?;
         outcomes.push(shadow.handle_record(record, tac, received));
     }
-    Ok(outcomes)
+    Ok((outcomes, shadows.values().map(|(_, shadow)| shadow.pack()).collect()))
 }
 
 /// Upload `index`'s answer and each record's disposition, from its records' outcomes (the next

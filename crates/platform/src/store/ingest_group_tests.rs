@@ -273,14 +273,20 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
     };
 
     let (mut one, mut two) = (shadows(), shadows());
-    let on_one = handle_records_on(&mut one, &uploads, &fresh, &checks, false).expect("fed on one thread");
-    let on_two = handle_records_on(&mut two, &uploads, &fresh, &checks, true).expect("fed on two threads");
+    let (on_one, packed_on_one) =
+        handle_records_on(&mut one, &uploads, &fresh, &checks, false).expect("fed on one thread");
+    let (on_two, packed_on_two) =
+        handle_records_on(&mut two, &uploads, &fresh, &checks, true).expect("fed on two threads");
     assert_eq!(on_one.len(), records);
     assert_eq!(on_one, on_two);
+    // The packed shadows handed back are the shadows as fed, in the map's order, both ways.
     let packed = |shadows: &BTreeMap<CardId, (Read, Shadow)>| -> Vec<Vec<u8>> {
         shadows.values().map(|(_, shadow)| shadow.pack()).collect()
     };
     assert_eq!(packed(&one), packed(&two));
+    assert_eq!(packed_on_one, packed(&one));
+    assert_eq!(packed_on_two, packed(&two));
+    assert_eq!(packed_on_one.len(), 250);
     // What the outcomes say: settlements and flags came and went as records filled the gaps.
     assert!(on_one.iter().any(|o| o.as_ref().is_ok_and(|a| !a.settlements.is_empty())));
     assert!(on_one.iter().any(|o| o.as_ref().is_ok_and(|a| !a.raised.is_empty())));
