@@ -300,6 +300,12 @@ proptest! {
             }
             prop_assert_eq!(shadow.balance_fen(), Some(card.final_fen));
             prop_assert_eq!(conserved(shadow, card.initial_fen), card.final_fen);
+            // Stored packed and read back, the same shadow.
+            let packed = shadow.pack();
+            let back = Shadow::unpack(&packed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back.transactions(), shadow.transactions());
+            prop_assert_eq!((back.balance_fen(), back.pending()), (shadow.balance_fen(), shadow.pending()));
+            prop_assert_eq!(back.pack(), packed);
         }
     }
 

@@ -642,21 +642,36 @@ fn a_packed_shadow_reads_back_as_the_stored_form_does() {
     let mut shadow = fed(&records.iter().collect::<Vec<_>>());
     feed_checked(&mut shadow, &records[2], TacCheck::Failed(TacError::Mismatch));
     let packed = shadow.pack();
-    // The layout in `packed.rs`: magic, card, 4 transactions of 50 bytes, 1 rejection of 42.
-    assert_eq!(packed.len(), 4 + 18 + 4 + 4 * 50 + 4 + 42);
-    assert_eq!(&packed[..4], b"YTS1");
+    // The layout in `packed.rs`: magic, card, 4 transactions, 1 rejection of 42. Each
+    // transaction 21 bytes at fixed widths (head, counter, time, terminal ID and number, type)
+    // and four LEB128 numbers: the amount (500 and 300 in 2 bytes, 100 and 0 in 1), the
+    // balances (zigzag-doubled, 1,000 to 1,500 all in 2) and the 300 s to the time received
+    // (600: 2).
+    let transactions = (21 + 2 + 2 + 2 + 2) * 2 + (21 + 1 + 2 + 2 + 2) * 2;
+    assert_eq!(packed.len(), 4 + 18 + 4 + transactions + 4 + 42);
+    assert_eq!(&packed[..4], b"YTS2");
     assert_eq!((&packed[4..12], &packed[12..22]), (&ISSUER[..], &SERIAL[..]));
     let back = Shadow::unpack(&packed).unwrap();
     assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&shadow).unwrap());
     assert_eq!((back.balance_fen(), back.tac_failures(), flags(&back)), (Some(1_100), 1, flags(&shadow)));
     assert_eq!(back.pending(), shadow.pending());
+    assert_eq!(back.pack(), packed);
 
-    // The first transaction (the load, online before offline): its balance after at bytes 61..69.
-    assert_eq!(&packed[61..69], &1_500_i64.to_be_bytes());
+    // The first transaction (the load, online before offline) from byte 26: its head (online,
+    // proven = 2 at bit 1, load = 3 at bit 3), then at byte 51 its balance after, 1,500
+    // zigzag-mapped to 3,000 = 23 × 128 + 56.
+    assert_eq!(packed[26], 2 << 1 | 3 << 3);
+    assert_eq!(&packed[51..53], &[0x80 | 56, 23]);
     let mut altered = packed.clone();
-    altered[61..69].copy_from_slice(&1_501_i64.to_be_bytes());
+    altered[51] += 2; // 1,501
     let error = Shadow::unpack(&altered).unwrap_err().to_string();
     assert!(error.contains("do not make balance after 1501"), "{error}");
+    let mut unknown = packed.clone();
+    unknown[26] |= 1 << 5;
+    assert!(matches!(Shadow::unpack(&unknown), Err(ShadowError::Packed { offset: 26, .. })));
+    unknown[26] = 3 << 1 | 3 << 3;
+    let error = Shadow::unpack(&unknown).unwrap_err().to_string();
+    assert!(error.contains("unknown evidence"), "{error}");
     let truncated = Shadow::unpack(&packed[..packed.len() - 1]);
     assert!(matches!(truncated, Err(ShadowError::Packed { .. })), "{truncated:?}");
     let mut longer = packed.clone();
@@ -666,6 +681,33 @@ fn a_packed_shadow_reads_back_as_the_stored_form_does() {
     let mut huge = packed;
     huge[22..26].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(Shadow::unpack(&huge), Err(ShadowError::Packed { .. })));
+}
+
+#[test]
+fn a_shadow_packed_in_the_first_version_still_reads() {
+    let mut h = History::new(1_000, 0, 0);
+    let records =
+        [h.load(500), h.unconfirmed(TapKind::Exit, 300, true), h.purchase(100), h.unconfirmed(TapKind::Entry, 0, true)];
+    let mut shadow = fed(&records.iter().collect::<Vec<_>>());
+    feed_checked(&mut shadow, &records[2], TacCheck::Failed(TacError::Mismatch));
+    let old = shadow.pack_v1();
+    // The first version's layout: 50 bytes a transaction.
+    assert_eq!(old.len(), 4 + 18 + 4 + 4 * 50 + 4 + 42);
+    assert_eq!(&old[..4], b"YTS1");
+    let back = Shadow::unpack(&old).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&shadow).unwrap());
+    assert_eq!(back.pack(), shadow.pack(), "written again in the second version");
+    // Its balance after at full width, at bytes 61..69, checked again on reading.
+    assert_eq!(&old[61..69], &1_500_i64.to_be_bytes());
+    let mut altered = old.clone();
+    altered[61..69].copy_from_slice(&1_501_i64.to_be_bytes());
+    let error = Shadow::unpack(&altered).unwrap_err().to_string();
+    assert!(error.contains("do not make balance after 1501"), "{error}");
+    // A count of transactions beyond the bytes ends early, for either version.
+    for mut huge in [old, shadow.pack()] {
+        huge[22..26].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(Shadow::unpack(&huge), Err(ShadowError::Packed { .. })));
+    }
 }
 
 #[test]
