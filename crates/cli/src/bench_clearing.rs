@@ -382,7 +382,8 @@ async fn baseline(
 
 fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {
     let ratio = run.per_second() / baseline.per_second().max(1e-9);
-    let met = run.per_second() >= GOAL_PER_SECOND && ratio >= GOAL_RATIO;
+    // The rate judged counts the fold the run left: its cost is the run's.
+    let met = run.per_second_with_fold() >= GOAL_PER_SECOND && ratio >= GOAL_RATIO;
     if args.json {
         let out = json!({
             "database": database,
