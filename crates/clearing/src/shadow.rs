@@ -117,7 +117,7 @@
 //!
 //! A [`Shadow`] serializes with serde: the card, its transactions and the identities of its
 //! rejected records (JSON with hex IDs and `YYYY-MM-DD HH:MM:SS` times); [`Shadow::pack`] writes
-//! the same in a compact binary form (about 50 bytes a transaction, the service's storage). The
+//! the same in a compact binary form (about 32 bytes a transaction, the service's storage). The
 //! settlements, flags and balance are derived again on reading, and stored transactions are
 //! checked again. The
 //! derived state is a function of the set of records, so a shadow is equally rebuilt by replaying

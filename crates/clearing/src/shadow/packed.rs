@@ -1,12 +1,12 @@
 //! A shadow's compact binary form, for storage: what its serde form holds (the card, its
-//! transactions, its rejected records' identities), in about an eighth of the bytes of JSON, read back
-//! through the same checks.
+//! transactions, its rejected records' identities), in about an eighth of the bytes of JSON,
+//! read back through the same checks.
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 4 | magic `YTS2` |
 //! | 8 + 10 | card: issuer ID, serial |
-//! | 4 + about 32 n | transactions: count, then each ([`Entry`]'s `pack_into`: amounts, balances and the time received as LEB128 numbers) |
+//! | 4 + about 32 n | transactions: count, then each ([`Entry`]'s `pack_into`) |
 //! | 4 + 42 n | rejected records: count, then each identity and 1 byte, whether it was a TAC failure |
 //!
 //! The first version, `YTS1`, is still read (written until 7 December 2026): the same but for
