@@ -158,7 +158,7 @@ fn writer_of(
 
 /// The migrations, in order; the same SQL runs on SQLite and PostgreSQL, after the back end's own
 /// half where it has one ([`BACKEND_HALVES`]).
-const MIGRATIONS: [(i64, &str, &str); 11] = [
+const MIGRATIONS: [(i64, &str, &str); 12] = [
     (1, "orders and ledger", include_str!("../../migrations/0001_orders_and_ledger.sql")),
     (2, "cards and loads", include_str!("../../migrations/0002_cards_and_loads.sql")),
     (3, "closures", include_str!("../../migrations/0003_closures.sql")),
@@ -170,6 +170,7 @@ const MIGRATIONS: [(i64, &str, &str); 11] = [
     (9, "staged batches", include_str!("../../migrations/0009_staged_batches.sql")),
     (10, "loads by order", include_str!("../../migrations/0010_loads_by_order.sql")),
     (11, "phone resets", include_str!("../../migrations/0011_phone_resets.sql")),
+    (12, "shadows packed v2", include_str!("../../migrations/0012_shadows_packed_v2.sql")),
 ];
 
 /// (version, SQLite, PostgreSQL): what a migration spells differently on each back end (SQLite

@@ -61,6 +61,11 @@ impl TestDb {
         Store::open(&self.url).await.expect("the same database opens again")
     }
 
+    /// The same database opened again, or why it is refused.
+    pub async fn try_open_again(&self) -> Result<Store, yitong_platform::store::StoreError> {
+        Store::open(&self.url).await
+    }
+
     /// Runs raw SQL on the database, behind the store's back (to tamper with it).
     pub async fn execute(&self, sql: &str) {
         let mut connection = self.connect().await;
