@@ -68,7 +68,9 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned LEB128 number: seven bits a byte, least significant first, the high bit set on
-    /// every byte but the last (at most ten bytes, 64 bits).
+    /// every byte but the last (at most ten bytes, 64 bits). A number written longer than it needs
+    /// (`80 00` for 0) reads too: [`push_varint`] never writes one, and nothing compares the bytes
+    /// of two encodings of one value.
     pub(crate) fn varint(&mut self) -> Result<u64, BytesError> {
         let offset = self.offset();
         let mut value = 0u64;
@@ -200,5 +202,8 @@ mod tests {
         assert_eq!(Reader::new(&eleven).varint(), Err(Reader::error(0, "a number over 64 bits")));
         let bit_65 = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02];
         assert_eq!(Reader::new(&bit_65).varint(), Err(Reader::error(0, "a number over 64 bits")));
+        // A tenth byte that says another follows: over 64 bits, even with its one bit allowed.
+        let tenth_goes_on = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x81, 0x00];
+        assert_eq!(Reader::new(&tenth_goes_on).varint(), Err(Reader::error(0, "a number over 64 bits")));
     }
 }

@@ -165,9 +165,9 @@ impl DateTime {
         )
     }
 
-    /// This time plus `seconds` (which may be negative).
+    /// This time plus `seconds` (which may be negative); out of years 0 to 9999 an error.
     pub fn plus_seconds(&self, seconds: i64) -> Result<Self, InvalidDateTime> {
-        Self::from_seconds_since_epoch(self.seconds_since_epoch() + seconds)
+        Self::from_seconds_since_epoch(self.seconds_since_epoch().checked_add(seconds).ok_or(InvalidDateTime)?)
     }
 
     /// Day of the week, 0 = Monday … 6 = Sunday.
@@ -248,6 +248,10 @@ mod tests {
         let t = DateTime::new(2028, 2, 28, 23, 59, 30).unwrap();
         assert_eq!(t.plus_seconds(31).unwrap(), DateTime::new(2028, 2, 29, 0, 0, 1).unwrap());
         assert_eq!(t.plus_seconds(86_400 + 30).unwrap(), DateTime::new(2028, 3, 1, 0, 0, 0).unwrap());
+        // Beyond the years a time can hold, however far (no overflow on the way).
+        assert_eq!(t.plus_seconds(i64::MAX), Err(InvalidDateTime));
+        assert_eq!(t.plus_seconds(i64::MIN), Err(InvalidDateTime));
+        assert_eq!(t.plus_seconds(8_000 * 366 * 86_400), Err(InvalidDateTime));
         for s in [0, 951_782_400, 1_795_000_000, -86_400] {
             assert_eq!(DateTime::from_seconds_since_epoch(s).unwrap().seconds_since_epoch(), s);
         }

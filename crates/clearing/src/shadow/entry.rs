@@ -262,11 +262,7 @@ impl Entry {
         let amount_fen = u32::try_from(r.varint()?).map_err(|_| Reader::error(offset, "an amount over 32 bits"))?;
         let (transaction_type, balance_before_fen, balance_after_fen) = (r.u8()?, r.signed()?, r.signed()?);
         let offset = r.offset();
-        let received = r
-            .signed()
-            .ok()
-            .and_then(|seconds| at.plus_seconds(seconds).ok())
-            .ok_or_else(|| Reader::error(offset, "not a time received"))?;
+        let received = at.plus_seconds(r.signed()?).map_err(|_| Reader::error(offset, "not a time received"))?;
         Ok(Entry {
             sequence,
             counter,
@@ -505,5 +501,87 @@ impl Ord for OrderedKind {
 impl PartialOrd for OrderedKind {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(year: u16, month: u8, day: u8, hour: u8) -> DateTime {
+        DateTime::new(year, month, day, hour, 59, 59).expect("a time")
+    }
+
+    /// Every field at its edges reads back as it was packed: times at the first and last years a
+    /// time holds, received long before or after the tap, balances at the ends of what a card
+    /// holds (a purchase of `u32::MAX` from `i32::MAX` ends at `i32::MIN`), each evidence and kind.
+    #[test]
+    fn an_entry_at_its_edges_packs_and_reads_back_the_same() {
+        let purchase = Entry {
+            sequence: Sequence::Offline,
+            counter: u16::MAX,
+            at: time(9999, 12, 31, 23),
+            terminal_id: [0xFF; 6],
+            terminal_transaction_number: u32::MAX,
+            amount_fen: u32::MAX,
+            kind: TapKind::Exit,
+            transaction_type: 9,
+            evidence: Evidence::Unconfirmed,
+            balance_before_fen: i64::from(i32::MAX),
+            balance_after_fen: i64::from(i32::MIN),
+            received: time(0, 1, 1, 0),
+        };
+        let load = Entry {
+            sequence: Sequence::Online,
+            counter: 0,
+            at: time(0, 1, 1, 0),
+            terminal_id: [0; 6],
+            terminal_transaction_number: 0,
+            amount_fen: 0,
+            kind: TapKind::Load,
+            transaction_type: 2,
+            evidence: Evidence::Proven,
+            balance_before_fen: -1,
+            balance_after_fen: -1,
+            received: time(9999, 12, 31, 23),
+        };
+        let single =
+            Entry { kind: TapKind::Single, evidence: Evidence::Logged, received: purchase.at, ..purchase.clone() };
+        let entry = Entry { kind: TapKind::Entry, ..single.clone() };
+        for original in [purchase, load, single, entry] {
+            assert_eq!(original.check(), Ok(()), "{original:?} is one a shadow can hold");
+            let mut out = Vec::new();
+            original.pack_into(&mut out);
+            let mut r = Reader::new(&out);
+            assert_eq!(Entry::unpack(&mut r).as_ref(), Ok(&original));
+            assert_eq!(r.finish("entry"), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_time_received_out_of_the_years_is_refused_at_its_offset() {
+        let entry = Entry {
+            sequence: Sequence::Offline,
+            counter: 1,
+            at: time(2026, 12, 7, 8),
+            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
+            terminal_transaction_number: 1,
+            amount_fen: 300,
+            kind: TapKind::Single,
+            transaction_type: 6,
+            evidence: Evidence::Proven,
+            balance_before_fen: 1_000,
+            balance_after_fen: 700,
+            received: time(2026, 12, 7, 9),
+        };
+        let mut out = Vec::new();
+        entry.pack_into(&mut out);
+        // The time received is last: its 3,600 s zigzag-doubled, 7,200 in two bytes.
+        let at = out.len() - 2;
+        assert_eq!(&out[at..], &[0x80 | (7_200 % 128) as u8, (7_200 / 128) as u8]);
+        out.truncate(at);
+        crate::bytes::push_signed(&mut out, i64::MAX);
+        let error = Entry::unpack(&mut Reader::new(&out)).expect_err("refused");
+        assert_eq!((error.offset, error.why.as_str()), (at, "not a time received"));
     }
 }
