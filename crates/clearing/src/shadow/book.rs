@@ -393,7 +393,7 @@ impl TryFrom<StoredShadow> for Shadow {
     type Error = ShadowError;
 
     fn try_from(stored: StoredShadow) -> Result<Self, ShadowError> {
-        let mut entries = Entries::default();
+        let mut entries = Entries::with_capacity(stored.transactions.len());
         for entry in stored.transactions {
             entry.check().map_err(|reason| ShadowError::StoredTransaction { tap_id: entry.tap_id(), reason })?;
             if let Err((entry, _)) = entries.insert(entry) {

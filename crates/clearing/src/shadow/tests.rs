@@ -711,6 +711,24 @@ fn a_shadow_packed_in_the_first_version_still_reads() {
 }
 
 #[test]
+fn stored_transactions_read_back_in_any_order_but_not_twice() {
+    let mut h = History::new(1_000, 0, 0);
+    let records = [h.load(500), h.purchase(100), h.purchase(200), h.purchase(300)];
+    let shadow = fed(&records.iter().collect::<Vec<_>>());
+    let mut stored: serde_json::Value = serde_json::to_value(&shadow).unwrap();
+    let transactions = stored["transactions"].as_array_mut().unwrap();
+    assert_eq!(transactions.len(), 4);
+    transactions.reverse();
+    let back: Shadow = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(back.transactions(), shadow.transactions(), "put back in key order");
+    assert_eq!(back.balance_fen(), Some(900)); // 1 000 + 500 − 100 − 200 − 300
+    let twice = stored["transactions"][1].clone();
+    stored["transactions"].as_array_mut().unwrap().push(twice);
+    let error = serde_json::from_value::<Shadow>(stored).unwrap_err().to_string();
+    assert!(error.contains(&format!("stored transaction {} is held twice", records[2].tap_id())), "{error}");
+}
+
+#[test]
 fn a_card_loaded_from_0_and_emptied_holds_0() {
     // The load's balance before (0) is also the last purchase's balance after: a chain the
     // clocks refute (the load is stamped two hours before), so the later stamp decides.

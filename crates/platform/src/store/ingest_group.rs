@@ -166,6 +166,9 @@ pub(super) async fn prepare(
     let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
     drop(connection);
     let (outcomes, packed) = handle_records(&mut shadows, uploads, &fresh, checks)?;
+    if packed.len() != shadows.len() {
+        return Err(IngestError::Internal(format!("{} shadows, {} packed", shadows.len(), packed.len())));
+    }
     let mut outcomes = outcomes.into_iter();
     let mut fed = Vec::with_capacity(fresh.len());
     let mut listings = Vec::new();
@@ -554,6 +557,9 @@ pub(super) fn handle_records_on(
     for card in shadows.keys() {
         let from = if half(card) == 0 { &mut first } else { &mut second };
         packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {card}: not packed")))?);
+    }
+    if first.next().is_some() || second.next().is_some() {
+        return Err(IngestError::Internal("a shadow packed twice".into()));
     }
     Ok((outcomes, packed))
 }
