@@ -381,8 +381,9 @@ async fn baseline(
 }
 
 fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseline: &Run, shadows: (i64, i64)) {
-    let ratio = run.per_second() / baseline.per_second().max(1e-9);
-    // The rate judged counts the fold the run left: its cost is the run's.
+    // The ingest's rate counts the fold the run left (its cost is the run's), for the ratio and
+    // the goal alike; the baseline leaves none.
+    let ratio = run.per_second_with_fold() / baseline.per_second().max(1e-9);
     let met = run.per_second_with_fold() >= GOAL_PER_SECOND && ratio >= GOAL_RATIO;
     if args.json {
         let out = json!({
@@ -443,7 +444,7 @@ fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseli
             run.per_second_with_fold()
         );
     }
-    println!("ratio: {ratio:.1}x the baseline");
+    println!("ratio: {ratio:.1}x the baseline (the ingest counting the fold it left)");
     println!(
         "shadows: {} cards holding {} yuan (the cards' true balances: {} yuan)",
         shadows.0,
@@ -451,7 +452,7 @@ fn report(args: &ClearingBenchArgs, day: &Day, database: &str, run: &Run, baseli
         yuan(day.final_balances_fen)
     );
     println!(
-        "goal ({GOAL_PER_SECOND:.0} taps/s and {GOAL_RATIO:.0}x the baseline): {}",
+        "goal ({GOAL_PER_SECOND:.0} taps/s counting the fold, and {GOAL_RATIO:.0}x the baseline): {}",
         if met { "met" } else { "not met" }
     );
 }
