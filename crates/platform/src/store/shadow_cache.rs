@@ -26,9 +26,11 @@ use yitong_record::generations::Generations;
 /// cards are fewer than half the bound (else its own put pushes its first cards out).
 ///
 /// A million: a day of a million taps (some 236,000 cards) then neither reads a card back nor
-/// folds the journal before half a million cards were journaled (on the bench, 190,000–230,000
-/// taps/s counting the last fold against 145,000–185,000 with 262,144). Full of cards of four
-/// transactions it holds some 580 MB (measured: 578 bytes a card, the tables' share included).
+/// folds the journal before half a million cards were journaled (on the bench, 179,000–212,000
+/// taps/s counting the last fold against 133,000–174,000 with 262,144). Full of cards of four
+/// transactions it holds some 600 MB (measured: 578 bytes a card, the tables' share included);
+/// each transaction more a card holds adds about 56 bytes, so cards of a month's history take
+/// several times that (docs/operations.md, "Memory of the back office").
 pub const SHADOW_CACHE_CARDS: usize = 1_048_576;
 /// The most a store may be asked to keep.
 pub const SHADOW_CACHE_CARDS_MAX: usize = 16_777_216;
