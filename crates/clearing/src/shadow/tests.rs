@@ -710,6 +710,39 @@ fn a_shadow_packed_in_the_first_version_still_reads() {
     }
 }
 
+/// A card's shadow as the binary of 3208079 stored it (`YTS1`, from its `bench clearing --taps
+/// 3000`, seed 1): a bus ride of 2 yuan, a metro entry, an exit of 7 yuan. The fields below are
+/// read off the bytes by hand, and the balance is the one that binary wrote in the row's
+/// `balance_fen` column.
+const STORED_BY_3208079: &str = "5954533100001000000000011000000000000000000B00000003\
+    0107B4202611250730041000B021000100000001000000C802060200000000000008A800000000000007E020261126010000\
+    0107B520261125174440100000460001000000010000000000090200000000000007E000000000000007E020261126010000\
+    0107B6202611251839161000000F000400000002000002BC01090200000000000007E0000000000000052420261126010000\
+    00000000";
+
+#[test]
+fn a_shadow_the_first_version_stored_reads_back() {
+    let bytes = hex::decode(STORED_BY_3208079).unwrap();
+    let shadow = Shadow::unpack(&bytes).unwrap();
+    assert_eq!(shadow.balance_fen(), Some(1_316), "the row's balance_fen");
+    let seen: Vec<_> = shadow
+        .transactions()
+        .iter()
+        .map(|t| (t.counter, t.kind, t.amount_fen, t.balance_before_fen, t.balance_after_fen, t.evidence))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1_972, TapKind::Single, 200, 2_216, 2_016, Evidence::Proven),
+            (1_973, TapKind::Entry, 0, 2_016, 2_016, Evidence::Proven),
+            (1_974, TapKind::Exit, 700, 2_016, 1_316, Evidence::Proven),
+        ]
+    );
+    let again = Shadow::unpack(&shadow.pack()).unwrap();
+    assert_eq!(again.transactions(), shadow.transactions());
+    assert_eq!(&shadow.pack()[..4], b"YTS2");
+}
+
 #[test]
 fn stored_transactions_read_back_in_any_order_but_not_twice() {
     let mut h = History::new(1_000, 0, 0);
