@@ -231,11 +231,7 @@ impl Entry {
     /// number; amount (LEB128); type; balances before and after (signed LEB128); seconds from
     /// the time to the time received (signed LEB128).
     pub(crate) fn pack_into(&self, out: &mut Vec<u8>) {
-        let sequence = match self.sequence {
-            Sequence::Online => 0,
-            Sequence::Offline => 1,
-        };
-        out.push(sequence | evidence_byte(self.evidence) << 1 | kind_byte(self.kind) << 3);
+        out.push(sequence_byte(self.sequence) | evidence_byte(self.evidence) << 1 | kind_byte(self.kind) << 3);
         out.extend_from_slice(&self.counter.to_be_bytes());
         out.extend_from_slice(&self.at.bcd7());
         out.extend_from_slice(&self.terminal_id);
@@ -254,7 +250,7 @@ impl Entry {
         if head >> 5 != 0 {
             return Err(Reader::error(offset, "unknown bits in a transaction's first byte"));
         }
-        let sequence = if head & 1 == 0 { Sequence::Online } else { Sequence::Offline };
+        let sequence = sequence_of(head & 1).ok_or_else(|| Reader::error(offset, "unknown sequence"))?;
         let evidence = evidence_of(head >> 1 & 3).ok_or_else(|| Reader::error(offset, "unknown evidence"))?;
         let kind = kind_of(head >> 3 & 3);
         let (counter, at, terminal_id, terminal_transaction_number) = (r.u16()?, r.time()?, r.array()?, r.u32()?);
@@ -285,10 +281,7 @@ impl Entry {
     /// (BCD). Only read now; written by the tests, as shadows stored before were.
     #[cfg(test)]
     pub(crate) fn pack_v1_into(&self, out: &mut Vec<u8>) {
-        out.push(match self.sequence {
-            Sequence::Online => 0,
-            Sequence::Offline => 1,
-        });
+        out.push(sequence_byte(self.sequence));
         out.extend_from_slice(&self.counter.to_be_bytes());
         out.extend_from_slice(&self.at.bcd7());
         out.extend_from_slice(&self.terminal_id);
@@ -305,11 +298,7 @@ impl Entry {
     /// Reads the first version's 50 bytes (`pack_v1_into`; its checks are the caller's).
     pub(crate) fn unpack_v1(r: &mut Reader<'_>) -> Result<Self, BytesError> {
         let offset = r.offset();
-        let sequence = match r.u8()? {
-            0 => Sequence::Online,
-            1 => Sequence::Offline,
-            _ => return Err(Reader::error(offset, "unknown sequence")),
-        };
+        let sequence = sequence_of(r.u8()?).ok_or_else(|| Reader::error(offset, "unknown sequence"))?;
         let (counter, at, terminal_id) = (r.u16()?, r.time()?, r.array()?);
         let (terminal_transaction_number, amount_fen, kind, transaction_type) =
             (r.u32()?, r.u32()?, r.kind()?, r.u8()?);
@@ -373,6 +362,22 @@ impl Entry {
             });
         }
         Ok(())
+    }
+}
+
+/// A sequence as packed: 0 online, 1 offline.
+fn sequence_byte(sequence: Sequence) -> u8 {
+    match sequence {
+        Sequence::Online => 0,
+        Sequence::Offline => 1,
+    }
+}
+
+fn sequence_of(byte: u8) -> Option<Sequence> {
+    match byte {
+        0 => Some(Sequence::Online),
+        1 => Some(Sequence::Offline),
+        _ => None,
     }
 }
 

@@ -37,35 +37,26 @@ impl From<BytesError> for ShadowError {
 impl Shadow {
     /// The shadow in its packed form.
     pub fn pack(&self) -> Vec<u8> {
-        let (entries, rejected) = self.inputs();
-        let mut out = Vec::with_capacity(34 + 36 * entries.len() + 42 * rejected.len());
-        out.extend_from_slice(PACKED_SHADOW_MAGIC);
-        let card = self.card();
-        out.extend_from_slice(&card.issuer_id);
-        out.extend_from_slice(&card.card_serial);
-        out.extend_from_slice(&count(entries.len()).to_be_bytes());
-        for entry in entries {
-            entry.pack_into(&mut out);
-        }
-        out.extend_from_slice(&count(rejected.len()).to_be_bytes());
-        for (key, &tac_failure) in rejected {
-            key.pack_into(&mut out);
-            out.push(u8::from(tac_failure));
-        }
-        out
+        self.pack_as(PACKED_SHADOW_MAGIC, Entry::pack_into)
     }
 
     /// The shadow in the first version's form, as shadows stored before were.
     #[cfg(test)]
     pub(crate) fn pack_v1(&self) -> Vec<u8> {
+        self.pack_as(PACKED_SHADOW_MAGIC_V1, Entry::pack_v1_into)
+    }
+
+    /// The layout above, under `magic`, each transaction written by `entry`.
+    fn pack_as(&self, magic: &[u8; 4], entry: fn(&Entry, &mut Vec<u8>)) -> Vec<u8> {
         let (entries, rejected) = self.inputs();
-        let mut out = PACKED_SHADOW_MAGIC_V1.to_vec();
+        let mut out = Vec::with_capacity(34 + 36 * entries.len() + 42 * rejected.len());
+        out.extend_from_slice(magic);
         let card = self.card();
         out.extend_from_slice(&card.issuer_id);
         out.extend_from_slice(&card.card_serial);
         out.extend_from_slice(&count(entries.len()).to_be_bytes());
-        for entry in entries {
-            entry.pack_v1_into(&mut out);
+        for e in entries {
+            entry(e, &mut out);
         }
         out.extend_from_slice(&count(rejected.len()).to_be_bytes());
         for (key, &tac_failure) in rejected {
