@@ -56,23 +56,10 @@ mod tests {
     use super::*;
     use crate::shadow::entry::{Evidence, Sequence};
     use yitong_profile::DateTime;
-    use yitong_record::TapKind;
 
     fn entry(sequence: Sequence, counter: u16, hour: u8) -> Entry {
-        Entry {
-            sequence,
-            counter,
-            at: DateTime::new(2026, 12, 7, hour, 0, 0).expect("a time"),
-            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
-            terminal_transaction_number: u32::from(counter),
-            amount_fen: 300,
-            kind: TapKind::Single,
-            transaction_type: 6,
-            evidence: Evidence::Proven,
-            balance_before_fen: 1_000,
-            balance_after_fen: 700,
-            received: DateTime::new(2026, 12, 7, 23, 0, 0).expect("a time"),
-        }
+        let time = |hour| DateTime::new(2026, 12, 7, hour, 0, 0).expect("a time");
+        Entry::purchase_for_tests(sequence, counter, time(hour), time(23))
     }
 
     #[test]

@@ -510,6 +510,27 @@ impl PartialOrd for OrderedKind {
 }
 
 #[cfg(test)]
+impl Entry {
+    /// A proven purchase of 3 yuan from 10 at a Beijing gate (its number the counter), for tests.
+    pub(crate) fn purchase_for_tests(sequence: Sequence, counter: u16, at: DateTime, received: DateTime) -> Entry {
+        Entry {
+            sequence,
+            counter,
+            at,
+            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
+            terminal_transaction_number: u32::from(counter),
+            amount_fen: 300,
+            kind: TapKind::Single,
+            transaction_type: 6,
+            evidence: Evidence::Proven,
+            balance_before_fen: 1_000,
+            balance_after_fen: 700,
+            received,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -565,20 +586,7 @@ mod tests {
 
     #[test]
     fn a_time_received_out_of_the_years_is_refused_at_its_offset() {
-        let entry = Entry {
-            sequence: Sequence::Offline,
-            counter: 1,
-            at: time(2026, 12, 7, 8),
-            terminal_id: [0x10, 0, 0, 0x0C, 0, 1],
-            terminal_transaction_number: 1,
-            amount_fen: 300,
-            kind: TapKind::Single,
-            transaction_type: 6,
-            evidence: Evidence::Proven,
-            balance_before_fen: 1_000,
-            balance_after_fen: 700,
-            received: time(2026, 12, 7, 9),
-        };
+        let entry = Entry::purchase_for_tests(Sequence::Offline, 1, time(2026, 12, 7, 8), time(2026, 12, 7, 9));
         let mut out = Vec::new();
         entry.pack_into(&mut out);
         // The time received is last: its 3,600 s zigzag-doubled, 7,200 in two bytes.

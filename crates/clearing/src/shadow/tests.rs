@@ -634,13 +634,20 @@ fn the_book_keeps_one_shadow_per_card() {
     assert!(book.handle_record(&ride, TacCheck::Absent, ride.at).is_err());
 }
 
-#[test]
-fn a_packed_shadow_reads_back_as_the_stored_form_does() {
+/// A load, an unconfirmed exit the card committed, a purchase, an unconfirmed entry; then the
+/// purchase again with a TAC that fails.
+fn four_and_a_tac_failure() -> Shadow {
     let mut h = History::new(1_000, 0, 0);
     let records =
         [h.load(500), h.unconfirmed(TapKind::Exit, 300, true), h.purchase(100), h.unconfirmed(TapKind::Entry, 0, true)];
     let mut shadow = fed(&records.iter().collect::<Vec<_>>());
     feed_checked(&mut shadow, &records[2], TacCheck::Failed(TacError::Mismatch));
+    shadow
+}
+
+#[test]
+fn a_packed_shadow_reads_back_as_the_stored_form_does() {
+    let shadow = four_and_a_tac_failure();
     let packed = shadow.pack();
     // The layout in `packed.rs`: magic, card, 4 transactions, 1 rejection of 42. Each
     // transaction 21 bytes at fixed widths (head, counter, time, terminal ID and number, type)
@@ -685,11 +692,7 @@ fn a_packed_shadow_reads_back_as_the_stored_form_does() {
 
 #[test]
 fn a_shadow_packed_in_the_first_version_still_reads() {
-    let mut h = History::new(1_000, 0, 0);
-    let records =
-        [h.load(500), h.unconfirmed(TapKind::Exit, 300, true), h.purchase(100), h.unconfirmed(TapKind::Entry, 0, true)];
-    let mut shadow = fed(&records.iter().collect::<Vec<_>>());
-    feed_checked(&mut shadow, &records[2], TacCheck::Failed(TacError::Mismatch));
+    let shadow = four_and_a_tac_failure();
     let old = shadow.pack_v1();
     // The first version's layout: 50 bytes a transaction.
     assert_eq!(old.len(), 4 + 18 + 4 + 4 * 50 + 4 + 42);
