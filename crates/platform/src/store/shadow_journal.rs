@@ -12,8 +12,9 @@
 //! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
 //! groups have journaled half their cache's bound of cards ([`ShadowJournal::new`]; in that
 //! group's transaction), at closing and at opening (what a store that stopped left). Every read
-//! of the rows takes a snapshot in which the journal is empty ([`Store::begin_shadow_snapshot`]: it folds first, and takes the snapshot again
-//! should another store's group commit in between). The ingest reads the rows of the cards its
+//! of the rows takes a snapshot in which the journal is empty ([`Store::begin_shadow_snapshot`]:
+//! it folds first, and takes the snapshot again should another store's group commit in
+//! between). The ingest reads the rows of the cards its
 //! cache does not hold without folding; a group's write is refused (`None`: the caller reads it
 //! again after a fold) unless:
 //!
