@@ -10,8 +10,8 @@
 //! The journal holds the newest state of the cards it names: a card's shadow is its last journal
 //! entry (by `seq`), else its row. A *fold* writes the newest entry of each card to its row and
 //! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
-//! groups have journaled half their cache's bound of cards ([`ShadowJournal::new`]; in that
-//! group's transaction), at closing and at opening (what a store that stopped left). Every read
+//! groups have journaled half their cache's bound of cards, each counted once, or four times as
+//! many entries ([`ShadowJournal::new`]; in that group's transaction), at closing and at opening (what a store that stopped left). Every read
 //! of the rows takes a snapshot in which the journal is empty ([`Store::begin_shadow_snapshot`]:
 //! it folds first, and takes the snapshot again should another store's group commit in
 //! between). The ingest reads the rows of the cards its
@@ -51,6 +51,7 @@ use yitong_clearing::shadow::CardId;
 use super::clearing::{upper_hex, Read};
 use super::ingest_group::Written;
 use super::sql::{query, Db};
+use super::writer::checkpoint_aside;
 use super::{column, Backend, Snapshot, Store, StoreError};
 
 /// Snapshots taken before [`Store::begin_shadow_snapshot`] gives up (each time another store's
@@ -79,9 +80,15 @@ pub(crate) fn make_tables(connection: &rusqlite::Connection) -> Result<(), Store
 #[derive(Debug)]
 pub(crate) struct ShadowJournal {
     state: Mutex<State>,
-    /// Cards (counted once per group) journaled before a group's write folds.
+    /// Cards journaled (each counted once) before a group's write folds.
     fold_cards: usize,
+    /// Entries journaled (a card a group) before a group's write folds.
+    fold_entries: usize,
 }
+
+/// Entries a store journals before a group's write folds, for each card it may journal: a card
+/// rides several times a day, and each fold writes it once however many groups journaled it.
+const ENTRIES_A_CARD: usize = 4;
 
 #[derive(Debug, Default)]
 struct State {
@@ -123,12 +130,19 @@ impl ShadowJournal {
     /// refused and read again after a fold). A fold writes each card it finds once, however many
     /// groups journaled it, and the table's pages once, not once a group.
     pub(crate) fn new(cache_cards: usize) -> ShadowJournal {
-        ShadowJournal { state: Mutex::default(), fold_cards: (cache_cards / 2).max(1) }
+        let fold_cards = (cache_cards / 2).max(1);
+        ShadowJournal { state: Mutex::default(), fold_cards, fold_entries: fold_cards.saturating_mul(ENTRIES_A_CARD) }
     }
 
-    /// Cards (counted once per group) journaled before a group's write folds.
+    /// Cards journaled (each counted once) before a group's write folds.
     pub(crate) fn fold_cards(&self) -> usize {
         self.fold_cards
+    }
+
+    /// Entries journaled (a card a group) before a group's write folds.
+    #[cfg(test)]
+    pub(crate) fn fold_entries(&self) -> usize {
+        self.fold_entries
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -160,12 +174,12 @@ impl ShadowJournal {
         state.failed.push_back(token);
     }
 
-    /// Whether a group's write should fold: the journal holds [`ShadowJournal::fold_cards`] of
-    /// this store's entries, or this store remembers that many cards' last tokens (folds by reads
-    /// keep them).
+    /// Whether a group's write should fold: this store remembers [`ShadowJournal::fold_cards`]
+    /// cards' last tokens (folds by reads keep them), or the journal holds [`ENTRIES_A_CARD`] times
+    /// as many of this store's entries (its size on disk, and a fold's reading, stay bounded).
     pub(crate) fn fold_due(&self) -> bool {
         let state = self.state();
-        state.entries >= self.fold_cards || state.journaled.len() >= self.fold_cards
+        state.journaled.len() >= self.fold_cards || state.entries >= self.fold_entries
     }
 
     /// As if this store had journaled `entries` cards since its last fold.
@@ -397,6 +411,8 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, fold_cards: usize) -
     let (Db::Sqlite(connection) | Db::SqliteReport(connection)) = connection else {
         return Err(StoreError::Database(sqlx::Error::Protocol("the shadow journal is SQLite's".into())));
     };
+    // Its pages (most of the table's) are copied back by the checkpoints task, not in its commit.
+    checkpoint_aside(connection)?;
     // Room for every entry (SQLite tells a blob's length without reading it): the buffer never
     // moves, and only the pages it uses are touched.
     let journal: i64 = connection
@@ -555,6 +571,23 @@ mod tests {
     }
 
     #[test]
+    fn a_group_folds_at_half_the_cache_s_cards_or_four_times_as_many_entries() {
+        // A cache of 8: 4 cards, 16 entries.
+        let journal = ShadowJournal::new(8);
+        assert_eq!((journal.fold_cards(), journal.fold_entries()), (4, 16));
+        // Three cards journaled by 15 groups between them: not yet.
+        journal.state().journaled.extend((1..=3).map(|n| (card(n), 5)));
+        journal.state().entries = 15;
+        assert!(!journal.fold_due());
+        journal.state().entries = 16;
+        assert!(journal.fold_due(), "the sixteenth entry");
+        // A fourth card, whatever the entries.
+        journal.state().entries = 4;
+        journal.state().journaled.insert(card(4), 6);
+        assert!(journal.fold_due(), "the fourth card");
+    }
+
+    #[test]
     fn a_failed_token_is_remembered_and_only_a_groups_fold_or_another_stores_write_forgets_the_tokens() {
         let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
         let generation = journal.generation();
@@ -565,7 +598,7 @@ mod tests {
         assert!(state.pending.is_empty() && state.failed.contains(&7));
         drop(state);
         journal.state().journaled.insert(card(1), 5);
-        journal.state().entries = journal.fold_cards();
+        journal.state().entries = journal.fold_entries();
         assert!(journal.fold_due());
         let before = journal.generation();
         // A fold by a look, the epoch where this store left it: the last tokens are kept.

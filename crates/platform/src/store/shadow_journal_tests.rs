@@ -60,7 +60,7 @@ async fn a_store_that_stopped_leaves_its_journal_to_the_next_opening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_folds_the_journal_once_the_store_journaled_enough_cards() {
     let (dir, store) = store_after_a().await;
-    store.journal.set_entries(store.journal.fold_cards());
+    store.journal.set_entries(store.journal.fold_entries());
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
     store.ingest_checked(&[upload(&b)], &[&verified(&b)], &mut None).await.expect("B ingested");
     // B's write folded A's entry and wrote its own shadows to their rows: the journal is empty.
@@ -214,7 +214,7 @@ async fn a_group_that_read_a_stale_row_is_refused_though_another_store_folded_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_prepared_while_another_folds_the_journal_writes_after_it_on_its_shadows() {
     let (dir, store) = store_after_a().await;
-    store.journal.set_entries(store.journal.fold_cards());
+    store.journal.set_entries(store.journal.fold_entries());
     // C is prepared on B's shadows before B writes (as the upload queue feeds the next group
     // beside a write that folds); B's write folds A's entry and its own into the rows.
     let b = batch("B", vec![purchase(1, 2, 600, 200), purchase(2, 1, 500, 300)]);
@@ -252,7 +252,7 @@ async fn uploads_queued_while_a_group_folds_are_fed_beside_it_and_lose_nothing()
     });
     let journaled = batch("J", cards.collect());
     store.ingest_checked(&[upload(&journaled)], &[&verified(&journaled)], &mut None).await.expect("J ingested");
-    store.journal.set_entries(store.journal.fold_cards());
+    store.journal.set_entries(store.journal.fold_entries());
     let queue = Arc::new(super::IngestQueue::new(store.clone()));
     let tac = Arc::new(TacKeys::new());
     const GATES: u8 = 16;
