@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sql::{query, Db};
-use super::{column, Store, WriteTransaction};
+use super::sql::query;
+use super::{column, Store};
 
 /// The store's file (its writers grouped) or the back office's (each writer alone).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,31 +94,5 @@ async fn the_wal_of_a_file_starts_over_while_writers_keep_writing(file: File) {
     )
     .expect("a count");
     assert_eq!(rows as u64, commits, "every commit kept");
-    store.close().await;
-}
-
-/// The writer's automatic checkpoints, in pages of its file.
-async fn autocheckpoint(t: &mut WriteTransaction) -> i64 {
-    column(&query("PRAGMA wal_autocheckpoint").fetch_one(&mut t.db()).await.expect("read"), 0).expect("a number")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_sets_the_writers_checkpoints_aside_for_its_own_commit_only() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
-    // The backstop: four times the task's threshold of 2 KiB pages, in the file's 16 KiB pages.
-    let backstop =
-        i64::from(4 * super::SQLITE_CHECKPOINT_PAGES * super::SQLITE_PAGE_BYTES / super::SQLITE_BACKOFFICE_PAGE_BYTES);
-    let mut t = store.begin_backoffice_write().await.expect("a writer");
-    assert_eq!(autocheckpoint(&mut t).await, backstop);
-    match t.db() {
-        Db::Sqlite(connection) => super::writer::checkpoint_aside(connection).expect("set aside"),
-        _ => panic!("SQLite's writer"),
-    }
-    assert_eq!(autocheckpoint(&mut t).await, 0, "no copying in this commit");
-    t.commit().await.expect("committed");
-    let mut t = store.begin_backoffice_write().await.expect("a writer");
-    assert_eq!(autocheckpoint(&mut t).await, backstop, "set back by the commit");
-    t.commit().await.expect("committed");
     store.close().await;
 }

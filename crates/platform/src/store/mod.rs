@@ -148,10 +148,9 @@ fn writer_of(
     }
     // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as a
     // backstop, should that task stop.
-    let backstop = 4 * frames;
-    connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {backstop};"))?;
+    connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * frames))?;
     let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone(), backstop));
+    let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone()));
     let checkpointer = readers::open(file, synchronous, SQLITE_READER_CACHE_KIB, Attach::No)?;
     let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits, frames);
     Ok((writer, checkpoints))

@@ -50,8 +50,8 @@ use yitong_clearing::shadow::CardId;
 
 use super::clearing::{upper_hex, Read};
 use super::ingest_group::Written;
+use super::ingest_queue::GROUP_RECORDS_MAX;
 use super::sql::{query, Db};
-use super::writer::checkpoint_aside;
 use super::{column, Backend, Snapshot, Store, StoreError};
 
 /// Snapshots taken before [`Store::begin_shadow_snapshot`] gives up (each time another store's
@@ -182,7 +182,7 @@ impl ShadowJournal {
         state.journaled.len() >= self.fold_cards || state.entries >= self.fold_entries
     }
 
-    /// As if this store had journaled `entries` cards since its last fold.
+    /// As if this store had journaled `entries` entries (a card a group) since its last fold.
     #[cfg(test)]
     pub(crate) fn set_entries(&self, entries: usize) {
         self.state().entries = entries;
@@ -411,8 +411,6 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, fold_cards: usize) -
     let (Db::Sqlite(connection) | Db::SqliteReport(connection)) = connection else {
         return Err(StoreError::Database(sqlx::Error::Protocol("the shadow journal is SQLite's".into())));
     };
-    // Its pages (most of the table's) are copied back by the checkpoints task, not in its commit.
-    checkpoint_aside(connection)?;
     // Room for every entry (SQLite tells a blob's length without reading it): the buffer never
     // moves, and only the pages it uses are touched.
     let journal: i64 = connection
@@ -421,9 +419,11 @@ fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, fold_cards: usize) -
     let journal_bytes = usize::try_from(journal).unwrap_or(0);
     let ours_bytes = ours.as_ref().map_or(0, |ours| ours.shadows.iter().map(|written| written.packed.len()).sum());
     let mut packed = Vec::with_capacity(journal_bytes.saturating_add(ours_bytes));
-    // As many cards as the entries can hold (each at least its head), up to a group's fold: a
-    // read's fold of one row reserves little.
-    let cards = (journal_bytes / ENTRY_HEAD + ours.as_ref().map_or(0, |ours| ours.shadows.len())).min(fold_cards);
+    // As many cards as the entries can hold (each at least its head), up to a group's fold (the
+    // cards journaled, the last group's beyond the bound, and ours): a read's fold of one row
+    // reserves little.
+    let ours_cards = ours.as_ref().map_or(0, |ours| ours.shadows.len());
+    let cards = (journal_bytes / ENTRY_HEAD + ours_cards).min(fold_cards + GROUP_RECORDS_MAX + ours_cards);
     let mut seen = HashSet::with_capacity(cards);
     let mut folded = Vec::with_capacity(cards);
     let mut keep = |card: CardId, balance_fen, token, at_ms, bytes: &[u8]| {

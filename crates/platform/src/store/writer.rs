@@ -58,17 +58,6 @@ pub(super) struct Writer {
     group: Option<Group>,
     /// The next group's number.
     next_group: u64,
-    /// Sets the writer's automatic checkpoints back to their backstop ([`checkpoint_aside`]).
-    backstop: String,
-}
-
-/// Leaves the copying of this transaction's pages to the checkpoints task (`checkpoints`): SQLite
-/// copies the WAL back in the commit that takes it past the writer's backstop, so a transaction
-/// of many pages (a fold of the shadow journal) would copy them all in the writer's turn, where
-/// the task copies them beside the next writes, on another core. [`Writer::commit`] sets the
-/// backstop again, whether the commit succeeds or not.
-pub(super) fn checkpoint_aside(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
-    connection.execute_batch("PRAGMA wal_autocheckpoint = 0;")
 }
 
 /// A transaction shared by writers.
@@ -95,10 +84,8 @@ impl Writer {
         connection: rusqlite::Connection,
         durable: Option<Arc<Durable>>,
         commits: Arc<AtomicU64>,
-        backstop_frames: u32,
     ) -> Writer {
-        let backstop = format!("PRAGMA wal_autocheckpoint = {backstop_frames};");
-        Writer { connection, durable, commits, group: None, next_group: 1, backstop }
+        Writer { connection, durable, commits, group: None, next_group: 1 }
     }
 
     /// Begins a writer's transaction: its savepoint in the open group, or in a new one.
@@ -204,12 +191,7 @@ impl Writer {
     /// Commits the transaction open on the connection (rolled back if the COMMIT fails): the group
     /// commit's ticket for it.
     fn commit(&mut self) -> Result<Option<u64>, StoreError> {
-        let committed = self.run("COMMIT");
-        // Whatever became of it: a transaction may have set the checkpoints aside for this commit.
-        if let Err(error) = self.connection.execute_batch(&self.backstop) {
-            tracing::warn!(%error, "the writer's automatic checkpoints were not set back");
-        }
-        if let Err(error) = committed {
+        if let Err(error) = self.run("COMMIT") {
             if !self.connection.is_autocommit() {
                 let _ = self.run("ROLLBACK");
             }
