@@ -11,7 +11,8 @@
 //! entry (by `seq`), else its row. A *fold* writes the newest entry of each card to its row and
 //! empties the journal, in one transaction ([`Store::fold_shadow_journal`]): when the store's
 //! groups have journaled half their cache's bound of cards, each counted once, or four times as
-//! many entries ([`ShadowJournal::new`]; in that group's transaction), at closing and at opening (what a store that stopped left). Every read
+//! many entries ([`ShadowJournal::new`]; in that group's transaction), at closing and at opening
+//! (what a store that stopped left). Every read
 //! of the rows takes a snapshot in which the journal is empty ([`Store::begin_shadow_snapshot`]:
 //! it folds first, and takes the snapshot again should another store's group commit in
 //! between). The ingest reads the rows of the cards its
@@ -124,7 +125,8 @@ pub(crate) enum Refused {
 
 impl ShadowJournal {
     /// The journal of a store whose cache keeps `cache_cards`: a group's write folds it once
-    /// half as many were journaled (at least 1), so that a journaled card is normally still
+    /// half as many cards were journaled (at least 1; [`ShadowJournal::fold_due`]), so that a
+    /// journaled card is normally still
     /// cached when a group wants it (the cache drops none of the last half of its bound put; but
     /// groups that did not commit put cards too, and a journaled card read from its row is
     /// refused and read again after a fold). A fold writes each card it finds once, however many
