@@ -27,12 +27,13 @@ impl Entries {
     /// Adds `entry` in its place; `Err` gives it back, with the one held, when its key is there
     /// already.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<(), (Entry, &mut Entry)> {
+        let key = entry.key();
         // Mostly the card's newest, appended: checked before a search.
-        if self.0.last().is_none_or(|last| last.key() < entry.key()) {
+        if self.0.last().is_none_or(|last| last.key() < key) {
             self.0.push(entry);
             return Ok(());
         }
-        match self.position(&entry.key()) {
+        match self.position(&key) {
             Ok(at) => Err((entry, &mut self.0[at])),
             Err(at) => {
                 self.0.insert(at, entry);

@@ -58,7 +58,7 @@ impl TestDb {
 
     /// A second, independent pool on the same database.
     pub async fn open_again(&self) -> Store {
-        Store::open(&self.url).await.expect("the same database opens again")
+        self.try_open_again().await.expect("the same database opens again")
     }
 
     /// The same database opened again, or why it is refused.
