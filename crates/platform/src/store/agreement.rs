@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use yitong_clearing::shadow::{CardId, Sequence, Shadow, Transaction, Verdict};
 
-use super::clearing::load_shadows;
+use super::group_shadows::load_shadows;
 use super::sql::query;
 use super::{column, IngestError, Store};
 use crate::cities::Cities;
@@ -90,12 +90,13 @@ impl Store {
         // The shadows read a page of cards per statement.
         for page in parsed.chunks(CARDS_PER_PAGE) {
             let ids: Vec<CardId> = page.iter().map(|(_, _, card)| *card).collect();
-            let mut shadows = load_shadows(self.backend(), None, connection, &ids).await?;
+            let shadows = load_shadows(self.backend(), None, connection, &ids).await?;
             for (card_id, state, card) in page {
-                let shadow = shadows.remove(card).map_or_else(|| Shadow::new(*card), |(_, shadow)| shadow);
+                let shadow =
+                    shadows.get(card).ok_or_else(|| IngestError::Internal(format!("card {card}: not read")))?;
                 let ledger_fen =
                     liabilities.get(card_id).copied().unwrap_or(0) + unsettled.get(card_id).copied().unwrap_or(0);
-                let judged = judge(card_id, state, ledger_fen, &shadow, platform.get(card_id));
+                let judged = judge(card_id, state, ledger_fen, &shadow.shadow, platform.get(card_id));
                 check.add(card_id, judged);
             }
         }

@@ -21,7 +21,6 @@ use yitong_profile::DateTime;
 use yitong_record::{verify_tac, TacKeys, TapRecord};
 
 use super::ingest_group;
-use super::shadow_cache::ShadowCache;
 use super::sql::{query, Db, Row};
 use super::{column, Backend, Store, StoreError};
 
@@ -387,63 +386,6 @@ impl Read {
     }
 }
 
-/// The stored shadows of `cards` (in any order, repeats allowed) with where they were found; a
-/// fresh shadow ([`Read::New`]) for a card not seen yet. A writer passes the `cache`: its cards are
-/// taken from there instead (a reader passes none, leaving the cache alone).
-pub(super) async fn load_shadows(
-    backend: Backend,
-    cache: Option<&ShadowCache>,
-    connection: &mut Db<'_>,
-    cards: &[CardId],
-) -> Result<BTreeMap<CardId, (Read, Shadow)>, IngestError> {
-    // The card IDs sorted and made distinct first: the map is then built in order, without
-    // moving shadows around.
-    let mut wanted = cards.to_vec();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let taken = match cache {
-        Some(cache) => cache.take_all(&wanted),
-        None => std::iter::repeat_with(|| None).take(wanted.len()).collect(),
-    };
-    let mut shadows = BTreeMap::new();
-    let mut distinct = Vec::new();
-    for (card, cached) in wanted.into_iter().zip(taken) {
-        match cached {
-            Some((version, shadow)) => shadows.insert(card, (Read::Cached(version), shadow)),
-            None => {
-                distinct.push(card);
-                shadows.insert(card, (Read::New, Shadow::new(card)))
-            }
-        };
-    }
-    for chunk in distinct.chunks(SHADOWS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT s.issuer_id, s.card_serial, s.state, s.packed, s.version FROM (VALUES {}) AS wanted \
-             JOIN card_shadows AS s ON s.issuer_id = wanted.column1 AND s.card_serial = wanted.column2",
-            placeholders(backend, chunk.len(), 2)
-        );
-        let mut query = query(&sql);
-        for card in chunk {
-            query = query.bind(hex::encode_upper(card.issuer_id)).bind(hex::encode_upper(card.card_serial));
-        }
-        for row in query.fetch_all(&mut *connection).await? {
-            let (issuer, serial): (String, String) = (column(&row, 0)?, column(&row, 1)?);
-            let version: i64 = column(&row, 4)?;
-            // The key named only on an error: a group reads tens of thousands of rows.
-            let shadow = stored_shadow(&row, 2, &format_args!("{issuer}/{serial}"))?;
-            let card = shadow.card();
-            let (mut issuer_hex, mut serial_hex) = ([0; 16], [0; 20]);
-            if upper_hex(&card.issuer_id, &mut issuer_hex)? != issuer
-                || upper_hex(&card.card_serial, &mut serial_hex)? != serial
-            {
-                return Err(IngestError::Shadow(format!("card {issuer}/{serial}: the stored shadow is card {card}'s")));
-            }
-            shadows.insert(card, (Read::Stored(version), shadow));
-        }
-    }
-    Ok(shadows)
-}
-
 /// `bytes` in upper-case hex, as the shadows' rows are keyed, written in `buffer` (twice as long):
 /// no allocation for a key read or written tens of thousands of times a group.
 pub(super) fn upper_hex<'b>(bytes: &[u8], buffer: &'b mut [u8]) -> Result<&'b str, StoreError> {
@@ -455,7 +397,7 @@ pub(super) fn upper_hex<'b>(bytes: &[u8], buffer: &'b mut [u8]) -> Result<&'b st
 
 /// A stored shadow from `row`'s columns `state` (JSON, written before migration 8) and
 /// `state + 1` (packed), of `card`.
-fn stored_shadow(row: &Row, state: usize, card: &dyn std::fmt::Display) -> Result<Shadow, IngestError> {
+pub(super) fn stored_shadow(row: &Row, state: usize, card: &dyn std::fmt::Display) -> Result<Shadow, IngestError> {
     let packed: Option<Vec<u8>> = column(row, state + 1)?;
     let shadow = match packed {
         Some(bytes) => Shadow::unpack(&bytes).map_err(|e| e.to_string()),

@@ -21,9 +21,10 @@ use yitong_profile::DateTime;
 use yitong_record::TapRecord;
 
 use super::clearing::{
-    load_shadows, placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, Read, RejectedRecord,
-    SettledRecord, Upload, SHADOWS_PER_STATEMENT,
+    placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, Read, RejectedRecord, SettledRecord,
+    Upload, SHADOWS_PER_STATEMENT,
 };
+use super::group_shadows::{load_shadows, GroupShadows, Part};
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
@@ -178,9 +179,9 @@ pub(super) async fn prepare(
     let token = write_token()?;
     let mut written = Vec::with_capacity(shadows.len());
     let mut cached = Vec::with_capacity(shadows.len());
-    for ((card, (read, shadow)), packed) in shadows.into_iter().zip(packed) {
-        written.push(Written { card, read, packed, balance_fen: shadow.balance_fen() });
-        cached.push((card, (token, shadow)));
+    for (held, packed) in shadows.into_iter().zip(packed) {
+        written.push(Written { card: held.card, read: held.read, packed, balance_fen: held.shadow.balance_fen() });
+        cached.push((held.card, (token, held.shadow)));
     }
     // Pending until the group commits or fails: a group that takes these writes after it.
     store.journal.prepared(token);
@@ -479,11 +480,11 @@ pub(super) type Outcome = Result<Answer, ShadowError>;
 
 /// Feeds the records of the `fresh` uploads, in order, to their cards' shadows (each upload's
 /// `checks` one per record, else an error); their outcomes in the same order, and the shadows
-/// packed, in the map's order. A large group is fed and packed on two threads, each taking the
+/// packed, in the cards' order. A large group is fed and packed on two threads, each taking the
 /// records of half the cards: a card's records are fed in the same order either way, so the
 /// outcomes are the same.
 fn handle_records(
-    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
+    shadows: &mut GroupShadows,
     uploads: &[Upload<'_>],
     fresh: &[usize],
     checks: &[&[TacCheck]],
@@ -501,7 +502,7 @@ fn handle_records(
 
 /// [`handle_records`] on one thread or two.
 pub(super) fn handle_records_on(
-    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
+    shadows: &mut GroupShadows,
     uploads: &[Upload<'_>],
     fresh: &[usize],
     checks: &[&[TacCheck]],
@@ -519,12 +520,12 @@ pub(super) fn handle_records_on(
         })
     };
     if !parallel {
-        return handle_half(shadows, records(), |_| true);
+        return handle_half(&mut Part::whole(shadows), records(), |_| true);
     }
     // Each thread its half of the shadows, fed and packed (packing them all took a third as long
-    // as feeding them, and the next group waited for it), put back together after.
-    let (mut first, mut second): (BTreeMap<_, _>, BTreeMap<_, _>) =
-        std::mem::take(shadows).into_iter().partition(|(card, _)| half(card) == 0);
+    // as feeding them, and the next group waited for it); the shadows stay where they are.
+    let halves: Vec<usize> = shadows.iter().map(|held| half(&held.card)).collect();
+    let (mut first, mut second) = Part::halves(shadows, half);
     let both = std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("feed".into())
@@ -542,8 +543,6 @@ pub(super) fn handle_records_on(
             handle_half(&mut second, records(), |card| half(card) == 1),
         ),
     };
-    first.append(&mut second);
-    *shadows = first;
     let ((first, first_packed), (second, second_packed)) = (first_outcomes?, second_outcomes?);
     // Back in the records' order, and the packed shadows in the cards'.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
@@ -553,10 +552,10 @@ pub(super) fn handle_records_on(
         outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
     let (mut first, mut second) = (first_packed.into_iter(), second_packed.into_iter());
-    let mut packed = Vec::with_capacity(shadows.len());
-    for card in shadows.keys() {
-        let from = if half(card) == 0 { &mut first } else { &mut second };
-        packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {card}: not packed")))?);
+    let mut packed = Vec::with_capacity(halves.len());
+    for half in halves {
+        let from = if half == 0 { &mut first } else { &mut second };
+        packed.push(from.next().ok_or_else(|| IngestError::Internal("a card not packed".into()))?);
     }
     if first.next().is_some() || second.next().is_some() {
         return Err(IngestError::Internal("a shadow packed twice".into()));
@@ -569,10 +568,10 @@ pub(super) fn half(card: &CardId) -> usize {
     usize::from(card.card_serial.iter().chain(&card.issuer_id).fold(0u8, |a, b| a ^ b) & 1)
 }
 
-/// Feeds the records whose card is `mine`, in order, to the shadows of `shadows` (all of them
+/// Feeds the records whose card is `mine`, in order, to the shadows of `part` (all of them
 /// `mine`); their outcomes, and the shadows packed.
 fn handle_half<'r>(
-    shadows: &mut BTreeMap<CardId, (Read, Shadow)>,
+    part: &mut Part<'_>,
     records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime)>,
     mine: impl Fn(&CardId) -> bool,
 ) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
@@ -582,12 +581,12 @@ fn handle_half<'r>(
         if !mine(&card) {
             continue;
         }
-        let (_, shadow) = shadows
+        let shadow = part
             .get_mut(&card)
             .ok_or_else(|| IngestError::Internal(format!("card {card}: its shadow was not read with the batch's")))?;
         outcomes.push(shadow.handle_record(record, tac, received));
     }
-    Ok((outcomes, shadows.values().map(|(_, shadow)| shadow.pack()).collect()))
+    Ok((outcomes, part.shadows().map(Shadow::pack).collect()))
 }
 
 /// Upload `index`'s answer and each record's disposition, from its records' outcomes (the next

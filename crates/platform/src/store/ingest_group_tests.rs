@@ -226,10 +226,9 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
 /// records without a TAC among them.
 #[test]
 fn a_large_group_is_fed_on_two_threads_as_on_one() {
-    use super::clearing::Read;
+    use super::group_shadows::GroupShadows;
     use super::ingest_group::{handle_records_on, PARALLEL_FEED_RECORDS};
-    use std::collections::BTreeMap;
-    use yitong_clearing::shadow::{Disposition, Shadow};
+    use yitong_clearing::shadow::Disposition;
 
     // 250 cards × 20 purchases of 100 fen, uploaded counter by counter, the odd ones first (gaps
     // at the even ones, then filled); every seventh without its TAC.
@@ -267,10 +266,7 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
         batches[0].records.iter().map(|r| super::ingest_group::half(&CardId::of(r))).collect();
     assert_eq!(halves.len(), 2, "both threads have cards");
     let fresh: Vec<usize> = (0..uploads.len()).collect();
-    let shadows = || -> BTreeMap<CardId, (Read, Shadow)> {
-        let cards = uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of));
-        cards.map(|card| (card, (Read::New, Shadow::new(card)))).collect()
-    };
+    let shadows = || GroupShadows::new_for(uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of)));
 
     let (mut one, mut two) = (shadows(), shadows());
     let (on_one, packed_on_one) =
@@ -279,10 +275,8 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
         handle_records_on(&mut two, &uploads, &fresh, &checks, true).expect("fed on two threads");
     assert_eq!(on_one.len(), records);
     assert_eq!(on_one, on_two);
-    // The packed shadows handed back are the shadows as fed, in the map's order, both ways.
-    let packed = |shadows: &BTreeMap<CardId, (Read, Shadow)>| -> Vec<Vec<u8>> {
-        shadows.values().map(|(_, shadow)| shadow.pack()).collect()
-    };
+    // The packed shadows handed back are the shadows as fed, in the cards' order, both ways.
+    let packed = |shadows: &GroupShadows| -> Vec<Vec<u8>> { shadows.iter().map(|held| held.shadow.pack()).collect() };
     assert_eq!(packed(&one), packed(&two));
     assert_eq!(packed_on_one, packed(&one));
     assert_eq!(packed_on_two, packed(&two));

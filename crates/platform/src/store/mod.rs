@@ -21,6 +21,7 @@ mod checkpoints;
 mod clearing;
 pub(crate) mod closures;
 mod durable;
+mod group_shadows;
 mod hotlist;
 mod ingest_group;
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub const SHADOW_CACHE_CARDS_MAX: usize = 16_777_216;
 /// Tokens of committed writes remembered.
 pub(crate) const COMMITTED_TOKENS: usize = 1_024;
 
-type Entries = Generations<CardId, (i64, Shadow)>;
+/// Boxed: a table's entry stays small (its card, token and pointer), so tables of a million cards
+/// grow and fault in a fifth of the memory, and a shadow moves by pointer into a group and back.
+type Entries = Generations<CardId, (i64, Box<Shadow>)>;
 
 /// Shadows by card, with their write tokens: the cards put since the last turn-over, and those
 /// of the generation before (dropped at the next one).
@@ -64,13 +66,13 @@ impl ShadowCache {
     /// group that takes them puts its own back ([`ShadowCache::put`]); one that fails leaves
     /// them to be read again. (Two groups of one store at once: the second reads the stored ones
     /// and one of them fails its compare-and-swap.)
-    pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Shadow)>> {
+    pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Box<Shadow>)>> {
         let mut map = self.map();
         cards.iter().map(|card| map.remove(card)).collect()
     }
 
     /// Keeps shadows under the tokens they are (or are being) written with.
-    pub(crate) fn put(&self, written: impl IntoIterator<Item = (CardId, (i64, Shadow))>) {
+    pub(crate) fn put(&self, written: impl IntoIterator<Item = (CardId, (i64, Box<Shadow>))>) {
         let mut map = self.map();
         for (card, entry) in written {
             map.insert(card, entry);
@@ -130,7 +132,7 @@ mod tests {
         const BOUND: usize = 4_096;
         let cache = ShadowCache::new(BOUND);
         let total = BOUND as u32 * 5 / 2;
-        cache.put((0..total).map(|n| (card(n), (i64::from(n), Shadow::new(card(n))))));
+        cache.put((0..total).map(|n| (card(n), (i64::from(n), Box::new(Shadow::new(card(n)))))));
         assert!(cache.len() <= BOUND, "{} cards kept", cache.len());
         // The last half of the bound is all there, with its tokens.
         for n in total - BOUND as u32 / 2..total {
@@ -156,12 +158,12 @@ mod tests {
     #[test]
     fn a_card_put_again_replaces_its_older_entry() {
         let cache = ShadowCache::new(SHADOW_CACHE_CARDS);
-        cache.put([(card(1), (1, Shadow::new(card(1))))]);
-        cache.put([(card(1), (2, Shadow::new(card(1))))]);
+        cache.put([(card(1), (1, Box::new(Shadow::new(card(1)))))]);
+        cache.put([(card(1), (2, Box::new(Shadow::new(card(1)))))]);
         assert_eq!(cache.len(), 1);
         let taken = cache.take_all(&[card(1), card(1)]);
         assert_eq!(taken.iter().map(|t| t.as_ref().map(|(token, _)| *token)).collect::<Vec<_>>(), [Some(2), None]);
-        cache.put([(card(2), (3, Shadow::new(card(2))))]);
+        cache.put([(card(2), (3, Box::new(Shadow::new(card(2)))))]);
         cache.forget(&[card(2)]);
         assert!(cache.take_all(&[card(2)])[0].is_none());
     }
