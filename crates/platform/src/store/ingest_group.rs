@@ -63,20 +63,32 @@ pub(super) struct Prepared {
 
 /// A prepared group's shadows, cached before its write commits ([`Prepared`]), and then its ingest
 /// turn: when it is dropped before [`Uncommitted::committed`] (the write refused or failed, or
-/// never made), its cards are forgotten and the shadow journal marks its token failed, which
-/// refuses the groups prepared on them meanwhile — before the turn is given up, so that none of
-/// them writes first.
+/// never made), the shadow journal marks its token failed, which refuses the groups prepared on
+/// its cards meanwhile, and its cards are forgotten — before the turn is given up, so that none
+/// of them writes first.
 struct Uncommitted {
     cache: Arc<ShadowCache>,
     journal: Arc<shadow_journal::ShadowJournal>,
     token: i64,
     cards: Vec<CardId>,
+    /// The shadows being put in the cache, beside the group's write: the next group is not fed
+    /// before they are all there ([`Uncommitted::cached`]).
+    put: Option<tokio::task::JoinHandle<()>>,
     /// Committed (or nothing to write).
     done: bool,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Uncommitted {
+    /// Waits for the group's shadows to be all in the cache.
+    async fn cached(&mut self) {
+        if let Some(put) = self.put.take() {
+            // A put that panicked left some of them, under a token the journal refuses if the
+            // group does not commit.
+            let _ = put.await;
+        }
+    }
+
     /// The group committed (or had nothing to write): its turn given up.
     fn committed(&mut self) {
         if !self.done {
@@ -90,8 +102,9 @@ impl Uncommitted {
 impl Drop for Uncommitted {
     fn drop(&mut self) {
         if !self.done {
-            self.cache.forget(&self.cards);
             self.journal.failed(self.token);
+            // Once they are all put.
+            self.cache.forget(&self.cards);
         }
     }
 }
@@ -185,7 +198,8 @@ pub(super) async fn prepare(
     }
     // Pending until the group commits or fails: a group that takes these writes after it.
     store.journal.prepared(token);
-    store.shadows.put(cached);
+    // Put beside the write (the next group's take waits for it).
+    let put = store.shadows.put_beside(cached);
     let uncommitted = Uncommitted {
         token,
         done: false,
@@ -193,6 +207,7 @@ pub(super) async fn prepare(
         cache: store.shadows.clone(),
         journal: store.journal.clone(),
         cards: written.iter().map(|w| w.card).collect(),
+        put: Some(put),
     };
     Ok(Prepared { stored, repeats, fed, listings, shadows: written, token, generation, uncommitted })
 }
@@ -212,6 +227,7 @@ pub(super) async fn write(
     let Prepared { stored, repeats, fed, listings, shadows, token, generation, mut uncommitted } = prepared;
     if fed.is_empty() {
         // Every batch was received before: nothing to write (and no shadow cached).
+        uncommitted.cached().await;
         uncommitted.committed();
         return Ok(Some(answers(stored, repeats, fed)?));
     }
@@ -303,6 +319,7 @@ async fn write_in_turn(
 ) -> Result<Option<Vec<Fed>>, IngestError> {
     let mut transaction = store.begin_backoffice_write().await?;
     if ready_at == ReadyAt::Begin {
+        uncommitted.cached().await;
         tell(ready);
     }
     for listing in group.listings {
@@ -379,14 +396,17 @@ async fn write_in_turn(
         }
     };
     let committed = transaction.commit_unsynced().await?;
+    // The next group is fed once this one's shadows are all cached, while this one tells the
+    // journal and the cache what it wrote (a group prepared before a fold is told, as one fed
+    // beside a folding write) — before it gives the turn up: the next group writes after.
+    uncommitted.cached().await;
+    tell(ready);
     if let Some(journaled) = journaled {
         shadow_journal::committed(store, group.shadows, journaled);
     }
-    // Before the next group writes: its shadows cached under this token are stored.
     store.shadows.committed(token);
-    // The next group writes while this one's commit is synced to disk.
     uncommitted.committed();
-    tell(ready);
+    // The next group writes while this one's commit is synced to disk.
     committed.synced().await?;
     Ok(Some(fed))
 }

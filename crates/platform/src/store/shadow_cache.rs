@@ -15,7 +15,7 @@
 //! shadow journal's own record of them: `shadow_journal`.)
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 
 use yitong_clearing::shadow::{CardId, Shadow};
 use yitong_record::generations::Generations;
@@ -47,6 +47,10 @@ type Entries = Generations<CardId, (i64, Box<Shadow>)>;
 #[derive(Debug)]
 pub(crate) struct ShadowCache {
     generations: Mutex<Entries>,
+    /// Puts begun beside their callers ([`ShadowCache::put_beside`]) and not done: every take
+    /// waits for them, so a group prepared after another finds its shadows as if put at once.
+    putting: Mutex<usize>,
+    put_done: Condvar,
     /// The last tokens whose writes committed: in the order they came, and as a set.
     committed: Mutex<(VecDeque<i64>, HashSet<i64>)>,
 }
@@ -54,7 +58,12 @@ pub(crate) struct ShadowCache {
 impl ShadowCache {
     /// A cache keeping at most `cards` cards.
     pub(crate) fn new(cards: usize) -> ShadowCache {
-        ShadowCache { generations: Mutex::new(Generations::new(cards)), committed: Mutex::default() }
+        ShadowCache {
+            generations: Mutex::new(Generations::new(cards)),
+            putting: Mutex::new(0),
+            put_done: Condvar::new(),
+            committed: Mutex::default(),
+        }
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -67,6 +76,7 @@ impl ShadowCache {
     /// them to be read again. (Two groups of one store at once: the second reads the stored ones
     /// and one of them fails its compare-and-swap.)
     pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Box<Shadow>)>> {
+        self.wait_for_puts();
         let mut map = self.map();
         cards.iter().map(|card| map.remove(card)).collect()
     }
@@ -79,16 +89,52 @@ impl ShadowCache {
         }
     }
 
-    /// Drops cards whose stored shadow may have changed behind the cache.
+    /// [`ShadowCache::put`] on a blocking thread of the runtime, answered when done (a group's
+    /// put took a tenth of its preparing, in the next group's way); every take, forget and clear
+    /// waits for it.
+    pub(crate) fn put_beside(
+        self: &Arc<Self>,
+        written: Vec<(CardId, (i64, Box<Shadow>))>,
+    ) -> tokio::task::JoinHandle<()> {
+        /// Counts a put until it is done, run or not (a runtime shutting down drops it).
+        struct Putting(Arc<ShadowCache>);
+        impl Drop for Putting {
+            fn drop(&mut self) {
+                let mut putting = self.0.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                *putting -= 1;
+                self.0.put_done.notify_all();
+            }
+        }
+        *self.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        let putting = Putting(self.clone());
+        tokio::task::spawn_blocking(move || {
+            let putting = putting;
+            putting.0.put(written);
+        })
+    }
+
+    /// Waits for the puts begun beside their callers.
+    fn wait_for_puts(&self) {
+        let mut putting = self.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *putting > 0 {
+            putting = self.put_done.wait(putting).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Drops cards whose stored shadow may have changed behind the cache (once the puts begun
+    /// are done).
     pub(crate) fn forget<'a>(&self, cards: impl IntoIterator<Item = &'a CardId>) {
+        self.wait_for_puts();
         let mut map = self.map();
         for card in cards {
             map.remove(card);
         }
     }
 
-    /// Drops every card: another store may have changed any of them.
+    /// Drops every card (once the puts begun are done): another store may have changed any of
+    /// them.
     pub(crate) fn clear(&self) {
+        self.wait_for_puts();
         self.map().clear();
     }
 
@@ -141,6 +187,24 @@ mod tests {
             assert_eq!((token, shadow.card()), (i64::from(n), card(n)));
         }
         assert!(cache.take_all(&[card(0)])[0].is_none(), "the oldest card was dropped");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_take_after_a_put_beside_finds_every_shadow_put() {
+        let cache = Arc::new(ShadowCache::new(SHADOW_CACHE_CARDS));
+        let cards: Vec<CardId> = (0..20_000).map(card).collect();
+        let put = cache.put_beside(cards.iter().map(|&c| (c, (7, Box::new(Shadow::new(c))))).collect());
+        // Not awaited: the take waits for the put on its other thread.
+        let taken = cache.take_all(&cards);
+        assert!(taken.iter().zip(&cards).all(|(taken, card)| taken.as_ref().is_some_and(|(token, shadow)| (
+            *token,
+            shadow.card()
+        ) == (
+            7, *card
+        ))));
+        put.await.expect("the put ran");
+        cache.put_beside(Vec::new()).await.expect("an empty put");
+        assert!(cache.take_all(&cards[..1])[0].is_none(), "taken once");
     }
 
     #[test]
