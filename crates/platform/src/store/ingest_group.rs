@@ -5,10 +5,11 @@
 //! [`prepare`], outside the writer's turn: the batches stored already found (on a reading
 //! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
 //! packed and put back in the cache under the group's new write token (`shadow_cache` says why
-//! that is safe before the commit). [`write`], in the writer's turn: the policy's hotlist
-//! listings, the batches' rows (on PostgreSQL copied just before the transaction:
-//! `staged_batches`), the shadows (on PostgreSQL each a compare-and-swap on the token it was read
-//! with; on SQLite one journal row, checked as `shadow_journal` says), the commit. `None` from
+//! that is safe before the commit; the put runs beside the write, which waits for it before the
+//! next group is fed). [`write`], in the writer's turn: the policy's hotlist listings, the
+//! batches' rows (on PostgreSQL copied just before the transaction: `staged_batches`), the
+//! shadows (on PostgreSQL each a compare-and-swap on the token it was read with; on SQLite one
+//! journal row, checked as `shadow_journal` says), the commit. `None` from
 //! either: another writer got there first; the group's cards are forgotten (`Uncommitted`) and
 //! the caller prepares it again.
 
@@ -71,24 +72,12 @@ struct Uncommitted {
     journal: Arc<shadow_journal::ShadowJournal>,
     token: i64,
     cards: Vec<CardId>,
-    /// The shadows being put in the cache, beside the group's write: the next group is not fed
-    /// before they are all there ([`Uncommitted::cached`]).
-    put: Option<tokio::task::JoinHandle<()>>,
     /// Committed (or nothing to write).
     done: bool,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Uncommitted {
-    /// Waits for the group's shadows to be all in the cache.
-    async fn cached(&mut self) {
-        if let Some(put) = self.put.take() {
-            // A put that panicked left some of them, under a token the journal refuses if the
-            // group does not commit.
-            let _ = put.await;
-        }
-    }
-
     /// The group committed (or had nothing to write): its turn given up.
     fn committed(&mut self) {
         if !self.done {
@@ -198,8 +187,8 @@ pub(super) async fn prepare(
     }
     // Pending until the group commits or fails: a group that takes these writes after it.
     store.journal.prepared(token);
-    // Put beside the write (the next group's take waits for it).
-    let put = store.shadows.put_beside(cached);
+    // Put beside the write (which waits for it before its commit; so do the cache's takes).
+    store.shadows.put_beside(cached);
     let uncommitted = Uncommitted {
         token,
         done: false,
@@ -207,7 +196,6 @@ pub(super) async fn prepare(
         cache: store.shadows.clone(),
         journal: store.journal.clone(),
         cards: written.iter().map(|w| w.card).collect(),
-        put: Some(put),
     };
     Ok(Prepared { stored, repeats, fed, listings, shadows: written, token, generation, uncommitted })
 }
@@ -227,7 +215,6 @@ pub(super) async fn write(
     let Prepared { stored, repeats, fed, listings, shadows, token, generation, mut uncommitted } = prepared;
     if fed.is_empty() {
         // Every batch was received before: nothing to write (and no shadow cached).
-        uncommitted.cached().await;
         uncommitted.committed();
         return Ok(Some(answers(stored, repeats, fed)?));
     }
@@ -317,9 +304,12 @@ async fn write_in_turn(
     ready_at: ReadyAt,
     uncommitted: &mut Uncommitted,
 ) -> Result<Option<Vec<Fed>>, IngestError> {
+    if ready_at == ReadyAt::Begin {
+        // The next group is fed once this one's shadows are all cached.
+        store.shadows.wait_for_puts();
+    }
     let mut transaction = store.begin_backoffice_write().await?;
     if ready_at == ReadyAt::Begin {
-        uncommitted.cached().await;
         tell(ready);
     }
     for listing in group.listings {
@@ -395,11 +385,14 @@ async fn write_in_turn(
             None
         }
     };
+    // The shadows were put beside the statements. Waited for in this thread, not awaited: the
+    // transaction holds SQLite's writer, and a task of this thread waiting on it would keep this
+    // one from going on; and nothing may wait between the commit and what is told of it (a
+    // caller gone away there would leave a committed group marked failed).
+    store.shadows.wait_for_puts();
     let committed = transaction.commit_unsynced().await?;
-    // The next group is fed once this one's shadows are all cached, while this one tells the
-    // journal and the cache what it wrote (a group prepared before a fold is told, as one fed
-    // beside a folding write) — before it gives the turn up: the next group writes after.
-    uncommitted.cached().await;
+    // The next group is fed while this one tells the journal and the cache what it wrote, before
+    // it gives the turn up: the next group writes after.
     tell(ready);
     if let Some(journaled) = journaled {
         shadow_journal::committed(store, group.shadows, journaled);

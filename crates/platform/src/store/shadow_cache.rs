@@ -1,8 +1,9 @@
 //! Card shadows kept in memory between ingest groups, each with the write token it was stored
 //! under: a group takes a cached shadow (no copy) instead of reading and parsing the stored one.
 //!
-//! A group puts its shadows here as soon as it has fed them, before its write commits, so that
-//! the next group can be prepared while this one writes. That is safe because of what an entry
+//! A group puts its shadows here as soon as it has fed them, before its write commits (the put
+//! runs beside the write: [`ShadowCache::put_beside`]), so that the next group can be prepared
+//! while this one writes. That is safe because of what an entry
 //! claims: "if the database holds this card under this token, it holds this shadow". A token is
 //! unique to one write, so a write that never commits leaves entries that can never match, and
 //! a group built on one fails its compare-and-swap. The stored token decides every write, so a
@@ -72,7 +73,7 @@ impl ShadowCache {
     }
 
     /// Takes the shadows of `cards` (in their order) and their tokens out, where cached: the
-    /// group that takes them puts its own back ([`ShadowCache::put`]); one that fails leaves
+    /// group that takes them puts its own back ([`ShadowCache::put_beside`]); one that fails leaves
     /// them to be read again. (Two groups of one store at once: the second reads the stored ones
     /// and one of them fails its compare-and-swap.)
     pub(crate) fn take_all(&self, cards: &[CardId]) -> Vec<Option<(i64, Box<Shadow>)>> {
@@ -89,13 +90,13 @@ impl ShadowCache {
         }
     }
 
-    /// [`ShadowCache::put`] on a blocking thread of the runtime, answered when done (a group's
-    /// put took a tenth of its preparing, in the next group's way); every take, forget and clear
-    /// waits for it.
-    pub(crate) fn put_beside(
-        self: &Arc<Self>,
-        written: Vec<(CardId, (i64, Box<Shadow>))>,
-    ) -> tokio::task::JoinHandle<()> {
+    /// [`ShadowCache::put`] on a blocking thread of the runtime (a group's put took a tenth of
+    /// its preparing, in the next group's way); every take, forget and clear waits for it, as
+    /// does [`ShadowCache::wait_for_puts`].
+    pub(crate) fn put_beside(self: &Arc<Self>, written: Vec<(CardId, (i64, Box<Shadow>))>) {
+        if written.is_empty() {
+            return;
+        }
         /// Counts a put until it is done, run or not (a runtime shutting down drops it).
         struct Putting(Arc<ShadowCache>);
         impl Drop for Putting {
@@ -107,14 +108,17 @@ impl ShadowCache {
         }
         *self.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         let putting = Putting(self.clone());
-        tokio::task::spawn_blocking(move || {
+        // Not awaited: the count says when it is done (a put that panicked left some cards, under
+        // a token the journal refuses unless its group commits).
+        drop(tokio::task::spawn_blocking(move || {
             let putting = putting;
             putting.0.put(written);
-        })
+        }));
     }
 
-    /// Waits for the puts begun beside their callers.
-    fn wait_for_puts(&self) {
+    /// Waits, blocking this thread, for the puts begun beside their callers (each takes
+    /// milliseconds, on threads of their own).
+    pub(crate) fn wait_for_puts(&self) {
         let mut putting = self.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while *putting > 0 {
             putting = self.put_done.wait(putting).unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -193,7 +197,7 @@ mod tests {
     async fn a_take_after_a_put_beside_finds_every_shadow_put() {
         let cache = Arc::new(ShadowCache::new(SHADOW_CACHE_CARDS));
         let cards: Vec<CardId> = (0..20_000).map(card).collect();
-        let put = cache.put_beside(cards.iter().map(|&c| (c, (7, Box::new(Shadow::new(c))))).collect());
+        cache.put_beside(cards.iter().map(|&c| (c, (7, Box::new(Shadow::new(c))))).collect());
         // Not awaited: the take waits for the put on its other thread.
         let taken = cache.take_all(&cards);
         assert!(taken.iter().zip(&cards).all(|(taken, card)| taken.as_ref().is_some_and(|(token, shadow)| (
@@ -202,9 +206,14 @@ mod tests {
         ) == (
             7, *card
         ))));
-        put.await.expect("the put ran");
-        cache.put_beside(Vec::new()).await.expect("an empty put");
         assert!(cache.take_all(&cards[..1])[0].is_none(), "taken once");
+
+        // A failed group's cards forgotten while its put runs: none is left behind by the put.
+        cache.put_beside(cards.iter().map(|&c| (c, (8, Box::new(Shadow::new(c))))).collect());
+        cache.forget(&cards);
+        assert_eq!(cache.len(), 0, "the forget came after the put");
+        cache.wait_for_puts();
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
