@@ -22,7 +22,7 @@ pub(super) struct GroupShadow {
 }
 
 /// Shadows of distinct cards, in the cards' order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct GroupShadows(Vec<GroupShadow>);
 
 impl GroupShadows {
@@ -42,13 +42,12 @@ impl GroupShadows {
 
     /// The shadow of `card`, if held.
     pub(super) fn get(&self, card: &CardId) -> Option<&GroupShadow> {
-        let at = self.0.binary_search_by(|held| held.card.cmp(card)).ok()?;
-        self.0.get(at)
+        self.0.get(position(&self.0, card)?)
     }
 
     /// The shadow of `card`, if held, to change.
     fn get_mut(&mut self, card: &CardId) -> Option<&mut GroupShadow> {
-        let at = self.0.binary_search_by(|held| held.card.cmp(card)).ok()?;
+        let at = position(&self.0, card)?;
         self.0.get_mut(at)
     }
 
@@ -73,6 +72,11 @@ impl GroupShadow {
     }
 }
 
+/// Where `card` is among `held` (in the cards' order).
+fn position(held: &[impl std::borrow::Borrow<GroupShadow>], card: &CardId) -> Option<usize> {
+    held.binary_search_by(|held| held.borrow().card.cmp(card)).ok()
+}
+
 /// Some of a group's shadows (half of its cards, or all), by reference, in the cards' order.
 pub(super) struct Part<'a>(Vec<&'a mut GroupShadow>);
 
@@ -90,7 +94,7 @@ impl<'a> Part<'a> {
 
     /// The shadow of `card`, if in this part.
     pub(super) fn get_mut(&mut self, card: &CardId) -> Option<&mut Shadow> {
-        let at = self.0.binary_search_by(|held| held.card.cmp(card)).ok()?;
+        let at = position(&self.0, card)?;
         self.0.get_mut(at).map(|held| &mut *held.shadow)
     }
 
@@ -154,7 +158,8 @@ pub(super) async fn load_shadows(
             let held = shadows
                 .get_mut(&card)
                 .ok_or_else(|| IngestError::Shadow(format!("card {issuer}/{serial}: a row not asked for")))?;
-            *held = GroupShadow { card, read: Read::Stored(version), shadow: Box::new(shadow) };
+            held.read = Read::Stored(version);
+            *held.shadow = shadow;
         }
     }
     Ok(shadows)

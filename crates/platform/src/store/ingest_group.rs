@@ -5,13 +5,12 @@
 //! [`prepare`], outside the writer's turn: the batches stored already found (on a reading
 //! connection), the cards' shadows taken from the cache or read, every record fed, the shadows
 //! packed and put back in the cache under the group's new write token (`shadow_cache` says why
-//! that is safe before the commit; the put runs beside the write, which waits for it before the
-//! next group is fed). [`write`], in the writer's turn: the policy's hotlist listings, the
-//! batches' rows (on PostgreSQL copied just before the transaction: `staged_batches`), the
-//! shadows (on PostgreSQL each a compare-and-swap on the token it was read with; on SQLite one
-//! journal row, checked as `shadow_journal` says), the commit. `None` from
-//! either: another writer got there first; the group's cards are forgotten (`Uncommitted`) and
-//! the caller prepares it again.
+//! that is safe before the commit; the put runs beside the write, which waits for it before its
+//! commit). [`write`], in the writer's turn: the policy's hotlist listings, the batches' rows (on
+//! PostgreSQL copied just before the transaction: `staged_batches`), the shadows (on PostgreSQL
+//! each a compare-and-swap on the token it was read with; on SQLite one journal row, checked as
+//! `shadow_journal` says), the commit. `None` from either: another writer got there first; the
+//! group's cards are forgotten (`Uncommitted`) and the caller prepares it again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -304,10 +303,6 @@ async fn write_in_turn(
     ready_at: ReadyAt,
     uncommitted: &mut Uncommitted,
 ) -> Result<Option<Vec<Fed>>, IngestError> {
-    if ready_at == ReadyAt::Begin {
-        // The next group is fed once this one's shadows are all cached.
-        store.shadows.wait_for_puts();
-    }
     let mut transaction = store.begin_backoffice_write().await?;
     if ready_at == ReadyAt::Begin {
         tell(ready);
@@ -385,10 +380,13 @@ async fn write_in_turn(
             None
         }
     };
-    // The shadows were put beside the statements. Waited for in this thread, not awaited: the
-    // transaction holds SQLite's writer, and a task of this thread waiting on it would keep this
-    // one from going on; and nothing may wait between the commit and what is told of it (a
-    // caller gone away there would leave a committed group marked failed).
+    // The group's shadows, put beside its statements, are all cached before it commits: a group
+    // that reads what this one commits (from its rows, as a retry does) puts after it, so the
+    // cache never goes back to an older shadow. Waited for in this thread, not awaited: the
+    // transaction holds SQLite's writer, which a task of this thread could wait on; and nothing
+    // may wait between the commit and what is told of it (a caller gone away there would leave a
+    // committed group marked failed). (A group fed at this one's start takes the cache after the
+    // put too: every take waits for the puts begun.)
     store.shadows.wait_for_puts();
     let committed = transaction.commit_unsynced().await?;
     // The next group is fed while this one tells the journal and the cache what it wrote, before
@@ -537,7 +535,7 @@ pub(super) fn handle_records_on(
     }
     // Each thread its half of the shadows, fed and packed (packing them all took a third as long
     // as feeding them, and the next group waited for it); the shadows stay where they are.
-    let halves: Vec<usize> = shadows.iter().map(|held| half(&held.card)).collect();
+    let cards: Vec<CardId> = shadows.iter().map(|held| held.card).collect();
     let (mut first, mut second) = Part::halves(shadows, half);
     let both = std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
@@ -565,10 +563,10 @@ pub(super) fn handle_records_on(
         outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
     let (mut first, mut second) = (first_packed.into_iter(), second_packed.into_iter());
-    let mut packed = Vec::with_capacity(halves.len());
-    for half in halves {
-        let from = if half == 0 { &mut first } else { &mut second };
-        packed.push(from.next().ok_or_else(|| IngestError::Internal("a card not packed".into()))?);
+    let mut packed = Vec::with_capacity(cards.len());
+    for card in &cards {
+        let from = if half(card) == 0 { &mut first } else { &mut second };
+        packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {card}: not packed")))?);
     }
     if first.next().is_some() || second.next().is_some() {
         return Err(IngestError::Internal("a shadow packed twice".into()));

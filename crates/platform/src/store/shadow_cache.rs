@@ -1,10 +1,12 @@
 //! Card shadows kept in memory between ingest groups, each with the write token it was stored
 //! under: a group takes a cached shadow (no copy) instead of reading and parsing the stored one.
 //!
-//! A group puts its shadows here as soon as it has fed them, before its write commits (the put
-//! runs beside the write: [`ShadowCache::put_beside`]), so that the next group can be prepared
-//! while this one writes. That is safe because of what an entry
-//! claims: "if the database holds this card under this token, it holds this shadow". A token is
+//! A group puts its shadows here as soon as it has fed them, before its write commits, so that
+//! the next group can be prepared while this one writes. (The put runs beside the write,
+//! [`ShadowCache::put_beside`]; every take waits for the puts begun, and the write for its own
+//! before it commits: a group that reads what it committed puts after it, so an entry never goes
+//! back to an older shadow.) That is safe because of what an entry claims: "if the database
+//! holds this card under this token, it holds this shadow". A token is
 //! unique to one write, so a write that never commits leaves entries that can never match, and
 //! a group built on one fails its compare-and-swap. The stored token decides every write, so a
 //! shadow another process or service wrote meanwhile fails the write too; the group forgets its
@@ -40,7 +42,8 @@ pub const SHADOW_CACHE_CARDS_MAX: usize = 16_777_216;
 pub(crate) const COMMITTED_TOKENS: usize = 1_024;
 
 /// Boxed: a table's entry stays small (its card, token and pointer), so tables of a million cards
-/// grow and fault in a fifth of the memory, and a shadow moves by pointer into a group and back.
+/// grow and fault in about a quarter of the memory, and a shadow moves by pointer into a group
+/// and back.
 type Entries = Generations<CardId, (i64, Box<Shadow>)>;
 
 /// Shadows by card, with their write tokens: the cards put since the last turn-over, and those
@@ -109,7 +112,7 @@ impl ShadowCache {
         *self.putting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         let putting = Putting(self.clone());
         // Not awaited: the count says when it is done (a put that panicked left some cards, under
-        // a token the journal refuses unless its group commits).
+        // a token no write of a group built on them gets past unless its group commits).
         drop(tokio::task::spawn_blocking(move || {
             let putting = putting;
             putting.0.put(written);
@@ -199,13 +202,12 @@ mod tests {
         let cards: Vec<CardId> = (0..20_000).map(card).collect();
         cache.put_beside(cards.iter().map(|&c| (c, (7, Box::new(Shadow::new(c))))).collect());
         // Not awaited: the take waits for the put on its other thread.
-        let taken = cache.take_all(&cards);
-        assert!(taken.iter().zip(&cards).all(|(taken, card)| taken.as_ref().is_some_and(|(token, shadow)| (
-            *token,
-            shadow.card()
-        ) == (
-            7, *card
-        ))));
+        let taken: Vec<Option<(i64, CardId)>> = cache
+            .take_all(&cards)
+            .into_iter()
+            .map(|taken| taken.map(|(token, shadow)| (token, shadow.card())))
+            .collect();
+        assert_eq!(taken, cards.iter().map(|&card| Some((7, card))).collect::<Vec<_>>());
         assert!(cache.take_all(&cards[..1])[0].is_none(), "taken once");
 
         // A failed group's cards forgotten while its put runs: none is left behind by the put.
@@ -214,6 +216,20 @@ mod tests {
         assert_eq!(cache.len(), 0, "the forget came after the put");
         cache.wait_for_puts();
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_put_its_runtime_never_runs_is_not_waited_for() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let handle = runtime.handle().clone();
+        runtime.shutdown_background();
+        let _inside = handle.enter();
+        let cache = Arc::new(ShadowCache::new(SHADOW_CACHE_CARDS));
+        cache.put_beside(vec![(card(1), (1, Box::new(Shadow::new(card(1)))))]);
+        // The put was dropped unrun: the takes and forgets after it do not wait for ever.
+        cache.wait_for_puts();
+        assert!(cache.take_all(&[card(1)])[0].is_none());
+        cache.clear();
     }
 
     #[test]
