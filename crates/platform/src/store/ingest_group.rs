@@ -535,7 +535,6 @@ pub(super) fn handle_records_on(
     }
     // Each thread its half of the shadows, fed and packed (packing them all took a third as long
     // as feeding them, and the next group waited for it); the shadows stay where they are.
-    let cards: Vec<CardId> = shadows.iter().map(|held| held.card).collect();
     let (mut first, mut second) = Part::halves(shadows, half);
     let both = std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
@@ -554,6 +553,8 @@ pub(super) fn handle_records_on(
             handle_half(&mut second, records(), |card| half(card) == 1),
         ),
     };
+    // The shadows are the group's again.
+    drop((first, second));
     let ((first, first_packed), (second, second_packed)) = (first_outcomes?, second_outcomes?);
     // Back in the records' order, and the packed shadows in the cards'.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
@@ -563,10 +564,10 @@ pub(super) fn handle_records_on(
         outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
     let (mut first, mut second) = (first_packed.into_iter(), second_packed.into_iter());
-    let mut packed = Vec::with_capacity(cards.len());
-    for card in &cards {
-        let from = if half(card) == 0 { &mut first } else { &mut second };
-        packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {card}: not packed")))?);
+    let mut packed = Vec::with_capacity(shadows.len());
+    for held in shadows.iter() {
+        let from = if half(&held.card) == 0 { &mut first } else { &mut second };
+        packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {}: not packed", held.card)))?);
     }
     if first.next().is_some() || second.next().is_some() {
         return Err(IngestError::Internal("a shadow packed twice".into()));
