@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use yitong_clearing::shadow::{CardId, Sequence, Shadow, Transaction, Verdict};
 
-use super::group_shadows::load_shadows;
+use super::group_shadows::{load_shadows, Seating};
 use super::sql::query;
 use super::{column, IngestError, Store};
 use crate::cities::Cities;
@@ -90,7 +90,7 @@ impl Store {
         // The shadows read a page of cards per statement.
         for page in parsed.chunks(CARDS_PER_PAGE) {
             let ids: Vec<CardId> = page.iter().map(|(_, _, card)| *card).collect();
-            let shadows = load_shadows(self.backend(), None, connection, &ids).await?;
+            let shadows = load_shadows(self.backend(), None, connection, &Seating::of(&ids)?).await?;
             for (card_id, state, card) in page {
                 let shadow =
                     shadows.get(card).ok_or_else(|| IngestError::Internal(format!("card {card}: not read")))?;

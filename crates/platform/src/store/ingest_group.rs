@@ -24,7 +24,7 @@ use super::clearing::{
     placeholders, verdict_name, BatchAnswer, IngestError, Ingested, RaisedFlag, Read, RejectedRecord, SettledRecord,
     Upload, SHADOWS_PER_STATEMENT,
 };
-use super::group_shadows::{load_shadows, GroupShadows, Part};
+use super::group_shadows::{load_shadows, GroupShadows, Part, Place, Seating};
 use super::hotlist::{append_change_in, HotlistChangeError};
 use super::kept_batches::{insert_batches, BatchRow, KeptDisposition};
 use super::shadow_cache::ShadowCache;
@@ -165,9 +165,10 @@ pub(super) async fn prepare(
     // cache.
     let generation = (reads == Reads::Cache).then(|| store.journal.generation());
     let cache = (reads == Reads::Cache).then_some(&*store.shadows);
-    let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &cards).await?;
+    let seating = Seating::of(&cards)?;
+    let mut shadows = load_shadows(store.backend(), cache, &mut connection.db(), &seating).await?;
     drop(connection);
-    let (outcomes, packed) = handle_records(&mut shadows, uploads, &fresh, checks)?;
+    let (outcomes, packed) = handle_records(&mut shadows, uploads, &fresh, checks, &seating.seats)?;
     if packed.len() != shadows.len() {
         return Err(IngestError::Internal(format!("{} shadows, {} packed", shadows.len(), packed.len())));
     }
@@ -490,15 +491,16 @@ pub(super) fn write_token() -> Result<i64, IngestError> {
 pub(super) type Outcome = Result<Answer, ShadowError>;
 
 /// Feeds the records of the `fresh` uploads, in order, to their cards' shadows (each upload's
-/// `checks` one per record, else an error); their outcomes in the same order, and the shadows
-/// packed, in the cards' order. A large group is fed and packed on two threads, each taking the
-/// records of half the cards: a card's records are fed in the same order either way, so the
-/// outcomes are the same.
+/// `checks` one per record, else an error; `seats` each record's shadow, [`Seating`]); their
+/// outcomes in the same order, and the shadows packed, in the cards' order. A large group is fed
+/// and packed on two threads, each taking the records of half the cards: a card's records are fed
+/// in the same order either way, so the outcomes are the same.
 fn handle_records(
     shadows: &mut GroupShadows,
     uploads: &[Upload<'_>],
     fresh: &[usize],
     checks: &[&[TacCheck]],
+    seats: &[u32],
 ) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     for &i in fresh {
         if checks.get(i).map(|c| c.len()) != Some(uploads[i].batch.records.len()) {
@@ -507,8 +509,11 @@ fn handle_records(
         }
     }
     let count: usize = fresh.iter().map(|&i| uploads[i].batch.records.len()).sum();
+    if seats.len() != count {
+        return Err(IngestError::Internal(format!("{count} records, {} seated", seats.len())));
+    }
     let parallel = count >= PARALLEL_FEED_RECORDS && super::cores() > 1;
-    handle_records_on(shadows, uploads, fresh, checks, parallel)
+    handle_records_on(shadows, uploads, fresh, checks, seats, parallel)
 }
 
 /// [`handle_records`] on one thread or two.
@@ -517,31 +522,41 @@ pub(super) fn handle_records_on(
     uploads: &[Upload<'_>],
     fresh: &[usize],
     checks: &[&[TacCheck]],
+    seats: &[u32],
     parallel: bool,
 ) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     let records = || {
-        fresh.iter().flat_map(|&i| {
-            let upload = &uploads[i];
-            upload
-                .batch
-                .records
-                .iter()
-                .zip(checks[i].iter().copied())
-                .map(move |(record, tac)| (record, tac, upload.received))
-        })
+        fresh
+            .iter()
+            .flat_map(|&i| {
+                let upload = &uploads[i];
+                upload
+                    .batch
+                    .records
+                    .iter()
+                    .zip(checks[i].iter().copied())
+                    .map(move |(record, tac)| (record, tac, upload.received))
+            })
+            .zip(seats.iter().map(|&seat| seat as usize))
     };
     if !parallel {
-        return handle_half(&mut Part::whole(shadows), records(), |_| true);
+        let fed = records().map(|((record, tac, received), seat)| (record, tac, received, seat));
+        return handle_half(&mut Part::whole(shadows), fed);
     }
     // Each thread its half of the shadows, fed and packed (packing them all took a third as long
     // as feeding them, and the next group waited for it); the shadows stay where they are.
-    let (mut first, mut second) = Part::halves(shadows, half);
+    let (mut first, mut second, places) = Part::halves(shadows, half);
+    let place = |seat: usize| places.get(seat).copied().ok_or_else(|| seat_error(seat));
+    let mine = |half: u8| {
+        let places = &places;
+        move |((record, tac, received), seat)| Some((record, tac, received, seated(places, seat, half)?))
+    };
     let both = std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("feed".into())
-            .spawn_scoped(scope, || handle_half(&mut second, records(), |card| half(card) == 1))
+            .spawn_scoped(scope, || handle_half(&mut second, records().filter_map(mine(1))))
             .ok()?;
-        let first = handle_half(&mut first, records(), |card| half(card) == 0);
+        let first = handle_half(&mut first, records().filter_map(mine(0)));
         // A panic on the other thread goes on here, as it would have on one thread.
         Some((first, thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
     });
@@ -549,8 +564,8 @@ pub(super) fn handle_records_on(
         Some(both) => both,
         // No thread to be had: both halves here, one after the other.
         None => (
-            handle_half(&mut first, records(), |card| half(card) == 0),
-            handle_half(&mut second, records(), |card| half(card) == 1),
+            handle_half(&mut first, records().filter_map(mine(0))),
+            handle_half(&mut second, records().filter_map(mine(1))),
         ),
     };
     // The shadows are the group's again.
@@ -559,14 +574,14 @@ pub(super) fn handle_records_on(
     // Back in the records' order, and the packed shadows in the cards'.
     let (mut first, mut second) = (first.into_iter(), second.into_iter());
     let mut outcomes = Vec::with_capacity(first.len() + second.len());
-    for (record, _, _) in records() {
-        let from = if half(&CardId::of(record)) == 0 { &mut first } else { &mut second };
+    for (_, seat) in records() {
+        let from = if place(seat)?.half == 0 { &mut first } else { &mut second };
         outcomes.push(from.next().ok_or_else(|| IngestError::Internal("a record without an outcome".into()))?);
     }
     let (mut first, mut second) = (first_packed.into_iter(), second_packed.into_iter());
     let mut packed = Vec::with_capacity(shadows.len());
-    for held in shadows.iter() {
-        let from = if half(&held.card) == 0 { &mut first } else { &mut second };
+    for (held, place) in shadows.iter().zip(&places) {
+        let from = if place.half == 0 { &mut first } else { &mut second };
         packed.push(from.next().ok_or_else(|| IngestError::Internal(format!("card {}: not packed", held.card)))?);
     }
     if first.next().is_some() || second.next().is_some() {
@@ -575,26 +590,37 @@ pub(super) fn handle_records_on(
     Ok((outcomes, packed))
 }
 
+/// A record seated at no shadow of its group.
+fn seat_error(seat: usize) -> IngestError {
+    IngestError::Internal(format!("a record seated at shadow {seat}, which its group does not have"))
+}
+
+/// The place in its half's part of the shadow at `seat`, when that half is `half`. (A seat past
+/// the shadows is fed to a place no part has, which the feeding thread reports.)
+fn seated(places: &[Place], seat: usize, half: u8) -> Option<usize> {
+    match places.get(seat) {
+        Some(place) if place.half == half => Some(place.at as usize),
+        Some(_) => None,
+        None => Some(usize::MAX),
+    }
+}
+
 /// Which of two threads feeds `card`'s records.
 pub(super) fn half(card: &CardId) -> usize {
     usize::from(card.card_serial.iter().chain(&card.issuer_id).fold(0u8, |a, b| a ^ b) & 1)
 }
 
-/// Feeds the records whose card is `mine`, in order, to the shadows of `part` (all of them
-/// `mine`); their outcomes, and the shadows packed.
+/// Feeds `records` to the shadows of `part`, each at its place there, in order; their outcomes,
+/// and the shadows packed.
 fn handle_half<'r>(
     part: &mut Part<'_>,
-    records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime)>,
-    mine: impl Fn(&CardId) -> bool,
+    records: impl Iterator<Item = (&'r TapRecord, TacCheck, DateTime, usize)>,
 ) -> Result<(Vec<Outcome>, Vec<Vec<u8>>), IngestError> {
     let mut outcomes = Vec::new();
-    for (record, tac, received) in records {
+    for (record, tac, received, at) in records {
         let card = CardId::of(record);
-        if !mine(&card) {
-            continue;
-        }
         let shadow = part
-            .get_mut(&card)
+            .at(at, &card)
             .ok_or_else(|| IngestError::Internal(format!("card {card}: its shadow was not read with the batch's")))?;
         outcomes.push(shadow.handle_record(record, tac, received));
     }

@@ -226,7 +226,7 @@ async fn groups_that_lost_to_another_process_are_taken_again_and_land() {
 /// records without a TAC among them.
 #[test]
 fn a_large_group_is_fed_on_two_threads_as_on_one() {
-    use super::group_shadows::GroupShadows;
+    use super::group_shadows::{GroupShadows, Seating};
     use super::ingest_group::{handle_records_on, PARALLEL_FEED_RECORDS};
     use yitong_clearing::shadow::Disposition;
 
@@ -266,13 +266,17 @@ fn a_large_group_is_fed_on_two_threads_as_on_one() {
         batches[0].records.iter().map(|r| super::ingest_group::half(&CardId::of(r))).collect();
     assert_eq!(halves.len(), 2, "both threads have cards");
     let fresh: Vec<usize> = (0..uploads.len()).collect();
-    let shadows = || GroupShadows::new_for(uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of)));
-
-    let (mut one, mut two) = (shadows(), shadows());
+    let cards: Vec<CardId> = uploads.iter().flat_map(|u| u.batch.records.iter().map(CardId::of)).collect();
+    let seating = Seating::of(&cards).expect("seated");
+    assert_eq!(seating.cards.len(), 250);
+    // Each record at its own card's shadow.
+    assert!(cards.iter().zip(&seating.seats).all(|(card, &seat)| seating.cards[seat as usize] == *card));
+    let (mut one, mut two) = (GroupShadows::new_for(&seating), GroupShadows::new_for(&seating));
+    let seats = &seating.seats;
     let (on_one, packed_on_one) =
-        handle_records_on(&mut one, &uploads, &fresh, &checks, false).expect("fed on one thread");
+        handle_records_on(&mut one, &uploads, &fresh, &checks, seats, false).expect("fed on one thread");
     let (on_two, packed_on_two) =
-        handle_records_on(&mut two, &uploads, &fresh, &checks, true).expect("fed on two threads");
+        handle_records_on(&mut two, &uploads, &fresh, &checks, seats, true).expect("fed on two threads");
     assert_eq!(on_one.len(), records);
     assert_eq!(on_one, on_two);
     // The packed shadows handed back are the shadows as fed, in the cards' order, both ways.
