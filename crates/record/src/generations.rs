@@ -6,51 +6,75 @@
 //! turn-over; a map that never fills keeps tables the size of what it holds. The back office
 //! keeps its card TAC keys ([`crate::TacKeys`]) and the platform its card shadows this way.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 
-/// Two generations of at most half the bound each.
+use hashbrown::HashTable;
+
+/// Two generations of at most half the bound each. A key is hashed once an operation (with the
+/// standard library's keyed SipHash: keys come from outside), and both tables are probed with
+/// that hash: a miss looked in each table, then inserted, and hashed the key five times before.
 pub struct Generations<K, V> {
-    current: HashMap<K, V>,
-    previous: HashMap<K, V>,
+    current: HashTable<(K, V)>,
+    previous: HashTable<(K, V)>,
+    hasher: RandomState,
     half: usize,
 }
 
 impl<K: Hash + Eq, V> Generations<K, V> {
     /// An empty map keeping at most `bound` entries (at least 2).
     pub fn new(bound: usize) -> Generations<K, V> {
-        Generations { current: HashMap::new(), previous: HashMap::new(), half: (bound / 2).max(1) }
+        Generations {
+            current: HashTable::new(),
+            previous: HashTable::new(),
+            hasher: RandomState::new(),
+            half: (bound / 2).max(1),
+        }
     }
 
     /// Keeps `value` under `key` in the current generation (replacing an older entry of the key),
     /// turning the generations over first when the current one is full.
     pub fn insert(&mut self, key: K, value: V) {
-        if self.current.len() >= self.half && !self.current.contains_key(&key) {
-            // The generation dropped lends its table to the next one: from the third generation
-            // on, no table grows (growing moved every entry into new memory, faulted in).
+        let hash = self.hasher.hash_one(&key);
+        self.insert_hashed(hash, key, value);
+    }
+
+    fn insert_hashed(&mut self, hash: u64, key: K, value: V) {
+        if let Some(entry) = self.current.find_mut(hash, |(k, _)| *k == key) {
+            entry.1 = value;
+            return;
+        }
+        if self.current.len() >= self.half {
+            // The generation dropped (which may hold the key) lends its table to the next one:
+            // from the third generation on, no table grows (growing moved every entry into new
+            // memory, faulted in).
             let mut recycled = std::mem::take(&mut self.previous);
             recycled.clear();
             self.previous = std::mem::replace(&mut self.current, recycled);
+        } else if let Ok(older) = self.previous.find_entry(hash, |(k, _)| *k == key) {
+            older.remove();
         }
-        self.previous.remove(&key);
-        self.current.insert(key, value);
+        let hasher = &self.hasher;
+        self.current.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
     }
 
     /// The entry of `key`, moved into the current generation when it was in the previous one.
-    pub fn get(&mut self, key: &K) -> Option<&V>
-    where
-        K: Clone,
-    {
-        if !self.current.contains_key(key) {
-            let value = self.previous.remove(key)?;
-            self.insert(key.clone(), value);
+    pub fn get(&mut self, key: &K) -> Option<&V> {
+        let hash = self.hasher.hash_one(key);
+        if self.current.find(hash, |(k, _)| k == key).is_none() {
+            let ((key, value), _) = self.previous.find_entry(hash, |(k, _)| k == key).ok()?.remove();
+            self.insert_hashed(hash, key, value);
         }
-        self.current.get(key)
+        self.current.find(hash, |(k, _)| k == key).map(|(_, value)| value)
     }
 
     /// Takes the entry of `key` out.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.current.remove(key).or_else(|| self.previous.remove(key))
+        let hash = self.hasher.hash_one(key);
+        let entry = match self.current.find_entry(hash, |(k, _)| k == key) {
+            Ok(entry) => entry,
+            Err(_) => self.previous.find_entry(hash, |(k, _)| k == key).ok()?,
+        };
+        Some(entry.remove().0 .1)
     }
 
     /// Forgets every entry.
