@@ -172,7 +172,8 @@ pub fn clearing(args: &ClearingBenchArgs) -> anyhow::Result<()> {
     }
     let temp = tempfile::tempdir().context("a temporary directory")?;
     let keyring = IssuerKeyring::development(temp.path(), &all).context("development keys")?;
-    let tac = Arc::new(keyring.tac_keys());
+    // Card keys kept for as many cards as the back office keeps shadows of, as the service does.
+    let tac = Arc::new(keyring.tac_keys_keeping(args.shadow_cache.cards));
 
     let spinner = spinner(args, "generating the day's taps");
     let day = generate(&cities, &keyring, args.taps, args.batch, args.seed)?;

@@ -60,9 +60,18 @@ impl IssuerKeyring {
         psam
     }
 
-    /// Every issuer's TAC keys, keeping a day's cards' keys (the back office's checks).
+    /// Every issuer's TAC keys, keeping [`CARD_KEYS_CACHED`](yitong_record::CARD_KEYS_CACHED)
+    /// cards' keys (the back office's checks of a day's cards).
     pub fn tac_keys(&self) -> TacKeys {
         self.add_tac_keys(TacKeys::new())
+    }
+
+    /// Every issuer's TAC keys, keeping `cards` cards' keys: the back office's checks, as many
+    /// cards as its store keeps shadows of ([`Store::shadow_cache_cards`](crate::store::Store)),
+    /// so that a card's later records of the day skip the key's diversification as they skip
+    /// reading its shadow.
+    pub fn tac_keys_keeping(&self, cards: usize) -> TacKeys {
+        self.add_tac_keys(TacKeys::keeping(cards))
     }
 
     /// Every issuer's TAC keys, keeping [`FEW_CARD_KEYS`] cards' keys: for services that check a

@@ -240,7 +240,7 @@ impl AppState {
             provider,
             ota: OtaService::new(cities.clone(), &keys),
             closures: ClosureService::new(issuance.clone(), &keys, transfer_code_seed()),
-            tac: Arc::new(keys.tac_keys()),
+            tac: Arc::new(keys.tac_keys_keeping(store.shadow_cache_cards())),
             issuance,
         };
         let metrics = Metrics::default();

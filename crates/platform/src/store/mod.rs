@@ -611,6 +611,12 @@ impl Store {
         self.ingest_retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Card shadows the store keeps in memory at most ([`StoreOptions::shadow_cache_cards`]): the
+    /// cards of a day, which the back office's card TAC keys are kept for too.
+    pub fn shadow_cache_cards(&self) -> usize {
+        self.shadows.cards()
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

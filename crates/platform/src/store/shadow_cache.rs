@@ -57,6 +57,8 @@ pub(crate) struct ShadowCache {
     put_done: Condvar,
     /// The last tokens whose writes committed: in the order they came, and as a set.
     committed: Mutex<(VecDeque<i64>, HashSet<i64>)>,
+    /// The bound asked for.
+    cards: usize,
 }
 
 impl ShadowCache {
@@ -67,7 +69,13 @@ impl ShadowCache {
             putting: Mutex::new(0),
             put_done: Condvar::new(),
             committed: Mutex::default(),
+            cards,
         }
+    }
+
+    /// Cards kept at most.
+    pub(crate) fn cards(&self) -> usize {
+        self.cards
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, Entries> {
