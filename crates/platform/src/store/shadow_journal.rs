@@ -96,12 +96,15 @@ struct State {
     generation: u64,
     /// The epoch this store's last write or fold left.
     epoch: i64,
-    /// The cards this store journaled since its last fold, each with the token of its last entry.
-    journaled: HashMap<CardId, i64>,
+    /// The cards this store journaled since its last fold, each with its last entry.
+    journaled: HashMap<CardId, Last>,
     /// The same as they were at the last fold made by a group's write (that group's cards
     /// included), for the groups prepared in the generation before it; `None` when such groups are
     /// refused (another store wrote, or no such fold yet).
-    before_fold: Option<HashMap<CardId, i64>>,
+    before_fold: Option<HashMap<CardId, Last>>,
+    /// The tokens of the rows this store journaled since the journal was last emptied by its
+    /// folds: when every row is one of them, a fold reads each card's last entry where it lies.
+    rows: HashSet<i64>,
     /// Entries (a card a group) journaled since the last fold.
     entries: usize,
     /// The tokens of groups prepared (their shadows cached) and not yet committed or failed.
@@ -109,6 +112,13 @@ struct State {
     /// The tokens of the last [`FAILED_TOKENS`] groups that did not commit, oldest first: the
     /// groups prepared on their shadows meanwhile are refused.
     failed: VecDeque<i64>,
+}
+
+/// A card's last entry: its group's token, and where the entry starts in that group's row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Last {
+    token: i64,
+    offset: usize,
 }
 
 /// Tokens of failed groups remembered: far more than the groups prepared at once.
@@ -215,7 +225,7 @@ impl ShadowJournal {
         let stale = shadows.iter().any(|written| {
             matches!(written.read, Read::Cached(token)
                 if state.pending.contains(&token) || state.failed.contains(&token))
-                || last(&written.card).is_some_and(|&last| written.read.token() != Some(last))
+                || last(&written.card).is_some_and(|last| written.read.token() != Some(last.token))
         });
         match stale {
             true => Err(Refused::Stale),
@@ -223,12 +233,19 @@ impl ShadowJournal {
         }
     }
 
-    /// A group's journal row (its shadows under `token`) committed, leaving the epoch at `epoch`.
+    /// A group's journal row (its shadows under `token`, [`encode_entry`]d in their order)
+    /// committed, leaving the epoch at `epoch`.
     fn journaled(&self, shadows: &[Written], token: i64, epoch: i64) {
         let mut state = self.state();
         state.epoch = epoch;
         state.entries += shadows.len();
-        state.journaled.extend(shadows.iter().map(|written| (written.card, token)));
+        state.rows.insert(token);
+        let mut offset = 0;
+        state.journaled.extend(shadows.iter().map(|written| {
+            let last = Last { token, offset };
+            offset += ENTRY_HEAD + written.packed.len();
+            (written.card, last)
+        }));
     }
 
     /// A group's write (`shadows` under `token`) folded the journal, leaving the epoch at `epoch`:
@@ -238,8 +255,10 @@ impl ShadowJournal {
         let mut state = self.state();
         state.epoch = epoch;
         state.entries = 0;
+        state.rows.clear();
         let mut last = std::mem::take(&mut state.journaled);
-        last.extend(shadows.iter().map(|written| (written.card, token)));
+        // Folded: the offset is never read.
+        last.extend(shadows.iter().map(|written| (written.card, Last { token, offset: 0 })));
         state.before_fold = Some(last);
         state.generation += 1;
     }
@@ -253,6 +272,7 @@ impl ShadowJournal {
     fn folded_by_look(&self, epoch: i64) -> bool {
         let mut state = self.state();
         state.entries = 0;
+        state.rows.clear();
         let moved = epoch != state.epoch;
         if moved {
             state.epoch = epoch;
@@ -261,6 +281,31 @@ impl ShadowJournal {
             state.generation += 1;
         }
         moved
+    }
+}
+
+impl ShadowJournal {
+    /// Where the last entries of the journal's cards lie, when this store wrote every row of it
+    /// (`rows`: the rows' tokens, in the order the fold reads them): per card not among `ours`
+    /// (sorted by card), the index of its row in `rows` and the entry's offset there, in the
+    /// rows' order. `None` when a row is another's (another store's, or left by a store that
+    /// stopped): the fold then reads every entry.
+    fn newest_entries(&self, rows: &[i64], ours: &[Written]) -> Option<Vec<(usize, usize, CardId)>> {
+        let state = self.state();
+        let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(index, &token)| (token, index)).collect();
+        if index.keys().any(|token| !state.rows.contains(token)) {
+            return None;
+        }
+        let mut wanted: Vec<(usize, usize, CardId)> = state
+            .journaled
+            .iter()
+            .filter(|(card, _)| ours.binary_search_by(|written| written.card.cmp(card)).is_err())
+            // A card whose last entry's row is gone was folded with it.
+            .filter_map(|(card, last)| Some((*index.get(&last.token)?, last.offset, *card)))
+            .collect();
+        drop(state);
+        wanted.sort_unstable();
+        Some(wanted)
     }
 }
 
@@ -287,7 +332,7 @@ pub(super) async fn write_group_in(
         return Ok(Err(Refused::OtherWriter));
     }
     if fold {
-        fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }), store.journal.fold_cards())?;
+        fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }), &store.journal)?;
         return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true }));
     }
     // Sized once: a group's entries are megabytes.
@@ -344,7 +389,7 @@ impl Store {
         let empty = query("SELECT NOT EXISTS (SELECT 1 FROM shadow_journal)").fetch_one(&mut transaction.db()).await?;
         let folded = column::<i64>(&empty, 0)? == 0;
         if folded {
-            fold_in(&mut transaction.db(), None, self.journal.fold_cards())?;
+            fold_in(&mut transaction.db(), None, &self.journal)?;
         }
         let epoch = query("SELECT n FROM shadow_epoch WHERE id = 1").fetch_one(&mut transaction.db()).await?;
         let epoch: i64 = column(&epoch, 0)?;
@@ -403,57 +448,133 @@ struct Folded {
     packed: std::ops::Range<usize>,
 }
 
-/// Writes the newest shadow of each card — `ours`, then the journal's rows newest first — to the
-/// cards' rows, in the cards' order, and empties the journal. Natively on SQLite's connection: a
-/// fold reads every entry the journal holds and writes most of the table, and copies no more than
-/// each card's newest packed shadow, once, into memory reserved at once. Measured: reading the
-/// rows as owned values and each entry into a map of its own was most of a fold's time; writing
-/// each entry from the row it lies in, with no copy, was slower than this (the cards out of order).
-fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, fold_cards: usize) -> Result<(), StoreError> {
+/// The newest shadows a fold found: their packed bytes in one buffer, reserved at once (it never
+/// moves, and only the pages it uses are touched).
+struct Collected {
+    packed: Vec<u8>,
+    folded: Vec<Folded>,
+    /// The cards kept, when entries of a card may come more than once (every entry read).
+    seen: Option<HashSet<CardId>>,
+}
+
+impl Collected {
+    /// Keeps a card's shadow unless one of it was kept already.
+    fn keep(&mut self, card: CardId, balance_fen: Option<i64>, token: i64, at_ms: i64, bytes: &[u8]) {
+        if self.seen.as_mut().is_some_and(|seen| !seen.insert(card)) {
+            return;
+        }
+        let start = self.packed.len();
+        self.packed.extend_from_slice(bytes);
+        self.folded.push(Folded { card, balance_fen, token, at_ms, packed: start..self.packed.len() });
+    }
+}
+
+/// Writes the newest shadow of each card — `ours`, then the journal's — to the cards' rows, in
+/// the cards' order, and empties the journal. Natively on SQLite's connection: a fold writes most
+/// of the table, and copies no more than each card's newest packed shadow, once. When this store
+/// wrote every row of the journal it knows where each card's last entry lies and reads those
+/// alone ([`ShadowJournal::newest_entries`]); else it reads every entry, newest row first,
+/// keeping a card's first. Measured: reading the rows as owned values and each entry into a map
+/// of its own was most of a fold's time; writing each entry from the row it lies in, with no
+/// copy, was slower than this (the cards out of order); on the peak day, looking every entry up
+/// in a set of the cards kept was a sixth of the fold.
+fn fold_in(connection: &mut Db<'_>, ours: Option<Ours<'_>>, journal: &ShadowJournal) -> Result<(), StoreError> {
     let (Db::Sqlite(connection) | Db::SqliteReport(connection)) = connection else {
         return Err(StoreError::Database(sqlx::Error::Protocol("the shadow journal is SQLite's".into())));
     };
-    // Room for every entry (SQLite tells a blob's length without reading it): the buffer never
-    // moves, and only the pages it uses are touched.
+    // The rows' tokens, newest first (their entries are not read: a row's pages beyond its first
+    // are not touched).
+    let tokens = connection
+        .prepare_cached("SELECT token FROM shadow_journal ORDER BY seq DESC")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    let ours_shadows = ours.as_ref().map_or(&[][..], |ours| ours.shadows);
+    if let Some(wanted) = journal.newest_entries(&tokens, ours_shadows) {
+        match collect(connection, ours.as_ref(), Some(&wanted), journal.fold_cards())? {
+            Some(collected) => return write_folded(connection, collected),
+            None => tracing::warn!("a card's last journal entry was not where this store wrote it; every entry read"),
+        }
+    }
+    let collected = collect(connection, ours.as_ref(), None, journal.fold_cards())?
+        .ok_or_else(|| StoreError::Corrupt { table: "shadow_journal", key: String::new(), why: "not read".into() })?;
+    write_folded(connection, collected)
+}
+
+/// The newest shadow of each card: `ours`, then the journal's — the entries at `wanted` (row
+/// index in the rows newest first, offset; in that order), or every entry. `None` when a wanted
+/// entry is not there.
+fn collect(
+    connection: &rusqlite::Connection,
+    ours: Option<&Ours<'_>>,
+    wanted: Option<&[(usize, usize, CardId)]>,
+    fold_cards: usize,
+) -> Result<Option<Collected>, StoreError> {
+    // Room for every entry (SQLite tells a blob's length without reading it).
     let journal: i64 = connection
         .prepare_cached("SELECT COALESCE(SUM(length(entries)), 0) FROM shadow_journal")?
         .query_row([], |row| row.get(0))?;
     let journal_bytes = usize::try_from(journal).unwrap_or(0);
-    let ours_bytes = ours.as_ref().map_or(0, |ours| ours.shadows.iter().map(|written| written.packed.len()).sum());
-    let mut packed = Vec::with_capacity(journal_bytes.saturating_add(ours_bytes));
-    // As many cards as the entries can hold (each at least its head), up to a group's fold (the
-    // cards journaled, the last group's beyond the bound, and ours): a read's fold of one row
-    // reserves little.
-    let ours_cards = ours.as_ref().map_or(0, |ours| ours.shadows.len());
-    let cards = (journal_bytes / ENTRY_HEAD + ours_cards).min(fold_cards + GROUP_RECORDS_MAX + ours_cards);
-    let mut seen = HashSet::with_capacity(cards);
-    let mut folded = Vec::with_capacity(cards);
-    let mut keep = |card: CardId, balance_fen, token, at_ms, bytes: &[u8]| {
-        if seen.insert(card) {
-            let start = packed.len();
-            packed.extend_from_slice(bytes);
-            folded.push(Folded { card, balance_fen, token, at_ms, packed: start..packed.len() });
-        }
+    let ours_bytes = ours.map_or(0, |ours| ours.shadows.iter().map(|written| written.packed.len()).sum());
+    // As many cards as are wanted, or as the entries can hold (each at least its head) up to a
+    // group's fold (the cards journaled, the last group's beyond the bound, and ours): a read's
+    // fold of one row reserves little.
+    let ours_cards = ours.map_or(0, |ours| ours.shadows.len());
+    let cards = match wanted {
+        Some(wanted) => wanted.len() + ours_cards,
+        None => (journal_bytes / ENTRY_HEAD + ours_cards).min(fold_cards + GROUP_RECORDS_MAX + ours_cards),
+    };
+    let mut collected = Collected {
+        packed: Vec::with_capacity(journal_bytes.saturating_add(ours_bytes)),
+        folded: Vec::with_capacity(cards),
+        seen: wanted.is_none().then(|| HashSet::with_capacity(cards)),
     };
     if let Some(ours) = ours {
         for written in ours.shadows {
-            keep(written.card, written.balance_fen, ours.token, ours.at_ms, &written.packed);
+            collected.keep(written.card, written.balance_fen, ours.token, ours.at_ms, &written.packed);
         }
     }
     let mut rows =
         connection.prepare_cached("SELECT seq, token, at_ms, entries FROM shadow_journal ORDER BY seq DESC")?;
     let mut rows = rows.raw_query();
+    let (mut index, mut next) = (0, 0);
     while let Some(row) = rows.next()? {
         let (seq, token, at_ms): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let corrupt = |why: String| StoreError::Corrupt { table: "shadow_journal", key: seq.to_string(), why };
-        let mut rest = row.get_ref(3)?.as_blob().map_err(|error| corrupt(format!("entries: {error}")))?;
-        while !rest.is_empty() {
-            let entry =
-                EntryRef::decode(&mut rest).ok_or_else(|| corrupt("an entry is cut short or malformed".into()))?;
-            keep(entry.card, entry.balance_fen, token, at_ms, entry.packed);
+        let entries = row.get_ref(3)?.as_blob().map_err(|error| corrupt(format!("entries: {error}")))?;
+        match wanted {
+            Some(wanted) => {
+                while let Some(&(_, offset, card)) = wanted.get(next).filter(|(row, _, _)| *row == index) {
+                    next += 1;
+                    let mut rest = entries.get(offset..).unwrap_or_default();
+                    match EntryRef::decode(&mut rest) {
+                        Some(entry) if entry.card == card => {
+                            collected.keep(entry.card, entry.balance_fen, token, at_ms, entry.packed)
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+            }
+            None => {
+                let mut rest = entries;
+                while !rest.is_empty() {
+                    let entry = EntryRef::decode(&mut rest)
+                        .ok_or_else(|| corrupt("an entry is cut short or malformed".into()))?;
+                    collected.keep(entry.card, entry.balance_fen, token, at_ms, entry.packed);
+                }
+            }
         }
+        index += 1;
     }
-    drop(rows);
+    if wanted.is_some_and(|wanted| next != wanted.len()) {
+        return Ok(None);
+    }
+    Ok(Some(collected))
+}
+
+/// Writes the shadows a fold collected to their cards' rows, in the cards' order, and empties
+/// the journal.
+fn write_folded(connection: &rusqlite::Connection, collected: Collected) -> Result<(), StoreError> {
+    let Collected { packed, mut folded, .. } = collected;
     folded.sort_unstable_by_key(|folded| folded.card);
     let mut upsert = connection.prepare_cached(
         "INSERT INTO card_shadows (issuer_id, card_serial, packed, balance_fen, version, updated_at_ms) \
@@ -578,14 +699,14 @@ mod tests {
         let journal = ShadowJournal::new(8);
         assert_eq!((journal.fold_cards(), journal.fold_entries()), (4, 16));
         // Three cards journaled by 15 groups between them: not yet.
-        journal.state().journaled.extend((1..=3).map(|n| (card(n), 5)));
+        journal.state().journaled.extend((1..=3).map(|n| (card(n), Last { token: 5, offset: 0 })));
         journal.state().entries = 15;
         assert!(!journal.fold_due());
         journal.state().entries = 16;
         assert!(journal.fold_due(), "the sixteenth entry");
         // A fourth card, whatever the entries.
         journal.state().entries = 4;
-        journal.state().journaled.insert(card(4), 6);
+        journal.state().journaled.insert(card(4), Last { token: 6, offset: 0 });
         assert!(journal.fold_due(), "the fourth card");
     }
 
@@ -599,7 +720,7 @@ mod tests {
         let state = journal.state();
         assert!(state.pending.is_empty() && state.failed.contains(&7));
         drop(state);
-        journal.state().journaled.insert(card(1), 5);
+        journal.state().journaled.insert(card(1), Last { token: 5, offset: 0 });
         journal.state().entries = journal.fold_entries();
         assert!(journal.fold_due());
         let before = journal.generation();
@@ -615,11 +736,11 @@ mod tests {
         drop(state);
         // A group's fold starts a generation too, its tokens kept aside for the groups prepared
         // before it.
-        journal.state().journaled.insert(card(1), 5);
+        journal.state().journaled.insert(card(1), Last { token: 5, offset: 0 });
         journal.folded_in_group(&[], 6, 13);
         let state = journal.state();
         assert_eq!((state.epoch, state.journaled.len(), state.generation), (13, 0, before + 2));
-        assert_eq!(state.before_fold.as_ref().map(|tokens| tokens.get(&card(1))), Some(Some(&5)));
+        assert_eq!(state.before_fold.as_ref().map(|tokens| tokens.get(&card(1)).map(|last| last.token)), Some(Some(5)));
     }
 
     fn written(card: CardId, read: Read) -> Written {
@@ -652,5 +773,92 @@ mod tests {
         assert!(journal.folded_by_look(40));
         assert_eq!(journal.check(Some(now), &[written(card(3), Read::New)]), Err(Refused::Stale));
         assert_eq!(journal.check(Some(journal.generation()), &[written(card(3), Read::New)]), Ok(40));
+    }
+
+    /// A journal table holding `groups` (token, shadows) as their writes journal them.
+    fn journal_of(groups: &[(i64, Vec<Written>)]) -> rusqlite::Connection {
+        let connection = rusqlite::Connection::open_in_memory().expect("opens");
+        make_tables(&connection).expect("tables");
+        for (token, shadows) in groups {
+            let mut entries = Vec::new();
+            for written in shadows {
+                encode_entry(&mut entries, &written.card, written.balance_fen, &written.packed).expect("encodes");
+            }
+            connection
+                .execute(
+                    "INSERT INTO shadow_journal (token, at_ms, entries) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![token, token * 10, entries],
+                )
+                .expect("journaled");
+        }
+        connection
+    }
+
+    fn shadow(n: u8, version: u8) -> Written {
+        // Packed shadows of different lengths, so that offsets differ from row to row.
+        let packed = vec![version; usize::from(n % 5 + version)];
+        Written { card: card(n), read: Read::New, packed, balance_fen: Some(i64::from(n) * 100 + i64::from(version)) }
+    }
+
+    /// (card, token, at, balance, packed) of a shadow collected.
+    type Kept = (CardId, i64, i64, Option<i64>, Vec<u8>);
+
+    /// Each shadow collected, in the cards' order.
+    fn folded(collected: &Collected) -> Vec<Kept> {
+        let mut folded: Vec<_> = collected
+            .folded
+            .iter()
+            .map(|f| (f.card, f.token, f.at_ms, f.balance_fen, collected.packed[f.packed.clone()].to_vec()))
+            .collect();
+        folded.sort_unstable_by_key(|f| f.0);
+        folded
+    }
+
+    #[test]
+    fn a_fold_of_this_stores_rows_reads_each_cards_last_entry_where_it_lies_as_reading_every_entry_finds_it() {
+        // Three groups: cards 1–4, then 2–3 again, then 4–6; card 7 is the folding group's own.
+        let groups = vec![
+            (5, (1..=4).map(|n| shadow(n, 1)).collect::<Vec<_>>()),
+            (6, vec![shadow(2, 2), shadow(3, 2)]),
+            (7, (4..=6).map(|n| shadow(n, 3)).collect()),
+        ];
+        let connection = journal_of(&groups);
+        let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
+        for (epoch, (token, shadows)) in groups.iter().enumerate() {
+            journal.journaled(shadows, *token, epoch as i64 + 1);
+        }
+        let ours = [shadow(7, 4), shadow(3, 4)];
+        let mut ours_sorted: Vec<Written> = ours.into_iter().collect();
+        ours_sorted.sort_unstable_by_key(|w| w.card);
+        let ours = Ours { shadows: &ours_sorted, token: 8, at_ms: 80 };
+        // Newest row first, as the fold reads them.
+        let wanted = journal.newest_entries(&[7, 6, 5], ours.shadows).expect("every row is this store's");
+        // Card 3's entries are all older than ours; each other card once.
+        assert_eq!(wanted.iter().map(|w| w.2).collect::<Vec<_>>().len(), 5);
+        assert!(wanted.windows(2).all(|w| w[0] < w[1]), "in the rows' order");
+        let at_places = collect(&connection, Some(&ours), Some(&wanted), 1_000).expect("read").expect("all there");
+        let every = collect(&connection, Some(&ours), None, 1_000).expect("read").expect("read");
+        assert_eq!(folded(&at_places), folded(&every));
+        let expected: Vec<(CardId, i64)> =
+            vec![(card(1), 5), (card(2), 6), (card(3), 8), (card(4), 7), (card(5), 7), (card(6), 7), (card(7), 8)];
+        assert_eq!(folded(&every).iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(), expected);
+        assert_eq!(folded(&every)[1].4, shadow(2, 2).packed, "card 2's second shadow");
+
+        // A row this store did not write: every entry is read.
+        assert_eq!(journal.newest_entries(&[9, 7, 6, 5], ours.shadows), None);
+        // An entry not where the plan says: told, not taken.
+        let mut wrong = wanted.clone();
+        wrong[0].1 += 1;
+        assert!(collect(&connection, Some(&ours), Some(&wrong), 1_000).expect("read").is_none());
+        // A row planned that is not there.
+        let mut beyond = wanted.clone();
+        beyond.push((3, 0, card(9)));
+        assert!(collect(&connection, Some(&ours), Some(&beyond), 1_000).expect("read").is_none());
+        // Once the journal is emptied by a fold, its rows are forgotten: a later fold of one new
+        // row plans that row alone (the cards' older tokens name rows that are gone).
+        assert!(!journal.folded_by_look(3));
+        journal.journaled(&[shadow(1, 5)], 10, 4);
+        let after = journal.newest_entries(&[10], &[]).expect("this store's row");
+        assert_eq!(after, vec![(0, 0, card(1))]);
     }
 }
