@@ -96,3 +96,34 @@ async fn the_wal_of_a_file_starts_over_while_writers_keep_writing(file: File) {
     assert_eq!(rows as u64, commits, "every commit kept");
     store.close().await;
 }
+
+/// SQLite's automatic checkpoint of the writer's connection, read in a write transaction on it.
+async fn autocheckpoint(store: &Store, file: File) -> i64 {
+    let mut t = begin(store, file).await;
+    let row = query("PRAGMA wal_autocheckpoint").fetch_one(&mut t.db()).await.expect("read");
+    let frames: i64 = column(&row, 0).expect("a number");
+    t.commit().await.expect("committed");
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_checkpoints_itself_only_once_the_checkpoints_task_is_gone() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_data_dir(dir.path()).await.expect("SQLite opens");
+    // Four times the task's bound of frames (of the file's own page size).
+    let backstop =
+        |page_bytes: u32| i64::from(4 * super::SQLITE_CHECKPOINT_PAGES * super::SQLITE_PAGE_BYTES / page_bytes);
+    for (index, file, page_bytes) in [
+        (0, File::Store, super::SQLITE_PAGE_BYTES),
+        (1, File::BackOffice, super::backoffice_file::SQLITE_BACKOFFICE_PAGE_BYTES),
+    ] {
+        // While the task runs, a commit however large leaves the WAL to it.
+        assert_eq!(autocheckpoint(&store, file).await, 0);
+        store.checkpoints[index].stop().await;
+        // The first commit after it is gone turns SQLite's own back on (the pragma is read in the
+        // transaction after it).
+        let t = begin(&store, file).await;
+        t.commit().await.expect("committed");
+        assert_eq!(autocheckpoint(&store, file).await, backstop(page_bytes));
+    }
+}

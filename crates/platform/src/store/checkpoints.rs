@@ -2,9 +2,10 @@
 //!
 //! SQLite copies the WAL back into the database file (a checkpoint) in the connection whose
 //! commit took the WAL past `wal_autocheckpoint` pages: that was the writer, which held the writer
-//! turn through tens of milliseconds of copying while every other writer waited. The writer's
-//! automatic checkpoints now wait for a WAL four times as long (a backstop, should this task
-//! stop), and a task of the store checkpoints on a connection of its own, every
+//! turn through tens of milliseconds of copying while every other writer waited (a second or more
+//! after a fold of a large day's shadows). The writer's automatic checkpoints are now off while a
+//! task of the store checkpoints on a connection of its own (on again, at a WAL four times as long,
+//! from the writer's first commit after that task is gone: `writer::Backstop`), every
 //! [`SQLITE_CHECKPOINT_INTERVAL_MS`] when something was committed meanwhile:
 //!
 //! 1. a `PASSIVE` checkpoint beside the writer (it blocks no reader and no writer): the bulk of
@@ -23,7 +24,7 @@
 //! are synced, whether or not it was copied yet. A checkpoint that fails is tried again at the
 //! next tick; until then the WAL keeps every commit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,16 +77,28 @@ async fn checkpoint(connection: Connection) -> Option<(Connection, Option<i64>)>
 impl Checkpoints {
     /// Starts checkpointing with `connection` (one of the store's, kept for this), taking turns
     /// with the writer in `writer`, whose commits are counted in `commits`, once the WAL holds
-    /// `frames` frames.
+    /// `frames` frames. `checkpointing` stays true while the task runs: the writer turns SQLite's
+    /// own checkpoints on once it is false (`writer::Backstop`).
     pub(crate) fn start(
         mut connection: Connection,
         writer: WriterSlot,
         commits: Arc<AtomicU64>,
         frames_max: u32,
+        checkpointing: Arc<AtomicBool>,
     ) -> Checkpoints {
+        /// Tells the writer the task is gone, however it ends (returned, aborted, panicked).
+        struct Running(Arc<AtomicBool>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        checkpointing.store(true, Ordering::SeqCst);
+        let running = Running(checkpointing);
         let counts = Arc::new(Counts::default());
         let seen = counts.clone();
         let task = tokio::spawn(async move {
+            let _running = running;
             let mut ticks = tokio::time::interval(Duration::from_millis(SQLITE_CHECKPOINT_INTERVAL_MS));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut checkpointed = 0;

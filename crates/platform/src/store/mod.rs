@@ -97,7 +97,7 @@ use readers::{Attach, Readers};
 use shadow_cache::ShadowCache;
 pub(crate) use writer::WriteTransaction;
 pub use writer::WRITE_GROUP_MAX;
-use writer::{Turn, Writer, WriterSlot};
+use writer::{Backstop, Turn, Writer, WriterSlot};
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
 /// default limit is 100 connections, shared by every service and test.
@@ -147,13 +147,14 @@ fn writer_of(
         // Synced by the group commit instead (`durable`).
         connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
     }
-    // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only as a
-    // backstop, should that task stop.
-    connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", 4 * frames))?;
+    // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only once
+    // that task is gone (`Backstop`), at four times as many frames.
+    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let backstop = Backstop::new(&connection, 4 * frames, checkpointing.clone())?;
     let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone()));
+    let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone(), backstop));
     let checkpointer = readers::open(file, synchronous, SQLITE_READER_CACHE_KIB, Attach::No)?;
-    let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits, frames);
+    let checkpoints = Checkpoints::start(checkpointer, writer.clone(), commits, frames, checkpointing);
     Ok((writer, checkpoints))
 }
 

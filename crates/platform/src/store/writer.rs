@@ -28,7 +28,7 @@
 //! [`Store::begin_write`]: super::Store::begin_write
 //! [`Store::begin_backoffice_write`]: super::Store::begin_backoffice_write
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sqlx::{Any, Transaction};
@@ -58,6 +58,49 @@ pub(super) struct Writer {
     group: Option<Group>,
     /// The next group's number.
     next_group: u64,
+    backstop: Backstop,
+}
+
+/// SQLite's own checkpoints, run in the connection whose commit took the WAL past a bound: off in
+/// the writer while the store's checkpoints task runs (`checkpointing`), which copies the WAL
+/// outside the writer's turn — a fold's commit of a whole day's cards (a gigabyte of WAL) no
+/// longer copies it back in the writer's turn, every writer waiting — and on, at `frames`, from
+/// the writer's first commit after the task is gone (stopped, or dead).
+#[derive(Debug)]
+pub(super) struct Backstop {
+    frames: u32,
+    checkpointing: Arc<AtomicBool>,
+    on: bool,
+}
+
+impl Backstop {
+    /// Off on `connection` for as long as `checkpointing`; on at `frames` after.
+    pub(super) fn new(
+        connection: &rusqlite::Connection,
+        frames: u32,
+        checkpointing: Arc<AtomicBool>,
+    ) -> Result<Backstop, StoreError> {
+        let mut backstop = Backstop { frames, checkpointing, on: true };
+        backstop.set(connection, false)?;
+        backstop.check(connection);
+        Ok(backstop)
+    }
+
+    fn set(&mut self, connection: &rusqlite::Connection, on: bool) -> Result<(), StoreError> {
+        let frames = if on { self.frames } else { 0 };
+        connection.execute_batch(&format!("PRAGMA wal_autocheckpoint = {frames};"))?;
+        self.on = on;
+        Ok(())
+    }
+
+    /// Turns SQLite's checkpoints on once the checkpoints task is gone.
+    fn check(&mut self, connection: &rusqlite::Connection) {
+        if !self.on && !self.checkpointing.load(Ordering::SeqCst) {
+            if let Err(error) = self.set(connection, true) {
+                tracing::warn!(%error, "SQLite's automatic checkpoints could not be turned back on");
+            }
+        }
+    }
 }
 
 /// A transaction shared by writers.
@@ -84,8 +127,9 @@ impl Writer {
         connection: rusqlite::Connection,
         durable: Option<Arc<Durable>>,
         commits: Arc<AtomicU64>,
+        backstop: Backstop,
     ) -> Writer {
-        Writer { connection, durable, commits, group: None, next_group: 1 }
+        Writer { connection, durable, commits, group: None, next_group: 1, backstop }
     }
 
     /// Begins a writer's transaction: its savepoint in the open group, or in a new one.
@@ -191,6 +235,7 @@ impl Writer {
     /// Commits the transaction open on the connection (rolled back if the COMMIT fails): the group
     /// commit's ticket for it.
     fn commit(&mut self) -> Result<Option<u64>, StoreError> {
+        self.backstop.check(&self.connection);
         if let Err(error) = self.run("COMMIT") {
             if !self.connection.is_autocommit() {
                 let _ = self.run("ROLLBACK");
