@@ -132,12 +132,12 @@ impl<'a> Part<'a> {
         let (mut first, mut second) = (Vec::new(), Vec::new());
         let mut places = Vec::with_capacity(shadows.len());
         for held in shadows.0.iter_mut() {
-            let (half, part) = match half(&held.card) {
+            let (which, part) = match half(&held.card) {
                 0 => (0, &mut first),
                 _ => (1, &mut second),
             };
             // Below the group's size, which `Seating::of` found to fit.
-            places.push(Place { half, at: part.len() as u32 });
+            places.push(Place { half: which, at: part.len() as u32 });
             part.push(held);
         }
         (Part(first), Part(second), places)

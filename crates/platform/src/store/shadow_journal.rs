@@ -233,19 +233,16 @@ impl ShadowJournal {
         }
     }
 
-    /// A group's journal row (its shadows under `token`, [`encode_entry`]d in their order)
+    /// A group's journal row (its shadows under `token`, each entry at its offset in `offsets`)
     /// committed, leaving the epoch at `epoch`.
-    fn journaled(&self, shadows: &[Written], token: i64, epoch: i64) {
+    fn journaled(&self, shadows: &[Written], offsets: &[usize], token: i64, epoch: i64) {
         let mut state = self.state();
         state.epoch = epoch;
         state.entries += shadows.len();
         state.rows.insert(token);
-        let mut offset = 0;
-        state.journaled.extend(shadows.iter().map(|written| {
-            let last = Last { token, offset };
-            offset += ENTRY_HEAD + written.packed.len();
-            (written.card, last)
-        }));
+        state
+            .journaled
+            .extend(shadows.iter().zip(offsets).map(|(written, &offset)| (written.card, Last { token, offset })));
     }
 
     /// A group's write (`shadows` under `token`) folded the journal, leaving the epoch at `epoch`:
@@ -286,13 +283,13 @@ impl ShadowJournal {
 
 impl ShadowJournal {
     /// Where the last entries of the journal's cards lie, when this store wrote every row of it
-    /// (`rows`: the rows' tokens, in the order the fold reads them): per card not among `ours`
+    /// (`tokens`: the rows' tokens, in the order the fold reads them): per card not among `ours`
     /// (sorted by card), the index of its row in `rows` and the entry's offset there, in the
     /// rows' order. `None` when a row is another's (another store's, or left by a store that
     /// stopped): the fold then reads every entry.
-    fn newest_entries(&self, rows: &[i64], ours: &[Written]) -> Option<Vec<(usize, usize, CardId)>> {
+    fn newest_entries(&self, tokens: &[i64], ours: &[Written]) -> Option<Vec<(usize, usize, CardId)>> {
         let state = self.state();
-        let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(index, &token)| (token, index)).collect();
+        let index: HashMap<i64, usize> = tokens.iter().enumerate().map(|(index, &token)| (token, index)).collect();
         if index.keys().any(|token| !state.rows.contains(token)) {
             return None;
         }
@@ -333,11 +330,13 @@ pub(super) async fn write_group_in(
     }
     if fold {
         fold_in(connection, Some(Ours { shadows, token, at_ms: now_ms }), &store.journal)?;
-        return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true }));
+        return Ok(Ok(Journaled { token, epoch: epoch + 1, folded: true, offsets: Vec::new() }));
     }
     // Sized once: a group's entries are megabytes.
     let mut entries = Vec::with_capacity(shadows.iter().map(|written| ENTRY_HEAD + written.packed.len()).sum());
+    let mut offsets = Vec::with_capacity(shadows.len());
     for written in shadows {
+        offsets.push(entries.len());
         encode_entry(&mut entries, &written.card, written.balance_fen, &written.packed)?;
     }
     query("INSERT INTO shadow_journal (token, at_ms, entries) VALUES ($1, $2, $3)")
@@ -346,7 +345,7 @@ pub(super) async fn write_group_in(
         .bind(entries)
         .execute(&mut *connection)
         .await?;
-    Ok(Ok(Journaled { token, epoch: epoch + 1, folded: false }))
+    Ok(Ok(Journaled { token, epoch: epoch + 1, folded: false, offsets }))
 }
 
 /// What [`write_group_in`] did, for [`committed`] once the transaction commits.
@@ -354,13 +353,15 @@ pub(super) struct Journaled {
     token: i64,
     epoch: i64,
     folded: bool,
+    /// Where each shadow's entry starts in the row (none when folded).
+    offsets: Vec<usize>,
 }
 
 /// The group's transaction committed.
 pub(super) fn committed(store: &Store, shadows: &[Written], journaled: Journaled) {
     match journaled.folded {
         true => store.journal.folded_in_group(shadows, journaled.token, journaled.epoch),
-        false => store.journal.journaled(shadows, journaled.token, journaled.epoch),
+        false => store.journal.journaled(shadows, &journaled.offsets, journaled.token, journaled.epoch),
     }
 }
 
@@ -750,7 +751,7 @@ mod tests {
     #[test]
     fn a_group_prepared_before_a_groups_fold_is_checked_against_the_tokens_the_fold_wrote() {
         let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
-        journal.journaled(&[written(card(1), Read::New)], 5, 1);
+        journal.journaled(&[written(card(1), Read::New)], &[0], 5, 1);
         let before = journal.generation();
         // Group 9 folds; its card 2 and the journal's card 1 are written to their rows.
         journal.folded_in_group(&[written(card(2), Read::New)], 9, 2);
@@ -762,7 +763,7 @@ mod tests {
         assert_eq!(journal.check(Some(before), &[written(card(1), Read::Stored(4))]), Err(Refused::Stale));
         assert_eq!(journal.check(Some(before), &[written(card(2), Read::New)]), Err(Refused::Stale));
         // A card journaled since the fold is checked against its newer token.
-        journal.journaled(&[written(card(1), Read::Stored(5))], 11, 3);
+        journal.journaled(&[written(card(1), Read::Stored(5))], &[0], 11, 3);
         assert_eq!(journal.check(Some(before), &[written(card(1), Read::Stored(5))]), Err(Refused::Stale));
         assert_eq!(journal.check(Some(before), &[written(card(1), Read::Cached(11))]), Ok(3));
         // Two folds later, or once another store wrote, such a group is refused whatever it read.
@@ -775,15 +776,19 @@ mod tests {
         assert_eq!(journal.check(Some(journal.generation()), &[written(card(3), Read::New)]), Ok(40));
     }
 
-    /// A journal table holding `groups` (token, shadows) as their writes journal them.
-    fn journal_of(groups: &[(i64, Vec<Written>)]) -> rusqlite::Connection {
+    /// A journal table holding `groups` (token, shadows) as their writes journal them, and where
+    /// each group's entries start in its row.
+    fn journal_of(groups: &[(i64, Vec<Written>)]) -> (rusqlite::Connection, Vec<Vec<usize>>) {
         let connection = rusqlite::Connection::open_in_memory().expect("opens");
         make_tables(&connection).expect("tables");
+        let mut all_offsets = Vec::new();
         for (token, shadows) in groups {
-            let mut entries = Vec::new();
+            let (mut entries, mut offsets) = (Vec::new(), Vec::new());
             for written in shadows {
+                offsets.push(entries.len());
                 encode_entry(&mut entries, &written.card, written.balance_fen, &written.packed).expect("encodes");
             }
+            all_offsets.push(offsets);
             connection
                 .execute(
                     "INSERT INTO shadow_journal (token, at_ms, entries) VALUES (?1, ?2, ?3)",
@@ -791,7 +796,7 @@ mod tests {
                 )
                 .expect("journaled");
         }
-        connection
+        (connection, all_offsets)
     }
 
     fn shadow(n: u8, version: u8) -> Written {
@@ -822,10 +827,10 @@ mod tests {
             (6, vec![shadow(2, 2), shadow(3, 2)]),
             (7, (4..=6).map(|n| shadow(n, 3)).collect()),
         ];
-        let connection = journal_of(&groups);
+        let (connection, offsets) = journal_of(&groups);
         let journal = ShadowJournal::new(SHADOW_CACHE_CARDS);
-        for (epoch, (token, shadows)) in groups.iter().enumerate() {
-            journal.journaled(shadows, *token, epoch as i64 + 1);
+        for (epoch, ((token, shadows), offsets)) in groups.iter().zip(&offsets).enumerate() {
+            journal.journaled(shadows, offsets, *token, epoch as i64 + 1);
         }
         let ours = [shadow(7, 4), shadow(3, 4)];
         let mut ours_sorted: Vec<Written> = ours.into_iter().collect();
@@ -857,7 +862,7 @@ mod tests {
         // Once the journal is emptied by a fold, its rows are forgotten: a later fold of one new
         // row plans that row alone (the cards' older tokens name rows that are gone).
         assert!(!journal.folded_by_look(3));
-        journal.journaled(&[shadow(1, 5)], 10, 4);
+        journal.journaled(&[shadow(1, 5)], &[0], 10, 4);
         let after = journal.newest_entries(&[10], &[]).expect("this store's row");
         assert_eq!(after, vec![(0, 0, card(1))]);
     }

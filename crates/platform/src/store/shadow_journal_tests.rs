@@ -339,3 +339,29 @@ async fn a_group_with_more_cards_than_half_the_cache_is_taken_again_and_loses_no
     assert_eq!(store.shadow_totals().await.expect("totals"), (5, 700 + 4 * 900));
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fold_after_another_store_folded_this_stores_rows_takes_each_cards_last_entry() {
+    // Folds at 6 cards: X's five are journaled, not folded.
+    let (dir, store) = store_with_cache_after_x(12).await;
+    // Another store opening on the same files folds X's row (which this store wrote) away.
+    let other = Store::open_data_dir(dir.path()).await.expect("opens beside");
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 5));
+    other.close().await;
+    // This store journals Z and W (a fold moves no epoch: nothing tells it of the other's), then
+    // V's write folds: cards 1 and 2 from Z's row, 6 and 7 from W's, 3 to 5 as the other store
+    // folded them (their last entries' row is gone), 8 V's own.
+    let z = batch("Z", vec![purchase(1, 2, 900, 800), purchase(2, 2, 900, 800)]);
+    store.ingest_checked(&[upload(&z)], &[&verified(&z)], &mut None).await.expect("Z ingested");
+    let w = batch("W", vec![purchase(6, 1, 1_000, 900), purchase(7, 1, 1_000, 900)]);
+    store.ingest_checked(&[upload(&w)], &[&verified(&w)], &mut None).await.expect("W ingested");
+    assert_eq!(rows(dir.path(), "shadow_journal"), 2);
+    let v = batch("V", vec![purchase(8, 1, 1_000, 900)]);
+    store.ingest_checked(&[upload(&v)], &[&verified(&v)], &mut None).await.expect("V ingested");
+    assert_eq!((rows(dir.path(), "shadow_journal"), rows(dir.path(), "card_shadows")), (0, 8), "V folded");
+    assert_eq!(counters(&store, 1).await, Some(vec![1, 2]));
+    assert_eq!(counters(&store, 3).await, Some(vec![1]));
+    assert_eq!(counters(&store, 7).await, Some(vec![1]));
+    assert_eq!(store.shadow_totals().await.expect("totals"), (8, 2 * 800 + 6 * 900));
+    store.close().await;
+}
