@@ -127,3 +127,15 @@ async fn the_writer_checkpoints_itself_only_once_the_checkpoints_task_is_gone() 
         assert_eq!(autocheckpoint(&store, file).await, backstop(page_bytes));
     }
 }
+
+#[test]
+fn a_checkpoints_task_silent_too_long_is_not_at_work() {
+    let checkpointing = super::writer::Checkpointing::new(50);
+    assert!(checkpointing.at_work());
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(!checkpointing.at_work(), "silent for longer than its bound");
+    checkpointing.beat();
+    assert!(checkpointing.at_work(), "back at work once its loop turns");
+    checkpointing.stopped();
+    assert!(!checkpointing.at_work(), "gone");
+}

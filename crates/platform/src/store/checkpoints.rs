@@ -24,14 +24,14 @@
 //! are synced, whether or not it was copied yet. A checkpoint that fails is tried again at the
 //! next tick; until then the WAL keeps every commit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
-use super::writer::{Turn, WriterSlot};
+use super::writer::{Checkpointing, Turn, WriterSlot};
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
@@ -77,38 +77,40 @@ async fn checkpoint(connection: Connection) -> Option<(Connection, Option<i64>)>
 impl Checkpoints {
     /// Starts checkpointing with `connection` (one of the store's, kept for this), taking turns
     /// with the writer in `writer`, whose commits are counted in `commits`, once the WAL holds
-    /// `frames` frames. `checkpointing` stays true while the task runs: the writer turns SQLite's
-    /// own checkpoints on once it is false (`writer::Backstop`).
+    /// `frames` frames. The task tells `checkpointing` that it is at work (each turn of its
+    /// loop) and when it is gone: the writer turns SQLite's own checkpoints on meanwhile
+    /// (`writer::Backstop`).
     pub(crate) fn start(
         mut connection: Connection,
         writer: WriterSlot,
         commits: Arc<AtomicU64>,
         frames_max: u32,
-        checkpointing: Arc<AtomicBool>,
+        checkpointing: Arc<Checkpointing>,
     ) -> Checkpoints {
         /// Tells the writer the task is gone, however it ends (returned, aborted, panicked).
-        struct Running(Arc<AtomicBool>);
+        struct Running(Arc<Checkpointing>);
         impl Drop for Running {
             fn drop(&mut self) {
-                self.0.store(false, Ordering::SeqCst);
+                self.0.stopped();
             }
         }
-        checkpointing.store(true, Ordering::SeqCst);
+        checkpointing.beat();
         let running = Running(checkpointing);
         let counts = Arc::new(Counts::default());
         let seen = counts.clone();
         let task = tokio::spawn(async move {
-            let _running = running;
             let mut ticks = tokio::time::interval(Duration::from_millis(SQLITE_CHECKPOINT_INTERVAL_MS));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut checkpointed = 0;
             loop {
                 ticks.tick().await;
+                running.0.beat();
                 let commits = commits.load(Ordering::SeqCst);
                 if commits == checkpointed {
                     continue;
                 }
                 let Some((kept, frames)) = checkpoint(connection).await else { return };
+                running.0.beat();
                 connection = kept;
                 let Some(frames) = frames else { continue };
                 if frames >= i64::from(frames_max) {
@@ -120,6 +122,7 @@ impl Checkpoints {
                     // The writers' open group committed: the WAL is then copied whole.
                     Turn::close_group_in(&mut turn);
                     let Some((kept, tail)) = checkpoint(connection).await else { return };
+                    running.0.beat();
                     connection = kept;
                     drop(turn);
                     if tail.is_none() {

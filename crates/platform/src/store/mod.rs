@@ -97,7 +97,7 @@ use readers::{Attach, Readers};
 use shadow_cache::ShadowCache;
 pub(crate) use writer::WriteTransaction;
 pub use writer::WRITE_GROUP_MAX;
-use writer::{Backstop, Turn, Writer, WriterSlot};
+use writer::{Backstop, Checkpointing, Turn, Writer, WriterSlot, CHECKPOINTS_SILENT_MS};
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
 /// default limit is 100 connections, shared by every service and test.
@@ -122,7 +122,8 @@ pub const SQLITE_CACHE_KIB: u32 = 65_536;
 pub const SQLITE_READER_CACHE_KIB: u32 = 8_192;
 /// WAL pages after which a commit of a connection other than the writer copies the WAL back into
 /// the database (SQLite's default: 1,000), and the store's checkpoints task starts the WAL over
-/// ([`SQLITE_CHECKPOINT_INTERVAL_MS`]; the writer's own commits wait for four times as many).
+/// ([`SQLITE_CHECKPOINT_INTERVAL_MS`]; the writer's own commits copy it back only while that task
+/// is not at work, at four times as many).
 pub const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 /// The SQLite file in a data directory.
 pub const SQLITE_FILE_NAME: &str = "platform.sqlite";
@@ -149,7 +150,7 @@ fn writer_of(
     }
     // Checkpointed by `checkpoints` instead, outside the writer's turn; SQLite's own only once
     // that task is gone (`Backstop`), at four times as many frames.
-    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let checkpointing = Checkpointing::new(CHECKPOINTS_SILENT_MS);
     let backstop = Backstop::new(&connection, 4 * frames, checkpointing.clone())?;
     let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer: WriterSlot = Turn::new(Writer::new(connection, durable, commits.clone(), backstop));

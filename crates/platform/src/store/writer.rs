@@ -62,25 +62,27 @@ pub(super) struct Writer {
 }
 
 /// SQLite's own checkpoints, run in the connection whose commit took the WAL past a bound: off in
-/// the writer while the store's checkpoints task runs (`checkpointing`), which copies the WAL
-/// outside the writer's turn — a fold's commit of a whole day's cards (a gigabyte of WAL) no
+/// the writer while the store's checkpoints task is at work ([`Checkpointing`]), which copies the
+/// WAL outside the writer's turn — a fold's commit of a whole day's cards (a gigabyte of WAL) no
 /// longer copies it back in the writer's turn, every writer waiting — and on, at `frames`, from
-/// the writer's first commit after the task is gone (stopped, or dead).
+/// the writer's first commit after the task is gone or silent (off again should it come back).
 #[derive(Debug)]
 pub(super) struct Backstop {
     frames: u32,
-    checkpointing: Arc<AtomicBool>,
+    checkpointing: Arc<Checkpointing>,
     on: bool,
+    /// A failure to set it was logged (once: it is tried again at every commit).
+    warned: bool,
 }
 
 impl Backstop {
-    /// Off on `connection` for as long as `checkpointing`; on at `frames` after.
+    /// Off on `connection` while `checkpointing` is at work; on at `frames` otherwise.
     pub(super) fn new(
         connection: &rusqlite::Connection,
         frames: u32,
-        checkpointing: Arc<AtomicBool>,
+        checkpointing: Arc<Checkpointing>,
     ) -> Result<Backstop, StoreError> {
-        let mut backstop = Backstop { frames, checkpointing, on: true };
+        let mut backstop = Backstop { frames, checkpointing, on: true, warned: false };
         backstop.set(connection, false)?;
         backstop.check(connection);
         Ok(backstop)
@@ -93,13 +95,62 @@ impl Backstop {
         Ok(())
     }
 
-    /// Turns SQLite's checkpoints on once the checkpoints task is gone.
+    /// SQLite's checkpoints on when the checkpoints task is not at work, off when it is.
     fn check(&mut self, connection: &rusqlite::Connection) {
-        if !self.on && !self.checkpointing.load(Ordering::SeqCst) {
-            if let Err(error) = self.set(connection, true) {
-                tracing::warn!(%error, "SQLite's automatic checkpoints could not be turned back on");
+        let at_work = self.checkpointing.at_work();
+        if self.on == at_work {
+            if let Err(error) = self.set(connection, !at_work) {
+                if !std::mem::replace(&mut self.warned, true) {
+                    tracing::warn!(%error, "SQLite's automatic checkpoints could not be turned on or off");
+                }
             }
         }
+    }
+}
+
+/// Whether the store's checkpoints task is at work, for the writer's [`Backstop`]: running, and
+/// its loop turned lately.
+#[derive(Debug)]
+pub(crate) struct Checkpointing {
+    running: AtomicBool,
+    /// Milliseconds from `since` to the task's last turn of its loop.
+    beat_ms: AtomicU64,
+    since: std::time::Instant,
+    silent_ms: u64,
+}
+
+/// A checkpoints task silent this long (stuck, or starved) is taken for gone: its longest
+/// checkpoint, of a fold's gigabyte of WAL, takes seconds.
+pub(crate) const CHECKPOINTS_SILENT_MS: u64 = 60_000;
+
+impl Checkpointing {
+    /// A task at work from now, taken for gone once silent for `silent_ms`.
+    pub(crate) fn new(silent_ms: u64) -> Arc<Checkpointing> {
+        Arc::new(Checkpointing {
+            running: AtomicBool::new(true),
+            beat_ms: AtomicU64::new(0),
+            since: std::time::Instant::now(),
+            silent_ms,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The task's loop turned.
+    pub(crate) fn beat(&self) {
+        self.beat_ms.store(self.now_ms(), Ordering::SeqCst);
+    }
+
+    /// The task ended.
+    pub(crate) fn stopped(&self) {
+        self.running.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn at_work(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+            && self.now_ms().saturating_sub(self.beat_ms.load(Ordering::SeqCst)) <= self.silent_ms
     }
 }
 
