@@ -49,8 +49,8 @@ pub const PRICING_FILE_ENV: &str = "YITONG_PRICING_FILE";
 #[derive(Args, Clone, Debug)]
 pub struct ShadowCacheArg {
     /// Card shadows the back office keeps in memory between ingest groups (each its card's
-    /// transactions): a day with more cards reads the ones dropped again and, on SQLite, folds
-    /// its journal more often (at half this many cards).
+    /// transactions), and card TAC keys: a day with more cards reads the ones dropped again and,
+    /// on SQLite, folds its journal more often (at half this many cards).
     #[arg(long = "shadow-cache-cards", value_name = "CARDS", default_value_t = SHADOW_CACHE_CARDS,
           value_parser = shadow_cache_cards)]
     pub cards: usize,

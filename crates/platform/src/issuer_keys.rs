@@ -61,13 +61,15 @@ impl IssuerKeyring {
     }
 
     /// Every issuer's TAC keys, keeping [`CARD_KEYS_CACHED`](yitong_record::CARD_KEYS_CACHED)
-    /// cards' keys (the back office's checks of a day's cards).
+    /// cards' keys (the service's back office keeps as many as its store keeps shadows of:
+    /// [`IssuerKeyring::tac_keys_keeping`]).
     pub fn tac_keys(&self) -> TacKeys {
         self.add_tac_keys(TacKeys::new())
     }
 
     /// Every issuer's TAC keys, keeping `cards` cards' keys: the back office's checks, as many
-    /// cards as its store keeps shadows of ([`Store::shadow_cache_cards`](crate::store::Store)),
+    /// cards as its store keeps shadows of
+    /// ([`Store::shadow_cache_cards`](crate::store::Store::shadow_cache_cards)),
     /// so that a card's later records of the day skip the key's diversification as they skip
     /// reading its shadow.
     pub fn tac_keys_keeping(&self, cards: usize) -> TacKeys {

@@ -26,14 +26,15 @@ impl std::fmt::Debug for TacKeys {
 }
 
 impl TacKeys {
-    /// No keys; keeps up to [`CARD_KEYS_CACHED`](crate::CARD_KEYS_CACHED) card keys derived (the
-    /// back office's checks: a day's cards).
+    /// No keys; keeps up to [`CARD_KEYS_CACHED`](crate::CARD_KEYS_CACHED) card keys derived (a
+    /// day's cards of a large network).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// No keys; keeps up to `cards` card keys derived (at least 2): for a service that checks a
-    /// card's TAC once or twice (an over-the-air load, a closure), a few thousand.
+    /// No keys; keeps up to `cards` card keys derived (at least 2): the back office, a day's cards
+    /// (as many as it keeps shadows of); a service that checks a card's TAC once or twice (an
+    /// over-the-air load, a closure), a few thousand.
     pub fn keeping(cards: usize) -> Self {
         TacKeys { keys: BTreeMap::new(), cards: CardKeys::with_bound(cards.max(2)) }
     }
