@@ -130,12 +130,23 @@ impl HttpApi {
         }
     }
 
+    /// A GET, sent again once on a new connection when the one it went on broke (not when it
+    /// timed out): a connection kept from an earlier request may have been closed by the service
+    /// meanwhile (as after an answer that left the request's body unread), and a GET changes
+    /// nothing.
     fn get<T: DeserializeOwned>(&self, token: Option<&Token>, path: &str) -> Result<T, WalletError> {
-        let mut request = self.agent.get(self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {}", token.expose()));
-        }
-        self.exchange(format!("GET {}", strip_query(path)), request.call())
+        let call = || {
+            let mut request = self.agent.get(self.url(path));
+            if let Some(token) = token {
+                request = request.header("Authorization", format!("Bearer {}", token.expose()));
+            }
+            request.call()
+        };
+        let sent = match call() {
+            Err(error) if !matches!(error, ureq::Error::Timeout(_) | ureq::Error::Json(_)) => call(),
+            sent => sent,
+        };
+        self.exchange(format!("GET {}", strip_query(path)), sent)
     }
 
     fn post<T: DeserializeOwned, B: Serialize>(
@@ -314,6 +325,39 @@ mod tests {
         assert_eq!(segment("TU-0123_ab"), "TU-0123_ab");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(segment("Mi 6"), "Mi%206");
+    }
+
+    #[test]
+    fn a_get_on_a_kept_connection_the_service_closed_is_sent_again_on_a_new_one() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // The first connection answers one request and keeps the connection, then reads the
+        // next request and closes without an answer; the second connection answers.
+        let server = std::thread::spawn(move || {
+            let read_request = |reader: &mut BufReader<std::net::TcpStream>| loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+            };
+            let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+            let (first, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(first.try_clone().unwrap());
+            read_request(&mut reader);
+            (&first).write_all(answer.as_bytes()).unwrap();
+            read_request(&mut reader);
+            drop((reader, first));
+            let (second, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(second.try_clone().unwrap());
+            read_request(&mut reader);
+            (&second).write_all(answer.as_bytes()).unwrap();
+        });
+        let api = HttpApi::new(&format!("http://{address}")).unwrap();
+        let first: serde_json::Value = api.get(None, "/v1/a").expect("answered");
+        let again: serde_json::Value = api.get(None, "/v1/b").expect("sent again on a new connection");
+        assert_eq!((first["ok"].as_bool(), again["ok"].as_bool()), (Some(true), Some(true)));
+        server.join().unwrap();
     }
 
     #[test]
