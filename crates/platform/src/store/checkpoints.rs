@@ -5,7 +5,7 @@
 //! turn through tens of milliseconds of copying while every other writer waited (a second or more
 //! after a fold of a large day's shadows). The writer's automatic checkpoints are now off while a
 //! task of the store checkpoints on a connection of its own (on again, at a WAL four times as long,
-//! from the writer's first commit after that task is gone: `writer::Backstop`), every
+//! from the writer's first commit after that task is gone or silent: `writer::Backstop`), every
 //! [`SQLITE_CHECKPOINT_INTERVAL_MS`] when something was committed meanwhile:
 //!
 //! 1. a `PASSIVE` checkpoint beside the writer (it blocks no reader and no writer): the bulk of
