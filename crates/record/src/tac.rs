@@ -6,7 +6,7 @@ use yitong_crypto::inputs::{self, Transaction};
 use yitong_crypto::{mac_matches, IssuerTacKey, Mac4, SessionKey, TacMasterKey};
 use yitong_profile::apdu::transaction_type;
 
-use crate::card_keys::CardKeys;
+use crate::card_keys::{card_key_id, CardKeys};
 use crate::record::TapRecord;
 
 /// The issuers' TAC master keys (master DTK), per issuer ID and key version, as only the back
@@ -91,7 +91,9 @@ pub fn verify_tac(record: &TapRecord, keys: &TacKeys) -> Result<(), TacError> {
         return Err(TacError::KeyMismatch);
     }
     let asn8 = record.asn8();
-    let key = keys.cards.get_or_derive((record.issuer_id, record.key_version, asn8), || issuer_key.card_tac_key(asn8));
+    let key = keys
+        .cards
+        .get_or_derive(card_key_id(record.issuer_id, record.key_version, asn8), || issuer_key.card_tac_key(asn8));
     let expected = card_tac(record, &key)?;
     if mac_matches(&expected, &tac) {
         Ok(())
@@ -179,13 +181,13 @@ mod tests {
         keys.add(ISSUER, 1, TacMasterKey::new(Algorithm::Des, DTK));
         let issuer = keys.keys[&(ISSUER, 1)].card_tac_key([0; 8]);
         for n in 0..100u64 {
-            keys.cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || issuer.clone());
+            keys.cards.get_or_derive(card_key_id(ISSUER, 1, n.to_be_bytes()), || issuer.clone());
         }
         assert!(keys.cards.len() <= 8, "{} keys kept", keys.cards.len());
         // Master keys replaced: the bound stays.
         keys.add(ISSUER, 2, TacMasterKey::new(Algorithm::Des, DTK));
         for n in 0..100u64 {
-            keys.cards.get_or_derive((ISSUER, 2, n.to_be_bytes()), || issuer.clone());
+            keys.cards.get_or_derive(card_key_id(ISSUER, 2, n.to_be_bytes()), || issuer.clone());
         }
         assert!(keys.cards.len() <= 8, "{} keys kept", keys.cards.len());
     }
@@ -205,19 +207,19 @@ mod tests {
         };
         let total = BOUND as u64 + 1_000;
         for n in 0..total {
-            cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || derive(&one));
+            cards.get_or_derive(card_key_id(ISSUER, 1, n.to_be_bytes()), || derive(&one));
         }
         assert_eq!(derived.get(), total);
         assert!(cards.len() <= BOUND, "{} keys kept", cards.len());
         // The latest card is kept: not derived again.
-        let kept = cards.get_or_derive((ISSUER, 1, (total - 1).to_be_bytes()), || derive(&other));
+        let kept = cards.get_or_derive(card_key_id(ISSUER, 1, (total - 1).to_be_bytes()), || derive(&other));
         assert_eq!((derived.get(), kept.as_bytes()), (total, one.as_bytes()));
         // The first one is gone: derived again.
-        let again = cards.get_or_derive((ISSUER, 1, 0u64.to_be_bytes()), || derive(&other));
+        let again = cards.get_or_derive(card_key_id(ISSUER, 1, 0u64.to_be_bytes()), || derive(&other));
         assert_eq!((derived.get(), again.as_bytes()), (total + 1, other.as_bytes()));
         // Keys of the older generation used again, round after round: still bounded.
         for n in (0..total).rev().step_by(3) {
-            cards.get_or_derive((ISSUER, 1, n.to_be_bytes()), || derive(&one));
+            cards.get_or_derive(card_key_id(ISSUER, 1, n.to_be_bytes()), || derive(&one));
             assert!(cards.len() <= BOUND, "{} keys kept", cards.len());
         }
     }
