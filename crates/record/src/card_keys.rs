@@ -18,7 +18,8 @@ use crate::generations::Generations;
 /// with its control byte), about 92 MB for a moment while the second one first grows.
 pub const CARD_KEYS_CACHED: usize = 1_048_576;
 
-/// Issuer ID, key version and ASN8, in one array (hashed in one write, not five).
+/// Issuer ID, key version and ASN8, in one array (hashed in two writes, its length and its
+/// bytes, not five).
 pub(crate) type CardKeyId = [u8; 17];
 
 /// The key of a card's TAC key.

@@ -130,10 +130,10 @@ impl HttpApi {
         }
     }
 
-    /// A GET, sent again once on a new connection when the one it went on broke (not when it
-    /// timed out): a connection kept from an earlier request may have been closed by the service
-    /// meanwhile (as after an answer that left the request's body unread), and a GET changes
-    /// nothing.
+    /// A GET, sent again once on a new connection when the one it went on broke (an I/O error
+    /// other than a refused connection; not a timeout): a connection kept from an earlier
+    /// request may have been closed by the service meanwhile (as after an answer that left the
+    /// request's body unread), and a GET changes nothing.
     fn get<T: DeserializeOwned>(&self, token: Option<&Token>, path: &str) -> Result<T, WalletError> {
         let call = || {
             let mut request = self.agent.get(self.url(path));
@@ -143,7 +143,7 @@ impl HttpApi {
             request.call()
         };
         let sent = match call() {
-            Err(error) if !matches!(error, ureq::Error::Timeout(_) | ureq::Error::Json(_)) => call(),
+            Err(ureq::Error::Io(error)) if error.kind() != std::io::ErrorKind::ConnectionRefused => call(),
             sent => sent,
         };
         self.exchange(format!("GET {}", strip_query(path)), sent)

@@ -119,8 +119,9 @@ pub(crate) struct Checkpointing {
     silent_ms: u64,
 }
 
-/// A checkpoints task silent this long (stuck, or starved) is taken for gone: its longest
-/// checkpoint, of a fold's gigabyte of WAL, takes seconds.
+/// A checkpoints task silent this long (its loop not turning: starved, or stuck waiting) is taken
+/// for gone: its longest checkpoint, of a fold's gigabyte of WAL, takes seconds. (One stuck inside
+/// a checkpoint holds SQLite's checkpoint lock: the writer's own would find it busy too.)
 pub(crate) const CHECKPOINTS_SILENT_MS: u64 = 60_000;
 
 impl Checkpointing {
