@@ -279,12 +279,10 @@ impl ShadowJournal {
         }
         moved
     }
-}
 
-impl ShadowJournal {
     /// Where the last entries of the journal's cards lie, when this store wrote every row of it
     /// (`tokens`: the rows' tokens, in the order the fold reads them): per card not among `ours`
-    /// (sorted by card), the index of its row in `rows` and the entry's offset there, in the
+    /// (sorted by card), the index of its row in `tokens` and the entry's offset there, in the
     /// rows' order. `None` when a row is another's (another store's, or left by a store that
     /// stopped): the fold then reads every entry.
     fn newest_entries(&self, tokens: &[i64], ours: &[Written]) -> Option<Vec<(usize, usize, CardId)>> {
