@@ -130,7 +130,7 @@ async fn the_writer_checkpoints_itself_only_once_the_checkpoints_task_is_gone() 
 
 #[test]
 fn a_checkpoints_task_silent_too_long_is_not_at_work() {
-    let checkpointing = super::writer::Checkpointing::new(50);
+    let checkpointing = super::checkpoints::Checkpointing::new(50);
     assert!(checkpointing.at_work());
     std::thread::sleep(Duration::from_millis(120));
     assert!(!checkpointing.at_work(), "silent for longer than its bound");

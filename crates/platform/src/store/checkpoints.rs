@@ -24,17 +24,64 @@
 //! are synced, whether or not it was copied yet. A checkpoint that fails is tried again at the
 //! next tick; until then the WAL keeps every commit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
-use super::writer::{Checkpointing, Turn, WriterSlot};
+use super::writer::{Turn, WriterSlot};
 
 /// How often the WAL is copied back into the database while writes go on, milliseconds.
 pub const SQLITE_CHECKPOINT_INTERVAL_MS: u64 = 500;
+
+/// Whether the store's checkpoints task is at work, for the writer's `Backstop`: running, and
+/// its loop turned lately.
+#[derive(Debug)]
+pub(crate) struct Checkpointing {
+    running: AtomicBool,
+    /// Milliseconds from `since` to the task's last turn of its loop.
+    beat_ms: AtomicU64,
+    since: std::time::Instant,
+    silent_ms: u64,
+}
+
+/// A checkpoints task silent this long (its loop not turning: starved, or stuck waiting) is taken
+/// for gone: its longest checkpoint, of a fold's gigabyte of WAL, takes seconds. (One stuck inside
+/// a checkpoint holds SQLite's checkpoint lock: the writer's own would find it busy too.)
+pub(crate) const CHECKPOINTS_SILENT_MS: u64 = 60_000;
+
+impl Checkpointing {
+    /// A task at work from now, taken for gone once silent for `silent_ms`.
+    pub(crate) fn new(silent_ms: u64) -> Arc<Checkpointing> {
+        Arc::new(Checkpointing {
+            running: AtomicBool::new(true),
+            beat_ms: AtomicU64::new(0),
+            since: std::time::Instant::now(),
+            silent_ms,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The task's loop turned.
+    pub(crate) fn beat(&self) {
+        self.beat_ms.store(self.now_ms(), Ordering::SeqCst);
+    }
+
+    /// The task ended.
+    pub(crate) fn stopped(&self) {
+        self.running.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn at_work(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+            && self.now_ms().saturating_sub(self.beat_ms.load(Ordering::SeqCst)) <= self.silent_ms
+    }
+}
 
 /// The store's checkpointing task; stopped when dropped.
 #[derive(Debug)]

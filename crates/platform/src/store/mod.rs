@@ -91,13 +91,13 @@ pub(crate) use orders::{insert_order_in, order_in, orders_of_card_in, transition
 pub(crate) use sql::{column, Db};
 
 use crate::ledger::LedgerError;
-use checkpoints::Checkpoints;
+use checkpoints::{Checkpointing, Checkpoints, CHECKPOINTS_SILENT_MS};
 use durable::Durable;
 use readers::{Attach, Readers};
 use shadow_cache::ShadowCache;
 pub(crate) use writer::WriteTransaction;
 pub use writer::WRITE_GROUP_MAX;
-use writer::{Backstop, Checkpointing, Turn, Writer, WriterSlot, CHECKPOINTS_SILENT_MS};
+use writer::{Backstop, Turn, Writer, WriterSlot};
 
 /// Connections per pool by default. SQLite has one writer at a time anyway; PostgreSQL's
 /// default limit is 100 connections, shared by every service and test.
